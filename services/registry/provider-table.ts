@@ -1,0 +1,162 @@
+import { create, equals } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  ChangeCause,
+  ProviderSchema,
+  ProviderState,
+  Visibility,
+  type HeartbeatRequest,
+  type Provider,
+} from "../../gen/infermesh/v1/registry_pb.js";
+import type { Clock, TimerHandle } from "../shared/clock.js";
+import type { Principal } from "./store/registry-store.js";
+
+/** DEFAULT_OFFLINE_RETENTION_MS is how long an offline provider stays listable (include_offline) before it is forgotten. */
+export const DEFAULT_OFFLINE_RETENTION_MS = 60 * 60 * 1000;
+
+/** ProviderChangeEvent is a provider's whole new state and what caused it; online false means it left. */
+export interface ProviderChangeEvent {
+  readonly provider: Provider;
+  readonly cause: ChangeCause;
+}
+
+/** ProviderTableOptions configures a ProviderTable. */
+export interface ProviderTableOptions {
+  readonly clock: Clock;
+  /** ttlMs is how long a provider stays online after its last heartbeat. */
+  readonly ttlMs: number;
+  readonly offlineRetentionMs?: number;
+  /** onChange hears every change that watchers must see, synchronously, in order. */
+  readonly onChange: (event: ProviderChangeEvent) => void;
+}
+
+/** HeartbeatOutcome is the provider after a heartbeat and whether watchers were told about it. */
+export interface HeartbeatOutcome {
+  readonly provider: Provider;
+  readonly changed: boolean;
+}
+
+interface Entry {
+  provider: Provider;
+  timer: TimerHandle | undefined;
+}
+
+/**
+ * ProviderTable is the registry's live view of providers: who is online, what they serve, their load. It is
+ * memory-only (agents re-register within one heartbeat interval after a restart) and driven by an injected clock.
+ * A change is reported only when something a router cares about changed, so a steady heartbeat costs watchers
+ * nothing.
+ */
+export class ProviderTable {
+  readonly #clock: Clock;
+  readonly #ttlMs: number;
+  readonly #offlineRetentionMs: number;
+  readonly #onChange: (event: ProviderChangeEvent) => void;
+  readonly #entries = new Map<string, Entry>();
+  #onlineCount = 0;
+
+  constructor(options: ProviderTableOptions) {
+    this.#clock = options.clock;
+    this.#ttlMs = options.ttlMs;
+    this.#offlineRetentionMs = options.offlineRetentionMs ?? DEFAULT_OFFLINE_RETENTION_MS;
+    this.#onChange = options.onChange;
+  }
+
+  /** heartbeat records a validated heartbeat from the provider's owner and restarts its TTL. */
+  heartbeat(owner: Principal, request: HeartbeatRequest): HeartbeatOutcome {
+    const entry = this.#entries.get(request.providerId);
+    const previous = entry?.provider;
+    const provider = create(ProviderSchema, {
+      id: request.providerId,
+      ownerUserId: owner.userId,
+      ownerUserName: owner.userName,
+      name: request.name || request.providerId,
+      endpoint: request.endpoint,
+      models: request.models,
+      load: request.load ?? {},
+      state: request.state === ProviderState.UNSPECIFIED ? ProviderState.ACCEPTING : request.state,
+      online: true,
+      lastHeartbeatTime: timestampFromMs(this.#clock.now()),
+      sharing: request.sharing ?? { visibility: Visibility.PRIVATE },
+      agentToken: request.agentToken,
+      version: request.version,
+    });
+    const changed = previous === undefined || !sameButForHeartbeatTime(previous, provider);
+    if (entry) {
+      entry.timer?.cancel();
+      entry.provider = provider;
+    }
+    const current = entry ?? { provider, timer: undefined };
+    if (!entry) this.#entries.set(provider.id, current);
+    if (!previous?.online) this.#onlineCount++;
+    current.timer = this.#clock.setTimer(() => this.#goOffline(provider.id, ChangeCause.EXPIRED), this.#ttlMs);
+    if (changed) this.#onChange({ provider, cause: ChangeCause.HEARTBEAT });
+    return { provider, changed };
+  }
+
+  /** deregister takes a provider offline at once; returns whether it was online. */
+  deregister(providerId: string): boolean {
+    return this.#goOffline(providerId, ChangeCause.DEREGISTERED);
+  }
+
+  /** get returns a provider by id, online or not. */
+  get(providerId: string): Provider | undefined {
+    return this.#entries.get(providerId)?.provider;
+  }
+
+  /** providers lists providers ordered by id, online ones only unless includeOffline. */
+  providers(includeOffline = false): Provider[] {
+    const list: Provider[] = [];
+    for (const { provider } of this.#entries.values()) if (includeOffline || provider.online) list.push(provider);
+    return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** onlineCount is the number of online providers. */
+  get onlineCount(): number {
+    return this.#onlineCount;
+  }
+
+  /** close cancels every timer; the table reports no change after it. */
+  close(): void {
+    for (const entry of this.#entries.values()) entry.timer?.cancel();
+    this.#entries.clear();
+  }
+
+  #goOffline(providerId: string, cause: ChangeCause): boolean {
+    const entry = this.#entries.get(providerId);
+    if (!entry?.provider.online) return false;
+    entry.timer?.cancel();
+    const provider = create(ProviderSchema, { ...entry.provider, online: false });
+    entry.provider = provider;
+    this.#onlineCount--;
+    entry.timer = this.#clock.setTimer(() => this.#forget(providerId), this.#offlineRetentionMs);
+    this.#onChange({ provider, cause });
+    return true;
+  }
+
+  #forget(providerId: string): void {
+    const entry = this.#entries.get(providerId);
+    if (entry && !entry.provider.online) this.#entries.delete(providerId);
+  }
+}
+
+function sameButForHeartbeatTime(previous: Provider, next: Provider): boolean {
+  const aligned = create(ProviderSchema, { ...next, lastHeartbeatTime: previous.lastHeartbeatTime });
+  return equals(ProviderSchema, previous, aligned);
+}
+
+/** canSee tells whether a user may route to (and so see) a provider: their own, or one shared with them. */
+export function canSee(user: Pick<Principal, "userId" | "userName">, provider: Provider): boolean {
+  if (provider.ownerUserId === user.userId) return true;
+  const sharing = provider.sharing;
+  if (!sharing) return false;
+  switch (sharing.visibility) {
+    case Visibility.PUBLIC:
+      return true;
+    case Visibility.USERS:
+      return sharing.allowedUsers.includes(user.userName);
+    case Visibility.PRIVATE:
+    case Visibility.UNSPECIFIED:
+      return false;
+  }
+}

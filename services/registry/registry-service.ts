@@ -1,0 +1,166 @@
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  ApiKeySchema,
+  ProviderSchema,
+  type ApiKey,
+  type Provider,
+  type RegistryService,
+} from "../../gen/infermesh/v1/registry_pb.js";
+import type { GrpcImplementation } from "../shared/grpc-service.js";
+import type { Caller, CallerAuth } from "./caller-auth.js";
+import { unauthenticated } from "./caller-auth.js";
+import { validateHeartbeat, validateProviderId } from "./heartbeat-validation.js";
+import { canSee, type ProviderTable } from "./provider-table.js";
+import type { RegistryMetrics } from "./registry-metrics.js";
+import type { ApiKeyRecord, Principal, RegistryStore } from "./store/registry-store.js";
+import { InvalidUserNameError } from "./store/sqlite-store.js";
+import type { WatchHub, WatchView } from "./watch-hub.js";
+
+/** RegistryServiceDeps are what the RegistryService handlers work on. */
+export interface RegistryServiceDeps {
+  readonly store: RegistryStore;
+  readonly auth: CallerAuth;
+  readonly table: ProviderTable;
+  readonly hub: WatchHub;
+  readonly metrics: RegistryMetrics;
+  readonly heartbeatIntervalMs: number;
+  readonly ttlMs: number;
+}
+
+/**
+ * createRegistryService implements RegistryService. Every handler authenticates first; a user sees and changes
+ * only what is theirs, and only mesh-token callers ever see an agent's token.
+ */
+export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementation<typeof RegistryService.method> {
+  const { store, auth, table, hub, metrics } = deps;
+  const heartbeatInterval = durationFromMs(deps.heartbeatIntervalMs);
+  const ttl = durationFromMs(deps.ttlMs);
+
+  async function ownedBy(principal: Principal, providerId: string): Promise<void> {
+    const owner = await store.claimProvider(providerId, principal.userId);
+    if (owner !== principal.userId) throw unauthenticated(`provider '${providerId}' belongs to another user`);
+  }
+
+  return {
+    async heartbeat(request, { metadata }) {
+      try {
+        const principal = userOnly(await auth.authenticate(metadata), "Heartbeat");
+        validateHeartbeat(request);
+        await ownedBy(principal, request.providerId);
+        const { provider } = table.heartbeat(principal, request);
+        metrics.heartbeats.inc({ outcome: "accepted" });
+        return { heartbeatInterval, ttl, provider };
+      } catch (error) {
+        metrics.heartbeats.inc({ outcome: "rejected" });
+        throw error;
+      }
+    },
+
+    async deregister(request, { metadata }) {
+      const principal = userOnly(await auth.authenticate(metadata), "Deregister");
+      validateProviderId(request.providerId);
+      await ownedBy(principal, request.providerId);
+      return { wasOnline: table.deregister(request.providerId) };
+    },
+
+    async listProviders(request, { metadata }) {
+      const caller = await auth.authenticate(metadata);
+      const view = await providerView(caller, request.visibleToUserName);
+      const providers: Provider[] = [];
+      for (const provider of table.providers(request.includeOffline)) {
+        const seen = view(provider);
+        if (seen) providers.push(seen);
+      }
+      return { providers };
+    },
+
+    async *watchProviders(_request, { metadata, signal }) {
+      const caller = await auth.authenticate(metadata);
+      yield* hub.watch(table.providers(), await providerView(caller, ""), signal);
+    },
+
+    async authenticate(request, { metadata }) {
+      meshOnly(await auth.authenticate(metadata), "Authenticate");
+      const principal = await store.authenticate(request.apiKey);
+      if (!principal) throw unauthenticated("invalid or revoked API key");
+      return { principal };
+    },
+
+    async createApiKey(request, { metadata }) {
+      const caller = await auth.authenticate(metadata);
+      if (caller.kind === "user" && caller.principal.userName !== request.userName) {
+        throw new ConnectError("an API key may only create keys for its own user", Code.PermissionDenied);
+      }
+      try {
+        const created = await store.createApiKey(request.userName, request.label);
+        return { apiKey: created.apiKey, key: apiKeyMessage(created.record) };
+      } catch (error) {
+        if (error instanceof InvalidUserNameError) throw new ConnectError(error.message, Code.InvalidArgument);
+        throw error;
+      }
+    },
+
+    async listApiKeys(request, { metadata }) {
+      const caller = await auth.authenticate(metadata);
+      const userName = caller.kind === "user" ? caller.principal.userName : request.userName;
+      const records = await store.listApiKeys({
+        includeRevoked: request.includeRevoked,
+        ...(userName ? { userName } : {}),
+      });
+      return { keys: records.map(apiKeyMessage) };
+    },
+
+    async revokeApiKey(request, { metadata }) {
+      const caller = await auth.authenticate(metadata);
+      if (caller.kind === "user") {
+        const own = await store.listApiKeys({ userName: caller.principal.userName, includeRevoked: true });
+        if (!own.some((key) => key.id === request.keyId)) throw notFoundKey(request.keyId);
+      }
+      const record = await store.revokeApiKey(request.keyId);
+      if (!record) throw notFoundKey(request.keyId);
+      return { key: apiKeyMessage(record) };
+    },
+  };
+
+  async function providerView(caller: Caller, visibleToUserName: string): Promise<WatchView> {
+    if (caller.kind === "user") {
+      const user = caller.principal;
+      return (provider) => (canSee(user, provider) ? withoutAgentToken(provider) : undefined);
+    }
+    if (!visibleToUserName) return (provider) => provider;
+    const user = await store.findUser(visibleToUserName);
+    if (!user) return () => undefined;
+    const viewer = { userId: user.id, userName: user.name };
+    return (provider) => (canSee(viewer, provider) ? provider : undefined);
+  }
+}
+
+function userOnly(caller: Caller, method: string): Principal {
+  if (caller.kind !== "user") throw unauthenticated(`${method} takes the provider owner's API key`);
+  return caller.principal;
+}
+
+function meshOnly(caller: Caller, method: string): void {
+  if (caller.kind !== "mesh") throw unauthenticated(`${method} takes the mesh token`);
+}
+
+function withoutAgentToken(provider: Provider): Provider {
+  return provider.agentToken === "" ? provider : create(ProviderSchema, { ...provider, agentToken: "" });
+}
+
+function notFoundKey(keyId: string): ConnectError {
+  return new ConnectError(`no API key with id '${keyId}'`, Code.NotFound);
+}
+
+function apiKeyMessage(record: ApiKeyRecord): ApiKey {
+  return create(ApiKeySchema, {
+    id: record.id,
+    userId: record.userId,
+    userName: record.userName,
+    label: record.label,
+    createTime: timestampFromMs(record.createdAtMs),
+    ...(record.revokedAtMs === undefined ? {} : { revokeTime: timestampFromMs(record.revokedAtMs) }),
+  });
+}

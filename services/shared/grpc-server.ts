@@ -1,0 +1,40 @@
+import * as grpc from "@grpc/grpc-js";
+
+/** DEFAULT_MAX_MESSAGE_BYTES bounds a received gRPC message; bigger ones fail with RESOURCE_EXHAUSTED. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** createGrpcServer makes a grpc-js server with the mesh's limits and keepalive settings. */
+export function createGrpcServer(maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES): grpc.Server {
+  return new grpc.Server({
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": maxMessageBytes,
+    // Clients ping idle channels so a dead peer is noticed; accept their pings without calls in flight.
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+  });
+}
+
+/** bindGrpcServer listens on "host:port" (port 0 picks a free one) without TLS and resolves the bound port. */
+export function bindGrpcServer(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (!error) return resolve(port);
+      const reason = /EADDRINUSE/.test(error.message) ? "address already in use" : error.message;
+      reject(new Error(`cannot listen on ${address}: ${reason}`, { cause: error }));
+    });
+  });
+}
+
+/**
+ * shutdownGrpcServer stops accepting calls, lets calls in flight finish for up to graceMs, then cuts the rest, so
+ * that no HTTP/2 session outlives the server.
+ */
+export function shutdownGrpcServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.forceShutdown(), graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,121 @@
+import { parseArgs } from "node:util";
+
+/** UsageError is a command line that cannot run: the message names the flag and what it expects. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+/** FlagSpec describes one flag; every flag can also come from INFERMESH_<NAME> (dashes as underscores). */
+export interface FlagSpec {
+  readonly type: "string" | "boolean";
+  readonly multiple?: boolean;
+  readonly default?: string;
+  readonly description: string;
+}
+
+/** FlagSpecs is a command's flags by long name. */
+export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
+
+/** ParsedFlags are a command's flag values and positional arguments, flags first, then environment, then defaults. */
+export interface ParsedFlags {
+  string(name: string): string | undefined;
+  strings(name: string): string[];
+  boolean(name: string): boolean;
+  readonly positionals: readonly string[];
+}
+
+/** envName is the environment variable that stands in for a flag. */
+export function envName(flag: string): string {
+  return `INFERMESH_${flag.replaceAll("-", "_").toUpperCase()}`;
+}
+
+/** parseFlags parses argv against specs, falling back to INFERMESH_* variables in env, then to defaults. */
+export function parseFlags(
+  specs: FlagSpecs,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  allowPositionals = false,
+): ParsedFlags {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(
+        Object.entries(specs).map(([name, spec]) => [name, { type: spec.type, multiple: spec.multiple ?? false }]),
+      ),
+      allowPositionals,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0] ?? String(error));
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const lookup = (name: string): string | boolean | string[] | undefined => {
+    if (!(name in specs)) throw new Error(`flag --${name} is not declared`);
+    const fromArgv = values[name];
+    if (fromArgv !== undefined) return fromArgv;
+    const fromEnv = env[envName(name)];
+    if (fromEnv !== undefined && fromEnv !== "") {
+      if (specs[name]?.type === "boolean") return /^(1|true|yes|on)$/i.test(fromEnv);
+      return specs[name]?.multiple ? fromEnv.split(",").map((s) => s.trim()).filter(Boolean) : fromEnv;
+    }
+    return specs[name]?.default;
+  };
+  return {
+    positionals: parsed.positionals,
+    string: (name) => {
+      const value = lookup(name);
+      return Array.isArray(value) ? value.at(-1) : typeof value === "string" ? value : undefined;
+    },
+    strings: (name) => {
+      const value = lookup(name);
+      return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
+    },
+    boolean: (name) => lookup(name) === true,
+  };
+}
+
+/** requireString returns a flag's value or throws a UsageError that names the flag and its variable. */
+export function requireString(flags: ParsedFlags, name: string): string {
+  const value = flags.string(name);
+  if (value === undefined || value === "") throw new UsageError(`--${name} (or ${envName(name)}) is required`);
+  return value;
+}
+
+/** HostPort is a parsed "host:port" listen address. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** parseHostPort parses "host:port" (IPv6 hosts in brackets); the port may be 0 for "any free port". */
+export function parseHostPort(flag: string, value: string): HostPort {
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) throw new UsageError(`--${flag} expects HOST:PORT (port 0-65535), got '${value}'`);
+  return { host: match[1] as string, port };
+}
+
+/** formatHostPort writes a HostPort back as "host:port". */
+export function formatHostPort({ host, port }: HostPort): string {
+  return `${host}:${port}`;
+}
+
+/** parseMs parses a whole number of milliseconds within [min, max]. */
+export function parseMs(flag: string, value: string, min = 1, max = 24 * 3600 * 1000): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms < min || ms > max) {
+    throw new UsageError(`--${flag} expects a whole number of milliseconds from ${min} to ${max}, got '${value}'`);
+  }
+  return ms;
+}
+
+/** usageText renders a command's flags for --help. */
+export function usageText(synopsis: string, specs: FlagSpecs): string {
+  const lines = Object.entries(specs).map(([name, spec]) => {
+    const arg = spec.type === "string" ? ` ${name.toUpperCase().replaceAll("-", "_")}` : "";
+    const dflt = spec.default === undefined ? "" : ` (default ${spec.default})`;
+    return `  --${name}${arg}\n      ${spec.description}${dflt}; env ${envName(name)}`;
+  });
+  return `usage: ${synopsis}\n\n${lines.join("\n")}\n`;
+}

@@ -1,0 +1,48 @@
+import * as grpc from "@grpc/grpc-js";
+import { UsageError } from "./flags.js";
+import { runKeys } from "./keys-command.js";
+import { runRegistry } from "./registry-command.js";
+
+/** COMMANDS are infermesh's subcommands. */
+const COMMANDS: Readonly<Record<string, (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<void>>> = {
+  registry: runRegistry,
+  keys: runKeys,
+};
+
+const USAGE = `infermesh: an open inference network with an OpenAI-compatible gateway.
+
+usage: infermesh <command> [flags]   (every flag also as an INFERMESH_* variable; --help on each command)
+
+commands:
+  registry   the control plane: providers, heartbeats, API keys (gRPC)
+  keys       create, list and revoke API keys in the registry's database
+`;
+
+/**
+ * main runs one subcommand. A failure to start is one line on stderr naming the command, and a non-zero exit:
+ * 2 for a bad command line, 1 for anything else.
+ */
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    process.stderr.write(`infermesh: unknown command '${command}'\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    await run(rest, process.env);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`infermesh ${command}: ${message.split("\n")[0]}\n`);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  }
+}
+
+// grpc-js writes its own diagnostics to stderr; the services report failures themselves, once, in JSON.
+grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+await main(process.argv.slice(2));
