@@ -1,0 +1,134 @@
+import { create } from "@bufbuild/protobuf";
+import { expect } from "chai";
+import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
+import {
+  ChangeCause,
+  HeartbeatRequestSchema,
+  ProviderState,
+  Visibility,
+  type HeartbeatRequest,
+} from "../../gen/infermesh/v1/registry_pb.js";
+import { ManualClock } from "../../test/support/manual-clock.js";
+import { canSee, ProviderTable, type ProviderChangeEvent } from "./provider-table.js";
+
+const alice = { userId: "u-alice", userName: "alice", keyId: "k1" };
+const TTL_MS = 30_000;
+
+function heartbeat(overrides: Partial<HeartbeatRequest> = {}): HeartbeatRequest {
+  return create(HeartbeatRequestSchema, {
+    providerId: "p1",
+    endpoint: "127.0.0.1:7000",
+    models: [{ id: "llama", serviceType: ServiceType.LLM }],
+    load: { inFlight: 0, maxConcurrency: 4 },
+    ...overrides,
+  });
+}
+
+describe("ProviderTable", () => {
+  let clock: ManualClock;
+  let changes: ProviderChangeEvent[];
+  let table: ProviderTable;
+
+  beforeEach(() => {
+    clock = new ManualClock();
+    changes = [];
+    table = new ProviderTable({ clock, ttlMs: TTL_MS, offlineRetentionMs: 60_000, onChange: (e) => changes.push(e) });
+  });
+
+  afterEach(() => table.close());
+
+  it("registers a provider on its first heartbeat, online and accepting, owned by the caller", () => {
+    const { provider, changed } = table.heartbeat(alice, heartbeat());
+    expect(changed).to.equal(true);
+    expect(provider).to.include({ id: "p1", name: "p1", ownerUserId: "u-alice", ownerUserName: "alice", online: true });
+    expect(provider.state).to.equal(ProviderState.ACCEPTING);
+    expect(provider.sharing?.visibility).to.equal(Visibility.PRIVATE);
+    expect(changes.map((c) => c.cause)).to.deep.equal([ChangeCause.HEARTBEAT]);
+    expect(table.onlineCount).to.equal(1);
+  });
+
+  it("reports a steady heartbeat as no change, and a load, model or state change as one", () => {
+    table.heartbeat(alice, heartbeat());
+    clock.advance(10_000);
+    expect(table.heartbeat(alice, heartbeat()).changed).to.equal(false);
+    expect(table.heartbeat(alice, heartbeat({ load: { inFlight: 2, maxConcurrency: 4 } })).changed).to.equal(true);
+    const twoModels = [{ id: "llama", serviceType: ServiceType.LLM }, { id: "whisper", serviceType: ServiceType.STT }];
+    expect(table.heartbeat(alice, heartbeat({ load: { inFlight: 2, maxConcurrency: 4 }, models: twoModels })).changed).to.equal(true);
+    const draining = heartbeat({ load: { inFlight: 2, maxConcurrency: 4 }, models: twoModels, state: ProviderState.DRAINING });
+    expect(table.heartbeat(alice, draining).changed).to.equal(true);
+    expect(changes).to.have.length(4);
+    expect(table.get("p1")?.state).to.equal(ProviderState.DRAINING);
+  });
+
+  it("takes a provider offline exactly when the TTL passes without a heartbeat, and tells watchers then", () => {
+    table.heartbeat(alice, heartbeat());
+    clock.advance(TTL_MS - 1);
+    expect(table.get("p1")?.online).to.equal(true);
+    expect(changes).to.have.length(1);
+    clock.advance(1);
+    expect(table.get("p1")?.online).to.equal(false);
+    expect(changes.at(-1)?.cause).to.equal(ChangeCause.EXPIRED);
+    expect(changes.at(-1)?.provider.online).to.equal(false);
+    expect(table.onlineCount).to.equal(0);
+    expect(table.providers()).to.deep.equal([]);
+    expect(table.providers(true).map((p) => p.id)).to.deep.equal(["p1"]);
+  });
+
+  it("restarts the TTL on every heartbeat", () => {
+    table.heartbeat(alice, heartbeat());
+    for (let i = 0; i < 5; i++) {
+      clock.advance(TTL_MS - 1_000);
+      table.heartbeat(alice, heartbeat());
+    }
+    expect(table.get("p1")?.online).to.equal(true);
+    expect(changes).to.have.length(1);
+  });
+
+  it("deregisters at once, and a later heartbeat brings the provider back", () => {
+    table.heartbeat(alice, heartbeat());
+    expect(table.deregister("p1")).to.equal(true);
+    expect(changes.at(-1)?.cause).to.equal(ChangeCause.DEREGISTERED);
+    expect(table.get("p1")?.online).to.equal(false);
+    expect(table.deregister("p1")).to.equal(false);
+    clock.advance(TTL_MS * 2);
+    expect(changes).to.have.length(2);
+    table.heartbeat(alice, heartbeat());
+    expect(table.get("p1")?.online).to.equal(true);
+    expect(table.onlineCount).to.equal(1);
+  });
+
+  it("forgets an offline provider after the retention period", () => {
+    table.heartbeat(alice, heartbeat());
+    table.deregister("p1");
+    clock.advance(59_999);
+    expect(table.providers(true)).to.have.length(1);
+    clock.advance(1);
+    expect(table.providers(true)).to.have.length(0);
+  });
+
+  it("lists online providers ordered by id", () => {
+    for (const id of ["c", "a", "b"]) table.heartbeat(alice, heartbeat({ providerId: id }));
+    expect(table.providers().map((p) => p.id)).to.deep.equal(["a", "b", "c"]);
+  });
+});
+
+describe("canSee", () => {
+  const bob = { userId: "u-bob", userName: "bob" };
+  const owned = (visibility: Visibility, allowedUsers: string[] = []) =>
+    new ProviderTable({ clock: new ManualClock(), ttlMs: 1, onChange: () => {} }).heartbeat(
+      alice,
+      heartbeat({ sharing: { visibility, allowedUsers } }),
+    ).provider;
+
+  it("lets a user see their own providers whatever the sharing", () => {
+    expect(canSee(alice, owned(Visibility.PRIVATE))).to.equal(true);
+  });
+
+  it("hides private providers from other users, and shows shared ones to whom they are shared", () => {
+    expect(canSee(bob, owned(Visibility.PRIVATE))).to.equal(false);
+    expect(canSee(bob, owned(Visibility.UNSPECIFIED))).to.equal(false);
+    expect(canSee(bob, owned(Visibility.USERS, ["carol"]))).to.equal(false);
+    expect(canSee(bob, owned(Visibility.USERS, ["carol", "bob"]))).to.equal(true);
+    expect(canSee(bob, owned(Visibility.PUBLIC))).to.equal(true);
+  });
+});

@@ -1,0 +1,229 @@
+import type { ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import type { GenerationRequest } from "./generation-request.js";
+import { sendError, sendJson } from "./http-replies.js";
+import { injectedFailureError } from "./llama-errors.js";
+import type { CompletionIdentity, StreamFrames } from "./llama-payloads.js";
+import {
+  ChatStreamFrames,
+  CompletionStreamFrames,
+  chatCompletionBody,
+  textCompletionBody,
+  timingsOf,
+  usageOf,
+} from "./llama-payloads.js";
+import { SSE_DONE, SSE_HEADERS, sseFrame } from "./sse.js";
+import { choiceSeed, tokenJson, tokenText, tokenWordIndex } from "./simulated-text.js";
+
+/**
+ * MAX_TOKENS_PER_WRITE bounds how many overdue tokens one step writes, so that unpaced (tokensPerSecond 0) or
+ * catching-up streams yield the event loop to the others.
+ */
+const MAX_TOKENS_PER_WRITE = 256;
+
+/** TIMER_SLACK_MS lets a step send a token due within this margin, since timers round to whole milliseconds. */
+const TIMER_SLACK_MS = 1;
+
+/**
+ * Generation produces one answer of the simulator FIXTURE: it paces tokens with a single timer, writes SSE frames
+ * (or, unstreamed, one JSON body at the end), honours backpressure and injects the request's failure. It keeps only
+ * what it needs (seeds and counters), never the request body, so thousands can run at once.
+ */
+export class Generation {
+  /** tokensSent counts the tokens produced so far, per choice. */
+  tokensSent = 0;
+  /** dropped is set when the generation destroyed the socket itself, which is not a client abort. */
+  dropped = false;
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private readonly startedAtMs = performance.now();
+  private firstTokenAtMs: number | undefined;
+  private readonly intervalMs: number;
+  private readonly seeds: Uint32Array;
+  private readonly frames: StreamFrames;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly request: GenerationRequest,
+    private readonly identity: CompletionIdentity,
+    private readonly onSettled: (generation: Generation) => void,
+  ) {
+    this.intervalMs = request.tokensPerSecond > 0 ? 1000 / request.tokensPerSecond : 0;
+    this.seeds = new Uint32Array(request.choices);
+    for (let choice = 0; choice < request.choices; choice++) this.seeds[choice] = choiceSeed(request.seed, choice);
+    this.frames = request.kind === "chat" ? new ChatStreamFrames(identity) : new CompletionStreamFrames(identity);
+  }
+
+  /** start schedules the first token (or the whole answer) after the time to first token. */
+  start(): void {
+    if (this.request.stream) {
+      this.schedule(this.request.timeToFirstTokenMs);
+      return;
+    }
+    const failure = this.strikingFailure();
+    const produced = failure === undefined ? this.request.tokens : failure.afterTokens;
+    this.schedule(this.request.timeToFirstTokenMs + produced * this.intervalMs);
+  }
+
+  /** cancel stops the generation at once without writing, e.g. because the client went away. */
+  cancel(): void {
+    this.settle();
+  }
+
+  private readonly step = (): void => {
+    this.timer = undefined;
+    this.immediate = undefined;
+    if (this.settled) return;
+    if (this.request.stream) this.streamStep();
+    else this.answerWhole();
+  };
+
+  private readonly resume = (): void => {
+    if (!this.settled) this.scheduleNextToken();
+  };
+
+  private streamStep(): void {
+    const request = this.request;
+    const failure = this.strikingFailure();
+    const nowMs = performance.now();
+    let out = "";
+    if (this.firstTokenAtMs === undefined) {
+      if (failure?.afterTokens === 0) {
+        this.strike(out);
+        return;
+      }
+      this.firstTokenAtMs = nowMs;
+      // Like llama-server, the headers leave with the first token, so that errors found while reading the prompt can
+      // still be answered with a status.
+      this.res.writeHead(200, SSE_HEADERS);
+      for (let choice = 0; choice < request.choices; choice++) out += this.frames.opening(choice);
+    }
+    let written = 0;
+    while (this.tokensSent < request.tokens && written < MAX_TOKENS_PER_WRITE && this.dueMs(this.tokensSent) <= nowMs + TIMER_SLACK_MS) {
+      for (let choice = 0; choice < request.choices; choice++) {
+        out += this.frames.content(choice, tokenJson(tokenWordIndex(this.seeds[choice] ?? 0, this.tokensSent)));
+      }
+      this.tokensSent++;
+      written++;
+      if (failure?.afterTokens === this.tokensSent) {
+        this.strike(out);
+        return;
+      }
+    }
+    if (this.tokensSent === request.tokens) {
+      this.res.end(out + this.closingFrames(nowMs));
+      this.settle();
+      return;
+    }
+    if (out === "" || this.res.write(out)) this.scheduleNextToken();
+    else this.res.once("drain", this.resume);
+  }
+
+  private closingFrames(nowMs: number): string {
+    const request = this.request;
+    const usage = usageOf(request.promptTokens, request.tokens);
+    const timings = this.timings(nowMs);
+    let out = "";
+    if (request.kind === "completion") {
+      for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, usage, timings);
+    } else if (request.includeUsage) {
+      for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, undefined, undefined);
+      out += this.frames.usage(usage, timings);
+    } else {
+      for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, undefined, timings);
+    }
+    return out + SSE_DONE;
+  }
+
+  private answerWhole(): void {
+    const request = this.request;
+    const failure = this.strikingFailure();
+    if (failure !== undefined) {
+      this.tokensSent = failure.afterTokens;
+      this.strike("");
+      return;
+    }
+    const nowMs = performance.now();
+    this.firstTokenAtMs = Math.min(nowMs, this.startedAtMs + request.timeToFirstTokenMs);
+    this.tokensSent = request.tokens;
+    const texts: string[] = [];
+    for (let choice = 0; choice < request.choices; choice++) {
+      let text = "";
+      for (let token = 0; token < request.tokens; token++) text += tokenText(tokenWordIndex(this.seeds[choice] ?? 0, token));
+      texts.push(text);
+    }
+    // llama-server reports one choice's usage even when n > 1 (see the chat_n2 sample), and so does the simulator.
+    const usage = usageOf(request.promptTokens, request.tokens);
+    const build = request.kind === "chat" ? chatCompletionBody : textCompletionBody;
+    sendJson(this.res, 200, build(this.identity, texts, request.finishReason, usage, this.timings(nowMs)));
+    this.settle();
+  }
+
+  /** strike applies the request's failure, after writing out (frames produced before it struck). */
+  private strike(out: string): void {
+    const failure = this.request.failure;
+    if (failure === undefined) return;
+    switch (failure.mode) {
+      case "status": {
+        const error = injectedFailureError(failure.status);
+        if (this.res.headersSent) {
+          // Once a stream has begun, llama-server reports an error as a last data frame and sends no [DONE].
+          this.res.end(out + sseFrame(error.body));
+        } else {
+          sendError(this.res, error);
+        }
+        this.settle();
+        return;
+      }
+      case "stall":
+        // The generation stays active, holding the connection, until the client leaves (cancel) or the simulator closes.
+        if (out !== "") this.res.write(out);
+        return;
+      case "drop": {
+        this.dropped = true;
+        const socket = this.res.socket;
+        if (out !== "") this.res.write(out, () => socket?.destroy());
+        else socket?.destroy();
+        this.settle();
+        return;
+      }
+    }
+  }
+
+  /** strikingFailure is the request's failure when it strikes within this answer's tokens. */
+  private strikingFailure(): GenerationRequest["failure"] {
+    const failure = this.request.failure;
+    return failure !== undefined && failure.afterTokens <= this.request.tokens ? failure : undefined;
+  }
+
+  private timings(nowMs: number): ReturnType<typeof timingsOf> {
+    const firstTokenAtMs = this.firstTokenAtMs ?? nowMs;
+    return timingsOf(this.request.promptTokens, firstTokenAtMs - this.startedAtMs, this.request.tokens, nowMs - firstTokenAtMs);
+  }
+
+  /** dueMs is when token index is due: tokens are paced from the start, so timer lateness does not accumulate. */
+  private dueMs(index: number): number {
+    return this.startedAtMs + this.request.timeToFirstTokenMs + index * this.intervalMs;
+  }
+
+  private scheduleNextToken(): void {
+    this.schedule(this.dueMs(this.tokensSent) - performance.now());
+  }
+
+  private schedule(delayMs: number): void {
+    if (delayMs <= TIMER_SLACK_MS) this.immediate = setImmediate(this.step);
+    else this.timer = setTimeout(this.step, delayMs);
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+    this.res.off("drain", this.resume);
+    this.onSettled(this);
+  }
+}

@@ -1,0 +1,66 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { waitFor } from "./wait-for.js";
+
+/** REPO_ROOT is the repository's root folder. */
+export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+
+/** CliResult is how a finished `infermesh` run ended. */
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** CliProcess is a running `infermesh` command whose output is collected as it comes. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** exited resolves when the process ends. */
+  readonly exited: Promise<CliResult>;
+  /** waitForLog waits for a JSON log line on stderr whose msg matches, and returns it parsed. */
+  waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+/** spawnCli starts `infermesh ARGS` from the TypeScript sources, as `npm run build` would compile them. */
+export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, cwd = REPO_ROOT): CliProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+  const exited = new Promise<CliResult>((resolve) =>
+    child.once("close", (code) => resolve({ code, stdout: out, stderr: err })),
+  );
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForLog: (msg, timeoutMs = 15_000) =>
+      waitFor(
+        `log '${msg}'`,
+        () => {
+          for (const line of err.split("\n")) {
+            if (!line.startsWith("{")) continue;
+            const entry = JSON.parse(line) as Record<string, unknown>;
+            if (entry.msg === msg) return entry;
+          }
+          return undefined;
+        },
+        timeoutMs,
+        20,
+      ),
+  };
+}
+
+/** runCli runs `infermesh ARGS` to completion. */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, cwd = REPO_ROOT): Promise<CliResult> {
+  return spawnCli(args, env, cwd).exited;
+}
