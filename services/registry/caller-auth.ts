@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Metadata } from "@grpc/grpc-js";
+import { bearerCredential } from "../shared/bearer.js";
 import type { Principal, RegistryStore } from "./store/registry-store.js";
 
 /** Caller is who made a registry call: a gateway or operator holding the mesh token, or a user through an API key. */
@@ -28,14 +29,6 @@ export function createCallerAuth(store: RegistryStore, meshToken: string): Calle
       return { kind: "user", principal };
     },
   };
-}
-
-/** bearerCredential extracts the token of an `authorization: Bearer <token>` metadata entry. */
-export function bearerCredential(metadata: Metadata): string | undefined {
-  const [value] = metadata.get("authorization");
-  if (typeof value !== "string") return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  return match?.[1];
 }
 
 /** unauthenticated is the error every failed credential check throws. */

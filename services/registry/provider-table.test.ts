@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
@@ -9,12 +9,13 @@ import {
   type HeartbeatRequest,
 } from "../../gen/infermesh/v1/registry_pb.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
-import { canSee, ProviderTable, type ProviderChangeEvent } from "./provider-table.js";
+import { canSee } from "../shared/visibility.js";
+import { ProviderTable, type ProviderChangeEvent } from "./provider-table.js";
 
 const alice = { userId: "u-alice", userName: "alice", keyId: "k1" };
 const TTL_MS = 30_000;
 
-function heartbeat(overrides: Partial<HeartbeatRequest> = {}): HeartbeatRequest {
+function heartbeat(overrides: Omit<MessageInitShape<typeof HeartbeatRequestSchema>, "$typeName"> = {}): HeartbeatRequest {
   return create(HeartbeatRequestSchema, {
     providerId: "p1",
     endpoint: "127.0.0.1:7000",

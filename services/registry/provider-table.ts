@@ -144,19 +144,3 @@ function sameButForHeartbeatTime(previous: Provider, next: Provider): boolean {
   const aligned = create(ProviderSchema, { ...next, lastHeartbeatTime: previous.lastHeartbeatTime });
   return equals(ProviderSchema, previous, aligned);
 }
-
-/** canSee tells whether a user may route to (and so see) a provider: their own, or one shared with them. */
-export function canSee(user: Pick<Principal, "userId" | "userName">, provider: Provider): boolean {
-  if (provider.ownerUserId === user.userId) return true;
-  const sharing = provider.sharing;
-  if (!sharing) return false;
-  switch (sharing.visibility) {
-    case Visibility.PUBLIC:
-      return true;
-    case Visibility.USERS:
-      return sharing.allowedUsers.includes(user.userName);
-    case Visibility.PRIVATE:
-    case Visibility.UNSPECIFIED:
-      return false;
-  }
-}

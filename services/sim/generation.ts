@@ -63,7 +63,8 @@ export class Generation {
     }
     const failure = this.strikingFailure();
     const produced = failure === undefined ? this.request.tokens : failure.afterTokens;
-    this.schedule(this.request.timeToFirstTokenMs + produced * this.intervalMs);
+    // The same timeline as a stream: the answer (or the failure) comes when the last token is produced.
+    this.schedule(this.request.timeToFirstTokenMs + Math.max(0, produced - 1) * this.intervalMs);
   }
 
   /** cancel stops the generation at once without writing, e.g. because the client went away. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { newCompletionId } from "./completion-id.js";
 import { Generation } from "./generation.js";
 import type { GenerationKind } from "./generation-request.js";
@@ -10,8 +10,12 @@ import { sendError, sendJson } from "./http-replies.js";
 import { jsonParseErrorMessage } from "./json-parse-error.js";
 import { INVALID_API_KEY, NOT_FOUND, serverError } from "./llama-errors.js";
 import { HEALTH_OK_BODY, modelsListBody, propsBody } from "./llama-payloads.js";
-import type { SimulatorConfig, SimulatorOptions } from "./simulator-options.js";
+import type { ResolvedModel, SimulatorConfig, SimulatorOptions } from "./simulator-options.js";
 import { MAX_CHOICES, resolveSimulatorOptions } from "./simulator-options.js";
+
+export type { SimOverrides } from "./generation-request.js";
+export { expectedCompletionText, promptTokenCount } from "./simulated-text.js";
+export type { FailureMode, FailureSpec, SimulatedModel, SimulatorOptions } from "./simulator-options.js";
 
 /** DEFAULT_WAIT_TIMEOUT_MS is how long waitForAbort and waitForRequest wait when the caller names no deadline. */
 export const DEFAULT_WAIT_TIMEOUT_MS = 2000;
@@ -65,6 +69,7 @@ export interface ListeningAddress {
  * Simulator is a test, demo and benchmark FIXTURE that imitates llama.cpp's llama-server over HTTP: its routes,
  * headers, bodies, SSE framing and errors, with deterministic text (see expectedCompletionText), configurable pacing
  * and injectable failures. It is a plain node:http server, lean enough to be the "direct" baseline of benchmarks.
+ * Chat and completion bodies may carry the simulator's own `sim` object to pace or fail one request (SimOverrides).
  */
 export interface Simulator {
   /** listen opens the port (0, the default, picks a free one) on host (DEFAULT_HOST by default). */
@@ -131,6 +136,9 @@ interface Exchange {
 /** createSimulator builds a llama-server simulator FIXTURE; call listen() to serve it. */
 export function createSimulator(options: SimulatorOptions = {}): Simulator {
   const config = resolveSimulatorOptions(options);
+  const firstModel = config.models[0];
+  if (firstModel === undefined) throw new Error("simulator option models: at least one model is required");
+  const defaultModel: ResolvedModel = firstModel;
   const startedSeconds = Math.floor(config.now() / 1000);
   const events = new EventEmitter<SimulatorEvents>();
   const requests = new BoundedLog<SeenRequest>(config.maxRecordedRequests);
@@ -138,7 +146,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
   const counts = new Map<string, number>();
   const active = new Set<Generation>();
   let otherRequests = 0;
-  let connections = 0;
+  const sockets = new Set<Socket>();
   let closing = false;
   let url: string | undefined;
 
@@ -164,14 +172,20 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const raw = Buffer.concat(chunks);
-      see({ id, method: "POST", path, headers: req.headers, body: bodyForRecord(raw), atMs: config.now() });
-      answer(req, res, path, route, raw, exchange);
+      const body = parseBody(raw);
+      const recorded = body.valid ? body.value : raw.length === 0 ? undefined : raw.toString("utf8");
+      see({ id, method: "POST", path, headers: req.headers, body: recorded, atMs: config.now() });
+      answer(req, res, path, route, { raw, body }, exchange);
     });
   });
-  server.on("connection", (socket) => {
-    connections++;
-    socket.once("close", () => connections--);
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
   });
+
+  function forget(generation: Generation): void {
+    active.delete(generation);
+  }
 
   function see(seen: SeenRequest): void {
     requests.push(seen);
@@ -183,7 +197,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     res: ServerResponse,
     path: string,
     route: Route | undefined,
-    raw: Buffer | undefined,
+    posted: PostedBody | undefined,
     exchange: Exchange | undefined,
   ): void {
     if (config.apiKey !== undefined && !PUBLIC_PATHS.has(path) && presentedKey(req.headers) !== config.apiKey) {
@@ -201,24 +215,22 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
         sendJson(res, 200, HEALTH_OK_BODY);
         return;
       case "props":
-        sendJson(res, 200, propsBody(config.models[0] ?? never(), config.systemFingerprint, MAX_CHOICES));
+        sendJson(res, 200, propsBody(defaultModel, config.systemFingerprint, MAX_CHOICES));
         return;
       case "chat":
       case "completion":
-        if (exchange !== undefined) generate(res, route, raw ?? Buffer.alloc(0), exchange);
+        if (exchange !== undefined) generate(res, route, posted ?? { raw: Buffer.alloc(0), body: parseBody(Buffer.alloc(0)) }, exchange);
         return;
     }
   }
 
-  function generate(res: ServerResponse, kind: GenerationKind, raw: Buffer, exchange: Exchange): void {
-    let body: unknown;
-    try {
-      body = JSON.parse(raw.toString("utf8"));
-    } catch {
+  function generate(res: ServerResponse, kind: GenerationKind, posted: PostedBody, exchange: Exchange): void {
+    if (!posted.body.valid) {
       // llama-server lets nlohmann's parse exception escape to its generic handler: a 500, not a 400.
-      sendError(res, serverError(jsonParseErrorMessage(raw)));
+      sendError(res, serverError(jsonParseErrorMessage(posted.raw)));
       return;
     }
+    const body = posted.body.value;
     const fields = typeof body === "object" && body !== null ? (body as Readonly<Record<string, unknown>>) : {};
     exchange.model = typeof fields["model"] === "string" ? fields["model"] : undefined;
     exchange.stream = fields["stream"] === true;
@@ -233,7 +245,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
       model: parsed.request.model.id,
       systemFingerprint: config.systemFingerprint,
     };
-    const generation = new Generation(res, parsed.request, identity, (settled) => active.delete(settled));
+    const generation = new Generation(res, parsed.request, identity, forget);
     exchange.generation = generation;
     active.add(generation);
     generation.start();
@@ -300,7 +312,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
       return active.size;
     },
     get openConnections() {
-      return connections;
+      return sockets.size;
     },
     listen(port = 0, host = DEFAULT_HOST) {
       closing = false;
@@ -315,14 +327,17 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
         });
       });
     },
-    close() {
+    async close() {
       closing = true;
       for (const generation of active) generation.cancel();
-      if (!server.listening) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        server.close((error) => (error === undefined ? resolve() : reject(error)));
-        server.closeAllConnections();
-      });
+      if (server.listening) {
+        await new Promise<void>((resolve, reject) => {
+          server.close((error) => (error === undefined ? resolve() : reject(error)));
+          server.closeAllConnections();
+        });
+      }
+      // The server reports itself closed before its sockets emit "close"; wait for them so that openConnections is 0.
+      await Promise.all([...sockets].map((socket) => new Promise((resolve) => socket.once("close", resolve))));
     },
     waitForAbort(predicate = () => true, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS) {
       return waitFor("abort", aborted.entries(), predicate, timeoutMs);
@@ -353,18 +368,21 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function bodyForRecord(raw: Buffer): unknown {
-  if (raw.length === 0) return undefined;
-  const text = raw.toString("utf8");
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
+/** ParsedBody is a request body parsed once, shared by the request record and the generation. */
+type ParsedBody = { readonly valid: true; readonly value: unknown } | { readonly valid: false };
+
+/** PostedBody is a POST body as received and as parsed. */
+interface PostedBody {
+  readonly raw: Buffer;
+  readonly body: ParsedBody;
 }
 
-function never(): never {
-  throw new Error("simulator: no model configured");
+function parseBody(raw: Buffer): ParsedBody {
+  try {
+    return { valid: true, value: JSON.parse(raw.toString("utf8")) as unknown };
+  } catch {
+    return { valid: false };
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { LOG_LEVELS } from "../../services/shared/logger.js";
 
 /** UsageError is a command line that cannot run: the message names the flag and what it expects. */
 export class UsageError extends Error {
@@ -118,4 +119,12 @@ export function usageText(synopsis: string, specs: FlagSpecs): string {
     return `  --${name}${arg}\n      ${spec.description}${dflt}; env ${envName(name)}`;
   });
   return `usage: ${synopsis}\n\n${lines.join("\n")}\n`;
+}
+
+/** parseLogLevel accepts one of pino's levels. */
+export function parseLogLevel(value: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new UsageError(`--log-level expects one of ${LOG_LEVELS.join(", ")}, got '${value}'`);
+  }
+  return value;
 }

@@ -1,11 +1,15 @@
 import * as grpc from "@grpc/grpc-js";
 import { UsageError } from "./flags.js";
+import { runGateway } from "./gateway-command.js";
 import { runKeys } from "./keys-command.js";
 import { runRegistry } from "./registry-command.js";
+import { runSim } from "./sim-command.js";
 
 /** COMMANDS are infermesh's subcommands. */
 const COMMANDS: Readonly<Record<string, (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<void>>> = {
   registry: runRegistry,
+  gateway: runGateway,
+  sim: runSim,
   keys: runKeys,
 };
 
@@ -15,7 +19,9 @@ usage: infermesh <command> [flags]   (every flag also as an INFERMESH_* variable
 
 commands:
   registry   the control plane: providers, heartbeats, API keys (gRPC)
+  gateway    the OpenAI-compatible HTTP API (and InferenceService over gRPC)
   keys       create, list and revoke API keys in the registry's database
+  sim        a llama-server simulator: a fixture for demos, tests and benchmarks
 `;
 
 /**

@@ -6,6 +6,7 @@ import {
   formatHostPort,
   parseFlags,
   parseHostPort,
+  parseLogLevel,
   parseMs,
   requireString,
   UsageError,
@@ -19,7 +20,8 @@ import { onShutdownSignal } from "./shutdown.js";
 export const DEFAULT_DB_PATH = "./data/infermesh.db";
 /** DEFAULT_REGISTRY_LISTEN is the registry's gRPC address unless told otherwise. */
 export const DEFAULT_REGISTRY_LISTEN = "127.0.0.1:7700";
-const MIN_MESH_TOKEN_LENGTH = 16;
+/** MIN_MESH_TOKEN_LENGTH keeps guessable mesh tokens out. */
+export const MIN_MESH_TOKEN_LENGTH = 16;
 
 /** REGISTRY_FLAGS are `infermesh registry`'s flags. */
 export const REGISTRY_FLAGS: FlagSpecs = {
@@ -57,10 +59,7 @@ export function parseRegistryConfig(argv: readonly string[], env: NodeJS.Process
   }
   const heartbeatIntervalMs = parseMs("heartbeat-interval-ms", requireString(flags, "heartbeat-interval-ms"), 50);
   const ttl = flags.string("ttl-ms");
-  const logLevel = requireString(flags, "log-level");
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new UsageError(`--log-level expects one of ${LOG_LEVELS.join(", ")}, got '${logLevel}'`);
-  }
+  const logLevel = parseLogLevel(requireString(flags, "log-level"));
   const metrics = flags.string("metrics-listen");
   return Object.freeze({
     listen: parseHostPort("listen", requireString(flags, "listen")),

@@ -297,7 +297,8 @@ describe("createSqliteStore", () => {
     expect((await store.findUser("alice"))?.createdAtMs, "user creation time is kept").to.equal(1_000);
     clockMs = 9_000;
     expect((await store.revokeApiKey(record.id))?.revokedAtMs).to.equal(9_000);
-    expect((await store.listApiKeys({ includeRevoked: true })).map((r) => [r.createdAtMs, r.revokedAtMs])).to.deep.equal([
+    const times = (await store.listApiKeys({ includeRevoked: true })).map((r) => [r.createdAtMs, r.revokedAtMs]);
+    expect(times).to.deep.equal([
       [1_000, 9_000],
       [5_000, undefined],
     ]);

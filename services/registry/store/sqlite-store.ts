@@ -53,9 +53,9 @@ const SCHEMA = `
 `;
 
 /** USER_NAME_PATTERN is what a user name may be: short, and safe to print in logs, tables and shell commands. */
-const USER_NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
+const USER_NAME_PATTERN = /^.{0,100}$/;
 
-/** InvalidUserNameError reports a user name outside USER_NAME_PATTERN, so that callers can tell it from I/O failures. */
+/** InvalidUserNameError reports a user name outside USER_NAME_PATTERN, so callers can tell bad input from failures. */
 export class InvalidUserNameError extends Error {
   override readonly name = "InvalidUserNameError";
 

@@ -1,0 +1,285 @@
+/**
+ * heartbeat-load simulates agents for the registry bench: their heartbeats (pre-encoded, 2-3 models with capabilities
+ * and a load), a closed loop that sends them as fast as the registry answers, and a paced sender.
+ */
+import { randomBytes } from "node:crypto";
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { Modality, ServiceType, type ModelSchema } from "../gen/infermesh/v1/capabilities_pb.js";
+import {
+  HeartbeatRequestSchema,
+  ProviderState,
+  RegistryService,
+  Visibility,
+} from "../gen/infermesh/v1/registry_pb.js";
+
+/** MAX_CONCURRENCY_REPORTED is the agents' max_concurrency; paced loads cycle through 1..this. */
+const MAX_CONCURRENCY_REPORTED = 8;
+/** STEADY_IN_FLIGHT is the load of closed-loop heartbeats; paced loads never use it. */
+const STEADY_IN_FLIGHT = 0;
+/** CALL_DEADLINE_MS is every heartbeat's deadline, so that a stuck call cannot stall a phase. */
+const CALL_DEADLINE_MS = 10_000;
+/** PACE_TICK_MS is the paced sender's granularity: the heartbeats due are sent on each tick. */
+const PACE_TICK_MS = 5;
+
+const HEARTBEAT_PATH = `/${RegistryService.typeName}/${RegistryService.method.heartbeat.name}`;
+
+/** Agent is one simulated agent: its provider id, its owner's credentials and its pre-encoded heartbeat. */
+export interface Agent {
+  readonly id: string;
+  readonly client: grpc.Client;
+  readonly metadata: grpc.Metadata;
+  /** fixedBytes is the heartbeat without its load, which is appended per call (protobuf merges the two). */
+  readonly fixedBytes: Buffer;
+  /** generation counts paced heartbeats, each of which reports a different load. */
+  generation: number;
+}
+
+type ModelInit = MessageInitShape<typeof ModelSchema>;
+
+const CHAT_MODEL: ModelInit = {
+  id: "llama-3.1-8b-instruct",
+  serviceType: ServiceType.LLM,
+  inputModalities: [Modality.TEXT],
+  outputModalities: [Modality.TEXT],
+  supportedFeatures: ["tools", "json_mode"],
+  contextLength: 131_072,
+  engine: "llamacpp",
+  quantization: "Q4_K_M",
+  family: "llama",
+  parameterCount: 8_030_261_248n,
+};
+const VISION_MODEL: ModelInit = {
+  id: "qwen2.5-vl-7b-instruct",
+  serviceType: ServiceType.LLM,
+  inputModalities: [Modality.TEXT, Modality.IMAGE],
+  outputModalities: [Modality.TEXT],
+  supportedFeatures: ["vision", "json_mode"],
+  contextLength: 32_768,
+  engine: "vllm",
+  quantization: "fp16",
+  family: "qwen2",
+  parameterCount: 8_292_166_656n,
+};
+const SPEECH_MODEL: ModelInit = {
+  id: "whisper-large-v3",
+  serviceType: ServiceType.STT,
+  inputModalities: [Modality.AUDIO],
+  outputModalities: [Modality.TEXT],
+  supportedFeatures: ["timestamps"],
+  engine: "localai",
+  family: "whisper",
+  parameterCount: 1_550_000_000n,
+};
+
+/** LOAD_BYTES[n] is an encoded HeartbeatRequest holding only load { in_flight: n }, appended to fixedBytes. */
+const LOAD_BYTES: readonly Buffer[] = Array.from({ length: MAX_CONCURRENCY_REPORTED + 1 }, (_, inFlight) =>
+  toBuffer(
+    toBinary(
+      HeartbeatRequestSchema,
+      create(HeartbeatRequestSchema, { load: { inFlight, maxConcurrency: MAX_CONCURRENCY_REPORTED, queued: 0 } }),
+    ),
+  ),
+);
+
+/**
+ * makeAgents builds `count` agents owned by apiKeys.length users (a contiguous block each) and spread round robin
+ * over the channel pool. Half serve three models, half two; a quarter are public, a quarter shared with one user.
+ */
+export function makeAgents(count: number, apiKeys: readonly string[], pool: readonly grpc.Client[]): Agent[] {
+  const metadata = apiKeys.map((key) => {
+    const entry = new grpc.Metadata();
+    entry.set("authorization", `Bearer ${key}`);
+    return entry;
+  });
+  const perUser = Math.ceil(count / apiKeys.length);
+  return Array.from({ length: count }, (_, i) => {
+    const user = Math.floor(i / perUser);
+    const sharing =
+      i % 4 === 0
+        ? { visibility: Visibility.PUBLIC }
+        : i % 4 === 1
+          ? { visibility: Visibility.USERS, allowedUsers: [`bench-user-${(user + 1) % apiKeys.length}`] }
+          : { visibility: Visibility.PRIVATE };
+    const request = create(HeartbeatRequestSchema, {
+      providerId: `bench-agent-${i}`,
+      name: `rig ${i}`,
+      endpoint: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7450`,
+      models: i % 2 === 0 ? [CHAT_MODEL, VISION_MODEL, SPEECH_MODEL] : [CHAT_MODEL, VISION_MODEL],
+      state: ProviderState.ACCEPTING,
+      sharing,
+      agentToken: randomBytes(24).toString("base64url"),
+      version: "0.1.0",
+    });
+    return {
+      id: request.providerId,
+      client: element(pool, i % pool.length),
+      metadata: element(metadata, user),
+      fixedBytes: toBuffer(toBinary(HeartbeatRequestSchema, request)),
+      generation: 0,
+    };
+  });
+}
+
+/** CallTally is what a phase's heartbeats did. */
+export interface CallTally {
+  ok: number;
+  /** errors counts failures by gRPC status name. */
+  readonly errors: Map<string, number>;
+  /** latenciesMs are the accepted heartbeats' round trips. */
+  readonly latenciesMs: number[];
+  /** firstError is one failure's status and message, for a phase in which nothing worked. */
+  firstError: string | undefined;
+}
+
+/** ChangeObserver is told which provider change each paced heartbeat should cause. */
+export interface ChangeObserver {
+  expect(providerId: string, inFlight: number, sentAtMs: number): void;
+  /** forget drops an expectation whose heartbeat failed. */
+  forget(providerId: string, inFlight: number): void;
+}
+
+/** ClosedLoopPlan says how many heartbeats runClosedLoop keeps in flight, and until when. */
+export interface ClosedLoopPlan {
+  readonly concurrency: number;
+  /** count stops the loop after that many heartbeats. */
+  readonly count?: number;
+  /** durationMs stops the loop after that long. */
+  readonly durationMs?: number;
+}
+
+/**
+ * runClosedLoop keeps plan.concurrency heartbeats in flight, round robin over the agents with an unchanged load,
+ * until plan.count have been sent or plan.durationMs has passed, and resolves once the last one has answered.
+ */
+export function runClosedLoop(agents: readonly Agent[], plan: ClosedLoopPlan): Promise<CallTally> {
+  const tally = newTally();
+  const endMs = performance.now() + (plan.durationMs ?? Number.POSITIVE_INFINITY);
+  const count = plan.count ?? Number.POSITIVE_INFINITY;
+  let sent = 0;
+  let inFlight = 0;
+  return new Promise((resolveLoop) => {
+    const launch = (): void => {
+      if (sent >= count || performance.now() >= endMs) {
+        if (inFlight === 0) resolveLoop(tally);
+        return;
+      }
+      const agent = element(agents, sent % agents.length);
+      sent++;
+      inFlight++;
+      const startedMs = performance.now();
+      sendHeartbeat(agent, STEADY_IN_FLIGHT, (error) => {
+        const latencyMs = performance.now() - startedMs;
+        inFlight--;
+        record(tally, error, latencyMs);
+        launch();
+      });
+    };
+    const starters = Math.min(plan.concurrency, count);
+    for (let i = 0; i < starters; i++) launch();
+  });
+}
+
+/** PacedPlan is runPaced's rate, duration and bound on heartbeats in flight. */
+export interface PacedPlan {
+  readonly ratePerSecond: number;
+  readonly durationMs: number;
+  readonly concurrency: number;
+}
+
+/**
+ * runPaced sends plan.ratePerSecond heartbeats a second for plan.durationMs, round robin over the agents, each with
+ * a load its provider has not just reported, and tells the observer which change to expect. It never has more than
+ * plan.concurrency in flight; heartbeats it could not send on time go out as soon as a slot frees.
+ */
+export function runPaced(
+  agents: readonly Agent[],
+  observer: ChangeObserver,
+  plan: PacedPlan,
+): Promise<CallTally & { readonly elapsedMs: number }> {
+  const tally = newTally();
+  const startMs = performance.now();
+  let sent = 0;
+  let inFlight = 0;
+  let sending = true;
+  return new Promise((resolvePaced) => {
+    const finish = () => {
+      if (!sending && inFlight === 0) resolvePaced({ ...tally, elapsedMs: performance.now() - startMs });
+    };
+    const tick = () => {
+      const elapsedMs = Math.min(performance.now() - startMs, plan.durationMs);
+      const due = Math.floor((elapsedMs / 1000) * plan.ratePerSecond);
+      while (sent < due && inFlight < plan.concurrency) {
+        const agent = element(agents, sent % agents.length);
+        sent++;
+        inFlight++;
+        agent.generation++;
+        const load = pacedInFlight(agent.generation);
+        const startedMs = performance.now();
+        observer.expect(agent.id, load, startedMs);
+        sendHeartbeat(agent, load, (error) => {
+          const latencyMs = performance.now() - startedMs;
+          inFlight--;
+          if (error) observer.forget(agent.id, load);
+          record(tally, error, latencyMs);
+          finish();
+        });
+      }
+      if (elapsedMs >= plan.durationMs && sent >= due) {
+        clearInterval(timer);
+        sending = false;
+        finish();
+      }
+    };
+    const timer = setInterval(tick, PACE_TICK_MS);
+  });
+}
+
+/** pacedInFlight is the load of an agent's nth paced heartbeat: never the steady load, never its previous one. */
+function pacedInFlight(generation: number): number {
+  return 1 + ((generation - 1) % MAX_CONCURRENCY_REPORTED);
+}
+
+/** sendHeartbeat sends one heartbeat with the given load and hears its outcome; the response is not decoded. */
+function sendHeartbeat(agent: Agent, inFlight: number, done: (error: grpc.ServiceError | null) => void): void {
+  const frame = Buffer.concat([agent.fixedBytes, element(LOAD_BYTES, inFlight)]);
+  agent.client.makeUnaryRequest(
+    HEARTBEAT_PATH,
+    passBytes,
+    passBytes,
+    frame,
+    // grpc-js may add headers to a call's metadata, so each call gets its own copy.
+    agent.metadata.clone(),
+    { deadline: Date.now() + CALL_DEADLINE_MS },
+    (error) => done(error),
+  );
+}
+
+function passBytes(bytes: Buffer): Buffer {
+  return bytes;
+}
+
+function newTally(): CallTally {
+  return { ok: 0, errors: new Map(), latenciesMs: [], firstError: undefined };
+}
+
+function record(tally: CallTally, error: grpc.ServiceError | null, latencyMs: number): void {
+  if (!error) {
+    tally.ok++;
+    tally.latenciesMs.push(latencyMs);
+    return;
+  }
+  const name = grpc.status[error.code] ?? String(error.code);
+  tally.errors.set(name, (tally.errors.get(name) ?? 0) + 1);
+  tally.firstError ??= `${name}: ${error.details}`;
+}
+
+function element<T>(array: readonly T[], index: number): T {
+  const value = array[index];
+  if (value === undefined) throw new Error(`index ${index} out of range 0..${array.length - 1}`);
+  return value;
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

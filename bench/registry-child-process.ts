@@ -1,0 +1,130 @@
+/**
+ * registry-child-process starts bench/registry-child.ts, the registry under test, in a process of its own and talks
+ * to it over IPC (registry-child-protocol.ts).
+ */
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { isChildMessage, type ParentMessage, type ResourceStats } from "./registry-child-protocol.js";
+
+/** CHILD_READY_TIMEOUT_MS bounds the registry child's start (tsx compiles it on the fly). */
+const CHILD_READY_TIMEOUT_MS = 30_000;
+/** CHILD_STATS_TIMEOUT_MS bounds one resource sample over IPC. */
+const CHILD_STATS_TIMEOUT_MS = 5_000;
+/** CHILD_EXIT_TIMEOUT_MS is how long the child may take to close before it is killed. */
+const CHILD_EXIT_TIMEOUT_MS = 5_000;
+
+const CHILD_PATH = fileURLToPath(new URL("./registry-child.ts", import.meta.url));
+
+/** RegistryChildOptions configures startRegistryChild. */
+export interface RegistryChildOptions {
+  /** storePath is the SQLite file or ":memory:". */
+  readonly storePath: string;
+  readonly meshToken: string;
+  /** users is how many users the child creates, one API key each. */
+  readonly users: number;
+}
+
+/** RegistryChild is the registry process under test, listening on 127.0.0.1:port. */
+export interface RegistryChild {
+  readonly port: number;
+  /** apiKeys[i] is user i's key; never printed. */
+  readonly apiKeys: readonly string[];
+  /** stats samples the child's CPU time and memory. */
+  stats(): Promise<ResourceStats>;
+  /** stop asks the child to close and exit, and kills it if it does not in time. */
+  stop(): Promise<void>;
+}
+
+/** startRegistryChild forks bench/registry-child.ts under tsx and resolves once its registry listens. */
+export async function startRegistryChild(options: RegistryChildOptions): Promise<RegistryChild> {
+  const child = fork(CHILD_PATH, [], {
+    execArgv: ["--import", import.meta.resolve("tsx")],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const exited = new Promise<void>((resolveExit) => child.once("exit", () => resolveExit()));
+  const pendingStats = new Map<number, { resolve: (stats: ResourceStats) => void; reject: (error: Error) => void }>();
+  let nextStatsId = 1;
+  let failure: Error | undefined;
+  let onReady: ((ready: { port: number; apiKeys: readonly string[] }) => void) | undefined;
+  let onFailure: ((error: Error) => void) | undefined;
+
+  const failAll = (error: Error) => {
+    failure ??= error;
+    onFailure?.(failure);
+    for (const pending of pendingStats.values()) pending.reject(failure);
+    pendingStats.clear();
+  };
+  child.on("message", (message: unknown) => {
+    if (!isChildMessage(message)) return failAll(new Error("registry child sent an unexpected IPC message"));
+    switch (message.type) {
+      case "ready":
+        return onReady?.(message);
+      case "stats": {
+        const pending = pendingStats.get(message.id);
+        pendingStats.delete(message.id);
+        return pending?.resolve(message);
+      }
+      case "failed":
+        return failAll(new Error(`registry child failed: ${message.message}`));
+    }
+  });
+  child.once("exit", (code, signal) => failAll(new Error(`registry child exited (${signal ?? `code ${code}`})`)));
+  child.once("error", (error) => failAll(new Error(`registry child: ${error.message}`, { cause: error })));
+
+  const send = (message: ParentMessage) => {
+    if (child.connected) child.send(message);
+  };
+
+  const stop = async () => {
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    send({ type: "stop" });
+    const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_EXIT_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  try {
+    const ready = await withTimeout(
+      new Promise<{ port: number; apiKeys: readonly string[] }>((resolveReady, rejectReady) => {
+        if (failure) return rejectReady(failure);
+        onReady = resolveReady;
+        onFailure = rejectReady;
+        send({ type: "start", meshToken: options.meshToken, storePath: options.storePath, users: options.users });
+      }),
+      CHILD_READY_TIMEOUT_MS,
+      "registry child did not report ready",
+    );
+    onFailure = undefined;
+    return {
+      port: ready.port,
+      apiKeys: ready.apiKeys,
+      stop,
+      stats: () =>
+        withTimeout(
+          new Promise<ResourceStats>((resolveStats, rejectStats) => {
+            if (failure) return rejectStats(failure);
+            const id = nextStatsId++;
+            pendingStats.set(id, { resolve: resolveStats, reject: rejectStats });
+            send({ type: "stats", id });
+          }),
+          CHILD_STATS_TIMEOUT_MS,
+          "registry child did not answer a stats request",
+        ),
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, rejectTimeout) => {
+    timer = setTimeout(() => rejectTimeout(new Error(`${message} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,510 @@
+import { readFileSync } from "node:fs";
+import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { envName, parseFlags, UsageError, type FlagSpecs, type HostPort, type ParsedFlags } from "../../src/cli/flags.js";
+import { LOG_LEVELS } from "../shared/logger.js";
+
+/** UPSTREAM_TYPES are the kinds of local server an agent proxies to; each maps to one ServiceType. */
+export const UPSTREAM_TYPES = ["llm", "stt", "image", "tts"] as const;
+/** UpstreamType is one of UPSTREAM_TYPES. */
+export type UpstreamType = (typeof UPSTREAM_TYPES)[number];
+
+/** DEFAULT_AGENT_LISTEN is the agent's gRPC address unless told otherwise. */
+export const DEFAULT_AGENT_LISTEN = "127.0.0.1:7701";
+/** DEFAULT_MAX_CONCURRENCY is how many requests an upstream serves at once unless told otherwise. */
+export const DEFAULT_MAX_CONCURRENCY = 4;
+/** DEFAULT_MAX_QUEUE is how many requests wait for an upstream's slot before RESOURCE_EXHAUSTED. */
+export const DEFAULT_MAX_QUEUE = 64;
+/** DEFAULT_DISCOVERY_INTERVAL_MS is how often the agent asks its upstreams what they serve. */
+export const DEFAULT_DISCOVERY_INTERVAL_MS = 30_000;
+/** DEFAULT_SHUTDOWN_GRACE_MS is how long requests in flight may finish when the agent stops. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** DEFAULT_UPSTREAM_TIMEOUT_MS bounds the wait for an upstream's headers and between its body bytes (the seed's 300 s). */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
+
+const PROVIDER_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const MAX_NAME_LENGTH = 256;
+const MAX_FEATURES = 64;
+const MAX_SHORT_TEXT = 64;
+const MAX_UINT32 = 0xffff_ffff;
+
+/** MODALITY_NAMES maps the config's modality names to proto Modality values. */
+export const MODALITY_NAMES: Readonly<Record<string, Modality>> = {
+  text: Modality.TEXT,
+  image: Modality.IMAGE,
+  audio: Modality.AUDIO,
+  video: Modality.VIDEO,
+};
+
+/** AGENT_FLAGS are `infermesh agent`'s flags; the config file's top-level keys are the same names in snake_case. */
+export const AGENT_FLAGS: FlagSpecs = {
+  registry: { type: "string", description: "the registry's gRPC address, HOST:PORT or http(s)://HOST:PORT" },
+  "api-key": { type: "string", description: "your infermesh API key (prefer the environment variable to the flag)" },
+  listen: { type: "string", description: `gRPC listen address HOST:PORT (default ${DEFAULT_AGENT_LISTEN})` },
+  advertise: { type: "string", description: "HOST:PORT gateways dial (default: the listen address, port as bound)" },
+  id: { type: "string", description: "provider id, 1-128 of [A-Za-z0-9._:-] (default: derived from host, address, key)" },
+  name: { type: "string", description: "display name, shown as owned_by on /v1/models (default: the host name)" },
+  upstream: {
+    type: "string",
+    multiple: true,
+    description: "a local model server, [TYPE=]URL with TYPE llm, stt, image or tts (default llm); repeatable",
+  },
+  "max-concurrency": { type: "string", description: `requests per upstream at once (default ${DEFAULT_MAX_CONCURRENCY})` },
+  "max-queue": { type: "string", description: `requests waiting per upstream before refusing (default ${DEFAULT_MAX_QUEUE})` },
+  config: { type: "string", description: "JSON file describing upstreams in full; flags and variables override it" },
+  "metrics-listen": { type: "string", description: "HTTP address HOST:PORT serving Prometheus /metrics" },
+  "discovery-interval-ms": {
+    type: "string",
+    description: `how often to ask upstreams for their models, in ms (default ${DEFAULT_DISCOVERY_INTERVAL_MS})`,
+  },
+  "shutdown-grace-ms": {
+    type: "string",
+    description: `how long requests in flight may finish on shutdown, in ms (default ${DEFAULT_SHUTDOWN_GRACE_MS})`,
+  },
+  "upstream-timeout-ms": {
+    type: "string",
+    description: `longest wait for an upstream's headers or next bytes, in ms (default ${DEFAULT_UPSTREAM_TIMEOUT_MS})`,
+  },
+  "log-level": { type: "string", description: `log level: ${LOG_LEVELS.join(", ")} (default info)` },
+  help: { type: "boolean", description: "print this help" },
+};
+
+/** CapabilityOverride replaces what discovery says about a model; absent fields keep the discovered or default value. */
+export interface CapabilityOverride {
+  readonly inputModalities?: readonly Modality[];
+  readonly outputModalities?: readonly Modality[];
+  readonly supportedFeatures?: readonly string[];
+  readonly contextLength?: number;
+}
+
+/** UpstreamConfig is one local model server. */
+export interface UpstreamConfig {
+  readonly type: UpstreamType;
+  /** url is the server's base URL, without a trailing slash or "/v1": paths such as "/v1/models" are appended. */
+  readonly url: string;
+  /** engine names the server software ("llamacpp", "ollama", ...); undefined lets discovery guess. */
+  readonly engine: string | undefined;
+  /** expose, when set, lists the only model ids to advertise (matched case-insensitively). */
+  readonly expose: readonly string[] | undefined;
+  /** hide lists model ids never to advertise (matched case-insensitively). */
+  readonly hide: readonly string[];
+  /** capabilities override what discovery found, by model id; the key "*" applies to every model of the upstream. */
+  readonly capabilities: Readonly<Record<string, CapabilityOverride>>;
+  readonly maxConcurrency: number;
+  readonly maxQueue: number;
+  /** apiKey is sent to the upstream as a Bearer token when set. */
+  readonly apiKey: string | undefined;
+}
+
+/** AgentConfig is `infermesh agent`'s configuration, parsed once and frozen. */
+export interface AgentConfig {
+  /** registry is the registry's base URL, "http://host:port" (or https). */
+  readonly registry: string;
+  readonly apiKey: string;
+  readonly listen: HostPort;
+  readonly advertise: HostPort | undefined;
+  readonly id: string | undefined;
+  readonly name: string | undefined;
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly metricsListen: HostPort | undefined;
+  readonly discoveryIntervalMs: number;
+  readonly shutdownGraceMs: number;
+  readonly upstreamTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+/** UpstreamSettings is an upstream as one source (flags, file, test) describes it; defaults come later. */
+export interface UpstreamSettings {
+  readonly type: UpstreamType;
+  readonly url: string;
+  readonly engine?: string;
+  readonly expose?: readonly string[];
+  readonly hide?: readonly string[];
+  readonly capabilities?: Readonly<Record<string, CapabilityOverride>>;
+  readonly maxConcurrency?: number;
+  readonly maxQueue?: number;
+  readonly apiKey?: string;
+}
+
+/** AgentSettings is a partial configuration from one source, already checked in that source's terms. */
+export interface AgentSettings {
+  readonly registry?: string;
+  readonly apiKey?: string;
+  readonly listen?: HostPort;
+  readonly advertise?: HostPort;
+  readonly id?: string;
+  readonly name?: string;
+  readonly upstreams?: readonly UpstreamSettings[];
+  readonly maxConcurrency?: number;
+  readonly maxQueue?: number;
+  readonly metricsListen?: HostPort;
+  readonly discoveryIntervalMs?: number;
+  readonly shutdownGraceMs?: number;
+  readonly upstreamTimeoutMs?: number;
+  readonly logLevel?: string;
+}
+
+/**
+ * parseAgentConfig reads `--config FILE` (if any), then flags and INFERMESH_* variables, which win over the file;
+ * upstreams from both are served. A bad value throws a UsageError naming the flag or the file's field.
+ */
+export function parseAgentConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  readFile: (path: string) => string = (path) => readFileSync(path, "utf8"),
+): AgentConfig {
+  const flags = parseFlags(AGENT_FLAGS, argv, env);
+  const file = flags.string("config");
+  const fromFile = file === undefined ? {} : settingsFromFile(file, readConfigFile(file, readFile));
+  return resolveAgentConfig(fromFile, settingsFromFlags(flags));
+}
+
+/**
+ * resolveAgentConfig merges settings (later ones win field by field; upstreams add up), applies defaults, checks
+ * what is required, and freezes the result.
+ */
+export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentConfig {
+  const merged: AgentSettings = Object.assign({}, ...sources);
+  const registry = merged.registry;
+  if (registry === undefined) throw missing("registry");
+  if (merged.apiKey === undefined || merged.apiKey === "") throw missing("api-key");
+  const upstreamSettings = sources.flatMap((source) => source.upstreams ?? []);
+  if (upstreamSettings.length === 0) throw missing("upstream", "upstreams");
+  const maxConcurrency = merged.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
+  const maxQueue = merged.maxQueue ?? DEFAULT_MAX_QUEUE;
+  const seen = new Set<string>();
+  const upstreams = upstreamSettings.map((upstream) => {
+    const key = `${upstream.type} ${upstream.url}`;
+    if (seen.has(key)) throw new UsageError(`upstream ${upstream.type}=${upstream.url} is given twice`);
+    seen.add(key);
+    return Object.freeze<UpstreamConfig>({
+      type: upstream.type,
+      url: upstream.url,
+      engine: upstream.engine,
+      expose: upstream.expose === undefined ? undefined : Object.freeze([...upstream.expose]),
+      hide: Object.freeze([...(upstream.hide ?? [])]),
+      capabilities: Object.freeze({ ...upstream.capabilities }),
+      maxConcurrency: upstream.maxConcurrency ?? maxConcurrency,
+      maxQueue: upstream.maxQueue ?? maxQueue,
+      apiKey: upstream.apiKey,
+    });
+  });
+  return Object.freeze<AgentConfig>({
+    registry,
+    apiKey: merged.apiKey,
+    listen: merged.listen ?? hostPort("listen", DEFAULT_AGENT_LISTEN),
+    advertise: merged.advertise,
+    id: merged.id,
+    name: merged.name,
+    upstreams: Object.freeze(upstreams),
+    metricsListen: merged.metricsListen,
+    discoveryIntervalMs: merged.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS,
+    shutdownGraceMs: merged.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+    upstreamTimeoutMs: merged.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+    logLevel: merged.logLevel ?? "info",
+  });
+}
+
+/** settingsFromFlags reads the flags and INFERMESH_* variables that were given; errors name the flag. */
+export function settingsFromFlags(flags: ParsedFlags): AgentSettings {
+  const settings: Record<string, unknown> = {};
+  const text = (flag: string, key: keyof AgentSettings, check: (where: string, value: string) => unknown) => {
+    const value = flags.string(flag);
+    if (value !== undefined) settings[key] = check(`--${flag}`, value);
+  };
+  text("registry", "registry", registryUrl);
+  text("api-key", "apiKey", nonEmpty);
+  text("listen", "listen", hostPort);
+  text("advertise", "advertise", hostPort);
+  text("id", "id", providerId);
+  text("name", "name", displayName);
+  text("max-concurrency", "maxConcurrency", (where, value) => wholeNumber(where, value, 1, 10_000, "requests"));
+  text("max-queue", "maxQueue", (where, value) => wholeNumber(where, value, 0, 1_000_000, "requests"));
+  text("metrics-listen", "metricsListen", hostPort);
+  text("discovery-interval-ms", "discoveryIntervalMs", (where, value) => wholeNumber(where, value, 100, 86_400_000, "ms"));
+  text("shutdown-grace-ms", "shutdownGraceMs", (where, value) => wholeNumber(where, value, 0, 3_600_000, "ms"));
+  text("upstream-timeout-ms", "upstreamTimeoutMs", (where, value) => wholeNumber(where, value, 100, 86_400_000, "ms"));
+  text("log-level", "logLevel", logLevel);
+  const upstreams = flags.strings("upstream");
+  if (upstreams.length > 0) settings.upstreams = upstreams.map((value) => upstreamFlag(value));
+  return settings as AgentSettings;
+}
+
+/** settingsFromFile checks a parsed config file; errors name the file and the field. */
+export function settingsFromFile(path: string, json: unknown): AgentSettings {
+  const where = (field: string) => `--config ${path}: field ${field}`;
+  const top = object(where("(top level)"), json);
+  const settings: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(top)) {
+    const at = where(key);
+    switch (key) {
+      case "registry":
+        settings.registry = registryUrl(at, string(at, value));
+        break;
+      case "api_key":
+        settings.apiKey = nonEmpty(at, string(at, value));
+        break;
+      case "listen":
+      case "advertise":
+      case "metrics_listen":
+        settings[camel(key)] = hostPort(at, string(at, value));
+        break;
+      case "id":
+        settings.id = providerId(at, string(at, value));
+        break;
+      case "name":
+        settings.name = displayName(at, string(at, value));
+        break;
+      case "max_concurrency":
+        settings.maxConcurrency = wholeNumber(at, value, 1, 10_000, "requests");
+        break;
+      case "max_queue":
+        settings.maxQueue = wholeNumber(at, value, 0, 1_000_000, "requests");
+        break;
+      case "discovery_interval_ms":
+      case "upstream_timeout_ms":
+        settings[camel(key)] = wholeNumber(at, value, 100, 86_400_000, "ms");
+        break;
+      case "shutdown_grace_ms":
+        settings.shutdownGraceMs = wholeNumber(at, value, 0, 3_600_000, "ms");
+        break;
+      case "log_level":
+        settings.logLevel = logLevel(at, string(at, value));
+        break;
+      case "upstreams":
+        settings.upstreams = array(at, value).map((item, i) => upstreamFromFile(where(`upstreams[${i}]`), item));
+        break;
+      default:
+        throw new UsageError(`${at}: unknown field (known: ${FILE_KEYS.join(", ")})`);
+    }
+  }
+  return settings as AgentSettings;
+}
+
+const FILE_KEYS = [
+  "registry",
+  "api_key",
+  "listen",
+  "advertise",
+  "id",
+  "name",
+  "upstreams",
+  "max_concurrency",
+  "max_queue",
+  "metrics_listen",
+  "discovery_interval_ms",
+  "shutdown_grace_ms",
+  "upstream_timeout_ms",
+  "log_level",
+];
+
+const UPSTREAM_KEYS = ["type", "url", "engine", "models", "capabilities", "max_concurrency", "max_queue", "api_key"];
+
+function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
+  const fields = object(where, json);
+  for (const key of Object.keys(fields)) {
+    if (!UPSTREAM_KEYS.includes(key)) {
+      throw new UsageError(`${where}.${key}: unknown field (known: ${UPSTREAM_KEYS.join(", ")})`);
+    }
+  }
+  const type = fields["type"] === undefined ? "llm" : upstreamType(`${where}.type`, string(`${where}.type`, fields["type"]));
+  const settings: Record<string, unknown> = { type, url: upstreamUrl(`${where}.url`, string(`${where}.url`, fields["url"])) };
+  if (fields["engine"] !== undefined) settings.engine = shortText(`${where}.engine`, fields["engine"]);
+  if (fields["max_concurrency"] !== undefined) {
+    settings.maxConcurrency = wholeNumber(`${where}.max_concurrency`, fields["max_concurrency"], 1, 10_000, "requests");
+  }
+  if (fields["max_queue"] !== undefined) {
+    settings.maxQueue = wholeNumber(`${where}.max_queue`, fields["max_queue"], 0, 1_000_000, "requests");
+  }
+  if (fields["api_key"] !== undefined) settings.apiKey = nonEmpty(`${where}.api_key`, string(`${where}.api_key`, fields["api_key"]));
+  if (fields["models"] !== undefined) {
+    const models = object(`${where}.models`, fields["models"]);
+    for (const key of Object.keys(models)) {
+      if (key !== "expose" && key !== "hide") throw new UsageError(`${where}.models.${key}: unknown field (known: expose, hide)`);
+    }
+    if (models["expose"] !== undefined) settings.expose = modelIds(`${where}.models.expose`, models["expose"]);
+    if (models["hide"] !== undefined) settings.hide = modelIds(`${where}.models.hide`, models["hide"]);
+  }
+  if (fields["capabilities"] !== undefined) {
+    const byModel = object(`${where}.capabilities`, fields["capabilities"]);
+    settings.capabilities = Object.fromEntries(
+      Object.entries(byModel).map(([model, override]) => [model, capabilityOverride(`${where}.capabilities["${model}"]`, override)]),
+    );
+  }
+  return settings as unknown as UpstreamSettings;
+}
+
+function capabilityOverride(where: string, json: unknown): CapabilityOverride {
+  const fields = object(where, json);
+  const override: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    const at = `${where}.${key}`;
+    switch (key) {
+      case "input_modalities":
+      case "output_modalities":
+        override[camel(key)] = modalities(at, value);
+        break;
+      case "supported_features": {
+        const features = array(at, value).map((feature, i) => shortText(`${at}[${i}]`, feature));
+        if (features.length > MAX_FEATURES) throw new UsageError(`${at}: at most ${MAX_FEATURES} features`);
+        override.supportedFeatures = features;
+        break;
+      }
+      case "context_length":
+        override.contextLength = wholeNumber(at, value, 1, MAX_UINT32, "tokens");
+        break;
+      default:
+        throw new UsageError(`${at}: unknown field (known: input_modalities, output_modalities, supported_features, context_length)`);
+    }
+  }
+  return override as CapabilityOverride;
+}
+
+/** upstreamFlag parses `--upstream [TYPE=]URL`. */
+export function upstreamFlag(value: string): UpstreamSettings {
+  const typed = /^([A-Za-z]+)=(.*)$/.exec(value);
+  if (typed && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value)) {
+    return { type: upstreamType("--upstream", typed[1] as string), url: upstreamUrl("--upstream", typed[2] as string) };
+  }
+  return { type: "llm", url: upstreamUrl("--upstream", value) };
+}
+
+/**
+ * upstreamUrl checks an http(s) base URL and normalises it: no trailing slash and no trailing "/v1", since users
+ * often paste the OpenAI base URL and the agent appends "/v1/..." itself.
+ */
+export function upstreamUrl(where: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
+  }
+  if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
+    throw new UsageError(`${where} expects a base URL without credentials, query or fragment, got '${value}' (use api_key)`);
+  }
+  const path = url.pathname.replace(/\/+$/, "").replace(/\/v1$/, "");
+  return `${url.origin}${path}`;
+}
+
+/** registryUrl accepts "host:port" or "http(s)://host:port" and returns a base URL for the gRPC client. */
+export function registryUrl(where: string, value: string): string {
+  if (/^https?:\/\//.test(value)) {
+    const url = upstreamUrl(where, value);
+    if (new URL(url).pathname !== "/") throw new UsageError(`${where} expects HOST:PORT or http(s)://HOST:PORT, got '${value}'`);
+    return url;
+  }
+  const { host, port } = hostPort(where, value);
+  if (port === 0) throw new UsageError(`${where} expects a port from 1 to 65535, got '${value}'`);
+  return `http://${host}:${port}`;
+}
+
+/** hostPort parses "host:port" (IPv6 hosts in brackets; port 0 means any free port). */
+export function hostPort(where: string, value: string): HostPort {
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) throw new UsageError(`${where} expects HOST:PORT (port 0-65535), got '${value}'`);
+  return { host: match[1] as string, port };
+}
+
+function upstreamType(where: string, value: string): UpstreamType {
+  const type = value.toLowerCase();
+  if (!(UPSTREAM_TYPES as readonly string[]).includes(type)) {
+    throw new UsageError(`${where}: unknown upstream type '${value}' (expected ${UPSTREAM_TYPES.join(", ")})`);
+  }
+  return type as UpstreamType;
+}
+
+function providerId(where: string, value: string): string {
+  if (!PROVIDER_ID.test(value)) throw new UsageError(`${where} expects 1 to 128 of letters, digits, '.', '_', ':' or '-', got '${value}'`);
+  return value;
+}
+
+function displayName(where: string, value: string): string {
+  if (value.trim() === "" || value.length > MAX_NAME_LENGTH) {
+    throw new UsageError(`${where} expects 1 to ${MAX_NAME_LENGTH} characters`);
+  }
+  return value;
+}
+
+function logLevel(where: string, value: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new UsageError(`${where} expects one of ${LOG_LEVELS.join(", ")}, got '${value}'`);
+  }
+  return value;
+}
+
+function wholeNumber(where: string, value: unknown, min: number, max: number, unit: string): number {
+  const number = typeof value === "number" ? value : typeof value === "string" && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(number) || number < min || number > max) {
+    throw new UsageError(`${where} expects a whole number of ${unit} from ${min} to ${max}, got '${String(value)}'`);
+  }
+  return number;
+}
+
+function modalities(where: string, value: unknown): Modality[] {
+  const list = array(where, value).map((item, i) => {
+    const name = string(`${where}[${i}]`, item).toLowerCase();
+    const modality = MODALITY_NAMES[name];
+    if (modality === undefined) {
+      throw new UsageError(`${where}[${i}]: unknown modality '${name}' (expected ${Object.keys(MODALITY_NAMES).join(", ")})`);
+    }
+    return modality;
+  });
+  if (list.length === 0) throw new UsageError(`${where}: list at least one modality`);
+  return [...new Set(list)];
+}
+
+function modelIds(where: string, value: unknown): string[] {
+  return array(where, value).map((item, i) => nonEmpty(`${where}[${i}]`, string(`${where}[${i}]`, item)));
+}
+
+function shortText(where: string, value: unknown): string {
+  const text = nonEmpty(where, string(where, value));
+  if (text.length > MAX_SHORT_TEXT) throw new UsageError(`${where}: at most ${MAX_SHORT_TEXT} characters`);
+  return text;
+}
+
+function nonEmpty(where: string, value: string): string {
+  if (value.trim() === "") throw new UsageError(`${where} must not be empty`);
+  return value;
+}
+
+function string(where: string, value: unknown): string {
+  if (typeof value !== "string") throw new UsageError(`${where} expects a string`);
+  return value;
+}
+
+function array(where: string, value: unknown): unknown[] {
+  if (!Array.isArray(value)) throw new UsageError(`${where} expects a list`);
+  return value;
+}
+
+function object(where: string, value: unknown): Readonly<Record<string, unknown>> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`${where} expects an object`);
+  return value as Readonly<Record<string, unknown>>;
+}
+
+function camel(snake: string): string {
+  return snake.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+function readConfigFile(path: string, readFile: (path: string) => string): unknown {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    throw new UsageError(`--config ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new UsageError(`--config ${path}: not valid JSON (${(error as Error).message})`);
+  }
+}
+
+function missing(flag: string, field = flag.replaceAll("-", "_")): UsageError {
+  return new UsageError(`--${flag} (or ${envName(flag)}, or the config file's "${field}") is required`);
+}

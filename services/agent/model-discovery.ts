@@ -1,0 +1,191 @@
+import { equals } from "@bufbuild/protobuf";
+import { ModelSchema, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
+import type { Clock, TimerHandle } from "../shared/clock.js";
+import type { Logger } from "../shared/logger.js";
+import type { UpstreamConfig } from "./agent-config.js";
+import { mediaType, readBody, type UpstreamClient } from "./upstream-client.js";
+import { describeUpstreamFailure } from "./upstream-failure.js";
+import { advertisedModels, parseOllamaTags, parseOpenAiModelList, type ModelListing } from "./upstream-models.js";
+
+/** DEFAULT_DISCOVERY_TIMEOUT_MS bounds one model-list request; a local server answers it at once even when busy. */
+export const DEFAULT_DISCOVERY_TIMEOUT_MS = 5_000;
+/** DEFAULT_INITIAL_BACKOFF_MS is the first retry delay after an upstream is found down; it doubles from there. */
+export const DEFAULT_INITIAL_BACKOFF_MS = 1_000;
+/** MAX_LIST_BYTES bounds a model list answer. */
+const MAX_LIST_BYTES = 8 * 1024 * 1024;
+
+/** DiscoveryTarget is an upstream and the client that reaches it. */
+export interface DiscoveryTarget {
+  readonly config: UpstreamConfig;
+  readonly client: UpstreamClient;
+}
+
+/** UpstreamState is what discovery knows about one upstream now. */
+export interface UpstreamState {
+  /** up is true when its last model-list request succeeded. */
+  readonly up: boolean;
+  /** models are what it advertises: empty while down. */
+  readonly models: readonly Model[];
+  /** cause says why it is down. */
+  readonly cause: string | undefined;
+}
+
+/** ModelDiscoveryOptions configures a ModelDiscovery. */
+export interface ModelDiscoveryOptions {
+  readonly targets: readonly DiscoveryTarget[];
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** intervalMs is the time between two checks of an upstream that is up. */
+  readonly intervalMs: number;
+  readonly initialBackoffMs?: number;
+  /** maxBackoffMs caps the retry delay of an upstream that is down; intervalMs by default. */
+  readonly maxBackoffMs?: number;
+  readonly requestTimeoutMs?: number;
+  /** onChange hears that an upstream came up, went down, or changed its models. */
+  readonly onChange: () => void;
+}
+
+interface Slot {
+  readonly target: DiscoveryTarget;
+  state: UpstreamState;
+  failures: number;
+  checked: boolean;
+  timer: TimerHandle | undefined;
+}
+
+/**
+ * ModelDiscovery asks each upstream what it serves, at start and every intervalMs: OpenAI's `GET /v1/models`
+ * (llama-server, vLLM, LM Studio, LocalAI and Ollama's /v1 all serve it), else Ollama's `GET /api/tags`. An upstream
+ * that does not answer is down: its models are withdrawn and it is retried with capped exponential backoff. Each
+ * change of state is logged once, so the log tells the story without repeating it every retry.
+ */
+export class ModelDiscovery {
+  readonly #options: ModelDiscoveryOptions;
+  readonly #slots: Slot[];
+  readonly #requests = new Set<AbortController>();
+  #stopped = false;
+
+  constructor(options: ModelDiscoveryOptions) {
+    this.#options = options;
+    this.#slots = options.targets.map((target) => ({
+      target,
+      state: { up: false, models: [], cause: "not checked yet" },
+      failures: 0,
+      checked: false,
+      timer: undefined,
+    }));
+  }
+
+  /** start checks every upstream once, resolving when all have answered or failed, then keeps checking. */
+  async start(): Promise<void> {
+    await Promise.all(this.#slots.map((slot) => this.#check(slot)));
+  }
+
+  /** stop cancels timers and requests in flight. */
+  stop(): void {
+    this.#stopped = true;
+    for (const slot of this.#slots) slot.timer?.cancel();
+    for (const controller of this.#requests) controller.abort(new Error("discovery stopped"));
+  }
+
+  /** states are the upstreams' states, in configuration order. */
+  states(): readonly UpstreamState[] {
+    return this.#slots.map((slot) => slot.state);
+  }
+
+  /**
+   * models are the models of every upstream that is up. A model id served with the same service type by two
+   * upstreams is listed once (the registry refuses repeats); requests for it still reach both.
+   */
+  models(): Model[] {
+    const seen = new Set<string>();
+    const models: Model[] = [];
+    for (const slot of this.#slots) {
+      for (const model of slot.state.models) {
+        const key = `${model.serviceType}\u0000${model.id.toLowerCase()}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        models.push(model);
+      }
+    }
+    return models;
+  }
+
+  async #check(slot: Slot): Promise<void> {
+    slot.timer?.cancel();
+    const { clock, log, intervalMs } = this.#options;
+    const { config } = slot.target;
+    const controller = new AbortController();
+    this.#requests.add(controller);
+    let listing: ModelListing | undefined;
+    let cause = "";
+    try {
+      listing = await this.#fetchListing(slot.target, controller.signal);
+    } catch (error) {
+      cause = error instanceof ListingError ? error.message : describeUpstreamFailure(error, config.url, this.#timeoutMs);
+    } finally {
+      this.#requests.delete(controller);
+    }
+    if (this.#stopped) return;
+    const previous = slot.state;
+    const firstCheck = !slot.checked;
+    slot.checked = true;
+    let delayMs: number;
+    if (listing) {
+      slot.failures = 0;
+      slot.state = { up: true, models: advertisedModels(listing, config), cause: undefined };
+      delayMs = intervalMs;
+      const ids = slot.state.models.map((m) => m.id);
+      if (!previous.up) log.info({ upstream: config.url, type: config.type, models: ids }, "upstream up");
+      else if (!sameModels(previous.models, slot.state.models)) {
+        log.info({ upstream: config.url, type: config.type, models: ids }, "upstream models changed");
+      }
+    } else {
+      slot.failures++;
+      const initial = this.#options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
+      const cap = this.#options.maxBackoffMs ?? intervalMs;
+      delayMs = Math.min(cap, initial * 2 ** Math.min(slot.failures - 1, 30));
+      slot.state = { up: false, models: [], cause };
+      const fields = { upstream: config.url, type: config.type, cause, retryInMs: delayMs };
+      if (previous.up || firstCheck) log.warn(fields, "upstream down; its models are withdrawn until it answers");
+      else log.debug(fields, "upstream still down");
+    }
+    slot.timer = clock.setTimer(() => void this.#check(slot), delayMs);
+    if (previous.up !== slot.state.up || !sameModels(previous.models, slot.state.models)) this.#options.onChange();
+  }
+
+  get #timeoutMs(): number {
+    return this.#options.requestTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS;
+  }
+
+  async #fetchListing(target: DiscoveryTarget, signal: AbortSignal): Promise<ModelListing> {
+    const openAi = await this.#getJson(target, "/v1/models", signal);
+    const listing = openAi.json === undefined ? undefined : parseOpenAiModelList(openAi.json);
+    if (listing) return listing;
+    const ollama = await this.#getJson(target, "/api/tags", signal);
+    const tags = ollama.json === undefined ? undefined : parseOllamaTags(ollama.json);
+    if (tags) return tags;
+    throw new ListingError(`${target.config.url} lists no models: GET /v1/models ${openAi.problem}; GET /api/tags ${ollama.problem}`);
+  }
+
+  async #getJson(target: DiscoveryTarget, path: string, signal: AbortSignal): Promise<{ json?: unknown; problem: string }> {
+    const response = await target.client.get(path, { signal, timeoutMs: this.#timeoutMs });
+    if (response.status < 200 || response.status > 299) {
+      await response.body.dump();
+      return { problem: `answered HTTP ${response.status}` };
+    }
+    const body = await readBody(response.body, MAX_LIST_BYTES);
+    try {
+      return { json: JSON.parse(body.toString("utf8")) as unknown, problem: "is not a model list" };
+    } catch {
+      return { problem: `answered ${mediaType(response.contentType) || "a body"} that is not JSON` };
+    }
+  }
+}
+
+/** ListingError is an upstream that answers, but not with a model list. */
+class ListingError extends Error {}
+
+function sameModels(a: readonly Model[], b: readonly Model[]): boolean {
+  return a.length === b.length && a.every((model, i) => equals(ModelSchema, model, b[i] as Model));
+}

@@ -1,0 +1,124 @@
+import { Pool, type Dispatcher } from "undici";
+
+/** CONNECT_TIMEOUT_MS bounds a TCP (and TLS) connect to a local server; a healthy one answers in milliseconds. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** UpstreamClientOptions configures an UpstreamClient. */
+export interface UpstreamClientOptions {
+  /** url is the server's base URL without a trailing slash; request paths are appended to it. */
+  readonly url: string;
+  /** apiKey is sent as `Authorization: Bearer` when set. */
+  readonly apiKey: string | undefined;
+  /** connections caps the kept-alive connections to the server. */
+  readonly connections: number;
+  /** timeoutMs is the longest wait for response headers, and between two pieces of the body. */
+  readonly timeoutMs: number;
+}
+
+/** UpstreamResponse is a server's status, content type and unread body. */
+export interface UpstreamResponse {
+  readonly status: number;
+  /** contentType is the Content-Type header, "" when absent. */
+  readonly contentType: string;
+  readonly body: Dispatcher.ResponseData["body"];
+}
+
+/** RequestOptions are per-request settings. */
+export interface RequestOptions {
+  readonly signal: AbortSignal;
+  /** requestId goes out as x-request-id so the server's logs can be matched with the mesh's. */
+  readonly requestId?: string;
+  /** timeoutMs overrides the client's timeout for this request. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * UpstreamClient talks HTTP to one local model server over a pool of kept-alive connections (undici), so a busy
+ * agent does not pay a TCP handshake per request. It never follows redirects and never retries: a POST to a model
+ * server is not idempotent.
+ */
+export class UpstreamClient {
+  readonly url: string;
+  readonly #pool: Pool;
+  readonly #basePath: string;
+  readonly #authorization: string | undefined;
+
+  constructor(options: UpstreamClientOptions) {
+    const url = new URL(options.url);
+    this.url = options.url;
+    this.#basePath = url.pathname === "/" ? "" : url.pathname;
+    this.#authorization = options.apiKey === undefined ? undefined : `Bearer ${options.apiKey}`;
+    this.#pool = new Pool(url.origin, {
+      connections: options.connections,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      connect: { timeout: CONNECT_TIMEOUT_MS },
+    });
+  }
+
+  /** get sends a GET to the base URL plus path. */
+  get(path: string, options: RequestOptions): Promise<UpstreamResponse> {
+    return this.#request("GET", path, undefined, options);
+  }
+
+  /** postJson sends body, as is, as a JSON POST to the base URL plus path. */
+  postJson(path: string, body: Uint8Array, options: RequestOptions): Promise<UpstreamResponse> {
+    return this.#request("POST", path, Buffer.from(body.buffer, body.byteOffset, body.byteLength), options);
+  }
+
+  /** close cuts every connection; requests still running fail. */
+  close(): Promise<void> {
+    return this.#pool.destroy();
+  }
+
+  async #request(
+    method: "GET" | "POST",
+    path: string,
+    body: Buffer | undefined,
+    options: RequestOptions,
+  ): Promise<UpstreamResponse> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (options.requestId) headers["x-request-id"] = options.requestId;
+    if (this.#authorization !== undefined) headers["authorization"] = this.#authorization;
+    const response = await this.#pool.request({
+      method,
+      path: `${this.#basePath}${path}`,
+      headers,
+      body: body ?? null,
+      signal: options.signal,
+      ...(options.timeoutMs === undefined ? {} : { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs }),
+    });
+    const contentType = response.headers["content-type"];
+    return {
+      status: response.statusCode,
+      contentType: (Array.isArray(contentType) ? contentType[0] : contentType) ?? "",
+      body: response.body,
+    };
+  }
+}
+
+/** BodyTooLargeError says a response body exceeded the bytes its reader accepts. */
+export class BodyTooLargeError extends Error {
+  override readonly name = "BodyTooLargeError";
+}
+
+/** readBody reads a whole response body, refusing (and discarding the rest of) one larger than maxBytes. */
+export async function readBody(body: UpstreamResponse["body"], maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new BodyTooLargeError(`the answer is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+}
+
+/** mediaType is a Content-Type without its parameters, lower case: "text/event-stream; charset=utf-8" -> "text/event-stream". */
+export function mediaType(contentType: string): string {
+  return (contentType.split(";")[0] ?? "").trim().toLowerCase();
+}

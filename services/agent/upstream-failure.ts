@@ -1,0 +1,48 @@
+/**
+ * describeUpstreamFailure turns a transport error from talking to a local server into one line a person can act on,
+ * the way fastify-reply-from names ECONNREFUSED, resets and timeouts: what happened, to which server, and the code.
+ */
+export function describeUpstreamFailure(error: unknown, url: string, timeoutMs: number): string {
+  const cause = rootCause(error);
+  const code = typeof cause.code === "string" ? cause.code : undefined;
+  switch (code) {
+    case "ECONNREFUSED":
+      return `cannot connect to ${url}: connection refused (is the server running?)`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `cannot connect to ${url}: host name not found (${code})`;
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `cannot connect to ${url}: host unreachable (${code})`;
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return `cannot connect to ${url}: connect timed out`;
+    case "ECONNRESET":
+    case "EPIPE":
+    case "UND_ERR_SOCKET":
+      return `${url} closed the connection unexpectedly (${code}: ${cause.message})`;
+    case "UND_ERR_HEADERS_TIMEOUT":
+      return `${url} sent no response within ${timeoutMs} ms`;
+    case "UND_ERR_BODY_TIMEOUT":
+      return `${url} sent nothing for ${timeoutMs} ms in the middle of its answer`;
+    default:
+      return `${url}: ${cause.message || String(error)}${code ? ` (${code})` : ""}`;
+  }
+}
+
+interface ErrorWithCode {
+  readonly message: string;
+  readonly code?: unknown;
+}
+
+/** rootCause unwraps AggregateError (happy-eyeballs connects) and `cause` chains down to the error that has a code. */
+function rootCause(error: unknown): ErrorWithCode {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5; depth++) {
+    if (!(current instanceof Error)) break;
+    if (typeof (current as ErrorWithCode).code === "string") return current as ErrorWithCode;
+    if (current instanceof AggregateError && current.errors.length > 0) current = current.errors[0];
+    else if (current.cause !== undefined) current = current.cause;
+    else break;
+  }
+  return current instanceof Error ? (current as ErrorWithCode) : { message: String(current) };
+}

@@ -1,0 +1,139 @@
+import { once } from "node:events";
+import type { ServerResponse } from "node:http";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { FastifyReply } from "fastify";
+import type { InferencePart, Trailer } from "../../gen/infermesh/v1/inference_pb.js";
+import { GatewayError, gatewayErrorFromCode } from "./error-envelope.js";
+import { KEEPALIVE_FRAME, SSE_HEADERS, sseErrorFrame, sseFrame } from "./sse-frames.js";
+
+/** DEFAULT_KEEPALIVE_MS is how long a stream may stay silent before the gateway writes a keep-alive comment. */
+export const DEFAULT_KEEPALIVE_MS = 15_000;
+
+/** AnswerObserver hears the milestones of an answer, for metrics. */
+export interface AnswerObserver {
+  firstByte(): void;
+  trailer(trailer: Trailer): void;
+}
+
+/** AnswerOptions tunes how an answer is written. */
+export interface AnswerOptions {
+  readonly requestId: string;
+  readonly keepaliveMs: number;
+  readonly observer: AnswerObserver;
+}
+
+/**
+ * writeAnswer turns an agent's parts into the HTTP answer. Before the first byte, failures are real HTTP statuses
+ * with OpenAI's envelope (the GatewayError is thrown to the caller's error handler). A streamed answer's headers go
+ * out the moment its head arrives; each event follows as the provider emitted it; a failure after that is one
+ * `data: {"error":...}` frame, then the end of the response.
+ */
+export async function writeAnswer(reply: FastifyReply, parts: AsyncIterable<InferencePart>, options: AnswerOptions): Promise<void> {
+  const iterator = parts[Symbol.asyncIterator]();
+  let first: IteratorResult<InferencePart>;
+  try {
+    first = await iterator.next();
+  } catch (error) {
+    throw asGatewayError(error);
+  }
+  if (first.done) throw new GatewayError(502, "upstream_error", "the provider ended the answer without a response");
+  const part = first.value.part;
+  if (part.case === "error") throw partError(part.value);
+  if (part.case !== "head") throw new GatewayError(502, "upstream_error", `the provider sent '${part.case}' before a head`);
+  const head = part.value;
+  if (head.contentType.startsWith("text/event-stream")) {
+    await streamEvents(reply, iterator, options);
+    return;
+  }
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    let next: IteratorResult<InferencePart>;
+    try {
+      next = await iterator.next();
+    } catch (error) {
+      throw asGatewayError(error);
+    }
+    if (next.done) break;
+    const p = next.value.part;
+    if (p.case === "data") chunks.push(p.value);
+    else if (p.case === "error") throw partError(p.value);
+    else if (p.case === "trailer") options.observer.trailer(p.value);
+  }
+  options.observer.firstByte();
+  const body = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
+  await reply
+    .code(head.status || 200)
+    .header("content-type", head.contentType || "application/json")
+    .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+}
+
+async function streamEvents(
+  reply: FastifyReply,
+  iterator: AsyncIterator<InferencePart>,
+  options: AnswerOptions,
+): Promise<void> {
+  // Writing to the raw response skips Fastify's send pipeline, which costs per chunk and buffers by design.
+  reply.hijack();
+  const res: ServerResponse = reply.raw;
+  res.writeHead(200, { ...SSE_HEADERS, "x-request-id": options.requestId });
+  res.flushHeaders();
+  let lastWriteMs = Date.now();
+  const keepalive = setInterval(() => {
+    if (Date.now() - lastWriteMs >= options.keepaliveMs && !res.writableEnded) {
+      res.write(KEEPALIVE_FRAME);
+      lastWriteMs = Date.now();
+    }
+  }, Math.max(10, Math.floor(options.keepaliveMs / 2)));
+  let firstByte = false;
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) break;
+      const p = next.value.part;
+      if (p.case === "event") {
+        if (!firstByte) {
+          firstByte = true;
+          options.observer.firstByte();
+        }
+        lastWriteMs = Date.now();
+        if (!res.write(sseFrame(p.value.data, p.value.event))) await drainOrClose(res);
+      } else if (p.case === "data") {
+        lastWriteMs = Date.now();
+        if (!res.write(p.value)) await drainOrClose(res);
+      } else if (p.case === "trailer") {
+        options.observer.trailer(p.value);
+      } else if (p.case === "error") {
+        res.write(sseErrorFrame(partError(p.value).body().error));
+        break;
+      }
+      if (res.destroyed) break;
+    }
+  } catch (error) {
+    if (!res.destroyed) res.write(sseErrorFrame(asGatewayError(error).body().error));
+  } finally {
+    clearInterval(keepalive);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+async function drainOrClose(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return;
+  await Promise.race([once(res, "drain"), once(res, "close")]);
+}
+
+function partError(error: { type: string; message: string; httpStatus: number; code: string; param: string }): GatewayError {
+  return new GatewayError(error.httpStatus || 502, error.type || "upstream_error", error.message, {
+    ...(error.code ? { code: error.code } : {}),
+    ...(error.param ? { param: error.param } : {}),
+  });
+}
+
+/** asGatewayError turns a failed agent call into the error the client gets. */
+export function asGatewayError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  if (error instanceof ConnectError) {
+    const message = error.code === Code.Unavailable ? `the provider is unreachable: ${error.rawMessage}` : error.rawMessage;
+    return gatewayErrorFromCode(error.code, message, error);
+  }
+  return new GatewayError(502, "upstream_error", "the provider failed", { cause: error });
+}

@@ -1,0 +1,166 @@
+import { randomUUID } from "node:crypto";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import { HealthImplementation } from "grpc-health-check";
+import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
+import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import { bearerToken } from "../shared/bearer.js";
+import { systemClock, type Clock } from "../shared/clock.js";
+import { addGrpcService } from "../shared/grpc-service.js";
+import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/grpc-server.js";
+import type { Logger } from "../shared/logger.js";
+import { createAgentCalls, type AgentCalls } from "./agent-client.js";
+import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
+import { AuthCache } from "./auth-cache.js";
+import { Dispatcher } from "./dispatcher.js";
+import { GatewayError, invalidApiKey } from "./error-envelope.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
+import { createInferenceService } from "./inference-service.js";
+import { registerOpenAIRoutes } from "./openai-routes.js";
+import { connectRegistry, type RegistryLink } from "./registry-link.js";
+import { RoutingTable } from "./routing-table.js";
+
+/** DEFAULT_REQUEST_TIMEOUT_MS bounds one inference request end to end, as the seed service's upstream timeout. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+/** DEFAULT_BODY_LIMIT_BYTES bounds a JSON request body. */
+export const DEFAULT_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** GatewayOptions configures a gateway. */
+export interface GatewayOptions {
+  /** registry is the registry's gRPC address, "host:port". */
+  readonly registry: string;
+  readonly meshToken: string;
+  readonly log: Logger;
+  readonly clock?: Clock;
+  readonly requestTimeoutMs?: number;
+  readonly keepaliveMs?: number;
+  readonly bodyLimitBytes?: number;
+  readonly authTtlMs?: number;
+}
+
+/** Gateway is a gateway ready to listen: the OpenAI HTTP façade and the InferenceService gRPC face. */
+export interface Gateway {
+  readonly http: FastifyInstance;
+  readonly metrics: GatewayMetrics;
+  readonly table: RoutingTable;
+  readonly registryLink: RegistryLink;
+  /** listen binds the HTTP and gRPC ports (0 for any) and resolves them. */
+  listen(http: { host: string; port: number }, grpcAddress?: string): Promise<{ httpPort: number; grpcPort?: number }>;
+  close(graceMs?: number): Promise<void>;
+}
+
+/** createGateway builds the gateway and connects it to the registry's watch stream. */
+export function createGateway(options: GatewayOptions): Gateway {
+  const clock = options.clock ?? systemClock;
+  const table = new RoutingTable();
+  const registryLink = connectRegistry({ registry: options.registry, meshToken: options.meshToken, table, log: options.log });
+  const agents: AgentCalls = createAgentCalls();
+  const dispatcher = new Dispatcher(table, agents);
+  const metrics = createGatewayMetrics();
+  const auth = new AuthCache({
+    authenticate: (key) => registryLink.authenticate(key),
+    clock,
+    ...(options.authTtlMs === undefined ? {} : { ttlMs: options.authTtlMs }),
+  });
+  const authenticate = async (apiKey: string): Promise<Principal | undefined> => {
+    try {
+      return await auth.principal(apiKey);
+    } catch (error) {
+      throw new GatewayError(503, "service_unavailable", "cannot check the API key: the registry is unreachable", { cause: error });
+    }
+  };
+
+  const http = Fastify({
+    // pino's Logger is Fastify's logger; the cast only bridges the two packages' type declarations.
+    loggerInstance: options.log as FastifyBaseLogger,
+    // One line per request is the access log's job, not the service log's: it would cost more than the proxying.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    genReqId: (request) => {
+      const given = request.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Streams may run for minutes; deadlines are enforced per request, not by the socket.
+    requestTimeout: 0,
+    return503OnClosing: true,
+  });
+  // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
+  http.removeAllContentTypeParsers();
+  http.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+  http.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    if (!request.url.startsWith("/v1/")) return;
+    const header = request.headers.authorization;
+    const apiKey = bearerToken(header);
+    if (!apiKey) throw invalidApiKey(typeof header === "string" && header.length > 0);
+    const principal = await authenticate(apiKey);
+    if (!principal) throw invalidApiKey(true);
+    request.principal = principal;
+  });
+  http.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
+    const failure = error instanceof GatewayError ? error : fromFastifyError(error);
+    if (failure.status >= 500) request.log.warn({ err: error, requestId: request.id }, failure.message);
+    void reply.code(failure.status).header("content-type", "application/json").send(failure.body());
+  });
+  http.setNotFoundHandler((request, reply) => {
+    const failure = new GatewayError(404, "invalid_request_error", `Unknown route: ${request.method} ${request.url.split("?")[0]}`, {
+      code: "unknown_url",
+    });
+    void reply.code(404).send(failure.body());
+  });
+  http.get("/health", async () => ({ status: "ok", registry: registryLink.connected ? "connected" : "disconnected" }));
+  http.get("/metrics", async (_request, reply) => {
+    void reply.header("content-type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  registerOpenAIRoutes(http, {
+    table,
+    dispatcher,
+    metrics,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+  });
+
+  const grpcServer = createGrpcServer();
+  addGrpcService(
+    grpcServer,
+    InferenceService,
+    createInferenceService({ dispatcher, authenticate, requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS }),
+  );
+  const health = new HealthImplementation({ "": "SERVING", [InferenceService.typeName]: "SERVING" });
+  health.addToServer(grpcServer);
+  let grpcBound = false;
+
+  return {
+    http,
+    metrics,
+    table,
+    registryLink,
+    async listen(address, grpcAddress) {
+      await http.listen({ host: address.host, port: address.port });
+      const httpPort = (http.server.address() as { port: number }).port;
+      if (grpcAddress === undefined) return { httpPort };
+      const grpcPort = await bindGrpcServer(grpcServer, grpcAddress);
+      grpcBound = true;
+      return { httpPort, grpcPort };
+    },
+    async close(graceMs = 5_000) {
+      health.setStatus("", "NOT_SERVING");
+      registryLink.close();
+      const stopped = Promise.all([http.close(), grpcBound ? shutdownGrpcServer(grpcServer, graceMs) : Promise.resolve()]);
+      const force = setTimeout(() => http.server.closeAllConnections(), graceMs);
+      await stopped;
+      clearTimeout(force);
+      if (!grpcBound) grpcServer.forceShutdown();
+      agents.close();
+    },
+  };
+}
+
+/** fromFastifyError maps Fastify's own errors (body too large, bad content) to OpenAI's envelope. */
+function fromFastifyError(error: FastifyError): GatewayError {
+  const status = error.statusCode ?? 500;
+  if (status === 413) return new GatewayError(413, "invalid_request_error", "The request body is too large.", { code: "request_too_large" });
+  if (status >= 400 && status < 500) return new GatewayError(status, "invalid_request_error", error.message);
+  return new GatewayError(500, "internal_error", "The gateway failed to handle the request.", { cause: error });
+}

@@ -1,0 +1,158 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { Modality, ServiceType, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import { writeAnswer } from "./answer-writer.js";
+import type { Dispatcher } from "./dispatcher.js";
+import { invalidRequest } from "./error-envelope.js";
+import { UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
+import { parseJsonObject, requireModel, streamFlag, withServedModel, type JsonObject } from "./request-body.js";
+import { SERVICE_TYPE_NAMES, type Route, type RoutingTable } from "./routing-table.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** principal is the authenticated caller, set by the gateway's auth hook. */
+    principal: Principal;
+  }
+}
+
+/** OpenAIRoutesOptions are what the OpenAI routes work with. */
+export interface OpenAIRoutesOptions {
+  readonly table: RoutingTable;
+  readonly dispatcher: Dispatcher;
+  readonly metrics: GatewayMetrics;
+  readonly requestTimeoutMs: number;
+  readonly keepaliveMs: number;
+}
+
+const MODALITY_NAMES: Readonly<Record<Modality, string>> = {
+  [Modality.UNSPECIFIED]: "unspecified",
+  [Modality.TEXT]: "text",
+  [Modality.IMAGE]: "image",
+  [Modality.AUDIO]: "audio",
+  [Modality.VIDEO]: "video",
+};
+
+/** DEFAULT_MODALITIES are a model's modalities when its provider does not declare them, by service type. */
+const DEFAULT_MODALITIES: Readonly<Record<ServiceType, { input: Modality[]; output: Modality[] }>> = {
+  [ServiceType.UNSPECIFIED]: { input: [], output: [] },
+  [ServiceType.LLM]: { input: [Modality.TEXT], output: [Modality.TEXT] },
+  [ServiceType.STT]: { input: [Modality.AUDIO], output: [Modality.TEXT] },
+  [ServiceType.TTS]: { input: [Modality.TEXT], output: [Modality.AUDIO] },
+  [ServiceType.IMAGE]: { input: [Modality.TEXT, Modality.IMAGE], output: [Modality.IMAGE] },
+};
+
+/** registerOpenAIRoutes adds /v1/models, /v1/chat/completions and /v1/completions. */
+export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutesOptions): void {
+  const { metrics } = options;
+
+  app.get("/v1/models", async (request) => ({ object: "list", data: modelList(options.table.visibleRoutes(request.principal)) }));
+
+  app.post("/v1/chat/completions", (request, reply) =>
+    inference(request, reply, Operation.CHAT_COMPLETION, "/v1/chat/completions", (body) => {
+      if (!Array.isArray(body.messages)) throw invalidRequest("'messages' must be an array of messages", "messages", "invalid_type");
+      if (body.messages.length === 0) throw invalidRequest("'messages' must not be empty", "messages", "empty_array");
+    }),
+  );
+
+  app.post("/v1/completions", (request, reply) =>
+    inference(request, reply, Operation.COMPLETION, "/v1/completions", (body) => {
+      const prompt = body.prompt;
+      if (typeof prompt !== "string" && !Array.isArray(prompt)) {
+        throw invalidRequest("'prompt' must be a string or an array", "prompt", "invalid_type");
+      }
+    }),
+  );
+
+  async function inference(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    operation: Operation.CHAT_COMPLETION | Operation.COMPLETION,
+    route: string,
+    validate: (body: JsonObject) => void,
+  ): Promise<void> {
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    let served: Route | undefined;
+    metrics.inFlight.inc({ route });
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    };
+    reply.raw.once("close", onClose);
+    try {
+      const body = parseJsonObject(request.body);
+      const model = requireModel(body);
+      const stream = streamFlag(body);
+      validate(body);
+      const raw = request.body as Uint8Array;
+      const dispatch = options.dispatcher.dispatch({
+        principal: request.principal,
+        operation,
+        model,
+        stream,
+        requestId: request.id,
+        deadlineMs: Date.now() + options.requestTimeoutMs,
+        body: (servedModel) => withServedModel(raw, body, model, servedModel),
+        signal: controller.signal,
+      });
+      served = dispatch.route;
+      const servedModel = served.model.id;
+      await writeAnswer(reply, dispatch.parts, {
+        requestId: request.id,
+        keepaliveMs: options.keepaliveMs,
+        observer: {
+          firstByte: () => metrics.timeToFirstByte.observe({ route }, elapsed()),
+          trailer: (trailer) => {
+            const usage = trailer.usage;
+            if (!usage) return;
+            metrics.tokens.inc({ model: servedModel, type: "prompt" }, usage.promptTokens);
+            metrics.tokens.inc({ model: servedModel, type: "completion" }, usage.completionTokens);
+          },
+        },
+      });
+    } finally {
+      reply.raw.removeListener("close", onClose);
+      metrics.inFlight.dec({ route });
+      const record = () => {
+        metrics.duration.observe({ route }, elapsed());
+        metrics.requests.inc({ route, model: served?.model.id ?? UNROUTED_MODEL, status_class: `${Math.floor(reply.raw.statusCode / 100)}xx` });
+      };
+      if (reply.sent || reply.raw.headersSent) record();
+      else reply.raw.once("finish", record);
+    }
+  }
+}
+
+/** modelList renders routes as OpenAI's model list, one entry per model id across providers, with capabilities. */
+function modelList(routes: readonly Route[]): object[] {
+  const byId = new Map<string, { route: Route; owners: Set<string> }>();
+  for (const route of routes) {
+    const key = `${route.model.id.toLowerCase()}\u0000${route.model.serviceType}`;
+    const entry = byId.get(key);
+    if (entry) entry.owners.add(route.provider.name);
+    else byId.set(key, { route, owners: new Set([route.provider.name]) });
+  }
+  return [...byId.values()]
+    .sort((a, b) => a.route.model.id.localeCompare(b.route.model.id))
+    .map(({ route, owners }) => modelEntry(route.model, [...owners].sort().join(","), route.provider.lastHeartbeatTime?.seconds));
+}
+
+function modelEntry(model: Model, ownedBy: string, created: bigint | undefined): object {
+  const defaults = DEFAULT_MODALITIES[model.serviceType];
+  const input = model.inputModalities.length > 0 ? model.inputModalities : defaults.input;
+  const output = model.outputModalities.length > 0 ? model.outputModalities : defaults.output;
+  return {
+    id: model.id,
+    object: "model",
+    created: created === undefined ? 0 : Number(created),
+    owned_by: ownedBy,
+    service_type: SERVICE_TYPE_NAMES[model.serviceType],
+    input_modalities: input.map((m) => MODALITY_NAMES[m]),
+    output_modalities: output.map((m) => MODALITY_NAMES[m]),
+    supported_features: model.supportedFeatures,
+    context_length: model.contextLength === 0 ? null : model.contextLength,
+    ...(model.engine ? { engine: model.engine } : {}),
+    ...(model.quantization ? { quantization: model.quantization } : {}),
+  };
+}

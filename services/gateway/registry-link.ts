@@ -1,0 +1,102 @@
+import { createClient, Code, ConnectError, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { RegistryService, type Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import type { Logger } from "../shared/logger.js";
+import type { RoutingTable } from "./routing-table.js";
+
+const WATCH_BACKOFF_START_MS = 100;
+const WATCH_BACKOFF_MAX_MS = 5_000;
+const AUTHENTICATE_TIMEOUT_MS = 5_000;
+
+/** RegistryLink is the gateway's connection to the registry: the provider watch and key checks. */
+export interface RegistryLink {
+  /** ready resolves once the first snapshot is in the table. */
+  readonly ready: Promise<void>;
+  /** connected is true while the watch stream is up. */
+  readonly connected: boolean;
+  authenticate(apiKey: string): Promise<Principal | undefined>;
+  close(): void;
+}
+
+/** RegistryLinkOptions configures a RegistryLink. */
+export interface RegistryLinkOptions {
+  /** registry is "host:port". */
+  readonly registry: string;
+  readonly meshToken: string;
+  readonly table: RoutingTable;
+  readonly log: Logger;
+}
+
+/**
+ * connectRegistry keeps the routing table in step with the registry's WatchProviders stream. When the stream
+ * breaks, the table keeps routing on what it knew and the watch reconnects with exponential backoff; the next
+ * snapshot replaces the table whole.
+ */
+export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
+  const client: Client<typeof RegistryService> = createClient(
+    RegistryService,
+    createGrpcTransport({ baseUrl: `http://${options.registry}`, pingIntervalMs: 10_000, pingTimeoutMs: 5_000 }),
+  );
+  const headers = { authorization: `Bearer ${options.meshToken}` };
+  const controller = new AbortController();
+  let connected = false;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+
+  void (async () => {
+    let backoffMs = WATCH_BACKOFF_START_MS;
+    while (!controller.signal.aborted) {
+      try {
+        for await (const response of client.watchProviders({}, { headers, signal: controller.signal })) {
+          options.table.apply(response);
+          if (!connected) {
+            connected = true;
+            backoffMs = WATCH_BACKOFF_START_MS;
+            options.log.info({ registry: options.registry }, "registry watch connected");
+            markReady();
+          }
+        }
+        if (!controller.signal.aborted) options.log.warn("registry watch ended; reconnecting");
+      } catch (error) {
+        if (controller.signal.aborted) break;
+        const reason = error instanceof ConnectError ? error.rawMessage : String(error);
+        options.log.warn({ registry: options.registry, reason, retryInMs: backoffMs }, "registry watch failed");
+        if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+          options.log.error("the registry refused the mesh token");
+        }
+      }
+      connected = false;
+      await sleep(backoffMs, controller.signal);
+      backoffMs = Math.min(backoffMs * 2, WATCH_BACKOFF_MAX_MS);
+    }
+  })();
+
+  return {
+    ready,
+    get connected() {
+      return connected;
+    },
+    async authenticate(apiKey) {
+      try {
+        const response = await client.authenticate({ apiKey }, { headers, timeoutMs: AUTHENTICATE_TIMEOUT_MS });
+        return response.principal;
+      } catch (error) {
+        if (error instanceof ConnectError && error.code === Code.Unauthenticated) return undefined;
+        throw error;
+      }
+    },
+    close: () => controller.abort(),
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,93 @@
+import { createGateway, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "../../services/gateway/gateway.js";
+import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
+import { createLogger } from "../../services/shared/logger.js";
+import {
+  formatHostPort,
+  parseFlags,
+  parseHostPort,
+  parseLogLevel,
+  parseMs,
+  requireString,
+  usageText,
+  type FlagSpecs,
+  type HostPort,
+} from "./flags.js";
+import { DEFAULT_REGISTRY_LISTEN, MIN_MESH_TOKEN_LENGTH } from "./registry-command.js";
+import { onShutdownSignal } from "./shutdown.js";
+import { UsageError } from "./flags.js";
+
+/** DEFAULT_GATEWAY_LISTEN is the OpenAI HTTP address unless told otherwise. */
+export const DEFAULT_GATEWAY_LISTEN = "127.0.0.1:8080";
+/** DEFAULT_GATEWAY_GRPC_LISTEN is InferenceService's address unless told otherwise. */
+export const DEFAULT_GATEWAY_GRPC_LISTEN = "127.0.0.1:7701";
+
+/** GATEWAY_FLAGS are `infermesh gateway`'s flags. */
+export const GATEWAY_FLAGS: FlagSpecs = {
+  listen: { type: "string", default: DEFAULT_GATEWAY_LISTEN, description: "OpenAI HTTP listen address HOST:PORT" },
+  "grpc-listen": { type: "string", default: DEFAULT_GATEWAY_GRPC_LISTEN, description: "InferenceService gRPC address HOST:PORT" },
+  registry: { type: "string", default: DEFAULT_REGISTRY_LISTEN, description: "the registry's gRPC address HOST:PORT" },
+  "mesh-token": { type: "string", description: "the mesh token the registry expects from gateways" },
+  "request-timeout-ms": { type: "string", default: String(DEFAULT_REQUEST_TIMEOUT_MS), description: "deadline of one inference request" },
+  "keepalive-ms": { type: "string", default: String(DEFAULT_KEEPALIVE_MS), description: "SSE keep-alive comment after this much silence" },
+  "body-limit-bytes": { type: "string", default: String(DEFAULT_BODY_LIMIT_BYTES), description: "largest JSON request body" },
+  "log-level": { type: "string", default: "info", description: "log level" },
+  help: { type: "boolean", description: "print this help" },
+};
+
+/** GatewayConfig is `infermesh gateway`'s configuration, parsed once. */
+export interface GatewayConfig {
+  readonly listen: HostPort;
+  readonly grpcListen: HostPort;
+  readonly registry: HostPort;
+  readonly meshToken: string;
+  readonly requestTimeoutMs: number;
+  readonly keepaliveMs: number;
+  readonly bodyLimitBytes: number;
+  readonly logLevel: string;
+}
+
+/** parseGatewayConfig turns flags and INFERMESH_* variables into a frozen GatewayConfig or throws a UsageError. */
+export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
+  const flags = parseFlags(GATEWAY_FLAGS, argv, env);
+  const meshToken = requireString(flags, "mesh-token");
+  if (meshToken.length < MIN_MESH_TOKEN_LENGTH) throw new UsageError(`--mesh-token must be at least ${MIN_MESH_TOKEN_LENGTH} characters`);
+  return Object.freeze({
+    listen: parseHostPort("listen", requireString(flags, "listen")),
+    grpcListen: parseHostPort("grpc-listen", requireString(flags, "grpc-listen")),
+    registry: parseHostPort("registry", requireString(flags, "registry")),
+    meshToken,
+    requestTimeoutMs: parseMs("request-timeout-ms", requireString(flags, "request-timeout-ms")),
+    keepaliveMs: parseMs("keepalive-ms", requireString(flags, "keepalive-ms"), 10),
+    bodyLimitBytes: parseMs("body-limit-bytes", requireString(flags, "body-limit-bytes"), 1024, 1 << 30),
+    logLevel: parseLogLevel(requireString(flags, "log-level")),
+  });
+}
+
+/** runGateway starts a gateway and serves until SIGTERM or SIGINT. */
+export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (parseFlags(GATEWAY_FLAGS, argv, env).boolean("help")) {
+    process.stdout.write(usageText("infermesh gateway [flags]", GATEWAY_FLAGS));
+    return;
+  }
+  const config = parseGatewayConfig(argv, env);
+  const log = createLogger("gateway", config.logLevel);
+  const gateway = createGateway({
+    registry: formatHostPort(config.registry),
+    meshToken: config.meshToken,
+    log,
+    requestTimeoutMs: config.requestTimeoutMs,
+    keepaliveMs: config.keepaliveMs,
+    bodyLimitBytes: config.bodyLimitBytes,
+  });
+  try {
+    const { httpPort, grpcPort } = await gateway.listen(config.listen, formatHostPort(config.grpcListen));
+    log.info({ listen: `${config.listen.host}:${httpPort}`, grpcListen: `${config.grpcListen.host}:${grpcPort}`, registry: formatHostPort(config.registry) }, "gateway ready");
+  } catch (error) {
+    await gateway.close(0);
+    throw error;
+  }
+  await onShutdownSignal(log);
+  await gateway.close();
+  log.info("gateway stopped");
+  log.flush();
+}

@@ -1,0 +1,56 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { AgentService, type InferenceCall, type InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { bearerCredential } from "../../services/shared/bearer.js";
+import { addGrpcService } from "../../services/shared/grpc-service.js";
+import { bindGrpcServer, createGrpcServer } from "../../services/shared/grpc-server.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** Script answers one Infer call; it may wait on the call's signal to act like a slow provider. */
+export type Script = (
+  call: InferenceCall,
+  signal: AbortSignal,
+) => AsyncIterable<MessageInitShape<typeof InferResponseSchema>>;
+
+/**
+ * ScriptedAgent is a TEST DOUBLE of an agent: a real AgentService gRPC server whose answers a test scripts, for
+ * gateway behaviour that needs exact control of the parts (errors after the first byte, silences, odd heads).
+ * It records the calls it got and the ones cancelled.
+ */
+export interface ScriptedAgent {
+  readonly endpoint: string;
+  readonly token: string;
+  readonly calls: InferenceCall[];
+  readonly cancelled: string[];
+  script: Script;
+  close(): Promise<void>;
+}
+
+/** startScriptedAgent starts a scripted agent on 127.0.0.1:0 requiring token. */
+export async function startScriptedAgent(token: string, script: Script): Promise<ScriptedAgent> {
+  const server = createGrpcServer();
+  const agent: ScriptedAgent = {
+    endpoint: "",
+    token,
+    calls: [],
+    cancelled: [],
+    script,
+    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+  };
+  addGrpcService(server, AgentService, {
+    async *infer(request, { metadata, signal }) {
+      if (bearerCredential(metadata) !== token) throw new ConnectError("bad agent token", Code.Unauthenticated);
+      const call = request.call as InferenceCall;
+      agent.calls.push(call);
+      signal.addEventListener("abort", () => agent.cancelled.push(call.requestId), { once: true });
+      yield* agent.script(call, signal);
+    },
+  });
+  const port = await bindGrpcServer(server, "127.0.0.1:0");
+  (agent as { endpoint: string }).endpoint = `127.0.0.1:${port}`;
+  const close = agent.close;
+  agent.close = async () => {
+    server.forceShutdown();
+    await close().catch(() => {});
+  };
+  return agent;
+}
