@@ -185,6 +185,20 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     expect(await response.text()).to.equal(events.map((e) => `data: ${e}\n\n`).join(""));
   });
 
+  it("asks a stream for usage on the client's behalf, and hides that chunk from a client that did not ask", async () => {
+    const usageChunk = '{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}';
+    agent.script = eventStream(['{"choices":[{"delta":{"content":"a"}}]}', usageChunk, "[DONE]"]);
+    const plain = await post("/v1/chat/completions", { model: "Llama-3", messages: [{ role: "user", content: "hi" }], stream: true });
+    expect(await plain.text()).to.equal('data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: [DONE]\n\n');
+    const sent = JSON.parse(new TextDecoder().decode(agent.calls.at(-1)?.body)) as Record<string, unknown>;
+    expect(sent.stream_options).to.deep.equal({ include_usage: true });
+
+    const asked = '{"model":"Llama-3","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}';
+    const withUsage = await post("/v1/chat/completions", asked);
+    expect(await withUsage.text()).to.contain(`data: ${usageChunk}\n\n`);
+    expect(new TextDecoder().decode(agent.calls.at(-1)?.body), "untouched when the client asked").to.equal(asked);
+  });
+
   it("ends a stream that fails after its first byte with one error frame", async () => {
     agent.script = eventStream(['{"n":1}'], async function* () {
       yield { part: { part: { case: "error", value: { type: "upstream_error", message: "model crashed", httpStatus: 502 } } } };

@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyReply } from "fastify";
 import type { InferencePart, Trailer } from "../../gen/infermesh/v1/inference_pb.js";
 import { GatewayError, gatewayErrorFromCode } from "./error-envelope.js";
+import { isUsageOnlyChunk } from "./usage-injection.js";
 import { KEEPALIVE_FRAME, SSE_HEADERS, sseErrorFrame, sseFrame } from "./sse-frames.js";
 
 /** DEFAULT_KEEPALIVE_MS is how long a stream may stay silent before the gateway writes a keep-alive comment. */
@@ -19,6 +20,8 @@ export interface AnswerObserver {
 export interface AnswerOptions {
   readonly requestId: string;
   readonly keepaliveMs: number;
+  /** dropUsageOnlyChunks hides the usage chunk that the gateway asked for on the client's behalf. */
+  readonly dropUsageOnlyChunks?: boolean;
   readonly observer: AnswerObserver;
 }
 
@@ -91,6 +94,7 @@ async function streamEvents(
       if (next.done) break;
       const p = next.value.part;
       if (p.case === "event") {
+        if (options.dropUsageOnlyChunks && isUsageOnlyChunk(p.value.data)) continue;
         if (!firstByte) {
           firstByte = true;
           options.observer.firstByte();

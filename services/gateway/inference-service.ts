@@ -5,7 +5,7 @@ import { bearerCredential } from "../shared/bearer.js";
 import type { GrpcImplementation } from "../shared/grpc-service.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { GatewayError } from "./error-envelope.js";
-import { parseJsonObject, withServedModel } from "./request-body.js";
+import { parseJsonObject, upstreamBody } from "./request-body.js";
 
 /** InferenceServiceDeps are what the gateway's gRPC face works with. */
 export interface InferenceServiceDeps {
@@ -42,7 +42,7 @@ export function createInferenceService(deps: InferenceServiceDeps): GrpcImplemen
           requestId: call.requestId || crypto.randomUUID(),
           deadlineMs,
           media: call.media,
-          body: (served) => (served === call.model ? call.body : withServedModel(call.body, parseJsonObject(call.body), call.model, served)),
+          body: (served) => (served === call.model ? call.body : upstreamBody(call.body, parseJsonObject(call.body), call.model, served)),
           signal,
         });
       } catch (error) {

@@ -6,7 +6,8 @@ import { writeAnswer } from "./answer-writer.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { invalidRequest } from "./error-envelope.js";
 import { UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
-import { parseJsonObject, requireModel, streamFlag, withServedModel, type JsonObject } from "./request-body.js";
+import { parseJsonObject, requireModel, streamFlag, upstreamBody, type JsonObject } from "./request-body.js";
+import { needsUsageInjection, withUsageRequested } from "./usage-injection.js";
 import { SERVICE_TYPE_NAMES, type Route, type RoutingTable } from "./routing-table.js";
 
 declare module "fastify" {
@@ -86,6 +87,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
       const stream = streamFlag(body);
       validate(body);
       const raw = request.body as Uint8Array;
+      const injectUsage = needsUsageInjection(body, stream);
       const dispatch = options.dispatcher.dispatch({
         principal: request.principal,
         operation,
@@ -93,7 +95,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
         stream,
         requestId: request.id,
         deadlineMs: Date.now() + options.requestTimeoutMs,
-        body: (servedModel) => withServedModel(raw, body, model, servedModel),
+        body: (servedModel) => upstreamBody(raw, body, model, servedModel, injectUsage ? withUsageRequested : undefined),
         signal: controller.signal,
       });
       served = dispatch.route;
@@ -101,6 +103,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
       await writeAnswer(reply, dispatch.parts, {
         requestId: request.id,
         keepaliveMs: options.keepaliveMs,
+        dropUsageOnlyChunks: injectUsage,
         observer: {
           firstByte: () => metrics.timeToFirstByte.observe({ route }, elapsed()),
           trailer: (trailer) => {

@@ -39,10 +39,18 @@ export function streamFlag(body: JsonObject): boolean {
 }
 
 /**
- * withServedModel returns the body to send upstream: the client's bytes untouched when they already name the model
- * as the provider serves it, else re-serialised with the served name (ids match case-insensitively).
+ * upstreamBody returns the body to send upstream: the client's bytes untouched when they already name the model as
+ * the provider serves it and need no change, else re-serialised with the served name (ids match case-insensitively)
+ * and whatever `patch` adds.
  */
-export function withServedModel(raw: Uint8Array, body: JsonObject, requested: string, served: string): Uint8Array {
-  if (requested === served) return raw;
-  return Buffer.from(JSON.stringify({ ...body, model: served }));
+export function upstreamBody(
+  raw: Uint8Array,
+  body: JsonObject,
+  requested: string,
+  served: string,
+  patch?: (body: JsonObject) => JsonObject,
+): Uint8Array {
+  if (requested === served && !patch) return raw;
+  const renamed = { ...body, model: served };
+  return Buffer.from(JSON.stringify(patch ? patch(renamed) : renamed));
 }

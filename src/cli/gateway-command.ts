@@ -19,7 +19,7 @@ import { UsageError } from "./flags.js";
 /** DEFAULT_GATEWAY_LISTEN is the OpenAI HTTP address unless told otherwise. */
 export const DEFAULT_GATEWAY_LISTEN = "127.0.0.1:8080";
 /** DEFAULT_GATEWAY_GRPC_LISTEN is InferenceService's address unless told otherwise. */
-export const DEFAULT_GATEWAY_GRPC_LISTEN = "127.0.0.1:7701";
+export const DEFAULT_GATEWAY_GRPC_LISTEN = "127.0.0.1:7702";
 
 /** GATEWAY_FLAGS are `infermesh gateway`'s flags. */
 export const GATEWAY_FLAGS: FlagSpecs = {
