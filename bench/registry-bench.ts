@@ -183,7 +183,7 @@ interface PhaseResult {
   readonly latencyMs: Percentiles;
   /** registryCpu is registry CPU seconds per wall second (1 = one core busy). */
   readonly registryCpu: number;
-  /** registryCpuUsPerHeartbeat is registry CPU time per accepted heartbeat, which contention hardly moves. */
+  /** registryCpuUsPerHeartbeat is registry CPU time per accepted heartbeat, less moved by other load than the rate. */
   readonly registryCpuUsPerHeartbeat: number | null;
   /** clientCpu is the same for this load generator, to tell when it, not the registry, was the limit. */
   readonly clientCpu: number;

@@ -20,7 +20,7 @@ const CLOSE_GRACE_MS = 1_000;
 
 let server: RegistryServer | undefined;
 let store: RegistryStore | undefined;
-let stopping = false;
+let stopping: Promise<never> | undefined;
 
 function send(message: ChildMessage): void {
   process.send?.(message);
@@ -54,16 +54,19 @@ function stats(id: number): ResourceStats {
   };
 }
 
-async function stop(exitCode: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    try {
-      await server?.close(CLOSE_GRACE_MS);
-      await store?.close();
-    } catch (error) {
-      process.stderr.write(`registry-child: close failed: ${describe(error)}\n`);
-      exitCode = 1;
-    }
+/** stop closes the registry and the store once, however many times it is asked, then exits. */
+function stop(exitCode: number): Promise<never> {
+  stopping ??= closeAndExit(exitCode);
+  return stopping;
+}
+
+async function closeAndExit(exitCode: number): Promise<never> {
+  try {
+    await server?.close(CLOSE_GRACE_MS);
+    await store?.close();
+  } catch (error) {
+    process.stderr.write(`registry-child: close failed: ${describe(error)}\n`);
+    exitCode = 1;
   }
   // Exit explicitly: the bench waits for this process and must not hang on a handle someone forgot to unref.
   process.exit(exitCode);
