@@ -53,7 +53,7 @@ const SCHEMA = `
 `;
 
 /** USER_NAME_PATTERN is what a user name may be: short, and safe to print in logs, tables and shell commands. */
-const USER_NAME_PATTERN = /^.{0,100}$/;
+const USER_NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
 
 /** InvalidUserNameError reports a user name outside USER_NAME_PATTERN, so callers can tell bad input from failures. */
 export class InvalidUserNameError extends Error {
