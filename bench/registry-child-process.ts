@@ -38,7 +38,7 @@ export interface RegistryChild {
 /** startRegistryChild forks bench/registry-child.ts under tsx and resolves once its registry listens. */
 export async function startRegistryChild(options: RegistryChildOptions): Promise<RegistryChild> {
   const child = fork(CHILD_PATH, [], {
-    execArgv: ["--import", import.meta.resolve("tsx")],
+    execArgv: ["--import", import.meta.resolve("tsx"), ...(process.env.REGISTRY_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.REGISTRY_CPU_PROF] : [])],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const exited = new Promise<void>((resolveExit) => child.once("exit", () => resolveExit()));

@@ -2,6 +2,7 @@ import { create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ChangeCause,
+  HeartbeatRequestSchema,
   ProviderSchema,
   ProviderState,
   Visibility,
@@ -38,6 +39,8 @@ export interface HeartbeatOutcome {
 
 interface Entry {
   provider: Provider;
+  /** request is the heartbeat that produced provider, for the cheap unchanged check. */
+  request: HeartbeatRequest | undefined;
   timer: TimerHandle | undefined;
 }
 
@@ -66,6 +69,13 @@ export class ProviderTable {
   heartbeat(owner: Principal, request: HeartbeatRequest): HeartbeatOutcome {
     const entry = this.#entries.get(request.providerId);
     const previous = entry?.provider;
+    if (entry && previous?.online && entry.request && equals(HeartbeatRequestSchema, entry.request, request)) {
+      // The steady state: same report as last time. Only the clock moves; watchers hear nothing.
+      previous.lastHeartbeatTime = timestampFromMs(this.#clock.now());
+      entry.timer?.cancel();
+      entry.timer = this.#clock.setTimer(() => this.#goOffline(previous.id, ChangeCause.EXPIRED), this.#ttlMs);
+      return { provider: previous, changed: false };
+    }
     const provider = create(ProviderSchema, {
       id: request.providerId,
       ownerUserId: owner.userId,
@@ -85,8 +95,9 @@ export class ProviderTable {
     if (entry) {
       entry.timer?.cancel();
       entry.provider = provider;
+      entry.request = request;
     }
-    const current = entry ?? { provider, timer: undefined };
+    const current = entry ?? { provider, request, timer: undefined };
     if (!entry) this.#entries.set(provider.id, current);
     if (!previous?.online) this.#onlineCount++;
     current.timer = this.#clock.setTimer(() => this.#goOffline(provider.id, ChangeCause.EXPIRED), this.#ttlMs);

@@ -39,8 +39,14 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
   const heartbeatInterval = durationFromMs(deps.heartbeatIntervalMs);
   const ttl = durationFromMs(deps.ttlMs);
 
+  // A provider id never changes hands once claimed, so its owner is remembered: a steady heartbeat costs no write.
+  const owners = new Map<string, string>();
   async function ownedBy(principal: Principal, providerId: string): Promise<void> {
-    const owner = await store.claimProvider(providerId, principal.userId);
+    let owner = owners.get(providerId);
+    if (owner === undefined) {
+      owner = await store.claimProvider(providerId, principal.userId);
+      owners.set(providerId, owner);
+    }
     if (owner !== principal.userId) throw unauthenticated(`provider '${providerId}' belongs to another user`);
   }
 
@@ -50,9 +56,9 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
         const principal = userOnly(await auth.authenticate(metadata), "Heartbeat");
         validateHeartbeat(request);
         await ownedBy(principal, request.providerId);
-        const { provider } = table.heartbeat(principal, request);
+        const { provider, changed } = table.heartbeat(principal, request);
         metrics.heartbeats.inc({ outcome: "accepted" });
-        return { heartbeatInterval, ttl, provider };
+        return changed ? { heartbeatInterval, ttl, provider } : { heartbeatInterval, ttl };
       } catch (error) {
         metrics.heartbeats.inc({ outcome: "rejected" });
         throw error;

@@ -284,7 +284,8 @@ export type HeartbeatResponse = Message<"infermesh.v1.HeartbeatResponse"> & {
   ttl?: Duration | undefined;
 
   /**
-   * provider is the provider as registered.
+   * provider is the provider as registered; set only when this heartbeat registered or changed it, so that a
+   * steady heartbeat's answer stays small.
    *
    * @generated from field: infermesh.v1.Provider provider = 3;
    */
