@@ -1,5 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
+import { runAgent } from "./agent-command.js";
 import { UsageError } from "./flags.js";
+import { runDev } from "./dev-command.js";
 import { runGateway } from "./gateway-command.js";
 import { runKeys } from "./keys-command.js";
 import { runRegistry } from "./registry-command.js";
@@ -7,10 +9,12 @@ import { runSim } from "./sim-command.js";
 
 /** COMMANDS are infermesh's subcommands. */
 const COMMANDS: Readonly<Record<string, (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<void>>> = {
+  dev: runDev,
   registry: runRegistry,
   gateway: runGateway,
   sim: runSim,
   keys: runKeys,
+  agent: runAgent,
 };
 
 const USAGE = `infermesh: an open inference network with an OpenAI-compatible gateway.
@@ -18,9 +22,11 @@ const USAGE = `infermesh: an open inference network with an OpenAI-compatible ga
 usage: infermesh <command> [flags]   (every flag also as an INFERMESH_* variable; --help on each command)
 
 commands:
+  dev        the whole mesh on loopback: registry, gateway, an agent and a model-server simulator
   registry   the control plane: providers, heartbeats, API keys (gRPC)
   gateway    the OpenAI-compatible HTTP API (and InferenceService over gRPC)
   keys       create, list and revoke API keys in the registry's database
+  agent      serve local model servers (llama-server, Ollama, vLLM, ...) to the mesh
   sim        a llama-server simulator: a fixture for demos, tests and benchmarks
 `;
 

@@ -1,0 +1,325 @@
+import * as grpc from "@grpc/grpc-js";
+import { expect } from "chai";
+import { MESH_TOKEN, startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
+import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
+import { waitFor } from "../../test/support/wait-for.js";
+import { createSimulator, type Simulator } from "../sim/simulator.js";
+import { createLogger } from "../shared/logger.js";
+import { createAgent, type Agent } from "./agent.js";
+import { resolveAgentConfig, type UpstreamSettings } from "./agent-config.js";
+import {
+  llamaServer,
+  replay,
+  sampleBody,
+  ssePayloads,
+  startFakeUpstream,
+  type FakeHandler,
+  type FakeUpstream,
+} from "./test-support/fake-upstream.js";
+import { agentClient, chatBody, infer, openInfer, type InferResult, type StockPart } from "./test-support/infer-client.js";
+
+const MODEL = "models/tiny-random.gguf";
+const log = createLogger("agent-test", "silent");
+
+/** stallStream opens an SSE answer with one event and then says nothing more, like a model server stuck mid-answer. */
+const stallStream: FakeHandler = (_request, response) => {
+  response.writeHead(200, { "content-type": "text/event-stream" });
+  response.write('data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}\n\n');
+};
+
+/** stallModels answers /v1/models like llama-server and holds every other request without a word. */
+function withModels(handler: FakeHandler): FakeHandler {
+  const models = llamaServer();
+  return (request, response) => (request.path === "/v1/models" ? models(request, response) : handler(request, response));
+}
+
+function kinds(result: InferResult): string[] {
+  return result.parts.map((part) => part.part);
+}
+
+function onlyError(result: InferResult): NonNullable<StockPart["error"]> {
+  expect(result.status.code, result.status.details).to.equal(grpc.status.OK);
+  expect(kinds(result)).to.deep.equal(["error"]);
+  return result.parts[0]?.error as NonNullable<StockPart["error"]>;
+}
+
+describe("agent Infer (stock grpc-js client)", () => {
+  let registry: RegistryFixture;
+  let apiKey: string;
+  let upstream: FakeUpstream;
+  let agent: Agent;
+  let client: StockClient;
+  let token: string;
+
+  async function startAgent(settings: Partial<UpstreamSettings> = {}, url = upstream.url): Promise<void> {
+    const config = resolveAgentConfig({
+      registry: `http://${registry.address}`,
+      apiKey,
+      listen: { host: "127.0.0.1", port: 0 },
+      metricsListen: { host: "127.0.0.1", port: 0 },
+      upstreams: [{ type: "llm", url, ...settings }],
+    });
+    agent = createAgent({ config, log, hostname: "test-host" });
+    const { grpcPort } = await agent.start();
+    client = agentClient(`127.0.0.1:${grpcPort}`);
+    token = agent.agentToken;
+  }
+
+  before(async () => {
+    registry = await startRegistry({ heartbeatIntervalMs: 200 });
+    apiKey = await registry.keyFor("alice");
+  });
+
+  after(() => registry.stop());
+
+  beforeEach(async () => {
+    upstream = await startFakeUpstream();
+  });
+
+  afterEach(async () => {
+    client?.close();
+    await agent?.stop(1_000);
+    await upstream.close();
+  });
+
+  describe("with a llama-server replaying real captures", () => {
+    beforeEach(() => startAgent());
+
+    it("is called with the agent token that the registry shows to the mesh token only", async () => {
+      const registryClient = stockClient("RegistryService", registry.address);
+      try {
+        const listed = await waitFor("the agent to register", async () => {
+          const { providers } = await unary<{ providers: { agentToken: string; models: { id: string }[] }[] }>(
+            registryClient,
+            "listProviders",
+            {},
+            bearer(MESH_TOKEN),
+          );
+          return providers[0];
+        });
+        expect(listed.models.map((m) => m.id)).to.deep.equal([MODEL]);
+        const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, listed.agentToken);
+        expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      } finally {
+        registryClient.close();
+      }
+    });
+
+    it("returns a non-streamed chat answer: head, the upstream's exact bytes, trailer with usage", async () => {
+      const body = chatBody(MODEL, { temperature: 0.2, some_server_extension: { x: 1 } });
+      const result = await infer(client, { model: MODEL, body, requestId: "req-42" }, token);
+      expect(result.status.code).to.equal(grpc.status.OK);
+      expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      expect(result.parts[0]?.head).to.deep.include({ status: 200, contentType: "application/json; charset=utf-8" });
+      expect(Buffer.compare(result.parts[1]?.data as Buffer, sampleBody("chat_nonstream"))).to.equal(0);
+      expect(result.parts[2]?.trailer).to.deep.include({ finishReasons: ["length"] });
+      expect(result.parts[2]?.trailer?.usage).to.deep.include({ promptTokens: 52, completionTokens: 8, totalTokens: 60, cachedPromptTokens: 8 });
+      const seen = upstream.requests.find((r) => r.method === "POST");
+      expect(seen?.path).to.equal("/v1/chat/completions");
+      expect(Buffer.compare(seen?.body as Buffer, body), "the body reaches the upstream untouched").to.equal(0);
+      expect(seen?.headers).to.include({ "content-type": "application/json", "x-request-id": "req-42" });
+      expect(seen?.headers.authorization).to.equal(undefined);
+    });
+
+    it("streams one event per SSE event, data byte for byte and [DONE] included, then the trailer", async () => {
+      const result = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token);
+      expect(result.status.code).to.equal(grpc.status.OK);
+      const expected = ssePayloads("chat_stream");
+      expect(kinds(result)).to.deep.equal(["head", ...expected.map(() => "event"), "trailer"]);
+      expect(result.parts[0]?.head).to.deep.include({ status: 200, contentType: "text/event-stream" });
+      const events = result.parts.filter((p) => p.part === "event").map((p) => p.event?.data as Buffer);
+      events.forEach((data, i) => expect(Buffer.compare(data, expected[i] as Buffer), `event ${i}`).to.equal(0));
+      expect(events.at(-1)?.toString()).to.equal("[DONE]");
+      expect(result.parts.at(-1)?.trailer).to.deep.include({ finishReasons: ["length"], usage: null });
+    });
+
+    it("fills the trailer's usage from a stream's usage chunk, for chat and for completions", async () => {
+      upstream.handler = withModels((request, response) =>
+        replay(response, request.path === "/v1/completions" ? "completions_stream" : "chat_stream_usage", 5),
+      );
+      const chat = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token);
+      expect(chat.parts.at(-1)?.trailer?.usage).to.deep.include({ promptTokens: 31, completionTokens: 5, totalTokens: 36, cachedPromptTokens: 30 });
+      const completion = await infer(
+        client,
+        { operation: "OPERATION_COMPLETION", model: MODEL, stream: true, body: Buffer.from(JSON.stringify({ model: MODEL, prompt: "hi", stream: true })) },
+        token,
+      );
+      expect(upstream.requests.at(-1)?.path).to.equal("/v1/completions");
+      expect(completion.parts.filter((p) => p.part === "event")).to.have.length(ssePayloads("completions_stream").length);
+      expect(completion.parts.at(-1)?.trailer).to.deep.include({ finishReasons: ["length"] });
+      expect(completion.parts.at(-1)?.trailer?.usage).to.deep.include({ promptTokens: 5, completionTokens: 4 });
+    });
+
+    it("refuses callers without the agent token, the user's API key and the mesh token included", async () => {
+      for (const credential of [undefined, apiKey, MESH_TOKEN, `${token.slice(0, -2)}xx`, ""]) {
+        const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, credential);
+        expect(result.status.code, String(credential)).to.equal(grpc.status.UNAUTHENTICATED);
+        expect(result.parts).to.deep.equal([]);
+      }
+      expect(upstream.requests.filter((r) => r.method === "POST")).to.deep.equal([]);
+    });
+
+    it("matches the model case-insensitively, answers NOT_FOUND for a model it lacks and UNIMPLEMENTED for audio", async () => {
+      const result = await infer(client, { model: MODEL.toUpperCase(), body: chatBody(MODEL) }, token);
+      expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      const missing = await infer(client, { model: "gpt-5", body: chatBody("gpt-5") }, token);
+      expect(missing.status.code).to.equal(grpc.status.NOT_FOUND);
+      expect(missing.status.details).to.contain("gpt-5");
+      const audio = await infer(client, { operation: "OPERATION_TRANSCRIPTION", model: MODEL, body: Buffer.from("{}") }, token);
+      expect(audio.status.code).to.equal(grpc.status.UNIMPLEMENTED);
+    });
+
+    it("passes an upstream 4xx through as the upstream's own answer", async () => {
+      upstream.handler = withModels((_request, response) => replay(response, "err_ctx_exceeded"));
+      const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
+      expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      expect(result.parts[0]?.head).to.deep.include({ status: 400, contentType: "application/json; charset=utf-8" });
+      expect(Buffer.compare(result.parts[1]?.data as Buffer, sampleBody("err_ctx_exceeded"))).to.equal(0);
+    });
+
+    it("turns an upstream 500 into one upstream_error part naming the status and the upstream's message", async () => {
+      upstream.handler = withModels((_request, response) => {
+        response.writeHead(500, { "content-type": "application/json" });
+        response.end('{"error":{"code":500,"message":"CUDA out of memory","type":"server_error"}}');
+      });
+      const error = onlyError(await infer(client, { model: MODEL, body: chatBody(MODEL) }, token));
+      expect(error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+      expect(error.message).to.contain("HTTP 500").and.to.contain("CUDA out of memory");
+    });
+
+    it("turns a refused connection into one upstream_error part", async () => {
+      await upstream.close();
+      const error = onlyError(await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token));
+      expect(error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+      expect(error.message).to.contain("connection refused").and.to.contain(upstream.url);
+    });
+
+    it("turns a 200 answer that is not JSON into one upstream_error part", async () => {
+      upstream.handler = withModels((_request, response) => {
+        response.writeHead(200, { "content-type": "text/html" });
+        response.end("<html>captive portal</html>");
+      });
+      const error = onlyError(await infer(client, { model: MODEL, body: chatBody(MODEL) }, token));
+      expect(error.message).to.contain("not JSON").and.to.contain("text/html").and.to.contain("captive portal");
+    });
+
+    it("ends a stream that breaks mid-way with one upstream_error part after the events received", async () => {
+      upstream.handler = withModels((_request, response) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        response.write('data: {"n":1}\n\ndata: {"n":2}\n\ndata: {"n"', () => response.socket?.destroy());
+      });
+      const result = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token);
+      expect(result.status.code).to.equal(grpc.status.OK);
+      expect(kinds(result)).to.deep.equal(["head", "event", "event", "error"]);
+      expect(result.parts[3]?.error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+      expect(result.parts[3]?.error?.message).to.contain("after 2 events");
+    });
+
+    it("answers a passed call deadline with a timeout part and aborts the upstream request", async () => {
+      upstream.handler = withModels(stallStream);
+      const deadlineMs = Date.now() + 300;
+      const deadline = { seconds: String(Math.floor(deadlineMs / 1000)), nanos: (deadlineMs % 1000) * 1e6 };
+      const result = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }), deadline }, token);
+      expect(kinds(result)).to.deep.equal(["head", "event", "error"]);
+      expect(result.parts[2]?.error).to.deep.include({ type: "timeout", httpStatus: 504 });
+      await waitFor("the upstream to see the abort", () => upstream.aborted.length === 1, 1_000);
+    });
+
+    it("aborts the upstream request when the gRPC call's own deadline passes", async () => {
+      upstream.handler = withModels(() => {});
+      const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, token, { deadline: Date.now() + 300 });
+      expect(result.status.code).to.equal(grpc.status.DEADLINE_EXCEEDED);
+      await waitFor("the upstream to see the abort", () => upstream.aborted.length === 1, 1_000);
+    });
+
+    it("counts calls by operation and outcome on /metrics", async () => {
+      await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
+      await infer(client, { model: "nope", body: chatBody("nope") }, undefined);
+      const { metricsPort } = await agent.listen();
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="ok"} 1');
+      expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="unauthenticated"} 1');
+      expect(text).to.match(/infermesh_agent_in_flight 0/);
+      expect(text).to.match(/infermesh_agent_queued 0/);
+      expect(text).to.match(/infermesh_agent_upstream_headers_seconds_count\{operation="chat_completion"\} 1/);
+      expect(text).to.match(/infermesh_agent_models_advertised 1/);
+    });
+  });
+
+  describe("with one slot and a queue of one", () => {
+    beforeEach(async () => {
+      upstream.handler = withModels(stallStream);
+      await startAgent({ maxConcurrency: 1, maxQueue: 1 });
+    });
+
+    it("queues the second call, refuses the third with RESOURCE_EXHAUSTED, and drops a cancelled waiter from the queue", async () => {
+      const streamed = { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) };
+      const first = openInfer(client, streamed, token);
+      await waitFor("the first call to stream", () => first.parts.length >= 2);
+      const second = openInfer(client, streamed, token);
+      await waitFor("the second call to queue", () => agent.load().queued === 1);
+      const third = await infer(client, streamed, token);
+      expect(third.status.code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
+      expect(agent.load()).to.deep.equal({ inFlight: 1, maxConcurrency: 1, queued: 1 });
+
+      second.call.cancel();
+      await waitFor("the queue to empty", () => agent.load().queued === 0);
+      expect((await second.done).status.code).to.equal(grpc.status.CANCELLED);
+      expect(upstream.requests.filter((r) => r.method === "POST"), "the cancelled waiter never reached the upstream").to.have.length(1);
+      first.call.cancel();
+      await waitFor("the slot to free", () => agent.load().inFlight === 0);
+    });
+  });
+});
+
+describe("agent Infer against the model-server simulator", () => {
+  let registry: RegistryFixture;
+  let simulator: Simulator;
+  let agent: Agent;
+  let client: StockClient;
+
+  before(async () => {
+    registry = await startRegistry({ heartbeatIntervalMs: 200 });
+    simulator = createSimulator({ models: [{ id: "sim-llama" }], tokensPerSecond: 50, timeToFirstTokenMs: 0 });
+    const { url } = await simulator.listen();
+    const config = resolveAgentConfig({
+      registry: `http://${registry.address}`,
+      apiKey: await registry.keyFor("bob"),
+      listen: { host: "127.0.0.1", port: 0 },
+      upstreams: [{ type: "llm", url }],
+    });
+    agent = createAgent({ config, log });
+    client = agentClient(`127.0.0.1:${(await agent.start()).grpcPort}`);
+  });
+
+  after(async () => {
+    client.close();
+    await agent.stop(1_000);
+    await simulator.close();
+    await registry.stop();
+  });
+
+  it("relays the simulator's stream and aborts its request within 1 s of a client cancel", async () => {
+    const open = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 500 }) }, agent.agentToken);
+    await waitFor("a few events", () => open.parts.filter((p) => p.part === "event").length >= 3, 5_000);
+    const cancelledAt = Date.now();
+    open.call.cancel();
+    const aborted = await simulator.waitForAbort(undefined, 1_000);
+    expect(aborted.atMs - cancelledAt).to.be.below(1_000);
+    expect(aborted.stream).to.equal(true);
+    expect((await open.done).status.code).to.equal(grpc.status.CANCELLED);
+    await waitFor("the slot to free", () => agent.load().inFlight === 0);
+  });
+
+  it("returns the simulator's non-streamed answer whole, on a kept-alive connection", async () => {
+    const first = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 3 }) }, agent.agentToken);
+    const second = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 3 }) }, agent.agentToken);
+    for (const result of [first, second]) {
+      expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      const answer = JSON.parse((result.parts[1]?.data as Buffer).toString()) as { choices: { message: { content: string } }[] };
+      expect(answer.choices[0]?.message.content).to.be.a("string").and.not.equal("");
+      expect(result.parts[2]?.trailer?.usage?.completionTokens).to.equal(3);
+    }
+    expect(simulator.openConnections, "discovery and inference reuse pooled connections").to.be.at.most(2);
+  });
+});

@@ -1,0 +1,185 @@
+import * as grpc from "@grpc/grpc-js";
+import { expect } from "chai";
+import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
+import { createRegistryServer, type RegistryServer } from "../registry/registry-server.js";
+import { MESH_TOKEN, startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
+import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
+import { waitFor } from "../../test/support/wait-for.js";
+import { createSimulator, type Simulator } from "../sim/simulator.js";
+import { createLogger } from "../shared/logger.js";
+import { createAgent, type Agent } from "./agent.js";
+import { resolveAgentConfig } from "./agent-config.js";
+import { agentClient, chatBody, infer, openInfer } from "./test-support/infer-client.js";
+
+const log = createLogger("agent-test", "silent");
+
+interface StockProvider {
+  id: string;
+  name: string;
+  endpoint: string;
+  online: boolean;
+  state: string;
+  agentToken: string;
+  version: string;
+  load: { inFlight: number; maxConcurrency: number; queued: number };
+  models: { id: string; serviceType: string; inputModalities: string[]; outputModalities: string[]; contextLength: number; engine: string }[];
+}
+
+interface WatchEvent {
+  snapshot?: { providers: StockProvider[] };
+  change?: { provider: StockProvider; cause: string };
+}
+
+/** watchProviders folds a WatchProviders stream into the list of events, as a gateway would receive them. */
+function watchProviders(client: StockClient, token: string): { events: WatchEvent[]; cancel: () => void } {
+  const call = (client.watchProviders as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<WatchEvent>).call(client, {}, bearer(token));
+  const events: WatchEvent[] = [];
+  call.on("data", (event: WatchEvent) => events.push(event));
+  call.on("error", () => {});
+  return { events, cancel: () => call.cancel() };
+}
+
+describe("agent and registry", () => {
+  let registry: RegistryFixture;
+  let simulator: Simulator;
+  let registryClient: StockClient;
+  let apiKey: string;
+  let agent: Agent;
+  const cleanups: (() => void)[] = [];
+
+  function newAgent(overrides: { discoveryIntervalMs?: number } = {}): Agent {
+    const config = resolveAgentConfig({
+      registry: `http://${registry.address}`,
+      apiKey,
+      listen: { host: "127.0.0.1", port: 0 },
+      name: "alice's box",
+      upstreams: [{ type: "llm", url: simulator.url as string, maxConcurrency: 2 }],
+      ...overrides,
+    });
+    return createAgent({ config, log, version: "9.9.9", registryRetry: { initialMs: 20, maxMs: 100 }, discoveryBackoff: { initialMs: 50, maxMs: 100 } });
+  }
+
+  async function provider(token = MESH_TOKEN): Promise<StockProvider | undefined> {
+    const { providers } = await unary<{ providers: StockProvider[] }>(registryClient, "listProviders", { includeOffline: true }, bearer(token));
+    return providers[0];
+  }
+
+  beforeEach(async () => {
+    registry = await startRegistry({ heartbeatIntervalMs: 200 });
+    registryClient = stockClient("RegistryService", registry.address);
+    apiKey = await registry.keyFor("alice");
+    simulator = createSimulator({ models: [{ id: "sim-llama", contextLength: 8192 }], tokensPerSecond: 40, timeToFirstTokenMs: 0 });
+    await simulator.listen();
+  });
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) cleanup();
+    registryClient.close();
+    await agent?.stop(1_000);
+    await simulator.close();
+    await registry.stop();
+  });
+
+  it("heartbeats its models, load, endpoint and token; the mesh token sees the token, the user does not", async () => {
+    agent = newAgent();
+    const { endpoint, providerId } = await agent.start();
+    const watch = watchProviders(registryClient, MESH_TOKEN);
+    cleanups.push(watch.cancel);
+    const seen = await waitFor("the agent in the watch stream", () => {
+      for (const event of watch.events) {
+        const found = event.snapshot?.providers.find((p) => p.id === providerId) ?? event.change?.provider;
+        if (found?.id === providerId) return found;
+      }
+      return undefined;
+    });
+    expect(seen).to.deep.include({ id: providerId, name: "alice's box", endpoint, online: true, state: "PROVIDER_STATE_ACCEPTING", version: "9.9.9" });
+    expect(seen.agentToken).to.equal(agent.agentToken);
+    expect(seen.load).to.deep.include({ inFlight: 0, maxConcurrency: 2, queued: 0 });
+    expect(seen.models).to.have.length(1);
+    expect(seen.models[0]).to.deep.include({
+      id: "sim-llama",
+      serviceType: "SERVICE_TYPE_LLM",
+      inputModalities: ["MODALITY_TEXT"],
+      outputModalities: ["MODALITY_TEXT"],
+      contextLength: 8192,
+      engine: "llamacpp",
+    });
+    expect(providerId).to.match(/-[0-9a-f]{12}$/);
+    expect((await provider(apiKey))?.agentToken, "users never see agent tokens").to.equal("");
+  });
+
+  it("withdraws an upstream's models from the registry at once when it goes down, and brings them back", async () => {
+    // A registry asking for a heartbeat every 60 s: only the agent's own change-triggered heartbeats can be seen here.
+    await registry.stop();
+    registry = await startRegistry({ heartbeatIntervalMs: 60_000 });
+    apiKey = await registry.keyFor("alice");
+    agent = newAgent({ discoveryIntervalMs: 100 });
+    const { providerId } = await agent.start();
+    const models = () => registry.server.table.get(providerId)?.models.length;
+    await waitFor("the model to be listed", () => models() === 1);
+    await simulator.close();
+    await waitFor("the model to be withdrawn", () => models() === 0, 3_000);
+    expect(registry.server.table.get(providerId)?.online, "the agent itself stays online").to.equal(true);
+    await simulator.listen(Number(new URL(simulator.url as string).port));
+    await waitFor("the model to return", () => models() === 1, 3_000);
+  });
+
+  it("re-registers by itself after the registry restarts", async () => {
+    agent = newAgent();
+    const { providerId } = await agent.start();
+    await waitFor("registration", () => registry.server.table.get(providerId)?.online);
+    await registry.server.close(0);
+    // The same store and port: a restarted registry remembers keys and ownership, not providers.
+    let restarted: RegistryServer | undefined = createRegistryServer({ store: registry.store, meshToken: MESH_TOKEN, heartbeatIntervalMs: 200 });
+    cleanups.push(() => void restarted?.close(0));
+    await restarted.listen(registry.address);
+    expect(restarted.table.get(providerId)).to.equal(undefined);
+    await waitFor("re-registration", () => restarted?.table.get(providerId)?.online, 5_000);
+    expect(restarted.table.get(providerId)?.models.map((m) => m.id)).to.deep.equal(["sim-llama"]);
+    await agent.stop(1_000);
+    await restarted.close(0);
+    restarted = undefined;
+  });
+
+  it("on stop: heartbeats DRAINING, refuses new calls, lets the call in flight finish, then deregisters", async () => {
+    agent = newAgent();
+    const { providerId, grpcPort } = await agent.start();
+    await waitFor("registration", () => registry.server.table.get(providerId)?.online);
+    const watch = watchProviders(registryClient, MESH_TOKEN);
+    cleanups.push(watch.cancel);
+    const client = agentClient(`127.0.0.1:${grpcPort}`);
+    cleanups.push(() => client.close());
+
+    const inFlight = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 20 }) }, agent.agentToken);
+    await waitFor("the call to start streaming", () => inFlight.parts.some((p) => p.part === "event"));
+    const stopped = agent.stop(5_000);
+    await waitFor("the DRAINING heartbeat", () => registry.server.table.get(providerId)?.state === ProviderState.DRAINING);
+    const refused = await infer(client, { model: "sim-llama", body: chatBody("sim-llama") }, agent.agentToken);
+    expect(refused.status.code).to.equal(grpc.status.UNAVAILABLE);
+
+    const finished = await inFlight.done;
+    expect(finished.status.code).to.equal(grpc.status.OK);
+    expect(finished.parts.at(-1)?.part).to.equal("trailer");
+    expect(finished.parts.filter((p) => p.part === "event").at(-1)?.event?.data.toString()).to.equal("[DONE]");
+    await stopped;
+    expect(registry.server.table.get(providerId)?.online).to.equal(false);
+    const causes = watch.events.flatMap((e) => (e.change?.provider.id === providerId ? [[e.change.provider.state, e.change.cause]] : []));
+    expect(causes.at(-1)).to.deep.equal(["PROVIDER_STATE_DRAINING", "CHANGE_CAUSE_DEREGISTERED"]);
+    expect(causes.some(([state, cause]) => state === "PROVIDER_STATE_DRAINING" && cause === "CHANGE_CAUSE_HEARTBEAT")).to.equal(true);
+  });
+
+  it("cuts off a call still running when the grace period ends, with an upstream_error part", async () => {
+    agent = newAgent();
+    const { grpcPort } = await agent.start();
+    const client = agentClient(`127.0.0.1:${grpcPort}`);
+    cleanups.push(() => client.close());
+    const long = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 1000 }) }, agent.agentToken);
+    await waitFor("the call to start streaming", () => long.parts.some((p) => p.part === "event"));
+    await agent.stop(100);
+    const result = await long.done;
+    expect(result.status.code).to.equal(grpc.status.OK);
+    expect(result.parts.at(-1)?.error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+    expect(result.parts.at(-1)?.error?.message).to.contain("shut down");
+    await simulator.waitForAbort(undefined, 1_000);
+  });
+});

@@ -1,0 +1,137 @@
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { AgentService, InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
+import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import type { GrpcImplementation } from "../shared/grpc-service.js";
+import type { Logger } from "../shared/logger.js";
+import type { UpstreamConfig } from "./agent-config.js";
+import type { AgentMetrics } from "./agent-metrics.js";
+import type { CallTracker } from "./call-tracker.js";
+import { QueueFullError, type ConcurrencyLimiter, type Release } from "./concurrency-limiter.js";
+import type { InferResponseInit } from "./inference-parts.js";
+import { aborted, type CallOutcome } from "./json-forwarder.js";
+import type { MeshAuth } from "./mesh-auth.js";
+import type { UpstreamClient } from "./upstream-client.js";
+import { SERVICE_TYPES } from "./upstream-models.js";
+import { operationLabel, upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
+import { selectUpstream, type Candidate } from "./upstream-selection.js";
+
+/** ServingUpstream is an upstream as the Infer handler uses it: config, client, concurrency slots, current models. */
+export interface ServingUpstream extends Candidate {
+  readonly config: UpstreamConfig;
+  readonly client: UpstreamClient;
+  readonly limiter: ConcurrencyLimiter;
+}
+
+/** AgentServiceDeps are what the Infer handler works with. */
+export interface AgentServiceDeps {
+  readonly auth: MeshAuth;
+  readonly log: Logger;
+  readonly metrics: AgentMetrics;
+  readonly calls: CallTracker;
+  readonly upstreams: () => readonly ServingUpstream[];
+  readonly isDraining: () => boolean;
+  readonly upstreamTimeoutMs: number;
+  readonly maxBodyBytes: number;
+}
+
+type Outcome = CallOutcome | "unauthenticated" | "unavailable" | "invalid_argument" | "unimplemented" | "not_found" | "rejected";
+
+/**
+ * createAgentService implements AgentService.Infer for the gateway: mesh callers only (see mesh-auth.ts), then
+ * UNAVAILABLE while draining, INVALID_ARGUMENT without a call, UNIMPLEMENTED for operations not served yet, NOT_FOUND
+ * when no upstream serves the model with the operation's service type, RESOURCE_EXHAUSTED when that upstream's slots
+ * and queue are full. Past those checks the answer always ends with gRPC status OK, its last part telling success or
+ * failure (see forwardJson), so the gateway can still answer in HTTP terms after it has begun to stream.
+ */
+export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<typeof AgentService.method> {
+  const { log, metrics } = deps;
+
+  return {
+    async *infer(request, context) {
+      const call = request.call;
+      const operation = operationLabel(call?.operation);
+      let outcome: Outcome = "cancelled";
+      try {
+        deps.auth(context.metadata);
+        if (deps.isDraining()) throw new ConnectError("the agent is shutting down and takes no new calls", Code.Unavailable);
+        if (!call) throw new ConnectError("call is required", Code.InvalidArgument);
+        const route = upstreamRoute(call.operation);
+        if (!route) {
+          throw new ConnectError(`operation ${Operation[call.operation] ?? call.operation} is not served by this agent`, Code.Unimplemented);
+        }
+        const upstream = selectUpstream(deps.upstreams(), call.model, SERVICE_TYPES[route.upstreamType]);
+        if (!upstream) {
+          throw new ConnectError(`no ${route.upstreamType} upstream of this agent serves model '${call.model}'`, Code.NotFound);
+        }
+        const tracked = deps.calls.begin(context.signal, call.deadline ? timestampMs(call.deadline) : undefined);
+        try {
+          outcome = yield* serve(call, route, upstream, tracked.signal);
+        } finally {
+          tracked.end();
+        }
+      } catch (error) {
+        outcome = outcomeOf(error);
+        throw error;
+      } finally {
+        metrics.requests.inc({ operation, outcome });
+        log.debug({ requestId: call?.requestId, model: call?.model, operation, outcome }, "infer done");
+      }
+    },
+  };
+
+  async function* serve(
+    call: InferenceCall,
+    route: UpstreamRoute,
+    upstream: ServingUpstream,
+    signal: AbortSignal,
+  ): AsyncGenerator<InferResponseInit, CallOutcome> {
+    let release: Release;
+    try {
+      release = await upstream.limiter.acquire(signal);
+    } catch (error) {
+      if (error instanceof QueueFullError) {
+        throw new ConnectError(`${upstream.config.url} is at capacity: ${error.message}`, Code.ResourceExhausted);
+      }
+      return yield* aborted(signal.reason);
+    }
+    const operation = operationLabel(call.operation);
+    const stopTimer = deps.metrics.upstreamDuration.startTimer({ operation });
+    const stopHeadersTimer = deps.metrics.upstreamHeaders.startTimer({ operation });
+    try {
+      return yield* route.forward({
+        client: upstream.client,
+        path: route.path,
+        call,
+        signal,
+        timeoutMs: deps.upstreamTimeoutMs,
+        maxBodyBytes: deps.maxBodyBytes,
+        onHeaders: () => stopHeadersTimer(),
+        onFailure: (message) => log.warn({ requestId: call.requestId, model: call.model, cause: message }, "upstream failed"),
+      });
+    } finally {
+      stopTimer();
+      release();
+    }
+  }
+}
+
+function outcomeOf(error: unknown): Outcome {
+  if (!(error instanceof ConnectError)) return "upstream_error";
+  switch (error.code) {
+    case Code.Unauthenticated:
+      return "unauthenticated";
+    case Code.Unavailable:
+      return "unavailable";
+    case Code.InvalidArgument:
+      return "invalid_argument";
+    case Code.Unimplemented:
+      return "unimplemented";
+    case Code.NotFound:
+      return "not_found";
+    case Code.ResourceExhausted:
+      return "rejected";
+    default:
+      return "upstream_error";
+  }
+}

@@ -1,0 +1,46 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import type { TrailerInit } from "./answer-summary.js";
+import type { SseEvent } from "./sse-parser.js";
+
+/** InferResponseInit is one InferResponse under construction. */
+export type InferResponseInit = MessageInitShape<typeof InferResponseSchema>;
+
+/** DATA_PART_BYTES is the largest data part; a big body goes out in several, well under the gRPC message limit. */
+export const DATA_PART_BYTES = 1024 * 1024;
+
+/** headPart opens an answer with the upstream's status and content type. */
+export function headPart(status: number, contentType: string): InferResponseInit {
+  return { part: { part: { case: "head", value: { status, contentType } } } };
+}
+
+/** dataParts carries a non-streamed body, in pieces of at most DATA_PART_BYTES that concatenate to it. */
+export function* dataParts(body: Uint8Array): Generator<InferResponseInit> {
+  for (let at = 0; at < body.length; at += DATA_PART_BYTES) {
+    yield { part: { part: { case: "data", value: body.subarray(at, at + DATA_PART_BYTES) } } };
+  }
+}
+
+/** eventPart carries one server-sent event, its data untouched. */
+export function eventPart(event: SseEvent): InferResponseInit {
+  return { part: { part: { case: "event", value: { data: event.data, event: event.event } } } };
+}
+
+/** trailerPart closes a successful answer. */
+export function trailerPart(trailer: TrailerInit): InferResponseInit {
+  return { part: { part: { case: "trailer", value: trailer } } };
+}
+
+/** upstreamErrorPart ends an answer that the local server failed to give: the gateway answers 502 upstream_error. */
+export function upstreamErrorPart(message: string): InferResponseInit {
+  return errorPart("upstream_error", 502, message);
+}
+
+/** timeoutPart ends an answer whose deadline passed: the gateway answers 504. */
+export function timeoutPart(message: string): InferResponseInit {
+  return errorPart("timeout", 504, message);
+}
+
+function errorPart(type: string, httpStatus: number, message: string): InferResponseInit {
+  return { part: { part: { case: "error", value: { type, httpStatus, message } } } };
+}

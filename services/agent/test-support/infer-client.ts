@@ -1,0 +1,69 @@
+import * as grpc from "@grpc/grpc-js";
+import { bearer, stockClient, type StockClient } from "../../../test/support/stock-grpc-client.js";
+
+/** StockPart is an InferencePart as a stock proto-loader client decodes it (oneofs: true, bytes as Buffer). */
+export interface StockPart {
+  readonly part: "head" | "data" | "event" | "trailer" | "error";
+  readonly head?: { status: number; contentType: string };
+  readonly data?: Buffer;
+  readonly event?: { data: Buffer; event: string };
+  readonly trailer?: {
+    usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedPromptTokens: number } | null;
+    finishReasons: string[];
+  };
+  readonly error?: { type: string; message: string; httpStatus: number };
+}
+
+/** StockCall is an InferenceCall in proto-loader's JSON-ish form. */
+export interface StockCall {
+  readonly operation?: string;
+  readonly model: string;
+  readonly stream?: boolean;
+  readonly requestId?: string;
+  readonly body: Buffer;
+  readonly deadline?: { seconds: string; nanos: number };
+}
+
+/** InferResult is how an Infer call ended: its parts and its gRPC status. */
+export interface InferResult {
+  readonly parts: StockPart[];
+  readonly status: grpc.StatusObject;
+}
+
+/** OpenInfer is an Infer call under way. */
+export interface OpenInfer {
+  readonly call: grpc.ClientReadableStream<{ part: StockPart }>;
+  readonly parts: StockPart[];
+  readonly done: Promise<InferResult>;
+}
+
+/** agentClient makes a stock grpc-js AgentService client, as any gateway written against the protos would have. */
+export function agentClient(address: string): StockClient {
+  return stockClient("AgentService", address);
+}
+
+/** openInfer starts an Infer call with `authorization: Bearer <token>` (none when token is undefined). */
+export function openInfer(client: StockClient, call: StockCall, token: string | undefined, options: grpc.CallOptions = {}): OpenInfer {
+  const request = { call: { operation: "OPERATION_CHAT_COMPLETION", requestId: "req-test", ...call } };
+  const stream = (client.infer as (r: object, m: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<{ part: StockPart }>).call(
+    client,
+    request,
+    bearer(token),
+    options,
+  );
+  const parts: StockPart[] = [];
+  stream.on("data", (response: { part: StockPart }) => parts.push(response.part));
+  stream.on("error", () => {});
+  const done = new Promise<InferResult>((resolve) => stream.on("status", (status) => resolve({ parts, status })));
+  return { call: stream, parts, done };
+}
+
+/** infer runs an Infer call to its end. */
+export function infer(client: StockClient, call: StockCall, token: string | undefined, options?: grpc.CallOptions): Promise<InferResult> {
+  return openInfer(client, call, token, options).done;
+}
+
+/** chatBody is a chat request body naming model. */
+export function chatBody(model: string, extra: Record<string, unknown> = {}): Buffer {
+  return Buffer.from(JSON.stringify({ model, messages: [{ role: "user", content: "hello" }], ...extra }));
+}

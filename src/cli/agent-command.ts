@@ -1,0 +1,45 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createAgent } from "../../services/agent/agent.js";
+import { AGENT_FLAGS, parseAgentConfig } from "../../services/agent/agent-config.js";
+import { createLogger } from "../../services/shared/logger.js";
+import { parseFlags, usageText } from "./flags.js";
+import { onShutdownSignal } from "./shutdown.js";
+
+/**
+ * runAgent starts an agent beside local model servers and serves until SIGTERM or SIGINT, then drains: new calls are
+ * refused, calls in flight get the grace period, the provider is deregistered, and the process exits 0.
+ */
+export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (parseFlags(AGENT_FLAGS, argv, env).boolean("help")) {
+    process.stdout.write(usageText("infermesh agent --registry HOST:PORT --api-key KEY --upstream [TYPE=]URL ... [flags]", AGENT_FLAGS));
+    return;
+  }
+  const config = parseAgentConfig(argv, env);
+  const log = createLogger("agent", config.logLevel);
+  const agent = createAgent({ config, log, version: packageVersion() });
+  try {
+    await agent.start();
+  } catch (error) {
+    await agent.stop(0);
+    throw error;
+  }
+  await onShutdownSignal(log);
+  await agent.stop();
+  log.flush();
+}
+
+/** packageVersion reads infermesh's version from package.json, found from the sources or from dist/. */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 5; depth++, dir = dirname(dir)) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown; version?: unknown };
+      if (manifest.name === "infermesh" && typeof manifest.version === "string") return manifest.version;
+    } catch {
+      // Not here; look one folder up.
+    }
+  }
+  return "dev";
+}

@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createAgent } from "../../services/agent/agent.js";
+import { resolveAgentConfig } from "../../services/agent/agent-config.js";
+import { createGateway } from "../../services/gateway/gateway.js";
+import { createRegistryServer } from "../../services/registry/registry-server.js";
+import type { RegistryStore } from "../../services/registry/store/registry-store.js";
+import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
+import { createLogger } from "../../services/shared/logger.js";
+import { createSimulator } from "../../services/sim/simulator.js";
+import { parseFlags, parseLogLevel, parseMs, requireString, usageText, type FlagSpecs } from "./flags.js";
+import { onShutdownSignal } from "./shutdown.js";
+
+/** DEV_USER is the user `infermesh dev` creates its API key for. */
+export const DEV_USER = "dev";
+const READY_TIMEOUT_MS = 30_000;
+
+/** DEV_FLAGS are `infermesh dev`'s flags. */
+export const DEV_FLAGS: FlagSpecs = {
+  port: { type: "string", default: "8080", description: "the gateway's HTTP port on 127.0.0.1 (0 for any free port)" },
+  data: { type: "string", default: "./data", description: "folder for the SQLite database and the dev API key" },
+  model: { type: "string", multiple: true, description: "a model the simulator serves (repeatable; default sim-llama)" },
+  "log-level": { type: "string", default: "warn", description: "log level of the services' JSON logs on stderr" },
+  help: { type: "boolean", description: "print this help" },
+};
+
+/**
+ * runDev runs the whole mesh in one process on loopback: registry (SQLite under --data), gateway, one agent, and
+ * the llama-server simulator as its model server. It prints shell-ready OPENAI_BASE_URL and OPENAI_API_KEY lines
+ * (everything else it prints starts with '#'), and stops every part cleanly on Ctrl-C.
+ */
+export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const flags = parseFlags(DEV_FLAGS, argv, env);
+  if (flags.boolean("help")) {
+    process.stdout.write(usageText("infermesh dev [flags]", DEV_FLAGS));
+    return;
+  }
+  const port = parseMs("port", requireString(flags, "port"), 0, 65535);
+  const dataDir = requireString(flags, "data");
+  const logLevel = parseLogLevel(requireString(flags, "log-level"));
+  const models = flags.strings("model");
+  const say = (line: string) => process.stdout.write(`# ${line}\n`);
+  const log = createLogger("dev", logLevel);
+
+  mkdirSync(dataDir, { recursive: true });
+  const meshToken = randomBytes(24).toString("base64url");
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((error: unknown) => log.error({ err: error }, "stop failed"));
+  };
+  try {
+    say(`starting the registry (database ${join(dataDir, "infermesh.db")})`);
+    const store = createSqliteStore({ path: join(dataDir, "infermesh.db") });
+    stops.push(() => store.close());
+    const registry = createRegistryServer({ store, meshToken });
+    const registryPort = await registry.listen("127.0.0.1:0");
+    stops.push(() => registry.close(2_000));
+    const apiKey = await devApiKey(store, join(dataDir, "dev-api-key"));
+
+    say("starting the llama-server simulator (a demo fixture standing in for a local model server)");
+    const simulator = createSimulator(models.length > 0 ? { models: models.map((id) => ({ id })) } : {});
+    const sim = await simulator.listen(0, "127.0.0.1");
+    stops.push(() => simulator.close());
+
+    say("starting the gateway");
+    const gateway = createGateway({
+      registry: `127.0.0.1:${registryPort}`,
+      meshToken,
+      log: createLogger("gateway", logLevel),
+    });
+    const { httpPort, grpcPort } = await gateway.listen({ host: "127.0.0.1", port }, "127.0.0.1:0");
+    stops.push(() => gateway.close(2_000));
+
+    say(`starting an agent for the simulator at ${sim.url}`);
+    const agent = createAgent({
+      config: resolveAgentConfig({
+        registry: `http://127.0.0.1:${registryPort}`,
+        apiKey,
+        listen: { host: "127.0.0.1", port: 0 },
+        name: "dev-agent",
+        upstreams: [{ type: "llm", url: sim.url, engine: "llamacpp" }],
+        logLevel,
+      }),
+      log: createLogger("agent", logLevel),
+    });
+    const addresses = await agent.start();
+    stops.push(() => agent.stop(2_000));
+
+    await waitUntil(() => gateway.table.provider(addresses.providerId) !== undefined, READY_TIMEOUT_MS);
+    const served = agent.models().map((m) => m.id);
+    say(`ready: models ${served.join(", ")}; InferenceService (gRPC) on 127.0.0.1:${grpcPort}; Ctrl-C stops everything`);
+    say("point any OpenAI client at the mesh: export these two lines in another shell");
+    process.stdout.write(`OPENAI_BASE_URL=http://127.0.0.1:${httpPort}/v1\nOPENAI_API_KEY=${apiKey}\n`);
+    await onShutdownSignal(log);
+    say("stopping");
+  } finally {
+    await stopAll();
+    log.flush();
+  }
+}
+
+/**
+ * devApiKey reuses the key kept in keyFile while the store still accepts it, so that a restarted `infermesh dev`
+ * keeps the same OPENAI_API_KEY; otherwise it creates one and keeps it there, readable by its owner only.
+ */
+async function devApiKey(store: RegistryStore, keyFile: string): Promise<string> {
+  if (existsSync(keyFile)) {
+    const kept = readFileSync(keyFile, "utf8").trim();
+    if (await store.authenticate(kept)) return kept;
+  }
+  const { apiKey } = await store.createApiKey(DEV_USER, "infermesh dev");
+  writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
+  chmodSync(keyFile, 0o600);
+  return apiKey;
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`the mesh was not ready within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
