@@ -1,0 +1,111 @@
+import { createServer, request as httpRequest, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAgent, type Agent } from "../../services/agent/agent.js";
+import { resolveAgentConfig, type UpstreamType } from "../../services/agent/agent-config.js";
+import { createLogger } from "../../services/shared/logger.js";
+import { createSimulator, type Simulator, type SimulatorOptions } from "../../services/sim/simulator.js";
+import { startGateway, type GatewayFixture } from "./gateway-fixture.js";
+import { startRegistry, type RegistryFixture } from "./registry-fixture.js";
+import type { RegistryServerOptions } from "../../services/registry/registry-server.js";
+import { waitFor } from "./wait-for.js";
+
+/** Tap records the raw response bodies a model server sent, as the agent received them. */
+export interface Tap {
+  readonly url: string;
+  /** bodies are the response bodies, in order of completion. */
+  readonly bodies: Buffer[];
+  close(): Promise<void>;
+}
+
+/**
+ * startTap puts a recording pass-through proxy in front of a model server, so a test can compare what the server
+ * emitted with what reached the client, byte for byte.
+ */
+export async function startTap(target: string): Promise<Tap> {
+  const bodies: Buffer[] = [];
+  const server: Server = createServer((req, res) => {
+    const upstream = httpRequest(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      const chunks: Buffer[] = [];
+      answer.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        res.write(chunk);
+      });
+      answer.on("end", () => {
+        bodies.push(Buffer.concat(chunks));
+        res.end();
+      });
+    });
+    req.pipe(upstream);
+    res.on("close", () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bodies,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** MeshAgent is an agent of the test mesh with its own simulated model server. */
+export interface MeshAgent {
+  readonly agent: Agent;
+  readonly simulator: Simulator;
+  readonly providerId: string;
+  readonly endpoint: string;
+}
+
+/** Mesh is a whole mesh on loopback: a registry, a gateway, and agents added per user. */
+export interface Mesh {
+  readonly registry: RegistryFixture;
+  readonly gateway: GatewayFixture;
+  /** addAgent starts a simulator and an agent serving it for the user, and waits until the gateway routes to it. */
+  addAgent(options: { user: string; apiKey: string; type?: UpstreamType; sim?: SimulatorOptions; upstreamUrl?: string }): Promise<MeshAgent>;
+  stop(): Promise<void>;
+}
+
+/** startMesh starts a registry and a gateway on loopback ports. */
+export async function startMesh(registryOptions: Omit<RegistryServerOptions, "store" | "meshToken"> = {}): Promise<Mesh> {
+  const registry = await startRegistry(registryOptions);
+  const gateway = await startGateway(registry.address);
+  const agents: MeshAgent[] = [];
+  return {
+    registry,
+    gateway,
+    async addAgent({ user, apiKey, type = "llm", sim = {}, upstreamUrl }) {
+      const simulator = createSimulator(sim);
+      const { url } = await simulator.listen();
+      const agent = createAgent({
+        config: resolveAgentConfig({
+          registry: `http://${registry.address}`,
+          apiKey,
+          listen: { host: "127.0.0.1", port: 0 },
+          name: `${user}-agent-${agents.length}`,
+          upstreams: [{ type, url: upstreamUrl ?? url }],
+          logLevel: "silent",
+        }),
+        log: createLogger("agent", "silent"),
+      });
+      const { providerId, endpoint } = await agent.start();
+      await waitFor(`agent ${providerId} in the gateway's table`, () => {
+        const provider = gateway.gateway.table.provider(providerId);
+        return provider !== undefined && provider.models.length > 0;
+      });
+      const meshAgent = { agent, simulator, providerId, endpoint };
+      agents.push(meshAgent);
+      return meshAgent;
+    },
+    async stop() {
+      for (const { agent, simulator } of agents) {
+        await agent.stop(500);
+        await simulator.close();
+      }
+      await gateway.stop();
+      await registry.stop();
+    },
+  };
+}
