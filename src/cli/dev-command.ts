@@ -19,6 +19,7 @@ const READY_TIMEOUT_MS = 30_000;
 /** DEV_FLAGS are `infermesh dev`'s flags. */
 export const DEV_FLAGS: FlagSpecs = {
   port: { type: "string", default: "8080", description: "the gateway's HTTP port on 127.0.0.1 (0 for any free port)" },
+  "registry-port": { type: "string", default: "7700", description: "the registry's gRPC port, where more agents can join (0 for any)" },
   data: { type: "string", default: "./data", description: "folder for the SQLite database and the dev API key" },
   model: { type: "string", multiple: true, description: "a model the simulator serves (repeatable; default sim-llama)" },
   "log-level": { type: "string", default: "warn", description: "log level of the services' JSON logs on stderr" },
@@ -37,6 +38,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     return;
   }
   const port = parseMs("port", requireString(flags, "port"), 0, 65535);
+  const registryPortWanted = parseMs("registry-port", requireString(flags, "registry-port"), 0, 65535);
   const dataDir = requireString(flags, "data");
   const logLevel = parseLogLevel(requireString(flags, "log-level"));
   const models = flags.strings("model");
@@ -54,7 +56,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     const store = createSqliteStore({ path: join(dataDir, "infermesh.db") });
     stops.push(() => store.close());
     const registry = createRegistryServer({ store, meshToken });
-    const registryPort = await registry.listen("127.0.0.1:0");
+    const registryPort = await registry.listen(`127.0.0.1:${registryPortWanted}`);
     stops.push(() => registry.close(2_000));
     const apiKey = await devApiKey(store, join(dataDir, "dev-api-key"));
 
@@ -89,7 +91,9 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
 
     await waitUntil(() => gateway.table.provider(addresses.providerId) !== undefined, READY_TIMEOUT_MS);
     const served = agent.models().map((m) => m.id);
-    say(`ready: models ${served.join(", ")}; InferenceService (gRPC) on 127.0.0.1:${grpcPort}; Ctrl-C stops everything`);
+    say(`ready: models ${served.join(", ")}; Ctrl-C stops everything`);
+    say(`more agents join with: infermesh agent --registry http://127.0.0.1:${registryPort} --api-key $OPENAI_API_KEY --upstream llm=URL`);
+    say(`InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort}`);
     say("point any OpenAI client at the mesh: export these two lines in another shell");
     process.stdout.write(`OPENAI_BASE_URL=http://127.0.0.1:${httpPort}/v1\nOPENAI_API_KEY=${apiKey}\n`);
     await onShutdownSignal(log);

@@ -1,0 +1,48 @@
+import { expect } from "chai";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { expectedCompletionText } from "../services/sim/simulator.js";
+import { spawnCli } from "./support/cli-process.js";
+import { waitFor } from "./support/wait-for.js";
+
+// `npm start` as a newcomer runs it: one command, two export lines, a working OpenAI endpoint, a clean Ctrl-C.
+
+describe("infermesh dev", function () {
+  this.timeout(60_000);
+
+  it("prints exportable OPENAI_BASE_URL and OPENAI_API_KEY lines that work, and stops cleanly on Ctrl-C", async () => {
+    const data = mkdtempSync(join(tmpdir(), "infermesh-dev-"));
+    const dev = spawnCli(["dev", "--port", "0", "--registry-port", "0", "--data", data]);
+    try {
+      const env = await waitFor(
+        "the OPENAI_* lines",
+        () => {
+          const lines = dev.stdout().split("\n");
+          const url = lines.find((l) => l.startsWith("OPENAI_BASE_URL="))?.slice("OPENAI_BASE_URL=".length);
+          const key = lines.find((l) => l.startsWith("OPENAI_API_KEY="))?.slice("OPENAI_API_KEY=".length);
+          return url && key ? { url, key } : undefined;
+        },
+        30_000,
+        50,
+      );
+      expect(dev.stdout().split("\n").filter((l) => l && !l.startsWith("#") && !l.startsWith("OPENAI_"))).to.deep.equal([]);
+      expect(env.url).to.match(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+      expect(statSync(join(data, "dev-api-key")).mode & 0o777).to.equal(0o600);
+      const client = new OpenAI({ baseURL: env.url, apiKey: env.key, maxRetries: 0 });
+      expect((await client.models.list()).data.map((m) => m.id)).to.deep.equal(["sim-llama"]);
+      const messages = [{ role: "user" as const, content: "hello" }];
+      const chat = await client.chat.completions.create({ model: "sim-llama", messages, max_tokens: 3 });
+      expect(chat.choices[0]?.message.content).to.equal(expectedCompletionText(messages, 3));
+
+      dev.child.kill("SIGINT");
+      const result = await dev.exited;
+      expect(result.code).to.equal(0);
+    } finally {
+      if (dev.child.exitCode === null) dev.child.kill("SIGKILL");
+      await dev.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
