@@ -5,6 +5,11 @@ import type { Clock } from "../shared/clock.js";
 export const DEFAULT_AUTH_TTL_MS = 2_000;
 /** DEFAULT_AUTH_NEGATIVE_TTL_MS is how long a refused key stays refused without asking again. */
 export const DEFAULT_AUTH_NEGATIVE_TTL_MS = 1_000;
+/**
+ * DEFAULT_AUTH_STALE_IF_ERROR_MS is how long a key that was valid keeps working while the registry cannot be reached,
+ * so a registry outage does not stop traffic that was already flowing.
+ */
+export const DEFAULT_AUTH_STALE_IF_ERROR_MS = 10 * 60 * 1000;
 const DEFAULT_MAX_ENTRIES = 10_000;
 
 /** AuthCacheOptions configures an AuthCache. */
@@ -14,17 +19,20 @@ export interface AuthCacheOptions {
   readonly clock: Clock;
   readonly ttlMs?: number;
   readonly negativeTtlMs?: number;
+  readonly staleIfErrorMs?: number;
   readonly maxEntries?: number;
 }
 
 interface Entry {
   readonly principal: Principal | undefined;
+  readonly checkedAtMs: number;
   readonly expiresAtMs: number;
 }
 
 /**
  * AuthCache puts a short cache in front of the registry's Authenticate, so that the request path waits on the
- * registry only on a miss. Concurrent misses for one key share one registry call.
+ * registry only on a miss. Concurrent misses for one key share one registry call. When the registry cannot be
+ * reached, a key it accepted recently keeps working (stale-if-error); a key it refused never does.
  */
 export class AuthCache {
   readonly #options: AuthCacheOptions;
@@ -50,6 +58,8 @@ export class AuthCache {
       },
       (error: unknown) => {
         this.#pending.delete(apiKey);
+        const staleIfErrorMs = this.#options.staleIfErrorMs ?? DEFAULT_AUTH_STALE_IF_ERROR_MS;
+        if (entry?.principal && this.#options.clock.now() - entry.checkedAtMs <= staleIfErrorMs) return entry.principal;
         throw error;
       },
     );
@@ -67,6 +77,7 @@ export class AuthCache {
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
     this.#entries.delete(apiKey);
-    this.#entries.set(apiKey, { principal, expiresAtMs: this.#options.clock.now() + ttlMs });
+    const now = this.#options.clock.now();
+    this.#entries.set(apiKey, { principal, checkedAtMs: now, expiresAtMs: now + ttlMs });
   }
 }

@@ -16,6 +16,9 @@ export interface RegistryFixture {
   readonly dbPath: string;
   /** keyFor creates an API key for a user (created on first use). */
   keyFor(userName: string): Promise<string>;
+  /** outage stops the registry's server (the store stays); restart brings a new one up on the same address. */
+  outage(): Promise<void>;
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -26,16 +29,30 @@ export async function startRegistry(
   const dir = mkdtempSync(join(tmpdir(), "infermesh-registry-"));
   const dbPath = join(dir, "infermesh.db");
   const store = createSqliteStore({ path: dbPath });
-  const server = createRegistryServer({ store, meshToken: MESH_TOKEN, ...options });
+  let server = createRegistryServer({ store, meshToken: MESH_TOKEN, ...options });
   const port = await server.listen("127.0.0.1:0");
+  const address = `127.0.0.1:${port}`;
+  let running = true;
   return {
-    server,
+    get server() {
+      return server;
+    },
     store,
-    address: `127.0.0.1:${port}`,
+    address,
     dbPath,
     keyFor: async (userName) => (await store.createApiKey(userName)).apiKey,
+    async outage() {
+      running = false;
+      await server.close(0);
+    },
+    async restart() {
+      if (running) await server.close(0);
+      server = createRegistryServer({ store, meshToken: MESH_TOKEN, ...options });
+      await server.listen(address);
+      running = true;
+    },
     async stop() {
-      await server.close(1_000);
+      if (running) await server.close(1_000);
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },

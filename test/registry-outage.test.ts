@@ -1,0 +1,35 @@
+import { expect } from "chai";
+import OpenAI from "openai";
+import { startMesh, type Mesh } from "./support/mesh-fixture.js";
+import { waitFor } from "./support/wait-for.js";
+
+// The registry is the control plane, not the data plane: while it is down, the mesh keeps answering.
+
+describe("a registry outage", function () {
+  this.timeout(60_000);
+  let mesh: Mesh;
+
+  before(async () => {
+    mesh = await startMesh({ heartbeatIntervalMs: 200 });
+  });
+
+  after(() => mesh.stop());
+
+  it("keeps the gateway routing on its table, then the watch and the agent's registration come back by themselves", async () => {
+    const key = await mesh.registry.keyFor("erin");
+    const erin = await mesh.addAgent({ user: "erin", apiKey: key });
+    const client = new OpenAI({ baseURL: `${mesh.gateway.baseUrl}/v1`, apiKey: key, maxRetries: 0 });
+    const ask = () => client.chat.completions.create({ model: "sim-llama", messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
+    await ask();
+
+    await mesh.registry.outage();
+    await waitFor("the gateway to notice", () => !mesh.gateway.gateway.registryLink.connected, 10_000);
+    for (let i = 0; i < 3; i++) expect((await ask()).choices[0]?.message.content).to.be.a("string").and.not.empty;
+
+    await mesh.registry.restart();
+    await waitFor("the watch to reconnect", () => mesh.gateway.gateway.registryLink.connected, 15_000, 20);
+    await waitFor("the agent to re-register", () => mesh.registry.server.table.get(erin.providerId)?.online === true, 15_000, 20);
+    await waitFor("the gateway to route to it again", () => mesh.gateway.gateway.table.provider(erin.providerId) !== undefined, 15_000, 20);
+    expect((await ask()).choices[0]?.message.content).to.be.a("string").and.not.empty;
+  });
+});
