@@ -191,7 +191,8 @@ describe("agent Infer (stock grpc-js client)", () => {
       await upstream.close();
       const error = onlyError(await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token));
       expect(error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
-      expect(error.message).to.contain("connection refused").and.to.contain(upstream.url);
+      expect(error.message).to.equal("cannot connect to the local llm server: connection refused (is the server running?)");
+      expect(error.message, "a provider's private address never reaches clients").not.to.contain("127.0.0.1");
     });
 
     it("turns a 200 answer that is not JSON into one upstream_error part", async () => {
@@ -243,6 +244,19 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(text).to.match(/infermesh_agent_queued 0/);
       expect(text).to.match(/infermesh_agent_upstream_headers_seconds_count\{operation="chat_completion"\} 1/);
       expect(text).to.match(/infermesh_agent_models_advertised 1/);
+    });
+  });
+
+  describe("with an upstream that requires its own API key", () => {
+    beforeEach(() => startAgent({ apiKey: "upstream-secret" }));
+
+    it("sends the upstream's key as a Bearer token, for discovery and for inference", async () => {
+      const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
+      expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      expect(upstream.requests.map((r) => [r.method, r.path, r.headers.authorization])).to.deep.equal([
+        ["GET", "/v1/models", "Bearer upstream-secret"],
+        ["POST", "/v1/chat/completions", "Bearer upstream-secret"],
+      ]);
     });
   });
 

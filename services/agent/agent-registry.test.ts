@@ -1,5 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { expect } from "chai";
+import { protoPath as healthProtoPath } from "grpc-health-check";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
 import { createRegistryServer, type RegistryServer } from "../registry/registry-server.js";
 import { MESH_TOKEN, startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
@@ -37,6 +39,19 @@ function watchProviders(client: StockClient, token: string): { events: WatchEven
   call.on("data", (event: WatchEvent) => events.push(event));
   call.on("error", () => {});
   return { events, cancel: () => call.cancel() };
+}
+
+/** healthStatus asks a server's grpc.health.v1 service about the AgentService, as a load balancer would. */
+async function healthStatus(address: string): Promise<string> {
+  const loaded = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { enums: String })) as unknown as {
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  };
+  const client = new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure()) as unknown as StockClient;
+  try {
+    return (await unary<{ status: string }>(client, "check", { service: "infermesh.v1.AgentService" }, new grpc.Metadata())).status;
+  } finally {
+    client.close();
+  }
 }
 
 describe("agent and registry", () => {
@@ -150,12 +165,14 @@ describe("agent and registry", () => {
     const client = agentClient(`127.0.0.1:${grpcPort}`);
     cleanups.push(() => client.close());
 
+    expect(await healthStatus(`127.0.0.1:${grpcPort}`)).to.equal("SERVING");
     const inFlight = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 20 }) }, agent.agentToken);
     await waitFor("the call to start streaming", () => inFlight.parts.some((p) => p.part === "event"));
     const stopped = agent.stop(5_000);
     await waitFor("the DRAINING heartbeat", () => registry.server.table.get(providerId)?.state === ProviderState.DRAINING);
     const refused = await infer(client, { model: "sim-llama", body: chatBody("sim-llama") }, agent.agentToken);
     expect(refused.status.code).to.equal(grpc.status.UNAVAILABLE);
+    expect(await healthStatus(`127.0.0.1:${grpcPort}`)).to.equal("NOT_SERVING");
 
     const finished = await inFlight.done;
     expect(finished.status.code).to.equal(grpc.status.OK);

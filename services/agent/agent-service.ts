@@ -35,7 +35,15 @@ export interface AgentServiceDeps {
   readonly maxBodyBytes: number;
 }
 
-type Outcome = CallOutcome | "unauthenticated" | "unavailable" | "invalid_argument" | "unimplemented" | "not_found" | "rejected";
+type Outcome =
+  | CallOutcome
+  | "unauthenticated"
+  | "unavailable"
+  | "invalid_argument"
+  | "unimplemented"
+  | "not_found"
+  | "rejected"
+  | "internal";
 
 /**
  * createAgentService implements AgentService.Infer for the gateway: mesh callers only (see mesh-auth.ts), then
@@ -91,7 +99,7 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
       release = await upstream.limiter.acquire(signal);
     } catch (error) {
       if (error instanceof QueueFullError) {
-        throw new ConnectError(`${upstream.config.url} is at capacity: ${error.message}`, Code.ResourceExhausted);
+        throw new ConnectError(`the local ${upstream.config.type} server is at capacity: ${error.message}`, Code.ResourceExhausted);
       }
       return yield* aborted(signal.reason);
     }
@@ -101,13 +109,15 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
     try {
       return yield* route.forward({
         client: upstream.client,
+        server: `the local ${upstream.config.type} server`,
         path: route.path,
         call,
         signal,
         timeoutMs: deps.upstreamTimeoutMs,
         maxBodyBytes: deps.maxBodyBytes,
         onHeaders: () => stopHeadersTimer(),
-        onFailure: (message) => log.warn({ requestId: call.requestId, model: call.model, cause: message }, "upstream failed"),
+        onFailure: (cause) =>
+          log.warn({ requestId: call.requestId, model: call.model, upstream: upstream.config.url, cause }, "upstream failed"),
       });
     } finally {
       stopTimer();
@@ -117,7 +127,7 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
 }
 
 function outcomeOf(error: unknown): Outcome {
-  if (!(error instanceof ConnectError)) return "upstream_error";
+  if (!(error instanceof ConnectError)) return "internal";
   switch (error.code) {
     case Code.Unauthenticated:
       return "unauthenticated";
@@ -132,6 +142,6 @@ function outcomeOf(error: unknown): Outcome {
     case Code.ResourceExhausted:
       return "rejected";
     default:
-      return "upstream_error";
+      return "internal";
   }
 }

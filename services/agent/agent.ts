@@ -224,7 +224,7 @@ export function createAgent(options: AgentOptions): Agent {
     health.setStatus(AgentService.typeName, "NOT_SERVING");
     discovery.stop();
     if (link) await within(link.heartbeatNow(), DRAIN_HEARTBEAT_WAIT_MS, clock);
-    log.info({ inFlight: calls.size, graceMs }, "draining: no new calls, waiting for calls in flight");
+    if (link) log.info({ inFlight: calls.size, graceMs }, "draining: no new calls, waiting for calls in flight");
     if (!(await within(calls.whenIdle(), graceMs, clock))) {
       log.warn({ cutOff: calls.size, graceMs }, "grace period over; cutting off the calls still running");
       calls.abortAll(new AgentShuttingDown("the agent shut down before the answer was complete"));

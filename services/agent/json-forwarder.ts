@@ -27,6 +27,11 @@ export type CallOutcome = "ok" | "client_error" | "upstream_error" | "timeout" |
 /** UpstreamExchange is one call on its way to one upstream. */
 export interface UpstreamExchange {
   readonly client: UpstreamClient;
+  /**
+   * server names the upstream in messages that reach clients, such as "the local llm server": its URL is a private
+   * address of the provider's network, written to the agent's log only.
+   */
+  readonly server: string;
   /** path is the upstream path, such as "/v1/chat/completions". */
   readonly path: string;
   readonly call: InferenceCall;
@@ -91,7 +96,7 @@ async function* relayStream(exchange: UpstreamExchange, response: UpstreamRespon
     return yield* failure(exchange, error, ` (the stream broke after ${events} events)`);
   }
   if (parser.hasPartialEvent) {
-    return yield* upstreamError(exchange, `${exchange.client.url} ended its stream in the middle of an event, after ${events} events`);
+    return yield* upstreamError(exchange, `${exchange.server} ended its stream in the middle of an event, after ${events} events`);
   }
   yield trailerPart(summary.trailer());
   return "ok";
@@ -118,7 +123,7 @@ async function* explainStatus(exchange: UpstreamExchange, response: UpstreamResp
     if (exchange.signal.aborted) return yield* aborted(exchange.signal.reason);
     detail = error instanceof BodyTooLargeError ? "(a long body)" : "(body unreadable)";
   }
-  return yield* upstreamError(exchange, `${exchange.client.url} answered HTTP ${response.status}${detail ? `: ${detail}` : ""}`);
+  return yield* upstreamError(exchange, `${exchange.server} answered HTTP ${response.status}${detail ? `: ${detail}` : ""}`);
 }
 
 async function* relayJson(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
@@ -134,7 +139,7 @@ async function* relayJson(exchange: UpstreamExchange, response: UpstreamResponse
   } catch {
     const type = response.contentType || "no content type";
     const text = snippet(body.toString("utf8"));
-    return yield* upstreamError(exchange, `${exchange.client.url} answered HTTP ${response.status} with a body that is not JSON (${type}): ${text}`);
+    return yield* upstreamError(exchange, `${exchange.server} answered HTTP ${response.status} with a body that is not JSON (${type}): ${text}`);
   }
   yield headPart(response.status, response.contentType || "application/json");
   yield* dataParts(body);
@@ -145,11 +150,11 @@ async function* relayJson(exchange: UpstreamExchange, response: UpstreamResponse
 /** failure turns a transport error into the call's last part, or into nothing when the client is gone. */
 function* failure(exchange: UpstreamExchange, error: unknown, context: string): Generator<InferResponseInit, CallOutcome> {
   if (exchange.signal.aborted) return yield* aborted(exchange.signal.reason);
-  const { url } = exchange.client;
+  const { server } = exchange;
   const message =
     error instanceof BodyTooLargeError || error instanceof SseEventTooLargeError
-      ? `${url}: ${error.message}`
-      : describeUpstreamFailure(error, url, exchange.timeoutMs);
+      ? `${server}: ${error.message}`
+      : describeUpstreamFailure(error, server, exchange.timeoutMs);
   return yield* upstreamError(exchange, `${message}${context}`);
 }
 

@@ -1,6 +1,8 @@
-/** DEFAULT_MAX_EVENT_BYTES bounds one event (its pending line plus its data), so a server that never ends a line cannot
- * make the agent buffer without limit. It matches the mesh's largest gRPC message. */
-export const DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024;
+/**
+ * DEFAULT_MAX_EVENT_BYTES bounds one event (its pending line plus its data), so a server that never ends a line cannot
+ * make the agent buffer without limit. It stays under the mesh's largest gRPC message (4 MiB) with room for framing.
+ */
+export const DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024 - 64 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;

@@ -1,37 +1,41 @@
 /**
  * describeUpstreamFailure turns a transport error from talking to a local server into one line a person can act on,
- * the way fastify-reply-from names ECONNREFUSED, resets and timeouts: what happened, to which server, and the code.
+ * the way fastify-reply-from names ECONNREFUSED, resets and timeouts: what happened, to which server (a URL or a
+ * name such as "the local llm server"), and the code.
  */
-export function describeUpstreamFailure(error: unknown, url: string, timeoutMs: number): string {
+export function describeUpstreamFailure(error: unknown, server: string, timeoutMs: number): string {
   const cause = rootCause(error);
   const code = typeof cause.code === "string" ? cause.code : undefined;
   switch (code) {
     case "ECONNREFUSED":
-      return `cannot connect to ${url}: connection refused (is the server running?)`;
+      return `cannot connect to ${server}: connection refused (is the server running?)`;
     case "ENOTFOUND":
     case "EAI_AGAIN":
-      return `cannot connect to ${url}: host name not found (${code})`;
+      return `cannot connect to ${server}: host name not found (${code})`;
     case "EHOSTUNREACH":
     case "ENETUNREACH":
-      return `cannot connect to ${url}: host unreachable (${code})`;
+      return `cannot connect to ${server}: host unreachable (${code})`;
     case "UND_ERR_CONNECT_TIMEOUT":
-      return `cannot connect to ${url}: connect timed out`;
+      return `cannot connect to ${server}: connect timed out`;
     case "ECONNRESET":
     case "EPIPE":
     case "UND_ERR_SOCKET":
-      return `${url} closed the connection unexpectedly (${code}: ${cause.message})`;
+      return `${server} closed the connection unexpectedly (${code}: ${cause.message})`;
     case "UND_ERR_HEADERS_TIMEOUT":
-      return `${url} sent no response within ${timeoutMs} ms`;
+      return `${server} sent no response within ${timeoutMs} ms`;
     case "UND_ERR_BODY_TIMEOUT":
-      return `${url} sent nothing for ${timeoutMs} ms in the middle of its answer`;
+      return `${server} sent nothing for ${timeoutMs} ms in the middle of its answer`;
     default:
-      return `${url}: ${cause.message || String(error)}${code ? ` (${code})` : ""}`;
+      // A system error's message repeats the peer's address, which clients must not learn; its syscall and code suffice.
+      if (typeof cause.syscall === "string" && code) return `${server}: ${cause.syscall} failed (${code})`;
+      return `${server}: ${cause.message || String(error)}${code ? ` (${code})` : ""}`;
   }
 }
 
 interface ErrorWithCode {
   readonly message: string;
   readonly code?: unknown;
+  readonly syscall?: unknown;
 }
 
 /** rootCause unwraps AggregateError (happy-eyeballs connects) and `cause` chains down to the error that has a code. */
