@@ -1,6 +1,16 @@
 import { readFileSync } from "node:fs";
 import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { envName, parseFlags, UsageError, type FlagSpecs, type HostPort, type ParsedFlags } from "../../src/cli/flags.js";
+import {
+  envName,
+  parseBaseUrl,
+  parseFlags,
+  parseHostPort,
+  parseRegistryUrl,
+  UsageError,
+  type FlagSpecs,
+  type HostPort,
+  type ParsedFlags,
+} from "../../src/cli/flags.js";
 import { LOG_LEVELS } from "../shared/logger.js";
 
 /** UPSTREAM_TYPES are the kinds of local server an agent proxies to; each maps to one ServiceType. */
@@ -191,7 +201,7 @@ export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentC
   return Object.freeze<AgentConfig>({
     registry,
     apiKey: merged.apiKey,
-    listen: merged.listen ?? hostPort("listen", DEFAULT_AGENT_LISTEN),
+    listen: merged.listen ?? parseHostPort("--listen", DEFAULT_AGENT_LISTEN),
     advertise: merged.advertise,
     id: merged.id,
     name: merged.name,
@@ -211,15 +221,15 @@ export function settingsFromFlags(flags: ParsedFlags): AgentSettings {
     const value = flags.string(flag);
     if (value !== undefined) settings[key] = check(`--${flag}`, value);
   };
-  text("registry", "registry", registryUrl);
+  text("registry", "registry", parseRegistryUrl);
   text("api-key", "apiKey", nonEmpty);
-  text("listen", "listen", hostPort);
-  text("advertise", "advertise", hostPort);
+  text("listen", "listen", parseHostPort);
+  text("advertise", "advertise", parseHostPort);
   text("id", "id", providerId);
   text("name", "name", displayName);
   text("max-concurrency", "maxConcurrency", (where, value) => wholeNumber(where, value, 1, 10_000, "requests"));
   text("max-queue", "maxQueue", (where, value) => wholeNumber(where, value, 0, 1_000_000, "requests"));
-  text("metrics-listen", "metricsListen", hostPort);
+  text("metrics-listen", "metricsListen", parseHostPort);
   text("discovery-interval-ms", "discoveryIntervalMs", (where, value) => wholeNumber(where, value, 100, 86_400_000, "ms"));
   text("shutdown-grace-ms", "shutdownGraceMs", (where, value) => wholeNumber(where, value, 0, 3_600_000, "ms"));
   text("upstream-timeout-ms", "upstreamTimeoutMs", (where, value) => wholeNumber(where, value, 100, 86_400_000, "ms"));
@@ -238,7 +248,7 @@ export function settingsFromFile(path: string, json: unknown): AgentSettings {
     const at = where(key);
     switch (key) {
       case "registry":
-        settings.registry = registryUrl(at, string(at, value));
+        settings.registry = parseRegistryUrl(at, string(at, value));
         break;
       case "api_key":
         settings.apiKey = nonEmpty(at, string(at, value));
@@ -246,7 +256,7 @@ export function settingsFromFile(path: string, json: unknown): AgentSettings {
       case "listen":
       case "advertise":
       case "metrics_listen":
-        settings[camel(key)] = hostPort(at, string(at, value));
+        settings[camel(key)] = parseHostPort(at, string(at, value));
         break;
       case "id":
         settings.id = providerId(at, string(at, value));
@@ -307,7 +317,7 @@ function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
     }
   }
   const type = fields["type"] === undefined ? "llm" : upstreamType(`${where}.type`, string(`${where}.type`, fields["type"]));
-  const settings: Record<string, unknown> = { type, url: upstreamUrl(`${where}.url`, string(`${where}.url`, fields["url"])) };
+  const settings: Record<string, unknown> = { type, url: parseBaseUrl(`${where}.url`, string(`${where}.url`, fields["url"])) };
   if (fields["engine"] !== undefined) settings.engine = shortText(`${where}.engine`, fields["engine"]);
   if (fields["max_concurrency"] !== undefined) {
     settings.maxConcurrency = wholeNumber(`${where}.max_concurrency`, fields["max_concurrency"], 1, 10_000, "requests");
@@ -363,50 +373,9 @@ function capabilityOverride(where: string, json: unknown): CapabilityOverride {
 export function upstreamFlag(value: string): UpstreamSettings {
   const typed = /^([A-Za-z]+)=(.*)$/.exec(value);
   if (typed && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value)) {
-    return { type: upstreamType("--upstream", typed[1] as string), url: upstreamUrl("--upstream", typed[2] as string) };
+    return { type: upstreamType("--upstream", typed[1] as string), url: parseBaseUrl("--upstream", typed[2] as string) };
   }
-  return { type: "llm", url: upstreamUrl("--upstream", value) };
-}
-
-/**
- * upstreamUrl checks an http(s) base URL and normalises it: no trailing slash and no trailing "/v1", since users
- * often paste the OpenAI base URL and the agent appends "/v1/..." itself.
- */
-export function upstreamUrl(where: string, value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
-  }
-  if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
-    throw new UsageError(`${where} expects a base URL without credentials, query or fragment, got '${value}' (use api_key)`);
-  }
-  const path = url.pathname.replace(/\/+$/, "").replace(/\/v1$/, "");
-  return `${url.origin}${path}`;
-}
-
-/** registryUrl accepts "host:port" or "http(s)://host:port" and returns a base URL for the gRPC client. */
-export function registryUrl(where: string, value: string): string {
-  if (/^https?:\/\//.test(value)) {
-    const url = upstreamUrl(where, value);
-    if (new URL(url).pathname !== "/") throw new UsageError(`${where} expects HOST:PORT or http(s)://HOST:PORT, got '${value}'`);
-    return url;
-  }
-  const { host, port } = hostPort(where, value);
-  if (port === 0) throw new UsageError(`${where} expects a port from 1 to 65535, got '${value}'`);
-  return `http://${host}:${port}`;
-}
-
-/** hostPort parses "host:port" (IPv6 hosts in brackets; port 0 means any free port). */
-export function hostPort(where: string, value: string): HostPort {
-  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[2]);
-  if (!match || port > 65535) throw new UsageError(`${where} expects HOST:PORT (port 0-65535), got '${value}'`);
-  return { host: match[1] as string, port };
+  return { type: "llm", url: parseBaseUrl("--upstream", value) };
 }
 
 function upstreamType(where: string, value: string): UpstreamType {

@@ -1,9 +1,10 @@
+import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import { StreamSummary, summarizeJsonAnswer } from "./answer-summary.js";
 import { SseParser } from "./sse-parser.js";
 
-const SAMPLES = "/work/shared/samples/llama-server";
+const SAMPLES = fileURLToPath(new URL("../../test/fixtures/llama-server", import.meta.url));
 
 function summarizeStream(name: string): ReturnType<StreamSummary["trailer"]> {
   const summary = new StreamSummary();

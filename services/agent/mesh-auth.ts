@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Metadata } from "@grpc/grpc-js";
+import { bearerCredential } from "../shared/bearer.js";
+import { secretMatcher } from "../shared/secret-match.js";
 
 /**
  * MeshAuth checks that a caller of AgentService belongs to the mesh.
@@ -16,25 +17,14 @@ export type MeshAuth = (metadata: Metadata) => void;
 
 /** createMeshAuth returns a check that throws UNAUTHENTICATED unless the metadata carries agentToken, compared in constant time. */
 export function createMeshAuth(agentToken: string): MeshAuth {
-  const expected = digest(agentToken);
+  const matches = secretMatcher(agentToken);
   return (metadata) => {
-    const presented = bearerToken(metadata);
+    const presented = bearerCredential(metadata);
     if (presented === undefined) {
       throw new ConnectError("missing bearer credential in 'authorization' metadata", Code.Unauthenticated);
     }
-    // Comparing fixed-size digests keeps the time independent of both the contents and the length of the guess.
-    if (!timingSafeEqual(digest(presented), expected)) {
+    if (!matches(presented)) {
       throw new ConnectError("this agent accepts calls from the mesh only (agent token required)", Code.Unauthenticated);
     }
   };
-}
-
-function bearerToken(metadata: Metadata): string | undefined {
-  const [value] = metadata.get("authorization");
-  if (typeof value !== "string") return undefined;
-  return /^Bearer\s+(\S+)\s*$/i.exec(value)?.[1];
-}
-
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
 }

@@ -1,8 +1,9 @@
+import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import { parseSse, SseEventTooLargeError, SseParser, type SseEvent } from "./sse-parser.js";
 
-const SAMPLES = "/work/shared/samples/llama-server";
+const SAMPLES = fileURLToPath(new URL("../../test/fixtures/llama-server", import.meta.url));
 const sample = (name: string): Buffer => readFileSync(`${SAMPLES}/${name}`);
 
 /** expectedPayloads is what a careful reader finds in a llama-server stream: each `data: ` line's rest. */

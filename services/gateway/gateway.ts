@@ -27,7 +27,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** GatewayOptions configures a gateway. */
 export interface GatewayOptions {
-  /** registry is the registry's gRPC address, "host:port". */
+  /** registry is the registry's base URL, "http://host:port". */
   readonly registry: string;
   readonly meshToken: string;
   readonly log: Logger;

@@ -20,7 +20,7 @@ export interface RegistryLink {
 
 /** RegistryLinkOptions configures a RegistryLink. */
 export interface RegistryLinkOptions {
-  /** registry is "host:port". */
+  /** registry is the registry's base URL, "http://host:port". */
   readonly registry: string;
   readonly meshToken: string;
   readonly table: RoutingTable;
@@ -35,7 +35,7 @@ export interface RegistryLinkOptions {
 export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
   const client: Client<typeof RegistryService> = createClient(
     RegistryService,
-    createGrpcTransport({ baseUrl: `http://${options.registry}`, pingIntervalMs: 10_000, pingTimeoutMs: 5_000 }),
+    createGrpcTransport({ baseUrl: options.registry, pingIntervalMs: 10_000, pingTimeoutMs: 5_000 }),
   );
   const headers = { authorization: `Bearer ${options.meshToken}` };
   const controller = new AbortController();

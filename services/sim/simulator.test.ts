@@ -8,7 +8,7 @@ import type { Simulator } from "./simulator.js";
 import { createSimulator } from "./simulator.js";
 import type { SimulatorOptions } from "./simulator-options.js";
 
-const SAMPLES = new URL("./testdata/llama-server/", import.meta.url);
+const SAMPLES = new URL("../../test/fixtures/llama-server/", import.meta.url);
 
 /** sample reads a captured llama-server file as text. */
 function sample(name: string): string {

@@ -67,7 +67,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
 
     say("starting the gateway");
     const gateway = createGateway({
-      registry: `127.0.0.1:${registryPort}`,
+      registry: `http://127.0.0.1:${registryPort}`,
       meshToken,
       log: createLogger("gateway", logLevel),
     });

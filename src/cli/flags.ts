@@ -89,12 +89,45 @@ export interface HostPort {
   readonly port: number;
 }
 
-/** parseHostPort parses "host:port" (IPv6 hosts in brackets); the port may be 0 for "any free port". */
-export function parseHostPort(flag: string, value: string): HostPort {
+/** parseHostPort parses "host:port" (IPv6 hosts in brackets; port 0 means any free port); where names the flag. */
+export function parseHostPort(where: string, value: string): HostPort {
   const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
   const port = Number(match?.[2]);
-  if (!match || port > 65535) throw new UsageError(`--${flag} expects HOST:PORT (port 0-65535), got '${value}'`);
+  if (!match || port > 65535) throw new UsageError(`${where} expects HOST:PORT (port 0-65535), got '${value}'`);
   return { host: match[1] as string, port };
+}
+
+/**
+ * parseBaseUrl checks an http(s) base URL and normalises it: no trailing slash and no trailing "/v1", since users
+ * often paste the OpenAI base URL and the callers append "/v1/..." themselves.
+ */
+export function parseBaseUrl(where: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
+  }
+  if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
+    throw new UsageError(`${where} expects a base URL without credentials, query or fragment, got '${value}' (use api_key)`);
+  }
+  const path = url.pathname.replace(/\/+$/, "").replace(/\/v1$/, "");
+  return `${url.origin}${path}`;
+}
+
+/** parseRegistryUrl accepts "host:port" or "http(s)://host:port" and returns the registry's base URL. */
+export function parseRegistryUrl(where: string, value: string): string {
+  if (/^https?:\/\//.test(value)) {
+    const url = parseBaseUrl(where, value);
+    if (new URL(url).pathname !== "/") throw new UsageError(`${where} expects HOST:PORT or http(s)://HOST:PORT, got '${value}'`);
+    return url;
+  }
+  const { host, port } = parseHostPort(where, value);
+  if (port === 0) throw new UsageError(`${where} expects a port from 1 to 65535, got '${value}'`);
+  return `http://${host}:${port}`;
 }
 
 /** formatHostPort writes a HostPort back as "host:port". */

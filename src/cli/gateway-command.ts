@@ -7,6 +7,7 @@ import {
   parseHostPort,
   parseLogLevel,
   parseMs,
+  parseRegistryUrl,
   requireString,
   usageText,
   type FlagSpecs,
@@ -25,7 +26,7 @@ export const DEFAULT_GATEWAY_GRPC_LISTEN = "127.0.0.1:7702";
 export const GATEWAY_FLAGS: FlagSpecs = {
   listen: { type: "string", default: DEFAULT_GATEWAY_LISTEN, description: "OpenAI HTTP listen address HOST:PORT" },
   "grpc-listen": { type: "string", default: DEFAULT_GATEWAY_GRPC_LISTEN, description: "InferenceService gRPC address HOST:PORT" },
-  registry: { type: "string", default: DEFAULT_REGISTRY_LISTEN, description: "the registry's gRPC address HOST:PORT" },
+  registry: { type: "string", default: `http://${DEFAULT_REGISTRY_LISTEN}`, description: "the registry, http://HOST:PORT (or HOST:PORT)" },
   "mesh-token": { type: "string", description: "the mesh token the registry expects from gateways" },
   "request-timeout-ms": { type: "string", default: String(DEFAULT_REQUEST_TIMEOUT_MS), description: "deadline of one inference request" },
   "keepalive-ms": { type: "string", default: String(DEFAULT_KEEPALIVE_MS), description: "SSE keep-alive comment after this much silence" },
@@ -38,7 +39,8 @@ export const GATEWAY_FLAGS: FlagSpecs = {
 export interface GatewayConfig {
   readonly listen: HostPort;
   readonly grpcListen: HostPort;
-  readonly registry: HostPort;
+  /** registry is the registry's base URL, "http://host:port". */
+  readonly registry: string;
   readonly meshToken: string;
   readonly requestTimeoutMs: number;
   readonly keepaliveMs: number;
@@ -52,9 +54,9 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
   const meshToken = requireString(flags, "mesh-token");
   if (meshToken.length < MIN_MESH_TOKEN_LENGTH) throw new UsageError(`--mesh-token must be at least ${MIN_MESH_TOKEN_LENGTH} characters`);
   return Object.freeze({
-    listen: parseHostPort("listen", requireString(flags, "listen")),
-    grpcListen: parseHostPort("grpc-listen", requireString(flags, "grpc-listen")),
-    registry: parseHostPort("registry", requireString(flags, "registry")),
+    listen: parseHostPort("--listen", requireString(flags, "listen")),
+    grpcListen: parseHostPort("--grpc-listen", requireString(flags, "grpc-listen")),
+    registry: parseRegistryUrl("--registry", requireString(flags, "registry")),
     meshToken,
     requestTimeoutMs: parseMs("request-timeout-ms", requireString(flags, "request-timeout-ms")),
     keepaliveMs: parseMs("keepalive-ms", requireString(flags, "keepalive-ms"), 10),
@@ -72,7 +74,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const config = parseGatewayConfig(argv, env);
   const log = createLogger("gateway", config.logLevel);
   const gateway = createGateway({
-    registry: formatHostPort(config.registry),
+    registry: config.registry,
     meshToken: config.meshToken,
     log,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -81,7 +83,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   });
   try {
     const { httpPort, grpcPort } = await gateway.listen(config.listen, formatHostPort(config.grpcListen));
-    log.info({ listen: `${config.listen.host}:${httpPort}`, grpcListen: `${config.grpcListen.host}:${grpcPort}`, registry: formatHostPort(config.registry) }, "gateway ready");
+    log.info({ listen: `${config.listen.host}:${httpPort}`, grpcListen: `${config.grpcListen.host}:${grpcPort}`, registry: config.registry }, "gateway ready");
   } catch (error) {
     await gateway.close(0);
     throw error;

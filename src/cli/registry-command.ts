@@ -62,10 +62,10 @@ export function parseRegistryConfig(argv: readonly string[], env: NodeJS.Process
   const logLevel = parseLogLevel(requireString(flags, "log-level"));
   const metrics = flags.string("metrics-listen");
   return Object.freeze({
-    listen: parseHostPort("listen", requireString(flags, "listen")),
+    listen: parseHostPort("--listen", requireString(flags, "listen")),
     dbPath: requireString(flags, "db"),
     meshToken,
-    metricsListen: metrics ? parseHostPort("metrics-listen", metrics) : undefined,
+    metricsListen: metrics ? parseHostPort("--metrics-listen", metrics) : undefined,
     heartbeatIntervalMs,
     ttlMs: ttl === undefined ? heartbeatIntervalMs * DEFAULT_TTL_INTERVALS : parseMs("ttl-ms", ttl, heartbeatIntervalMs),
     logLevel,

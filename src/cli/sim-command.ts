@@ -64,7 +64,7 @@ export async function runSim(argv: readonly string[], env: NodeJS.ProcessEnv): P
     process.stdout.write(usageText("infermesh sim [flags]   (a llama-server simulator: a fixture for demos and tests)", SIM_FLAGS));
     return;
   }
-  const listen = parseHostPort("listen", requireString(parseFlags(SIM_FLAGS, argv, env), "listen"));
+  const listen = parseHostPort("--listen", requireString(parseFlags(SIM_FLAGS, argv, env), "listen"));
   const simulator = createSimulator(parseSimulatorOptions(argv, env));
   const log = createLogger("sim");
   const { url } = await simulator.listen(listen.port, listen.host);

@@ -15,7 +15,7 @@ export async function startGateway(
   registry: string,
   options: Partial<Omit<GatewayOptions, "registry" | "meshToken">> = {},
 ): Promise<GatewayFixture> {
-  const gateway = createGateway({ registry, meshToken: MESH_TOKEN, log: createLogger("gateway", "silent"), ...options });
+  const gateway = createGateway({ registry: `http://${registry}`, meshToken: MESH_TOKEN, log: createLogger("gateway", "silent"), ...options });
   const { httpPort, grpcPort } = await gateway.listen({ host: "127.0.0.1", port: 0 }, "127.0.0.1:0");
   await gateway.registryLink.ready;
   return {

@@ -1,9 +1,10 @@
+import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** SAMPLES is the folder of real llama-server exchanges (see its README). */
-export const SAMPLES = "/work/shared/samples/llama-server";
+export const SAMPLES = fileURLToPath(new URL("../../../test/fixtures/llama-server", import.meta.url));
 
 /** sampleBody is the exact body bytes of a captured llama-server exchange. */
 export function sampleBody(name: string): Buffer {
