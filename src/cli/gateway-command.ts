@@ -13,9 +13,8 @@ import {
   type FlagSpecs,
   type HostPort,
 } from "./flags.js";
-import { DEFAULT_REGISTRY_LISTEN, MIN_MESH_TOKEN_LENGTH } from "./registry-command.js";
+import { DEFAULT_REGISTRY_LISTEN, requireMeshToken } from "./registry-command.js";
 import { onShutdownSignal } from "./shutdown.js";
-import { UsageError } from "./flags.js";
 
 /** DEFAULT_GATEWAY_LISTEN is the OpenAI HTTP address unless told otherwise. */
 export const DEFAULT_GATEWAY_LISTEN = "127.0.0.1:8080";
@@ -51,8 +50,7 @@ export interface GatewayConfig {
 /** parseGatewayConfig turns flags and INFERMESH_* variables into a frozen GatewayConfig or throws a UsageError. */
 export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
   const flags = parseFlags(GATEWAY_FLAGS, argv, env);
-  const meshToken = requireString(flags, "mesh-token");
-  if (meshToken.length < MIN_MESH_TOKEN_LENGTH) throw new UsageError(`--mesh-token must be at least ${MIN_MESH_TOKEN_LENGTH} characters`);
+  const meshToken = requireMeshToken(flags);
   return Object.freeze({
     listen: parseHostPort("--listen", requireString(flags, "listen")),
     grpcListen: parseHostPort("--grpc-listen", requireString(flags, "grpc-listen")),

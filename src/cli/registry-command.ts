@@ -12,6 +12,7 @@ import {
   UsageError,
   type FlagSpecs,
   type HostPort,
+  type ParsedFlags,
   usageText,
 } from "./flags.js";
 import { onShutdownSignal } from "./shutdown.js";
@@ -50,13 +51,19 @@ export interface RegistryConfig {
   readonly logLevel: string;
 }
 
-/** parseRegistryConfig turns flags and INFERMESH_* variables into a frozen RegistryConfig or throws a UsageError. */
-export function parseRegistryConfig(argv: readonly string[], env: NodeJS.ProcessEnv): RegistryConfig {
-  const flags = parseFlags(REGISTRY_FLAGS, argv, env);
+/** requireMeshToken reads --mesh-token, which registry and gateway share, refusing guessable ones. */
+export function requireMeshToken(flags: ParsedFlags): string {
   const meshToken = requireString(flags, "mesh-token");
   if (meshToken.length < MIN_MESH_TOKEN_LENGTH) {
     throw new UsageError(`--mesh-token must be at least ${MIN_MESH_TOKEN_LENGTH} characters`);
   }
+  return meshToken;
+}
+
+/** parseRegistryConfig turns flags and INFERMESH_* variables into a frozen RegistryConfig or throws a UsageError. */
+export function parseRegistryConfig(argv: readonly string[], env: NodeJS.ProcessEnv): RegistryConfig {
+  const flags = parseFlags(REGISTRY_FLAGS, argv, env);
+  const meshToken = requireMeshToken(flags);
   const heartbeatIntervalMs = parseMs("heartbeat-interval-ms", requireString(flags, "heartbeat-interval-ms"), 50);
   const ttl = flags.string("ttl-ms");
   const logLevel = parseLogLevel(requireString(flags, "log-level"));
