@@ -48,6 +48,10 @@ export async function writeAnswer(reply: FastifyReply, parts: AsyncIterable<Infe
     await streamEvents(reply, iterator, options);
     return;
   }
+  if (!isJson(head.contentType)) {
+    await streamBody(reply, head.status || 200, head.contentType || "application/octet-stream", iterator, options);
+    return;
+  }
   const chunks: Uint8Array[] = [];
   for (;;) {
     let next: IteratorResult<InferencePart>;
@@ -118,6 +122,51 @@ async function streamEvents(
     clearInterval(keepalive);
     if (!res.writableEnded) res.end();
   }
+}
+
+/**
+ * streamBody relays a binary or text answer (speech audio, subtitles) as its parts arrive, so the first bytes reach
+ * the client while the provider is still producing the rest. A failure after the head can no longer change the
+ * status: the connection is cut, so the client sees a truncated body, never a complete-looking wrong one.
+ */
+async function streamBody(
+  reply: FastifyReply,
+  status: number,
+  contentType: string,
+  iterator: AsyncIterator<InferencePart>,
+  options: AnswerOptions,
+): Promise<void> {
+  reply.hijack();
+  const res: ServerResponse = reply.raw;
+  res.writeHead(status, { "content-type": contentType, "x-request-id": options.requestId, "cache-control": "no-cache" });
+  let firstByte = false;
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) break;
+      const p = next.value.part;
+      if (p.case === "data") {
+        if (!firstByte) {
+          firstByte = true;
+          options.observer.firstByte();
+        }
+        if (!res.write(p.value)) await drainOrClose(res);
+      } else if (p.case === "trailer") {
+        options.observer.trailer(p.value);
+      } else if (p.case === "error") {
+        res.destroy();
+        return;
+      }
+      if (res.destroyed) return;
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}
+
+function isJson(contentType: string): boolean {
+  return contentType === "" || /^application\/([\w.+-]*\+)?json\b/i.test(contentType);
 }
 
 async function drainOrClose(res: ServerResponse): Promise<void> {

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import fastifyMultipart from "@fastify/multipart";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import { HealthImplementation } from "grpc-health-check";
 import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
@@ -6,7 +7,7 @@ import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import { systemClock, type Clock } from "../shared/clock.js";
 import { addGrpcService } from "../shared/grpc-service.js";
-import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/grpc-server.js";
+import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";
 import type { Logger } from "../shared/logger.js";
 import { createAgentCalls, type AgentCalls } from "./agent-client.js";
 import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
@@ -15,6 +16,9 @@ import { Dispatcher } from "./dispatcher.js";
 import { GatewayError, invalidApiKey } from "./error-envelope.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { createInferenceService } from "./inference-service.js";
+import { createInferenceHandler } from "./inference-handler.js";
+import { registerMediaRoutes } from "./media-routes.js";
+import { DEFAULT_MAX_UPLOAD_BYTES } from "./multipart-form.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
 import { RoutingTable } from "./routing-table.js";
@@ -35,6 +39,8 @@ export interface GatewayOptions {
   readonly requestTimeoutMs?: number;
   readonly keepaliveMs?: number;
   readonly bodyLimitBytes?: number;
+  /** maxUploadBytes bounds the files of one multipart request together. */
+  readonly maxUploadBytes?: number;
   readonly authTtlMs?: number;
 }
 
@@ -54,7 +60,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const clock = options.clock ?? systemClock;
   const table = new RoutingTable();
   const registryLink = connectRegistry({ registry: options.registry, meshToken: options.meshToken, table, log: options.log });
-  const agents: AgentCalls = createAgentCalls();
+  const agents: AgentCalls = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
   const dispatcher = new Dispatcher(table, agents);
   const metrics = createGatewayMetrics();
   const auth = new AuthCache({
@@ -87,6 +93,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
   http.removeAllContentTypeParsers();
   http.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+  const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  void http.register(fastifyMultipart, { limits: { fileSize: maxUploadBytes } });
   http.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     if (!request.url.startsWith("/v1/")) return;
@@ -100,6 +108,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   http.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
     const failure = error instanceof GatewayError ? error : fromFastifyError(error);
     if (failure.status >= 500) request.log.warn({ err: error, requestId: request.id }, failure.message);
+    if (failure.status === 413 && !request.raw.readableEnded) {
+      // Read and drop the rest of the upload, so the client gets to read this answer instead of a reset.
+      void reply.header("connection", "close");
+      request.raw.resume();
+    }
     void reply.code(failure.status).header("content-type", "application/json").send(failure.body());
   });
   http.setNotFoundHandler((request, reply) => {
@@ -113,15 +126,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     void reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  registerOpenAIRoutes(http, {
-    table,
+  const handle = createInferenceHandler({
     dispatcher,
     metrics,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
   });
+  registerOpenAIRoutes(http, { table, handle });
+  registerMediaRoutes(http, { handle, maxUploadBytes });
 
-  const grpcServer = createGrpcServer();
+  const grpcServer = createGrpcServer(MEDIA_MAX_MESSAGE_BYTES);
   addGrpcService(
     grpcServer,
     InferenceService,

@@ -1,11 +1,9 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Modality, ServiceType, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
-import { writeAnswer } from "./answer-writer.js";
-import type { Dispatcher } from "./dispatcher.js";
 import { invalidRequest } from "./error-envelope.js";
-import { UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
+import type { InferenceHandler, ParsedInference } from "./inference-handler.js";
 import { parseJsonObject, requireModel, streamFlag, upstreamBody, type JsonObject } from "./request-body.js";
 import { needsUsageInjection, withUsageRequested } from "./usage-injection.js";
 import { SERVICE_TYPE_NAMES, type Route, type RoutingTable } from "./routing-table.js";
@@ -20,10 +18,7 @@ declare module "fastify" {
 /** OpenAIRoutesOptions are what the OpenAI routes work with. */
 export interface OpenAIRoutesOptions {
   readonly table: RoutingTable;
-  readonly dispatcher: Dispatcher;
-  readonly metrics: GatewayMetrics;
-  readonly requestTimeoutMs: number;
-  readonly keepaliveMs: number;
+  readonly handle: InferenceHandler;
 }
 
 const MODALITY_NAMES: Readonly<Record<Modality, string>> = {
@@ -45,87 +40,47 @@ const DEFAULT_MODALITIES: Readonly<Record<ServiceType, { input: Modality[]; outp
 
 /** registerOpenAIRoutes adds /v1/models, /v1/chat/completions and /v1/completions. */
 export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutesOptions): void {
-  const { metrics } = options;
+  const { handle } = options;
 
   app.get("/v1/models", async (request) => ({ object: "list", data: modelList(options.table.visibleRoutes(request.principal)) }));
 
   app.post("/v1/chat/completions", (request, reply) =>
-    inference(request, reply, Operation.CHAT_COMPLETION, "/v1/chat/completions", (body) => {
-      if (!Array.isArray(body.messages)) throw invalidRequest("'messages' must be an array of messages", "messages", "invalid_type");
-      if (body.messages.length === 0) throw invalidRequest("'messages' must not be empty", "messages", "empty_array");
-    }),
+    handle(request, reply, Operation.CHAT_COMPLETION, "/v1/chat/completions", () =>
+      textGeneration(request.body, (body) => {
+        if (!Array.isArray(body.messages)) throw invalidRequest("'messages' must be an array of messages", "messages", "invalid_type");
+        if (body.messages.length === 0) throw invalidRequest("'messages' must not be empty", "messages", "empty_array");
+      }),
+    ),
   );
 
   app.post("/v1/completions", (request, reply) =>
-    inference(request, reply, Operation.COMPLETION, "/v1/completions", (body) => {
-      const prompt = body.prompt;
-      if (typeof prompt !== "string" && !Array.isArray(prompt)) {
-        throw invalidRequest("'prompt' must be a string or an array", "prompt", "invalid_type");
-      }
-    }),
+    handle(request, reply, Operation.COMPLETION, "/v1/completions", () =>
+      textGeneration(request.body, (body) => {
+        const prompt = body.prompt;
+        if (typeof prompt !== "string" && !Array.isArray(prompt)) {
+          throw invalidRequest("'prompt' must be a string or an array", "prompt", "invalid_type");
+        }
+      }),
+    ),
   );
-
-  async function inference(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    operation: Operation.CHAT_COMPLETION | Operation.COMPLETION,
-    route: string,
-    validate: (body: JsonObject) => void,
-  ): Promise<void> {
-    const started = process.hrtime.bigint();
-    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
-    let served: Route | undefined;
-    metrics.inFlight.inc({ route });
-    const controller = new AbortController();
-    const onClose = () => {
-      if (!reply.raw.writableFinished) controller.abort();
-    };
-    reply.raw.once("close", onClose);
-    try {
-      const body = parseJsonObject(request.body);
-      const model = requireModel(body);
-      const stream = streamFlag(body);
-      validate(body);
-      const raw = request.body as Uint8Array;
-      const injectUsage = needsUsageInjection(body, stream);
-      const dispatch = options.dispatcher.dispatch({
-        principal: request.principal,
-        operation,
-        model,
-        stream,
-        requestId: request.id,
-        deadlineMs: Date.now() + options.requestTimeoutMs,
-        body: (servedModel) => upstreamBody(raw, body, model, servedModel, injectUsage ? withUsageRequested : undefined),
-        signal: controller.signal,
-      });
-      served = dispatch.route;
-      const servedModel = served.model.id;
-      await writeAnswer(reply, dispatch.parts, {
-        requestId: request.id,
-        keepaliveMs: options.keepaliveMs,
-        dropUsageOnlyChunks: injectUsage,
-        observer: {
-          firstByte: () => metrics.timeToFirstByte.observe({ route }, elapsed()),
-          trailer: (trailer) => {
-            const usage = trailer.usage;
-            if (!usage) return;
-            metrics.tokens.inc({ model: servedModel, type: "prompt" }, usage.promptTokens);
-            metrics.tokens.inc({ model: servedModel, type: "completion" }, usage.completionTokens);
-          },
-        },
-      });
-    } finally {
-      reply.raw.removeListener("close", onClose);
-      metrics.inFlight.dec({ route });
-      const record = () => {
-        metrics.duration.observe({ route }, elapsed());
-        metrics.requests.inc({ route, model: served?.model.id ?? UNROUTED_MODEL, status_class: `${Math.floor(reply.raw.statusCode / 100)}xx` });
-      };
-      if (reply.sent || reply.raw.headersSent) record();
-      else reply.raw.once("finish", record);
-    }
-  }
 }
+
+/**
+ * textGeneration reads a chat or completion request. Streams are made to ask for usage (and that chunk hidden again)
+ * when the client did not, so every stream's tokens are counted.
+ */
+function textGeneration(raw: unknown, validate: (body: JsonObject) => void): ParsedInference {
+  const body = parseJsonObject(raw);
+  const model = requireModel(body);
+  const stream = streamFlag(body);
+  validate(body);
+  const injectUsage = needsUsageInjection(body, stream);
+  return {
+    model,
+    stream,
+    body: (served) => upstreamBody(raw as Uint8Array, body, model, served, injectUsage ? withUsageRequested : undefined),
+    dropUsageOnlyChunks: injectUsage,
+  };}
 
 /** modelList renders routes as OpenAI's model list, one entry per model id across providers, with capabilities. */
 function modelList(routes: readonly Route[]): object[] {

@@ -2,6 +2,8 @@ import * as grpc from "@grpc/grpc-js";
 
 /** DEFAULT_MAX_MESSAGE_BYTES bounds a received gRPC message; bigger ones fail with RESOURCE_EXHAUSTED. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** MEDIA_MAX_MESSAGE_BYTES bounds Infer messages, which carry uploads (25 MiB by default) as bytes. */
+export const MEDIA_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /** createGrpcServer makes a grpc-js server with the mesh's limits and keepalive settings. */
 export function createGrpcServer(maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES): grpc.Server {

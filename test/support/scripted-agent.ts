@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { AgentService, type InferenceCall, type InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { bearerCredential } from "../../services/shared/bearer.js";
 import { addGrpcService } from "../../services/shared/grpc-service.js";
-import { bindGrpcServer, createGrpcServer } from "../../services/shared/grpc-server.js";
+import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES } from "../../services/shared/grpc-server.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Script answers one Infer call; it may wait on the call's signal to act like a slow provider. */
@@ -27,7 +27,7 @@ export interface ScriptedAgent {
 
 /** startScriptedAgent starts a scripted agent on 127.0.0.1:0 requiring token. */
 export async function startScriptedAgent(token: string, script: Script): Promise<ScriptedAgent> {
-  const server = createGrpcServer();
+  const server = createGrpcServer(MEDIA_MAX_MESSAGE_BYTES);
   const agent: ScriptedAgent = {
     endpoint: "",
     token,

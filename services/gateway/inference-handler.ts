@@ -1,0 +1,97 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import { writeAnswer } from "./answer-writer.js";
+import type { Dispatcher } from "./dispatcher.js";
+import { UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
+import type { Route } from "./routing-table.js";
+
+/** ParsedInference is an HTTP request read and validated enough to route: what every endpoint hands the handler. */
+export interface ParsedInference {
+  readonly model: string;
+  readonly stream: boolean;
+  /** body returns the body for the provider, given its exact name for the model. */
+  readonly body: (servedModel: string) => Uint8Array;
+  readonly media?: MediaFile[];
+  /** dropUsageOnlyChunks hides the usage chunk the gateway asked for on the client's behalf. */
+  readonly dropUsageOnlyChunks?: boolean;
+}
+
+/** InferenceHandlerOptions are what the handler works with. */
+export interface InferenceHandlerOptions {
+  readonly dispatcher: Dispatcher;
+  readonly metrics: GatewayMetrics;
+  readonly requestTimeoutMs: number;
+  readonly keepaliveMs: number;
+}
+
+/** InferenceHandler serves one inference endpoint: parse (endpoint-specific), route, call, answer, measure. */
+export type InferenceHandler = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  operation: Exclude<Operation, Operation.UNSPECIFIED>,
+  route: string,
+  parse: () => ParsedInference | Promise<ParsedInference>,
+) => Promise<void>;
+
+/**
+ * createInferenceHandler builds the path every inference endpoint shares: the client's disconnect cancels the call,
+ * the answer is written as it comes, and requests, latency, time to first byte and tokens are measured with bounded
+ * labels (the served model, never the name a client made up).
+ */
+export function createInferenceHandler(options: InferenceHandlerOptions): InferenceHandler {
+  const { metrics } = options;
+  return async (request, reply, operation, route, parse) => {
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    let served: Route | undefined;
+    metrics.inFlight.inc({ route });
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    };
+    reply.raw.once("close", onClose);
+    try {
+      const parsed = await parse();
+      const dispatch = options.dispatcher.dispatch({
+        principal: request.principal,
+        operation,
+        model: parsed.model,
+        stream: parsed.stream,
+        requestId: request.id,
+        deadlineMs: Date.now() + options.requestTimeoutMs,
+        body: parsed.body,
+        ...(parsed.media ? { media: parsed.media } : {}),
+        signal: controller.signal,
+      });
+      served = dispatch.route;
+      const servedModel = served.model.id;
+      await writeAnswer(reply, dispatch.parts, {
+        requestId: request.id,
+        keepaliveMs: options.keepaliveMs,
+        dropUsageOnlyChunks: parsed.dropUsageOnlyChunks ?? false,
+        observer: {
+          firstByte: () => metrics.timeToFirstByte.observe({ route }, elapsed()),
+          trailer: (trailer) => {
+            const usage = trailer.usage;
+            if (!usage) return;
+            metrics.tokens.inc({ model: servedModel, type: "prompt" }, usage.promptTokens);
+            metrics.tokens.inc({ model: servedModel, type: "completion" }, usage.completionTokens);
+          },
+        },
+      });
+    } finally {
+      reply.raw.removeListener("close", onClose);
+      metrics.inFlight.dec({ route });
+      const record = () => {
+        metrics.duration.observe({ route }, elapsed());
+        metrics.requests.inc({
+          route,
+          model: served?.model.id ?? UNROUTED_MODEL,
+          status_class: `${Math.floor(reply.raw.statusCode / 100)}xx`,
+        });
+      };
+      if (reply.sent || reply.raw.headersSent) record();
+      else reply.raw.once("finish", record);
+    }
+  };
+}

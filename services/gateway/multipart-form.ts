@@ -1,0 +1,83 @@
+import type {} from "@fastify/multipart";
+import type { FastifyRequest } from "fastify";
+import { GatewayError, invalidRequest } from "./error-envelope.js";
+
+/** DEFAULT_MAX_UPLOAD_BYTES bounds the files of one multipart request together, as OpenAI's 25 MB audio limit. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
+/** FORM_OVERHEAD_BYTES is room for boundaries, part headers and text fields beyond the files. */
+export const FORM_OVERHEAD_BYTES = 1024 * 1024;
+const MAX_FILES = 17;
+const MAX_FIELDS = 100;
+const MAX_FIELD_BYTES = 1024 * 1024;
+
+/** UploadedFile is one file of a multipart form. */
+export interface UploadedFile {
+  readonly field: string;
+  readonly filename: string;
+  readonly contentType: string;
+  readonly data: Buffer;
+}
+
+/** MultipartForm is a parsed form: text fields (repeated ones as arrays, names verbatim) and files in order. */
+export interface MultipartForm {
+  readonly fields: Record<string, string | string[]>;
+  readonly files: UploadedFile[];
+}
+
+/**
+ * readMultipartForm reads a multipart request as it streams in. Text fields keep their exact names and values (a
+ * repeated field becomes an array) so the provider sees every field the client sent; files are gathered once, into
+ * the bytes the mesh carries. The moment the files together cross maxUploadBytes it stops with a 413.
+ */
+export async function readMultipartForm(request: FastifyRequest, maxUploadBytes: number): Promise<MultipartForm> {
+  if (!request.isMultipart()) {
+    throw invalidRequest("This endpoint takes multipart/form-data.", undefined, "invalid_content_type");
+  }
+  const fields: Record<string, string | string[]> = {};
+  const files: UploadedFile[] = [];
+  let total = 0;
+  const parts = request.parts({
+    limits: { fileSize: maxUploadBytes, files: MAX_FILES, fields: MAX_FIELDS, fieldSize: MAX_FIELD_BYTES, parts: MAX_FILES + MAX_FIELDS },
+  });
+  for await (const part of parts) {
+    if (part.type === "field") {
+      const value = typeof part.value === "string" ? part.value : String(part.value);
+      const previous = fields[part.fieldname];
+      fields[part.fieldname] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
+      continue;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of part.file as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (total + size > maxUploadBytes) throw uploadTooLarge(maxUploadBytes);
+      chunks.push(chunk);
+    }
+    if (part.file.truncated) throw uploadTooLarge(maxUploadBytes);
+    total += size;
+    files.push({ field: part.fieldname, filename: unescapeFilename(part.filename), contentType: part.mimetype, data: Buffer.concat(chunks, size) });
+  }
+  return { fields, files };
+}
+
+/**
+ * unescapeFilename undoes the escapes that the WHATWG multipart encoding (browsers, undici, the OpenAI SDKs) puts in
+ * a filename: `"` as %22 and line breaks as %0A and %0D. The provider gets the name the user's file really has.
+ */
+export function unescapeFilename(filename: string): string {
+  return filename.replace(/%22|%0A|%0D/gi, (escape) => (escape === "%22" ? '"' : escape.toUpperCase() === "%0A" ? "\n" : "\r"));
+}
+
+/** uploadTooLarge is the 413 for an upload over the limit. */
+export function uploadTooLarge(maxUploadBytes: number): GatewayError {
+  return new GatewayError(413, "invalid_request_error", `The upload is larger than ${maxUploadBytes} bytes.`, {
+    code: "request_too_large",
+  });
+}
+
+/** textField returns a form field as one string, or undefined; a repeated field is a 400. */
+export function textField(form: MultipartForm, name: string): string | undefined {
+  const value = form.fields[name];
+  if (Array.isArray(value)) throw invalidRequest(`'${name}' must be given once`, name, "invalid_value");
+  return value;
+}
