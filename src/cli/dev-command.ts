@@ -9,7 +9,7 @@ import type { RegistryStore } from "../../services/registry/store/registry-store
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { createSimulator } from "../../services/sim/simulator.js";
-import { parseFlags, parseLogLevel, parseMs, requireString, usageText, type FlagSpecs } from "./flags.js";
+import { parseFlags, parseLogLevel, parseWholeNumber, requireString, usageText, type FlagSpecs } from "./flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /** DEV_USER is the user `infermesh dev` creates its API key for. */
@@ -37,8 +37,8 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     process.stdout.write(usageText("infermesh dev [flags]", DEV_FLAGS));
     return;
   }
-  const port = parseMs("port", requireString(flags, "port"), 0, 65535);
-  const registryPortWanted = parseMs("registry-port", requireString(flags, "registry-port"), 0, 65535);
+  const port = parseWholeNumber("port", requireString(flags, "port"), 0, 65535, "port");
+  const registryPortWanted = parseWholeNumber("registry-port", requireString(flags, "registry-port"), 0, 65535, "port");
   const dataDir = requireString(flags, "data");
   const logLevel = parseLogLevel(requireString(flags, "log-level"));
   const models = flags.strings("model");

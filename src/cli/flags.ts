@@ -135,13 +135,18 @@ export function formatHostPort({ host, port }: HostPort): string {
   return `${host}:${port}`;
 }
 
+/** parseWholeNumber parses a whole number within [min, max]; the error names the flag and the unit. */
+export function parseWholeNumber(flag: string, value: string, min: number, max: number, unit: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${flag} expects a whole number of ${unit} from ${min} to ${max}, got '${value}'`);
+  }
+  return n;
+}
+
 /** parseMs parses a whole number of milliseconds within [min, max]. */
 export function parseMs(flag: string, value: string, min = 1, max = 24 * 3600 * 1000): number {
-  const ms = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(ms) || ms < min || ms > max) {
-    throw new UsageError(`--${flag} expects a whole number of milliseconds from ${min} to ${max}, got '${value}'`);
-  }
-  return ms;
+  return parseWholeNumber(flag, value, min, max, "milliseconds");
 }
 
 /** usageText renders a command's flags for --help. */

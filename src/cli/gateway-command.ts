@@ -1,5 +1,6 @@
 import { createGateway, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "../../services/gateway/gateway.js";
 import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
+import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
 import { createLogger } from "../../services/shared/logger.js";
 import {
   formatHostPort,
@@ -7,6 +8,7 @@ import {
   parseHostPort,
   parseLogLevel,
   parseMs,
+  parseWholeNumber,
   parseRegistryUrl,
   requireString,
   usageText,
@@ -30,6 +32,7 @@ export const GATEWAY_FLAGS: FlagSpecs = {
   "request-timeout-ms": { type: "string", default: String(DEFAULT_REQUEST_TIMEOUT_MS), description: "deadline of one inference request" },
   "keepalive-ms": { type: "string", default: String(DEFAULT_KEEPALIVE_MS), description: "SSE keep-alive comment after this much silence" },
   "body-limit-bytes": { type: "string", default: String(DEFAULT_BODY_LIMIT_BYTES), description: "largest JSON request body" },
+  "max-upload-bytes": { type: "string", default: String(DEFAULT_MAX_UPLOAD_BYTES), description: "largest upload (the files of one multipart request together)" },
   "log-level": { type: "string", default: "info", description: "log level" },
   help: { type: "boolean", description: "print this help" },
 };
@@ -44,6 +47,7 @@ export interface GatewayConfig {
   readonly requestTimeoutMs: number;
   readonly keepaliveMs: number;
   readonly bodyLimitBytes: number;
+  readonly maxUploadBytes: number;
   readonly logLevel: string;
 }
 
@@ -58,7 +62,8 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     meshToken,
     requestTimeoutMs: parseMs("request-timeout-ms", requireString(flags, "request-timeout-ms")),
     keepaliveMs: parseMs("keepalive-ms", requireString(flags, "keepalive-ms"), 10),
-    bodyLimitBytes: parseMs("body-limit-bytes", requireString(flags, "body-limit-bytes"), 1024, 1 << 30),
+    bodyLimitBytes: parseWholeNumber("body-limit-bytes", requireString(flags, "body-limit-bytes"), 1024, 1 << 30, "bytes"),
+    maxUploadBytes: parseWholeNumber("max-upload-bytes", requireString(flags, "max-upload-bytes"), 1024, 1 << 30, "bytes"),
     logLevel: parseLogLevel(requireString(flags, "log-level")),
   });
 }
@@ -78,6 +83,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     requestTimeoutMs: config.requestTimeoutMs,
     keepaliveMs: config.keepaliveMs,
     bodyLimitBytes: config.bodyLimitBytes,
+    maxUploadBytes: config.maxUploadBytes,
   });
   try {
     const { httpPort, grpcPort } = await gateway.listen(config.listen, formatHostPort(config.grpcListen));

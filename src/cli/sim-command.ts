@@ -1,6 +1,6 @@
 import { createSimulator, type FailureMode, type SimulatorOptions } from "../../services/sim/simulator.js";
 import { createLogger } from "../../services/shared/logger.js";
-import { parseFlags, parseHostPort, parseMs, requireString, usageText, UsageError, type FlagSpecs } from "./flags.js";
+import { parseFlags, parseHostPort, parseWholeNumber, requireString, usageText, UsageError, type FlagSpecs } from "./flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /** DEFAULT_SIM_LISTEN is the simulator's address unless told otherwise (llama-server's own default port). */
@@ -25,19 +25,19 @@ const FAILURE_MODES: readonly FailureMode[] = ["status", "stall", "drop"];
 /** parseSimulatorOptions maps `infermesh sim` flags to SimulatorOptions. */
 export function parseSimulatorOptions(argv: readonly string[], env: NodeJS.ProcessEnv): SimulatorOptions {
   const flags = parseFlags(SIM_FLAGS, argv, env);
-  const count = (name: string, max = 1_000_000) => {
+  const count = (name: string, max = 1_000_000, unit = "tokens") => {
     const value = flags.string(name);
-    return value === undefined ? undefined : parseMs(name, value, 0, max);
+    return value === undefined ? undefined : parseWholeNumber(name, value, 0, max, unit);
   };
   const fail = flags.string("fail");
   if (fail !== undefined && !(FAILURE_MODES as readonly string[]).includes(fail)) {
     throw new UsageError(`--fail expects one of ${FAILURE_MODES.join(", ")}, got '${fail}'`);
   }
   const models = flags.strings("model");
-  const tokensPerSecond = count("tokens-per-second");
-  const ttftMs = count("ttft-ms");
+  const tokensPerSecond = count("tokens-per-second", 1_000_000, "tokens per second");
+  const ttftMs = count("ttft-ms", 600_000, "milliseconds");
   const completionTokens = count("completion-tokens");
-  const failStatus = count("fail-status", 599);
+  const failStatus = count("fail-status", 599, "HTTP status");
   const failAfter = count("fail-after-tokens");
   const apiKey = flags.string("api-key");
   return {
