@@ -13,6 +13,7 @@ import { createAgentCalls, type AgentCalls } from "./agent-client.js";
 import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
 import { AuthCache } from "./auth-cache.js";
 import { Dispatcher } from "./dispatcher.js";
+import { ProviderHealth } from "./provider-health.js";
 import { GatewayError, invalidApiKey } from "./error-envelope.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { createInferenceService } from "./inference-service.js";
@@ -42,6 +43,10 @@ export interface GatewayOptions {
   /** maxUploadBytes bounds the files of one multipart request together. */
   readonly maxUploadBytes?: number;
   readonly authTtlMs?: number;
+  /** failoverAttempts is how many other providers a request may try when one fails before the first byte. */
+  readonly failoverAttempts?: number;
+  /** circuit tunes passive health: failures in a row that open a provider's circuit, and the cooldown. */
+  readonly circuit?: { readonly failureThreshold?: number; readonly cooldownMs?: number };
 }
 
 /** Gateway is a gateway ready to listen: the OpenAI HTTP façade and the InferenceService gRPC face. */
@@ -61,7 +66,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const table = new RoutingTable();
   const registryLink = connectRegistry({ registry: options.registry, meshToken: options.meshToken, table, log: options.log });
   const agents: AgentCalls = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
-  const dispatcher = new Dispatcher(table, agents);
+  const providerHealth = new ProviderHealth({ clock, ...options.circuit });
+  const dispatcher = new Dispatcher({ table, agents, health: providerHealth, ...(options.failoverAttempts === undefined ? {} : { failoverAttempts: options.failoverAttempts }) });
   const metrics = createGatewayMetrics();
   const auth = new AuthCache({
     authenticate: (key) => registryLink.authenticate(key),
