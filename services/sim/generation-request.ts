@@ -7,8 +7,11 @@ import {
 } from "./llama-errors.js";
 import type { ChatMessageLike } from "./simulated-text.js";
 import { hashText, promptTokenCount, seedText } from "./simulated-text.js";
-import type { FailureMode, ResolvedFailure, ResolvedModel, SimulatorConfig } from "./simulator-options.js";
-import { DEFAULT_FAILURE_STATUS, MAX_CHOICES } from "./simulator-options.js";
+import { selectModel } from "./model-selection.js";
+import { modelSelectionError } from "./openai-errors.js";
+import { decideFailure, parseSimOverrides } from "./sim-overrides.js";
+import type { ResolvedFailure, ResolvedModel, SimulatorConfig } from "./simulator-options.js";
+import { MAX_CHOICES } from "./simulator-options.js";
 
 /** GenerationKind tells the two generation endpoints apart: /v1/chat/completions and /v1/completions. */
 export type GenerationKind = "chat" | "completion";
@@ -43,23 +46,6 @@ export type ParsedGeneration =
   | { readonly ok: false; readonly error: LlamaError };
 
 /**
- * SimOverrides is the simulator's own request extension, the `sim` object of a chat or completion body; clients that
- * send it talk to the simulator knowingly, and llama-server would ignore it as an unknown field:
- * - `tokens_per_second` (number >= 0) and `ttft_ms` (number >= 0) override the pacing of this request;
- * - `fail` ("none" | "status" | "stall" | "drop") overrides the configured failure ("none" disables it);
- * - `fail_status` (400-599) and `fail_after_tokens` (integer >= 0) refine the failure.
- */
-export interface SimOverrides {
-  readonly tokens_per_second?: number;
-  readonly ttft_ms?: number;
-  readonly fail?: FailureMode | "none";
-  readonly fail_status?: number;
-  readonly fail_after_tokens?: number;
-}
-
-const FAILURE_MODES: readonly string[] = ["none", "status", "stall", "drop"];
-
-/**
  * parseGenerationRequest validates a parsed body in llama-server's order (messages, then field types, then context
  * size) and extracts a GenerationRequest.
  */
@@ -68,13 +54,18 @@ export function parseGenerationRequest(kind: GenerationKind, body: unknown, conf
   const fields: Readonly<Record<string, unknown>> =
     typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Readonly<Record<string, unknown>>) : {};
 
-  const modelName = fields["model"];
-  const model = pickModel(modelName, config);
-  if (model === undefined) {
-    return fail(typeof modelName === "string" && modelName !== ""
-      ? invalidRequest(`model '${modelName}' not found`)
-      : invalidRequest("model name is missing from the request"));
+  const selection = selectModel(fields["model"], "llm", config);
+  if (!selection.ok) {
+    switch (selection.problem) {
+      case "unknown":
+        return fail(invalidRequest(`model '${selection.name}' not found`));
+      case "missing":
+        return fail(invalidRequest("model name is missing from the request"));
+      default:
+        return fail(modelSelectionError(selection, kind === "chat" ? "/v1/chat/completions" : "/v1/completions", "llm"));
+    }
   }
+  const model = selection.model;
 
   let seed: string;
   let promptTokens: number;
@@ -114,8 +105,8 @@ export function parseGenerationRequest(kind: GenerationKind, body: unknown, conf
   const tokens = Math.min(wanted, room);
   const finishReason: FinishReason = unlimited && tokens === wanted ? "stop" : "length";
 
-  const overrides = parseOverrides(fields["sim"]);
-  if (!overrides.ok) return overrides;
+  const overrides = parseSimOverrides(fields["sim"]);
+  if (!overrides.ok) return fail(invalidRequest(overrides.message));
   const sim = overrides.overrides;
 
   const streamOptions = fields["stream_options"];
@@ -144,15 +135,6 @@ export function parseGenerationRequest(kind: GenerationKind, body: unknown, conf
 
 function fail(error: LlamaError): ParsedGeneration {
   return { ok: false, error };
-}
-
-function pickModel(name: unknown, config: SimulatorConfig): ResolvedModel | undefined {
-  const first = config.models[0];
-  if (typeof name === "string") {
-    const found = config.models.find((model) => model.names.includes(name));
-    if (found !== undefined) return found;
-  }
-  return config.strictModels ? undefined : first;
 }
 
 type CheckedMessages =
@@ -210,71 +192,4 @@ function promptText(prompt: unknown): string | undefined {
 function numberField(fields: Readonly<Record<string, unknown>>, name: string): number | undefined {
   const value = fields[name];
   return typeof value === "number" ? value : undefined;
-}
-
-type ParsedOverrides =
-  | { readonly ok: true; readonly overrides: SimOverrides }
-  | { readonly ok: false; readonly error: LlamaError };
-
-function parseOverrides(value: unknown): ParsedOverrides {
-  if (value === undefined || value === null) return { ok: true, overrides: {} };
-  if (typeof value !== "object" || Array.isArray(value)) return bad("Field 'sim' must be an object");
-  const sim = value as Readonly<Record<string, unknown>>;
-  const overrides: { -readonly [K in keyof SimOverrides]: SimOverrides[K] } = {};
-  for (const name of ["tokens_per_second", "ttft_ms"] as const) {
-    const field = sim[name];
-    if (field === undefined) continue;
-    if (typeof field !== "number" || !Number.isFinite(field) || field < 0) return bad(`Field 'sim.${name}' must be a number >= 0`);
-    overrides[name] = field;
-  }
-  const mode = sim["fail"];
-  if (mode !== undefined) {
-    if (typeof mode !== "string" || !FAILURE_MODES.includes(mode)) {
-      return bad(`Field 'sim.fail' must be one of ${FAILURE_MODES.map((name) => `"${name}"`).join(", ")}`);
-    }
-    overrides.fail = mode as FailureMode | "none";
-  }
-  const status = sim["fail_status"];
-  if (status !== undefined) {
-    if (typeof status !== "number" || !Number.isInteger(status) || status < 400 || status > 599) {
-      return bad("Field 'sim.fail_status' must be an HTTP error status (400-599)");
-    }
-    overrides.fail_status = status;
-  }
-  const after = sim["fail_after_tokens"];
-  if (after !== undefined) {
-    if (typeof after !== "number" || !Number.isInteger(after) || after < 0) {
-      return bad("Field 'sim.fail_after_tokens' must be an integer >= 0");
-    }
-    overrides.fail_after_tokens = after;
-  }
-  return { ok: true, overrides };
-}
-
-function bad(message: string): ParsedOverrides {
-  return { ok: false, error: invalidRequest(message) };
-}
-
-/**
- * decideFailure merges the configured failure with the request's overrides; a request-chosen failure always
- * strikes, a configured one strikes with its probability.
- */
-function decideFailure(sim: SimOverrides, config: SimulatorConfig): ResolvedFailure | undefined {
-  const configured = config.failure;
-  if (sim.fail === "none") return undefined;
-  if (sim.fail !== undefined) {
-    return {
-      mode: sim.fail,
-      status: sim.fail_status ?? configured?.status ?? DEFAULT_FAILURE_STATUS,
-      afterTokens: sim.fail_after_tokens ?? configured?.afterTokens ?? 0,
-      probability: 1,
-    };
-  }
-  if (configured === undefined) return undefined;
-  if (configured.probability < 1 && config.random() >= configured.probability) return undefined;
-  return {
-    ...configured,
-    status: sim.fail_status ?? configured.status,
-    afterTokens: sim.fail_after_tokens ?? configured.afterTokens,
-  };
 }

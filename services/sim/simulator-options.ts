@@ -29,6 +29,19 @@ export const DEFAULT_SYSTEM_FINGERPRINT = "b0-simulator";
 export const DEFAULT_MAX_RECORDED_REQUESTS = 10_000;
 /** MAX_CHOICES bounds `n`, standing in for llama-server's slot count. */
 export const MAX_CHOICES = 128;
+/** DEFAULT_SPEECH_CHUNK_INTERVAL_MS is the pause between two chunks of a speech answer (and two image stream events). */
+export const DEFAULT_SPEECH_CHUNK_INTERVAL_MS = 5;
+/** DEFAULT_MAX_UPLOAD_BYTES bounds a multipart upload (transcriptions, image edits); larger ones are answered 413. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
+
+/**
+ * ModelKind is what a model serves: "llm" chat and completions, "stt" /v1/audio/transcriptions, "image"
+ * /v1/images/generations and /v1/images/edits, "tts" /v1/audio/speech.
+ */
+export type ModelKind = "llm" | "stt" | "image" | "tts";
+
+/** MODEL_KINDS lists the model kinds. */
+export const MODEL_KINDS: readonly ModelKind[] = Object.freeze(["llm", "stt", "image", "tts"]);
 
 /** SimulatedModel describes one model the simulator serves. */
 export interface SimulatedModel {
@@ -40,16 +53,24 @@ export interface SimulatedModel {
   readonly ownedBy?: string;
   /** contextLength is the context size (n_ctx) in tokens; DEFAULT_CONTEXT_LENGTH when absent. */
   readonly contextLength?: number;
+  /**
+   * kind is what the model serves, "llm" when absent; a request naming the model on another kind's endpoint is
+   * answered 400 (model_not_supported).
+   */
+  readonly kind?: ModelKind;
 }
 
 /**
  * FailureMode names an injected failure: "status" answers an HTTP error (or, once a stream has begun, a final
- * `data: {"error":...}` frame), "stall" stops sending and holds the connection until the client leaves, "drop" destroys
- * the socket.
+ * `data: {"error":...}` frame; a speech body, which cannot carry one, is cut instead), "stall" stops sending and holds
+ * the connection until the client leaves, "drop" destroys the socket.
  */
 export type FailureMode = "status" | "stall" | "drop";
 
-/** FailureSpec injects a failure into chat and completion requests. */
+/**
+ * FailureSpec injects a failure into the requests that produce answers: chat, completions and the media endpoints
+ * (where "tokens" are the units a media answer streams: transcript words, image stream events, speech chunks).
+ */
 export interface FailureSpec {
   /** mode is what goes wrong. */
   readonly mode: FailureMode;
@@ -73,15 +94,21 @@ export interface SimulatorOptions {
    * every answer's `model` field, and the aliases replace the listed names.
    */
   readonly aliases?: readonly string[];
-  /** tokensPerSecond paces each stream after its first token; 0 sends as fast as the client reads. */
+  /**
+   * tokensPerSecond paces each stream after its first token (a streamed transcript sends a word per token); 0 sends
+   * as fast as the client reads.
+   */
   readonly tokensPerSecond?: number;
-  /** timeToFirstTokenMs delays the first token (and, for streams, the response headers, as llama-server does). */
+  /**
+   * timeToFirstTokenMs delays the first token (and, for streams, the response headers, as llama-server does); media
+   * answers wait as long before their first byte.
+   */
   readonly timeToFirstTokenMs?: number;
   /** completionTokens is the reply length when a request sets no max_tokens. */
   readonly completionTokens?: number;
   /** apiKey, when set, is required as `Authorization: Bearer <key>` (or `X-Api-Key`) like llama-server's --api-key. */
   readonly apiKey?: string;
-  /** failure injects a failure into every chat and completion request unless the request's `sim.fail` says "none". */
+  /** failure injects a failure into every request that produces an answer unless the request's `sim.fail` says "none". */
   readonly failure?: FailureSpec;
   /**
    * strictModels rejects requests naming an unknown model with llama-server's router error; by default the model name
@@ -92,6 +119,13 @@ export interface SimulatorOptions {
   readonly systemFingerprint?: string;
   /** maxRecordedRequests bounds the `requests` and `aborted` records; 0 records nothing (counters still count). */
   readonly maxRecordedRequests?: number;
+  /**
+   * speechChunkIntervalMs is the pause between the chunks of a speech answer (and between image stream events);
+   * DEFAULT_SPEECH_CHUNK_INTERVAL_MS when absent.
+   */
+  readonly speechChunkIntervalMs?: number;
+  /** maxUploadBytes bounds a multipart request body; DEFAULT_MAX_UPLOAD_BYTES when absent. */
+  readonly maxUploadBytes?: number;
   /** now is the wall clock in milliseconds used for `created` and for record timestamps; Date.now by default. */
   readonly now?: () => number;
   /** random draws in [0, 1) for FailureSpec.probability; Math.random by default. */
@@ -107,6 +141,7 @@ export interface ResolvedModel {
   readonly names: readonly string[];
   readonly ownedBy: string;
   readonly contextLength: number;
+  readonly kind: ModelKind;
 }
 
 /** ResolvedFailure is a FailureSpec with its defaults applied. */
@@ -128,6 +163,8 @@ export interface SimulatorConfig {
   readonly strictModels: boolean;
   readonly systemFingerprint: string;
   readonly maxRecordedRequests: number;
+  readonly speechChunkIntervalMs: number;
+  readonly maxUploadBytes: number;
   readonly now: () => number;
   readonly random: () => number;
 }
@@ -147,6 +184,7 @@ export function resolveSimulatorOptions(options: SimulatorOptions): SimulatorCon
       names: Object.freeze(unique([...listed, model.id])),
       ownedBy: model.ownedBy ?? DEFAULT_OWNED_BY,
       contextLength: positiveInteger(`models[${index}].contextLength`, model.contextLength ?? DEFAULT_CONTEXT_LENGTH),
+      kind: modelKind(`models[${index}].kind`, model.kind ?? "llm"),
     });
   });
   return Object.freeze({
@@ -162,6 +200,11 @@ export function resolveSimulatorOptions(options: SimulatorOptions): SimulatorCon
       "maxRecordedRequests (entries)",
       options.maxRecordedRequests ?? DEFAULT_MAX_RECORDED_REQUESTS,
     ),
+    speechChunkIntervalMs: nonNegative(
+      "speechChunkIntervalMs (ms)",
+      options.speechChunkIntervalMs ?? DEFAULT_SPEECH_CHUNK_INTERVAL_MS,
+    ),
+    maxUploadBytes: positiveInteger("maxUploadBytes", options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, "bytes"),
     now: options.now ?? Date.now,
     random: options.random ?? Math.random,
   });
@@ -204,9 +247,16 @@ function nonNegativeInteger(name: string, value: number): number {
   return value;
 }
 
-function positiveInteger(name: string, value: number): number {
+function positiveInteger(name: string, value: number, unit = "tokens"): number {
   if (!(Number.isInteger(value) && value > 0)) {
-    throw new Error(`simulator option ${name} (tokens): expected an integer > 0, got ${value}`);
+    throw new Error(`simulator option ${name} (${unit}): expected an integer > 0, got ${value}`);
   }
   return value;
+}
+
+function modelKind(name: string, value: string): ModelKind {
+  if (!(MODEL_KINDS as readonly string[]).includes(value)) {
+    throw new Error(`simulator option ${name}: expected one of ${MODEL_KINDS.join(", ")}, got '${value}'`);
+  }
+  return value as ModelKind;
 }

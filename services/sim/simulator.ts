@@ -6,16 +6,42 @@ import { newCompletionId } from "./completion-id.js";
 import { Generation } from "./generation.js";
 import type { GenerationKind } from "./generation-request.js";
 import { parseGenerationRequest } from "./generation-request.js";
+import type { FormOutcome, ReceivedForm } from "./form-upload.js";
+import { receiveForm } from "./form-upload.js";
 import { sendError, sendJson } from "./http-replies.js";
+import { answerImageEdit, answerImageGeneration } from "./image-routes.js";
 import { jsonParseErrorMessage } from "./json-parse-error.js";
 import { INVALID_API_KEY, NOT_FOUND, serverError } from "./llama-errors.js";
 import { HEALTH_OK_BODY, modelsListBody, propsBody } from "./llama-payloads.js";
+import type { MediaContext } from "./media-replies.js";
+import { INVALID_JSON_BODY } from "./openai-errors.js";
+import type { PacedAnswerPlan } from "./paced-answer.js";
+import { PacedAnswer } from "./paced-answer.js";
 import type { ResolvedModel, SimulatorConfig, SimulatorOptions } from "./simulator-options.js";
 import { MAX_CHOICES, resolveSimulatorOptions } from "./simulator-options.js";
+import { answerSpeech } from "./speech-route.js";
+import { answerTranscription } from "./transcription-route.js";
 
-export type { SimOverrides } from "./generation-request.js";
+export type { SpeechFormat } from "./audio-encoder.js";
+export { SPEECH_CONTENT_TYPES, SPEECH_FORMATS } from "./audio-encoder.js";
+export type { ReceivedFile, ReceivedForm } from "./form-upload.js";
+export type { PngSize } from "./png-encoder.js";
+export { pngDimensions } from "./png-encoder.js";
+export type { SimOverrides } from "./sim-overrides.js";
+export { expectedEditedPng, expectedGeneratedPng } from "./simulated-images.js";
+export {
+  SPEECH_CHUNK_COUNT,
+  SPEECH_MS_PER_CHARACTER,
+  SPEECH_SAMPLE_RATE,
+  expectedSpeech,
+  speechDurationMs,
+  speechSampleCount,
+} from "./simulated-speech.js";
 export { expectedCompletionText, promptTokenCount } from "./simulated-text.js";
-export type { FailureMode, FailureSpec, SimulatedModel, SimulatorOptions } from "./simulator-options.js";
+export type { SimulatedTranscript, TranscriptSegment, TranscriptWord } from "./simulated-transcript.js";
+export { audioDurationSeconds, expectedTranscript, expectedTranscription } from "./simulated-transcript.js";
+export type { FailureMode, FailureSpec, ModelKind, SimulatedModel, SimulatorOptions } from "./simulator-options.js";
+export { testWav, wavBytes, wavDurationSeconds } from "./wav-encoder.js";
 
 /** DEFAULT_WAIT_TIMEOUT_MS is how long waitForAbort and waitForRequest wait when the caller names no deadline. */
 export const DEFAULT_WAIT_TIMEOUT_MS = 2000;
@@ -32,13 +58,18 @@ export interface SeenRequest {
   /** path is the request path without its query string. */
   readonly path: string;
   readonly headers: IncomingHttpHeaders;
-  /** body is the parsed JSON body, the raw text when it was not JSON, or undefined for a request without a body. */
+  /**
+   * body is the parsed JSON body, the raw text when it was not JSON, or undefined for a request without a body and
+   * for multipart requests (see form).
+   */
   readonly body: unknown;
+  /** form is what a multipart request (transcriptions, image edits) carried: its fields and its files' digests. */
+  readonly form?: ReceivedForm;
   /** atMs is when the request (and its body) had arrived, by SimulatorOptions.now. */
   readonly atMs: number;
 }
 
-/** AbortedRequest is a chat or completion request whose client went away before the answer finished. */
+/** AbortedRequest is a request that produces an answer whose client went away before the answer finished. */
 export interface AbortedRequest {
   /** id is the completion id the answer carried (or would have carried). */
   readonly id: string;
@@ -48,14 +79,28 @@ export interface AbortedRequest {
   /** atMs is when the simulator saw the connection close, by SimulatorOptions.now. */
   readonly atMs: number;
   readonly stream: boolean;
-  /** tokensSent is how many tokens (per choice) had been produced when the client left. */
+  /**
+   * tokensSent is how many tokens (per choice) had been produced when the client left; for media answers, how many
+   * units: transcript words, image stream events or speech chunks.
+   */
   readonly tokensSent: number;
+}
+
+/** FinishedAnswer is an answer the simulator wrote completely (its last byte handed to the socket). */
+export interface FinishedAnswer {
+  /** id is the id of the request's SeenRequest. */
+  readonly id: string;
+  readonly path: string;
+  readonly status: number;
+  /** atMs is when the answer was finished, by SimulatorOptions.now; compare it with when a client got its first byte. */
+  readonly atMs: number;
 }
 
 /** SimulatorEvents are the events Simulator.events emits. */
 export interface SimulatorEvents {
   abort: [AbortedRequest];
   request: [SeenRequest];
+  finish: [FinishedAnswer];
 }
 
 /** ListeningAddress is where a listening simulator can be reached. */
@@ -69,7 +114,11 @@ export interface ListeningAddress {
  * Simulator is a test, demo and benchmark FIXTURE that imitates llama.cpp's llama-server over HTTP: its routes,
  * headers, bodies, SSE framing and errors, with deterministic text (see expectedCompletionText), configurable pacing
  * and injectable failures. It is a plain node:http server, lean enough to be the "direct" baseline of benchmarks.
- * Chat and completion bodies may carry the simulator's own `sim` object to pace or fail one request (SimOverrides).
+ * Models of other kinds (SimulatedModel.kind) serve OpenAI's media endpoints with real, decodable content derived
+ * deterministically from the request: /v1/audio/transcriptions (expectedTranscript), /v1/images/generations and
+ * /v1/images/edits (PNGs of the requested size, expectedGeneratedPng, expectedEditedPng) and /v1/audio/speech
+ * (audio lasting speechDurationMs, streamed in chunks, expectedSpeech).
+ * Request bodies may carry the simulator's own `sim` object to pace or fail one request (SimOverrides).
  */
 export interface Simulator {
   /** listen opens the port (0, the default, picks a free one) on host (DEFAULT_HOST by default). */
@@ -84,13 +133,18 @@ export interface Simulator {
   readonly requests: readonly SeenRequest[];
   /** aborted are the most recent client aborts, oldest first (a copy). */
   readonly aborted: readonly AbortedRequest[];
+  /** finished are the most recent completely written answers, oldest first (a copy). */
+  readonly finished: readonly FinishedAnswer[];
   /** requestCounts counts requests by path since the start or the last reset. */
   readonly requestCounts: ReadonlyMap<string, number>;
   /** activeGenerations is the number of answers being produced (stalled ones included). */
   readonly activeGenerations: number;
   /** openConnections is the number of open client connections. */
   readonly openConnections: number;
-  /** events emits "request" once a request's body is read and "abort" when a client leaves early. */
+  /**
+   * events emits "request" once a request's body is read, "abort" when a client leaves early and "finish" when an
+   * answer has been written completely.
+   */
   readonly events: EventEmitter<SimulatorEvents>;
   /**
    * waitForAbort resolves with the first recorded abort matching predicate, already recorded or to come, and rejects
@@ -99,11 +153,16 @@ export interface Simulator {
   waitForAbort(predicate?: (aborted: AbortedRequest) => boolean, timeoutMs?: number): Promise<AbortedRequest>;
   /** waitForRequest is waitForAbort for received requests. */
   waitForRequest(predicate?: (request: SeenRequest) => boolean, timeoutMs?: number): Promise<SeenRequest>;
-  /** reset forgets recorded requests, aborts and counts. */
+  /** waitForFinish is waitForAbort for finished answers. */
+  waitForFinish(predicate?: (answer: FinishedAnswer) => boolean, timeoutMs?: number): Promise<FinishedAnswer>;
+  /** reset forgets recorded requests, aborts, finished answers and counts. */
   reset(): void;
 }
 
-type Route = "models" | "health" | "props" | GenerationKind;
+/** MediaRoute names the OpenAI media endpoints. */
+type MediaRoute = "transcription" | "imageGeneration" | "imageEdit" | "speech";
+
+type Route = "models" | "health" | "props" | GenerationKind | MediaRoute;
 
 const GET_ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ["/v1/models", "models"],
@@ -119,18 +178,41 @@ const POST_ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ["/chat/completions", "chat"],
   ["/v1/completions", "completion"],
   ["/completions", "completion"],
+  ["/v1/audio/transcriptions", "transcription"],
+  ["/audio/transcriptions", "transcription"],
+  ["/v1/images/generations", "imageGeneration"],
+  ["/images/generations", "imageGeneration"],
+  ["/v1/images/edits", "imageEdit"],
+  ["/images/edits", "imageEdit"],
+  ["/v1/audio/speech", "speech"],
+  ["/audio/speech", "speech"],
+]);
+
+/** FORM_ROUTES take multipart/form-data bodies, which are streamed through the parser instead of buffered. */
+const FORM_ROUTES: ReadonlySet<Route | undefined> = new Set<Route>(["transcription", "imageEdit"]);
+
+/** ANSWERING_ROUTES produce answers that take time, so their client aborts are watched and recorded. */
+const ANSWERING_ROUTES: ReadonlySet<Route | undefined> = new Set<Route>([
+  "chat", "completion", "transcription", "imageGeneration", "imageEdit", "speech",
 ]);
 
 /** PUBLIC_PATHS answer without an API key, as llama-server's health endpoints do. */
 const PUBLIC_PATHS: ReadonlySet<string> = new Set(["/health", "/v1/health"]);
 
-/** Exchange tracks one chat or completion request, for abort reporting; it holds no body. */
+/** ActiveAnswer is an answer being produced: a chat or completion Generation, or a media PacedAnswer. */
+interface ActiveAnswer {
+  readonly tokensSent: number;
+  readonly dropped: boolean;
+  cancel(): void;
+}
+
+/** Exchange tracks one request that produces an answer, for abort reporting; it holds no body. */
 interface Exchange {
   readonly id: string;
   readonly path: string;
   model: string | undefined;
   stream: boolean;
-  generation: Generation | undefined;
+  generation: ActiveAnswer | undefined;
 }
 
 /** createSimulator builds a llama-server simulator FIXTURE; call listen() to serve it. */
@@ -138,13 +220,14 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
   const config = resolveSimulatorOptions(options);
   const firstModel = config.models[0];
   if (firstModel === undefined) throw new Error("simulator option models: at least one model is required");
-  const defaultModel: ResolvedModel = firstModel;
+  const defaultModel: ResolvedModel = config.models.find((model) => model.kind === "llm") ?? firstModel;
   const startedSeconds = Math.floor(config.now() / 1000);
   const events = new EventEmitter<SimulatorEvents>();
   const requests = new BoundedLog<SeenRequest>(config.maxRecordedRequests);
   const aborted = new BoundedLog<AbortedRequest>(config.maxRecordedRequests);
+  const finished = new BoundedLog<FinishedAnswer>(config.maxRecordedRequests);
   const counts = new Map<string, number>();
-  const active = new Set<Generation>();
+  const active = new Set<ActiveAnswer>();
   let otherRequests = 0;
   const sockets = new Set<Socket>();
   let closing = false;
@@ -157,15 +240,30 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     const path = query === -1 ? rawUrl : rawUrl.slice(0, query);
     counts.set(path, (counts.get(path) ?? 0) + 1);
     const route = (req.method === "POST" ? POST_ROUTES : req.method === "GET" ? GET_ROUTES : undefined)?.get(path);
-    const exchange: Exchange | undefined = route === "chat" || route === "completion"
-      ? { id: newCompletionId(), path, model: undefined, stream: false, generation: undefined }
+    const id = route === "chat" || route === "completion" ? newCompletionId() : `req-${++otherRequests}`;
+    const exchange: Exchange | undefined = ANSWERING_ROUTES.has(route)
+      ? { id, path, model: undefined, stream: false, generation: undefined }
       : undefined;
     if (exchange !== undefined) watchForAbort(res, exchange);
-    const id = exchange?.id ?? `req-${++otherRequests}`;
+    res.once("finish", () => {
+      if (closing) return;
+      const record: FinishedAnswer = { id, path, status: res.statusCode, atMs: config.now() };
+      finished.push(record);
+      events.emit("finish", record);
+    });
 
     if (req.method !== "POST") {
       see({ id, method: req.method ?? "", path, headers: req.headers, body: undefined, atMs: config.now() });
       answer(req, res, path, route, undefined, exchange);
+      return;
+    }
+    if (FORM_ROUTES.has(route)) {
+      void receiveForm(req, config.maxUploadBytes).then((outcome) => {
+        if (outcome.kind === "aborted") return;
+        const form = outcome.kind === "form" ? { form: outcome.form.record } : {};
+        see({ id, method: "POST", path, headers: req.headers, body: undefined, ...form, atMs: config.now() });
+        answer(req, res, path, route, outcome, exchange);
+      });
       return;
     }
     const chunks: Buffer[] = [];
@@ -183,8 +281,8 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     socket.once("close", () => sockets.delete(socket));
   });
 
-  function forget(generation: Generation): void {
-    active.delete(generation);
+  function forget(answer: ActiveAnswer): void {
+    active.delete(answer);
   }
 
   function see(seen: SeenRequest): void {
@@ -197,7 +295,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     res: ServerResponse,
     path: string,
     route: Route | undefined,
-    posted: PostedBody | undefined,
+    posted: PostedBody | FormOutcome | undefined,
     exchange: Exchange | undefined,
   ): void {
     if (config.apiKey !== undefined && !PUBLIC_PATHS.has(path) && presentedKey(req.headers) !== config.apiKey) {
@@ -219,9 +317,43 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
         return;
       case "chat":
       case "completion":
-        if (exchange !== undefined) generate(res, route, posted ?? { raw: Buffer.alloc(0), body: parseBody(Buffer.alloc(0)) }, exchange);
+        if (exchange !== undefined) generate(res, route, isPostedBody(posted) ? posted : EMPTY_BODY, exchange);
+        return;
+      case "imageGeneration":
+      case "speech": {
+        const body = isPostedBody(posted) ? posted.body : EMPTY_BODY.body;
+        if (exchange === undefined) return;
+        if (!body.valid) sendError(res, INVALID_JSON_BODY);
+        else if (route === "speech") answerSpeech(mediaContext(res, path, exchange), body.value);
+        else answerImageGeneration(mediaContext(res, path, exchange), body.value);
+        return;
+      }
+      case "transcription":
+      case "imageEdit":
+        if (exchange === undefined || posted === undefined || isPostedBody(posted)) return;
+        if (posted.kind === "refused") sendError(res, posted.error);
+        else if (posted.kind === "form" && route === "transcription") answerTranscription(mediaContext(res, path, exchange), posted.form);
+        else if (posted.kind === "form") answerImageEdit(mediaContext(res, path, exchange), posted.form);
         return;
     }
+  }
+
+  function mediaContext(res: ServerResponse, path: string, exchange: Exchange): MediaContext {
+    return {
+      config,
+      res,
+      path,
+      note(model, stream) {
+        exchange.model = model;
+        exchange.stream = stream;
+      },
+      play(plan: PacedAnswerPlan) {
+        const answer = new PacedAnswer(res, plan, forget);
+        exchange.generation = answer;
+        active.add(answer);
+        answer.start();
+      },
+    };
   }
 
   function generate(res: ServerResponse, kind: GenerationKind, posted: PostedBody, exchange: Exchange): void {
@@ -305,6 +437,9 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     get aborted() {
       return aborted.entries();
     },
+    get finished() {
+      return finished.entries();
+    },
     get requestCounts() {
       return new Map(counts);
     },
@@ -345,9 +480,13 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     waitForRequest(predicate = () => true, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS) {
       return waitFor("request", requests.entries(), predicate, timeoutMs);
     },
+    waitForFinish(predicate = () => true, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS) {
+      return waitFor("finish", finished.entries(), predicate, timeoutMs);
+    },
     reset() {
       requests.clear();
       aborted.clear();
+      finished.clear();
       counts.clear();
     },
   };
@@ -375,6 +514,13 @@ type ParsedBody = { readonly valid: true; readonly value: unknown } | { readonly
 interface PostedBody {
   readonly raw: Buffer;
   readonly body: ParsedBody;
+}
+
+/** EMPTY_BODY stands for a POST without a body. */
+const EMPTY_BODY: PostedBody = { raw: Buffer.alloc(0), body: { valid: false } };
+
+function isPostedBody(posted: PostedBody | FormOutcome | undefined): posted is PostedBody {
+  return posted !== undefined && "raw" in posted;
 }
 
 function parseBody(raw: Buffer): ParsedBody {

@@ -19,3 +19,8 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 export function sseFrame(json: string): string {
   return `data: ${json}\n\n`;
 }
+
+/** sseEvent frames one JSON payload with an `event:` line, as OpenAI's image streams do. */
+export function sseEvent(event: string, json: string): string {
+  return `event: ${event}\ndata: ${json}\n\n`;
+}

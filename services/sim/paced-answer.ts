@@ -1,0 +1,136 @@
+import type { ServerResponse } from "node:http";
+import { sendError } from "./http-replies.js";
+import { injectedMediaFailure } from "./openai-errors.js";
+import type { ResolvedFailure } from "./simulator-options.js";
+import { sseFrame } from "./sse.js";
+
+/** TIMER_SLACK_MS: a pause this short is taken with setImmediate, since timers round to whole milliseconds. */
+const TIMER_SLACK_MS = 1;
+
+/**
+ * PacedAnswerPlan describes a media answer as a sequence of units (transcript words, image events, speech chunks, or
+ * one whole body), each produced only when it is due so that large answers never sit in memory whole.
+ */
+export interface PacedAnswerPlan {
+  /** headers are the 200 answer's headers, sent with the first unit. */
+  readonly headers: Readonly<Record<string, string | number>>;
+  /** sized adds a Content-Length header; set for one-unit (whole body) answers. */
+  readonly sized: boolean;
+  readonly units: number;
+  /** unit produces unit index; it is called once per index, in order. */
+  readonly unit: (index: number) => string | Buffer;
+  /** closing, when set, is written after the last unit (an SSE stream's final event). */
+  readonly closing: (() => string | Buffer) | undefined;
+  /** firstDelayMs is the wait before the first unit (the simulated processing time). */
+  readonly firstDelayMs: number;
+  /** intervalMs is the pause between units. */
+  readonly intervalMs: number;
+  /** failure strikes after failure.afterTokens units (0: before the headers). */
+  readonly failure: ResolvedFailure | undefined;
+  /**
+   * framing says how a "status" failure shows once the headers are out: an SSE stream ends with an error event; a
+   * plain body cannot carry one, so its connection is cut, as a server that fails mid-body does.
+   */
+  readonly framing: "sse" | "body";
+}
+
+/**
+ * PacedAnswer writes a PacedAnswerPlan to a response with one timer: it honours backpressure, injects the failure and
+ * stops at once when cancelled (client gone, simulator closing). It is the media counterpart of Generation.
+ */
+export class PacedAnswer {
+  /** tokensSent counts the units written so far. */
+  tokensSent = 0;
+  /** dropped is set when the answer cut the connection itself, which is not a client abort. */
+  dropped = false;
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly plan: PacedAnswerPlan,
+    private readonly onSettled: (answer: PacedAnswer) => void,
+  ) {}
+
+  /** start schedules the first unit. */
+  start(): void {
+    this.schedule(this.plan.firstDelayMs);
+  }
+
+  /** cancel stops the answer at once without writing. */
+  cancel(): void {
+    this.settle();
+  }
+
+  private readonly step = (): void => {
+    this.timer = undefined;
+    this.immediate = undefined;
+    if (this.settled) return;
+    const { plan, res } = this;
+    if (plan.failure !== undefined && plan.failure.afterTokens === this.tokensSent) {
+      this.strike(plan.failure);
+      return;
+    }
+    const bytes = plan.unit(this.tokensSent);
+    if (!res.headersSent) {
+      res.writeHead(200, plan.sized ? { ...plan.headers, "Content-Length": Buffer.byteLength(bytes) } : plan.headers);
+    }
+    this.tokensSent++;
+    if (this.tokensSent === plan.units && plan.failure?.afterTokens !== plan.units) {
+      if (plan.closing !== undefined) {
+        res.write(bytes);
+        res.end(plan.closing());
+      } else {
+        res.end(bytes);
+      }
+      this.settle();
+      return;
+    }
+    if (res.write(bytes)) this.schedule(plan.intervalMs);
+    else res.once("drain", this.resume);
+  };
+
+  private readonly resume = (): void => {
+    if (!this.settled) this.schedule(this.plan.intervalMs);
+  };
+
+  private strike(failure: ResolvedFailure): void {
+    switch (failure.mode) {
+      case "status":
+        if (!this.res.headersSent) sendError(this.res, injectedMediaFailure(failure.status));
+        else if (this.plan.framing === "sse") this.res.end(sseFrame(injectedMediaFailure(failure.status).body));
+        else this.cut();
+        this.settle();
+        return;
+      case "stall":
+        // The answer stays active, holding the connection, until the client leaves or the simulator closes.
+        return;
+      case "drop":
+        this.cut();
+        this.settle();
+        return;
+    }
+  }
+
+  private cut(): void {
+    this.dropped = true;
+    this.res.socket?.destroy();
+  }
+
+  private schedule(delayMs: number): void {
+    if (delayMs <= TIMER_SLACK_MS) this.immediate = setImmediate(this.step);
+    else this.timer = setTimeout(this.step, delayMs);
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+    this.res.off("drain", this.resume);
+    this.onSettled(this);
+  }
+}
