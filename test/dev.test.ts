@@ -31,7 +31,13 @@ describe("infermesh dev", function () {
       expect(env.url).to.match(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
       expect(statSync(join(data, "dev-api-key")).mode & 0o777).to.equal(0o600);
       const client = new OpenAI({ baseURL: env.url, apiKey: env.key, maxRetries: 0 });
-      expect((await client.models.list()).data.map((m) => m.id)).to.deep.equal(["sim-llama"]);
+      const models = (await client.models.list()).data as unknown as { id: string; service_type: string }[];
+      expect(models.map((m) => [m.id, m.service_type])).to.deep.equal([
+        ["sim-diffusion", "image"],
+        ["sim-llama", "llm"],
+        ["sim-voice", "tts"],
+        ["sim-whisper", "stt"],
+      ]);
       const messages = [{ role: "user" as const, content: "hello" }];
       const chat = await client.chat.completions.create({ model: "sim-llama", messages, max_tokens: 3 });
       expect(chat.choices[0]?.message.content).to.equal(expectedCompletionText(messages, 3));

@@ -2,15 +2,24 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAgent } from "../../services/agent/agent.js";
-import { resolveAgentConfig } from "../../services/agent/agent-config.js";
+import { resolveAgentConfig, UPSTREAM_TYPES } from "../../services/agent/agent-config.js";
 import { createGateway } from "../../services/gateway/gateway.js";
 import { createRegistryServer } from "../../services/registry/registry-server.js";
 import type { RegistryStore } from "../../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import { createLogger } from "../../services/shared/logger.js";
-import { createSimulator } from "../../services/sim/simulator.js";
+import { createSimulator, type SimulatedModel } from "../../services/sim/simulator.js";
 import { parseFlags, parseLogLevel, parseWholeNumber, requireString, usageText, type FlagSpecs } from "./flags.js";
 import { onShutdownSignal } from "./shutdown.js";
+import { parseSimulatedModel } from "./sim-command.js";
+
+/** DEV_MODELS are the simulator's models unless --model says otherwise: one of each service type. */
+export const DEV_MODELS: readonly SimulatedModel[] = [
+  { id: "sim-llama", kind: "llm" },
+  { id: "sim-whisper", kind: "stt" },
+  { id: "sim-diffusion", kind: "image" },
+  { id: "sim-voice", kind: "tts" },
+];
 
 /** DEV_USER is the user `infermesh dev` creates its API key for. */
 export const DEV_USER = "dev";
@@ -21,7 +30,7 @@ export const DEV_FLAGS: FlagSpecs = {
   port: { type: "string", default: "8080", description: "the gateway's HTTP port on 127.0.0.1 (0 for any free port)" },
   "registry-port": { type: "string", default: "7700", description: "the registry's gRPC port, where more agents can join (0 for any)" },
   data: { type: "string", default: "./data", description: "folder for the SQLite database and the dev API key" },
-  model: { type: "string", multiple: true, description: "a model the simulator serves (repeatable; default sim-llama)" },
+  model: { type: "string", multiple: true, description: "a model the simulator serves, [KIND=]ID (repeatable; default one of each kind)" },
   "log-level": { type: "string", default: "warn", description: "log level of the services' JSON logs on stderr" },
   help: { type: "boolean", description: "print this help" },
 };
@@ -61,7 +70,8 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     const apiKey = await devApiKey(store, join(dataDir, "dev-api-key"));
 
     say("starting the llama-server simulator (a demo fixture standing in for a local model server)");
-    const simulator = createSimulator(models.length > 0 ? { models: models.map((id) => ({ id })) } : {});
+    const simulated = models.length > 0 ? models.map(parseSimulatedModel) : DEV_MODELS;
+    const simulator = createSimulator({ models: simulated });
     const sim = await simulator.listen(0, "127.0.0.1");
     stops.push(() => simulator.close());
 
@@ -81,7 +91,11 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
         apiKey,
         listen: { host: "127.0.0.1", port: 0 },
         name: "dev-agent",
-        upstreams: [{ type: "llm", url: sim.url, engine: "llamacpp" }],
+        // One simulator serves every kind; each upstream entry exposes the models of its type.
+        upstreams: UPSTREAM_TYPES.flatMap((type) => {
+          const ids = simulated.filter((m) => (m.kind ?? "llm") === type).map((m) => m.id);
+          return ids.length > 0 ? [{ type, url: sim.url, expose: ids, engine: "infermesh-sim" }] : [];
+        }),
         logLevel,
       }),
       log: createLogger("agent", logLevel),

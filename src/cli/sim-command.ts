@@ -1,4 +1,4 @@
-import { createSimulator, type FailureMode, type SimulatorOptions } from "../../services/sim/simulator.js";
+import { createSimulator, type FailureMode, type ModelKind, type SimulatedModel, type SimulatorOptions } from "../../services/sim/simulator.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { parseFlags, parseHostPort, parseWholeNumber, requireString, usageText, UsageError, type FlagSpecs } from "./flags.js";
 import { onShutdownSignal } from "./shutdown.js";
@@ -9,7 +9,7 @@ export const DEFAULT_SIM_LISTEN = "127.0.0.1:8090";
 /** SIM_FLAGS are `infermesh sim`'s flags. */
 export const SIM_FLAGS: FlagSpecs = {
   listen: { type: "string", default: DEFAULT_SIM_LISTEN, description: "HTTP listen address HOST:PORT" },
-  model: { type: "string", multiple: true, description: "a model id to serve (repeatable; default sim-llama)" },
+  model: { type: "string", multiple: true, description: "a model to serve, [KIND=]ID with KIND llm, stt, image or tts (repeatable; default sim-llama)" },
   "tokens-per-second": { type: "string", description: "tokens per second per stream (0: as fast as possible)" },
   "ttft-ms": { type: "string", description: "time to first token in milliseconds" },
   "completion-tokens": { type: "string", description: "reply length in tokens when a request sets no max_tokens" },
@@ -41,7 +41,7 @@ export function parseSimulatorOptions(argv: readonly string[], env: NodeJS.Proce
   const failAfter = count("fail-after-tokens");
   const apiKey = flags.string("api-key");
   return {
-    ...(models.length > 0 ? { models: models.map((id) => ({ id })) } : {}),
+    ...(models.length > 0 ? { models: models.map(parseSimulatedModel) } : {}),
     ...(tokensPerSecond === undefined ? {} : { tokensPerSecond }),
     ...(ttftMs === undefined ? {} : { timeToFirstTokenMs: ttftMs }),
     ...(completionTokens === undefined ? {} : { completionTokens }),
@@ -56,6 +56,13 @@ export function parseSimulatorOptions(argv: readonly string[], env: NodeJS.Proce
         }
       : {}),
   };
+}
+
+/** parseSimulatedModel reads `[KIND=]ID`, as `--model stt=sim-whisper`. */
+export function parseSimulatedModel(value: string): SimulatedModel {
+  const match = /^(?:(llm|stt|image|tts)=)?([^=\s]+)$/.exec(value);
+  if (!match) throw new UsageError(`--model expects [KIND=]ID with KIND llm, stt, image or tts, got '${value}'`);
+  return { id: match[2] as string, kind: (match[1] ?? "llm") as ModelKind };
 }
 
 /** runSim serves the llama-server simulator (a demo and test fixture) until SIGTERM or SIGINT. */
