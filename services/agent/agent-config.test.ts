@@ -120,6 +120,57 @@ describe("agent configuration", () => {
     expect(upstreamFlag("http://h:1/a=b")).to.deep.equal({ type: "llm", url: "http://h:1/a=b" });
     expect(upstreamFlag("STT=http://h:2")).to.deep.equal({ type: "stt", url: "http://h:2" });
   });
+
+  it("reads a native kind and a declared model from --upstream [TYPE=][KIND+]URL[#MODEL], the type following the kind", () => {
+    expect(upstreamFlag("stt=whispercpp+http://h:8081#whisper-large-v3")).to.deep.equal({
+      type: "stt",
+      kind: "whispercpp",
+      url: "http://h:8081",
+      declare: ["whisper-large-v3"],
+    });
+    expect(upstreamFlag("whispercpp+http://h:8081/#ggml-base.en")).to.deep.include({ type: "stt", url: "http://h:8081" });
+    expect(upstreamFlag("Automatic1111+http://h:7860")).to.deep.equal({ type: "image", kind: "automatic1111", url: "http://h:7860" });
+    expect(upstreamFlag("tts=openai+http://h:8880#kokoro")).to.deep.equal({ type: "tts", kind: "openai", url: "http://h:8880", declare: ["kokoro"] });
+    const config = parse([...BASE], { INFERMESH_UPSTREAM: "whispercpp+http://a:1#whisper-1,image=automatic1111+http://b:2" });
+    expect(config.upstreams.map((u) => [u.type, u.kind, u.url, u.declare])).to.deep.equal([
+      ["stt", "whispercpp", "http://a:1", ["whisper-1"]],
+      ["image", "automatic1111", "http://b:2", undefined],
+    ]);
+    expect(parse([...BASE, "--upstream", "http://x:1"]).upstreams[0]).to.deep.include({ kind: "openai", declare: undefined });
+  });
+
+  it("reads kind and models.declare from the config file, the type following the kind", () => {
+    const file = JSON.stringify({
+      upstreams: [
+        { kind: "whispercpp", url: "http://127.0.0.1:8081", models: { declare: ["whisper-large-v3"] } },
+        { type: "image", kind: "automatic1111", url: "http://127.0.0.1:7860", models: { hide: ["sd_xl_refiner_1.0"] } },
+        { type: "tts", url: "http://127.0.0.1:8880", models: { declare: ["kokoro", "tts-1"] } },
+      ],
+    });
+    const config = parse([...BASE, "--config", "a.json"], {}, { "a.json": file });
+    expect(config.upstreams.map((u) => [u.type, u.kind, u.declare, u.hide])).to.deep.equal([
+      ["stt", "whispercpp", ["whisper-large-v3"], []],
+      ["image", "automatic1111", undefined, ["sd_xl_refiner_1.0"]],
+      ["tts", "openai", ["kokoro", "tts-1"], []],
+    ]);
+  });
+
+  it("refuses a kind on a type it cannot serve, an unknown kind, and whisper.cpp without a declared model", () => {
+    expect(usageError(() => upstreamFlag("llm=whispercpp+http://h:1#m"))).to.equal(
+      "--upstream llm=whispercpp+http://h:1#m: a whispercpp server serves type stt, not llm",
+    );
+    expect(usageError(() => upstreamFlag("comfyui+http://h:1"))).to.equal(
+      "--upstream: unknown upstream kind 'comfyui' (expected openai, whispercpp, automatic1111)",
+    );
+    expect(usageError(() => upstreamFlag("whispercpp+http://h:1"))).to.match(/cannot list its model; declare it \(flag: whispercpp\+URL#MODEL/);
+    expect(usageError(() => upstreamFlag("whispercpp+http://h:1#"))).to.match(/the model after '#' must not be empty/);
+    const bad = (json: unknown) => usageError(() => parse([...BASE, "--config", "c.json"], {}, { "c.json": JSON.stringify(json) }));
+    expect(bad({ upstreams: [{ kind: "whispercpp", url: "http://x:1" }] })).to.match(/^--config c\.json: field upstreams\[0\]: whisper\.cpp's server/);
+    expect(bad({ upstreams: [{ type: "tts", kind: "automatic1111", url: "http://x:1" }] })).to.match(/serves type image, not tts/);
+    expect(bad({ upstreams: [{ kind: "a1111", url: "http://x:1" }] })).to.match(/upstreams\[0\]\.kind: unknown upstream kind 'a1111'/);
+    expect(bad({ upstreams: [{ url: "http://x:1", models: { declare: [] } }] })).to.match(/models\.declare: list at least one model/);
+    expect(bad({ upstreams: [{ url: "http://x:1", models: { announce: [] } }] })).to.match(/unknown field \(known: declare, expose, hide\)/);
+  });
 });
 
 describe("provider identity", () => {

@@ -18,6 +18,18 @@ export const UPSTREAM_TYPES = ["llm", "stt", "image", "tts"] as const;
 /** UpstreamType is one of UPSTREAM_TYPES. */
 export type UpstreamType = (typeof UPSTREAM_TYPES)[number];
 
+/**
+ * UPSTREAM_KINDS are the APIs an upstream speaks: "openai" (the OpenAI-compatible endpoints, the default),
+ * "whispercpp" (whisper.cpp's server, POST /inference) and "automatic1111" (the AUTOMATIC1111 / Forge WebUI API,
+ * /sdapi/v1/...). The agent translates OpenAI calls to the native APIs and their answers back.
+ */
+export const UPSTREAM_KINDS = ["openai", "whispercpp", "automatic1111"] as const;
+/** UpstreamKind is one of UPSTREAM_KINDS. */
+export type UpstreamKind = (typeof UPSTREAM_KINDS)[number];
+
+/** KIND_TYPES are the only upstream type each native kind serves; "openai" serves any. */
+const KIND_TYPES: Readonly<Partial<Record<UpstreamKind, UpstreamType>>> = { whispercpp: "stt", automatic1111: "image" };
+
 /** DEFAULT_AGENT_LISTEN is the agent's gRPC address unless told otherwise. */
 export const DEFAULT_AGENT_LISTEN = "127.0.0.1:7701";
 /** DEFAULT_MAX_CONCURRENCY is how many requests an upstream serves at once unless told otherwise. */
@@ -56,7 +68,9 @@ export const AGENT_FLAGS: FlagSpecs = {
   upstream: {
     type: "string",
     multiple: true,
-    description: "a local model server, [TYPE=]URL with TYPE llm, stt, image or tts (default llm); repeatable",
+    description:
+      "a local model server, [TYPE=][KIND+]URL[#MODEL]: TYPE llm, stt, image or tts (default llm, or the kind's type); " +
+      `KIND ${UPSTREAM_KINDS.join(", ")} (default openai); #MODEL declares the model it serves instead of asking it; repeatable`,
   },
   "max-concurrency": { type: "string", description: `requests per upstream at once (default ${DEFAULT_MAX_CONCURRENCY})` },
   "max-queue": { type: "string", description: `requests waiting per upstream before refusing (default ${DEFAULT_MAX_QUEUE})` },
@@ -89,10 +103,18 @@ export interface CapabilityOverride {
 /** UpstreamConfig is one local model server. */
 export interface UpstreamConfig {
   readonly type: UpstreamType;
+  /** kind is the API the server speaks; the agent translates OpenAI calls for the native ones. */
+  readonly kind: UpstreamKind;
   /** url is the server's base URL, without a trailing slash or "/v1": paths such as "/v1/models" are appended. */
   readonly url: string;
   /** engine names the server software ("llamacpp", "ollama", ...); undefined lets discovery guess. */
   readonly engine: string | undefined;
+  /**
+   * declare, when set, lists the models the server serves, advertised as they are without asking the server for a
+   * list: for servers that have none (whisper.cpp) or whose list is wrong. The server is still probed so that its
+   * models are withdrawn while it is down.
+   */
+  readonly declare: readonly string[] | undefined;
   /** expose, when set, lists the only model ids to advertise (matched case-insensitively). */
   readonly expose: readonly string[] | undefined;
   /** hide lists model ids never to advertise (matched case-insensitively). */
@@ -125,7 +147,9 @@ export interface AgentConfig {
 /** UpstreamSettings is an upstream as one source (flags, file, test) describes it; defaults come later. */
 export interface UpstreamSettings {
   readonly type: UpstreamType;
+  readonly kind?: UpstreamKind;
   readonly url: string;
+  readonly declare?: readonly string[];
   readonly engine?: string;
   readonly expose?: readonly string[];
   readonly hide?: readonly string[];
@@ -188,8 +212,10 @@ export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentC
     seen.add(key);
     return Object.freeze<UpstreamConfig>({
       type: upstream.type,
+      kind: upstream.kind ?? "openai",
       url: upstream.url,
       engine: upstream.engine,
+      declare: upstream.declare === undefined ? undefined : Object.freeze([...upstream.declare]),
       expose: upstream.expose === undefined ? undefined : Object.freeze([...upstream.expose]),
       hide: Object.freeze([...(upstream.hide ?? [])]),
       capabilities: Object.freeze({ ...upstream.capabilities }),
@@ -307,7 +333,7 @@ const FILE_KEYS = [
   "log_level",
 ];
 
-const UPSTREAM_KEYS = ["type", "url", "engine", "models", "capabilities", "max_concurrency", "max_queue", "api_key"];
+const UPSTREAM_KEYS = ["type", "kind", "url", "engine", "models", "capabilities", "max_concurrency", "max_queue", "api_key"];
 
 function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
   const fields = object(where, json);
@@ -316,8 +342,10 @@ function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
       throw new UsageError(`${where}.${key}: unknown field (known: ${UPSTREAM_KEYS.join(", ")})`);
     }
   }
-  const type = fields["type"] === undefined ? "llm" : upstreamType(`${where}.type`, string(`${where}.type`, fields["type"]));
-  const settings: Record<string, unknown> = { type, url: parseBaseUrl(`${where}.url`, string(`${where}.url`, fields["url"])) };
+  const kind = fields["kind"] === undefined ? "openai" : upstreamKind(`${where}.kind`, string(`${where}.kind`, fields["kind"]));
+  const type =
+    fields["type"] === undefined ? (KIND_TYPES[kind] ?? "llm") : upstreamType(`${where}.type`, string(`${where}.type`, fields["type"]));
+  const settings: Record<string, unknown> = { type, kind, url: parseBaseUrl(`${where}.url`, string(`${where}.url`, fields["url"])) };
   if (fields["engine"] !== undefined) settings.engine = shortText(`${where}.engine`, fields["engine"]);
   if (fields["max_concurrency"] !== undefined) {
     settings.maxConcurrency = wholeNumber(`${where}.max_concurrency`, fields["max_concurrency"], 1, 10_000, "requests");
@@ -329,7 +357,13 @@ function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
   if (fields["models"] !== undefined) {
     const models = object(`${where}.models`, fields["models"]);
     for (const key of Object.keys(models)) {
-      if (key !== "expose" && key !== "hide") throw new UsageError(`${where}.models.${key}: unknown field (known: expose, hide)`);
+      if (!["declare", "expose", "hide"].includes(key)) {
+        throw new UsageError(`${where}.models.${key}: unknown field (known: declare, expose, hide)`);
+      }
+    }
+    if (models["declare"] !== undefined) {
+      settings.declare = modelIds(`${where}.models.declare`, models["declare"]);
+      if ((settings.declare as string[]).length === 0) throw new UsageError(`${where}.models.declare: list at least one model`);
     }
     if (models["expose"] !== undefined) settings.expose = modelIds(`${where}.models.expose`, models["expose"]);
     if (models["hide"] !== undefined) settings.hide = modelIds(`${where}.models.hide`, models["hide"]);
@@ -340,6 +374,7 @@ function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
       Object.entries(byModel).map(([model, override]) => [model, capabilityOverride(`${where}.capabilities["${model}"]`, override)]),
     );
   }
+  checkKind(where, type, kind, settings.declare !== undefined);
   return settings as unknown as UpstreamSettings;
 }
 
@@ -369,13 +404,61 @@ function capabilityOverride(where: string, json: unknown): CapabilityOverride {
   return override as CapabilityOverride;
 }
 
-/** upstreamFlag parses `--upstream [TYPE=]URL`. */
+/**
+ * upstreamFlag parses `--upstream [TYPE=][KIND+]URL[#MODEL]`, such as `http://127.0.0.1:8080`,
+ * `tts=http://127.0.0.1:8880` or `stt=whispercpp+http://127.0.0.1:8081#whisper-large-v3`. TYPE defaults to the kind's
+ * type (whispercpp: stt, automatic1111: image), else llm; #MODEL declares the one model the server serves.
+ */
 export function upstreamFlag(value: string): UpstreamSettings {
-  const typed = /^([A-Za-z]+)=(.*)$/.exec(value);
-  if (typed && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value)) {
-    return { type: upstreamType("--upstream", typed[1] as string), url: parseBaseUrl("--upstream", typed[2] as string) };
+  const where = "--upstream";
+  let rest = value;
+  let type: UpstreamType | undefined;
+  const typed = /^([A-Za-z]+)=(.*)$/.exec(rest);
+  if (typed && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(rest)) {
+    type = upstreamType(where, typed[1] as string);
+    rest = typed[2] as string;
   }
-  return { type: "llm", url: parseBaseUrl("--upstream", value) };
+  let kind: UpstreamKind | undefined;
+  const kinded = /^([A-Za-z0-9]+)\+(https?:\/\/.*)$/i.exec(rest);
+  if (kinded) {
+    kind = upstreamKind(where, kinded[1] as string);
+    rest = kinded[2] as string;
+  }
+  let declare: string[] | undefined;
+  const hash = rest.indexOf("#");
+  if (hash !== -1) {
+    declare = [nonEmpty(`${where} ${value}: the model after '#'`, rest.slice(hash + 1))];
+    rest = rest.slice(0, hash);
+  }
+  const settings: UpstreamSettings = {
+    type: type ?? (kind && KIND_TYPES[kind]) ?? "llm",
+    ...(kind ? { kind } : {}),
+    url: parseBaseUrl(where, rest),
+    ...(declare ? { declare } : {}),
+  };
+  checkKind(`${where} ${value}`, settings.type, kind ?? "openai", declare !== undefined);
+  return settings;
+}
+
+/** checkKind refuses a native kind on an upstream type it cannot serve, and a whisper.cpp server without models. */
+function checkKind(where: string, type: UpstreamType, kind: UpstreamKind, declared: boolean): void {
+  const only = KIND_TYPES[kind];
+  if (only !== undefined && type !== only) {
+    throw new UsageError(`${where}: a ${kind} server serves type ${only}, not ${type}`);
+  }
+  if (kind === "whispercpp" && !declared) {
+    throw new UsageError(
+      `${where}: whisper.cpp's server cannot list its model; declare it (flag: whispercpp+URL#MODEL, file: "models": {"declare": [...]})`,
+    );
+  }
+}
+
+function upstreamKind(where: string, value: string): UpstreamKind {
+  const kind = value.toLowerCase();
+  if (!(UPSTREAM_KINDS as readonly string[]).includes(kind)) {
+    throw new UsageError(`${where}: unknown upstream kind '${value}' (expected ${UPSTREAM_KINDS.join(", ")})`);
+  }
+  return kind as UpstreamKind;
 }
 
 function upstreamType(where: string, value: string): UpstreamType {

@@ -159,14 +159,18 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(upstream.requests.filter((r) => r.method === "POST")).to.deep.equal([]);
     });
 
-    it("matches the model case-insensitively, answers NOT_FOUND for a model it lacks and UNIMPLEMENTED for audio", async () => {
+    it("matches the model case-insensitively, answers NOT_FOUND for a model it lacks or lacks with the operation's type", async () => {
       const result = await infer(client, { model: MODEL.toUpperCase(), body: chatBody(MODEL) }, token);
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
       const missing = await infer(client, { model: "gpt-5", body: chatBody("gpt-5") }, token);
       expect(missing.status.code).to.equal(grpc.status.NOT_FOUND);
       expect(missing.status.details).to.contain("gpt-5");
       const audio = await infer(client, { operation: "OPERATION_TRANSCRIPTION", model: MODEL, body: Buffer.from("{}") }, token);
-      expect(audio.status.code).to.equal(grpc.status.UNIMPLEMENTED);
+      expect(audio.status.code, "an llm model never serves a transcription").to.equal(grpc.status.NOT_FOUND);
+      expect(audio.status.details).to.equal(`no stt upstream of this agent serves model '${MODEL}'`);
+      const unspecified = await infer(client, { operation: "OPERATION_UNSPECIFIED", model: MODEL, body: chatBody(MODEL) }, token);
+      expect(unspecified.status.code).to.equal(grpc.status.UNIMPLEMENTED);
+      expect(upstream.requests.filter((r) => r.method === "POST")).to.have.length(1);
     });
 
     it("passes an upstream 4xx through as the upstream's own answer", async () => {

@@ -2,6 +2,7 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AgentService, InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
 import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import type { Clock } from "../shared/clock.js";
 import type { GrpcImplementation } from "../shared/grpc-service.js";
 import type { Logger } from "../shared/logger.js";
 import type { UpstreamConfig } from "./agent-config.js";
@@ -9,11 +10,11 @@ import type { AgentMetrics } from "./agent-metrics.js";
 import type { CallTracker } from "./call-tracker.js";
 import { QueueFullError, type ConcurrencyLimiter, type Release } from "./concurrency-limiter.js";
 import type { InferResponseInit } from "./inference-parts.js";
-import { aborted, type CallOutcome } from "./json-forwarder.js";
+import { aborted, type CallOutcome } from "./answer-relay.js";
 import type { MeshAuth } from "./mesh-auth.js";
 import type { UpstreamClient } from "./upstream-client.js";
 import { SERVICE_TYPES } from "./upstream-models.js";
-import { operationLabel, upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
+import { operationLabel, operationType, upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
 import { selectUpstream, type Candidate } from "./upstream-selection.js";
 
 /** ServingUpstream is an upstream as the Infer handler uses it: config, client, concurrency slots, current models. */
@@ -33,6 +34,7 @@ export interface AgentServiceDeps {
   readonly isDraining: () => boolean;
   readonly upstreamTimeoutMs: number;
   readonly maxBodyBytes: number;
+  readonly clock: Clock;
 }
 
 type Outcome =
@@ -47,9 +49,10 @@ type Outcome =
 
 /**
  * createAgentService implements AgentService.Infer for the gateway: mesh callers only (see mesh-auth.ts), then
- * UNAVAILABLE while draining, INVALID_ARGUMENT without a call, UNIMPLEMENTED for operations not served yet, NOT_FOUND
- * when no upstream serves the model with the operation's service type, RESOURCE_EXHAUSTED when that upstream's slots
- * and queue are full. Past those checks the answer always ends with gRPC status OK, its last part telling success or
+ * UNAVAILABLE while draining, INVALID_ARGUMENT without a call (or with a multipart call that breaks the contract),
+ * UNIMPLEMENTED for an unknown operation or one the chosen upstream's kind cannot serve, NOT_FOUND when no upstream
+ * serves the model with the operation's service type, RESOURCE_EXHAUSTED when that upstream's slots and queue are
+ * full. Past those checks the answer always ends with gRPC status OK, its last part telling success or
  * failure (see forwardJson), so the gateway can still answer in HTTP terms after it has begun to stream.
  */
 export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<typeof AgentService.method> {
@@ -64,13 +67,18 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
         deps.auth(context.metadata);
         if (deps.isDraining()) throw new ConnectError("the agent is shutting down and takes no new calls", Code.Unavailable);
         if (!call) throw new ConnectError("call is required", Code.InvalidArgument);
-        const route = upstreamRoute(call.operation);
-        if (!route) {
+        const type = operationType(call.operation);
+        if (!type) {
           throw new ConnectError(`operation ${Operation[call.operation] ?? call.operation} is not served by this agent`, Code.Unimplemented);
         }
-        const upstream = selectUpstream(deps.upstreams(), call.model, SERVICE_TYPES[route.upstreamType]);
+        const upstream = selectUpstream(deps.upstreams(), call.model, SERVICE_TYPES[type]);
         if (!upstream) {
-          throw new ConnectError(`no ${route.upstreamType} upstream of this agent serves model '${call.model}'`, Code.NotFound);
+          throw new ConnectError(`no ${type} upstream of this agent serves model '${call.model}'`, Code.NotFound);
+        }
+        const route = upstreamRoute(call.operation, upstream.config.kind);
+        if (!route) {
+          const name = Operation[call.operation] ?? call.operation;
+          throw new ConnectError(`the ${upstream.config.kind} server behind model '${call.model}' cannot serve ${name}`, Code.Unimplemented);
         }
         const tracked = deps.calls.begin(context.signal, call.deadline ? timestampMs(call.deadline) : undefined);
         try {
@@ -116,6 +124,7 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
         timeoutMs: deps.upstreamTimeoutMs,
         maxBodyBytes: deps.maxBodyBytes,
         onHeaders: () => stopHeadersTimer(),
+        clock: deps.clock,
         onFailure: (cause) =>
           log.warn({ requestId: call.requestId, model: call.model, upstream: upstream.config.url, cause }, "upstream failed"),
       });

@@ -5,7 +5,7 @@ import { AgentService } from "../../gen/infermesh/v1/inference_pb.js";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
 import { formatHostPort } from "../../src/cli/flags.js";
 import { systemClock, type Clock } from "../shared/clock.js";
-import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/grpc-server.js";
+import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";
 import { addGrpcService } from "../shared/grpc-service.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
@@ -136,7 +136,8 @@ export function createAgent(options: AgentOptions): Agent {
     upstreamsUp: () => discovery.states().filter((state) => state.up).length,
     modelsAdvertised: () => discovery.models().length,
   });
-  const server = createGrpcServer();
+  // Uploads reach the agent as bytes inside one InferRequest: up to the gateway's upload limit (25 MiB by default).
+  const server = createGrpcServer(MEDIA_MAX_MESSAGE_BYTES);
   addGrpcService(
     server,
     AgentService,
@@ -149,6 +150,7 @@ export function createAgent(options: AgentOptions): Agent {
       isDraining: () => draining,
       upstreamTimeoutMs: config.upstreamTimeoutMs,
       maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      clock,
     }),
   );
   const health = new HealthImplementation({ "": "SERVING", [AgentService.typeName]: "SERVING" });

@@ -60,4 +60,13 @@ describe("answer summaries", () => {
       reasoningTokens: 0,
     });
   });
+
+  it("reads the input and output tokens of audio and image answers, and no usage from a duration", () => {
+    expect(summarizeJsonAnswer({ data: [], usage: { input_tokens: 50, output_tokens: 272, total_tokens: 322, input_tokens_details: { cached_tokens: 4 } } }))
+      .to.deep.equal({
+        usage: { promptTokens: 50, completionTokens: 272, totalTokens: 322, cachedPromptTokens: 4, reasoningTokens: 0 },
+        finishReasons: [],
+      });
+    expect(summarizeJsonAnswer({ text: "hi", usage: { type: "duration", seconds: 3 } })).to.deep.equal({ finishReasons: [] });
+  });
 });

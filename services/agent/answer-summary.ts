@@ -8,10 +8,11 @@ export type UsageInit = MessageInitShape<typeof UsageSchema>;
 export type TrailerInit = MessageInitShape<typeof TrailerSchema>;
 
 const MAX_UINT32 = 0xffff_ffff;
+const TOKEN_KEYS = ["prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens"];
 
 /**
- * summarizeJsonAnswer reads an OpenAI chat or completion answer for the trailer: its usage and its choices' finish
- * reasons in choice order. Anything missing or malformed is left out rather than guessed.
+ * summarizeJsonAnswer reads an OpenAI answer for the trailer: its usage and, for chat and completions, its choices'
+ * finish reasons in choice order. Anything missing or malformed is left out rather than guessed.
  */
 export function summarizeJsonAnswer(body: unknown): TrailerInit {
   const summary = new AnswerSummary();
@@ -70,12 +71,22 @@ class AnswerSummary {
   }
 }
 
+/**
+ * usageOf reads a usage object: chat's prompt_tokens and completion_tokens, or the input_tokens and output_tokens
+ * that OpenAI's audio and image answers (and their streams' final events) report. A usage that counts no tokens
+ * (whisper-1's `{"type": "duration", "seconds": ...}`) is none.
+ */
 function usageOf(value: unknown): UsageInit | undefined {
   if (!isObject(value)) return undefined;
-  const promptDetails = isObject(value["prompt_tokens_details"]) ? value["prompt_tokens_details"] : {};
+  const promptDetails = isObject(value["prompt_tokens_details"])
+    ? value["prompt_tokens_details"]
+    : isObject(value["input_tokens_details"])
+      ? value["input_tokens_details"]
+      : {};
   const completionDetails = isObject(value["completion_tokens_details"]) ? value["completion_tokens_details"] : {};
-  const promptTokens = count(value["prompt_tokens"]);
-  const completionTokens = count(value["completion_tokens"]);
+  const promptTokens = count(value["prompt_tokens"]) || count(value["input_tokens"]);
+  const completionTokens = count(value["completion_tokens"]) || count(value["output_tokens"]);
+  if (!TOKEN_KEYS.some((key) => key in value)) return undefined;
   return {
     promptTokens,
     completionTokens,

@@ -154,6 +154,51 @@ describe("model discovery against a fake upstream", () => {
     expect(changes).to.equal(2);
   });
 
+  it("advertises declared models without asking for a list, while the probe answers; whisper.cpp's 503 means loading", async () => {
+    let health = 200;
+    upstream.handler = (request, response) => {
+      response.writeHead(request.path === "/health" ? health : 404, { "content-type": "application/json" });
+      response.end(health === 200 ? '{"status":"ok"}' : '{"status":"loading model"}');
+    };
+    const d = discover({ type: "stt", kind: "whispercpp", declare: ["whisper-large-v3"] });
+    await d.start();
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(["GET /health"]);
+    expect(d.models().map((m) => [m.id, m.serviceType, m.inputModalities, m.engine])).to.deep.equal([
+      ["whisper-large-v3", ServiceType.STT, [Modality.AUDIO], "whispercpp"],
+    ]);
+    health = 503;
+    clock.advance(30_000);
+    await waitFor("the upstream to go down", () => d.states()[0]?.up === false);
+    expect(d.states()[0]?.cause).to.equal(`${upstream.url} is not ready: GET /health answered HTTP 503`);
+
+    d.stop();
+    const openAi = discover({ type: "tts", declare: ["kokoro"] });
+    await openAi.start();
+    expect(upstream.requests.at(-1)?.path, "an OpenAI-compatible upstream is probed on its list, any answer but a 5xx will do").to.equal("/v1/models");
+    expect(openAi.models().map((m) => [m.id, m.engine])).to.deep.equal([["kokoro", "other"]]);
+  });
+
+  it("lists an AUTOMATIC1111 WebUI's checkpoints by model_name, and says when its API is off", async () => {
+    upstream.handler = (request, response) => {
+      response.writeHead(request.path === "/sdapi/v1/sd-models" ? 200 : 404, { "content-type": "application/json" });
+      response.end(JSON.stringify([{ title: "v1-5-pruned-emaonly.safetensors [6ce0161689]", model_name: "v1-5-pruned-emaonly", hash: "6ce0161689" }]));
+    };
+    const d = discover({ type: "image", kind: "automatic1111", hide: ["nothing"] });
+    await d.start();
+    expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/sdapi/v1/sd-models"]);
+    expect(d.models().map((m) => [m.id, m.serviceType, m.outputModalities, m.engine])).to.deep.equal([
+      ["v1-5-pruned-emaonly", ServiceType.IMAGE, [Modality.IMAGE], "automatic1111"],
+    ]);
+    d.stop();
+    upstream.handler = (_request, response) => {
+      response.writeHead(404, { "content-type": "application/json" });
+      response.end('{"detail":"Not Found"}');
+    };
+    const off = discover({ type: "image", kind: "automatic1111" });
+    await off.start();
+    expect(off.states()[0]?.cause).to.equal(`${upstream.url} lists no models: GET /sdapi/v1/sd-models answered HTTP 404 (is the WebUI started with --api?)`);
+  });
+
   it("refuses a 200 answer that is not a model list", async () => {
     upstream.handler = (_request, response) => {
       response.writeHead(200, { "content-type": "text/html" });

@@ -2,10 +2,12 @@ import { equals } from "@bufbuild/protobuf";
 import { ModelSchema, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
-import type { UpstreamConfig } from "./agent-config.js";
+import type { UpstreamConfig, UpstreamKind } from "./agent-config.js";
+import { parseSdModels, SD_MODELS_PATH } from "./automatic1111-adapter.js";
 import { mediaType, readBody, type UpstreamClient } from "./upstream-client.js";
 import { describeUpstreamFailure } from "./upstream-failure.js";
 import { advertisedModels, parseOllamaTags, parseOpenAiModelList, type ModelListing } from "./upstream-models.js";
+import { WHISPER_CPP_PROBE_PATH } from "./whisper-cpp-adapter.js";
 
 /** DEFAULT_DISCOVERY_TIMEOUT_MS bounds one model-list request; a local server answers it at once even when busy. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 5_000;
@@ -13,6 +15,23 @@ export const DEFAULT_DISCOVERY_TIMEOUT_MS = 5_000;
 export const DEFAULT_INITIAL_BACKOFF_MS = 1_000;
 /** MAX_LIST_BYTES bounds a model list answer. */
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
+
+/**
+ * PROBE_PATHS are what the agent asks an upstream with declared models, to know it is up: its model list, or
+ * whisper.cpp's /health (503 while it loads its model).
+ */
+const PROBE_PATHS: Readonly<Record<UpstreamKind, string>> = {
+  openai: "/v1/models",
+  whispercpp: WHISPER_CPP_PROBE_PATH,
+  automatic1111: SD_MODELS_PATH,
+};
+
+/** KIND_ENGINES name the engine of native kinds, whose answers do not. */
+const KIND_ENGINES: Readonly<Record<UpstreamKind, string | undefined>> = {
+  openai: undefined,
+  whispercpp: "whispercpp",
+  automatic1111: "automatic1111",
+};
 
 /** DiscoveryTarget is an upstream and the client that reaches it. */
 export interface DiscoveryTarget {
@@ -55,9 +74,11 @@ interface Slot {
 
 /**
  * ModelDiscovery asks each upstream what it serves, at start and every intervalMs: OpenAI's `GET /v1/models`
- * (llama-server, vLLM, LM Studio, LocalAI and Ollama's /v1 all serve it), else Ollama's `GET /api/tags`. An upstream
- * that does not answer is down: its models are withdrawn and it is retried with capped exponential backoff. Each
- * change of state is logged once, so the log tells the story without repeating it every retry.
+ * (llama-server, vLLM, LM Studio, LocalAI and Ollama's /v1 all serve it), else Ollama's `GET /api/tags`; an
+ * AUTOMATIC1111 server its `GET /sdapi/v1/sd-models`. An upstream with declared models advertises them as declared
+ * once it answers its probe (PROBE_PATHS) with anything but a 5xx. An upstream that does not answer is down: its
+ * models are withdrawn and it is retried with capped exponential backoff. Each change of state is logged once, so the
+ * log tells the story without repeating it every retry.
  */
 export class ModelDiscovery {
   readonly #options: ModelDiscoveryOptions;
@@ -159,6 +180,15 @@ export class ModelDiscovery {
   }
 
   async #fetchListing(target: DiscoveryTarget, signal: AbortSignal): Promise<ModelListing> {
+    const { config } = target;
+    if (config.declare !== undefined) return this.#probe(target, config.declare, signal);
+    if (config.kind === "automatic1111") {
+      const answer = await this.#getJson(target, SD_MODELS_PATH, signal);
+      const listing = answer.json === undefined ? undefined : parseSdModels(answer.json);
+      if (listing) return listing;
+      throw new ListingError(`${config.url} lists no models: GET ${SD_MODELS_PATH} ${answer.problem} (is the WebUI started with --api?)`);
+    }
+    if (config.kind === "whispercpp") throw new ListingError(`${config.url}: whisper.cpp cannot list its model; declare it`);
     const openAi = await this.#getJson(target, "/v1/models", signal);
     const listing = openAi.json === undefined ? undefined : parseOpenAiModelList(openAi.json);
     if (listing) return listing;
@@ -166,6 +196,15 @@ export class ModelDiscovery {
     const tags = ollama.json === undefined ? undefined : parseOllamaTags(ollama.json);
     if (tags) return tags;
     throw new ListingError(`${target.config.url} lists no models: GET /v1/models ${openAi.problem}; GET /api/tags ${ollama.problem}`);
+  }
+
+  async #probe(target: DiscoveryTarget, declared: readonly string[], signal: AbortSignal): Promise<ModelListing> {
+    const { config } = target;
+    const path = PROBE_PATHS[config.kind];
+    const response = await target.client.get(path, { signal, timeoutMs: this.#timeoutMs });
+    await response.body.dump();
+    if (response.status >= 500) throw new ListingError(`${config.url} is not ready: GET ${path} answered HTTP ${response.status}`);
+    return { models: declared.map((id) => ({ id })), engine: KIND_ENGINES[config.kind] };
   }
 
   async #getJson(target: DiscoveryTarget, path: string, signal: AbortSignal): Promise<{ json?: unknown; problem: string }> {

@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher } from "undici";
+import { Pool, type Dispatcher, type FormData } from "undici";
 
 /** CONNECT_TIMEOUT_MS bounds a TCP (and TLS) connect to a local server; a healthy one answers in milliseconds. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -66,6 +66,14 @@ export class UpstreamClient {
     return this.#request("POST", path, Buffer.from(body.buffer, body.byteOffset, body.byteLength), options);
   }
 
+  /**
+   * postForm sends form as a multipart/form-data POST to the base URL plus path; undici writes the boundary, the
+   * WHATWG escapes of file names and the Content-Length.
+   */
+  postForm(path: string, form: FormData, options: RequestOptions): Promise<UpstreamResponse> {
+    return this.#request("POST", path, form, options);
+  }
+
   /** close cuts every connection; requests still running fail. */
   close(): Promise<void> {
     return this.#pool.destroy();
@@ -74,11 +82,11 @@ export class UpstreamClient {
   async #request(
     method: "GET" | "POST",
     path: string,
-    body: Buffer | undefined,
+    body: Buffer | FormData | undefined,
     options: RequestOptions,
   ): Promise<UpstreamResponse> {
     const headers: Record<string, string> = {};
-    if (body !== undefined) headers["content-type"] = "application/json";
+    if (Buffer.isBuffer(body)) headers["content-type"] = "application/json";
     if (options.requestId) headers["x-request-id"] = options.requestId;
     if (this.#authorization !== undefined) headers["authorization"] = this.#authorization;
     const response = await this.#pool.request({

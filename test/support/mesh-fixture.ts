@@ -76,7 +76,7 @@ export async function startMesh(registryOptions: Omit<RegistryServerOptions, "st
   return {
     registry,
     gateway,
-    async addAgent({ user, apiKey, type = "llm", sim = {}, upstreamUrl }) {
+    async addAgent({ user, apiKey, type, sim = {}, upstreamUrl }) {
       const simulator = createSimulator(sim);
       const { url } = await simulator.listen();
       const agent = createAgent({
@@ -85,7 +85,7 @@ export async function startMesh(registryOptions: Omit<RegistryServerOptions, "st
           apiKey,
           listen: { host: "127.0.0.1", port: 0 },
           name: `${user}-agent-${agents.length}`,
-          upstreams: [{ type, url: upstreamUrl ?? url }],
+          upstreams: upstreamsFor(type, upstreamUrl ?? url, sim),
           logLevel: "silent",
         }),
         log: createLogger("agent", "silent"),
@@ -108,4 +108,19 @@ export async function startMesh(registryOptions: Omit<RegistryServerOptions, "st
       await registry.stop();
     },
   };
+}
+
+/**
+ * upstreamsFor points an agent at one simulator: as one upstream of the given type, or, when the simulator serves
+ * several kinds and no type is given, one upstream per kind exposing that kind's models (as `infermesh dev` does).
+ */
+function upstreamsFor(type: UpstreamType | undefined, url: string, sim: SimulatorOptions) {
+  if (type) return [{ type, url }];
+  const kinds = new Set((sim.models ?? []).map((m) => m.kind ?? "llm"));
+  if (kinds.size <= 1) return [{ type: ([...kinds][0] ?? "llm") as UpstreamType, url }];
+  return [...kinds].map((kind) => ({
+    type: kind,
+    url,
+    expose: (sim.models ?? []).filter((m) => (m.kind ?? "llm") === kind).map((m) => m.id),
+  }));
 }

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
-import { bearer, stockClient, type StockClient } from "../../../test/support/stock-grpc-client.js";
+import { bearer, loadStockPackage, stockClient, type StockClient } from "../../../test/support/stock-grpc-client.js";
+import { MEDIA_MAX_MESSAGE_BYTES } from "../../shared/grpc-server.js";
 
 /** StockPart is an InferencePart as a stock proto-loader client decodes it (oneofs: true, bytes as Buffer). */
 export interface StockPart {
@@ -8,10 +9,24 @@ export interface StockPart {
   readonly data?: Buffer;
   readonly event?: { data: Buffer; event: string };
   readonly trailer?: {
-    usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedPromptTokens: number } | null;
+    usage: {
+      promptTokens: number;
+      completionTokens: number;
+      totalTokens: number;
+      cachedPromptTokens: number;
+      reasoningTokens: number;
+    } | null;
     finishReasons: string[];
   };
   readonly error?: { type: string; message: string; httpStatus: number };
+}
+
+/** StockMediaFile is a MediaFile in proto-loader's form (role by enum name). */
+export interface StockMediaFile {
+  readonly role: "MEDIA_ROLE_AUDIO" | "MEDIA_ROLE_IMAGE" | "MEDIA_ROLE_MASK";
+  readonly filename: string;
+  readonly contentType: string;
+  readonly data: Buffer;
 }
 
 /** StockCall is an InferenceCall in proto-loader's JSON-ish form. */
@@ -22,6 +37,7 @@ export interface StockCall {
   readonly requestId?: string;
   readonly body: Buffer;
   readonly deadline?: { seconds: string; nanos: number };
+  readonly media?: readonly StockMediaFile[];
 }
 
 /** InferResult is how an Infer call ended: its parts and its gRPC status. */
@@ -40,6 +56,18 @@ export interface OpenInfer {
 /** agentClient makes a stock grpc-js AgentService client, as any gateway written against the protos would have. */
 export function agentClient(address: string): StockClient {
   return stockClient("AgentService", address);
+}
+
+/**
+ * mediaAgentClient is agentClient with the gateway's media message limit, for answers whose single events (a partial
+ * image in base64) exceed gRPC's default 4 MiB.
+ */
+export function mediaAgentClient(address: string): StockClient {
+  const ctor = loadStockPackage()["AgentService"] as grpc.ServiceClientConstructor;
+  return new ctor(address, grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": MEDIA_MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MEDIA_MAX_MESSAGE_BYTES,
+  }) as unknown as StockClient;
 }
 
 /** openInfer starts an Infer call with `authorization: Bearer <token>` (none when token is undefined). */

@@ -1,0 +1,166 @@
+import type { InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
+import type { Clock } from "../shared/clock.js";
+import { StreamSummary } from "./answer-summary.js";
+import { AgentShuttingDown, DeadlineExceeded } from "./call-tracker.js";
+import {
+  dataParts,
+  eventPart,
+  headPart,
+  timeoutPart,
+  trailerPart,
+  upstreamErrorPart,
+  type InferResponseInit,
+} from "./inference-parts.js";
+import { DEFAULT_MAX_EVENT_BYTES, SseEventTooLargeError, SseParser } from "./sse-parser.js";
+import { BodyTooLargeError, readBody, type UpstreamClient, type UpstreamResponse } from "./upstream-client.js";
+import { describeUpstreamFailure } from "./upstream-failure.js";
+
+/** MAX_ERROR_BODY_BYTES bounds the part of a 5xx body read to explain the failure. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** MAX_DETAIL_CHARS bounds the upstream text quoted in an error message. */
+const MAX_DETAIL_CHARS = 300;
+
+/** CallOutcome is how a forwarded call ended, as counted in metrics. */
+export type CallOutcome = "ok" | "client_error" | "upstream_error" | "timeout" | "cancelled" | "shutdown";
+
+/** UpstreamExchange is one call on its way to one upstream. */
+export interface UpstreamExchange {
+  readonly client: UpstreamClient;
+  /**
+   * server names the upstream in messages that reach clients, such as "the local llm server": its URL is a private
+   * address of the provider's network, written to the agent's log only.
+   */
+  readonly server: string;
+  /** path is the upstream path, such as "/v1/chat/completions". */
+  readonly path: string;
+  readonly call: InferenceCall;
+  /** signal fires on client cancel, deadline or shutdown (see call-tracker.ts for the reasons). */
+  readonly signal: AbortSignal;
+  /** timeoutMs is the client's header/idle timeout, quoted in messages. */
+  readonly timeoutMs: number;
+  readonly maxBodyBytes: number;
+  /** onHeaders is called when the upstream's response headers arrive. */
+  readonly onHeaders: () => void;
+  /** onFailure hears why the upstream failed, as the upstream_error part says it. */
+  readonly onFailure: (message: string) => void;
+  /** clock dates what the agent itself writes into answers (the `created` of translated image answers). */
+  readonly clock: Clock;
+}
+
+/** Forwarder serves one operation against an upstream and streams the answer as parts. */
+export type Forwarder = (exchange: UpstreamExchange) => AsyncGenerator<InferResponseInit, CallOutcome>;
+
+/**
+ * relayEvents relays a 2xx text/event-stream answer: the head, one event part per event with its data bytes as sent
+ * and its event name, then a trailer with the usage and finish reasons the events reported. A stream that breaks, or
+ * ends in the middle of an event, ends with one upstream_error part after the events already relayed.
+ */
+export async function* relayEvents(
+  exchange: UpstreamExchange,
+  response: UpstreamResponse,
+  maxEventBytes = DEFAULT_MAX_EVENT_BYTES,
+): AsyncGenerator<InferResponseInit, CallOutcome> {
+  yield headPart(response.status, "text/event-stream");
+  const parser = new SseParser(maxEventBytes);
+  const summary = new StreamSummary();
+  let events = 0;
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      for (const event of parser.push(chunk)) {
+        summary.observe(event.data);
+        events++;
+        yield eventPart(event);
+      }
+    }
+  } catch (error) {
+    return yield* failure(exchange, error, ` (the stream broke after ${events} events)`);
+  }
+  if (parser.hasPartialEvent) {
+    return yield* upstreamError(exchange, `${exchange.server} ended its stream in the middle of an event, after ${events} events`);
+  }
+  yield trailerPart(summary.trailer());
+  return "ok";
+}
+
+/** relayClientError passes an upstream 4xx through as the upstream's own answer: head, body, empty trailer. */
+export async function* relayClientError(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
+  let body: Buffer;
+  try {
+    body = await readBody(response.body, exchange.maxBodyBytes);
+  } catch (error) {
+    return yield* failure(exchange, error, "");
+  }
+  yield headPart(response.status, response.contentType || "application/json");
+  yield* dataParts(body);
+  yield trailerPart({});
+  return "client_error";
+}
+
+/** explainStatus turns a status that means the upstream failed (5xx, 3xx, 1xx) into one upstream_error part. */
+export async function* explainStatus(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
+  let detail: string;
+  try {
+    detail = errorDetail(await readBody(response.body, MAX_ERROR_BODY_BYTES));
+  } catch (error) {
+    if (exchange.signal.aborted) return yield* aborted(exchange.signal.reason);
+    detail = error instanceof BodyTooLargeError ? "(a long body)" : "(body unreadable)";
+  }
+  return yield* upstreamError(exchange, `${exchange.server} answered HTTP ${response.status}${detail ? `: ${detail}` : ""}`);
+}
+
+/** failure turns a transport error into the call's last part, or into nothing when the client is gone. */
+export function* failure(exchange: UpstreamExchange, error: unknown, context: string): Generator<InferResponseInit, CallOutcome> {
+  if (exchange.signal.aborted) return yield* aborted(exchange.signal.reason);
+  const { server } = exchange;
+  const message =
+    error instanceof BodyTooLargeError || error instanceof SseEventTooLargeError
+      ? `${server}: ${error.message}`
+      : describeUpstreamFailure(error, server, exchange.timeoutMs);
+  return yield* upstreamError(exchange, `${message}${context}`);
+}
+
+/** upstreamError ends the call with one upstream_error part, and tells onFailure why. */
+export function* upstreamError(exchange: UpstreamExchange, message: string): Generator<InferResponseInit, CallOutcome> {
+  exchange.onFailure(message);
+  yield upstreamErrorPart(message);
+  return "upstream_error";
+}
+
+/** aborted is the last part of a call aborted for reason: a timeout, a shutdown, or nothing for a client that left. */
+export function* aborted(reason: unknown): Generator<InferResponseInit, CallOutcome> {
+  if (reason instanceof DeadlineExceeded) {
+    yield timeoutPart(reason.message);
+    return "timeout";
+  }
+  if (reason instanceof AgentShuttingDown) {
+    yield upstreamErrorPart(reason.message);
+    return "shutdown";
+  }
+  return "cancelled";
+}
+
+/** errorDetail finds the message in an error body: OpenAI's and llama-server's error.message, else the text. */
+function errorDetail(body: Buffer): string {
+  const text = body.toString("utf8");
+  try {
+    const json: unknown = JSON.parse(text);
+    if (typeof json === "object" && json !== null) {
+      const { error, message, detail, errors } = json as Record<string, unknown>;
+      if (typeof error === "object" && error !== null && typeof (error as Record<string, unknown>).message === "string") {
+        return snippet((error as Record<string, string>).message as string);
+      }
+      // AUTOMATIC1111 names the exception in `error` and says what went wrong in `errors`.
+      if (typeof error === "string" && typeof errors === "string" && errors !== "") return snippet(`${error}: ${errors}`);
+      for (const candidate of [error, message, detail]) if (typeof candidate === "string") return snippet(candidate);
+    }
+  } catch {
+    // Not JSON: quote the text itself.
+  }
+  return snippet(text);
+}
+
+/** snippet flattens upstream text for a message and cuts it to MAX_DETAIL_CHARS. */
+export function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > MAX_DETAIL_CHARS ? `${flat.slice(0, MAX_DETAIL_CHARS)}…` : flat;
+}

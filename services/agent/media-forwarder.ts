@@ -1,0 +1,127 @@
+import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc-server.js";
+import { summarizeJsonAnswer, type TrailerInit } from "./answer-summary.js";
+import {
+  explainStatus,
+  failure,
+  relayClientError,
+  relayEvents,
+  type CallOutcome,
+  type UpstreamExchange,
+} from "./answer-relay.js";
+import { dataParts, headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";
+import { buildForm, openAiFormParts, parseFormFields } from "./multipart-form.js";
+import { mediaType, type UpstreamResponse } from "./upstream-client.js";
+
+/**
+ * MEDIA_MAX_EVENT_BYTES bounds one event of a media stream: an image stream's partial and final images arrive whole,
+ * in base64, in one event each, and an event cannot be split across gRPC messages.
+ */
+export const MEDIA_MAX_EVENT_BYTES = MEDIA_MAX_MESSAGE_BYTES - 64 * 1024;
+/** MAX_SUMMARIZED_BYTES bounds a JSON answer kept aside to read its usage; a larger one is relayed without. */
+export const MAX_SUMMARIZED_BYTES = 8 * 1024 * 1024;
+
+/**
+ * forwardMediaForm serves the multipart operations (transcriptions, image edits) against an OpenAI-compatible
+ * server: the form is rebuilt from the call (see openAiFormParts) and the answer relayed by relayMediaAnswer.
+ */
+export async function* forwardMediaForm(exchange: UpstreamExchange): AsyncGenerator<InferResponseInit, CallOutcome> {
+  const { call, signal } = exchange;
+  const form = buildForm(openAiFormParts(call.operation, parseFormFields(call.body), call.media));
+  let response: UpstreamResponse;
+  try {
+    response = await exchange.client.postForm(exchange.path, form, { signal, requestId: call.requestId });
+  } catch (error) {
+    return yield* failure(exchange, error, "");
+  }
+  return yield* relayMediaAnswer(exchange, response);
+}
+
+/**
+ * forwardMediaJson serves the JSON media operations (image generations, speech) against an OpenAI-compatible
+ * server: the client's body goes out untouched and the answer is relayed by relayMediaAnswer.
+ */
+export async function* forwardMediaJson(exchange: UpstreamExchange): AsyncGenerator<InferResponseInit, CallOutcome> {
+  const { call, signal } = exchange;
+  let response: UpstreamResponse;
+  try {
+    response = await exchange.client.postJson(exchange.path, call.body, { signal, requestId: call.requestId });
+  } catch (error) {
+    return yield* failure(exchange, error, "");
+  }
+  return yield* relayMediaAnswer(exchange, response);
+}
+
+/**
+ * relayMediaAnswer relays a media answer the way the server sends it: an SSE answer (transcript deltas, partial
+ * images, speech deltas) as one event part per event; a 4xx as the server's own answer; 5xx as one upstream_error
+ * part; any other 2xx (audio, images, JSON, subtitles) as head and then data parts as the bytes arrive, never
+ * buffered, so speech reaches the client while the server still speaks.
+ */
+export async function* relayMediaAnswer(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
+  exchange.onHeaders();
+  try {
+    const { status } = response;
+    if (status >= 200 && status < 300 && mediaType(response.contentType) === "text/event-stream") {
+      return yield* relayEvents(exchange, response, MEDIA_MAX_EVENT_BYTES);
+    }
+    if (status >= 400 && status < 500) return yield* relayClientError(exchange, response);
+    if (status < 200 || status >= 300) return yield* explainStatus(exchange, response);
+    return yield* relayBody(exchange, response);
+  } finally {
+    // A no-op once the body was read; otherwise it frees the connection (or closes it mid-answer).
+    if (!response.body.destroyed) response.body.destroy();
+  }
+}
+
+/**
+ * relayBody streams a 2xx body: each piece the server wrote becomes data parts (at most DATA_PART_BYTES each) as soon
+ * as it arrives. A JSON body small enough is kept aside too, for the usage in the trailer. A body that breaks off
+ * ends with one upstream_error part after the bytes already relayed.
+ */
+async function* relayBody(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
+  const contentType = response.contentType || "application/octet-stream";
+  yield headPart(response.status, contentType);
+  const summary = new JsonSummary(contentType);
+  let bytes = 0;
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      summary.add(chunk);
+      yield* dataParts(chunk);
+    }
+  } catch (error) {
+    return yield* failure(exchange, error, ` (the answer broke off after ${bytes} bytes)`);
+  }
+  yield trailerPart(summary.trailer());
+  return "ok";
+}
+
+/** JsonSummary keeps a JSON answer of up to MAX_SUMMARIZED_BYTES to read its usage; other answers pass unread. */
+class JsonSummary {
+  #chunks: Buffer[] | undefined;
+  #size = 0;
+
+  constructor(contentType: string) {
+    this.#chunks = isJson(contentType) ? [] : undefined;
+  }
+
+  add(chunk: Buffer): void {
+    if (!this.#chunks) return;
+    this.#size += chunk.length;
+    if (this.#size > MAX_SUMMARIZED_BYTES) this.#chunks = undefined;
+    else this.#chunks.push(chunk);
+  }
+
+  trailer(): TrailerInit {
+    if (!this.#chunks) return {};
+    try {
+      return summarizeJsonAnswer(JSON.parse(Buffer.concat(this.#chunks, this.#size).toString("utf8")));
+    } catch {
+      return {};
+    }
+  }
+}
+
+function isJson(contentType: string): boolean {
+  return /^application\/([\w.+-]*\+)?json$/.test(mediaType(contentType));
+}
