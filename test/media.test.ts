@@ -190,6 +190,24 @@ describe("audio and images through the mesh (openai SDK)", function () {
       });
     });
 
+    it("streams partial images as named SSE events, then the completed image", async () => {
+      const stream = await client.images.generate({
+        model: "sim-diffusion",
+        prompt: "a lighthouse",
+        size: "256x256",
+        stream: true,
+        partial_images: 2,
+      });
+      const types: string[] = [];
+      let completed = "";
+      for await (const event of stream) {
+        types.push(event.type);
+        if (event.type === "image_generation.completed") completed = event.b64_json;
+      }
+      expect(types).to.deep.equal(["image_generation.partial_image", "image_generation.partial_image", "image_generation.completed"]);
+      expect(pngDimensions(Buffer.from(completed, "base64"))).to.deep.equal({ width: 256, height: 256 });
+    });
+
     it("answers response_format url with a data URL", async () => {
       const result = await client.images.generate({ model: "sim-diffusion", prompt: "x", size: "256x256", response_format: "url" });
       expect(result.data?.[0]?.url).to.match(/^data:image\/png;base64,/);
