@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import type { ServerResponse } from "node:http";
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyReply } from "fastify";
 import type { InferencePart, Trailer } from "../../gen/infermesh/v1/inference_pb.js";
@@ -82,7 +82,8 @@ async function streamEvents(
   // Writing to the raw response skips Fastify's send pipeline, which costs per chunk and buffers by design.
   reply.hijack();
   const res: ServerResponse = reply.raw;
-  res.writeHead(200, { ...SSE_HEADERS, "x-request-id": options.requestId });
+  // Headers set on the reply so far (rate-limit headers, the request id) go out with the raw head.
+  res.writeHead(200, { ...replyHeaders(reply), ...SSE_HEADERS, "x-request-id": options.requestId });
   res.flushHeaders();
   let lastWriteMs = Date.now();
   const keepalive = setInterval(() => {
@@ -138,7 +139,7 @@ async function streamBody(
 ): Promise<void> {
   reply.hijack();
   const res: ServerResponse = reply.raw;
-  res.writeHead(status, { "content-type": contentType, "x-request-id": options.requestId, "cache-control": "no-cache" });
+  res.writeHead(status, { ...replyHeaders(reply), "content-type": contentType, "x-request-id": options.requestId, "cache-control": "no-cache" });
   let firstByte = false;
   try {
     for (;;) {
@@ -163,6 +164,13 @@ async function streamBody(
   } catch {
     res.destroy();
   }
+}
+
+/** replyHeaders are the headers set on a reply so far, for a raw head written after hijack(). */
+function replyHeaders(reply: FastifyReply): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
+  return headers;
 }
 
 function isJson(contentType: string): boolean {

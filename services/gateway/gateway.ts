@@ -12,7 +12,10 @@ import type { Logger } from "../shared/logger.js";
 import { createAgentCalls, type AgentCalls } from "./agent-client.js";
 import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
 import { AuthCache } from "./auth-cache.js";
+import fastifyRateLimit from "@fastify/rate-limit";
 import { Dispatcher } from "./dispatcher.js";
+import { DEFAULT_GUARDRAILS, type Guardrails } from "./guardrails.js";
+import { DEFAULT_RATE_LIMITS, perKeyRateLimit, type RateLimits } from "./rate-limits.js";
 import { ProviderHealth } from "./provider-health.js";
 import { GatewayError, invalidApiKey } from "./error-envelope.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
@@ -45,6 +48,9 @@ export interface GatewayOptions {
   readonly authTtlMs?: number;
   /** failoverAttempts is how many other providers a request may try when one fails before the first byte. */
   readonly failoverAttempts?: number;
+  readonly guardrails?: Guardrails;
+  /** rateLimits bound each API key: requests per minute (inference, /v1/models) and concurrent streams; 0 is off. */
+  readonly rateLimits?: Partial<RateLimits>;
   /** circuit tunes passive health: failures in a row that open a provider's circuit, and the cooldown. */
   readonly circuit?: { readonly failureThreshold?: number; readonly cooldownMs?: number };
 }
@@ -114,6 +120,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   http.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
     const failure = error instanceof GatewayError ? error : fromFastifyError(error);
     if (failure.status >= 500) request.log.warn({ err: error, requestId: request.id }, failure.message);
+    const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+    if (typeof retryAfter === "number") void reply.header("retry-after", String(retryAfter));
     if (failure.status === 413 && !request.raw.readableEnded) {
       // Read and drop the rest of the upload, so the client gets to read this answer instead of a reset.
       void reply.header("connection", "close");
@@ -132,14 +140,20 @@ export function createGateway(options: GatewayOptions): Gateway {
     void reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+  const rateLimits = { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };
+  void http.register(fastifyRateLimit, perKeyRateLimit(rateLimits));
   const handle = createInferenceHandler({
+    maxConcurrentStreams: rateLimits.concurrentStreams,
     dispatcher,
     metrics,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
   });
-  registerOpenAIRoutes(http, { table, handle });
-  registerMediaRoutes(http, { handle, maxUploadBytes });
+  // Registered as a plugin, after the rate limiter, so that its hooks reach these routes.
+  void http.register(async (api) => {
+    registerOpenAIRoutes(api, { table, handle, guardrails: options.guardrails ?? DEFAULT_GUARDRAILS });
+    registerMediaRoutes(api, { handle, maxUploadBytes });
+  });
 
   const grpcServer = createGrpcServer(MEDIA_MAX_MESSAGE_BYTES);
   addGrpcService(

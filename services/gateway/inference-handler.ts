@@ -3,6 +3,7 @@ import type { MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.j
 import { writeAnswer } from "./answer-writer.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
+import { StreamSlots } from "./rate-limits.js";
 import type { Route } from "./routing-table.js";
 
 /** ParsedInference is an HTTP request read and validated enough to route: what every endpoint hands the handler. */
@@ -18,6 +19,8 @@ export interface ParsedInference {
 
 /** InferenceHandlerOptions are what the handler works with. */
 export interface InferenceHandlerOptions {
+  /** maxConcurrentStreams bounds each API key's streamed answers in flight; 0 is off. */
+  readonly maxConcurrentStreams: number;
   readonly dispatcher: Dispatcher;
   readonly metrics: GatewayMetrics;
   readonly requestTimeoutMs: number;
@@ -40,6 +43,7 @@ export type InferenceHandler = (
  */
 export function createInferenceHandler(options: InferenceHandlerOptions): InferenceHandler {
   const { metrics } = options;
+  const streams = new StreamSlots(options.maxConcurrentStreams);
   return async (request, reply, operation, route, parse) => {
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -50,8 +54,10 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
       if (!reply.raw.writableFinished) controller.abort();
     };
     reply.raw.once("close", onClose);
+    let releaseSlot: (() => void) | undefined;
     try {
       const parsed = await parse();
+      if (parsed.stream) releaseSlot = streams.take(request.principal.keyId);
       const dispatch = options.dispatcher.dispatch({
         principal: request.principal,
         operation,
@@ -80,6 +86,7 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
         },
       });
     } finally {
+      releaseSlot?.();
       reply.raw.removeListener("close", onClose);
       metrics.inFlight.dec({ route });
       const record = () => {

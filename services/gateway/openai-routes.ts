@@ -5,6 +5,7 @@ import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { invalidRequest } from "./error-envelope.js";
 import type { InferenceHandler, ParsedInference } from "./inference-handler.js";
 import { parseJsonObject, requireModel, streamFlag, upstreamBody, type JsonObject } from "./request-body.js";
+import { checkInputSize, clampTokens, overTokenCeiling, type Guardrails } from "./guardrails.js";
 import { needsUsageInjection, withUsageRequested } from "./usage-injection.js";
 import { SERVICE_TYPE_NAMES, type Route, type RoutingTable } from "./routing-table.js";
 
@@ -19,6 +20,7 @@ declare module "fastify" {
 export interface OpenAIRoutesOptions {
   readonly table: RoutingTable;
   readonly handle: InferenceHandler;
+  readonly guardrails: Guardrails;
 }
 
 const MODALITY_NAMES: Readonly<Record<Modality, string>> = {
@@ -40,13 +42,13 @@ const DEFAULT_MODALITIES: Readonly<Record<ServiceType, { input: Modality[]; outp
 
 /** registerOpenAIRoutes adds /v1/models, /v1/chat/completions and /v1/completions. */
 export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutesOptions): void {
-  const { handle } = options;
+  const { handle, guardrails } = options;
 
   app.get("/v1/models", async (request) => ({ object: "list", data: modelList(options.table.visibleRoutes(request.principal)) }));
 
   app.post("/v1/chat/completions", (request, reply) =>
     handle(request, reply, Operation.CHAT_COMPLETION, "/v1/chat/completions", () =>
-      textGeneration(request.body, (body) => {
+      textGeneration(request.body, guardrails, (body) => {
         if (!Array.isArray(body.messages)) throw invalidRequest("'messages' must be an array of messages", "messages", "invalid_type");
         if (body.messages.length === 0) throw invalidRequest("'messages' must not be empty", "messages", "empty_array");
       }),
@@ -55,7 +57,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
 
   app.post("/v1/completions", (request, reply) =>
     handle(request, reply, Operation.COMPLETION, "/v1/completions", () =>
-      textGeneration(request.body, (body) => {
+      textGeneration(request.body, guardrails, (body) => {
         const prompt = body.prompt;
         if (typeof prompt !== "string" && !Array.isArray(prompt)) {
           throw invalidRequest("'prompt' must be a string or an array", "prompt", "invalid_type");
@@ -69,16 +71,25 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
  * textGeneration reads a chat or completion request. Streams are made to ask for usage (and that chunk hidden again)
  * when the client did not, so every stream's tokens are counted.
  */
-function textGeneration(raw: unknown, validate: (body: JsonObject) => void): ParsedInference {
+function textGeneration(raw: unknown, guardrails: Guardrails, validate: (body: JsonObject) => void): ParsedInference {
   const body = parseJsonObject(raw);
   const model = requireModel(body);
   const stream = streamFlag(body);
   validate(body);
+  checkInputSize(body, guardrails);
   const injectUsage = needsUsageInjection(body, stream);
+  const clamp = overTokenCeiling(body, guardrails);
+  const patch =
+    injectUsage || clamp
+      ? (b: JsonObject) => {
+          const clamped = clamp ? clampTokens(b, guardrails) : b;
+          return injectUsage ? withUsageRequested(clamped) : clamped;
+        }
+      : undefined;
   return {
     model,
     stream,
-    body: (served) => upstreamBody(raw as Uint8Array, body, model, served, injectUsage ? withUsageRequested : undefined),
+    body: (served) => upstreamBody(raw as Uint8Array, body, model, served, patch),
     dropUsageOnlyChunks: injectUsage,
   };}
 

@@ -1,0 +1,82 @@
+import type { RateLimitPluginOptions } from "@fastify/rate-limit";
+import type { FastifyRequest } from "fastify";
+import { GatewayError } from "./error-envelope.js";
+
+/** RateLimits bound what one API key may do; 0 switches a bound off. */
+export interface RateLimits {
+  /** inferencePerMinute bounds inference requests per key per minute. */
+  readonly inferencePerMinute: number;
+  /** modelsPerMinute bounds GET /v1/models per key per minute. */
+  readonly modelsPerMinute: number;
+  /** concurrentStreams bounds a key's streamed answers in flight at once. */
+  readonly concurrentStreams: number;
+}
+
+/**
+ * DEFAULT_RATE_LIMITS are ten times the seed service's 60 and 120 a minute: a person's own mesh should not throttle
+ * them, while a leaked key still cannot flood it.
+ */
+export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ inferencePerMinute: 600, modelsPerMinute: 1200, concurrentStreams: 32 });
+
+const MINUTE_MS = 60_000;
+const UNLIMITED = Number.MAX_SAFE_INTEGER;
+
+/**
+ * perKeyRateLimit configures @fastify/rate-limit per API key (after authentication, hence the preHandler hook),
+ * with separate budgets for /v1/models and for inference. Every authenticated answer carries the X-RateLimit-*
+ * headers; a 429 carries Retry-After and OpenAI's envelope.
+ */
+export function perKeyRateLimit(limits: RateLimits): RateLimitPluginOptions {
+  const budget = (request: FastifyRequest) => {
+    const max = isModels(request) ? limits.modelsPerMinute : limits.inferencePerMinute;
+    return max > 0 ? max : UNLIMITED;
+  };
+  return {
+    global: true,
+    hook: "preHandler",
+    timeWindow: MINUTE_MS,
+    max: (request) => budget(request),
+    keyGenerator: (request) => `${request.principal.keyId}:${isModels(request) ? "models" : "inference"}`,
+    allowList: (request) => !request.url.startsWith("/v1/") || request.principal === undefined || budget(request) === UNLIMITED,
+    errorResponseBuilder: (_request, context) =>
+      new GatewayError(429, "rate_limit_exceeded", `Rate limit reached: ${context.max} requests per minute. Retry in ${context.after}.`, {
+        code: "rate_limit_exceeded",
+      }),
+  };
+}
+
+function isModels(request: FastifyRequest): boolean {
+  return request.routeOptions.url === "/v1/models";
+}
+
+/**
+ * StreamSlots counts each key's streamed answers in flight, so one key cannot hold every connection of the mesh.
+ */
+export class StreamSlots {
+  readonly #max: number;
+  readonly #open = new Map<string, number>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** take reserves a slot for the key, or throws a 429; the returned function gives it back. */
+  take(keyId: string): () => void {
+    const open = this.#open.get(keyId) ?? 0;
+    if (this.#max > 0 && open >= this.#max) {
+      const error = new GatewayError(429, "rate_limit_exceeded", `Too many concurrent streams: at most ${this.#max} per API key.`, {
+        code: "concurrent_streams_exceeded",
+      });
+      throw Object.assign(error, { retryAfterSeconds: 1 });
+    }
+    this.#open.set(keyId, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#open.get(keyId) ?? 1) - 1;
+      if (left > 0) this.#open.set(keyId, left);
+      else this.#open.delete(keyId);
+    };
+  }
+}
