@@ -1,6 +1,8 @@
 import { createGateway, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "../../services/gateway/gateway.js";
 import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
+import { DEFAULT_GUARDRAILS, type Guardrails } from "../../services/gateway/guardrails.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
+import { DEFAULT_RATE_LIMITS, type RateLimits } from "../../services/gateway/rate-limits.js";
 import { createLogger } from "../../services/shared/logger.js";
 import {
   formatHostPort,
@@ -33,6 +35,12 @@ export const GATEWAY_FLAGS: FlagSpecs = {
   "keepalive-ms": { type: "string", default: String(DEFAULT_KEEPALIVE_MS), description: "SSE keep-alive comment after this much silence" },
   "body-limit-bytes": { type: "string", default: String(DEFAULT_BODY_LIMIT_BYTES), description: "largest JSON request body" },
   "max-upload-bytes": { type: "string", default: String(DEFAULT_MAX_UPLOAD_BYTES), description: "largest upload (the files of one multipart request together)" },
+  "rate-limit-rpm": { type: "string", default: String(DEFAULT_RATE_LIMITS.inferencePerMinute), description: "inference requests per API key per minute (0: off)" },
+  "models-rate-limit-rpm": { type: "string", default: String(DEFAULT_RATE_LIMITS.modelsPerMinute), description: "GET /v1/models per API key per minute (0: off)" },
+  "max-concurrent-streams": { type: "string", default: String(DEFAULT_RATE_LIMITS.concurrentStreams), description: "streamed answers in flight per API key (0: off)" },
+  "max-messages": { type: "string", default: String(DEFAULT_GUARDRAILS.maxMessages), description: "messages per chat request (0: off)" },
+  "max-input-chars": { type: "string", default: String(DEFAULT_GUARDRAILS.maxInputChars), description: "characters of a request's messages or prompt (0: off)" },
+  "max-tokens": { type: "string", default: String(DEFAULT_GUARDRAILS.maxTokens), description: "ceiling max_tokens is clamped to (0: off)" },
   "log-level": { type: "string", default: "info", description: "log level" },
   help: { type: "boolean", description: "print this help" },
 };
@@ -48,6 +56,8 @@ export interface GatewayConfig {
   readonly keepaliveMs: number;
   readonly bodyLimitBytes: number;
   readonly maxUploadBytes: number;
+  readonly rateLimits: RateLimits;
+  readonly guardrails: Guardrails;
   readonly logLevel: string;
 }
 
@@ -55,6 +65,7 @@ export interface GatewayConfig {
 export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
   const flags = parseFlags(GATEWAY_FLAGS, argv, env);
   const meshToken = requireMeshToken(flags);
+  const count = (name: string, unit: string) => parseWholeNumber(name, requireString(flags, name), 0, 1_000_000_000, unit);
   return Object.freeze({
     listen: parseHostPort("--listen", requireString(flags, "listen")),
     grpcListen: parseHostPort("--grpc-listen", requireString(flags, "grpc-listen")),
@@ -64,6 +75,16 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     keepaliveMs: parseMs("keepalive-ms", requireString(flags, "keepalive-ms"), 10),
     bodyLimitBytes: parseWholeNumber("body-limit-bytes", requireString(flags, "body-limit-bytes"), 1024, 1 << 30, "bytes"),
     maxUploadBytes: parseWholeNumber("max-upload-bytes", requireString(flags, "max-upload-bytes"), 1024, 1 << 30, "bytes"),
+    rateLimits: {
+      inferencePerMinute: count("rate-limit-rpm", "requests per minute"),
+      modelsPerMinute: count("models-rate-limit-rpm", "requests per minute"),
+      concurrentStreams: count("max-concurrent-streams", "streams"),
+    },
+    guardrails: {
+      maxMessages: count("max-messages", "messages"),
+      maxInputChars: count("max-input-chars", "characters"),
+      maxTokens: count("max-tokens", "tokens"),
+    },
     logLevel: parseLogLevel(requireString(flags, "log-level")),
   });
 }
@@ -84,6 +105,8 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     keepaliveMs: config.keepaliveMs,
     bodyLimitBytes: config.bodyLimitBytes,
     maxUploadBytes: config.maxUploadBytes,
+    rateLimits: config.rateLimits,
+    guardrails: config.guardrails,
   });
   try {
     const { httpPort, grpcPort } = await gateway.listen(config.listen, formatHostPort(config.grpcListen));
