@@ -14,6 +14,12 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "../shared/grpc-server.js";
 
 const INFER_PATH = `/${AgentService.typeName}/${AgentService.method.infer.name}`;
 
+/**
+ * DEFAULT_AGENT_KEEPALIVE_MS is the ping interval (and ping timeout) on channels to agents: an agent that vanishes
+ * without closing its connection (a stalled process, a machine that lost power) fails its streams within two of them.
+ */
+export const DEFAULT_AGENT_KEEPALIVE_MS = 1_000;
+
 /** AgentCalls opens Infer streams to agents, over one pooled HTTP/2 channel per agent endpoint. */
 export interface AgentCalls {
   /**
@@ -42,8 +48,8 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
   const channelOptions: grpc.ChannelOptions = {
     "grpc.max_receive_message_length": options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    "grpc.keepalive_time_ms": options.keepaliveMs ?? 10_000,
-    "grpc.keepalive_timeout_ms": 5_000,
+    "grpc.keepalive_time_ms": options.keepaliveMs ?? DEFAULT_AGENT_KEEPALIVE_MS,
+    "grpc.keepalive_timeout_ms": options.keepaliveMs ?? DEFAULT_AGENT_KEEPALIVE_MS,
     "grpc.keepalive_permit_without_calls": 1,
   };
 

@@ -5,14 +5,13 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** MEDIA_MAX_MESSAGE_BYTES bounds Infer messages, which carry uploads (25 MiB by default) as bytes. */
 export const MEDIA_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-/** createGrpcServer makes a grpc-js server with the mesh's limits and keepalive settings. */
+/** createGrpcServer makes a grpc-js server with the mesh's message size limits. */
 export function createGrpcServer(maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES): grpc.Server {
+  // grpc-js servers answer keepalive pings at any rate, so clients may ping as often as they need to notice a
+  // dead peer quickly.
   return new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
-    // Clients ping idle channels so a dead peer is noticed; accept their pings without calls in flight.
-    "grpc.keepalive_permit_without_calls": 1,
-    "grpc.http2.min_ping_interval_without_data_ms": 5_000,
   });
 }
 
