@@ -29,6 +29,8 @@ import { RoutingTable } from "./routing-table.js";
 
 /** DEFAULT_REQUEST_TIMEOUT_MS bounds one inference request end to end, as the seed service's upstream timeout. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+/** DEFAULT_STREAM_TIMEOUT_MS bounds one streamed request end to end. */
+export const DEFAULT_STREAM_TIMEOUT_MS = 30 * 60_000;
 /** DEFAULT_BODY_LIMIT_BYTES bounds a JSON request body. */
 export const DEFAULT_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -40,7 +42,10 @@ export interface GatewayOptions {
   readonly meshToken: string;
   readonly log: Logger;
   readonly clock?: Clock;
+  /** requestTimeoutMs is the deadline of a non-streamed request. */
   readonly requestTimeoutMs?: number;
+  /** streamTimeoutMs is the deadline of a streamed request, longer: a long answer is still a good answer. */
+  readonly streamTimeoutMs?: number;
   readonly keepaliveMs?: number;
   readonly bodyLimitBytes?: number;
   /** maxUploadBytes bounds the files of one multipart request together. */
@@ -147,6 +152,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     dispatcher,
     metrics,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    streamTimeoutMs: options.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS,
     keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
   });
   // Registered as a plugin, after the rate limiter, so that its hooks reach these routes.

@@ -24,6 +24,7 @@ export interface InferenceHandlerOptions {
   readonly dispatcher: Dispatcher;
   readonly metrics: GatewayMetrics;
   readonly requestTimeoutMs: number;
+  readonly streamTimeoutMs: number;
   readonly keepaliveMs: number;
 }
 
@@ -64,7 +65,7 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
         model: parsed.model,
         stream: parsed.stream,
         requestId: request.id,
-        deadlineMs: Date.now() + options.requestTimeoutMs,
+        deadlineMs: Date.now() + (parsed.stream ? options.streamTimeoutMs : options.requestTimeoutMs),
         body: parsed.body,
         ...(parsed.media ? { media: parsed.media } : {}),
         signal: controller.signal,

@@ -1,4 +1,4 @@
-import { createGateway, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "../../services/gateway/gateway.js";
+import { createGateway, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_STREAM_TIMEOUT_MS } from "../../services/gateway/gateway.js";
 import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
 import { DEFAULT_GUARDRAILS, type Guardrails } from "../../services/gateway/guardrails.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
@@ -31,7 +31,8 @@ export const GATEWAY_FLAGS: FlagSpecs = {
   "grpc-listen": { type: "string", default: DEFAULT_GATEWAY_GRPC_LISTEN, description: "InferenceService gRPC address HOST:PORT" },
   registry: { type: "string", default: `http://${DEFAULT_REGISTRY_LISTEN}`, description: "the registry, http://HOST:PORT (or HOST:PORT)" },
   "mesh-token": { type: "string", description: "the mesh token the registry expects from gateways" },
-  "request-timeout-ms": { type: "string", default: String(DEFAULT_REQUEST_TIMEOUT_MS), description: "deadline of one inference request" },
+  "request-timeout-ms": { type: "string", default: String(DEFAULT_REQUEST_TIMEOUT_MS), description: "deadline of a non-streamed inference request" },
+  "stream-timeout-ms": { type: "string", default: String(DEFAULT_STREAM_TIMEOUT_MS), description: "deadline of a streamed inference request" },
   "keepalive-ms": { type: "string", default: String(DEFAULT_KEEPALIVE_MS), description: "SSE keep-alive comment after this much silence" },
   "body-limit-bytes": { type: "string", default: String(DEFAULT_BODY_LIMIT_BYTES), description: "largest JSON request body" },
   "max-upload-bytes": { type: "string", default: String(DEFAULT_MAX_UPLOAD_BYTES), description: "largest upload (the files of one multipart request together)" },
@@ -53,6 +54,7 @@ export interface GatewayConfig {
   readonly registry: string;
   readonly meshToken: string;
   readonly requestTimeoutMs: number;
+  readonly streamTimeoutMs: number;
   readonly keepaliveMs: number;
   readonly bodyLimitBytes: number;
   readonly maxUploadBytes: number;
@@ -72,6 +74,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     registry: parseRegistryUrl("--registry", requireString(flags, "registry")),
     meshToken,
     requestTimeoutMs: parseMs("request-timeout-ms", requireString(flags, "request-timeout-ms")),
+    streamTimeoutMs: parseMs("stream-timeout-ms", requireString(flags, "stream-timeout-ms")),
     keepaliveMs: parseMs("keepalive-ms", requireString(flags, "keepalive-ms"), 10),
     bodyLimitBytes: parseWholeNumber("body-limit-bytes", requireString(flags, "body-limit-bytes"), 1024, 1 << 30, "bytes"),
     maxUploadBytes: parseWholeNumber("max-upload-bytes", requireString(flags, "max-upload-bytes"), 1024, 1 << 30, "bytes"),
@@ -102,6 +105,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     meshToken: config.meshToken,
     log,
     requestTimeoutMs: config.requestTimeoutMs,
+    streamTimeoutMs: config.streamTimeoutMs,
     keepaliveMs: config.keepaliveMs,
     bodyLimitBytes: config.bodyLimitBytes,
     maxUploadBytes: config.maxUploadBytes,

@@ -1,7 +1,8 @@
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAgent, type Agent } from "../../services/agent/agent.js";
-import { resolveAgentConfig, type UpstreamType } from "../../services/agent/agent-config.js";
+import { resolveAgentConfig, type AgentSettings, type UpstreamType } from "../../services/agent/agent-config.js";
+import type { GatewayOptions } from "../../services/gateway/gateway.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { createSimulator, type Simulator, type SimulatorOptions } from "../../services/sim/simulator.js";
 import { startGateway, type GatewayFixture } from "./gateway-fixture.js";
@@ -64,19 +65,29 @@ export interface Mesh {
   readonly registry: RegistryFixture;
   readonly gateway: GatewayFixture;
   /** addAgent starts a simulator and an agent serving it for the user, and waits until the gateway routes to it. */
-  addAgent(options: { user: string; apiKey: string; type?: UpstreamType; sim?: SimulatorOptions; upstreamUrl?: string }): Promise<MeshAgent>;
+  addAgent(options: {
+    user: string;
+    apiKey: string;
+    type?: UpstreamType;
+    sim?: SimulatorOptions;
+    upstreamUrl?: string;
+    settings?: Partial<AgentSettings>;
+  }): Promise<MeshAgent>;
   stop(): Promise<void>;
 }
 
 /** startMesh starts a registry and a gateway on loopback ports. */
-export async function startMesh(registryOptions: Omit<RegistryServerOptions, "store" | "meshToken"> = {}): Promise<Mesh> {
+export async function startMesh(
+  registryOptions: Omit<RegistryServerOptions, "store" | "meshToken"> = {},
+  gatewayOptions: Partial<Omit<GatewayOptions, "registry" | "meshToken">> = {},
+): Promise<Mesh> {
   const registry = await startRegistry(registryOptions);
-  const gateway = await startGateway(registry.address);
+  const gateway = await startGateway(registry.address, gatewayOptions);
   const agents: MeshAgent[] = [];
   return {
     registry,
     gateway,
-    async addAgent({ user, apiKey, type, sim = {}, upstreamUrl }) {
+    async addAgent({ user, apiKey, type, sim = {}, upstreamUrl, settings = {} }) {
       const simulator = createSimulator(sim);
       const { url } = await simulator.listen();
       const agent = createAgent({
@@ -87,6 +98,7 @@ export async function startMesh(registryOptions: Omit<RegistryServerOptions, "st
           name: `${user}-agent-${agents.length}`,
           upstreams: upstreamsFor(type, upstreamUrl ?? url, sim),
           logLevel: "silent",
+          ...settings,
         }),
         log: createLogger("agent", "silent"),
       });
