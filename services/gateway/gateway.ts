@@ -189,8 +189,11 @@ export function createGateway(options: GatewayOptions): Gateway {
       registryLink.close();
       const stopped = Promise.all([http.close(), grpcBound ? shutdownGrpcServer(grpcServer, graceMs) : Promise.resolve()]);
       const force = setTimeout(() => http.server.closeAllConnections(), graceMs);
+      // A stream that ends during the grace period leaves a kept-alive connection behind; close those as they idle.
+      const sweep = setInterval(() => http.server.closeIdleConnections(), 50);
       await stopped;
       clearTimeout(force);
+      clearInterval(sweep);
       if (!grpcBound) grpcServer.forceShutdown();
       agents.close();
     },

@@ -1,5 +1,5 @@
 import { createClient, Code, ConnectError, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { RegistryService, type Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import type { Logger } from "../shared/logger.js";
 import type { RoutingTable } from "./routing-table.js";
@@ -33,9 +33,11 @@ export interface RegistryLinkOptions {
  * snapshot replaces the table whole.
  */
 export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
+  // One HTTP/2 session, owned here so that close() can end it: an idle session would keep the process alive.
+  const sessions = new Http2SessionManager(options.registry, { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 });
   const client: Client<typeof RegistryService> = createClient(
     RegistryService,
-    createGrpcTransport({ baseUrl: options.registry, pingIntervalMs: 10_000, pingTimeoutMs: 5_000 }),
+    createGrpcTransport({ baseUrl: options.registry, sessionManager: sessions }),
   );
   const headers = { authorization: `Bearer ${options.meshToken}` };
   const controller = new AbortController();
@@ -85,7 +87,10 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
         throw error;
       }
     },
-    close: () => controller.abort(),
+    close: () => {
+      controller.abort();
+      sessions.abort();
+    },
   };
 }
 

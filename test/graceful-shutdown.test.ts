@@ -1,0 +1,78 @@
+import { expect } from "chai";
+import { createAgent, type Agent } from "../services/agent/agent.js";
+import { resolveAgentConfig } from "../services/agent/agent-config.js";
+import { createLogger } from "../services/shared/logger.js";
+import { createSimulator, type Simulator } from "../services/sim/simulator.js";
+import { spawnCli } from "./support/cli-process.js";
+import { MESH_TOKEN, startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
+import { waitFor } from "./support/wait-for.js";
+
+// SIGTERM on a gateway process in the middle of a stream: it stops taking new work, finishes the stream, exits 0.
+
+describe("a gateway stopped with SIGTERM", function () {
+  this.timeout(60_000);
+  let registry: RegistryFixture;
+  let simulator: Simulator;
+  let agent: Agent;
+
+  before(async () => {
+    registry = await startRegistry();
+    simulator = createSimulator({ tokensPerSecond: 20 });
+    await simulator.listen();
+  });
+
+  after(async () => {
+    await agent?.stop(500);
+    await simulator.close();
+    await registry.stop();
+  });
+
+  it("finishes the stream in flight, refuses new connections, and exits 0", async () => {
+    const key = await registry.keyFor("gina");
+    const gateway = spawnCli(["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registry.address], {
+      INFERMESH_MESH_TOKEN: MESH_TOKEN,
+    });
+    try {
+      const ready = await gateway.waitForLog("gateway ready");
+      const baseUrl = `http://${ready.listen as string}`;
+      agent = createAgent({
+        config: resolveAgentConfig({
+          registry: `http://${registry.address}`,
+          apiKey: key,
+          listen: { host: "127.0.0.1", port: 0 },
+          upstreams: [{ type: "llm", url: simulator.url as string }],
+          logLevel: "silent",
+        }),
+        log: createLogger("agent", "silent"),
+      });
+      await agent.start();
+      const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+      await waitFor(
+        "the model at the gateway",
+        async () => ((await (await fetch(`${baseUrl}/v1/models`, { headers })).json()) as { data: unknown[] }).data.length > 0,
+        10_000,
+        50,
+      );
+      const response = await fetch(`${baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ model: "sim-llama", messages: [{ role: "user", content: "hi" }], max_tokens: 20, stream: true }),
+      });
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      await reader.read();
+      gateway.child.kill("SIGTERM");
+      await gateway.waitForLog("shutting down");
+      const refused = await fetch(`${baseUrl}/v1/models`, { headers }).then((r) => r.status, () => "refused");
+      expect(refused === "refused" || refused === 503, `a new request got ${refused}`).to.equal(true);
+      let rest = "";
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+      expect(rest.endsWith("data: [DONE]\n\n"), rest.slice(-200)).to.equal(true);
+      const exit = await gateway.exited;
+      expect(exit.code).to.equal(0);
+      expect(exit.stderr).to.contain('"msg":"gateway stopped"');
+    } finally {
+      if (gateway.child.exitCode === null) gateway.child.kill("SIGKILL");
+      await gateway.exited;
+    }
+  });
+});
