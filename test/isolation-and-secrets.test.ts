@@ -1,0 +1,130 @@
+import * as grpc from "@grpc/grpc-js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import OpenAI, { APIError, toFile } from "openai";
+import { testWav } from "../services/sim/simulator.js";
+import { spawnCli, type CliProcess } from "./support/cli-process.js";
+import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
+import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { waitFor } from "./support/wait-for.js";
+
+// Tenants never reach each other's machines, on any endpoint; and no secret ever reaches a log.
+
+describe("tenant isolation on every endpoint", function () {
+  this.timeout(60_000);
+  let mesh: Mesh;
+  let alice: MeshAgent;
+  let bob: OpenAI;
+  let bobKey: string;
+
+  before(async () => {
+    mesh = await startMesh();
+    const aliceKey = await mesh.registry.keyFor("alice");
+    bobKey = await mesh.registry.keyFor("bob");
+    alice = await mesh.addAgent({
+      user: "alice",
+      apiKey: aliceKey,
+      sim: {
+        models: [
+          { id: "a-llm", kind: "llm" },
+          { id: "a-stt", kind: "stt" },
+          { id: "a-image", kind: "image" },
+          { id: "a-tts", kind: "tts" },
+        ],
+      },
+    });
+    bob = new OpenAI({ baseURL: `${mesh.gateway.baseUrl}/v1`, apiKey: bobKey, maxRetries: 0 });
+  });
+
+  after(() => mesh.stop());
+
+  it("shows another user's models to nobody and answers 404 no_provider on every endpoint, never calling them", async () => {
+    expect((await bob.models.list()).data).to.deep.equal([]);
+    const attempts: [string, () => Promise<unknown>][] = [
+      ["chat", () => bob.chat.completions.create({ model: "a-llm", messages: [{ role: "user", content: "x" }] })],
+      ["completions", () => bob.completions.create({ model: "a-llm", prompt: "x" })],
+      ["transcriptions", async () => bob.audio.transcriptions.create({ model: "a-stt", file: await toFile(testWav(0.2), "a.wav") })],
+      ["image generations", () => bob.images.generate({ model: "a-image", prompt: "x" })],
+      ["image edits", async () => bob.images.edit({ model: "a-image", prompt: "x", image: await toFile(Buffer.from("png"), "a.png") })],
+      ["speech", () => bob.audio.speech.create({ model: "a-tts", input: "x", voice: "alloy" })],
+    ];
+    for (const [what, attempt] of attempts) {
+      const error = await attempt().catch((e: unknown) => e);
+      expect((error as APIError).status, what).to.equal(404);
+      expect((error as APIError).type, what).to.equal("no_provider");
+    }
+    const client = stockClient("InferenceService", mesh.gateway.grpcAddress);
+    const status = await new Promise<grpc.StatusObject>((resolve) => {
+      const call = (client.infer as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<unknown>).call(
+        client,
+        { call: { operation: "OPERATION_CHAT_COMPLETION", model: "a-llm", body: Buffer.from('{"model":"a-llm","messages":[]}') } },
+        bearer(bobKey),
+      );
+      call.on("data", () => {});
+      call.on("error", () => {});
+      call.on("status", resolve);
+    });
+    client.close();
+    expect(status.code).to.equal(grpc.status.NOT_FOUND);
+    const reached = [...alice.simulator.requestCounts.entries()].filter(([path]) => path !== "/v1/models");
+    expect(reached).to.deep.equal([]);
+  });
+});
+
+describe("secrets in logs", function () {
+  this.timeout(90_000);
+
+  it("never writes an API key, the mesh token or an agent token to any log of a full run at debug level", async () => {
+    const meshToken = `mesh-${"s3cr3t".repeat(6)}`;
+    const processes: CliProcess[] = [];
+    const env = { INFERMESH_MESH_TOKEN: meshToken, INFERMESH_LOG_LEVEL: "debug" };
+    const dir = mkdtempSync(join(tmpdir(), "infermesh-secrets-"));
+    try {
+      const registry = spawnCli(["registry", "--listen", "127.0.0.1:0", "--db", join(dir, "db.sqlite")], env);
+      processes.push(registry);
+      const registryAddress = (await registry.waitForLog("registry ready")).listen as string;
+      const key = (await spawnCli(["keys", "create", "--user", "ivy", "--db", join(dir, "db.sqlite")]).exited).stdout.trim();
+      const sim = spawnCli(["sim", "--listen", "127.0.0.1:0"]);
+      processes.push(sim);
+      const simUrl = (await sim.waitForLog("simulator ready")).url as string;
+      const gateway = spawnCli(["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryAddress], env);
+      processes.push(gateway);
+      const baseUrl = `http://${(await gateway.waitForLog("gateway ready")).listen as string}`;
+      const agent = spawnCli(["agent", "--registry", registryAddress, "--api-key", key, "--listen", "127.0.0.1:0", "--upstream", simUrl], env);
+      processes.push(agent);
+      await agent.waitForLog("agent ready");
+
+      const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: key, maxRetries: 0 });
+      await waitFor("the model", async () => (await client.models.list()).data.length > 0, 15_000, 50);
+      await client.chat.completions.create({ model: "sim-llama", messages: [{ role: "user", content: "hi" }] });
+      for await (const _ of await client.chat.completions.create({ model: "sim-llama", messages: [{ role: "user", content: "hi" }], stream: true }));
+      const wrongKey = `${key.slice(0, -6)}ABCDEF`;
+      await new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: wrongKey, maxRetries: 0 }).models.list().catch(() => undefined);
+      await client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }).catch(() => undefined);
+
+      const registryClient = stockClient("RegistryService", registryAddress);
+      const { providers } = await unary<{ providers: { agentToken: string }[] }>(registryClient, "listProviders", {}, bearer(meshToken));
+      registryClient.close();
+      const agentToken = providers[0]?.agentToken ?? "";
+      expect(agentToken).to.have.length.above(20);
+
+      for (const p of processes) p.child.kill("SIGTERM");
+      const logs = (await Promise.all(processes.map((p) => p.exited))).map((r) => r.stdout + r.stderr).join("\n");
+      expect(logs.length, "the run logged at debug level").to.be.above(2_000);
+      for (const [name, secret] of [
+        ["API key", key],
+        ["API key secret", key.slice("im_".length + 16 + 1)],
+        ["wrong API key", wrongKey],
+        ["mesh token", meshToken],
+        ["agent token", agentToken],
+      ] as const) {
+        expect(logs.includes(secret), `${name} found in the logs`).to.equal(false);
+      }
+    } finally {
+      for (const p of processes) if (p.child.exitCode === null) p.child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
