@@ -61,7 +61,8 @@ function toConnectError(error: unknown): never {
       error.status === 404 ? Code.NotFound
       : error.status === 400 ? Code.InvalidArgument
       : error.status === 401 ? Code.Unauthenticated
-      : error.status === 429 ? Code.ResourceExhausted
+      : error.status === 429 || error.status === 413 ? Code.ResourceExhausted
+      : error.status === 501 ? Code.Unimplemented
       : error.status === 504 ? Code.DeadlineExceeded
       : Code.Unavailable;
     throw new ConnectError(error.message, code, undefined, undefined, error);
