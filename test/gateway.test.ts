@@ -313,8 +313,9 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     await (await post("/v1/chat/completions", { model: "random-name-1", messages: [{ role: "user", content: "hi" }] })).text();
     const text = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
     expect(text).to.match(/infermesh_gateway_requests_total\{route="\/v1\/chat\/completions",model="Llama-3",status_class="2xx"\} \d+/);
-    expect(text).to.match(/infermesh_gateway_tokens_total\{model="Llama-3",type="completion"\} \d+/);
-    expect(text).to.contain("infermesh_gateway_time_to_first_byte_seconds_bucket");
+    expect(text).to.match(/infermesh_gateway_tokens_total\{operation="chat_completion",model="Llama-3",type="output"\} \d+/);
+    expect(text).to.match(/infermesh_gateway_time_to_first_token_seconds_count\{operation="chat_completion",model="Llama-3"\} \d+/);
+    expect(text).to.match(/infermesh_gateway_request_duration_seconds_count\{operation="chat_completion"\} \d+/);
     expect(text).not.to.contain("random-name-1");
   });
 

@@ -244,8 +244,8 @@ describe("agent Infer (stock grpc-js client)", () => {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="ok"} 1');
       expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="unauthenticated"} 1');
-      expect(text).to.match(/infermesh_agent_in_flight 0/);
-      expect(text).to.match(/infermesh_agent_queued 0/);
+      expect(text).to.match(/infermesh_agent_requests_in_flight 0/);
+      expect(text).to.match(/infermesh_agent_requests_queued 0/);
       expect(text).to.match(/infermesh_agent_upstream_headers_seconds_count\{operation="chat_completion"\} 1/);
       expect(text).to.match(/infermesh_agent_models_advertised 1/);
     });

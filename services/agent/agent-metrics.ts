@@ -29,21 +29,21 @@ export function createAgentMetrics(gauges: AgentGauges): AgentMetrics {
   const registers = [registry];
   const requests = new Counter({
     name: "infermesh_agent_requests_total",
-    help: "Infer calls, by operation and outcome.",
+    help: "Infer calls answered, by operation and outcome (ok, client_error, upstream_error, timeout, ...).",
     labelNames: ["operation", "outcome"],
     registers,
   });
   new Gauge({
-    name: "infermesh_agent_in_flight",
-    help: "Requests being served by upstreams now.",
+    name: "infermesh_agent_requests_in_flight",
+    help: "Infer calls being served by upstreams now.",
     registers,
     collect() {
       this.set(gauges.inFlight());
     },
   });
   new Gauge({
-    name: "infermesh_agent_queued",
-    help: "Requests waiting for an upstream slot.",
+    name: "infermesh_agent_requests_queued",
+    help: "Infer calls waiting for an upstream slot.",
     registers,
     collect() {
       this.set(gauges.queued());
@@ -51,7 +51,7 @@ export function createAgentMetrics(gauges: AgentGauges): AgentMetrics {
   });
   new Gauge({
     name: "infermesh_agent_upstreams_up",
-    help: "Upstreams whose last model-list request succeeded.",
+    help: "Upstreams (local model servers) whose last model-list request succeeded.",
     registers,
     collect() {
       this.set(gauges.upstreamsUp());
@@ -59,7 +59,7 @@ export function createAgentMetrics(gauges: AgentGauges): AgentMetrics {
   });
   new Gauge({
     name: "infermesh_agent_models_advertised",
-    help: "Models advertised to the registry.",
+    help: "Models advertised to the registry now.",
     registers,
     collect() {
       this.set(gauges.modelsAdvertised());
@@ -67,7 +67,7 @@ export function createAgentMetrics(gauges: AgentGauges): AgentMetrics {
   });
   const upstreamHeaders = new Histogram({
     name: "infermesh_agent_upstream_headers_seconds",
-    help: "Time from sending a request upstream to its response headers, by operation.",
+    help: "Time from sending a request to the upstream to its response headers (about the first token, when streamed), by operation.",
     labelNames: ["operation"],
     buckets: LATENCY_BUCKETS,
     registers,
@@ -81,7 +81,7 @@ export function createAgentMetrics(gauges: AgentGauges): AgentMetrics {
   });
   const heartbeats = new Counter({
     name: "infermesh_agent_heartbeats_total",
-    help: "Heartbeats sent to the registry, by outcome.",
+    help: "Heartbeats sent to the registry, by outcome (ok, failed).",
     labelNames: ["outcome"],
     registers,
   });

@@ -14,7 +14,8 @@ import { aborted, type CallOutcome } from "./answer-relay.js";
 import type { MeshAuth } from "./mesh-auth.js";
 import type { UpstreamClient } from "./upstream-client.js";
 import { SERVICE_TYPES } from "./upstream-models.js";
-import { operationLabel, operationType, upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
+import { operationLabel } from "../shared/operation-label.js";
+import { operationType, upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
 import { selectUpstream, type Candidate } from "./upstream-selection.js";
 
 /** ServingUpstream is an upstream as the Infer handler uses it: config, client, concurrency slots, current models. */
@@ -49,10 +50,10 @@ type Outcome =
 
 /**
  * createAgentService implements AgentService.Infer for the gateway: mesh callers only (see mesh-auth.ts), then
- * UNAVAILABLE while draining, INVALID_ARGUMENT without a call (or with a multipart call that breaks the contract),
- * UNIMPLEMENTED for an unknown operation or one the chosen upstream's kind cannot serve, NOT_FOUND when no upstream
- * serves the model with the operation's service type, RESOURCE_EXHAUSTED when that upstream's slots and queue are
- * full. Past those checks the answer always ends with gRPC status OK, its last part telling success or
+ * UNAVAILABLE while draining, INVALID_ARGUMENT without a call or a model (or with a multipart call that breaks the
+ * contract), UNIMPLEMENTED for an unknown operation or one the chosen upstream's kind cannot serve, NOT_FOUND when no
+ * upstream serves the model with the operation's service type, RESOURCE_EXHAUSTED when that upstream's slots and queue
+ * are full. Past those checks the answer always ends with gRPC status OK, its last part telling success or
  * failure (see forwardJson), so the gateway can still answer in HTTP terms after it has begun to stream.
  */
 export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<typeof AgentService.method> {
@@ -67,6 +68,7 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
         deps.auth(context.metadata);
         if (deps.isDraining()) throw new ConnectError("the agent is shutting down and takes no new calls", Code.Unavailable);
         if (!call) throw new ConnectError("call is required", Code.InvalidArgument);
+        if (!call.model) throw new ConnectError("call.model is required", Code.InvalidArgument);
         const type = operationType(call.operation);
         if (!type) {
           throw new ConnectError(`operation ${Operation[call.operation] ?? call.operation} is not served by this agent`, Code.Unimplemented);

@@ -5,6 +5,7 @@ import { AgentService } from "../../gen/infermesh/v1/inference_pb.js";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
 import { formatHostPort } from "../../src/cli/flags.js";
 import { systemClock, type Clock } from "../shared/clock.js";
+import { addReflection } from "../shared/grpc-reflection.js";
 import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";
 import { addGrpcService } from "../shared/grpc-service.js";
 import { createLogger, type Logger } from "../shared/logger.js";
@@ -155,6 +156,7 @@ export function createAgent(options: AgentOptions): Agent {
   );
   const health = new HealthImplementation({ "": "SERVING", [AgentService.typeName]: "SERVING" });
   health.addToServer(server);
+  addReflection(server, [AgentService]);
   const metricsServer = config.metricsListen ? createMetricsServer(metrics.registry) : undefined;
 
   let listening: Promise<AgentAddresses> | undefined;
@@ -207,6 +209,7 @@ export function createAgent(options: AgentOptions): Agent {
           url: upstream.config.url,
           type: upstream.config.type,
           up: states[index]?.up ?? false,
+          ...(states[index]?.cause === undefined ? {} : { cause: states[index]?.cause }),
           models: upstream.models.map((model) => ({ id: model.id, type: upstream.config.type })),
         })),
       },

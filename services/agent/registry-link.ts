@@ -132,7 +132,8 @@ export class RegistryLink {
   async #send(): Promise<boolean> {
     const { log, registryUrl, providerId } = this.#options;
     try {
-      const response = await this.#client.heartbeat(this.#options.report(), this.#callOptions());
+      const report = this.#options.report();
+      const response = await this.#client.heartbeat(report, this.#callOptions());
       const intervalMs = clamp(
         response.heartbeatInterval ? durationMs(response.heartbeatInterval) : DEFAULT_HEARTBEAT_INTERVAL_MS,
         MIN_INTERVAL_MS,
@@ -140,7 +141,8 @@ export class RegistryLink {
       );
       if (!this.#connected) {
         const ttlMs = response.ttl ? durationMs(response.ttl) : undefined;
-        log.info({ registry: registryUrl, providerId, intervalMs, ttlMs }, "registered with the registry");
+        const models = (report.models ?? []).map((model) => model.id);
+        log.info({ registry: registryUrl, providerId, intervalMs, ttlMs, models }, "registered with the registry");
       }
       this.#connected = true;
       this.#failures = 0;

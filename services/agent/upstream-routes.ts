@@ -68,19 +68,3 @@ export function operationType(operation: Operation): UpstreamType | undefined {
 export function upstreamRoute(operation: Operation, kind: UpstreamKind): UpstreamRoute | undefined {
   return ROUTES[kind][operation];
 }
-
-/** OPERATION_LABELS are the metric label values of operations; anything else counts as "unknown". */
-export const OPERATION_LABELS: Readonly<Record<Operation, string>> = {
-  [Operation.UNSPECIFIED]: "unspecified",
-  [Operation.CHAT_COMPLETION]: "chat_completion",
-  [Operation.COMPLETION]: "completion",
-  [Operation.TRANSCRIPTION]: "transcription",
-  [Operation.IMAGE_GENERATION]: "image_generation",
-  [Operation.IMAGE_EDIT]: "image_edit",
-  [Operation.SPEECH]: "speech",
-};
-
-/** operationLabel is an operation's metric label, bounded even for numbers from a newer contract. */
-export function operationLabel(operation: Operation | undefined): string {
-  return (operation === undefined ? undefined : OPERATION_LABELS[operation]) ?? "unknown";
-}

@@ -1,4 +1,9 @@
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 import { Code } from "@connectrpc/connect";
+
+/** MAX_ECHOED_CHARS bounds how much of a client's input an error message repeats back. */
+const MAX_ECHOED_CHARS = 256;
 
 /** OpenAIError is the body of OpenAI's error envelope, `{"error": {...}}`. */
 export interface OpenAIError {
@@ -41,7 +46,7 @@ export function invalidRequest(message: string, param?: string, code?: string): 
 /** noProvider is the seed service's 404 for a model no online provider of the caller serves. */
 export function noProvider(model: string, kind = ""): GatewayError {
   const what = kind ? `${kind} model` : "model";
-  return new GatewayError(404, "no_provider", `No online provider serving ${what} '${model}' for this user.`, {
+  return new GatewayError(404, "no_provider", `No online provider serving ${what} '${echoed(model)}' for this user.`, {
     param: "model",
     code: "model_not_found",
   });
@@ -53,6 +58,51 @@ export function invalidApiKey(presented: boolean): GatewayError {
     ? "Incorrect API key provided."
     : "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'.";
   return new GatewayError(401, "authentication_error", message, { code: "invalid_api_key" });
+}
+
+/** echoed is a client's input as an error message may repeat it: cut short, so a 10 MB name is not sent back whole. */
+export function echoed(input: string): string {
+  return input.length > MAX_ECHOED_CHARS ? `${input.slice(0, MAX_ECHOED_CHARS)}…` : input;
+}
+
+/**
+ * clientErrorFailure is the answer to a request Node's HTTP parser refused before any route saw it: 431 for headers
+ * (or a URL) over the size limit, 408 for a request that did not arrive in time, 400 for anything that is not HTTP/1.1.
+ */
+export function clientErrorFailure(error: Error & { code?: string; reason?: unknown }): GatewayError {
+  switch (error.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return new GatewayError(431, "invalid_request_error", "The request's headers and URL are larger than the gateway accepts.", {
+        code: "request_header_fields_too_large",
+      });
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return new GatewayError(408, "invalid_request_error", "The request did not arrive in time.", { code: "request_timeout" });
+    default:
+      return new GatewayError(
+        400,
+        "invalid_request_error",
+        typeof error.reason === "string" ? `The request is not valid HTTP/1.1: ${error.reason}.` : "The request is not valid HTTP/1.1.",
+        { code: "malformed_http" },
+      );
+  }
+}
+
+/**
+ * answerClientError is the HTTP server's clientErrorHandler: it writes clientErrorFailure as OpenAI's envelope on the
+ * raw socket, as Fastify's default handler writes its own body, then closes the connection. A reset connection, or one
+ * already closed, gets nothing.
+ */
+export function answerClientError(error: Error & { code?: string; reason?: unknown }, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const failure = clientErrorFailure(error);
+  const body = JSON.stringify(failure.body());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status] ?? ""}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 /** HttpFailure is how a gRPC status surfaces on the HTTP façade. */

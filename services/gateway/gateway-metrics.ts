@@ -1,13 +1,24 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
-/** GatewayMetrics are the gateway's Prometheus metrics. Labels are bounded: routes, served model ids, classes. */
+/**
+ * GatewayMetrics are the gateway's Prometheus metrics. Labels are bounded: routes, operations, served model ids
+ * (never a name a client made up), classes. Names follow Prometheus' conventions (base units, `_total` counters) and,
+ * where they fit, OpenTelemetry's GenAI semantic conventions: time to first token, token usage by type (input,
+ * output), request duration by operation.
+ */
 export interface GatewayMetrics {
   readonly registry: Registry;
+  /** requests counts answered inference requests by route, served model and status class. */
   readonly requests: Counter<"route" | "model" | "status_class">;
-  readonly duration: Histogram<"route">;
-  readonly timeToFirstByte: Histogram<"route">;
+  /** duration times requests to the last byte of the answer, by operation (gen_ai.server.request.duration). */
+  readonly duration: Histogram<"operation">;
+  /** timeToFirstToken times requests to the answer's first body byte (gen_ai.server.time_to_first_token). */
+  readonly timeToFirstToken: Histogram<"operation" | "model">;
   readonly inFlight: Gauge<"route">;
-  readonly tokens: Counter<"model" | "type">;
+  /** tokens counts the tokens of providers' usage reports, by type: input or output (gen_ai.token.type). */
+  readonly tokens: Counter<"operation" | "model" | "type">;
+  /** agentHeartbeats counts heartbeats agents sent over HTTP (/api/inference/agent/...), by outcome. */
+  readonly agentHeartbeats: Counter<"outcome">;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -15,42 +26,52 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** UNROUTED_MODEL is the model label of requests that never reached a provider, so unknown names can't grow labels. */
 export const UNROUTED_MODEL = "";
 
-/** createGatewayMetrics builds the gateway's metrics in a registry of its own. */
+/** TOKEN_TYPES are the `type` label values of infermesh_gateway_tokens_total, as OpenTelemetry's gen_ai.token.type. */
+export const TOKEN_TYPES = { input: "input", output: "output" } as const;
+
+/** createGatewayMetrics builds the gateway's metrics in a registry of their own. */
 export function createGatewayMetrics(): GatewayMetrics {
   const registry = new Registry();
+  const registers = [registry];
   return {
     registry,
     requests: new Counter({
       name: "infermesh_gateway_requests_total",
-      help: "HTTP requests answered, by route, served model (empty when none was routed) and status class.",
+      help: "Inference requests answered, by route, served model (empty when none was routed) and status class.",
       labelNames: ["route", "model", "status_class"],
-      registers: [registry],
+      registers,
     }),
     duration: new Histogram({
       name: "infermesh_gateway_request_duration_seconds",
-      help: "Time from request to the last byte of the answer, by route.",
-      labelNames: ["route"],
+      help: "Time from an inference request to the last byte of its answer, by operation.",
+      labelNames: ["operation"],
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      registers,
     }),
-    timeToFirstByte: new Histogram({
-      name: "infermesh_gateway_time_to_first_byte_seconds",
-      help: "Time from request to the answer's first body byte (the first token, when streaming), by route.",
-      labelNames: ["route"],
+    timeToFirstToken: new Histogram({
+      name: "infermesh_gateway_time_to_first_token_seconds",
+      help: "Time from an inference request to the first byte of its answer's body (the first token when streamed), by operation and served model.",
+      labelNames: ["operation", "model"],
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      registers,
     }),
     inFlight: new Gauge({
       name: "infermesh_gateway_requests_in_flight",
-      help: "Requests being answered now, by route.",
+      help: "Inference requests being answered now, by route.",
       labelNames: ["route"],
-      registers: [registry],
+      registers,
     }),
     tokens: new Counter({
       name: "infermesh_gateway_tokens_total",
-      help: "Tokens reported by providers' usage, by served model and type (prompt, completion).",
-      labelNames: ["model", "type"],
-      registers: [registry],
+      help: "Tokens in providers' usage reports, by operation, served model and type (input: the prompt, output: the answer).",
+      labelNames: ["operation", "model", "type"],
+      registers,
+    }),
+    agentHeartbeats: new Counter({
+      name: "infermesh_gateway_agent_heartbeats_total",
+      help: "Heartbeats agents sent over HTTP (POST /api/inference/agent/heartbeat/ and register/), by outcome (accepted, rejected, failed).",
+      labelNames: ["outcome"],
+      registers,
     }),
   };
 }

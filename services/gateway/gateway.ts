@@ -1,15 +1,17 @@
 import { randomUUID } from "node:crypto";
 import fastifyMultipart from "@fastify/multipart";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import { HealthImplementation } from "grpc-health-check";
 import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import { systemClock, type Clock } from "../shared/clock.js";
 import { addGrpcService } from "../shared/grpc-service.js";
+import { addReflection } from "../shared/grpc-reflection.js";
 import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";
 import type { Logger } from "../shared/logger.js";
 import { createAgentCalls, type AgentCalls } from "./agent-client.js";
+import { agentHttpRoutes } from "./agent-http-routes.js";
 import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
 import { AuthCache } from "./auth-cache.js";
 import fastifyRateLimit from "@fastify/rate-limit";
@@ -17,7 +19,7 @@ import { Dispatcher } from "./dispatcher.js";
 import { DEFAULT_GUARDRAILS, type Guardrails } from "./guardrails.js";
 import { DEFAULT_RATE_LIMITS, perKeyRateLimit, type RateLimits } from "./rate-limits.js";
 import { ProviderHealth } from "./provider-health.js";
-import { GatewayError, invalidApiKey } from "./error-envelope.js";
+import { answerClientError, GatewayError, invalidApiKey } from "./error-envelope.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { createInferenceService } from "./inference-service.js";
 import { createInferenceHandler } from "./inference-handler.js";
@@ -106,6 +108,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     // Streams may run for minutes; deadlines are enforced per request, not by the socket.
     requestTimeout: 0,
     return503OnClosing: true,
+    // Requests Node's parser refuses (headers over the limit, broken framing) and URLs the router cannot decode get
+    // OpenAI's envelope too, not Fastify's default bodies.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (error, _request, reply) => {
+      const failure = fromFastifyError(error);
+      void (reply as FastifyReply).code(failure.status).header("content-type", "application/json").send(failure.body());
+    },
   });
   // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
   http.removeAllContentTypeParsers();
@@ -145,6 +154,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     void reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+  void http.register(agentHttpRoutes, { registry: options.registry, authenticate, metrics });
   const rateLimits = { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };
   void http.register(fastifyRateLimit, perKeyRateLimit(rateLimits));
   const handle = createInferenceHandler({
@@ -169,6 +179,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   );
   const health = new HealthImplementation({ "": "SERVING", [InferenceService.typeName]: "SERVING" });
   health.addToServer(grpcServer);
+  addReflection(grpcServer, [InferenceService]);
   let grpcBound = false;
 
   return {
@@ -186,6 +197,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
     async close(graceMs = 5_000) {
       health.setStatus("", "NOT_SERVING");
+      health.setStatus(InferenceService.typeName, "NOT_SERVING");
       registryLink.close();
       const stopped = Promise.all([http.close(), grpcBound ? shutdownGrpcServer(grpcServer, graceMs) : Promise.resolve()]);
       const force = setTimeout(() => http.server.closeAllConnections(), graceMs);

@@ -2,7 +2,8 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { writeAnswer } from "./answer-writer.js";
 import type { Dispatcher } from "./dispatcher.js";
-import { UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
+import { operationLabel } from "../shared/operation-label.js";
+import { TOKEN_TYPES, UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
 import { StreamSlots } from "./rate-limits.js";
 import type { Route } from "./routing-table.js";
 
@@ -77,12 +78,13 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
         keepaliveMs: options.keepaliveMs,
         dropUsageOnlyChunks: parsed.dropUsageOnlyChunks ?? false,
         observer: {
-          firstByte: () => metrics.timeToFirstByte.observe({ route }, elapsed()),
+          firstByte: () => metrics.timeToFirstToken.observe({ operation: operationLabel(operation), model: servedModel }, elapsed()),
           trailer: (trailer) => {
             const usage = trailer.usage;
             if (!usage) return;
-            metrics.tokens.inc({ model: servedModel, type: "prompt" }, usage.promptTokens);
-            metrics.tokens.inc({ model: servedModel, type: "completion" }, usage.completionTokens);
+            const labels = { operation: operationLabel(operation), model: servedModel };
+            metrics.tokens.inc({ ...labels, type: TOKEN_TYPES.input }, usage.promptTokens);
+            metrics.tokens.inc({ ...labels, type: TOKEN_TYPES.output }, usage.completionTokens);
           },
         },
       });
@@ -91,7 +93,7 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
       reply.raw.removeListener("close", onClose);
       metrics.inFlight.dec({ route });
       const record = () => {
-        metrics.duration.observe({ route }, elapsed());
+        metrics.duration.observe({ operation: operationLabel(operation) }, elapsed());
         metrics.requests.inc({
           route,
           model: served?.model.id ?? UNROUTED_MODEL,

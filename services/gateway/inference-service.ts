@@ -5,7 +5,10 @@ import { bearerCredential } from "../shared/bearer.js";
 import type { GrpcImplementation } from "../shared/grpc-service.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { GatewayError } from "./error-envelope.js";
-import { parseJsonObject, upstreamBody } from "./request-body.js";
+import { parseJsonObject, upstreamBody, type JsonObject } from "./request-body.js";
+
+/** JSON_OPERATIONS are the operations whose body is the client's JSON request; the others carry form fields. */
+const JSON_OPERATIONS: ReadonlySet<Operation> = new Set([Operation.CHAT_COMPLETION, Operation.COMPLETION, Operation.IMAGE_GENERATION, Operation.SPEECH]);
 
 /** InferenceServiceDeps are what the gateway's gRPC face works with. */
 export interface InferenceServiceDeps {
@@ -29,6 +32,16 @@ export function createInferenceService(deps: InferenceServiceDeps): GrpcImplemen
         throw new ConnectError("call.operation is required", Code.InvalidArgument);
       }
       if (!call.model) throw new ConnectError("call.model is required", Code.InvalidArgument);
+      // As on the HTTP façade, no provider is sent a body it cannot parse: llama-server answers one with a 500, which
+      // would fail over and count against a healthy provider.
+      let json: JsonObject | undefined;
+      if (JSON_OPERATIONS.has(call.operation)) {
+        try {
+          json = parseJsonObject(call.body);
+        } catch (error) {
+          toConnectError(error);
+        }
+      }
       const deadlineMs = call.deadline
         ? Math.min(Number(call.deadline.seconds) * 1000 + call.deadline.nanos / 1e6, Date.now() + deps.requestTimeoutMs)
         : Date.now() + deps.requestTimeoutMs;
@@ -42,13 +55,17 @@ export function createInferenceService(deps: InferenceServiceDeps): GrpcImplemen
           requestId: call.requestId || crypto.randomUUID(),
           deadlineMs,
           media: call.media,
-          body: (served) => (served === call.model ? call.body : upstreamBody(call.body, parseJsonObject(call.body), call.model, served)),
+          body: (served) => (served === call.model ? call.body : upstreamBody(call.body, json ?? parseJsonObject(call.body), call.model, served)),
           signal,
         });
       } catch (error) {
         toConnectError(error);
       }
-      for await (const part of dispatch.parts) yield { part };
+      try {
+        for await (const part of dispatch.parts) yield { part };
+      } catch (error) {
+        toConnectError(error);
+      }
     },
   };
 }

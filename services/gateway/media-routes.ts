@@ -33,6 +33,7 @@ export function registerMediaRoutes(app: FastifyInstance, options: MediaRoutesOp
       const audio = filesOf(form, ["file"]);
       if (audio.length !== 1) throw invalidRequest("Provide one audio file in the 'file' field.", "file", "missing_file");
       expectOnly(form, ["file"]);
+      notEmpty(audio);
       oneOf(form, "response_format", TRANSCRIPTION_FORMATS);
       return formInference(form, [mediaFile(MediaRole.AUDIO, audio[0] as UploadedFile)]);
     }),
@@ -47,6 +48,7 @@ export function registerMediaRoutes(app: FastifyInstance, options: MediaRoutesOp
       if (images.length > MAX_EDIT_IMAGES) throw invalidRequest(`At most ${MAX_EDIT_IMAGES} images.`, "image", "too_many_files");
       if (masks.length > 1) throw invalidRequest("Provide at most one mask.", "mask", "too_many_files");
       expectOnly(form, ["image", "image[]", "mask"]);
+      notEmpty([...images, ...masks]);
       if (!textField(form, "prompt")) throw invalidRequest("'prompt' is required", "prompt", "missing_required_parameter");
       integerField(textField(form, "n"), "n", 1, MAX_IMAGES);
       oneOf(form, "response_format", IMAGE_FORMATS);
@@ -126,6 +128,12 @@ function filesOf(form: MultipartForm, fields: readonly string[]): UploadedFile[]
 function expectOnly(form: MultipartForm, fields: readonly string[]): void {
   const stray = form.files.find((file) => !fields.includes(file.field));
   if (stray) throw invalidRequest(`Unexpected file in field '${stray.field}'.`, stray.field, "unexpected_file");
+}
+
+/** notEmpty refuses an empty upload here: no provider can decode zero bytes, and it should not be asked to. */
+function notEmpty(files: readonly UploadedFile[]): void {
+  const empty = files.find((file) => file.data.byteLength === 0);
+  if (empty) throw invalidRequest(`The file in '${empty.field}' is empty.`, empty.field === "image[]" ? "image" : empty.field, "empty_file");
 }
 
 function oneOf(form: MultipartForm, name: string, allowed: readonly string[]): void {

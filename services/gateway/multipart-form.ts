@@ -9,6 +9,10 @@ export const FORM_OVERHEAD_BYTES = 1024 * 1024;
 const MAX_FILES = 17;
 const MAX_FIELDS = 100;
 const MAX_FIELD_BYTES = 1024 * 1024;
+/** MAX_FIELD_NAME_LENGTH bounds a part's name, which busboy leaves unbounded in multipart bodies. */
+const MAX_FIELD_NAME_LENGTH = 256;
+/** BOUNDARY finds a non-empty boundary parameter in a multipart content type, quoted or not. */
+const BOUNDARY = /;\s*boundary\s*=\s*(?:"[^"]+"|[^\s;"]+)/i;
 
 /** UploadedFile is one file of a multipart form. */
 export interface UploadedFile {
@@ -27,12 +31,24 @@ export interface MultipartForm {
 /**
  * readMultipartForm reads a multipart request as it streams in. Text fields keep their exact names and values (a
  * repeated field becomes an array) so the provider sees every field the client sent; files are gathered once, into
- * the bytes the mesh carries. The moment the files together cross maxUploadBytes it stops with a 413.
+ * the bytes the mesh carries. The moment the files together cross maxUploadBytes it stops with a 413; a field cut
+ * short by a limit is a 413 too, never a shorter value passed on. A body that is not a well-formed form is a 400.
  */
 export async function readMultipartForm(request: FastifyRequest, maxUploadBytes: number): Promise<MultipartForm> {
   if (!request.isMultipart()) {
     throw invalidRequest("This endpoint takes multipart/form-data.", undefined, "invalid_content_type");
   }
+  if (!BOUNDARY.test(request.headers["content-type"] ?? "")) {
+    throw invalidMultipart("The multipart/form-data content type has no boundary parameter.");
+  }
+  try {
+    return await readParts(request, maxUploadBytes);
+  } catch (error) {
+    throw formError(error);
+  }
+}
+
+async function readParts(request: FastifyRequest, maxUploadBytes: number): Promise<MultipartForm> {
   const fields: Record<string, string | string[]> = {};
   const files: UploadedFile[] = [];
   let total = 0;
@@ -40,7 +56,16 @@ export async function readMultipartForm(request: FastifyRequest, maxUploadBytes:
     limits: { fileSize: maxUploadBytes, files: MAX_FILES, fields: MAX_FIELDS, fieldSize: MAX_FIELD_BYTES, parts: MAX_FILES + MAX_FIELDS },
   });
   for await (const part of parts) {
+    if (part.fieldname.length > MAX_FIELD_NAME_LENGTH) {
+      throw invalidMultipart(`A form field's name is longer than ${MAX_FIELD_NAME_LENGTH} characters.`);
+    }
     if (part.type === "field") {
+      if (part.valueTruncated) {
+        throw new GatewayError(413, "invalid_request_error", `The field '${part.fieldname}' is larger than ${MAX_FIELD_BYTES} bytes.`, {
+          param: part.fieldname,
+          code: "request_too_large",
+        });
+      }
       const value = typeof part.value === "string" ? part.value : String(part.value);
       const previous = fields[part.fieldname];
       fields[part.fieldname] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
@@ -58,6 +83,28 @@ export async function readMultipartForm(request: FastifyRequest, maxUploadBytes:
     files.push({ field: part.fieldname, filename: unescapeFilename(part.filename), contentType: part.mimetype, data: Buffer.concat(chunks, size) });
   }
   return { fields, files };
+}
+
+/**
+ * formError is the answer to a failure while reading a form: @fastify/multipart's limit errors keep their 413, its
+ * other refusals and busboy's parse errors (plain Errors: a missing boundary, a truncated body, a malformed part) are
+ * the client's bytes at fault, a 400. Anything else is a failure of the gateway and stays one.
+ */
+function formError(error: unknown): unknown {
+  if (error instanceof GatewayError || !(error instanceof Error)) return error;
+  const status = (error as { statusCode?: unknown }).statusCode;
+  if (status === 413) {
+    return new GatewayError(413, "invalid_request_error", `The form has too many parts or too large a file: ${error.message}.`, {
+      code: "request_too_large",
+      cause: error,
+    });
+  }
+  const fromParser = typeof status === "number" ? status >= 400 && status < 500 : Object.getPrototypeOf(error) === Error.prototype;
+  return fromParser ? invalidMultipart(`The multipart body is malformed: ${error.message}.`, error) : error;
+}
+
+function invalidMultipart(message: string, cause?: unknown): GatewayError {
+  return new GatewayError(400, "invalid_request_error", message, { code: "invalid_multipart", cause });
 }
 
 /**

@@ -4,7 +4,7 @@ import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { invalidRequest } from "./error-envelope.js";
 import type { InferenceHandler, ParsedInference } from "./inference-handler.js";
-import { parseJsonObject, requireModel, streamFlag, upstreamBody, type JsonObject } from "./request-body.js";
+import { checkGenerationFields, parseJsonObject, requireModel, streamFlag, upstreamBody, type JsonObject } from "./request-body.js";
 import { checkInputSize, clampTokens, overTokenCeiling, type Guardrails } from "./guardrails.js";
 import { needsUsageInjection, withUsageRequested } from "./usage-injection.js";
 import { SERVICE_TYPE_NAMES, type Route, type RoutingTable } from "./routing-table.js";
@@ -76,6 +76,7 @@ function textGeneration(raw: unknown, guardrails: Guardrails, validate: (body: J
   const model = requireModel(body);
   const stream = streamFlag(body);
   validate(body);
+  checkGenerationFields(body);
   checkInputSize(body, guardrails);
   const injectUsage = needsUsageInjection(body, stream);
   const clamp = overTokenCeiling(body, guardrails);

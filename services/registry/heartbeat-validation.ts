@@ -18,10 +18,16 @@ export function validateProviderId(providerId: string): void {
   }
 }
 
+/** HeartbeatRules relax validation for heartbeats that do not come from a gRPC agent. */
+export interface HeartbeatRules {
+  /** endpointOptional accepts an empty endpoint: an agent reporting over HTTP may serve no AgentService. */
+  readonly endpointOptional?: boolean;
+}
+
 /** validateHeartbeat throws INVALID_ARGUMENT naming the first field that is wrong. */
-export function validateHeartbeat(request: HeartbeatRequest): void {
+export function validateHeartbeat(request: HeartbeatRequest, rules: HeartbeatRules = {}): void {
   validateProviderId(request.providerId);
-  validateEndpoint(request.endpoint);
+  if (!(rules.endpointOptional && request.endpoint === "")) validateEndpoint(request.endpoint);
   checkLength("name", request.name, MAX_SHORT_TEXT);
   checkLength("version", request.version, MAX_SHORT_TEXT);
   checkLength("agent_token", request.agentToken, 512);

@@ -2,6 +2,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { systemClock, type Clock } from "../shared/clock.js";
 import { addGrpcService } from "../shared/grpc-service.js";
+import { addReflection } from "../shared/grpc-reflection.js";
 import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/grpc-server.js";
 import { createCallerAuth } from "./caller-auth.js";
 import { ProviderTable } from "./provider-table.js";
@@ -40,7 +41,7 @@ export interface RegistryServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** createRegistryServer builds the registry's gRPC server: RegistryService and grpc.health.v1. */
+/** createRegistryServer builds the registry's gRPC server: RegistryService, grpc.health.v1 and server reflection. */
 export function createRegistryServer(options: RegistryServerOptions): RegistryServer {
   const clock = options.clock ?? systemClock;
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
@@ -68,6 +69,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   addGrpcService(server, RegistryService, service, metrics.observeRpc);
   const health = new HealthImplementation({ "": "SERVING", [RegistryService.typeName]: "SERVING" });
   health.addToServer(server);
+  addReflection(server, [RegistryService]);
 
   return {
     metrics,

@@ -12,12 +12,16 @@ import type { GrpcImplementation } from "../shared/grpc-service.js";
 import type { Caller, CallerAuth } from "./caller-auth.js";
 import { unauthenticated } from "./caller-auth.js";
 import { validateHeartbeat, validateProviderId } from "./heartbeat-validation.js";
+import { relayedOverHttp } from "../shared/heartbeat-relay.js";
 import { canSee } from "../shared/visibility.js";
 import type { ProviderTable } from "./provider-table.js";
 import type { RegistryMetrics } from "./registry-metrics.js";
 import type { ApiKeyRecord, Principal, RegistryStore } from "./store/registry-store.js";
 import { InvalidUserNameError } from "./store/sqlite-store.js";
 import type { WatchHub, WatchView } from "./watch-hub.js";
+
+/** MAX_LABEL_LENGTH bounds an API key's label, which every key listing repeats. */
+export const MAX_LABEL_LENGTH = 256;
 
 /** RegistryServiceDeps are what the RegistryService handlers work on. */
 export interface RegistryServiceDeps {
@@ -54,7 +58,7 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
     async heartbeat(request, { metadata }) {
       try {
         const principal = userOnly(await auth.authenticate(metadata), "Heartbeat");
-        validateHeartbeat(request);
+        validateHeartbeat(request, { endpointOptional: relayedOverHttp(metadata) });
         await ownedBy(principal, request.providerId);
         const { provider, changed } = table.heartbeat(principal, request);
         metrics.heartbeats.inc({ outcome: "accepted" });
@@ -99,6 +103,9 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
       const caller = await auth.authenticate(metadata);
       if (caller.kind === "user" && caller.principal.userName !== request.userName) {
         throw new ConnectError("an API key may only create keys for its own user", Code.PermissionDenied);
+      }
+      if (request.label.length > MAX_LABEL_LENGTH) {
+        throw new ConnectError(`invalid label: longer than ${MAX_LABEL_LENGTH} characters`, Code.InvalidArgument);
       }
       try {
         const created = await store.createApiKey(request.userName, request.label);

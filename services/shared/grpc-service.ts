@@ -75,10 +75,31 @@ function methodDefinition(serviceName: string, method: DescMethod): grpc.MethodD
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: (message) => encode(method.input, message),
-    requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+    requestDeserialize: (bytes: Buffer) => {
+      try {
+        return fromBinary(method.input, bytes);
+      } catch (error) {
+        return new UndecodableRequest(error instanceof Error ? error.message : String(error));
+      }
+    },
     responseSerialize: (message) => encode(method.output, message),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
   };
+}
+
+/**
+ * UndecodableRequest stands in for a request that is not a valid protobuf message, so that the call fails with
+ * INVALID_ARGUMENT: grpc-js answers a deserializer's exception with INTERNAL.
+ */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** checkDecoded throws INVALID_ARGUMENT for a request that did not decode. */
+function checkDecoded(request: unknown, method: DescMethod): void {
+  if (request instanceof UndecodableRequest) {
+    throw new ConnectError(`the request is not a valid ${method.input.typeName}: ${request.reason}`, Code.InvalidArgument);
+  }
 }
 
 function encode(schema: DescMessage, message: unknown): Buffer {
@@ -94,7 +115,11 @@ function unaryCall(
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const { context, dispose } = callContext(call, method.name);
-    handler(call.request, context).then(
+    const handle = async () => {
+      checkDecoded(call.request, method);
+      return handler(call.request, context);
+    };
+    handle().then(
       (response) => {
         dispose();
         observe(method.name, grpc.status.OK, secondsSince(started));
@@ -121,6 +146,7 @@ function serverStreamCall(
     void (async () => {
       let code = grpc.status.OK;
       try {
+        checkDecoded(call.request, method);
         for await (const message of handler(call.request, context)) {
           if (call.cancelled) break;
           if (!call.write(message)) await drained(call, context.signal);

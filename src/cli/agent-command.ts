@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { createAgent } from "../../services/agent/agent.js";
 import { AGENT_FLAGS, parseAgentConfig } from "../../services/agent/agent-config.js";
 import { createLogger } from "../../services/shared/logger.js";
+import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import { parseFlags, usageText } from "./flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
@@ -19,6 +20,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv):
   const config = parseAgentConfig(argv, env);
   const log = createLogger("agent", config.logLevel);
   const agent = createAgent({ config, log, version: packageVersion() });
+  collectProcessMetrics(agent.metrics.registry);
   try {
     await agent.start();
   } catch (error) {

@@ -8,6 +8,7 @@ import { createRegistryServer } from "../../services/registry/registry-server.js
 import type { RegistryStore } from "../../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import { createLogger } from "../../services/shared/logger.js";
+import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import { createSimulator, type SimulatedModel } from "../../services/sim/simulator.js";
 import { parseFlags, parseLogLevel, parseWholeNumber, requireString, usageText, type FlagSpecs } from "./flags.js";
 import { onShutdownSignal } from "./shutdown.js";
@@ -52,6 +53,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
   const logLevel = parseLogLevel(requireString(flags, "log-level"));
   const models = flags.strings("model");
   const say = (line: string) => process.stdout.write(`# ${line}\n`);
+  const started = Date.now();
   const log = createLogger("dev", logLevel);
 
   mkdirSync(dataDir, { recursive: true });
@@ -67,6 +69,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     const registry = createRegistryServer({ store, meshToken });
     const registryPort = await registry.listen(`127.0.0.1:${registryPortWanted}`);
     stops.push(() => registry.close(2_000));
+    say(`registry ready: gRPC 127.0.0.1:${registryPort}`);
     const apiKey = await devApiKey(store, join(dataDir, "dev-api-key"));
 
     say("starting the llama-server simulator (a demo fixture standing in for a local model server)");
@@ -74,6 +77,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     const simulator = createSimulator({ models: simulated });
     const sim = await simulator.listen(0, "127.0.0.1");
     stops.push(() => simulator.close());
+    say(`simulator ready: ${sim.url}, models ${simulated.map((m) => `${m.id} (${m.kind ?? "llm"})`).join(", ")}`);
 
     say("starting the gateway");
     const gateway = createGateway({
@@ -83,6 +87,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     });
     const { httpPort, grpcPort } = await gateway.listen({ host: "127.0.0.1", port }, "127.0.0.1:0");
     stops.push(() => gateway.close(2_000));
+    say(`gateway ready: OpenAI API http://127.0.0.1:${httpPort}/v1, InferenceService (gRPC) 127.0.0.1:${grpcPort}`);
 
     say(`starting an agent for the simulator at ${sim.url}`);
     const agent = createAgent({
@@ -102,12 +107,22 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     });
     const addresses = await agent.start();
     stops.push(() => agent.stop(2_000));
+    say(`agent ready: provider ${addresses.providerId} at ${addresses.endpoint}; waiting for the gateway to route to it`);
+    // One process, one /metrics: the gateway's serves the registry's and the agent's metrics as well.
+    for (const source of [registry.metrics.registry, agent.metrics.registry]) {
+      for (const { name } of source.getMetricsAsArray()) {
+        const metric = source.getSingleMetric(name);
+        if (metric) gateway.metrics.registry.registerMetric(metric);
+      }
+    }
+    collectProcessMetrics(gateway.metrics.registry);
 
     await waitUntil(() => gateway.table.provider(addresses.providerId) !== undefined, READY_TIMEOUT_MS);
     const served = agent.models().map((m) => m.id);
-    say(`ready: models ${served.join(", ")}; Ctrl-C stops everything`);
+    say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: models ${served.join(", ")}; Ctrl-C stops everything`);
     say(`more agents join with: infermesh agent --registry http://127.0.0.1:${registryPort} --api-key $OPENAI_API_KEY --upstream llm=URL`);
-    say(`InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort}`);
+    say(`InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort} (with health and reflection: grpcurl -plaintext 127.0.0.1:${grpcPort} list)`);
+    say(`Prometheus metrics of all three services: http://127.0.0.1:${httpPort}/metrics (scrape config: infermesh metrics-config --gateway 127.0.0.1:${httpPort})`);
     say("point any OpenAI client at the mesh: export these two lines in another shell");
     process.stdout.write(`OPENAI_BASE_URL=http://127.0.0.1:${httpPort}/v1\nOPENAI_API_KEY=${apiKey}\n`);
     await onShutdownSignal(log);

@@ -4,6 +4,7 @@ import { DEFAULT_GUARDRAILS, type Guardrails } from "../../services/gateway/guar
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
 import { DEFAULT_RATE_LIMITS, type RateLimits } from "../../services/gateway/rate-limits.js";
 import { createLogger } from "../../services/shared/logger.js";
+import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import {
   formatHostPort,
   parseFlags,
@@ -112,6 +113,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     rateLimits: config.rateLimits,
     guardrails: config.guardrails,
   });
+  collectProcessMetrics(gateway.metrics.registry);
   try {
     const { httpPort, grpcPort } = await gateway.listen(config.listen, formatHostPort(config.grpcListen));
     log.info({ listen: `${config.listen.host}:${httpPort}`, grpcListen: `${config.grpcListen.host}:${grpcPort}`, registry: config.registry }, "gateway ready");

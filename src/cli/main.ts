@@ -4,6 +4,7 @@ import { UsageError } from "./flags.js";
 import { runDev } from "./dev-command.js";
 import { runGateway } from "./gateway-command.js";
 import { runKeys } from "./keys-command.js";
+import { runMetricsConfig } from "./metrics-config-command.js";
 import { runRegistry } from "./registry-command.js";
 import { runSim } from "./sim-command.js";
 
@@ -15,6 +16,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[], env: NodeJS.Pr
   sim: runSim,
   keys: runKeys,
   agent: runAgent,
+  "metrics-config": runMetricsConfig,
 };
 
 const USAGE = `infermesh: an open inference network with an OpenAI-compatible gateway.
@@ -28,6 +30,7 @@ commands:
   keys       create, list and revoke API keys in the registry's database
   agent      serve local model servers (llama-server, Ollama, vLLM, ...) to the mesh
   sim        a llama-server simulator: a fixture for demos, tests and benchmarks
+  metrics-config  print a Prometheus scrape configuration for the services' /metrics
 `;
 
 /**

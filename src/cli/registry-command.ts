@@ -2,6 +2,7 @@ import { createRegistryServer, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_TTL_INTERV
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import { createLogger, LOG_LEVELS } from "../../services/shared/logger.js";
 import { createMetricsServer } from "../../services/shared/metrics-server.js";
+import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import {
   formatHostPort,
   parseFlags,
@@ -94,6 +95,7 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     ttlMs: config.ttlMs,
   });
+  collectProcessMetrics(registry.metrics.registry);
   const metricsServer = config.metricsListen ? createMetricsServer(registry.metrics.registry) : undefined;
   try {
     const port = await registry.listen(formatHostPort(config.listen));

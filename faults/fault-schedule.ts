@@ -1,0 +1,120 @@
+import type { Random } from "./seeded-random.js";
+
+/** FaultKind is one way a part of the mesh fails. */
+export type FaultKind = "agent-kill" | "agent-stop" | "sim-kill" | "sim-stop" | "registry-kill" | "registry-stop";
+
+/** FAULT_KINDS lists every kind; a schedule covers each at least once when it has the time. */
+export const FAULT_KINDS: readonly FaultKind[] = ["agent-kill", "agent-stop", "sim-kill", "sim-stop", "registry-kill", "registry-stop"];
+
+/** Range is an inclusive [min, max] in milliseconds. */
+export type Range = readonly [number, number];
+
+/** PlannedFault is one fault of a schedule: at atMs (since the load began) target fails for downMs. */
+export interface PlannedFault {
+  readonly id: number;
+  readonly kind: FaultKind;
+  /** target is the process's name: "registry", "agent-2", "sim-3". */
+  readonly target: string;
+  readonly atMs: number;
+  /** downMs is how long a killed process stays dead before its restart, or a stopped one stays stopped. */
+  readonly downMs: number;
+}
+
+/** FaultPlanOptions shapes a schedule. */
+export interface FaultPlanOptions {
+  readonly agents: number;
+  /** kinds are the kinds to draw from. */
+  readonly kinds: readonly FaultKind[];
+  /** startMs is when the first fault may strike (the load warms up first). */
+  readonly startMs: number;
+  /** endMs is when the last fault must have healed, so that the load also sees the mesh recover. */
+  readonly endMs: number;
+  /** gapMs is the range of the pause between two faults' starts. */
+  readonly gapMs: Range;
+  /** killDownMs is how long a killed process stays dead. */
+  readonly killDownMs: Range;
+  readonly agentStallMs: Range;
+  readonly simStallMs: Range;
+  readonly registryStallMs: Range;
+  /** restartAllowanceMs is how long a restart may take; a process is not faulted again before. */
+  readonly restartAllowanceMs: number;
+  /** maxConcurrent bounds the faults active at once. */
+  readonly maxConcurrent: number;
+}
+
+/**
+ * planFaults draws a fault schedule from random: the kinds in a shuffled order that covers each of them first (kills
+ * before stalls), then drawn at random; targets that are healthy at the time; at most maxConcurrent faults at once.
+ * Two runs with the same seed strike the same processes at the same moments.
+ */
+export function planFaults(random: Random, options: FaultPlanOptions): PlannedFault[] {
+  const faults: PlannedFault[] = [];
+  const busyUntil = new Map<string, number>();
+  const activeAt = (t: number) => faults.filter((f) => f.atMs <= t && t < f.atMs + f.downMs + allowance(f)).length;
+  const allowance = (fault: { kind: FaultKind }) => (isKill(fault.kind) ? options.restartAllowanceMs : 0);
+  // Kills first: a restart takes longer than a stall, so they are the ones that would not fit late in a short run.
+  let covering = [
+    ...random.shuffled(options.kinds.filter(isKill)),
+    ...random.shuffled(options.kinds.filter((k) => !isKill(k))),
+  ];
+  let t = options.startMs;
+  const fits = (kind: FaultKind, downMs: number) => t + downMs + allowance({ kind }) <= options.endMs;
+  const free = (kind: FaultKind) => targetsOf(kind, options.agents).filter((name) => (busyUntil.get(name) ?? 0) <= t);
+  while (options.kinds.length > 0 && t < options.endMs) {
+    // Kinds not struck yet come first, in their shuffled order; one whose shortest outage no longer fits is given up.
+    covering = covering.filter((kind) => fits(kind, downRange(kind, options)[0]));
+    const candidates = covering.length > 0 ? covering : [random.pick(options.kinds)];
+    const kind = candidates.find((k) => free(k).length > 0);
+    if (kind === undefined || activeAt(t) >= options.maxConcurrent) {
+      t += 250;
+      continue;
+    }
+    const [min, max] = downRange(kind, options);
+    const downMs = Math.min(random.int(min, max), options.endMs - t - allowance({ kind }));
+    if (downMs < min) {
+      t += 250;
+      continue;
+    }
+    const target = random.pick(free(kind));
+    faults.push({ id: faults.length + 1, kind, target, atMs: t, downMs });
+    busyUntil.set(target, t + downMs + allowance({ kind }) + 500);
+    covering = covering.filter((k) => k !== kind);
+    t += random.int(...options.gapMs);
+  }
+  return faults;
+}
+
+/** isKill tells a SIGKILL (then a restart) from a SIGSTOP (then a SIGCONT). */
+export function isKill(kind: FaultKind): boolean {
+  return kind.endsWith("-kill");
+}
+
+function downRange(kind: FaultKind, options: FaultPlanOptions): Range {
+  switch (kind) {
+    case "agent-stop":
+      return options.agentStallMs;
+    case "sim-stop":
+      return options.simStallMs;
+    case "registry-stop":
+      return options.registryStallMs;
+    case "agent-kill":
+    case "sim-kill":
+    case "registry-kill":
+      return options.killDownMs;
+  }
+}
+
+function targetsOf(kind: FaultKind, agents: number): string[] {
+  const numbered = (prefix: string) => Array.from({ length: agents }, (_, i) => `${prefix}-${i + 1}`);
+  switch (kind) {
+    case "agent-kill":
+    case "agent-stop":
+      return numbered("agent");
+    case "sim-kill":
+    case "sim-stop":
+      return numbered("sim");
+    case "registry-kill":
+    case "registry-stop":
+      return ["registry"];
+  }
+}

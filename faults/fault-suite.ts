@@ -1,0 +1,335 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+import { startFaultMesh, FAULT_MODEL, type FaultMesh } from "./fault-mesh.js";
+import { injectFaults, type InjectedFault } from "./fault-injector.js";
+import { formatReport, summarize, type FaultSummary } from "./fault-report.js";
+import { FAULT_KINDS, planFaults, type FaultKind, type Range } from "./fault-schedule.js";
+import { runLoad, type RequestRecord } from "./load-driver.js";
+import { checkMesh, type Check } from "./mesh-checks.js";
+import { cliEntry, type MeshProcess } from "./mesh-process.js";
+import { createRandom } from "./seeded-random.js";
+
+/** FaultSuiteOptions configures one run of the fault suite. */
+export interface FaultSuiteOptions {
+  readonly seed: number;
+  /** loadMs is how long clients send requests at least; they go on until the last fault has healed and settled. */
+  readonly loadMs: number;
+  readonly concurrency: number;
+  readonly clientTimeoutMs: number;
+  readonly agents: number;
+  readonly heartbeatIntervalMs: number;
+  readonly ttlMs: number;
+  readonly streamShare: number;
+  readonly tokens: Range;
+  readonly tokensPerSecond: number;
+  readonly kinds: readonly FaultKind[];
+  readonly gapMs: Range;
+  readonly killDownMs: Range;
+  readonly agentStallMs: Range;
+  readonly simStallMs: Range;
+  readonly registryStallMs: Range;
+  readonly maxConcurrentFaults: number;
+  /** settleMs is how long the load goes on after the last fault healed, so that recovery is measured too. */
+  readonly settleMs: number;
+  readonly logLevel: string;
+  /** gatewayArgs and agentArgs are extra flags of those commands (a request deadline, a keepalive, ...). */
+  readonly gatewayArgs: readonly string[];
+  readonly agentArgs: readonly string[];
+  /** runDir holds the database and the processes' logs; a fresh temporary folder when absent. */
+  readonly runDir?: string;
+  /** progress hears the live log: faults as they strike and heal, and the load's figures now and then. */
+  readonly progress?: (line: string) => void;
+  /** signal ends the load early (Ctrl-C); the mesh is still healed, checked and stopped. */
+  readonly signal?: AbortSignal;
+}
+
+/** FULL_FORM is `npm run faults`: 90 s of load by 24 clients, faults every 2-6 s, up to two at once. */
+export const FULL_FORM: FaultSuiteOptions = Object.freeze({
+  seed: 1,
+  loadMs: 90_000,
+  concurrency: 24,
+  clientTimeoutMs: 20_000,
+  agents: 3,
+  heartbeatIntervalMs: 500,
+  ttlMs: 1_500,
+  streamShare: 0.6,
+  tokens: [10, 40] as const,
+  tokensPerSecond: 20,
+  kinds: FAULT_KINDS,
+  gapMs: [2_000, 6_000] as const,
+  killDownMs: [500, 4_000] as const,
+  agentStallMs: [1_000, 8_000] as const,
+  simStallMs: [1_000, 6_000] as const,
+  registryStallMs: [1_000, 5_000] as const,
+  maxConcurrentFaults: 2,
+  settleMs: 3_000,
+  logLevel: "info",
+  // One key drives the whole load: the per-key limits would turn it into 429s, which measure nothing here.
+  gatewayArgs: ["--rate-limit-rpm", "0", "--max-concurrent-streams", "0"],
+  // 18 slots for 24 clients: a few requests always wait in an agent's queue, more while an agent is down, so faults
+  // strike queued requests as well as running ones.
+  agentArgs: ["--max-concurrency", "6"],
+});
+
+/** SHORT_FORM is the CI form: every fault kind once in about 16 s of load by 16 clients. */
+export const SHORT_FORM: FaultSuiteOptions = Object.freeze({
+  ...FULL_FORM,
+  loadMs: 16_000,
+  concurrency: 16,
+  gapMs: [1_400, 1_800] as const,
+  killDownMs: [700, 1_500] as const,
+  agentStallMs: [1_000, 2_500] as const,
+  simStallMs: [1_000, 2_500] as const,
+  // Longer than the TTL, so that the registry resumes with every heartbeat overdue.
+  registryStallMs: [2_000, 2_500] as const,
+  settleMs: 2_000,
+});
+
+/** FaultSuiteResult is a finished run: its summary, the printable report, and the raw records. */
+export interface FaultSuiteResult {
+  readonly summary: FaultSummary;
+  readonly report: string;
+  readonly records: readonly RequestRecord[];
+  readonly faults: readonly InjectedFault[];
+  readonly runDir: string;
+  readonly passed: boolean;
+}
+
+/** RESTART_ALLOWANCE_MS is how long a killed process may take to be back (tsx compiles the sources first). */
+const RESTART_ALLOWANCE_MS = 3_000;
+const PROGRESS_EVERY_MS = 5_000;
+/** ERROR_PAUSE_MS is a client's pause after a failed request, as real clients back off, so fast failures stay bounded. */
+const ERROR_PAUSE_MS = 100;
+
+/**
+ * runFaultSuite starts the mesh as real processes, drives the bounded load while the seeded schedule SIGKILLs and
+ * SIGSTOPs agents, simulators and the registry, classifies every request, checks that every process serves at the
+ * end, stops the mesh, and returns the summary. It never throws for a failed invariant: summary.failures says so.
+ */
+export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSuiteResult> {
+  const runDir = options.runDir ?? mkdtempSync(join(tmpdir(), `infermesh-faults-seed${options.seed}-`));
+  mkdirSync(runDir, { recursive: true });
+  const say = options.progress ?? (() => {});
+  const random = createRandom(options.seed);
+  const tailMs = options.ttlMs + 1_000;
+  say(`starting the mesh (logs in ${runDir})`);
+  const mesh: FaultMesh = await startFaultMesh({
+    runDir,
+    agents: options.agents,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    ttlMs: options.ttlMs,
+    logLevel: options.logLevel,
+    gatewayArgs: options.gatewayArgs,
+    agentArgs: options.agentArgs,
+    simArgs: [],
+  });
+  let records: RequestRecord[] = [];
+  let faults: InjectedFault[] = [];
+  let checks: Check[] = [];
+  let endMs = 0;
+  try {
+    await waitForProviders(mesh, options.agents);
+    const plan = planFaults(random.fork("schedule"), {
+      agents: options.agents,
+      kinds: options.kinds,
+      startMs: 1_500,
+      endMs: Math.max(options.loadMs - options.settleMs, 2_000),
+      gapMs: options.gapMs,
+      killDownMs: options.killDownMs,
+      agentStallMs: options.agentStallMs,
+      simStallMs: options.simStallMs,
+      registryStallMs: options.registryStallMs,
+      restartAllowanceMs: RESTART_ALLOWANCE_MS,
+      maxConcurrent: options.maxConcurrentFaults,
+    });
+    const startedAt = Date.now();
+    const now = () => Date.now() - startedAt;
+    say(`mesh ready; ${plan.length} faults planned; load starts`);
+    const processes = new Map<string, MeshProcess>(mesh.all().map((p) => [p.name, p]));
+    let healedAtMs: number | undefined;
+    const injecting = injectFaults(plan, { processes, now, onEvent: say }).then((done) => {
+      healedAtMs = now();
+      return done;
+    });
+    const progress = setInterval(() => say(`+${(now() / 1000).toFixed(0)}s load running`), PROGRESS_EVERY_MS);
+    try {
+      records = await runLoad({
+        gatewayUrl: mesh.gatewayUrl,
+        apiKey: mesh.apiKey,
+        model: FAULT_MODEL,
+        concurrency: options.concurrency,
+        random: random.fork("load"),
+        clientTimeoutMs: options.clientTimeoutMs,
+        streamShare: options.streamShare,
+        tokens: options.tokens,
+        tokensPerSecond: options.tokensPerSecond,
+        errorPauseMs: ERROR_PAUSE_MS,
+        now,
+        stopping: () =>
+          options.signal?.aborted === true ||
+          (now() >= options.loadMs && healedAtMs !== undefined && now() >= healedAtMs + options.settleMs),
+        requestIdPrefix: `faults-${options.seed}-${startedAt.toString(36)}`,
+      });
+    } finally {
+      clearInterval(progress);
+    }
+    faults = await injecting;
+    endMs = now();
+    say(`load done: ${records.length} requests in ${(endMs / 1000).toFixed(1)} s; checking that every process serves`);
+    checks = await checkMesh(mesh, now);
+  } finally {
+    await mesh.close();
+  }
+  const summary = summarize(records, faults, checks, mesh.crashes, tailMs, endMs);
+  // Every request and fault, for diagnosis next to the processes' logs.
+  writeFileSync(join(runDir, "requests.json"), JSON.stringify({ faults, records }, null, 1));
+  const report = formatReport(summary, {
+    seed: options.seed,
+    concurrency: options.concurrency,
+    loadMs: endMs,
+    clientTimeoutMs: options.clientTimeoutMs,
+    tailMs,
+    mesh:
+      `registry (heartbeat ${options.heartbeatIntervalMs} ms, TTL ${options.ttlMs} ms), gateway${fmtArgs(options.gatewayArgs)}, ` +
+      `${options.agents} agents${fmtArgs(options.agentArgs)} each with its own simulator; ` +
+      `${Math.round(options.streamShare * 100)}% streamed, ${options.tokens[0]}-${options.tokens[1]} tokens at ${options.tokensPerSecond}/s; ` +
+      `run from the ${cliEntry().from === "build" ? "compiled build (dist/ is fresh)" : "TypeScript sources (tsx)"}`,
+    runDir,
+  });
+  return { summary, report, records, faults, runDir, passed: summary.failures.length === 0 };
+}
+
+/** removeRunDir deletes a run's folder (the test does so when the run passed). */
+export function removeRunDir(runDir: string): void {
+  rmSync(runDir, { recursive: true, force: true });
+}
+
+async function waitForProviders(mesh: FaultMesh, agents: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const response = await fetch(`${mesh.gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${mesh.apiKey}` } });
+      const list = (await response.json()) as { data?: { id: string; owned_by: string }[] };
+      const owners = list.data?.find((m) => m.id === FAULT_MODEL)?.owned_by.split(",") ?? [];
+      if (owners.length >= agents) return;
+    } catch {
+      // The gateway may still be connecting to the registry.
+    }
+    if (Date.now() > deadline) throw new Error(`the gateway did not route to ${agents} agents within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function fmtArgs(args: readonly string[]): string {
+  return args.length === 0 ? "" : ` (${args.join(" ")})`;
+}
+
+const USAGE = `usage: npm run faults -- [flags]
+
+  --short                   the CI form: every fault kind once, ~16 s of load by 16 clients
+  --duration-ms MS          how long clients send requests at least (full form ${FULL_FORM.loadMs})
+  --concurrency N           concurrent clients (full form ${FULL_FORM.concurrency})
+  --seed N                  seed of the fault schedule and the request mix (default ${FULL_FORM.seed})
+  --client-timeout-ms MS    a request still open after this is hung (default ${FULL_FORM.clientTimeoutMs})
+  --faults LIST             fault kinds to draw, comma-separated (default ${FAULT_KINDS.join(",")})
+  --agent-stall-ms MIN-MAX  how long a SIGSTOPped agent stays stopped
+  --sim-stall-ms MIN-MAX    how long a SIGSTOPped simulator stays stopped
+  --registry-stall-ms MIN-MAX how long a SIGSTOPped registry stays stopped
+  --kill-down-ms MIN-MAX    how long a SIGKILLed process stays dead before its restart
+  --gap-ms MIN-MAX          pause between two faults
+  --gateway-arg FLAG=VALUE  an extra gateway flag, e.g. --gateway-arg=--request-timeout-ms=15000 (repeatable)
+  --agent-arg FLAG=VALUE    an extra agent flag (repeatable)
+  --log-level LEVEL         the processes' log level (default info); logs stay in the run folder
+  --run-dir DIR             where the database and logs go (default: a new temporary folder)
+`;
+
+/** main runs the suite from the command line, prints the report, and exits 1 when an invariant failed. */
+async function main(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      short: { type: "boolean" },
+      "duration-ms": { type: "string" },
+      concurrency: { type: "string" },
+      seed: { type: "string" },
+      "client-timeout-ms": { type: "string" },
+      faults: { type: "string" },
+      "agent-stall-ms": { type: "string" },
+      "sim-stall-ms": { type: "string" },
+      "registry-stall-ms": { type: "string" },
+      "kill-down-ms": { type: "string" },
+      "gap-ms": { type: "string" },
+      "gateway-arg": { type: "string", multiple: true },
+      "agent-arg": { type: "string", multiple: true },
+      "log-level": { type: "string" },
+      "run-dir": { type: "string" },
+      help: { type: "boolean" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const base = values.short ? SHORT_FORM : FULL_FORM;
+  const whole = (flag: string, value: string | undefined, fallback: number, min = 0) => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${flag} expects a whole number >= ${min}, got '${value}'`);
+    return n;
+  };
+  const range = (flag: string, value: string | undefined, fallback: Range): Range => {
+    if (value === undefined) return fallback;
+    const match = /^(\d+)(?:-(\d+))?$/.exec(value);
+    const min = Number(match?.[1]);
+    const max = Number(match?.[2] ?? match?.[1]);
+    if (!match || max < min) throw new Error(`--${flag} expects MIN-MAX in milliseconds, got '${value}'`);
+    return [min, max];
+  };
+  const kinds = values.faults === undefined ? base.kinds : values.faults.split(",").map((k) => k.trim());
+  for (const kind of kinds) if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new Error(`--faults: unknown kind '${kind}' (${FAULT_KINDS.join(", ")})`);
+  const controller = new AbortController();
+  process.once("SIGINT", () => {
+    process.stderr.write("stopping the load; healing, checking and stopping the mesh (Ctrl-C again to abandon)\n");
+    controller.abort();
+    process.once("SIGINT", () => process.exit(130));
+  });
+  const splitArg = (arg: string) => {
+    const at = arg.indexOf("=", 2);
+    return at === -1 ? [arg] : [arg.slice(0, at), arg.slice(at + 1)];
+  };
+  const result = await runFaultSuite({
+    ...base,
+    seed: whole("seed", values.seed, base.seed),
+    loadMs: whole("duration-ms", values["duration-ms"], base.loadMs, 1_000),
+    concurrency: whole("concurrency", values.concurrency, base.concurrency, 1),
+    clientTimeoutMs: whole("client-timeout-ms", values["client-timeout-ms"], base.clientTimeoutMs, 1_000),
+    kinds: kinds as FaultKind[],
+    agentStallMs: range("agent-stall-ms", values["agent-stall-ms"], base.agentStallMs),
+    simStallMs: range("sim-stall-ms", values["sim-stall-ms"], base.simStallMs),
+    registryStallMs: range("registry-stall-ms", values["registry-stall-ms"], base.registryStallMs),
+    killDownMs: range("kill-down-ms", values["kill-down-ms"], base.killDownMs),
+    gapMs: range("gap-ms", values["gap-ms"], base.gapMs),
+    gatewayArgs: [...base.gatewayArgs, ...(values["gateway-arg"] ?? []).flatMap(splitArg)],
+    agentArgs: [...base.agentArgs, ...(values["agent-arg"] ?? []).flatMap(splitArg)],
+    logLevel: values["log-level"] ?? base.logLevel,
+    ...(values["run-dir"] === undefined ? {} : { runDir: values["run-dir"] }),
+    progress: (line) => process.stderr.write(`# ${line}\n`),
+    signal: controller.signal,
+  });
+  process.stdout.write(`${result.report}\n`);
+  return result.passed ? 0 : 1;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`fault suite: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(2);
+    },
+  );
+}

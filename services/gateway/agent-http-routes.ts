@@ -1,0 +1,188 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { RegistryService, type HeartbeatRequestSchema, type Principal, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
+import { bearerToken } from "../shared/bearer.js";
+import { HTTP_HEARTBEAT_METADATA, HTTP_HEARTBEAT_VALUE } from "../shared/heartbeat-relay.js";
+import { echoed, GatewayError, invalidApiKey, invalidRequest } from "./error-envelope.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import { httpProviderId, parseAgentReport, type AgentReport } from "./agent-report.js";
+
+/** AGENT_HEARTBEAT_PATH is the seed's heartbeat endpoint; a heartbeat with models registers, as the gRPC one does. */
+export const AGENT_HEARTBEAT_PATH = "/api/inference/agent/heartbeat/";
+/** AGENT_REGISTER_PATH is the seed's register endpoint: a heartbeat that registers even without models. */
+export const AGENT_REGISTER_PATH = "/api/inference/agent/register/";
+/** DEFAULT_REGISTRY_CALL_TIMEOUT_MS bounds one relayed registry call. */
+export const DEFAULT_REGISTRY_CALL_TIMEOUT_MS = 5_000;
+
+/** AgentHttpRoutesOptions are what the agent endpoints work with. */
+export interface AgentHttpRoutesOptions {
+  /** registry is the registry's base URL, "http://host:port". */
+  readonly registry: string;
+  /** authenticate resolves an API key to its user (the gateway's cached check), or undefined for a bad key. */
+  readonly authenticate: (apiKey: string) => Promise<Principal | undefined>;
+  readonly metrics: GatewayMetrics;
+  readonly timeoutMs?: number;
+}
+
+/**
+ * agentHttpRoutes serves the seed's HTTP agent endpoints for agents that cannot speak gRPC. Each call is relayed to
+ * the registry's Heartbeat RPC with the agent's own API key, so the registry authenticates the user and applies
+ * ownership exactly as for a gRPC heartbeat, and the provider lands in the same state (ListProviders,
+ * WatchProviders). An agent that names no `endpoint` serves no AgentService: it is registered with an empty
+ * endpoint, listed but never routed to. A heartbeat without models refreshes the provider already registered under
+ * that name, as the seed's `{name}` heartbeat does, and is a 404 when there is none.
+ */
+export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRoutesOptions): Promise<void> {
+  // One HTTP/2 session to the registry for every relayed call, ended with the gateway.
+  const sessions = new Http2SessionManager(options.registry);
+  const registry: Client<typeof RegistryService> = createClient(
+    RegistryService,
+    createGrpcTransport({ baseUrl: options.registry, sessionManager: sessions }),
+  );
+  app.addHook("onClose", async () => sessions.abort());
+  const timeoutMs = options.timeoutMs ?? DEFAULT_REGISTRY_CALL_TIMEOUT_MS;
+
+  const handle = (registers: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
+    try {
+      const answer = await relay(request, registers);
+      options.metrics.agentHeartbeats.inc({ outcome: "accepted" });
+      return reply.code(200).send(answer);
+    } catch (error) {
+      const status = error instanceof GatewayError ? error.status : 500;
+      options.metrics.agentHeartbeats.inc({ outcome: status < 500 ? "rejected" : "failed" });
+      throw error;
+    }
+  };
+
+  async function relay(request: FastifyRequest, registers: boolean): Promise<object> {
+    const header = request.headers.authorization;
+    const apiKey = bearerToken(header);
+    if (!apiKey) throw invalidApiKey(typeof header === "string" && header.length > 0);
+    const principal = await options.authenticate(apiKey);
+    if (!principal) throw invalidApiKey(true);
+    const report = parseAgentReport(jsonBody(request.body));
+    const providerId = report.id ?? httpProviderId(principal.userId, report.name);
+    const headers = { authorization: `Bearer ${apiKey}`, [HTTP_HEARTBEAT_METADATA]: HTTP_HEARTBEAT_VALUE };
+    const heartbeat =
+      report.models === undefined && !registers
+        ? refresh(report, providerId, await registered(principal, providerId, report.name, headers))
+        : fullReport(report, providerId);
+    try {
+      const answer = await registry.heartbeat(heartbeat, { headers, timeoutMs });
+      return {
+        status: "ok",
+        provider_id: providerId,
+        name: heartbeat.name,
+        routable: heartbeat.endpoint !== "",
+        heartbeat_interval_seconds: seconds(answer.heartbeatInterval),
+        ttl_seconds: seconds(answer.ttl),
+      };
+    } catch (error) {
+      throw fromRegistry(error);
+    }
+  }
+
+  /** registered finds the caller's provider of that id, as the seed looks the agent up by name. */
+  async function registered(principal: Principal, providerId: string, name: string, headers: Record<string, string>): Promise<Provider> {
+    let providers: Provider[];
+    try {
+      providers = (await registry.listProviders({ includeOffline: true }, { headers, timeoutMs })).providers;
+    } catch (error) {
+      throw fromRegistry(error);
+    }
+    const provider = providers.find((p) => p.id === providerId && p.ownerUserId === principal.userId);
+    if (!provider) {
+      throw new GatewayError(
+        404,
+        "invalid_request_error",
+        `no provider named '${echoed(name)}' for this user — the agent must register before sending heartbeats`,
+        { code: "provider_not_found", param: "name" },
+      );
+    }
+    return provider;
+  }
+
+  for (const [path, registers] of [
+    [AGENT_HEARTBEAT_PATH, false],
+    [AGENT_REGISTER_PATH, true],
+  ] as const) {
+    app.post(path, handle(registers));
+    app.post(path.slice(0, -1), handle(registers));
+  }
+}
+
+type HeartbeatInit = MessageInitShape<typeof HeartbeatRequestSchema> & { name: string; endpoint: string };
+
+/** fullReport is a heartbeat carrying everything the agent reported; what it leaves out takes the defaults. */
+function fullReport(report: AgentReport, providerId: string): HeartbeatInit {
+  return {
+    providerId,
+    name: report.name,
+    endpoint: report.endpoint ?? "",
+    models: report.models ?? [],
+    agentToken: report.agentToken,
+    version: report.version ?? "",
+    ...(report.state === undefined ? {} : { state: report.state }),
+    ...(report.load === undefined ? {} : { load: report.load }),
+    ...(report.sharing === undefined ? {} : { sharing: report.sharing }),
+  };
+}
+
+/** refresh repeats the provider's registration, with whatever the bare heartbeat updates (load, state, version). */
+function refresh(report: AgentReport, providerId: string, provider: Provider): HeartbeatInit {
+  const endpoint = report.endpoint ?? provider.endpoint;
+  // The registry shows agent tokens to gateways' mesh token only, so an agent with an AgentService repeats its own.
+  if (endpoint !== "" && report.agentToken === "") {
+    throw invalidRequest("'agent_token' is required: this provider has an endpoint, and gateways present the token to it.", "agent_token");
+  }
+  return {
+    providerId,
+    name: provider.name,
+    endpoint,
+    models: provider.models,
+    agentToken: report.agentToken,
+    version: report.version ?? provider.version,
+    state: report.state ?? provider.state,
+    ...(report.load ?? provider.load ? { load: report.load ?? provider.load } : {}),
+    ...(report.sharing ?? provider.sharing ? { sharing: report.sharing ?? provider.sharing } : {}),
+  };
+}
+
+/** jsonBody parses the raw body the gateway's catch-all parser kept as bytes. */
+function jsonBody(body: unknown): unknown {
+  const text = Buffer.isBuffer(body) ? body.toString("utf8") : typeof body === "string" ? body : "";
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new GatewayError(400, "invalid_request_error", "The request body is not valid JSON.", { code: "invalid_json", cause: error });
+  }
+}
+
+/** fromRegistry maps a registry failure to the HTTP answer an agent should act on. */
+function fromRegistry(error: unknown): GatewayError {
+  if (!(error instanceof ConnectError)) {
+    return new GatewayError(500, "internal_error", "The gateway failed to relay the heartbeat.", { cause: error });
+  }
+  switch (error.code) {
+    case Code.InvalidArgument:
+      return new GatewayError(400, "invalid_request_error", error.rawMessage, { code: "invalid_heartbeat", cause: error });
+    case Code.Unauthenticated:
+    case Code.PermissionDenied:
+      // The key itself was checked first: what the registry refuses now is the provider, which belongs to someone else.
+      return new GatewayError(403, "permission_error", error.rawMessage, { code: "provider_owned_by_another_user", cause: error });
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+    case Code.Canceled:
+      return new GatewayError(503, "service_unavailable", "cannot reach the registry; retry the heartbeat", { cause: error });
+    default:
+      return new GatewayError(502, "upstream_error", `the registry failed the heartbeat: ${error.rawMessage}`, { cause: error });
+  }
+}
+
+function seconds(duration: Duration | undefined): number {
+  return duration ? Number(duration.seconds) + duration.nanos / 1e9 : 0;
+}

@@ -1,0 +1,213 @@
+import { createHash } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Modality, ServiceType, type ModelSchema } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { ProviderState, Visibility, type LoadSchema, type SharingSchema } from "../../gen/infermesh/v1/registry_pb.js";
+import { invalidRequest } from "./error-envelope.js";
+
+/** DEFAULT_AGENT_NAME is the seed's agent name when a report names none. */
+export const DEFAULT_AGENT_NAME = "club-host";
+
+const SERVICE_TYPES: Readonly<Record<string, ServiceType>> = {
+  llm: ServiceType.LLM,
+  stt: ServiceType.STT,
+  image: ServiceType.IMAGE,
+  tts: ServiceType.TTS,
+};
+const MODALITIES: Readonly<Record<string, Modality>> = {
+  text: Modality.TEXT,
+  image: Modality.IMAGE,
+  audio: Modality.AUDIO,
+  video: Modality.VIDEO,
+};
+const VISIBILITIES: Readonly<Record<string, Visibility>> = {
+  private: Visibility.PRIVATE,
+  users: Visibility.USERS,
+  public: Visibility.PUBLIC,
+};
+
+type ModelInit = MessageInitShape<typeof ModelSchema>;
+
+/**
+ * AgentReport is what an agent tells the gateway over HTTP, in the seed's words: its name, and for a full report its
+ * models. Registry-side validation (lengths, id and endpoint syntax, duplicates) stays the registry's; this only
+ * reads the JSON into the HeartbeatRequest's shape.
+ */
+export interface AgentReport {
+  readonly name: string;
+  /** id is the provider id the agent asked for; by default it is derived from the user and the name. */
+  readonly id: string | undefined;
+  /** endpoint is an AgentService address, "host:port"; empty for an agent that serves no gRPC (it is not routed to). */
+  readonly endpoint: string | undefined;
+  readonly agentToken: string;
+  readonly version: string | undefined;
+  readonly state: ProviderState | undefined;
+  readonly load: MessageInitShape<typeof LoadSchema> | undefined;
+  readonly sharing: MessageInitShape<typeof SharingSchema> | undefined;
+  /** models are undefined in a bare heartbeat, which only says the agent is alive. */
+  readonly models: ModelInit[] | undefined;
+}
+
+/**
+ * parseAgentReport reads a heartbeat or register body: `{name, id, endpoint, agent_token, version,
+ * accepting_requests, load, sharing, models[], services[]}`, where each model has `id`, `type` (llm, stt, image,
+ * tts), `input_modalities`, `output_modalities`, `features`, `context_length`, `quantization`, `engine`, `family`,
+ * `parameter_count`, and each of the seed manifest's `services[]` gives its `type`, `engine` and `features` to its
+ * `models[]`. Unknown keys are ignored, as agents send more than the mesh uses; a known key of the wrong shape is a
+ * 400 that names it.
+ */
+export function parseAgentReport(body: unknown): AgentReport {
+  const root = object(body, "body", "The request body must be a JSON object.");
+  const name = optionalString(root, "name", "name") ?? DEFAULT_AGENT_NAME;
+  if (name.trim() === "") throw invalidRequest("'name' must not be empty.", "name");
+  const endpoint = optionalString(root, "endpoint", "endpoint");
+  const agentToken = optionalString(root, "agent_token", "agent_token") ?? "";
+  if (endpoint && agentToken === "") {
+    throw invalidRequest("'agent_token' is required with 'endpoint': gateways present it to the agent's AgentService.", "agent_token");
+  }
+  const accepting = optionalBoolean(root, "accepting_requests", "accepting_requests");
+  const hasModels = root.models !== undefined || root.services !== undefined;
+  return {
+    name,
+    id: optionalString(root, "id", "id"),
+    endpoint,
+    agentToken,
+    version: optionalString(root, "version", "version"),
+    state: accepting === undefined ? undefined : accepting ? ProviderState.ACCEPTING : ProviderState.DRAINING,
+    load: root.load === undefined ? undefined : parseLoad(root.load),
+    sharing: root.sharing === undefined ? undefined : parseSharing(root.sharing),
+    models: hasModels ? [...parseModels(root.models, "models", {}), ...parseServices(root.services)] : undefined,
+  };
+}
+
+/**
+ * httpProviderId derives the provider id of a named agent: readable (the name), stable across restarts, and apart
+ * for two users whose agents share a name (the seed's default name is the same for everyone).
+ */
+export function httpProviderId(userId: string, name: string): string {
+  const hash = createHash("sha256").update(`${userId}\u0000${name}`).digest("hex").slice(0, 12);
+  const readable = name
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, "-")
+    .replace(/^[-.]+|[-.]+$/g, "")
+    .slice(0, 64);
+  return readable === "" ? `agent-${hash}` : `${readable}-${hash}`;
+}
+
+interface ServiceDefaults {
+  readonly type?: ServiceType;
+  readonly engine?: string;
+  readonly features?: readonly string[];
+}
+
+function parseServices(value: unknown): ModelInit[] {
+  if (value === undefined) return [];
+  return array(value, "services").flatMap((entry, i) => {
+    const param = `services[${i}]`;
+    const service = object(entry, param);
+    const engine = optionalString(service, "engine", `${param}.engine`);
+    const features = optionalStrings(service, "features", `${param}.features`);
+    return parseModels(service.models ?? [], `${param}.models`, {
+      type: serviceType(service.type, `${param}.type`),
+      ...(engine === undefined ? {} : { engine }),
+      ...(features === undefined ? {} : { features }),
+    });
+  });
+}
+
+function parseModels(value: unknown, param: string, defaults: ServiceDefaults): ModelInit[] {
+  if (value === undefined) return [];
+  return array(value, param).map((entry, i) => {
+    const at = `${param}[${i}]`;
+    const model = object(entry, at);
+    const id = optionalString(model, "id", `${at}.id`);
+    if (id === undefined) throw invalidRequest(`'${at}.id' is required.`, `${at}.id`);
+    const type = model.type === undefined && defaults.type !== undefined ? defaults.type : serviceType(model.type, `${at}.type`);
+    const features = [...(defaults.features ?? []), ...(optionalStrings(model, "features", `${at}.features`) ?? [])];
+    return {
+      id,
+      serviceType: type,
+      inputModalities: modalities(model, "input_modalities", `${at}.input_modalities`),
+      outputModalities: modalities(model, "output_modalities", `${at}.output_modalities`),
+      supportedFeatures: [...new Set(features)],
+      contextLength: wholeNumber(model.context_length, `${at}.context_length`, 0xffff_ffff),
+      quantization: optionalString(model, "quantization", `${at}.quantization`) ?? "",
+      engine: optionalString(model, "engine", `${at}.engine`) ?? defaults.engine ?? "",
+      family: optionalString(model, "family", `${at}.family`) ?? "",
+      parameterCount: BigInt(wholeNumber(model.parameter_count, `${at}.parameter_count`, Number.MAX_SAFE_INTEGER)),
+    };
+  });
+}
+
+function parseLoad(value: unknown): MessageInitShape<typeof LoadSchema> {
+  const load = object(value, "load");
+  return {
+    inFlight: wholeNumber(load.in_flight, "load.in_flight", 0xffff_ffff),
+    maxConcurrency: wholeNumber(load.max_concurrency, "load.max_concurrency", 0xffff_ffff),
+    queued: wholeNumber(load.queued, "load.queued", 0xffff_ffff),
+  };
+}
+
+function parseSharing(value: unknown): MessageInitShape<typeof SharingSchema> {
+  const sharing = object(value, "sharing");
+  const name = optionalString(sharing, "visibility", "sharing.visibility") ?? "private";
+  const visibility = VISIBILITIES[name];
+  if (visibility === undefined) {
+    throw invalidRequest(`'sharing.visibility' must be one of ${Object.keys(VISIBILITIES).join(", ")}.`, "sharing.visibility");
+  }
+  return { visibility, allowedUsers: optionalStrings(sharing, "allowed_users", "sharing.allowed_users") ?? [] };
+}
+
+function serviceType(value: unknown, param: string): ServiceType {
+  const type = typeof value === "string" ? SERVICE_TYPES[value.toLowerCase()] : undefined;
+  if (type === undefined) throw invalidRequest(`'${param}' must be one of ${Object.keys(SERVICE_TYPES).join(", ")}.`, param);
+  return type;
+}
+
+function modalities(parent: Record<string, unknown>, key: string, param: string): Modality[] {
+  return (optionalStrings(parent, key, param) ?? []).map((name, i) => {
+    const modality = MODALITIES[name.toLowerCase()];
+    if (modality === undefined) throw invalidRequest(`'${param}[${i}]' must be one of ${Object.keys(MODALITIES).join(", ")}.`, param);
+    return modality;
+  });
+}
+
+function object(value: unknown, param: string, message = `'${param}' must be a JSON object.`): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidRequest(message, param);
+  return value as Record<string, unknown>;
+}
+
+function array(value: unknown, param: string): unknown[] {
+  if (!Array.isArray(value)) throw invalidRequest(`'${param}' must be an array.`, param);
+  return value;
+}
+
+function optionalString(parent: Record<string, unknown>, key: string, param: string): string | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw invalidRequest(`'${param}' must be a string.`, param);
+  return value;
+}
+
+function optionalBoolean(parent: Record<string, unknown>, key: string, param: string): boolean | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "boolean") throw invalidRequest(`'${param}' must be true or false.`, param);
+  return value;
+}
+
+function optionalStrings(parent: Record<string, unknown>, key: string, param: string): string[] | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+    throw invalidRequest(`'${param}' must be an array of strings.`, param);
+  }
+  return value as string[];
+}
+
+function wholeNumber(value: unknown, param: string, max: number): number {
+  if (value === undefined || value === null) return 0;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
+    throw invalidRequest(`'${param}' must be a whole number from 0 to ${max}.`, param);
+  }
+  return value;
+}

@@ -1,0 +1,90 @@
+import type { status as GrpcStatus } from "@grpc/grpc-js";
+
+/** CorpusContext is what the cases need to know about the mesh they run against. */
+export interface CorpusContext {
+  /** apiKey is a user's key whose agent serves the four models below. */
+  readonly apiKey: string;
+  /** otherKey is another user's key: that user has no providers and sees none of the first user's. */
+  readonly otherKey: string;
+  /** meshToken is the gateways' credential at the registry. */
+  readonly meshToken: string;
+  /** agentToken is the credential the agent accepts Infer calls with. */
+  readonly agentToken: string;
+  /** providerId is the agent's provider id, owned by the apiKey's user. */
+  readonly providerId: string;
+  readonly models: { readonly llm: string; readonly stt: string; readonly image: string; readonly tts: string };
+}
+
+/** Auth is how a case authenticates: the user's valid key, nothing, or a raw `authorization` header value. */
+export type Auth = "valid" | "none" | { readonly header: string | ((context: CorpusContext) => string) };
+
+/**
+ * HttpExpectation is the outcome class of an HTTP case: the status, and (unless the method is HEAD) OpenAI's envelope
+ * with, where given, this `type` and `code`. reachesModel marks a case that is valid by design past the gateway: the
+ * model server sees it (and may refuse it); every other case must never reach a model server.
+ */
+export interface HttpExpectation {
+  readonly status: number;
+  /** bare marks an answer Node writes itself, with no body to hold an envelope. */
+  readonly bare?: true;
+  readonly type?: string;
+  readonly code?: string | null;
+  readonly param?: string | null;
+  readonly reachesModel?: boolean;
+}
+
+/** HttpCase is one request to the gateway's HTTP façade, sent with node:http. */
+export interface HttpCase {
+  readonly kind: "http";
+  readonly name: string;
+  readonly method: string;
+  readonly path: string;
+  readonly auth: Auth;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** body builds the request body when the case runs, so big bodies live only while they are sent. */
+  readonly body?: (context: CorpusContext) => Buffer;
+  readonly expect: HttpExpectation;
+}
+
+/** RawHttpCase is bytes written straight to the gateway's HTTP socket, for framing node:http would refuse to send. */
+export interface RawHttpCase {
+  readonly kind: "raw";
+  readonly name: string;
+  /** bytes builds the whole request, head and body. */
+  readonly bytes: (context: CorpusContext) => Buffer;
+  readonly expect: HttpExpectation;
+}
+
+/** GrpcTarget is the server a gRPC case calls. */
+export type GrpcTarget = "registry" | "gateway" | "agent";
+
+/** GrpcCredential is the `authorization` metadata a gRPC case sends. */
+export type GrpcCredential = "none" | "user" | "other-user" | "mesh" | "agent" | { readonly header: string };
+
+/**
+ * GrpcExpectation is the outcome class of a gRPC case: the status code (one of several where the contract allows
+ * either). inBandStatus is for calls that end OK with the provider's own 4xx answer in the stream.
+ */
+export interface GrpcExpectation {
+  readonly code: GrpcStatus | readonly GrpcStatus[];
+  readonly inBandStatus?: number;
+  readonly reachesModel?: boolean;
+}
+
+/** GrpcCase is one call with raw request bytes through a grpc-js generic client (identity serializers). */
+export interface GrpcCase {
+  readonly kind: "grpc";
+  readonly name: string;
+  readonly target: GrpcTarget;
+  /** path is the full method path, "/infermesh.v1.RegistryService/Heartbeat". */
+  readonly path: string;
+  readonly streaming: boolean;
+  readonly credential: GrpcCredential;
+  /** extraMetadata are more metadata entries, added after the credential. */
+  readonly extraMetadata?: (context: CorpusContext) => readonly (readonly [key: string, value: string])[];
+  readonly message: (context: CorpusContext) => Buffer;
+  readonly expect: GrpcExpectation;
+}
+
+/** BadInputCase is one case of the corpus. */
+export type BadInputCase = HttpCase | RawHttpCase | GrpcCase;

@@ -1,0 +1,285 @@
+import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
+import {
+  AgentService,
+  InferenceCallSchema,
+  InferenceService,
+  MediaRole,
+  Operation,
+} from "../../gen/infermesh/v1/inference_pb.js";
+import { RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
+import { MiB } from "./bodies.js";
+import type { CorpusContext, GrpcCase, GrpcCredential, GrpcExpectation, GrpcTarget } from "./corpus-types.js";
+
+// The gRPC half of the bad-input corpus: every RegistryService method, InferenceService.Infer at the gateway and
+// AgentService.Infer at the agent, sent raw protobuf bytes through a generic client.
+
+function encode<S extends DescMessage>(schema: S, init: MessageInitShape<S>): Buffer {
+  const message = toBinary(schema, create(schema, init));
+  return Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+}
+
+/** MALFORMED are byte strings that are not a protobuf message of any type. */
+const MALFORMED: readonly { readonly name: string; readonly bytes: Buffer }[] = [
+  { name: "a varint eleven bytes long", bytes: Buffer.alloc(11, 0xff) },
+  { name: "a length-delimited field cut short", bytes: Buffer.from([0x0a, 0x10, 0x61, 0x62]) },
+  { name: "an illegal wire type", bytes: Buffer.from([0x0f, 0x01]) },
+];
+
+/** UNKNOWN is an enum number no enum of the contract defines (the cast lets it into any enum field). */
+const UNKNOWN = 99 as never;
+
+const badArgument: GrpcExpectation = { code: status.INVALID_ARGUMENT };
+const notFound: GrpcExpectation = { code: status.NOT_FOUND };
+const unimplemented: GrpcExpectation = { code: status.UNIMPLEMENTED };
+const unauthenticated: GrpcExpectation = { code: status.UNAUTHENTICATED };
+/** undecodable: a message that is not protobuf is bad input, whoever sent it. */
+const undecodable: GrpcExpectation = { code: [status.INVALID_ARGUMENT] };
+
+type MethodSpec = {
+  readonly name: string;
+  readonly path: string;
+  readonly streaming: boolean;
+  readonly target: GrpcTarget;
+  /** credential is the one a well-formed call of this method needs. */
+  readonly credential: GrpcCredential;
+  readonly valid: (context: CorpusContext) => Buffer;
+};
+
+const REGISTRY = RegistryService.method;
+const PNG_BYTES = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+type HeartbeatInit = MessageInitShape<typeof REGISTRY.heartbeat.input>;
+const heartbeat = (c: CorpusContext, init: HeartbeatInit = {}) =>
+  encode(REGISTRY.heartbeat.input, {
+    providerId: "bad-input-probe",
+    endpoint: "127.0.0.1:9",
+    name: "probe",
+    models: [{ id: c.models.llm, serviceType: ServiceType.LLM }],
+    ...init,
+  });
+
+type CallInit = MessageInitShape<typeof InferenceCallSchema>;
+
+function callInit(c: CorpusContext, init: CallInit = {}): CallInit {
+  return {
+    operation: Operation.CHAT_COMPLETION,
+    model: c.models.llm,
+    requestId: "bad-input",
+    body: Buffer.from(JSON.stringify({ model: c.models.llm, messages: [{ role: "user", content: "hi" }], max_tokens: 1 })),
+    ...init,
+  };
+}
+const agentInfer = (c: CorpusContext, init: CallInit = {}) => encode(AgentService.method.infer.input, { call: callInit(c, init) });
+const gatewayInfer = (c: CorpusContext, init: CallInit = {}) => encode(InferenceService.method.infer.input, { call: callInit(c, init) });
+
+function registryMethod(name: string, credential: GrpcCredential, valid: MethodSpec["valid"], streaming = false): MethodSpec {
+  return { name, path: `/infermesh.v1.RegistryService/${name}`, streaming, target: "registry", credential, valid };
+}
+
+const METHODS: readonly MethodSpec[] = [
+  registryMethod("Heartbeat", "user", (c) => heartbeat(c)),
+  registryMethod("Deregister", "user", () => encode(REGISTRY.deregister.input, { providerId: "bad-input-probe" })),
+  registryMethod("ListProviders", "mesh", () => encode(REGISTRY.listProviders.input, {})),
+  registryMethod("WatchProviders", "mesh", () => Buffer.alloc(0), true),
+  registryMethod("Authenticate", "mesh", (c) => encode(REGISTRY.authenticate.input, { apiKey: c.apiKey })),
+  registryMethod("CreateApiKey", "mesh", () => encode(REGISTRY.createApiKey.input, { userName: "mallory" })),
+  registryMethod("ListApiKeys", "mesh", () => encode(REGISTRY.listApiKeys.input, {})),
+  registryMethod("RevokeApiKey", "mesh", () => encode(REGISTRY.revokeApiKey.input, { keyId: "no-such-key" })),
+  { name: "InferenceService.Infer", path: "/infermesh.v1.InferenceService/Infer", streaming: true, target: "gateway", credential: "user", valid: gatewayInfer },
+  { name: "AgentService.Infer", path: "/infermesh.v1.AgentService/Infer", streaming: true, target: "agent", credential: "agent", valid: agentInfer },
+];
+
+const BAD_CREDENTIALS: readonly { readonly name: string; readonly credential: GrpcCredential }[] = [
+  { name: "no authorization metadata", credential: "none" },
+  { name: "Basic credentials", credential: { header: "Basic YWxpY2U6c2VjcmV0" } },
+  { name: "an unknown bearer token", credential: { header: "Bearer not-a-real-credential" } },
+  { name: "'Bearer' without a token", credential: { header: "Bearer " } },
+];
+
+function grpcCase(
+  method: MethodSpec,
+  name: string,
+  credential: GrpcCredential,
+  message: (c: CorpusContext) => Buffer,
+  expect: GrpcExpectation,
+  extraMetadata?: GrpcCase["extraMetadata"],
+): GrpcCase {
+  return {
+    kind: "grpc",
+    name: `${method.name}: ${name}`,
+    target: method.target,
+    path: method.path,
+    streaming: method.streaming,
+    credential,
+    ...(extraMetadata ? { extraMetadata } : {}),
+    message,
+    expect,
+  };
+}
+
+/** everyMethodCases send each method a valid message with bad credentials, and malformed bytes with good ones. */
+function everyMethodCases(): GrpcCase[] {
+  return METHODS.flatMap((method) => [
+    ...BAD_CREDENTIALS.map(({ name, credential }) => grpcCase(method, name, credential, method.valid, unauthenticated)),
+    ...MALFORMED.map(({ name, bytes }) => grpcCase(method, `malformed protobuf: ${name}`, method.credential, () => bytes, undecodable)),
+  ]);
+}
+
+const method = (name: string) => METHODS.find((m) => m.name === name) as MethodSpec;
+
+function heartbeatCases(): GrpcCase[] {
+  const hb = method("Heartbeat");
+  const send = (name: string, init: (c: CorpusContext) => HeartbeatInit, expect = badArgument, credential: GrpcCredential = "user") =>
+    grpcCase(hb, name, credential, (c) => heartbeat(c, init(c)), expect);
+  const model = (c: CorpusContext, init: object) => [{ id: c.models.llm, serviceType: ServiceType.LLM, ...init }];
+  return [
+    grpcCase(hb, "an empty message", "user", () => Buffer.alloc(0), badArgument),
+    send("a provider id with a space", () => ({ providerId: "has space" })),
+    send("a provider id of 129 characters", () => ({ providerId: "p".repeat(129) })),
+    send("a provider id of 10 KB", () => ({ providerId: "p".repeat(10_000) })),
+    send("a provider id with a slash", () => ({ providerId: "../etc" })),
+    send("an empty provider id", () => ({ providerId: "" })),
+    grpcCase(hb, "invalid UTF-8 in the provider id", "user", () => Buffer.from([0x0a, 0x03, 0x61, 0xff, 0xfe]), undecodable),
+    ...["", "nohost", ":80", "host:0", "host:65536", "host:abc", "[::1]", "a b:80", "http://x:80", "-bad-.example:80"].map((endpoint) =>
+      send(`endpoint '${endpoint}'`, () => ({ endpoint })),
+    ),
+    send("a model with an empty id", (c) => ({ models: model(c, { id: "" }) })),
+    send("a model id of spaces", (c) => ({ models: model(c, { id: "   " }) })),
+    send("a model id of 257 characters", (c) => ({ models: model(c, { id: "m".repeat(257) }) })),
+    send("the same model twice, differently cased", (c) => ({ models: [...model(c, {}), ...model(c, { id: c.models.llm.toUpperCase() })] })),
+    send("service type unspecified", (c) => ({ models: model(c, { serviceType: ServiceType.UNSPECIFIED }) })),
+    send("service type 99", (c) => ({ models: model(c, { serviceType: UNKNOWN }) })),
+    send("modality 99", (c) => ({ models: model(c, { inputModalities: [UNKNOWN] }) })),
+    send("modality unspecified", (c) => ({ models: model(c, { outputModalities: [0] }) })),
+    send("65 features", (c) => ({ models: model(c, { supportedFeatures: Array.from({ length: 65 }, (_, i) => `f${i}`) }) })),
+    send("a feature of 65 characters", (c) => ({ models: model(c, { supportedFeatures: ["f".repeat(65)] }) })),
+    send("an engine of 65 characters", (c) => ({ models: model(c, { engine: "e".repeat(65) }) })),
+    send("1,025 models", () => ({ models: Array.from({ length: 1025 }, (_, i) => ({ id: `m${i}`, serviceType: ServiceType.LLM })) })),
+    send("state 99", () => ({ state: UNKNOWN })),
+    send("sharing visibility 99", () => ({ sharing: { visibility: UNKNOWN } })),
+    send("a name of 257 characters", () => ({ name: "n".repeat(257) })),
+    send("a version of 257 characters", () => ({ version: "v".repeat(257) })),
+    send("an agent token of 513 characters", () => ({ agentToken: "t".repeat(513) })),
+    send("the mesh token instead of the owner's key", () => ({}), unauthenticated, "mesh"),
+    send("another user's provider id", (c) => ({ providerId: c.providerId }), unauthenticated, "other-user"),
+    send("a 5 MiB message over the registry's 4 MiB limit", () => ({ name: "n".repeat(5 * MiB) }), { code: status.RESOURCE_EXHAUSTED }),
+    grpcCase(hb, "a 60 KB authorization value", { header: `Bearer ${"k".repeat(60 * 1024)}` }, (c) => heartbeat(c), unauthenticated),
+    // HTTP/2 itself refuses a header block over the server's 64 KiB list size (RST_STREAM, which grpc-js reports as
+    // INTERNAL): the call never reaches a handler, and the server goes on serving.
+    grpcCase(hb, "a 100 KB authorization value", { header: `Bearer ${"k".repeat(100 * 1024)}` }, (c) => heartbeat(c), {
+      code: [status.RESOURCE_EXHAUSTED, status.INTERNAL],
+    }),
+    grpcCase(hb, "a second metadata entry of 8 KB", "user", () => Buffer.alloc(0), badArgument, () => [["x-padding", "p".repeat(8 * 1024)]]),
+    // The mark a gateway puts on heartbeats it relays for HTTP agents excuses an empty endpoint, never a malformed one.
+    grpcCase(hb, "the HTTP-relay mark with a malformed endpoint", "user", (c) => heartbeat(c, { endpoint: "nohost" }), badArgument, () => [
+      ["infermesh-heartbeat-via", "http"],
+    ]),
+  ];
+}
+
+function registryCases(): GrpcCase[] {
+  const dereg = method("Deregister");
+  const auth = method("Authenticate");
+  const createKey = method("CreateApiKey");
+  const revoke = method("RevokeApiKey");
+  const deregister = (providerId: string) => () => encode(REGISTRY.deregister.input, { providerId });
+  const authenticate = (apiKey: string) => () => encode(REGISTRY.authenticate.input, { apiKey });
+  const create = (userName: string, label = "") => () => encode(REGISTRY.createApiKey.input, { userName, label });
+  const revokeKey = (keyId: string) => () => encode(REGISTRY.revokeApiKey.input, { keyId });
+  return [
+    grpcCase(dereg, "an empty provider id", "user", deregister(""), badArgument),
+    grpcCase(dereg, "a provider id with spaces", "user", deregister("not an id"), badArgument),
+    grpcCase(dereg, "another user's provider", "other-user", (c) => deregister(c.providerId)(), unauthenticated),
+    grpcCase(dereg, "the mesh token", "mesh", (c) => deregister(c.providerId)(), unauthenticated),
+    grpcCase(auth, "a user's key instead of the mesh token", "user", (c) => authenticate(c.apiKey)(), unauthenticated),
+    grpcCase(auth, "an empty API key", "mesh", authenticate(""), unauthenticated),
+    grpcCase(auth, "a garbage API key", "mesh", authenticate("sk-garbage"), unauthenticated),
+    grpcCase(auth, "a 100 KB API key", "mesh", authenticate("k".repeat(100 * 1024)), unauthenticated),
+    grpcCase(createKey, "a user creating a key for another user", "user", create("mallory"), { code: status.PERMISSION_DENIED }),
+    grpcCase(createKey, "an empty user name", "mesh", create(""), badArgument),
+    grpcCase(createKey, "a user name with a space", "mesh", create("no spaces allowed"), badArgument),
+    grpcCase(createKey, "a user name of 10 KB", "mesh", create("u".repeat(10_000)), badArgument),
+    grpcCase(createKey, "a label of 100 KB", "mesh", create("label-victim", "l".repeat(100 * 1024)), badArgument),
+    grpcCase(revoke, "an empty key id", "mesh", revokeKey(""), notFound),
+    grpcCase(revoke, "an unknown key id", "mesh", revokeKey("no-such-key"), notFound),
+    grpcCase(revoke, "a key id of 10 KB", "mesh", revokeKey("k".repeat(10_000)), notFound),
+    grpcCase(revoke, "a user revoking a key not theirs", "other-user", revokeKey("no-such-key"), notFound),
+    grpcCase(registryMethod("NoSuchMethod", "mesh", () => Buffer.alloc(0)), "an unknown method", "mesh", () => Buffer.alloc(0), unimplemented),
+    grpcCase(
+      { ...registryMethod("Heartbeat", "mesh", () => Buffer.alloc(0)), name: "infermesh.v1.NoSuchService", path: "/infermesh.v1.NoSuchService/Heartbeat" },
+      "an unknown service",
+      "mesh",
+      () => Buffer.alloc(0),
+      unimplemented,
+    ),
+  ];
+}
+
+/** inferCases are bad calls of Infer, at the gateway (InferenceService) and at the agent (AgentService). */
+function inferCases(): GrpcCase[] {
+  const gateway = method("InferenceService.Infer");
+  const agent = method("AgentService.Infer");
+  const audio = { role: MediaRole.AUDIO, data: Buffer.from("RIFF....WAVE") };
+  const transcription = (c: CorpusContext, fields: string, media: CallInit["media"]): CallInit => ({
+    operation: Operation.TRANSCRIPTION,
+    model: c.models.stt,
+    body: Buffer.from(fields),
+    ...(media ? { media } : {}),
+  });
+  const edit = (c: CorpusContext, media: CallInit["media"]): CallInit => ({
+    operation: Operation.IMAGE_EDIT,
+    model: c.models.image,
+    body: Buffer.from('{"prompt":"x"}'),
+    ...(media ? { media } : {}),
+  });
+  const both = (name: string, init: (c: CorpusContext) => CallInit, atGateway: GrpcExpectation, atAgent: GrpcExpectation): GrpcCase[] => [
+    grpcCase(gateway, name, "user", (c) => gatewayInfer(c, init(c)), atGateway),
+    grpcCase(agent, name, "agent", (c) => agentInfer(c, init(c)), atAgent),
+  ];
+  return [
+    grpcCase(gateway, "the agent token instead of an API key", "agent", (c) => gatewayInfer(c), unauthenticated),
+    grpcCase(gateway, "the mesh token instead of an API key", "mesh", (c) => gatewayInfer(c), unauthenticated),
+    grpcCase(agent, "a user's API key instead of the agent token", "user", (c) => agentInfer(c), unauthenticated),
+    grpcCase(agent, "the mesh token instead of the agent token", "mesh", (c) => agentInfer(c), unauthenticated),
+    grpcCase(gateway, "no call", "user", () => Buffer.alloc(0), badArgument),
+    grpcCase(agent, "no call", "agent", () => Buffer.alloc(0), badArgument),
+    ...both("operation unspecified", () => ({ operation: Operation.UNSPECIFIED }), badArgument, unimplemented),
+    ...both("operation 99", () => ({ operation: UNKNOWN }), badArgument, unimplemented),
+    ...both("an empty model", () => ({ model: "" }), badArgument, badArgument),
+    ...both("an unknown model", () => ({ model: "gpt-no-such-model" }), notFound, notFound),
+    ...both("an stt model for a chat", (c) => ({ model: c.models.stt }), badArgument, notFound),
+    ...both("an llm model for a transcription", () => ({ operation: Operation.TRANSCRIPTION, media: [audio] }), badArgument, notFound),
+    grpcCase(gateway, "another user's model", "other-user", (c) => gatewayInfer(c), notFound),
+    ...both("a transcription without audio", (c) => transcription(c, `{"model":"${c.models.stt}"}`, []), badArgument, badArgument),
+    ...both("a transcription whose form fields are not JSON", (c) => transcription(c, "model=x", [audio]), badArgument, badArgument),
+    ...both("a transcription whose form field is a number", (c) => transcription(c, '{"temperature":0}', [audio]), badArgument, badArgument),
+    ...both("an image edit with only a mask", (c) => edit(c, [{ role: MediaRole.MASK, data: PNG_BYTES }]), badArgument, badArgument),
+    ...both("an image edit with audio", (c) => edit(c, [{ role: MediaRole.IMAGE, data: PNG_BYTES }, audio]), badArgument, badArgument),
+    // Past its checks the agent answers in band (see agent-service.ts): a passed deadline is a timeout part.
+    ...both("a deadline in the past", () => ({ deadline: timestampFromMs(Date.now() - 60_000) }), { code: status.DEADLINE_EXCEEDED }, {
+      code: status.OK,
+      inBandStatus: 504,
+    }),
+    grpcCase(gateway, "a chat body that is not JSON", "user", (c) => gatewayInfer(c, { body: Buffer.from("{") }), badArgument),
+    grpcCase(gateway, "a chat body that is a JSON array", "user", (c) => gatewayInfer(c, { body: Buffer.from("[]") }), badArgument),
+    grpcCase(gateway, "an empty chat body", "user", (c) => gatewayInfer(c, { body: Buffer.alloc(0) }), badArgument),
+    grpcCase(gateway, "a chat body that is not JSON, model differently cased", "user", (c) => {
+      return gatewayInfer(c, { model: c.models.llm.toUpperCase(), body: Buffer.from("{") });
+    }, badArgument),
+    grpcCase(gateway, "a chat body of invalid UTF-8", "user", (c) => gatewayInfer(c, { body: Buffer.from('{"\xff":1}', "latin1") }), badArgument),
+    // The agent's only callers are gateways, which validate: it relays their JSON as sent. llama-server (and so the
+    // simulator) answers JSON it cannot parse with a 500, which the agent reports in band as upstream_error.
+    grpcCase(agent, "a chat body that is not JSON goes to the model server as sent", "agent", (c) => agentInfer(c, { body: Buffer.from("{") }), {
+      code: status.OK,
+      inBandStatus: 502,
+      reachesModel: true,
+    }),
+  ];
+}
+
+/** grpcCorpus is every gRPC case. */
+export function grpcCorpus(): GrpcCase[] {
+  return [...everyMethodCases(), ...heartbeatCases(), ...registryCases(), ...inferCases()];
+}
