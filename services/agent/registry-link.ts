@@ -11,7 +11,7 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 /** DEFAULT_INITIAL_RETRY_MS is the first retry delay after a failed heartbeat; it doubles up to the maximum. */
 export const DEFAULT_INITIAL_RETRY_MS = 500;
 /** DEFAULT_MAX_RETRY_MS caps the retry delay, so an agent is back within seconds of a registry's return. */
-export const DEFAULT_MAX_RETRY_MS = 10_000;
+export const DEFAULT_MAX_RETRY_MS = 3_000;
 /** DEFAULT_REGISTRY_CALL_TIMEOUT_MS bounds one registry call. */
 export const DEFAULT_REGISTRY_CALL_TIMEOUT_MS = 5_000;
 const MIN_INTERVAL_MS = 50;

@@ -11,8 +11,13 @@ export interface UpstreamClientOptions {
   readonly apiKey: string | undefined;
   /** connections caps the kept-alive connections to the server. */
   readonly connections: number;
-  /** timeoutMs is the longest wait for response headers, and between two pieces of the body. */
+  /** timeoutMs is the longest wait for response headers (a long prompt can take minutes to process). */
   readonly timeoutMs: number;
+  /**
+   * idleTimeoutMs is the longest silence between two pieces of a body once it started: a model server that froze
+   * mid-answer fails its calls instead of holding them until the request deadline.
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /** UpstreamResponse is a server's status, content type and unread body. */
@@ -32,6 +37,9 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
 }
 
+/** DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS bounds the silence between two pieces of an upstream answer. */
+export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 60_000;
+
 /**
  * UpstreamClient talks HTTP to one local model server over a pool of kept-alive connections (undici), so a busy
  * agent does not pay a TCP handshake per request. It never follows redirects and never retries: a POST to a model
@@ -42,16 +50,18 @@ export class UpstreamClient {
   readonly #pool: Pool;
   readonly #basePath: string;
   readonly #authorization: string | undefined;
+  readonly #idleTimeoutMs: number;
 
   constructor(options: UpstreamClientOptions) {
     const url = new URL(options.url);
     this.url = options.url;
     this.#basePath = url.pathname === "/" ? "" : url.pathname;
     this.#authorization = options.apiKey === undefined ? undefined : `Bearer ${options.apiKey}`;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
     this.#pool = new Pool(url.origin, {
       connections: options.connections,
       headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
+      bodyTimeout: Math.min(options.timeoutMs, this.#idleTimeoutMs),
       connect: { timeout: CONNECT_TIMEOUT_MS },
     });
   }
@@ -95,7 +105,9 @@ export class UpstreamClient {
       headers,
       body: body ?? null,
       signal: options.signal,
-      ...(options.timeoutMs === undefined ? {} : { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs }),
+      ...(options.timeoutMs === undefined
+        ? {}
+        : { headersTimeout: options.timeoutMs, bodyTimeout: Math.min(options.timeoutMs, this.#idleTimeoutMs) }),
     });
     const contentType = response.headers["content-type"];
     return {

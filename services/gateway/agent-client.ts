@@ -27,8 +27,8 @@ export interface AgentCalls {
    * agent's upstream request). gRPC failures surface as ConnectErrors with the gRPC code.
    */
   infer(provider: Provider, call: InferenceCall, signal: AbortSignal): AsyncIterable<InferencePart>;
-  /** forget closes the channels of endpoints that are no longer in use. */
-  retain(endpoints: ReadonlySet<string>): void;
+  /** forget closes the channel to an endpoint that is no longer in use. */
+  forget(endpoint: string): void;
   close(): void;
 }
 
@@ -90,13 +90,9 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
         stream.cancel();
       }
     },
-    retain(endpoints) {
-      for (const [endpoint, client] of clients) {
-        if (!endpoints.has(endpoint)) {
-          client.close();
-          clients.delete(endpoint);
-        }
-      }
+    forget(endpoint) {
+      clients.get(endpoint)?.close();
+      clients.delete(endpoint);
     },
     close() {
       for (const client of clients.values()) client.close();

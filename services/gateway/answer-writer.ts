@@ -106,6 +106,12 @@ async function streamEvents(
         }
         lastWriteMs = Date.now();
         if (!res.write(sseFrame(p.value.data, p.value.event))) await drainOrClose(res);
+        if (isDoneMarker(p.value.data)) {
+          // The answer is complete: the client must not wait for, nor see, whatever happens to the call after it.
+          res.end();
+          await drainTrailer(iterator, options.observer);
+          break;
+        }
       } else if (p.case === "data") {
         lastWriteMs = Date.now();
         if (!res.write(p.value)) await drainOrClose(res);
@@ -175,6 +181,23 @@ function replyHeaders(reply: FastifyReply): OutgoingHttpHeaders {
 
 function isJson(contentType: string): boolean {
   return contentType === "" || /^application\/([\w.+-]*\+)?json\b/i.test(contentType);
+}
+
+const DONE = Buffer.from("[DONE]");
+
+function isDoneMarker(data: Uint8Array): boolean {
+  return data.byteLength === DONE.byteLength && DONE.equals(data);
+}
+
+/** drainTrailer reads what follows a finished stream for its usage; a failure then no longer concerns the client. */
+async function drainTrailer(iterator: AsyncIterator<InferencePart>, observer: AnswerObserver): Promise<void> {
+  try {
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+      if (next.value.part.case === "trailer") observer.trailer(next.value.part.value);
+    }
+  } catch {
+    // The client already has its whole answer.
+  }
 }
 
 async function drainOrClose(res: ServerResponse): Promise<void> {

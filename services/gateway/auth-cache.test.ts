@@ -75,4 +75,26 @@ describe("AuthCache", () => {
     await Promise.resolve(cache.principal("good")).catch((e: unknown) => (expired = e));
     expect(String(expired), "stale-if-error is bounded").to.contain("unreachable");
   });
+
+  it("answers a valid key at once just past its TTL while it refreshes, so a frozen registry stalls nobody", async () => {
+    let frozen = false;
+    let valid = true;
+    let timeOut: (error: Error) => void = () => {};
+    const { cache, clock, calls } = cacheWith(() =>
+      frozen
+        ? new Promise<never>((_, reject) => (timeOut = reject))
+        : Promise.resolve(valid ? alice : undefined),
+    );
+    await cache.principal("k");
+    frozen = true;
+    clock.advance(2_500);
+    expect(cache.principal("k"), "answered synchronously").to.equal(alice);
+    expect(calls()).to.equal(2);
+    timeOut(new Error("registry call timed out"));
+    await new Promise((resolve) => setImmediate(resolve));
+    frozen = false;
+    valid = false;
+    clock.advance(4_100);
+    expect(await cache.principal("k"), "past TTL + revalidation window the answer waits for the registry").to.equal(undefined);
+  });
 });

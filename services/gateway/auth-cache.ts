@@ -10,6 +10,8 @@ export const DEFAULT_AUTH_NEGATIVE_TTL_MS = 1_000;
  * so a registry outage does not stop traffic that was already flowing.
  */
 export const DEFAULT_AUTH_STALE_IF_ERROR_MS = 10 * 60 * 1000;
+/** DEFAULT_AUTH_STALE_WHILE_REVALIDATE_MS is how long past its TTL a valid entry is answered while it is refreshed. */
+export const DEFAULT_AUTH_STALE_WHILE_REVALIDATE_MS = 2_000;
 const DEFAULT_MAX_ENTRIES = 10_000;
 
 /** AuthCacheOptions configures an AuthCache. */
@@ -20,6 +22,7 @@ export interface AuthCacheOptions {
   readonly ttlMs?: number;
   readonly negativeTtlMs?: number;
   readonly staleIfErrorMs?: number;
+  readonly staleWhileRevalidateMs?: number;
   readonly maxEntries?: number;
 }
 
@@ -43,11 +46,24 @@ export class AuthCache {
     this.#options = options;
   }
 
-  /** principal resolves the key's principal, or undefined when the key is not valid. */
+  /**
+   * principal resolves the key's principal, or undefined when the key is not valid. A valid entry just past its TTL
+   * is answered at once while a refresh runs behind it, so a slow or frozen registry never stalls traffic that was
+   * flowing; a revoked key still stops within TTL + the revalidation window.
+   */
   principal(apiKey: string): Promise<Principal | undefined> | Principal | undefined {
     const now = this.#options.clock.now();
     const entry = this.#entries.get(apiKey);
     if (entry && entry.expiresAtMs > now) return entry.principal;
+    const revalidateMs = this.#options.staleWhileRevalidateMs ?? DEFAULT_AUTH_STALE_WHILE_REVALIDATE_MS;
+    if (entry?.principal && now < entry.expiresAtMs + revalidateMs) {
+      this.#refresh(apiKey, entry).catch(() => {});
+      return entry.principal;
+    }
+    return this.#refresh(apiKey, entry);
+  }
+
+  #refresh(apiKey: string, entry: Entry | undefined): Promise<Principal | undefined> {
     const pending = this.#pending.get(apiKey);
     if (pending) return pending;
     const lookup = this.#options.authenticate(apiKey).then(
@@ -58,9 +74,13 @@ export class AuthCache {
       },
       (error: unknown) => {
         this.#pending.delete(apiKey);
+        const now = this.#options.clock.now();
         const staleIfErrorMs = this.#options.staleIfErrorMs ?? DEFAULT_AUTH_STALE_IF_ERROR_MS;
-        if (entry?.principal && this.#options.clock.now() - entry.checkedAtMs <= staleIfErrorMs) return entry.principal;
-        throw error;
+        if (!entry?.principal || now - entry.checkedAtMs > staleIfErrorMs) throw error;
+        // The registry is unreachable: keep trusting the key for another TTL without forgetting when it was checked.
+        const ttlMs = this.#options.ttlMs ?? DEFAULT_AUTH_TTL_MS;
+        this.#entries.set(apiKey, { ...entry, expiresAtMs: now + ttlMs });
+        return entry.principal;
       },
     );
     this.#pending.set(apiKey, lookup);

@@ -3,7 +3,7 @@ import fastifyMultipart from "@fastify/multipart";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import { HealthImplementation } from "grpc-health-check";
 import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
-import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import type { Principal, Provider } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import { systemClock, type Clock } from "../shared/clock.js";
 import { addGrpcService } from "../shared/grpc-service.js";
@@ -53,6 +53,8 @@ export interface GatewayOptions {
   /** maxUploadBytes bounds the files of one multipart request together. */
   readonly maxUploadBytes?: number;
   readonly authTtlMs?: number;
+  /** reconnectGraceMs keeps providers a reconnect snapshot lacks for this long (default the registry's TTL). */
+  readonly reconnectGraceMs?: number;
   /** failoverAttempts is how many other providers a request may try when one fails before the first byte. */
   readonly failoverAttempts?: number;
   readonly guardrails?: Guardrails;
@@ -76,10 +78,24 @@ export interface Gateway {
 /** createGateway builds the gateway and connects it to the registry's watch stream. */
 export function createGateway(options: GatewayOptions): Gateway {
   const clock = options.clock ?? systemClock;
-  const table = new RoutingTable();
+  // Late-bound: the table is built before the agent channels and the circuit breakers it reports to.
+  let onJoined = (_provider: Provider) => {};
+  let onLeft = (_provider: Provider) => {};
+  const table = new RoutingTable({
+    clock,
+    ...(options.reconnectGraceMs === undefined ? {} : { reconnectGraceMs: options.reconnectGraceMs }),
+    onJoined: (provider) => onJoined(provider),
+    onLeft: (provider) => onLeft(provider),
+  });
   const registryLink = connectRegistry({ registry: options.registry, meshToken: options.meshToken, table, log: options.log });
   const agents: AgentCalls = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
   const providerHealth = new ProviderHealth({ clock, ...options.circuit });
+  // A provider that comes back starts with a clean record; a channel to an agent that left is closed.
+  onJoined = (provider) => providerHealth.forget(provider.id);
+  onLeft = (provider) => {
+    providerHealth.forget(provider.id);
+    if (![...table.providers()].some((p) => p.endpoint === provider.endpoint)) agents.forget(provider.endpoint);
+  };
   const dispatcher = new Dispatcher({ table, agents, health: providerHealth, ...(options.failoverAttempts === undefined ? {} : { failoverAttempts: options.failoverAttempts }) });
   const metrics = createGatewayMetrics();
   const auth = new AuthCache({
@@ -199,6 +215,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       health.setStatus("", "NOT_SERVING");
       health.setStatus(InferenceService.typeName, "NOT_SERVING");
       registryLink.close();
+      table.close();
       const stopped = Promise.all([http.close(), grpcBound ? shutdownGrpcServer(grpcServer, graceMs) : Promise.resolve()]);
       const force = setTimeout(() => http.server.closeAllConnections(), graceMs);
       // A stream that ends during the grace period leaves a kept-alive connection behind; close those as they idle.

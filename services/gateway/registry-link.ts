@@ -6,7 +6,7 @@ import type { RoutingTable } from "./routing-table.js";
 
 const WATCH_BACKOFF_START_MS = 100;
 const WATCH_BACKOFF_MAX_MS = 5_000;
-const AUTHENTICATE_TIMEOUT_MS = 5_000;
+const AUTHENTICATE_TIMEOUT_MS = 2_000;
 
 /** RegistryLink is the gateway's connection to the registry: the provider watch and key checks. */
 export interface RegistryLink {

@@ -1,11 +1,25 @@
 import { ServiceType, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { ProviderState, type Provider, type WatchProvidersResponse } from "../../gen/infermesh/v1/registry_pb.js";
+import { systemClock, type Clock, type TimerHandle } from "../shared/clock.js";
 import { canSee, type Viewer } from "../shared/visibility.js";
 
 /** Route is one provider that can serve a request, with the model as that provider serves it. */
 export interface Route {
   readonly provider: Provider;
   readonly model: Model;
+}
+
+/** DEFAULT_RECONNECT_GRACE_MS is how long a provider missing from a reconnect snapshot is kept: the registry's TTL. */
+export const DEFAULT_RECONNECT_GRACE_MS = 30_000;
+
+/** RoutingTableOptions configures a RoutingTable. */
+export interface RoutingTableOptions {
+  readonly clock?: Clock;
+  readonly reconnectGraceMs?: number;
+  /** onJoined hears of a provider that was not in the table and now is. */
+  readonly onJoined?: (provider: Provider) => void;
+  /** onLeft hears of a provider that left the table. */
+  readonly onLeft?: (provider: Provider) => void;
 }
 
 /** RouteLookup is the outcome of looking a model up for a caller and a service type. */
@@ -21,25 +35,89 @@ export type RouteLookup =
  */
 export class RoutingTable {
   readonly #providers = new Map<string, Provider>();
+  /** #unconfirmed holds providers a reconnect snapshot did not list, until their grace period ends. */
+  readonly #unconfirmed = new Map<string, number>();
+  readonly #options: RoutingTableOptions;
   #byModel = new Map<string, Route[]>();
   #dirty = false;
   #version = 0;
+  #snapshots = 0;
+  #sweep: TimerHandle | undefined;
 
-  /** apply folds one watch event into the table. */
+  constructor(options: RoutingTableOptions = {}) {
+    this.#options = options;
+  }
+
+  /**
+   * apply folds one watch event into the table. The first snapshot replaces the table; a later one (after a
+   * reconnect, perhaps to a registry that just restarted and has not heard from every agent yet) keeps the
+   * providers it lacks for a grace period, during which passive health skips any that are really gone.
+   */
   apply(response: WatchProvidersResponse): void {
     const { event } = response;
     if (event.case === "snapshot") {
-      this.#providers.clear();
-      for (const provider of event.value.providers) if (provider.online) this.#providers.set(provider.id, provider);
+      const listed = new Set<string>();
+      for (const provider of event.value.providers) {
+        if (!provider.online) continue;
+        listed.add(provider.id);
+        this.#put(provider);
+      }
+      const firstSnapshot = this.#snapshots++ === 0;
+      for (const id of [...this.#providers.keys()]) {
+        if (listed.has(id)) continue;
+        if (firstSnapshot) this.#remove(id);
+        else if (!this.#unconfirmed.has(id)) this.#unconfirmed.set(id, this.#clock().now() + this.#graceMs());
+      }
+      if (this.#unconfirmed.size > 0) this.#scheduleSweep();
     } else if (event.case === "change" && event.value.provider) {
       const provider = event.value.provider;
-      if (provider.online) this.#providers.set(provider.id, provider);
-      else this.#providers.delete(provider.id);
+      if (provider.online) this.#put(provider);
+      else this.#remove(provider.id);
     } else {
       return;
     }
     this.#dirty = true;
     this.#version++;
+  }
+
+  /** close cancels the grace-period sweep. */
+  close(): void {
+    this.#sweep?.cancel();
+  }
+
+  #put(provider: Provider): void {
+    const joined = !this.#providers.has(provider.id);
+    this.#providers.set(provider.id, provider);
+    this.#unconfirmed.delete(provider.id);
+    if (joined) this.#options.onJoined?.(provider);
+  }
+
+  #remove(id: string): void {
+    const provider = this.#providers.get(id);
+    if (!provider) return;
+    this.#providers.delete(id);
+    this.#unconfirmed.delete(id);
+    this.#options.onLeft?.(provider);
+  }
+
+  #scheduleSweep(): void {
+    this.#sweep?.cancel();
+    const next = Math.min(...this.#unconfirmed.values());
+    this.#sweep = this.#clock().setTimer(() => {
+      const now = this.#clock().now();
+      for (const [id, deadline] of [...this.#unconfirmed]) if (deadline <= now) this.#remove(id);
+      this.#dirty = true;
+      this.#version++;
+      if (this.#unconfirmed.size > 0) this.#scheduleSweep();
+    }, Math.max(0, next - this.#clock().now()));
+  }
+
+  #clock(): Clock {
+    return this.#options.clock ?? systemClock;
+  }
+
+  #graceMs(): number {
+    return this.#options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
   }
 
   /** version increases with every applied change. */

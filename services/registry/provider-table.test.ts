@@ -107,6 +107,32 @@ describe("ProviderTable", () => {
     expect(table.providers(true)).to.have.length(0);
   });
 
+  it("does not blame providers for its own freeze: a late expiry timer grants a third of a TTL first", () => {
+    // A clock whose timers fire only when told, at whatever time it is then: as after a SIGSTOP/SIGCONT.
+    let now = 0;
+    const timers: { fn: () => void; cancelled: boolean }[] = [];
+    const frozen = {
+      now: () => now,
+      setTimer: (fn: () => void) => {
+        const timer = { fn, cancelled: false };
+        timers.push(timer);
+        return { cancel: () => void (timer.cancelled = true) };
+      },
+    };
+    const events: ProviderChangeEvent[] = [];
+    const late = new ProviderTable({ clock: frozen, ttlMs: TTL_MS, onChange: (e) => events.push(e) });
+    late.heartbeat(alice, heartbeat());
+    now = TTL_MS * 3;
+    timers.filter((t) => !t.cancelled).forEach((t) => t.fn());
+    expect(late.get("p1")?.online, "a heartbeat may be waiting unread").to.equal(true);
+    late.heartbeat(alice, heartbeat());
+    now += TTL_MS;
+    timers.filter((t) => !t.cancelled).forEach((t) => t.fn());
+    expect(late.get("p1")?.online, "an on-time expiry still expires").to.equal(false);
+    expect(events.at(-1)?.cause).to.equal(ChangeCause.EXPIRED);
+    late.close();
+  });
+
   it("lists online providers ordered by id", () => {
     for (const id of ["c", "a", "b"]) table.heartbeat(alice, heartbeat({ providerId: id }));
     expect(table.providers().map((p) => p.id)).to.deep.equal(["a", "b", "c"]);

@@ -73,7 +73,7 @@ export class ProviderTable {
       // The steady state: same report as last time. Only the clock moves; watchers hear nothing.
       previous.lastHeartbeatTime = timestampFromMs(this.#clock.now());
       entry.timer?.cancel();
-      entry.timer = this.#clock.setTimer(() => this.#goOffline(previous.id, ChangeCause.EXPIRED), this.#ttlMs);
+      entry.timer = this.#expiryTimer(previous.id, this.#ttlMs);
       return { provider: previous, changed: false };
     }
     const provider = create(ProviderSchema, {
@@ -100,7 +100,7 @@ export class ProviderTable {
     const current = entry ?? { provider, request, timer: undefined };
     if (!entry) this.#entries.set(provider.id, current);
     if (!previous?.online) this.#onlineCount++;
-    current.timer = this.#clock.setTimer(() => this.#goOffline(provider.id, ChangeCause.EXPIRED), this.#ttlMs);
+    current.timer = this.#expiryTimer(provider.id, this.#ttlMs);
     if (changed) this.#onChange({ provider, cause: ChangeCause.HEARTBEAT });
     return { provider, changed };
   }
@@ -143,6 +143,21 @@ export class ProviderTable {
     entry.timer = this.#clock.setTimer(() => this.#forget(providerId), this.#offlineRetentionMs);
     this.#onChange({ provider, cause });
     return true;
+  }
+
+  /**
+   * #expiryTimer takes a provider offline after delayMs, unless the timer fires late: then the registry itself was
+   * frozen (a stopped process, a starved machine), the heartbeats that would have refreshed it may be waiting unread
+   * in their sockets, and the provider gets another third of a TTL rather than the blame.
+   */
+  #expiryTimer(providerId: string, delayMs: number): TimerHandle {
+    const dueAtMs = this.#clock.now() + delayMs;
+    return this.#clock.setTimer(() => {
+      const graceMs = Math.ceil(this.#ttlMs / 3);
+      const entry = this.#entries.get(providerId);
+      if (entry && this.#clock.now() - dueAtMs > graceMs) entry.timer = this.#expiryTimer(providerId, graceMs);
+      else this.#goOffline(providerId, ChangeCause.EXPIRED);
+    }, delayMs);
   }
 
   #forget(providerId: string): void {
