@@ -40,8 +40,8 @@
  * Flags:  see --help.
  */
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { rmSync } from "node:fs";
+import { constants, rmSync } from "node:fs";
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -258,13 +258,24 @@ function positiveNumber(flag: string, text: string, min: number): number {
 // ---------------------------------------------------------------------------------------------------------------
 // Prerequisites
 
-/** onPath tells whether a command is found on PATH (by running `command -v` in sh). */
-function onPath(command: string): Promise<boolean> {
-  return new Promise((resolveFound) => {
-    const child = spawn("sh", ["-c", 'command -v "$0" >/dev/null 2>&1', command], { stdio: "ignore" });
-    child.once("error", () => resolveFound(false));
-    child.once("exit", (code) => resolveFound(code === 0));
+/** SBIN_DIRS hold nginx on Debian, and are often missing from a non-root user's PATH. */
+const SBIN_DIRS = ["/usr/sbin", "/usr/local/sbin", "/sbin"];
+
+/** findCommand resolves a command on PATH (`command -v` in sh), then in SBIN_DIRS; undefined when it is nowhere. */
+async function findCommand(command: string): Promise<string | undefined> {
+  const found = await new Promise<string>((resolveFound) => {
+    const child = spawn("sh", ["-c", 'command -v "$0" 2>/dev/null', command], { stdio: ["ignore", "pipe", "ignore"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    child.once("error", () => resolveFound(""));
+    child.once("exit", (code) => resolveFound(code === 0 ? output.trim() : ""));
   });
+  if (found !== "") return found;
+  for (const dir of SBIN_DIRS) {
+    const path = join(dir, command);
+    if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+  }
+  return undefined;
 }
 
 /** commandVersion runs `command flag` and returns the first line it prints (nginx -v writes to stderr). */
@@ -279,22 +290,30 @@ function commandVersion(command: string, flag: string): Promise<string> {
   });
 }
 
+/** Tools are the external programs the bench drives, by path. */
+interface Tools {
+  readonly nginx: string;
+  readonly wrk: string;
+}
+
 /**
  * checkPrerequisites stops the bench, naming what is missing and how to install it, when it cannot run here; it never
  * installs anything itself.
  */
-async function checkPrerequisites(needsProxyTools: boolean): Promise<void> {
+async function checkPrerequisites(needsProxyTools: boolean): Promise<Tools | undefined> {
   if (process.platform !== "linux") throw new Error(`needs Linux (/proc), not ${process.platform}`);
-  if (!needsProxyTools) return;
-  const missing = [];
-  for (const command of ["nginx", "wrk"]) if (!(await onPath(command))) missing.push(command);
-  if (missing.length > 0) {
+  if (!needsProxyTools) return undefined;
+  const nginx = await findCommand("nginx");
+  const wrk = await findCommand("wrk");
+  const missing = [nginx === undefined ? "nginx" : "", wrk === undefined ? "wrk" : ""].filter((name) => name !== "");
+  if (nginx === undefined || wrk === undefined) {
     throw new Error(
-      `${missing.join(" and ")} ${missing.length === 1 ? "is" : "are"} not installed (looked on PATH: ${process.env.PATH ?? ""}).\n` +
+      `${missing.join(" and ")} ${missing.length === 1 ? "is" : "are"} not installed (looked on PATH and in ${SBIN_DIRS.join(", ")}).\n` +
         `Install the Debian packages with:  ${APT_LINE}\n` +
         "(nginx is the reference proxy, wrk the load generator; the bench installs nothing itself.)",
     );
   }
+  return { nginx, wrk };
 }
 
 /**
@@ -374,6 +393,7 @@ interface Harness {
   readonly services: readonly ServiceProcess[];
   readonly targets: Readonly<Record<TargetName, Target>>;
   readonly wrkScript: string;
+  readonly wrk: string;
   readonly options: BenchOptions;
   readonly openFiles: number | undefined;
   readonly log: (line: string) => void;
@@ -382,6 +402,7 @@ interface Harness {
 async function chatRun(h: Harness, target: TargetName, connections: number, seconds: number): Promise<ChatRun> {
   const from = snapshot(h.services);
   const wrk = await runWrk({
+    command: h.wrk,
     url: h.targets[target].url,
     connections,
     threads: Math.min(h.options.wrkThreads, connections),
@@ -654,7 +675,7 @@ async function main(): Promise<void> {
   const profiling = options.profileDir !== undefined;
   const meshPhases = options.phases.filter((phase) => phase !== "registry");
   const needsMesh = profiling || meshPhases.length > 0;
-  await checkPrerequisites(needsMesh);
+  const tools = await checkPrerequisites(needsMesh);
   const startedAt = new Date();
   const startedMs = performance.now();
 
@@ -695,14 +716,15 @@ async function main(): Promise<void> {
   let versions = { nginx: "", wrk: "" };
   let cli: CliCommand | undefined;
   try {
-    if (needsMesh) {
-      versions = { nginx: await commandVersion("nginx", "-v"), wrk: (await commandVersion("wrk", "-v")).split(" ").slice(0, 2).join(" ") };
+    if (tools) {
+      versions = { nginx: await commandVersion(tools.nginx, "-v"), wrk: (await commandVersion(tools.wrk, "-v")).split(" ").slice(0, 2).join(" ") };
       if (options.profileDir !== undefined) await mkdir(options.profileDir, { recursive: true });
       if (!options.tsx) log("compiling the working tree with tsc (--tsx skips this)");
       cli = options.tsx ? SOURCE_CLI : await compileCli(join(tempDir, "build"));
       mesh = await startMeshProcesses({
         cli,
         tempDir,
+        nginx: tools.nginx,
         nginxWorkers: options.nginxWorkers,
         openFiles: plan?.openFiles,
         cpuProfileDir: options.profileDir,
@@ -726,6 +748,7 @@ async function main(): Promise<void> {
           mesh: { name: "mesh", url: url(m.baseUrls.mesh), apiKey: m.apiKey },
         },
         wrkScript,
+        wrk: tools.wrk,
         options,
         openFiles: plan?.openFiles,
         log,

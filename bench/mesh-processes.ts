@@ -118,6 +118,8 @@ export interface MeshProcesses {
 export interface MeshProcessOptions {
   /** tempDir is the run's private folder: the registry's database, nginx's prefix, CPU profiles. */
   readonly tempDir: string;
+  /** nginx is nginx's path. */
+  readonly nginx: string;
   readonly nginxWorkers: number;
   /** openFiles is the RLIMIT_NOFILE the services get (through prlimit), enough for the stream phases. */
   readonly openFiles: number | undefined;
@@ -260,7 +262,7 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
     );
     const nginx = spawnService(
       "nginx",
-      "nginx",
+      options.nginx,
       ["-p", nginxDir, "-c", configPath, "-e", join(nginxDir, "error.log")],
       options.tempDir,
       baseEnv,

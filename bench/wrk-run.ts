@@ -8,6 +8,8 @@ import { writeFile } from "node:fs/promises";
 
 /** WrkOptions is one closed-loop run. */
 export interface WrkOptions {
+  /** command is wrk's path. */
+  readonly command: string;
   readonly url: string;
   readonly connections: number;
   readonly threads: number;
@@ -67,7 +69,7 @@ export function runWrk(options: WrkOptions): Promise<WrkResult> {
     options.url,
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(options.command, args, { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));

@@ -8,6 +8,7 @@ import { bearerToken } from "../shared/bearer.js";
 import { HTTP_HEARTBEAT_METADATA, HTTP_HEARTBEAT_VALUE } from "../shared/heartbeat-relay.js";
 import { echoed, GatewayError, invalidApiKey, invalidRequest } from "./error-envelope.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
+import { AGENT_HEARTBEAT_ALIAS_SCHEMA, AGENT_HEARTBEAT_SCHEMA } from "./openapi-schemas.js";
 import { httpProviderId, parseAgentReport, type AgentReport } from "./agent-report.js";
 
 /** AGENT_HEARTBEAT_PATH is the seed's heartbeat endpoint; a heartbeat with models registers, as the gRPC one does. */
@@ -109,8 +110,8 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
     [AGENT_HEARTBEAT_PATH, false],
     [AGENT_REGISTER_PATH, true],
   ] as const) {
-    app.post(path, handle(registers));
-    app.post(path.slice(0, -1), handle(registers));
+    app.post(path, { schema: AGENT_HEARTBEAT_SCHEMA }, handle(registers));
+    app.post(path.slice(0, -1), { schema: AGENT_HEARTBEAT_ALIAS_SCHEMA }, handle(registers));
   }
 }
 

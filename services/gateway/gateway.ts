@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fastifyMultipart from "@fastify/multipart";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import { HealthImplementation } from "grpc-health-check";
 import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
@@ -26,6 +28,7 @@ import { createInferenceHandler } from "./inference-handler.js";
 import { registerMediaRoutes } from "./media-routes.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "./multipart-form.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
+import { BEARER_AUTH, HEALTH_SCHEMA, METRICS_SCHEMA, OPENAPI_INFO } from "./openapi-schemas.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
 import { RoutingTable } from "./routing-table.js";
 
@@ -135,8 +138,23 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
   http.removeAllContentTypeParsers();
   http.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+  // Route schemas are documentation for /openapi.json, never enforcement: the handlers validate the raw bytes
+  // themselves and answer with OpenAI's errors, so ajv must neither refuse nor coerce a body, and replies (Buffers,
+  // hijacked streams, our own JSON) must serialize exactly as they would without a schema.
+  http.setValidatorCompiler(() => () => true);
+  http.setSerializerCompiler(() => (data) => JSON.stringify(data));
   const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   void http.register(fastifyMultipart, { limits: { fileSize: maxUploadBytes } });
+  // Registered before every route, so its onRoute hook sees each one's schema.
+  void http.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: OPENAPI_INFO,
+      components: { securitySchemes: { bearerAuth: BEARER_AUTH } },
+      security: [{ bearerAuth: [] }],
+    },
+  });
+  void http.register(fastifySwaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
   http.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     if (!request.url.startsWith("/v1/")) return;
@@ -165,10 +183,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
     void reply.code(404).send(failure.body());
   });
-  http.get("/health", async () => ({ status: "ok", registry: registryLink.connected ? "connected" : "disconnected" }));
-  http.get("/metrics", async (_request, reply) => {
-    void reply.header("content-type", metrics.registry.contentType);
-    return metrics.registry.metrics();
+  // A plugin, so these routes are added once @fastify/swagger is loaded and it documents them.
+  void http.register(async (ops) => {
+    ops.get("/openapi.json", { schema: { hide: true } }, async () => http.swagger());
+    ops.get("/health", { schema: HEALTH_SCHEMA }, async () => ({ status: "ok", registry: registryLink.connected ? "connected" : "disconnected" }));
+    ops.get("/metrics", { schema: METRICS_SCHEMA }, async (_request, reply) => {
+      void reply.header("content-type", metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
   });
   void http.register(agentHttpRoutes, { registry: options.registry, authenticate, metrics });
   const rateLimits = { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };

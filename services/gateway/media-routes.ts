@@ -4,6 +4,7 @@ import { MediaFileSchema, MediaRole, Operation, type MediaFile } from "../../gen
 import { invalidRequest } from "./error-envelope.js";
 import type { InferenceHandler, ParsedInference } from "./inference-handler.js";
 import { readMultipartForm, textField, type MultipartForm, type UploadedFile } from "./multipart-form.js";
+import { IMAGE_EDITS_SCHEMA, IMAGE_GENERATIONS_SCHEMA, SPEECH_SCHEMA, TRANSCRIPTIONS_SCHEMA } from "./openapi-schemas.js";
 import { parseJsonObject, requireModel, streamFlag, upstreamBody, type JsonObject } from "./request-body.js";
 
 /** MediaRoutesOptions are what the media routes work with. */
@@ -27,7 +28,7 @@ const MAX_EDIT_IMAGES = 16;
 export function registerMediaRoutes(app: FastifyInstance, options: MediaRoutesOptions): void {
   const { handle, maxUploadBytes } = options;
 
-  app.post("/v1/audio/transcriptions", (request, reply) =>
+  app.post("/v1/audio/transcriptions", { schema: TRANSCRIPTIONS_SCHEMA }, (request, reply) =>
     handle(request, reply, Operation.TRANSCRIPTION, "/v1/audio/transcriptions", async () => {
       const form = await readMultipartForm(request, maxUploadBytes);
       const audio = filesOf(form, ["file"]);
@@ -39,7 +40,7 @@ export function registerMediaRoutes(app: FastifyInstance, options: MediaRoutesOp
     }),
   );
 
-  app.post("/v1/images/edits", (request, reply) =>
+  app.post("/v1/images/edits", { schema: IMAGE_EDITS_SCHEMA }, (request, reply) =>
     handle(request, reply, Operation.IMAGE_EDIT, "/v1/images/edits", async () => {
       const form = await readMultipartForm(request, maxUploadBytes);
       const images = filesOf(form, ["image", "image[]"]);
@@ -59,7 +60,7 @@ export function registerMediaRoutes(app: FastifyInstance, options: MediaRoutesOp
     }),
   );
 
-  app.post("/v1/images/generations", (request, reply) =>
+  app.post("/v1/images/generations", { schema: IMAGE_GENERATIONS_SCHEMA }, (request, reply) =>
     handle(request, reply, Operation.IMAGE_GENERATION, "/v1/images/generations", () =>
       jsonInference(request.body, (body) => {
         if (typeof body.prompt !== "string" || body.prompt === "") {
@@ -75,7 +76,7 @@ export function registerMediaRoutes(app: FastifyInstance, options: MediaRoutesOp
     ),
   );
 
-  app.post("/v1/audio/speech", (request, reply) =>
+  app.post("/v1/audio/speech", { schema: SPEECH_SCHEMA }, (request, reply) =>
     handle(request, reply, Operation.SPEECH, "/v1/audio/speech", () =>
       jsonInference(request.body, (body) => {
         if (typeof body.input !== "string" || body.input === "") {

@@ -7,6 +7,7 @@ import type { InferenceHandler, ParsedInference } from "./inference-handler.js";
 import { checkGenerationFields, parseJsonObject, requireModel, streamFlag, upstreamBody, type JsonObject } from "./request-body.js";
 import { checkInputSize, clampTokens, overTokenCeiling, type Guardrails } from "./guardrails.js";
 import { needsUsageInjection, withUsageRequested } from "./usage-injection.js";
+import { CHAT_COMPLETIONS_SCHEMA, COMPLETIONS_SCHEMA, MODELS_SCHEMA } from "./openapi-schemas.js";
 import { SERVICE_TYPE_NAMES, type Route, type RoutingTable } from "./routing-table.js";
 
 declare module "fastify" {
@@ -44,9 +45,9 @@ const DEFAULT_MODALITIES: Readonly<Record<ServiceType, { input: Modality[]; outp
 export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutesOptions): void {
   const { handle, guardrails } = options;
 
-  app.get("/v1/models", async (request) => ({ object: "list", data: modelList(options.table.visibleRoutes(request.principal)) }));
+  app.get("/v1/models", { schema: MODELS_SCHEMA }, async (request) => ({ object: "list", data: modelList(options.table.visibleRoutes(request.principal)) }));
 
-  app.post("/v1/chat/completions", (request, reply) =>
+  app.post("/v1/chat/completions", { schema: CHAT_COMPLETIONS_SCHEMA }, (request, reply) =>
     handle(request, reply, Operation.CHAT_COMPLETION, "/v1/chat/completions", () =>
       textGeneration(request.body, guardrails, (body) => {
         if (!Array.isArray(body.messages)) throw invalidRequest("'messages' must be an array of messages", "messages", "invalid_type");
@@ -55,7 +56,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
     ),
   );
 
-  app.post("/v1/completions", (request, reply) =>
+  app.post("/v1/completions", { schema: COMPLETIONS_SCHEMA }, (request, reply) =>
     handle(request, reply, Operation.COMPLETION, "/v1/completions", () =>
       textGeneration(request.body, guardrails, (body) => {
         const prompt = body.prompt;

@@ -1,0 +1,80 @@
+import { spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { chromium, type BrowserContext } from "playwright-core";
+import { startMesh, type Mesh } from "./support/mesh-fixture.js";
+
+// The explorer at /docs as an integrator uses it: a real Chromium, Authorize with an API key, then Try it out on
+// GET /v1/models against a real mesh. Needs Debian's `chromium`; CI installs it, so there a missing browser fails.
+
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+function chromiumInstalled(): boolean {
+  return spawnSync("sh", ["-c", "command -v chromium"], { stdio: "ignore" }).status === 0;
+}
+
+describe("the /docs explorer in headless Chromium", function () {
+  this.timeout(90_000);
+  let mesh: Mesh | undefined;
+  let context: BrowserContext | undefined;
+  let profile: string | undefined;
+
+  before(function () {
+    if (chromiumInstalled()) return;
+    const message = "chromium is not installed: apt-get install -y --no-install-recommends chromium";
+    if (process.env.CI) throw new Error(message);
+    console.warn(`skipping: ${message}`);
+    this.skip();
+  });
+
+  afterEach(async () => {
+    await context?.close();
+    if (profile) await rm(profile, { recursive: true, force: true });
+    await mesh?.stop();
+  });
+
+  it("authorizes with an API key and lists the mesh's models through Try it out", async () => {
+    mesh = await startMesh();
+    const key = await mesh.registry.keyFor("olive");
+    await mesh.addAgent({ user: "olive", apiKey: key });
+    profile = await mkdtemp(join(tmpdir(), "infermesh-chromium-"));
+    // A persistent context is how Playwright takes a --user-data-dir: a fresh, empty profile for this test alone.
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const sent: string[] = [];
+    page.on("request", (request) => {
+      if (request.url().endsWith("/v1/models")) sent.push(request.headers().authorization ?? "");
+    });
+
+    await page.goto(`${mesh.gateway.baseUrl}/docs`);
+    await page.locator("button.btn.authorize").first().click();
+    const dialog = page.locator(".modal-ux");
+    await dialog.locator("input").first().fill(key);
+    await dialog.locator("button.authorize").click();
+    await dialog.locator("button.btn-done").click();
+
+    const operation = page.locator("#operations-models-listModels");
+    await operation.locator(".opblock-summary").first().click();
+    await operation.locator("button.try-out__btn").click();
+    await operation.locator("button.execute").click();
+
+    const body = operation.locator(".live-responses-table .response-col_description pre").first();
+    await body.waitFor({ timeout: 30_000 });
+    const text = await body.innerText();
+    expect(JSON.parse(text)).to.have.nested.property("data[0].id", "sim-llama");
+    expect(await operation.locator(".live-responses-table tbody .response-col_status").first().innerText()).to.equal("200");
+    expect(sent).to.deep.equal([`Bearer ${key}`]);
+  });
+});
