@@ -21,6 +21,26 @@ export function* dataParts(body: Uint8Array): Generator<InferResponseInit> {
   }
 }
 
+/**
+ * wholeAnswer carries a small non-streamed answer (head, body, trailer) in one message: one encode, one write and one
+ * decode instead of three of each, on the path every non-streamed request takes.
+ */
+export function* wholeAnswer(status: number, contentType: string, body: Uint8Array, trailer: TrailerInit): Generator<InferResponseInit> {
+  if (body.length > DATA_PART_BYTES) {
+    yield headPart(status, contentType);
+    yield* dataParts(body);
+    yield trailerPart(trailer);
+    return;
+  }
+  yield {
+    parts: [
+      { part: { case: "head", value: { status, contentType } } },
+      { part: { case: "data", value: body } },
+      { part: { case: "trailer", value: trailer } },
+    ],
+  };
+}
+
 /** eventPart carries one server-sent event, its data untouched. */
 export function eventPart(event: SseEvent): InferResponseInit {
   return { part: { part: { case: "event", value: { data: event.data, event: event.event } } } };

@@ -9,7 +9,7 @@ import {
   type CallOutcome,
   type UpstreamExchange,
 } from "./answer-relay.js";
-import { dataParts, headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";
+import { wholeAnswer, type InferResponseInit } from "./inference-parts.js";
 import { mediaType, readBody, type UpstreamResponse } from "./upstream-client.js";
 
 /** DEFAULT_MAX_BODY_BYTES bounds an answer the agent reads whole: to parse it for usage, or to translate it. */
@@ -59,9 +59,7 @@ async function* relayJson(exchange: UpstreamExchange, response: UpstreamResponse
     const text = snippet(body.toString("utf8"));
     return yield* upstreamError(exchange, `${exchange.server} answered HTTP ${response.status} with a body that is not JSON (${type}): ${text}`);
   }
-  yield headPart(response.status, response.contentType || "application/json");
-  yield* dataParts(body);
-  yield trailerPart(summarizeJsonAnswer(json));
+  yield* wholeAnswer(response.status, response.contentType || "application/json", body, summarizeJsonAnswer(json));
   return "ok";
 }
 

@@ -89,6 +89,7 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
       try {
         for await (const response of stream as AsyncIterable<InferResponse>) {
           if (response.part) yield response.part;
+          else yield* response.parts;
         }
       } catch (error) {
         throw toConnectError(error);

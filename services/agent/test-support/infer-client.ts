@@ -80,7 +80,10 @@ export function openInfer(client: StockClient, call: StockCall, token: string | 
     options,
   );
   const parts: StockPart[] = [];
-  stream.on("data", (response: { part: StockPart }) => parts.push(response.part));
+  stream.on("data", (response: { part: StockPart | null; parts: StockPart[] }) => {
+    if (response.part) parts.push(response.part);
+    else parts.push(...response.parts);
+  });
   stream.on("error", () => {});
   const done = new Promise<InferResult>((resolve) => stream.on("status", (status) => resolve({ parts, status })));
   return { call: stream, parts, done };
