@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import { StepTimer, TIMER_SLACK_MS } from "./step-timer.js";
 import { performance } from "node:perf_hooks";
 import type { GenerationRequest } from "./generation-request.js";
 import { sendError, sendJson } from "./http-replies.js";
@@ -21,8 +22,6 @@ import { choiceSeed, tokenJson, tokenText, tokenWordIndex } from "./simulated-te
  */
 const MAX_TOKENS_PER_WRITE = 256;
 
-/** TIMER_SLACK_MS lets a step send a token due within this margin, since timers round to whole milliseconds. */
-const TIMER_SLACK_MS = 1;
 
 /**
  * Generation produces one answer of the simulator FIXTURE: it paces tokens with a single timer, writes SSE frames
@@ -35,8 +34,7 @@ export class Generation {
   /** dropped is set when the generation destroyed the socket itself, which is not a client abort. */
   dropped = false;
   private settled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
+  private readonly ticks = new StepTimer(() => this.step());
   private readonly startedAtMs = performance.now();
   private firstTokenAtMs: number | undefined;
   private readonly intervalMs: number;
@@ -73,8 +71,6 @@ export class Generation {
   }
 
   private readonly step = (): void => {
-    this.timer = undefined;
-    this.immediate = undefined;
     if (this.settled) return;
     if (this.request.stream) this.streamStep();
     else this.answerWhole();
@@ -213,17 +209,13 @@ export class Generation {
   }
 
   private schedule(delayMs: number): void {
-    if (delayMs <= TIMER_SLACK_MS) this.immediate = setImmediate(this.step);
-    else this.timer = setTimeout(this.step, delayMs);
+    this.ticks.schedule(delayMs);
   }
 
   private settle(): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.timer = undefined;
-    this.immediate = undefined;
+    this.ticks.cancel();
     this.res.off("drain", this.resume);
     this.onSettled(this);
   }

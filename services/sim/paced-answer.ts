@@ -1,11 +1,10 @@
 import type { ServerResponse } from "node:http";
+import { StepTimer } from "./step-timer.js";
 import { sendError } from "./http-replies.js";
 import { injectedMediaFailure } from "./openai-errors.js";
 import type { ResolvedFailure } from "./simulator-options.js";
 import { sseFrame } from "./sse.js";
 
-/** TIMER_SLACK_MS: a pause this short is taken with setImmediate, since timers round to whole milliseconds. */
-const TIMER_SLACK_MS = 1;
 
 /**
  * PacedAnswerPlan describes a media answer as a sequence of units (transcript words, image events, speech chunks, or
@@ -44,8 +43,7 @@ export class PacedAnswer {
   /** dropped is set when the answer cut the connection itself, which is not a client abort. */
   dropped = false;
   private settled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
+  private readonly ticks = new StepTimer(() => this.step());
 
   constructor(
     private readonly res: ServerResponse,
@@ -64,8 +62,6 @@ export class PacedAnswer {
   }
 
   private readonly step = (): void => {
-    this.timer = undefined;
-    this.immediate = undefined;
     if (this.settled) return;
     const { plan, res } = this;
     if (plan.failure !== undefined && plan.failure.afterTokens === this.tokensSent) {
@@ -119,17 +115,13 @@ export class PacedAnswer {
   }
 
   private schedule(delayMs: number): void {
-    if (delayMs <= TIMER_SLACK_MS) this.immediate = setImmediate(this.step);
-    else this.timer = setTimeout(this.step, delayMs);
+    this.ticks.schedule(delayMs);
   }
 
   private settle(): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.timer = undefined;
-    this.immediate = undefined;
+    this.ticks.cancel();
     this.res.off("drain", this.resume);
     this.onSettled(this);
   }
