@@ -6,7 +6,7 @@ import type { Clock } from "../shared/clock.js";
 import type { GrpcImplementation } from "../shared/grpc-service.js";
 import type { Logger } from "../shared/logger.js";
 import type { UpstreamConfig } from "./agent-config.js";
-import type { AgentMetrics } from "./agent-metrics.js";
+import { perLabel, type AgentMetrics } from "./agent-metrics.js";
 import type { CallTracker } from "./call-tracker.js";
 import { QueueFullError, type ConcurrencyLimiter, type Release } from "./concurrency-limiter.js";
 import type { InferResponseInit } from "./inference-parts.js";
@@ -58,6 +58,9 @@ type Outcome =
  */
 export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<typeof AgentService.method> {
   const { log, metrics } = deps;
+  const requestsCounted = perLabel((operation) => perLabel((outcome) => metrics.requests.labels(operation, outcome)));
+  const upstreamDuration = perLabel((operation) => metrics.upstreamDuration.labels(operation));
+  const upstreamHeaders = perLabel((operation) => metrics.upstreamHeaders.labels(operation));
 
   return {
     async *infer(request, context) {
@@ -82,7 +85,7 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
           const name = Operation[call.operation] ?? call.operation;
           throw new ConnectError(`the ${upstream.config.kind} server behind model '${call.model}' cannot serve ${name}`, Code.Unimplemented);
         }
-        const tracked = deps.calls.begin(context.signal, call.deadline ? timestampMs(call.deadline) : undefined);
+        const tracked = deps.calls.begin(context, call.deadline ? timestampMs(call.deadline) : undefined);
         try {
           outcome = yield* serve(call, route, upstream, tracked.signal);
         } finally {
@@ -92,7 +95,7 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
         outcome = outcomeOf(error);
         throw error;
       } finally {
-        metrics.requests.inc({ operation, outcome });
+        requestsCounted(operation)(outcome).inc();
         log.debug({ requestId: call?.requestId, model: call?.model, operation, outcome }, "infer done");
       }
     },
@@ -114,8 +117,8 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
       return yield* aborted(signal.reason);
     }
     const operation = operationLabel(call.operation);
-    const stopTimer = deps.metrics.upstreamDuration.startTimer({ operation });
-    const stopHeadersTimer = deps.metrics.upstreamHeaders.startTimer({ operation });
+    const stopTimer = upstreamDuration(operation).startTimer();
+    const stopHeadersTimer = upstreamHeaders(operation).startTimer();
     try {
       return yield* route.forward({
         client: upstream.client,

@@ -17,8 +17,12 @@ export interface TrackedCall {
   end(): void;
 }
 
-interface Entry {
-  readonly controller: AbortController;
+/** AbortableCall is a call as the tracker sees it: a signal, and a way to fire it with the tracker's own reasons. */
+export interface AbortableCall {
+  /** signal fires when the client cancels the call, or when abort is called. */
+  readonly signal: AbortSignal;
+  /** abort fires signal with reason, unless it fired already. */
+  abort(reason: Error): void;
 }
 
 /**
@@ -27,7 +31,7 @@ interface Entry {
  */
 export class CallTracker {
   readonly #clock: Clock;
-  readonly #calls = new Set<Entry>();
+  readonly #calls = new Set<AbortableCall>();
   #idleWaiters: (() => void)[] = [];
 
   constructor(clock: Clock) {
@@ -39,30 +43,27 @@ export class CallTracker {
     return this.#calls.size;
   }
 
-  /** begin admits a call; deadlineMs (epoch ms) is when the answer is no longer wanted. */
-  begin(clientSignal: AbortSignal, deadlineMs: number | undefined): TrackedCall {
-    const controller = new AbortController();
-    const entry: Entry = { controller };
-    const onClientAbort = () => controller.abort(clientSignal.reason);
-    clientSignal.addEventListener("abort", onClientAbort, { once: true });
-    if (clientSignal.aborted) onClientAbort();
+  /**
+   * begin admits a call; deadlineMs (epoch ms) is when the answer is no longer wanted. The call's own signal carries
+   * the deadline and the shutdown too (the first reason wins), so tracking costs no second AbortController.
+   */
+  begin(call: AbortableCall, deadlineMs: number | undefined): TrackedCall {
     let timer: TimerHandle | undefined;
     if (deadlineMs !== undefined) {
       const remainingMs = deadlineMs - this.#clock.now();
-      const expire = () => controller.abort(new DeadlineExceeded(`the call's deadline passed (${new Date(deadlineMs).toISOString()})`));
+      const expire = () => call.abort(new DeadlineExceeded(`the call's deadline passed (${new Date(deadlineMs).toISOString()})`));
       if (remainingMs <= 0) expire();
       else timer = this.#clock.setTimer(expire, remainingMs);
     }
-    this.#calls.add(entry);
+    this.#calls.add(call);
     let ended = false;
     return {
-      signal: controller.signal,
+      signal: call.signal,
       end: () => {
         if (ended) return;
         ended = true;
-        clientSignal.removeEventListener("abort", onClientAbort);
         timer?.cancel();
-        this.#calls.delete(entry);
+        this.#calls.delete(call);
         if (this.#calls.size === 0) this.#wakeIdleWaiters();
       },
     };
@@ -76,7 +77,7 @@ export class CallTracker {
 
   /** abortAll aborts every call in progress with reason. */
   abortAll(reason: Error): void {
-    for (const { controller } of this.#calls) controller.abort(reason);
+    for (const call of this.#calls) call.abort(reason);
   }
 
   #wakeIdleWaiters(): void {

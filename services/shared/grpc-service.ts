@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 
 /**
  * CallContext is what a handler learns about its call besides the request: the caller's metadata, a signal that
- * fires when the client cancels or the deadline passes, and the peer address.
+ * fires when the client cancels (or the handler aborts the call), and the peer address.
  */
 export interface CallContext {
   readonly metadata: grpc.Metadata;
@@ -14,6 +14,11 @@ export interface CallContext {
   readonly peer: string;
   /** method is the RPC's name, as in the proto ("Heartbeat"). */
   readonly method: string;
+  /**
+   * abort fires signal with reason, unless it fired already: a handler's own reasons to stop (a deadline it keeps, a
+   * shutdown) then travel on the same signal as the client's cancel, and a call needs one AbortController, not two.
+   */
+  abort(reason: Error): void;
 }
 
 type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
@@ -171,10 +176,16 @@ function callContext(
   method: string,
 ): { context: CallContext; dispose: () => void } {
   const controller = new AbortController();
-  const abort = () => controller.abort(new ConnectError("call cancelled by the client", Code.Canceled));
-  call.once("cancelled", abort);
-  const context: CallContext = { metadata: call.metadata, signal: controller.signal, peer: call.getPeer(), method };
-  return { context, dispose: () => call.removeListener("cancelled", abort) };
+  const cancel = () => controller.abort(new ConnectError("call cancelled by the client", Code.Canceled));
+  call.once("cancelled", cancel);
+  const context: CallContext = {
+    metadata: call.metadata,
+    signal: controller.signal,
+    peer: call.getPeer(),
+    method,
+    abort: (reason) => controller.abort(reason),
+  };
+  return { context, dispose: () => call.removeListener("cancelled", cancel) };
 }
 
 function drained(call: grpc.ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
