@@ -1,119 +1,276 @@
+import * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import * as grpc from "@grpc/grpc-js";
 import {
   AgentService,
   InferRequestSchema,
   InferResponseSchema,
   type InferenceCall,
   type InferencePart,
-  type InferResponse,
 } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Provider } from "../../gen/infermesh/v1/registry_pb.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../shared/grpc-server.js";
+import { codeForHttpStatus, frameMessage, grpcMessage, GrpcWireError, MessageReader, STATUS_OK, statusCode, timeoutHeader } from "../shared/grpc-wire.js";
+import { AgentSessions } from "./agent-sessions.js";
 
 const INFER_PATH = `/${AgentService.typeName}/${AgentService.method.infer.name}`;
 
 /**
- * DEFAULT_AGENT_KEEPALIVE_MS is the ping interval on channels to agents, and DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS how
+ * DEFAULT_AGENT_KEEPALIVE_MS is the ping interval on connections to agents, and DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS how
  * long a ping may go unanswered: an agent that vanishes without closing its connection (a frozen process, a machine
  * that lost power) fails its streams within their sum. The timeout is not shorter because a busy event loop (at
- * either end) may answer a ping late, and dropping a healthy channel fails every call on it.
+ * either end) may answer a ping late, and dropping a healthy connection fails every call on it.
  */
 export const DEFAULT_AGENT_KEEPALIVE_MS = 1_000;
 export const DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS = 4_000;
-/** AGENT_FLOW_CONTROL_WINDOW_BYTES is the HTTP/2 window on channels to agents. */
+/** AGENT_FLOW_CONTROL_WINDOW_BYTES is the HTTP/2 window to agents: the default 64 KiB stalls many concurrent streams. */
 const AGENT_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
+/**
+ * QUEUED_PARTS_HIGH_WATER and QUEUED_BYTES_HIGH_WATER bound the unread parts a call buffers before it stops reading
+ * from the connection (beyond that, the HTTP/2 window holds what the agent already sent).
+ */
+const QUEUED_PARTS_HIGH_WATER = 64;
+const QUEUED_BYTES_HIGH_WATER = 1024 * 1024;
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
-/** AgentCalls opens Infer streams to agents, over one pooled HTTP/2 channel per agent endpoint. */
+/** AgentCalls opens Infer streams to agents, over one pooled HTTP/2 connection per agent endpoint. */
 export interface AgentCalls {
   /**
    * infer calls the provider's agent and yields the answer's parts. Aborting signal cancels the call (and so the
    * agent's upstream request). gRPC failures surface as ConnectErrors with the gRPC code.
    */
   infer(provider: Provider, call: InferenceCall, signal: AbortSignal): AsyncIterable<InferencePart>;
-  /** forget closes the channel to an endpoint that is no longer in use. */
+  /** forget closes the connection to an endpoint that is no longer in use. */
   forget(endpoint: string): void;
   close(): void;
 }
 
-/** AgentCallsOptions tunes the channels to agents. */
+/** AgentCallsOptions tunes the connections to agents. */
 export interface AgentCallsOptions {
   readonly maxMessageBytes?: number;
-  /** keepaliveMs is how often an idle channel is pinged, so a vanished agent is noticed. */
+  /** keepaliveMs is how often a connection is pinged, so a vanished agent is noticed. */
   readonly keepaliveMs?: number;
 }
 
 /**
- * createAgentCalls builds the gateway's client side of AgentService.Infer on grpc-js (the cheapest HTTP/2 stack
- * measured here for the hot path), with protobuf-es encoding.
+ * createAgentCalls builds the gateway's client side of AgentService.Infer: gRPC over node:http2 directly, with
+ * protobuf-es encoding. It is the hottest path of the mesh, and grpc-js's general client (interceptors, filters,
+ * load balancing, a channel state machine, a deprecated-API wrapper per call) cost twice the CPU per call of this one
+ * (bench/grpc-client-bench.ts). The rest of the mesh's gRPC, off the hot path, stays on grpc-js.
  */
 export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
-  const clients = new Map<string, grpc.Client>();
-  const channelOptions: grpc.ChannelOptions = {
-    "grpc.max_receive_message_length": options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    "grpc.keepalive_time_ms": options.keepaliveMs ?? DEFAULT_AGENT_KEEPALIVE_MS,
-    "grpc.keepalive_timeout_ms": DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS,
-    // The default 64 KiB HTTP/2 window stalls many concurrent streams on one channel; measured 2-3x the chunks/s.
-    "grpc-node.flow_control_window": AGENT_FLOW_CONTROL_WINDOW_BYTES,
-    "grpc.keepalive_permit_without_calls": 1,
-  };
+  const sessions = new AgentSessions({
+    keepaliveMs: options.keepaliveMs ?? DEFAULT_AGENT_KEEPALIVE_MS,
+    keepaliveTimeoutMs: DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS,
+    windowBytes: AGENT_FLOW_CONTROL_WINDOW_BYTES,
+  });
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const authorizations = new WeakMap<Provider, string>();
 
-  function clientFor(endpoint: string): grpc.Client {
-    let client = clients.get(endpoint);
-    if (!client) {
-      client = new grpc.Client(endpoint, grpc.credentials.createInsecure(), channelOptions);
-      clients.set(endpoint, client);
+  function authorization(provider: Provider): string {
+    let value = authorizations.get(provider);
+    if (value === undefined) {
+      value = `Bearer ${provider.agentToken}`;
+      authorizations.set(provider, value);
     }
-    return client;
+    return value;
   }
 
   return {
-    async *infer(provider, call, signal) {
-      const metadata = new grpc.Metadata();
-      metadata.set("authorization", `Bearer ${provider.agentToken}`);
-      const callOptions: grpc.CallOptions = {};
-      if (call.deadline) callOptions.deadline = new Date(Number(call.deadline.seconds) * 1000 + call.deadline.nanos / 1e6);
-      const stream = clientFor(provider.endpoint).makeServerStreamRequest(
-        INFER_PATH,
-        (request: ReturnType<typeof create<typeof InferRequestSchema>>) => Buffer.from(toBinary(InferRequestSchema, request)),
-        (bytes: Buffer) => fromBinary(InferResponseSchema, bytes),
-        create(InferRequestSchema, { call }),
-        metadata,
-        callOptions,
-      );
-      const cancel = () => stream.cancel();
-      if (signal.aborted) cancel();
-      signal.addEventListener("abort", cancel, { once: true });
+    infer(provider, call, signal) {
+      const headers: http2.OutgoingHttpHeaders = {
+        ":method": "POST",
+        ":path": INFER_PATH,
+        "content-type": "application/grpc",
+        te: "trailers",
+        authorization: authorization(provider),
+      };
+      const deadlineMs = call.deadline ? Number(call.deadline.seconds) * 1000 + call.deadline.nanos / 1e6 : undefined;
+      if (deadlineMs !== undefined) headers["grpc-timeout"] = timeoutHeader(deadlineMs - Date.now());
+      const request = frameMessage(toBinary(InferRequestSchema, create(InferRequestSchema, { call })));
+      let stream: http2.ClientHttp2Stream;
       try {
-        for await (const response of stream as AsyncIterable<InferResponse>) {
-          if (response.part) yield response.part;
-          else yield* response.parts;
-        }
+        stream = sessions.request(provider.endpoint, headers);
       } catch (error) {
-        throw toConnectError(error);
-      } finally {
-        signal.removeEventListener("abort", cancel);
-        stream.cancel();
+        return failed(new ConnectError(`cannot call the agent: ${messageOf(error)}`, Code.Unavailable, undefined, undefined, error));
       }
+      stream.end(request);
+      return new InferCall(stream, new MessageReader(maxMessageBytes), signal, deadlineMs);
     },
     forget(endpoint) {
-      clients.get(endpoint)?.close();
-      clients.delete(endpoint);
+      sessions.forget(endpoint);
     },
     close() {
-      for (const client of clients.values()) client.close();
-      clients.clear();
+      sessions.close();
     },
   };
 }
 
-function toConnectError(error: unknown): ConnectError {
-  if (error instanceof ConnectError) return error;
-  const serviceError = error as Partial<grpc.ServiceError>;
-  if (typeof serviceError.code === "number" && serviceError.code !== grpc.status.OK) {
-    return new ConnectError(serviceError.details ?? "agent call failed", serviceError.code as number as Code, undefined, undefined, error);
+/**
+ * InferCall is one Infer stream read as the parts of the answer. Parts queue as messages arrive; past
+ * QUEUED_PARTS_HIGH_WATER unread ones the stream is paused, so HTTP/2 flow control slows the agent to the client's
+ * pace. It ends with the call's gRPC status: OK ends the iteration, anything else throws a ConnectError with the code.
+ */
+class InferCall implements AsyncIterableIterator<InferencePart> {
+  readonly #stream: http2.ClientHttp2Stream;
+  readonly #reader: MessageReader;
+  readonly #signal: AbortSignal;
+  readonly #deadline: NodeJS.Timeout | undefined;
+  #parts: InferencePart[] = [];
+  #read = 0;
+  #queuedBytes = 0;
+  #paused = false;
+  /** #outcome is set once the call is over: undefined while it runs, null when it succeeded. */
+  #outcome: ConnectError | null | undefined;
+  #httpStatus = 200;
+  #grpcStatus: Code | typeof STATUS_OK | undefined;
+  #grpcMessage = "";
+  #waiter: { resolve: (result: IteratorResult<InferencePart>) => void; reject: (error: unknown) => void } | undefined;
+
+  constructor(stream: http2.ClientHttp2Stream, reader: MessageReader, signal: AbortSignal, deadlineMs: number | undefined) {
+    this.#stream = stream;
+    this.#reader = reader;
+    this.#signal = signal;
+    stream.on("response", this.#onHeaders);
+    stream.on("data", this.#onData);
+    stream.on("trailers", this.#onHeaders);
+    stream.on("error", this.#onError);
+    stream.on("close", this.#onClose);
+    signal.addEventListener("abort", this.#onAbort);
+    this.#deadline =
+      deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), Math.max(0, deadlineMs - Date.now()));
+    if (signal.aborted) this.#onAbort();
   }
-  return new ConnectError(error instanceof Error ? error.message : String(error), Code.Unavailable, undefined, undefined, error);
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<InferencePart>> {
+    if (this.#read < this.#parts.length) return Promise.resolve(this.#take());
+    if (this.#outcome === null) return Promise.resolve(DONE);
+    if (this.#outcome) return Promise.reject(this.#outcome);
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  /** return is a reader that stops early: the call is cancelled, so the agent stops too. */
+  return(): Promise<IteratorResult<InferencePart>> {
+    if (this.#outcome === undefined) this.#cancel(new ConnectError("the answer is no longer read", Code.Canceled));
+    this.#parts = [];
+    this.#read = 0;
+    return Promise.resolve(DONE);
+  }
+
+  readonly #onHeaders = (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader): void => {
+    const status = headers[":status"];
+    if (status !== undefined) this.#httpStatus = status;
+    const grpcStatus = headers["grpc-status"];
+    if (grpcStatus !== undefined) {
+      this.#grpcStatus = statusCode(grpcStatus);
+      this.#grpcMessage = grpcMessage(headers["grpc-message"]);
+    }
+  };
+
+  readonly #onData = (chunk: Buffer): void => {
+    try {
+      this.#reader.push(chunk, (message) => {
+        this.#queuedBytes += message.length;
+        const response = fromBinary(InferResponseSchema, message);
+        if (response.part) this.#parts.push(response.part);
+        else for (const part of response.parts) this.#parts.push(part);
+      });
+    } catch (error) {
+      const code = error instanceof GrpcWireError ? error.code : Code.Internal;
+      this.#cancel(new ConnectError(`the agent's answer is malformed: ${messageOf(error)}`, code, undefined, undefined, error));
+      return;
+    }
+    const queued = this.#parts.length - this.#read;
+    if ((queued > QUEUED_PARTS_HIGH_WATER || this.#queuedBytes > QUEUED_BYTES_HIGH_WATER) && queued > 0 && !this.#paused) {
+      this.#paused = true;
+      this.#stream.pause();
+    }
+    this.#wake();
+  };
+
+  readonly #onError = (error: Error): void => {
+    this.#finish(new ConnectError(`the agent is unreachable: ${messageOf(error)}`, Code.Unavailable, undefined, undefined, error));
+  };
+
+  readonly #onClose = (): void => {
+    if (this.#outcome !== undefined) return;
+    if (this.#grpcStatus === STATUS_OK) {
+      this.#finish(this.#reader.hasPartialMessage ? new ConnectError("the agent's answer ended mid-message", Code.Internal) : null);
+    } else if (this.#grpcStatus !== undefined) {
+      this.#finish(new ConnectError(this.#grpcMessage || `the agent failed the call (${Code[this.#grpcStatus]})`, this.#grpcStatus));
+    } else if (this.#httpStatus !== 200) {
+      this.#finish(new ConnectError(`the agent answered HTTP ${this.#httpStatus}`, codeForHttpStatus(this.#httpStatus)));
+    } else if (this.#stream.rstCode) {
+      const refused = this.#stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+      const reason = refused ? "the agent refused the call" : `the agent reset the call (HTTP/2 error ${this.#stream.rstCode})`;
+      this.#finish(new ConnectError(reason, Code.Unavailable));
+    } else {
+      this.#finish(new ConnectError("the agent ended the call without a status", Code.Internal));
+    }
+  };
+
+  readonly #onAbort = (): void => {
+    this.#cancel(new ConnectError("the call was cancelled", Code.Canceled));
+  };
+
+  /** #cancel ends the call from this side: the stream is reset, so the agent learns of it at once. */
+  #cancel(error: ConnectError): void {
+    if (this.#outcome !== undefined) return;
+    this.#finish(error);
+    if (!this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  #finish(outcome: ConnectError | null): void {
+    if (this.#outcome !== undefined) return;
+    this.#outcome = outcome;
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#wake();
+  }
+
+  #take(): IteratorResult<InferencePart> {
+    const part = this.#parts[this.#read++] as InferencePart;
+    if (this.#read === this.#parts.length) {
+      this.#parts = [];
+      this.#read = 0;
+      this.#queuedBytes = 0;
+      if (this.#paused) {
+        this.#paused = false;
+        this.#stream.resume();
+      }
+    }
+    return { value: part, done: false };
+  }
+
+  #wake(): void {
+    const waiter = this.#waiter;
+    if (!waiter) return;
+    if (this.#read < this.#parts.length) {
+      this.#waiter = undefined;
+      waiter.resolve(this.#take());
+    } else if (this.#outcome !== undefined) {
+      this.#waiter = undefined;
+      if (this.#outcome === null) waiter.resolve(DONE);
+      else waiter.reject(this.#outcome);
+    }
+  }
+}
+
+/** failed is a call that failed before it began. */
+function failed(error: ConnectError): AsyncIterable<InferencePart> {
+  return {
+    [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }),
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

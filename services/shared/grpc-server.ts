@@ -28,11 +28,15 @@ export function bindGrpcServer(server: grpc.Server, address: string): Promise<nu
 
 /**
  * shutdownGrpcServer stops accepting calls, lets calls in flight finish for up to graceMs, then cuts the rest, so
- * that no HTTP/2 session outlives the server.
+ * that no HTTP/2 session outlives the server. It resolves once the server is down even when grpc-js misses the close
+ * of a session that its peer tore down at the same moment (its tryShutdown then never calls back).
  */
 export function shutdownGrpcServer(server: grpc.Server, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
-    const force = setTimeout(() => server.forceShutdown(), graceMs);
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
     server.tryShutdown(() => {
       clearTimeout(force);
       resolve();

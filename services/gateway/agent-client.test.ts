@@ -1,0 +1,231 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { expect } from "chai";
+import { InferenceCallSchema, type InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
+import { ProviderSchema, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
+import { startScriptedAgent, type ScriptedAgent } from "../../test/support/scripted-agent.js";
+import { waitFor } from "../../test/support/wait-for.js";
+import { createAgentCalls, type AgentCalls } from "./agent-client.js";
+
+const TOKEN = "agent-client-test-token";
+const encode = (text: string) => new TextEncoder().encode(text);
+
+function eventData(part: InferencePart): string {
+  return part.part.case === "event" ? new TextDecoder().decode(part.part.value.data) : `<${part.part.case}>`;
+}
+
+async function collect(parts: AsyncIterable<InferencePart>): Promise<InferencePart[]> {
+  const all: InferencePart[] = [];
+  for await (const part of parts) all.push(part);
+  return all;
+}
+
+async function failureOf(parts: AsyncIterable<InferencePart>): Promise<ConnectError> {
+  try {
+    await collect(parts);
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConnectError);
+    return error as ConnectError;
+  }
+  throw new Error("the call did not fail");
+}
+
+describe("gateway's Infer client (gRPC over node:http2)", () => {
+  let agent: ScriptedAgent;
+  let calls: AgentCalls;
+  let provider: Provider;
+  const call = (init: MessageInitShape<typeof InferenceCallSchema> = {}) => create(InferenceCallSchema, { model: "m", requestId: "r", ...init });
+
+  before(async () => {
+    agent = await startScriptedAgent(TOKEN, async function* () {});
+    provider = create(ProviderSchema, { id: "p", endpoint: agent.endpoint, agentToken: TOKEN });
+  });
+  beforeEach(() => {
+    calls = createAgentCalls({ keepaliveMs: 50 });
+    agent.calls.length = 0;
+    agent.cancelled.length = 0;
+  });
+  afterEach(() => calls.close());
+  after(() => agent.close());
+
+  it("sends the call with the agent token and yields single and batched parts in order", async () => {
+    agent.script = async function* () {
+      yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
+      yield { parts: [{ part: { case: "event", value: { data: encode("a") } } }, { part: { case: "event", value: { data: encode("é") } } }] };
+      yield { part: { part: { case: "trailer", value: { finishReasons: ["stop"] } } } };
+    };
+    const parts = await collect(calls.infer(provider, call({ requestId: "first", body: encode("{}") }), new AbortController().signal));
+    expect(parts.map(eventData)).to.deep.equal(["<head>", "a", "é", "<trailer>"]);
+    expect(agent.calls.map((c) => [c.requestId, new TextDecoder().decode(c.body)])).to.deep.equal([["first", "{}"]]);
+  });
+
+  it("reassembles messages larger than an HTTP/2 frame, and many in one frame", async () => {
+    const big = "x".repeat(3 * 1024 * 1024 + 17);
+    agent.script = async function* () {
+      yield { part: { part: { case: "event", value: { data: encode(big) } } } };
+      for (let i = 0; i < 500; i++) yield { part: { part: { case: "event", value: { data: encode(String(i)) } } } };
+    };
+    const parts = await collect(calls.infer(provider, call(), new AbortController().signal));
+    expect(parts).to.have.length(501);
+    expect(eventData(parts[0] as InferencePart)).to.equal(big);
+    expect(parts.slice(1).map(eventData)).to.deep.equal(Array.from({ length: 500 }, (_, i) => String(i)));
+  });
+
+  it("fails with the agent's gRPC status and its decoded message", async () => {
+    agent.script = async function* () {
+      throw new ConnectError("no upstream serves 'ü%model'", Code.NotFound);
+    };
+    const error = await failureOf(calls.infer(provider, call(), new AbortController().signal));
+    expect(error.code).to.equal(Code.NotFound);
+    expect(error.rawMessage).to.equal("no upstream serves 'ü%model'");
+
+    const wrongToken = create(ProviderSchema, { ...provider, agentToken: "not-the-token" });
+    expect((await failureOf(calls.infer(wrongToken, call(), new AbortController().signal))).code).to.equal(Code.Unauthenticated);
+  });
+
+  it("cancels the agent's call when the signal aborts", async () => {
+    agent.script = async function* (_call, signal) {
+      yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    };
+    const controller = new AbortController();
+    const parts = calls.infer(provider, call({ requestId: "to-cancel" }), controller.signal)[Symbol.asyncIterator]();
+    expect((await parts.next()).value?.part.case).to.equal("head");
+    const pending = parts.next();
+    controller.abort();
+    const error = await pending.then(
+      () => undefined,
+      (e: unknown) => e as ConnectError,
+    );
+    expect(error?.code).to.equal(Code.Canceled);
+    await waitFor("the agent to see the cancel", () => agent.cancelled.includes("to-cancel"));
+  });
+
+  it("cancels the agent's call when the reader stops early", async () => {
+    agent.script = async function* (_call, signal) {
+      while (!signal.aborted) {
+        yield { part: { part: { case: "event", value: { data: encode("tick") } } } };
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    for await (const part of calls.infer(provider, call({ requestId: "stopped-reading" }), new AbortController().signal)) {
+      expect(eventData(part)).to.equal("tick");
+      break;
+    }
+    await waitFor("the agent to see the cancel", () => agent.cancelled.includes("stopped-reading"));
+  });
+
+  it("sends the deadline as grpc-timeout and gives up itself when it passes", async () => {
+    agent.script = async function* (_call, signal) {
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    };
+    const deadlineMs = Date.now() + 300;
+    const error = await failureOf(calls.infer(provider, call({ requestId: "late", deadline: timestampFromMs(deadlineMs) }), new AbortController().signal));
+    expect(error.code).to.equal(Code.DeadlineExceeded);
+    expect(Date.now()).to.be.at.least(deadlineMs - 5);
+    // grpc-js on the agent's side cancels the call at the same deadline, which is how the scripted agent learns it.
+    await waitFor("the agent to see the deadline", () => agent.cancelled.includes("late"));
+  });
+
+  it("stops reading when the caller does, so the agent waits instead of filling the gateway's memory", async () => {
+    const partBytes = 1024 * 1024;
+    const total = 100;
+    let produced = 0;
+    agent.script = async function* () {
+      for (let i = 0; i < total; i++) {
+        yield { part: { part: { case: "event", value: { data: new Uint8Array(partBytes).fill(i) } } } };
+        produced++;
+      }
+    };
+    const parts = calls.infer(provider, call(), new AbortController().signal)[Symbol.asyncIterator]();
+    await parts.next();
+    const stalledAt = await waitForSteady(() => produced, 300, 10_000);
+    // The 16 MiB HTTP/2 window, a paused reader's 1 MiB and socket buffers hold at most some 20 parts, not 100.
+    expect(stalledAt).to.be.below(40);
+    let seen = 1;
+    for (let next = await parts.next(); !next.done; next = await parts.next()) {
+      const part = next.value.part;
+      expect(part.case === "event" && part.value.data[0]).to.equal(seen);
+      seen++;
+    }
+    expect(seen).to.equal(total);
+  });
+
+  it("fails with UNAVAILABLE when the agent cannot be reached, and recovers once it can", async () => {
+    const port = await freePort();
+    const offline = create(ProviderSchema, { ...provider, endpoint: `127.0.0.1:${port}` });
+    const error = await failureOf(calls.infer(offline, call(), new AbortController().signal));
+    expect(error.code).to.equal(Code.Unavailable);
+    expect(error.rawMessage).to.match(/ECONNREFUSED/);
+
+    agent.script = async function* () {
+      yield { part: { part: { case: "trailer", value: {} } } };
+    };
+    const parts = await collect(calls.infer(provider, call(), new AbortController().signal));
+    expect(parts.map((p) => p.part.case)).to.deep.equal(["trailer"]);
+  });
+
+  it("fails the calls of an agent that stops answering pings, and of one that closes the connection", async () => {
+    // A peer that accepts the connection and then says nothing, not even HTTP/2's settings: a frozen process.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const frozen = create(ProviderSchema, { ...provider, endpoint: `127.0.0.1:${(silent.address() as { port: number }).port}` });
+      const started = Date.now();
+      const error = await failureOf(calls.infer(frozen, call(), new AbortController().signal));
+      expect(error.code).to.equal(Code.Unavailable);
+      expect(error.rawMessage).to.match(/keepalive ping/);
+      expect(Date.now() - started).to.be.below(8_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+
+    agent.script = async function* (_call, signal) {
+      yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    };
+    const doomed = await startScriptedAgent(TOKEN, agent.script);
+    const parts = calls.infer(create(ProviderSchema, { ...provider, endpoint: doomed.endpoint }), call(), new AbortController().signal)[Symbol.asyncIterator]();
+    expect((await parts.next()).value?.part.case).to.equal("head");
+    const pending = parts.next().then(
+      () => undefined,
+      (e: unknown) => e as ConnectError,
+    );
+    await doomed.close();
+    const error = await pending;
+    expect(error?.code).to.be.oneOf([Code.Unavailable, Code.Canceled]);
+  });
+});
+
+/** waitForSteady waits until read() has not changed for quietMs, and returns that value. */
+async function waitForSteady(read: () => number, quietMs: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let value = read();
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = read();
+    if (now !== value) {
+      value = now;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) {
+      return value;
+    }
+  }
+  throw new Error(`the value kept changing for ${timeoutMs} ms`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server: Server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

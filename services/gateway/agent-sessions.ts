@@ -1,0 +1,117 @@
+import * as http2 from "node:http2";
+
+/** AgentSessionOptions tune the HTTP/2 connections to agents. */
+export interface AgentSessionOptions {
+  /** keepaliveMs is how often a connection is pinged, so that a vanished agent is noticed even when it is idle. */
+  readonly keepaliveMs: number;
+  /** keepaliveTimeoutMs is how long a ping (or the connect) may go unanswered before the connection is dropped. */
+  readonly keepaliveTimeoutMs: number;
+  /** windowBytes is the HTTP/2 flow-control window, per stream and per connection. */
+  readonly windowBytes: number;
+}
+
+/**
+ * STREAMS_PER_SESSION retires a connection well before HTTP/2 runs out of client stream ids (2^30 of them), which
+ * a gateway at a few thousand requests a second would reach in a few days.
+ */
+const STREAMS_PER_SESSION = 1_000_000_000;
+
+interface Session {
+  readonly http2: http2.ClientHttp2Session;
+  streams: number;
+}
+
+/**
+ * AgentSessions keeps one HTTP/2 connection per agent endpoint, opened on first use and replaced when it closes,
+ * fails or is told to go away (calls already on it run to their end). Each is pinged every keepaliveMs; one whose
+ * ping or connect goes unanswered for keepaliveTimeoutMs is destroyed, which fails its calls: a frozen agent or a
+ * dead machine does not hold answers until their deadlines.
+ */
+export class AgentSessions {
+  readonly #options: AgentSessionOptions;
+  readonly #sessions = new Map<string, Session>();
+
+  constructor(options: AgentSessionOptions) {
+    this.#options = options;
+  }
+
+  /** request opens a stream to endpoint; it throws when the connection cannot take one (it is then replaced). */
+  request(endpoint: string, headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+    let session = this.#sessions.get(endpoint);
+    if (!session || session.http2.closed || session.http2.destroyed || session.streams >= STREAMS_PER_SESSION) {
+      if (session) this.#retire(endpoint, session);
+      session = this.#open(endpoint);
+    }
+    session.streams++;
+    return session.http2.request(headers, { endStream: false });
+  }
+
+  /** forget closes the connection to an endpoint no longer in use, once its calls are over. */
+  forget(endpoint: string): void {
+    const session = this.#sessions.get(endpoint);
+    if (session) this.#retire(endpoint, session);
+  }
+
+  /** close cuts every connection; calls on them fail. */
+  close(): void {
+    for (const session of this.#sessions.values()) session.http2.destroy();
+    this.#sessions.clear();
+  }
+
+  #open(endpoint: string): Session {
+    const { keepaliveMs, keepaliveTimeoutMs, windowBytes } = this.#options;
+    const connection = http2.connect(`http://${endpoint}`, {
+      settings: { initialWindowSize: windowBytes, enablePush: false },
+      // Node refuses new streams past this much buffered memory; with thousands of streams on one connection that
+      // would fail healthy calls, so, as grpc-js does, the limit is lifted and flow control bounds the memory.
+      maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    });
+    const session: Session = { http2: connection, streams: 0 };
+    this.#sessions.set(endpoint, session);
+    // A connection is not a reason for the process to stay up; servers and calls are.
+    connection.unref();
+    connection.once("connect", () => {
+      if (!connection.destroyed) connection.setLocalWindowSize(windowBytes);
+    });
+
+    let pingSentAt = 0;
+    const openedAt = Date.now();
+    const watchdog = setInterval(() => {
+      if (connection.destroyed || connection.closed) return;
+      const now = Date.now();
+      if (connection.connecting) {
+        if (now - openedAt > keepaliveTimeoutMs) connection.destroy(new Error(`connect timed out after ${keepaliveTimeoutMs} ms`));
+        return;
+      }
+      if (pingSentAt !== 0) {
+        if (now - pingSentAt > keepaliveTimeoutMs) {
+          connection.destroy(new Error(`the agent answered no keepalive ping for ${keepaliveTimeoutMs} ms`));
+        }
+        return;
+      }
+      pingSentAt = now;
+      const sent = connection.ping((error) => {
+        if (!error) pingSentAt = 0;
+      });
+      if (!sent) pingSentAt = 0;
+    }, keepaliveMs);
+    watchdog.unref();
+
+    const drop = () => {
+      if (this.#sessions.get(endpoint) === session) this.#sessions.delete(endpoint);
+    };
+    connection.on("goaway", drop);
+    // The error also reaches every stream on the connection, where the calls report it.
+    connection.on("error", drop);
+    connection.once("close", () => {
+      clearInterval(watchdog);
+      drop();
+    });
+    return session;
+  }
+
+  #retire(endpoint: string, session: Session): void {
+    if (this.#sessions.get(endpoint) === session) this.#sessions.delete(endpoint);
+    if (!session.http2.closed) session.http2.close();
+  }
+}
