@@ -4,7 +4,7 @@ import { StreamSummary } from "./answer-summary.js";
 import { AgentShuttingDown, DeadlineExceeded } from "./call-tracker.js";
 import {
   dataParts,
-  eventPart,
+  eventMessages,
   headPart,
   timeoutPart,
   trailerPart,
@@ -51,30 +51,42 @@ export interface UpstreamExchange {
 export type Forwarder = (exchange: UpstreamExchange) => AsyncGenerator<InferResponseInit, CallOutcome>;
 
 /**
- * relayEvents relays a 2xx text/event-stream answer: the head, one event part per event with its data bytes as sent
- * and its event name, then a trailer with the usage and finish reasons the events reported. A stream that breaks, or
- * ends in the middle of an event, ends with one upstream_error part after the events already relayed.
+ * relayEvents relays a 2xx text/event-stream answer: the head, the events with their data bytes as sent and their
+ * event names, then a trailer with the usage and finish reasons the events reported. The events one read of the body
+ * completes travel together in one message (with the head, when the first events came with the headers): a model
+ * server that flushes several tokens at once costs one message, not one each. A stream that breaks, or ends in the
+ * middle of an event, ends with one upstream_error part after the events already relayed.
  */
 export async function* relayEvents(
   exchange: UpstreamExchange,
   response: UpstreamResponse,
   maxEventBytes = DEFAULT_MAX_EVENT_BYTES,
 ): AsyncGenerator<InferResponseInit, CallOutcome> {
-  yield headPart(response.status, "text/event-stream");
+  const head = headPart(response.status, "text/event-stream");
+  // Headers of a long prompt go out at once; the client should not wait for the first token to learn the status.
+  let pendingHead = response.body.readableLength > 0 ? head : undefined;
+  if (!pendingHead) yield head;
   const parser = new SseParser(maxEventBytes);
   const summary = new StreamSummary();
   let events = 0;
   try {
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      for (const event of parser.push(chunk)) {
-        summary.observe(event.data);
-        events++;
-        yield eventPart(event);
+      const completed = parser.push(chunk);
+      if (completed.length === 0) {
+        if (pendingHead) yield pendingHead;
+        pendingHead = undefined;
+        continue;
       }
+      for (const event of completed) summary.observe(event.data);
+      events += completed.length;
+      yield* eventMessages(completed, pendingHead);
+      pendingHead = undefined;
     }
   } catch (error) {
+    if (pendingHead) yield pendingHead;
     return yield* failure(exchange, error, ` (the stream broke after ${events} events)`);
   }
+  if (pendingHead) yield pendingHead;
   if (parser.hasPartialEvent) {
     return yield* upstreamError(exchange, `${exchange.server} ended its stream in the middle of an event, after ${events} events`);
   }

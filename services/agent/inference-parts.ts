@@ -1,10 +1,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import type { InferencePartSchema, InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import type { TrailerInit } from "./answer-summary.js";
 import type { SseEvent } from "./sse-parser.js";
 
 /** InferResponseInit is one InferResponse under construction. */
 export type InferResponseInit = MessageInitShape<typeof InferResponseSchema>;
+type InferencePartInit = MessageInitShape<typeof InferencePartSchema>;
 
 /** DATA_PART_BYTES is the largest data part; a big body goes out in several, well under the gRPC message limit. */
 export const DATA_PART_BYTES = 1024 * 1024;
@@ -39,6 +40,32 @@ export function* wholeAnswer(status: number, contentType: string, body: Uint8Arr
       { part: { case: "trailer", value: trailer } },
     ],
   };
+}
+
+/** BATCH_BYTES bounds the event data batched in one message; larger batches are split. */
+const BATCH_BYTES = 1024 * 1024;
+
+/**
+ * eventMessages carries events that are ready together in as few messages as BATCH_BYTES allows, after head when it
+ * is given: one message, one encode, one write and one decode for what would be several of each.
+ */
+export function* eventMessages(events: readonly SseEvent[], head?: InferResponseInit): Generator<InferResponseInit> {
+  if (events.length === 1 && !head) {
+    yield eventPart(events[0] as SseEvent);
+    return;
+  }
+  let parts: InferencePartInit[] = head?.part ? [head.part] : [];
+  let bytes = 0;
+  for (const event of events) {
+    if (bytes + event.data.byteLength > BATCH_BYTES && parts.length > 0) {
+      yield { parts };
+      parts = [];
+      bytes = 0;
+    }
+    parts.push({ part: { case: "event", value: { data: event.data, event: event.event } } });
+    bytes += event.data.byteLength;
+  }
+  yield { parts };
 }
 
 /** eventPart carries one server-sent event, its data untouched. */

@@ -76,23 +76,40 @@ export class AgentSessions {
 
     let pingSentAt = 0;
     const openedAt = Date.now();
-    const watchdog = setInterval(() => {
-      if (connection.destroyed || connection.closed) return;
-      const now = Date.now();
+    let lastTick = openedAt;
+    // A closed connection is one that takes no new calls; the calls still on it need the pings as much as ever.
+    const judge = (now: number) => {
+      if (connection.destroyed) return;
       if (connection.connecting) {
         if (now - openedAt > keepaliveTimeoutMs) connection.destroy(new Error(`connect timed out after ${keepaliveTimeoutMs} ms`));
+      } else if (pingSentAt !== 0 && now - pingSentAt > keepaliveTimeoutMs) {
+        connection.destroy(new Error(`the agent answered no keepalive ping for ${keepaliveTimeoutMs} ms`));
+      }
+    };
+    const watchdog = setInterval(() => {
+      const now = Date.now();
+      const stalled = now - lastTick > 2 * keepaliveMs;
+      lastTick = now;
+      if (connection.destroyed) return;
+      if (stalled) {
+        // This process was too busy to run timers: the agent may have answered long ago, unread. Start over.
+        pingSentAt = 0;
         return;
       }
-      if (pingSentAt !== 0) {
-        if (now - pingSentAt > keepaliveTimeoutMs) {
-          connection.destroy(new Error(`the agent answered no keepalive ping for ${keepaliveTimeoutMs} ms`));
-        }
+      if (connection.connecting || pingSentAt !== 0) {
+        // Timers run before pending I/O: judge only after this loop turn has read what already arrived.
+        setImmediate(judge, now);
         return;
       }
       pingSentAt = now;
-      const sent = connection.ping((error) => {
-        if (!error) pingSentAt = 0;
-      });
+      let sent = false;
+      try {
+        sent = connection.ping((error) => {
+          if (!error) pingSentAt = 0;
+        });
+      } catch {
+        // A connection torn down since the check above: its 'close' stops this watchdog.
+      }
       if (!sent) pingSentAt = 0;
     }, keepaliveMs);
     watchdog.unref();

@@ -53,7 +53,8 @@ export async function writeAnswer(reply: FastifyReply, parts: AsyncIterable<Infe
     return;
   }
   const chunks: Uint8Array[] = [];
-  for (;;) {
+  let complete = false;
+  while (!complete) {
     let next: IteratorResult<InferencePart>;
     try {
       next = await iterator.next();
@@ -64,14 +65,20 @@ export async function writeAnswer(reply: FastifyReply, parts: AsyncIterable<Infe
     const p = next.value.part;
     if (p.case === "data") chunks.push(p.value);
     else if (p.case === "error") throw partError(p.value);
-    else if (p.case === "trailer") options.observer.trailer(p.value);
+    else if (p.case === "trailer") {
+      options.observer.trailer(p.value);
+      complete = true;
+    }
   }
   options.observer.firstByte();
   const body = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
-  await reply
+  const sent = reply
     .code(head.status || 200)
     .header("content-type", head.contentType || "application/json")
     .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  // The trailer completes the answer: the client gets it without waiting for the call's own end to travel back.
+  if (complete) await drainTrailer(iterator, options.observer);
+  await sent;
 }
 
 async function streamEvents(
@@ -189,7 +196,7 @@ function isDoneMarker(data: Uint8Array): boolean {
   return data.byteLength === DONE.byteLength && DONE.equals(data);
 }
 
-/** drainTrailer reads what follows a finished stream for its usage; a failure then no longer concerns the client. */
+/** drainTrailer reads what follows a finished answer for its usage; a failure then no longer concerns the client. */
 async function drainTrailer(iterator: AsyncIterator<InferencePart>, observer: AnswerObserver): Promise<void> {
   try {
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
