@@ -5,7 +5,8 @@ import type { FastifyReply } from "fastify";
 import type { InferencePart, Trailer } from "../../gen/infermesh/v1/inference_pb.js";
 import { GatewayError, gatewayErrorFromCode } from "./error-envelope.js";
 import { isUsageOnlyChunk } from "./usage-injection.js";
-import { KEEPALIVE_FRAME, SSE_HEADERS, sseErrorFrame, sseFrame } from "./sse-frames.js";
+import type { SilenceTicker } from "./silence-ticker.js";
+import { SSE_HEADERS, sseErrorFrame, sseFrame } from "./sse-frames.js";
 
 /** DEFAULT_KEEPALIVE_MS is how long a stream may stay silent before the gateway writes a keep-alive comment. */
 export const DEFAULT_KEEPALIVE_MS = 15_000;
@@ -19,7 +20,8 @@ export interface AnswerObserver {
 /** AnswerOptions tunes how an answer is written. */
 export interface AnswerOptions {
   readonly requestId: string;
-  readonly keepaliveMs: number;
+  /** silence writes keep-alive comments into streams that the provider leaves silent. */
+  readonly silence: SilenceTicker;
   /** dropUsageOnlyChunks hides the usage chunk that the gateway asked for on the client's behalf. */
   readonly dropUsageOnlyChunks?: boolean;
   readonly observer: AnswerObserver;
@@ -92,13 +94,7 @@ async function streamEvents(
   // Headers set on the reply so far (rate-limit headers, the request id) go out with the raw head.
   res.writeHead(200, { ...replyHeaders(reply), ...SSE_HEADERS, "x-request-id": options.requestId });
   res.flushHeaders();
-  let lastWriteMs = Date.now();
-  const keepalive = setInterval(() => {
-    if (Date.now() - lastWriteMs >= options.keepaliveMs && !res.writableEnded) {
-      res.write(KEEPALIVE_FRAME);
-      lastWriteMs = Date.now();
-    }
-  }, Math.max(10, Math.floor(options.keepaliveMs / 2)));
+  const watched = options.silence.watch(res);
   let firstByte = false;
   try {
     for (;;) {
@@ -111,7 +107,7 @@ async function streamEvents(
           firstByte = true;
           options.observer.firstByte();
         }
-        lastWriteMs = Date.now();
+        watched.wrote();
         if (!res.write(sseFrame(p.value.data, p.value.event))) await drainOrClose(res);
         if (isDoneMarker(p.value.data)) {
           // The answer is complete: the client must not wait for, nor see, whatever happens to the call after it.
@@ -120,7 +116,7 @@ async function streamEvents(
           break;
         }
       } else if (p.case === "data") {
-        lastWriteMs = Date.now();
+        watched.wrote();
         if (!res.write(p.value)) await drainOrClose(res);
       } else if (p.case === "trailer") {
         options.observer.trailer(p.value);
@@ -133,7 +129,7 @@ async function streamEvents(
   } catch (error) {
     if (!res.destroyed) res.write(sseErrorFrame(asGatewayError(error).body().error));
   } finally {
-    clearInterval(keepalive);
+    watched.stop();
     if (!res.writableEnded) res.end();
   }
 }

@@ -5,6 +5,7 @@ import type { Dispatcher } from "./dispatcher.js";
 import { operationLabel } from "../shared/operation-label.js";
 import { TOKEN_TYPES, UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
 import { StreamSlots } from "./rate-limits.js";
+import { SilenceTicker } from "./silence-ticker.js";
 import type { Route } from "./routing-table.js";
 
 /** ParsedInference is an HTTP request read and validated enough to route: what every endpoint hands the handler. */
@@ -46,6 +47,7 @@ export type InferenceHandler = (
 export function createInferenceHandler(options: InferenceHandlerOptions): InferenceHandler {
   const { metrics } = options;
   const streams = new StreamSlots(options.maxConcurrentStreams);
+  const silence = new SilenceTicker(options.keepaliveMs);
   return async (request, reply, operation, route, parse) => {
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -75,7 +77,7 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
       const servedModel = served.model.id;
       await writeAnswer(reply, dispatch.parts, {
         requestId: request.id,
-        keepaliveMs: options.keepaliveMs,
+        silence,
         dropUsageOnlyChunks: parsed.dropUsageOnlyChunks ?? false,
         observer: {
           firstByte: () => metrics.timeToFirstToken.observe({ operation: operationLabel(operation), model: servedModel }, elapsed()),
