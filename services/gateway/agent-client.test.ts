@@ -127,6 +127,11 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
     expect(Date.now()).to.be.at.least(deadlineMs - 5);
     // grpc-js on the agent's side cancels the call at the same deadline, which is how the scripted agent learns it.
     await waitFor("the agent to see the deadline", () => agent.cancelled.includes("late"));
+
+    const calledBefore = agent.calls.length;
+    const passed = await failureOf(calls.infer(provider, call({ deadline: timestampFromMs(Date.now() - 1) }), new AbortController().signal));
+    expect(passed.code).to.equal(Code.DeadlineExceeded);
+    expect(agent.calls.length, "a call past its deadline is not sent").to.equal(calledBefore);
   });
 
   it("stops reading when the caller does, so the agent waits instead of filling the gateway's memory", async () => {

@@ -86,7 +86,11 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
         authorization: authorization(provider),
       };
       const deadlineMs = call.deadline ? Number(call.deadline.seconds) * 1000 + call.deadline.nanos / 1e6 : undefined;
-      if (deadlineMs !== undefined) headers["grpc-timeout"] = timeoutHeader(deadlineMs - Date.now());
+      if (deadlineMs !== undefined) {
+        const remainingMs = deadlineMs - Date.now();
+        if (remainingMs <= 0) return failed(new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded));
+        headers["grpc-timeout"] = timeoutHeader(remainingMs);
+      }
       const request = frameMessage(toBinary(InferRequestSchema, create(InferRequestSchema, { call })));
       let stream: http2.ClientHttp2Stream;
       try {

@@ -19,6 +19,8 @@ const STREAMS_PER_SESSION = 1_000_000_000;
 interface Session {
   readonly http2: http2.ClientHttp2Session;
   streams: number;
+  /** heard marks that the agent sent something on one of the connection's streams. */
+  readonly heard: () => void;
 }
 
 /**
@@ -43,7 +45,9 @@ export class AgentSessions {
       session = this.#open(endpoint);
     }
     session.streams++;
-    return session.http2.request(headers, { endStream: false });
+    const stream = session.http2.request(headers, { endStream: false });
+    stream.on("data", session.heard);
+    return stream;
   }
 
   /** forget closes the connection to an endpoint no longer in use, once its calls are over. */
@@ -66,7 +70,10 @@ export class AgentSessions {
       // would fail healthy calls, so, as grpc-js does, the limit is lifted and flow control bounds the memory.
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
     });
-    const session: Session = { http2: connection, streams: 0 };
+    // Data flowing from the agent proves it alive as well as a ping does: under a burst of thousands of streams, the
+    // ping's answer can queue behind megabytes of their data, at either end, for longer than the timeout.
+    let heardAt = 0;
+    const session: Session = { http2: connection, streams: 0, heard: () => (heardAt = Date.now()) };
     this.#sessions.set(endpoint, session);
     // A connection is not a reason for the process to stay up; servers and calls are.
     connection.unref();
@@ -82,7 +89,7 @@ export class AgentSessions {
       if (connection.destroyed) return;
       if (connection.connecting) {
         if (now - openedAt > keepaliveTimeoutMs) connection.destroy(new Error(`connect timed out after ${keepaliveTimeoutMs} ms`));
-      } else if (pingSentAt !== 0 && now - pingSentAt > keepaliveTimeoutMs) {
+      } else if (pingSentAt !== 0 && now - pingSentAt > keepaliveTimeoutMs && now - heardAt > keepaliveTimeoutMs) {
         connection.destroy(new Error(`the agent answered no keepalive ping for ${keepaliveTimeoutMs} ms`));
       }
     };
