@@ -1,9 +1,8 @@
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { encodeMessage } from "./message-encoder.js";
 
 /**
  * CallContext is what a handler learns about its call besides the request: the caller's metadata, a signal that
@@ -80,7 +79,7 @@ function methodDefinition(serviceName: string, method: DescMethod): grpc.MethodD
     path: `/${serviceName}/${method.name}`,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-    requestSerialize: (message) => encodeMessage(method.input, message),
+    requestSerialize: (message) => encode(method.input, message),
     requestDeserialize: (bytes: Buffer) => {
       try {
         return fromBinary(method.input, bytes);
@@ -88,8 +87,7 @@ function methodDefinition(serviceName: string, method: DescMethod): grpc.MethodD
         return new UndecodableRequest(error instanceof Error ? error.message : String(error));
       }
     },
-    // Handlers answer with init objects; encodeMessage writes them without building protobuf-es messages first.
-    responseSerialize: (message) => encodeMessage(method.output, message),
+    responseSerialize: (message) => encode(method.output, message),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
   };
 }
@@ -107,6 +105,11 @@ function checkDecoded(request: unknown, method: DescMethod): void {
   if (request instanceof UndecodableRequest) {
     throw new ConnectError(`the request is not a valid ${method.input.typeName}: ${request.reason}`, Code.InvalidArgument);
   }
+}
+
+function encode(schema: DescMessage, message: unknown): Buffer {
+  const bytes = toBinary(schema, create(schema, message as MessageInitShape<DescMessage>));
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function unaryCall(
