@@ -93,7 +93,8 @@ async function streamEvents(
   const res: ServerResponse = reply.raw;
   // Headers set on the reply so far (rate-limit headers, the request id) go out with the raw head.
   res.writeHead(200, { ...replyHeaders(reply), ...SSE_HEADERS, "x-request-id": options.requestId });
-  res.flushHeaders();
+  // The head goes out at once unless the first events came with it, in which case they share one write.
+  const flushHeaders = setImmediate(() => res.flushHeaders());
   const watched = options.silence.watch(res);
   let firstByte = false;
   try {
@@ -105,6 +106,7 @@ async function streamEvents(
         if (options.dropUsageOnlyChunks && isUsageOnlyChunk(p.value.data)) continue;
         if (!firstByte) {
           firstByte = true;
+          clearImmediate(flushHeaders);
           options.observer.firstByte();
         }
         watched.wrote();
@@ -116,6 +118,7 @@ async function streamEvents(
           break;
         }
       } else if (p.case === "data") {
+        clearImmediate(flushHeaders);
         watched.wrote();
         if (!res.write(p.value)) await drainOrClose(res);
       } else if (p.case === "trailer") {
@@ -129,6 +132,7 @@ async function streamEvents(
   } catch (error) {
     if (!res.destroyed) res.write(sseErrorFrame(asGatewayError(error).body().error));
   } finally {
+    clearImmediate(flushHeaders);
     watched.stop();
     if (!res.writableEnded) res.end();
   }
