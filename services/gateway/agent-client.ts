@@ -201,7 +201,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
   };
 
   readonly #onError = (error: Error): void => {
-    this.#finish(new ConnectError(`the agent is unreachable: ${messageOf(error)}`, Code.Unavailable, undefined, undefined, error));
+    this.#finish(new ConnectError(messageOf(error), Code.Unavailable, undefined, undefined, error));
   };
 
   readonly #onClose = (): void => {
@@ -213,9 +213,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
     } else if (this.#httpStatus !== 200) {
       this.#finish(new ConnectError(`the agent answered HTTP ${this.#httpStatus}`, codeForHttpStatus(this.#httpStatus)));
     } else if (this.#stream.rstCode) {
-      const refused = this.#stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-      const reason = refused ? "the agent refused the call" : `the agent reset the call (HTTP/2 error ${this.#stream.rstCode})`;
-      this.#finish(new ConnectError(reason, Code.Unavailable));
+      this.#finish(new ConnectError(`the agent reset the call (HTTP/2 error ${this.#stream.rstCode})`, codeForReset(this.#stream.rstCode)));
     } else {
       this.#finish(new ConnectError("the agent ended the call without a status", Code.Internal));
     }
@@ -265,6 +263,22 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
       if (this.#outcome === null) waiter.resolve(DONE);
       else waiter.reject(this.#outcome);
     }
+  }
+}
+
+/** codeForReset is the status of a call the agent reset, as gRPC's HTTP/2 transport maps RST_STREAM codes. */
+function codeForReset(rstCode: number): Code {
+  switch (rstCode) {
+    case http2.constants.NGHTTP2_REFUSED_STREAM:
+      return Code.Unavailable;
+    case http2.constants.NGHTTP2_CANCEL:
+      return Code.Canceled;
+    case http2.constants.NGHTTP2_ENHANCE_YOUR_CALM:
+      return Code.ResourceExhausted;
+    case http2.constants.NGHTTP2_INADEQUATE_SECURITY:
+      return Code.PermissionDenied;
+    default:
+      return Code.Internal;
   }
 }
 
