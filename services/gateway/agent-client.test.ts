@@ -1,3 +1,4 @@
+import * as http2 from "node:http2";
 import { createServer, type Server, type Socket } from "node:net";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -202,7 +203,24 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
     );
     await doomed.close();
     const error = await pending;
-    expect(error?.code).to.be.oneOf([Code.Unavailable, Code.Canceled]);
+    // Node reports the lost connection as a CANCEL reset; the gateway did not cancel, so the agent is unavailable.
+    expect(error?.code).to.equal(Code.Unavailable);
+  });
+  it("fails with UNAVAILABLE when the agent's connection drops mid-answer", async () => {
+    // A peer that opens the answer and then loses its connection, as when the agent's process is killed.
+    const abrupt = http2.createServer();
+    abrupt.on("stream", (stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      stream.write(Buffer.from([0, 0, 0, 0, 0]), () => setImmediate(() => stream.session?.destroy()));
+    });
+    await new Promise<void>((resolve) => abrupt.listen(0, "127.0.0.1", resolve));
+    try {
+      const endpoint = `127.0.0.1:${(abrupt.address() as { port: number }).port}`;
+      const error = await failureOf(calls.infer(create(ProviderSchema, { ...provider, endpoint }), call(), new AbortController().signal));
+      expect(error.code).to.equal(Code.Unavailable);
+    } finally {
+      await new Promise((resolve) => abrupt.close(resolve));
+    }
   });
 });
 

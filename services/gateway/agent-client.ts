@@ -213,7 +213,9 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
     } else if (this.#httpStatus !== 200) {
       this.#finish(new ConnectError(`the agent answered HTTP ${this.#httpStatus}`, codeForHttpStatus(this.#httpStatus)));
     } else if (this.#stream.rstCode) {
-      this.#finish(new ConnectError(`the agent reset the call (HTTP/2 error ${this.#stream.rstCode})`, codeForReset(this.#stream.rstCode)));
+      const lost = this.#stream.session === undefined || this.#stream.session.destroyed;
+      const reason = lost ? "the connection to the agent closed" : `the agent reset the call (HTTP/2 error ${this.#stream.rstCode})`;
+      this.#finish(new ConnectError(reason, codeForReset(this.#stream.rstCode)));
     } else {
       this.#finish(new ConnectError("the agent ended the call without a status", Code.Internal));
     }
@@ -266,20 +268,13 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
   }
 }
 
-/** codeForReset is the status of a call the agent reset, as gRPC's HTTP/2 transport maps RST_STREAM codes. */
+/**
+ * codeForReset is the status of a call that ended without one, reset by the agent or by the loss of the connection
+ * (which Node reports as CANCEL): the call never cancels itself this way, so only a refusal for overload is not a
+ * reason to count the agent unavailable.
+ */
 function codeForReset(rstCode: number): Code {
-  switch (rstCode) {
-    case http2.constants.NGHTTP2_REFUSED_STREAM:
-      return Code.Unavailable;
-    case http2.constants.NGHTTP2_CANCEL:
-      return Code.Canceled;
-    case http2.constants.NGHTTP2_ENHANCE_YOUR_CALM:
-      return Code.ResourceExhausted;
-    case http2.constants.NGHTTP2_INADEQUATE_SECURITY:
-      return Code.PermissionDenied;
-    default:
-      return Code.Internal;
-  }
+  return rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM ? Code.ResourceExhausted : Code.Unavailable;
 }
 
 /** failed is a call that failed before it began. */
