@@ -206,6 +206,28 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
     // Node reports the lost connection as a CANCEL reset; the gateway did not cancel, so the agent is unavailable.
     expect(error?.code).to.equal(Code.Unavailable);
   });
+  it("lets a call on a forgotten connection run to its end, and close() ends even that one", async () => {
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    agent.script = async function* (_call, signal) {
+      yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
+      await released;
+      yield { part: { part: { case: "event", value: { data: encode("after forget") } } } };
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    };
+    const parts = calls.infer(provider, call(), new AbortController().signal)[Symbol.asyncIterator]();
+    expect((await parts.next()).value?.part.case).to.equal("head");
+    calls.forget(agent.endpoint);
+    release();
+    expect(eventData((await parts.next()).value as InferencePart)).to.equal("after forget");
+    const pending = parts.next().then(
+      () => undefined,
+      (e: unknown) => e as ConnectError,
+    );
+    calls.close();
+    expect((await pending)?.code).to.equal(Code.Unavailable);
+  });
+
   it("fails with UNAVAILABLE when the agent's connection drops mid-answer", async () => {
     // A peer that opens the answer and then loses its connection, as when the agent's process is killed.
     const abrupt = http2.createServer();

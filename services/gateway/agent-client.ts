@@ -212,10 +212,10 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
       this.#finish(new ConnectError(this.#grpcMessage || `the agent failed the call (${Code[this.#grpcStatus]})`, this.#grpcStatus));
     } else if (this.#httpStatus !== 200) {
       this.#finish(new ConnectError(`the agent answered HTTP ${this.#httpStatus}`, codeForHttpStatus(this.#httpStatus)));
+    } else if (this.#stream.session === undefined || this.#stream.session.destroyed) {
+      this.#finish(new ConnectError("the connection to the agent closed", Code.Unavailable));
     } else if (this.#stream.rstCode) {
-      const lost = this.#stream.session === undefined || this.#stream.session.destroyed;
-      const reason = lost ? "the connection to the agent closed" : `the agent reset the call (HTTP/2 error ${this.#stream.rstCode})`;
-      this.#finish(new ConnectError(reason, codeForReset(this.#stream.rstCode)));
+      this.#finish(new ConnectError(`the agent reset the call (HTTP/2 error ${this.#stream.rstCode})`, codeForReset(this.#stream.rstCode)));
     } else {
       this.#finish(new ConnectError("the agent ended the call without a status", Code.Internal));
     }
@@ -269,9 +269,8 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
 }
 
 /**
- * codeForReset is the status of a call that ended without one, reset by the agent or by the loss of the connection
- * (which Node reports as CANCEL): the call never cancels itself this way, so only a refusal for overload is not a
- * reason to count the agent unavailable.
+ * codeForReset is the status of a call the agent reset without a status: the call never resets itself this way, so
+ * only a refusal for overload is not a reason to count the agent unavailable.
  */
 function codeForReset(rstCode: number): Code {
   return rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM ? Code.ResourceExhausted : Code.Unavailable;

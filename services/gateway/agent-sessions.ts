@@ -32,6 +32,8 @@ interface Session {
 export class AgentSessions {
   readonly #options: AgentSessionOptions;
   readonly #sessions = new Map<string, Session>();
+  /** #open holds every connection not yet closed, those retired from #sessions included, for close(). */
+  readonly #open = new Set<http2.ClientHttp2Session>();
 
   constructor(options: AgentSessionOptions) {
     this.#options = options;
@@ -42,7 +44,7 @@ export class AgentSessions {
     let session = this.#sessions.get(endpoint);
     if (!session || session.http2.closed || session.http2.destroyed || session.streams >= STREAMS_PER_SESSION) {
       if (session) this.#retire(endpoint, session);
-      session = this.#open(endpoint);
+      session = this.#connect(endpoint);
     }
     session.streams++;
     const stream = session.http2.request(headers, { endStream: false });
@@ -56,13 +58,14 @@ export class AgentSessions {
     if (session) this.#retire(endpoint, session);
   }
 
-  /** close cuts every connection; calls on them fail. */
+  /** close cuts every connection, retired ones included; calls on them fail. */
   close(): void {
-    for (const session of this.#sessions.values()) session.http2.destroy();
+    for (const connection of this.#open) connection.destroy();
+    this.#open.clear();
     this.#sessions.clear();
   }
 
-  #open(endpoint: string): Session {
+  #connect(endpoint: string): Session {
     const { keepaliveMs, keepaliveTimeoutMs, windowBytes } = this.#options;
     const connection = http2.connect(`http://${endpoint}`, {
       settings: { initialWindowSize: windowBytes, enablePush: false },
@@ -75,6 +78,7 @@ export class AgentSessions {
     let heardAt = 0;
     const session: Session = { http2: connection, streams: 0, heard: () => (heardAt = Date.now()) };
     this.#sessions.set(endpoint, session);
+    this.#open.add(connection);
     // A connection is not a reason for the process to stay up; servers and calls are.
     connection.unref();
     connection.once("connect", () => {
@@ -129,6 +133,7 @@ export class AgentSessions {
     connection.on("error", drop);
     connection.once("close", () => {
       clearInterval(watchdog);
+      this.#open.delete(connection);
       drop();
     });
     return session;
