@@ -1,5 +1,6 @@
 import * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   AgentService,
@@ -85,7 +86,7 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
         te: "trailers",
         authorization: authorization(provider),
       };
-      const deadlineMs = call.deadline ? Number(call.deadline.seconds) * 1000 + call.deadline.nanos / 1e6 : undefined;
+      const deadlineMs = call.deadline ? timestampMs(call.deadline) : undefined;
       if (deadlineMs !== undefined) {
         const remainingMs = deadlineMs - Date.now();
         if (remainingMs <= 0) return failed(new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded));
