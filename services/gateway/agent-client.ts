@@ -180,14 +180,16 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
     }
   };
 
+  readonly #onMessage = (message: Buffer): void => {
+    this.#queuedBytes += message.length;
+    const response = fromBinary(InferResponseSchema, message);
+    if (response.part) this.#parts.push(response.part);
+    else for (const part of response.parts) this.#parts.push(part);
+  };
+
   readonly #onData = (chunk: Buffer): void => {
     try {
-      this.#reader.push(chunk, (message) => {
-        this.#queuedBytes += message.length;
-        const response = fromBinary(InferResponseSchema, message);
-        if (response.part) this.#parts.push(response.part);
-        else for (const part of response.parts) this.#parts.push(part);
-      });
+      this.#reader.push(chunk, this.#onMessage);
     } catch (error) {
       const code = error instanceof GrpcWireError ? error.code : Code.Internal;
       this.#cancel(new ConnectError(`the agent's answer is malformed: ${messageOf(error)}`, code, undefined, undefined, error));
