@@ -62,7 +62,7 @@ export function* eventMessages(events: readonly SseEvent[], head?: InferResponse
       parts = [];
       bytes = 0;
     }
-    parts.push({ part: { case: "event", value: { data: event.data, event: event.event } } });
+    parts.push(streamEvent(event));
     bytes += event.data.byteLength;
   }
   yield { parts };
@@ -70,7 +70,11 @@ export function* eventMessages(events: readonly SseEvent[], head?: InferResponse
 
 /** eventPart carries one server-sent event, its data untouched. */
 export function eventPart(event: SseEvent): InferResponseInit {
-  return { part: { part: { case: "event", value: { data: event.data, event: event.event } } } };
+  return { part: streamEvent(event) };
+}
+
+function streamEvent(event: SseEvent): InferencePartInit {
+  return { part: { case: "event", value: { data: event.data, event: event.event } } };
 }
 
 /** trailerPart closes a successful answer. */
