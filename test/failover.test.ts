@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { ErrorKind } from "../gen/infermesh/v1/inference_pb.js";
 import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
 import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
 import { startScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
@@ -17,7 +18,7 @@ const ok = (name: string): Script =>
   };
 
 const upstreamDown: Script = async function* () {
-  yield { part: { part: { case: "error", value: { type: "upstream_error", message: "connection refused", httpStatus: 502 } } } };
+  yield { part: { part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "connection refused", httpStatus: 502 } } } };
 };
 
 describe("failover and passive health", function () {
@@ -99,7 +100,7 @@ describe("failover and passive health", function () {
     a.script = b.script = async function* () {
       yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
       yield { part: { part: { case: "event", value: { data: encode('{"n":1}') } } } };
-      yield { part: { part: { case: "error", value: { type: "upstream_error", message: "died", httpStatus: 502 } } } };
+      yield { part: { part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "died", httpStatus: 502 } } } };
     };
     const streamed = await chat(true);
     expect(streamed.body).to.contain('data: {"n":1}').and.to.contain('"type":"upstream_error"');

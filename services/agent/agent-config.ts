@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
+import type { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
   envName,
   parseBaseUrl,
@@ -11,12 +11,11 @@ import {
   type HostPort,
   type ParsedFlags,
 } from "../../src/cli/flags.js";
+import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
 import { LOG_LEVELS } from "../shared/logger.js";
 
-/** UPSTREAM_TYPES are the kinds of local server an agent proxies to; each maps to one ServiceType. */
-export const UPSTREAM_TYPES = ["llm", "stt", "image", "tts"] as const;
-/** UpstreamType is one of UPSTREAM_TYPES. */
-export type UpstreamType = (typeof UPSTREAM_TYPES)[number];
+/** UpstreamType is the service type of a local server's models: every model of an upstream has the same one. */
+export type UpstreamType = ServiceTypeName;
 
 /**
  * UPSTREAM_KINDS are the APIs an upstream speaks: "openai" (the OpenAI-compatible endpoints, the default),
@@ -48,14 +47,6 @@ const MAX_NAME_LENGTH = 256;
 const MAX_FEATURES = 64;
 const MAX_SHORT_TEXT = 64;
 const MAX_UINT32 = 0xffff_ffff;
-
-/** MODALITY_NAMES maps the config's modality names to proto Modality values. */
-export const MODALITY_NAMES: Readonly<Record<string, Modality>> = {
-  text: Modality.TEXT,
-  image: Modality.IMAGE,
-  audio: Modality.AUDIO,
-  video: Modality.VIDEO,
-};
 
 /** AGENT_FLAGS are `infermesh agent`'s flags; the config file's top-level keys are the same names in snake_case. */
 export const AGENT_FLAGS: FlagSpecs = {
@@ -463,8 +454,8 @@ function upstreamKind(where: string, value: string): UpstreamKind {
 
 function upstreamType(where: string, value: string): UpstreamType {
   const type = value.toLowerCase();
-  if (!(UPSTREAM_TYPES as readonly string[]).includes(type)) {
-    throw new UsageError(`${where}: unknown upstream type '${value}' (expected ${UPSTREAM_TYPES.join(", ")})`);
+  if (!(SERVICE_TYPE_NAMES as readonly string[]).includes(type)) {
+    throw new UsageError(`${where}: unknown upstream type '${value}' (expected ${SERVICE_TYPE_NAMES.join(", ")})`);
   }
   return type as UpstreamType;
 }
@@ -499,9 +490,9 @@ function wholeNumber(where: string, value: unknown, min: number, max: number, un
 function modalities(where: string, value: unknown): Modality[] {
   const list = array(where, value).map((item, i) => {
     const name = string(`${where}[${i}]`, item).toLowerCase();
-    const modality = MODALITY_NAMES[name];
+    const modality = modalityNamed(name);
     if (modality === undefined) {
-      throw new UsageError(`${where}[${i}]: unknown modality '${name}' (expected ${Object.keys(MODALITY_NAMES).join(", ")})`);
+      throw new UsageError(`${where}[${i}]: unknown modality '${name}' (expected ${MODALITY_NAMES.join(", ")})`);
     }
     return modality;
   });

@@ -187,14 +187,14 @@ describe("agent Infer (stock grpc-js client)", () => {
         response.end('{"error":{"code":500,"message":"CUDA out of memory","type":"server_error"}}');
       });
       const error = onlyError(await infer(client, { model: MODEL, body: chatBody(MODEL) }, token));
-      expect(error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+      expect(error).to.deep.include({ kind: "ERROR_KIND_UPSTREAM", type: "upstream_error", httpStatus: 502 });
       expect(error.message).to.contain("HTTP 500").and.to.contain("CUDA out of memory");
     });
 
     it("turns a refused connection into one upstream_error part", async () => {
       await upstream.close();
       const error = onlyError(await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token));
-      expect(error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+      expect(error).to.deep.include({ kind: "ERROR_KIND_UPSTREAM", type: "upstream_error", httpStatus: 502 });
       expect(error.message).to.equal("cannot connect to the local llm server: connection refused (is the server running?)");
       expect(error.message, "a provider's private address never reaches clients").not.to.contain("127.0.0.1");
     });
@@ -216,7 +216,7 @@ describe("agent Infer (stock grpc-js client)", () => {
       const result = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token);
       expect(result.status.code).to.equal(grpc.status.OK);
       expect(kinds(result)).to.deep.equal(["head", "event", "event", "error"]);
-      expect(result.parts[3]?.error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+      expect(result.parts[3]?.error).to.deep.include({ kind: "ERROR_KIND_UPSTREAM", type: "upstream_error", httpStatus: 502 });
       expect(result.parts[3]?.error?.message).to.contain("after 2 events");
     });
 
@@ -226,7 +226,7 @@ describe("agent Infer (stock grpc-js client)", () => {
       const deadline = { seconds: String(Math.floor(deadlineMs / 1000)), nanos: (deadlineMs % 1000) * 1e6 };
       const result = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }), deadline }, token);
       expect(kinds(result)).to.deep.equal(["head", "event", "error"]);
-      expect(result.parts[2]?.error).to.deep.include({ type: "timeout", httpStatus: 504 });
+      expect(result.parts[2]?.error).to.deep.include({ kind: "ERROR_KIND_TIMEOUT", type: "timeout", httpStatus: 504 });
       await waitFor("the upstream to see the abort", () => upstream.aborted.length === 1, 1_000);
     });
 

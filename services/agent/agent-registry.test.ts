@@ -195,7 +195,7 @@ describe("agent and registry", () => {
     await agent.stop(100);
     const result = await long.done;
     expect(result.status.code).to.equal(grpc.status.OK);
-    expect(result.parts.at(-1)?.error).to.deep.include({ type: "upstream_error", httpStatus: 502 });
+    expect(result.parts.at(-1)?.error).to.deep.include({ kind: "ERROR_KIND_SHUTDOWN", type: "upstream_error", httpStatus: 502 });
     expect(result.parts.at(-1)?.error?.message).to.contain("shut down");
     await simulator.waitForAbort(undefined, 1_000);
   });

@@ -13,9 +13,8 @@ import type { InferResponseInit } from "./inference-parts.js";
 import { aborted, type CallOutcome } from "./answer-relay.js";
 import type { MeshAuth } from "./mesh-auth.js";
 import type { UpstreamClient } from "./upstream-client.js";
-import { SERVICE_TYPES } from "./upstream-models.js";
-import { operationLabel } from "../shared/operation-label.js";
-import { operationType, upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
+import { operationInfo, operationLabel, serviceTypeOf } from "../shared/inference-catalog.js";
+import { upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
 import { selectUpstream, type Candidate } from "./upstream-selection.js";
 
 /** ServingUpstream is an upstream as the Infer handler uses it: config, client, concurrency slots, current models. */
@@ -72,11 +71,11 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
         if (deps.isDraining()) throw new ConnectError("the agent is shutting down and takes no new calls", Code.Unavailable);
         if (!call) throw new ConnectError("call is required", Code.InvalidArgument);
         if (!call.model) throw new ConnectError("call.model is required", Code.InvalidArgument);
-        const type = operationType(call.operation);
+        const type = operationInfo(call.operation)?.serviceType;
         if (!type) {
           throw new ConnectError(`operation ${Operation[call.operation] ?? call.operation} is not served by this agent`, Code.Unimplemented);
         }
-        const upstream = selectUpstream(deps.upstreams(), call.model, SERVICE_TYPES[type]);
+        const upstream = selectUpstream(deps.upstreams(), call.model, serviceTypeOf(type).serviceType);
         if (!upstream) {
           throw new ConnectError(`no ${type} upstream of this agent serves model '${call.model}'`, Code.NotFound);
         }

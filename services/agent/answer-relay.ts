@@ -1,4 +1,4 @@
-import type { InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
+import { ErrorKind, type InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Clock } from "../shared/clock.js";
 import { StreamSummary } from "./answer-summary.js";
 import { AgentShuttingDown, DeadlineExceeded } from "./call-tracker.js";
@@ -6,9 +6,8 @@ import {
   dataParts,
   eventMessages,
   headPart,
-  timeoutPart,
   trailerPart,
-  upstreamErrorPart,
+  errorPart,
   type InferResponseInit,
 } from "./inference-parts.js";
 import { DEFAULT_MAX_EVENT_BYTES, SseEventTooLargeError, SseParser } from "./sse-parser.js";
@@ -134,18 +133,18 @@ export function* failure(exchange: UpstreamExchange, error: unknown, context: st
 /** upstreamError ends the call with one upstream_error part, and tells onFailure why. */
 export function* upstreamError(exchange: UpstreamExchange, message: string): Generator<InferResponseInit, CallOutcome> {
   exchange.onFailure(message);
-  yield upstreamErrorPart(message);
+  yield errorPart(ErrorKind.UPSTREAM, message);
   return "upstream_error";
 }
 
 /** aborted is the last part of a call aborted for reason: a timeout, a shutdown, or nothing for a client that left. */
 export function* aborted(reason: unknown): Generator<InferResponseInit, CallOutcome> {
   if (reason instanceof DeadlineExceeded) {
-    yield timeoutPart(reason.message);
+    yield errorPart(ErrorKind.TIMEOUT, reason.message);
     return "timeout";
   }
   if (reason instanceof AgentShuttingDown) {
-    yield upstreamErrorPart(reason.message);
+    yield errorPart(ErrorKind.SHUTDOWN, reason.message);
     return "shutdown";
   }
   return "cancelled";

@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { InferencePartSchema, InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { ErrorKind, type InferencePartSchema, type InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { ERROR_KINDS } from "../shared/error-kinds.js";
 import type { TrailerInit } from "./answer-summary.js";
 import type { SseEvent } from "./sse-parser.js";
 
@@ -82,16 +83,11 @@ export function trailerPart(trailer: TrailerInit): InferResponseInit {
   return { part: { part: { case: "trailer", value: trailer } } };
 }
 
-/** upstreamErrorPart ends an answer that the local server failed to give: the gateway answers 502 upstream_error. */
-export function upstreamErrorPart(message: string): InferResponseInit {
-  return errorPart("upstream_error", 502, message);
-}
-
-/** timeoutPart ends an answer whose deadline passed: the gateway answers 504. */
-export function timeoutPart(message: string): InferResponseInit {
-  return errorPart("timeout", 504, message);
-}
-
-function errorPart(type: string, httpStatus: number, message: string): InferResponseInit {
-  return { part: { part: { case: "error", value: { type, httpStatus, message } } } };
+/**
+ * errorPart ends an answer that failed, of a kind the gateway decides by: UPSTREAM for a local server that failed to
+ * give it, TIMEOUT for a passed deadline, SHUTDOWN for a call the agent cut off as it stopped.
+ */
+export function errorPart(kind: Exclude<ErrorKind, ErrorKind.UNSPECIFIED>, message: string): InferResponseInit {
+  const { type, httpStatus } = ERROR_KINDS[kind];
+  return { part: { part: { case: "error", value: { kind, type, httpStatus, message } } } };
 }

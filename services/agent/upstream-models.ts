@@ -1,22 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { Modality, ModelSchema, ServiceType, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
-import type { CapabilityOverride, UpstreamConfig, UpstreamType } from "./agent-config.js";
-
-/** SERVICE_TYPES maps an upstream's type to the service type its models are advertised with. */
-export const SERVICE_TYPES: Readonly<Record<UpstreamType, ServiceType>> = {
-  llm: ServiceType.LLM,
-  stt: ServiceType.STT,
-  image: ServiceType.IMAGE,
-  tts: ServiceType.TTS,
-};
-
-/** DEFAULT_MODALITIES are each type's modalities when nothing more precise is known (see COMPAT.md). */
-export const DEFAULT_MODALITIES: Readonly<Record<UpstreamType, { input: readonly Modality[]; output: readonly Modality[] }>> = {
-  llm: { input: [Modality.TEXT], output: [Modality.TEXT] },
-  stt: { input: [Modality.AUDIO], output: [Modality.TEXT] },
-  tts: { input: [Modality.TEXT], output: [Modality.AUDIO] },
-  image: { input: [Modality.TEXT, Modality.IMAGE], output: [Modality.IMAGE] },
-};
+import { Modality, ModelSchema, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { serviceTypeOf } from "../shared/inference-catalog.js";
+import type { CapabilityOverride, UpstreamConfig } from "./agent-config.js";
 
 /** UNKNOWN_ENGINE is the engine of a server that neither the config nor its answers name (the seed's word). */
 export const UNKNOWN_ENGINE = "other";
@@ -107,7 +92,7 @@ export function advertisedModels(listing: ModelListing, upstream: UpstreamConfig
   const expose = upstream.expose === undefined ? undefined : new Set(upstream.expose.map((id) => id.toLowerCase()));
   const hide = new Set(upstream.hide.map((id) => id.toLowerCase()));
   const seen = new Set<string>();
-  const defaults = DEFAULT_MODALITIES[upstream.type];
+  const type = serviceTypeOf(upstream.type);
   const models: Model[] = [];
   for (const discovered of listing.models) {
     const key = discovered.id.toLowerCase();
@@ -119,9 +104,9 @@ export function advertisedModels(listing: ModelListing, upstream: UpstreamConfig
     models.push(
       create(ModelSchema, {
         id: discovered.id,
-        serviceType: SERVICE_TYPES[upstream.type],
-        inputModalities: [...(override.inputModalities ?? (vision ? [Modality.TEXT, Modality.IMAGE] : defaults.input))],
-        outputModalities: [...(override.outputModalities ?? defaults.output)],
+        serviceType: type.serviceType,
+        inputModalities: [...(override.inputModalities ?? (vision ? [Modality.TEXT, Modality.IMAGE] : type.inputs))],
+        outputModalities: [...(override.outputModalities ?? type.outputs)],
         supportedFeatures: [...(override.supportedFeatures ?? (vision ? ["vision"] : []))],
         contextLength: override.contextLength ?? discovered.contextLength ?? 0,
         engine: upstream.engine ?? listing.engine ?? UNKNOWN_ENGINE,

@@ -1,5 +1,6 @@
 import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
-import type { UpstreamKind, UpstreamType } from "./agent-config.js";
+import { OPERATIONS } from "../shared/inference-catalog.js";
+import type { UpstreamKind } from "./agent-config.js";
 import type { Forwarder } from "./answer-relay.js";
 import { IMG2IMG_PATH, img2imgTranslation, TXT2IMG_PATH, txt2imgTranslation } from "./automatic1111-adapter.js";
 import { forwardJson } from "./json-forwarder.js";
@@ -18,13 +19,14 @@ type Routes = Readonly<Partial<Record<Operation, UpstreamRoute>>>;
 
 /** ROUTES are each kind's routes; an operation missing from a kind's table is one its servers cannot serve. */
 const ROUTES: Readonly<Record<UpstreamKind, Routes>> = {
+  // An OpenAI-compatible server serves each operation on the route the gateway serves it on.
   openai: {
-    [Operation.CHAT_COMPLETION]: { path: "/v1/chat/completions", forward: forwardJson },
-    [Operation.COMPLETION]: { path: "/v1/completions", forward: forwardJson },
-    [Operation.TRANSCRIPTION]: { path: "/v1/audio/transcriptions", forward: forwardMediaForm },
-    [Operation.IMAGE_GENERATION]: { path: "/v1/images/generations", forward: forwardMediaJson },
-    [Operation.IMAGE_EDIT]: { path: "/v1/images/edits", forward: forwardMediaForm },
-    [Operation.SPEECH]: { path: "/v1/audio/speech", forward: forwardMediaJson },
+    [Operation.CHAT_COMPLETION]: { path: OPERATIONS[Operation.CHAT_COMPLETION].path, forward: forwardJson },
+    [Operation.COMPLETION]: { path: OPERATIONS[Operation.COMPLETION].path, forward: forwardJson },
+    [Operation.TRANSCRIPTION]: { path: OPERATIONS[Operation.TRANSCRIPTION].path, forward: forwardMediaForm },
+    [Operation.IMAGE_GENERATION]: { path: OPERATIONS[Operation.IMAGE_GENERATION].path, forward: forwardMediaJson },
+    [Operation.IMAGE_EDIT]: { path: OPERATIONS[Operation.IMAGE_EDIT].path, forward: forwardMediaForm },
+    [Operation.SPEECH]: { path: OPERATIONS[Operation.SPEECH].path, forward: forwardMediaJson },
   },
   whispercpp: {
     [Operation.TRANSCRIPTION]: {
@@ -43,26 +45,6 @@ const ROUTES: Readonly<Record<UpstreamKind, Routes>> = {
     },
   },
 };
-
-/** operationType is the upstream type that serves an operation, undefined for UNSPECIFIED and unknown numbers. */
-export function operationType(operation: Operation): UpstreamType | undefined {
-  switch (operation) {
-    case Operation.CHAT_COMPLETION:
-    case Operation.COMPLETION:
-      return "llm";
-    case Operation.TRANSCRIPTION:
-      return "stt";
-    case Operation.IMAGE_GENERATION:
-    case Operation.IMAGE_EDIT:
-      return "image";
-    case Operation.SPEECH:
-      return "tts";
-    case Operation.UNSPECIFIED:
-      return undefined;
-  }
-  // A number from a newer contract that this agent does not know.
-  return undefined;
-}
 
 /** upstreamRoute is how an operation reaches an upstream of kind, or undefined when that kind cannot serve it. */
 export function upstreamRoute(operation: Operation, kind: UpstreamKind): UpstreamRoute | undefined {

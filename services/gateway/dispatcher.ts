@@ -10,6 +10,7 @@ import {
 } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { errorKindInfo } from "../shared/error-kinds.js";
 import type { AgentCalls } from "./agent-client.js";
 import { GatewayError, invalidRequest, noProvider } from "./error-envelope.js";
 import type { ProviderHealth } from "./provider-health.js";
@@ -234,12 +235,12 @@ function isProviderFault(error: unknown): boolean {
   }
 }
 
-/** isRetryablePart is an answer that failed before it began because the provider's model server failed (5xx). */
+/** isRetryablePart is an answer that failed before it began of a kind another provider may not share. */
 function isRetryablePart(part: InferencePart): boolean {
-  return part.part.case === "error" && part.part.value.httpStatus >= 500 && part.part.value.type === "upstream_error";
+  return part.part.case === "error" && errorKindInfo(part.part.value.kind).failover;
 }
 
-/** partOutcome is what the latest part says about the provider's health. */
+/** partOutcome is what the latest part says about the provider's health: every error kind is the provider's. */
 function partOutcome(part: InferencePart): "succeeded" | "failed" {
-  return part.part.case === "error" && part.part.value.httpStatus >= 500 ? "failed" : "succeeded";
+  return part.part.case === "error" ? "failed" : "succeeded";
 }

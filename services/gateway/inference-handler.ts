@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { writeAnswer } from "./answer-writer.js";
 import type { Dispatcher } from "./dispatcher.js";
-import { operationLabel } from "../shared/operation-label.js";
+import { operationLabel } from "../shared/inference-catalog.js";
 import { TOKEN_TYPES, UNROUTED_MODEL, type GatewayMetrics } from "./gateway-metrics.js";
 import { StreamSlots } from "./rate-limits.js";
 import { SilenceTicker } from "./silence-ticker.js";

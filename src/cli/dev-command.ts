@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAgent } from "../../services/agent/agent.js";
-import { resolveAgentConfig, UPSTREAM_TYPES } from "../../services/agent/agent-config.js";
+import { resolveAgentConfig } from "../../services/agent/agent-config.js";
+import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
 import { createGateway } from "../../services/gateway/gateway.js";
 import { createRegistryServer } from "../../services/registry/registry-server.js";
 import type { RegistryStore } from "../../services/registry/store/registry-store.js";
@@ -97,7 +98,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
         listen: { host: "127.0.0.1", port: 0 },
         name: "dev-agent",
         // One simulator serves every kind; each upstream entry exposes the models of its type.
-        upstreams: UPSTREAM_TYPES.flatMap((type) => {
+        upstreams: SERVICE_TYPE_NAMES.flatMap((type) => {
           const ids = simulated.filter((m) => (m.kind ?? "llm") === type).map((m) => m.id);
           return ids.length > 0 ? [{ type, url: sim.url, expose: ids, engine: "infermesh-sim" }] : [];
         }),

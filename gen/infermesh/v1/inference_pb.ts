@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file infermesh/v1/inference.proto.
  */
 export const file_infermesh_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("ChxpbmZlcm1lc2gvdjEvaW5mZXJlbmNlLnByb3RvEgxpbmZlcm1lc2gudjEiaAoJTWVkaWFGaWxlEiUKBHJvbGUYASABKA4yFy5pbmZlcm1lc2gudjEuTWVkaWFSb2xlEhAKCGZpbGVuYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIMCgRkYXRhGAQgASgMIvsBCg1JbmZlcmVuY2VDYWxsEioKCW9wZXJhdGlvbhgBIAEoDjIXLmluZmVybWVzaC52MS5PcGVyYXRpb24SDQoFbW9kZWwYAiABKAkSDgoGc3RyZWFtGAMgASgIEhIKCnJlcXVlc3RfaWQYBCABKAkSLAoIZGVhZGxpbmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBmNhbGxlchgGIAEoCzIXLmluZmVybWVzaC52MS5QcmluY2lwYWwSDAoEYm9keRgHIAEoDBImCgVtZWRpYRgIIAMoCzIXLmluZmVybWVzaC52MS5NZWRpYUZpbGUingEKDFJlc3BvbnNlSGVhZBIOCgZzdGF0dXMYASABKA0SFAoMY29udGVudF90eXBlGAIgASgJEjgKB2hlYWRlcnMYAyADKAsyJy5pbmZlcm1lc2gudjEuUmVzcG9uc2VIZWFkLkhlYWRlcnNFbnRyeRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIqCgtTdHJlYW1FdmVudBIMCgRkYXRhGAEgASgMEg0KBWV2ZW50GAIgASgJIocBCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEhQKDHRvdGFsX3Rva2VucxgDIAEoDRIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNIkUKB1RyYWlsZXISIgoFdXNhZ2UYASABKAsyEy5pbmZlcm1lc2gudjEuVXNhZ2USFgoOZmluaXNoX3JlYXNvbnMYAiADKAkiYQoOSW5mZXJlbmNlRXJyb3ISDAoEdHlwZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhMKC2h0dHBfc3RhdHVzGAMgASgNEgwKBGNvZGUYBCABKAkSDQoFcGFyYW0YBSABKAki2AEKDUluZmVyZW5jZVBhcnQSKgoEaGVhZBgBIAEoCzIaLmluZmVybWVzaC52MS5SZXNwb25zZUhlYWRIABIOCgRkYXRhGAIgASgMSAASKgoFZXZlbnQYAyABKAsyGS5pbmZlcm1lc2gudjEuU3RyZWFtRXZlbnRIABIoCgd0cmFpbGVyGAQgASgLMhUuaW5mZXJtZXNoLnYxLlRyYWlsZXJIABItCgVlcnJvchgFIAEoCzIcLmluZmVybWVzaC52MS5JbmZlcmVuY2VFcnJvckgAQgYKBHBhcnQiOQoMSW5mZXJSZXF1ZXN0EikKBGNhbGwYASABKAsyGy5pbmZlcm1lc2gudjEuSW5mZXJlbmNlQ2FsbCJmCg1JbmZlclJlc3BvbnNlEikKBHBhcnQYASABKAsyGy5pbmZlcm1lc2gudjEuSW5mZXJlbmNlUGFydBIqCgVwYXJ0cxgCIAMoCzIbLmluZmVybWVzaC52MS5JbmZlcmVuY2VQYXJ0IkkKHEluZmVyZW5jZVNlcnZpY2VJbmZlclJlcXVlc3QSKQoEY2FsbBgBIAEoCzIbLmluZmVybWVzaC52MS5JbmZlcmVuY2VDYWxsIkoKHUluZmVyZW5jZVNlcnZpY2VJbmZlclJlc3BvbnNlEikKBHBhcnQYASABKAsyGy5pbmZlcm1lc2gudjEuSW5mZXJlbmNlUGFydCrMAQoJT3BlcmF0aW9uEhkKFU9QRVJBVElPTl9VTlNQRUNJRklFRBAAEh0KGU9QRVJBVElPTl9DSEFUX0NPTVBMRVRJT04QARIYChRPUEVSQVRJT05fQ09NUExFVElPThACEhsKF09QRVJBVElPTl9UUkFOU0NSSVBUSU9OEAMSHgoaT1BFUkFUSU9OX0lNQUdFX0dFTkVSQVRJT04QBBIYChRPUEVSQVRJT05fSU1BR0VfRURJVBAFEhQKEE9QRVJBVElPTl9TUEVFQ0gQBipoCglNZWRpYVJvbGUSGgoWTUVESUFfUk9MRV9VTlNQRUNJRklFRBAAEhQKEE1FRElBX1JPTEVfQVVESU8QARIUChBNRURJQV9ST0xFX0lNQUdFEAISEwoPTUVESUFfUk9MRV9NQVNLEAMyUgoMQWdlbnRTZXJ2aWNlEkIKBUluZmVyEhouaW5mZXJtZXNoLnYxLkluZmVyUmVxdWVzdBobLmluZmVybWVzaC52MS5JbmZlclJlc3BvbnNlMAEydgoQSW5mZXJlbmNlU2VydmljZRJiCgVJbmZlchIqLmluZmVybWVzaC52MS5JbmZlcmVuY2VTZXJ2aWNlSW5mZXJSZXF1ZXN0GisuaW5mZXJtZXNoLnYxLkluZmVyZW5jZVNlcnZpY2VJbmZlclJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_infermesh_v1_registry]);
+  fileDesc("ChxpbmZlcm1lc2gvdjEvaW5mZXJlbmNlLnByb3RvEgxpbmZlcm1lc2gudjEiaAoJTWVkaWFGaWxlEiUKBHJvbGUYASABKA4yFy5pbmZlcm1lc2gudjEuTWVkaWFSb2xlEhAKCGZpbGVuYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIMCgRkYXRhGAQgASgMIvsBCg1JbmZlcmVuY2VDYWxsEioKCW9wZXJhdGlvbhgBIAEoDjIXLmluZmVybWVzaC52MS5PcGVyYXRpb24SDQoFbW9kZWwYAiABKAkSDgoGc3RyZWFtGAMgASgIEhIKCnJlcXVlc3RfaWQYBCABKAkSLAoIZGVhZGxpbmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBmNhbGxlchgGIAEoCzIXLmluZmVybWVzaC52MS5QcmluY2lwYWwSDAoEYm9keRgHIAEoDBImCgVtZWRpYRgIIAMoCzIXLmluZmVybWVzaC52MS5NZWRpYUZpbGUingEKDFJlc3BvbnNlSGVhZBIOCgZzdGF0dXMYASABKA0SFAoMY29udGVudF90eXBlGAIgASgJEjgKB2hlYWRlcnMYAyADKAsyJy5pbmZlcm1lc2gudjEuUmVzcG9uc2VIZWFkLkhlYWRlcnNFbnRyeRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIqCgtTdHJlYW1FdmVudBIMCgRkYXRhGAEgASgMEg0KBWV2ZW50GAIgASgJIocBCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEhQKDHRvdGFsX3Rva2VucxgDIAEoDRIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNIkUKB1RyYWlsZXISIgoFdXNhZ2UYASABKAsyEy5pbmZlcm1lc2gudjEuVXNhZ2USFgoOZmluaXNoX3JlYXNvbnMYAiADKAkiiAEKDkluZmVyZW5jZUVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRITCgtodHRwX3N0YXR1cxgDIAEoDRIMCgRjb2RlGAQgASgJEg0KBXBhcmFtGAUgASgJEiUKBGtpbmQYBiABKA4yFy5pbmZlcm1lc2gudjEuRXJyb3JLaW5kItgBCg1JbmZlcmVuY2VQYXJ0EioKBGhlYWQYASABKAsyGi5pbmZlcm1lc2gudjEuUmVzcG9uc2VIZWFkSAASDgoEZGF0YRgCIAEoDEgAEioKBWV2ZW50GAMgASgLMhkuaW5mZXJtZXNoLnYxLlN0cmVhbUV2ZW50SAASKAoHdHJhaWxlchgEIAEoCzIVLmluZmVybWVzaC52MS5UcmFpbGVySAASLQoFZXJyb3IYBSABKAsyHC5pbmZlcm1lc2gudjEuSW5mZXJlbmNlRXJyb3JIAEIGCgRwYXJ0IjkKDEluZmVyUmVxdWVzdBIpCgRjYWxsGAEgASgLMhsuaW5mZXJtZXNoLnYxLkluZmVyZW5jZUNhbGwiZgoNSW5mZXJSZXNwb25zZRIpCgRwYXJ0GAEgASgLMhsuaW5mZXJtZXNoLnYxLkluZmVyZW5jZVBhcnQSKgoFcGFydHMYAiADKAsyGy5pbmZlcm1lc2gudjEuSW5mZXJlbmNlUGFydCJJChxJbmZlcmVuY2VTZXJ2aWNlSW5mZXJSZXF1ZXN0EikKBGNhbGwYASABKAsyGy5pbmZlcm1lc2gudjEuSW5mZXJlbmNlQ2FsbCJKCh1JbmZlcmVuY2VTZXJ2aWNlSW5mZXJSZXNwb25zZRIpCgRwYXJ0GAEgASgLMhsuaW5mZXJtZXNoLnYxLkluZmVyZW5jZVBhcnQqzAEKCU9wZXJhdGlvbhIZChVPUEVSQVRJT05fVU5TUEVDSUZJRUQQABIdChlPUEVSQVRJT05fQ0hBVF9DT01QTEVUSU9OEAESGAoUT1BFUkFUSU9OX0NPTVBMRVRJT04QAhIbChdPUEVSQVRJT05fVFJBTlNDUklQVElPThADEh4KGk9QRVJBVElPTl9JTUFHRV9HRU5FUkFUSU9OEAQSGAoUT1BFUkFUSU9OX0lNQUdFX0VESVQQBRIUChBPUEVSQVRJT05fU1BFRUNIEAYqaAoJTWVkaWFSb2xlEhoKFk1FRElBX1JPTEVfVU5TUEVDSUZJRUQQABIUChBNRURJQV9ST0xFX0FVRElPEAESFAoQTUVESUFfUk9MRV9JTUFHRRACEhMKD01FRElBX1JPTEVfTUFTSxADKnEKCUVycm9yS2luZBIaChZFUlJPUl9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTRVJST1JfS0lORF9VUFNUUkVBTRABEhYKEkVSUk9SX0tJTkRfVElNRU9VVBACEhcKE0VSUk9SX0tJTkRfU0hVVERPV04QAzJSCgxBZ2VudFNlcnZpY2USQgoFSW5mZXISGi5pbmZlcm1lc2gudjEuSW5mZXJSZXF1ZXN0GhsuaW5mZXJtZXNoLnYxLkluZmVyUmVzcG9uc2UwATJ2ChBJbmZlcmVuY2VTZXJ2aWNlEmIKBUluZmVyEiouaW5mZXJtZXNoLnYxLkluZmVyZW5jZVNlcnZpY2VJbmZlclJlcXVlc3QaKy5pbmZlcm1lc2gudjEuSW5mZXJlbmNlU2VydmljZUluZmVyUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_infermesh_v1_registry]);
 
 /**
  * MediaFile is an uploaded file, carried as raw bytes (never base64 inside JSON).
@@ -276,7 +276,7 @@ export const TrailerSchema: GenMessage<Trailer> = /*@__PURE__*/
  */
 export type InferenceError = Message<"infermesh.v1.InferenceError"> & {
   /**
-   * type is OpenAI's error type: "upstream_error", "no_provider", "invalid_request_error", "timeout", ...
+   * type is OpenAI's error type that kind stands for: "upstream_error", "timeout", ...
    *
    * @generated from field: string type = 1;
    */
@@ -309,6 +309,13 @@ export type InferenceError = Message<"infermesh.v1.InferenceError"> & {
    * @generated from field: string param = 5;
    */
   param: string;
+
+  /**
+   * kind says why the answer failed; type and http_status are what the gateway answers for it.
+   *
+   * @generated from field: infermesh.v1.ErrorKind kind = 6;
+   */
+  kind: ErrorKind;
 };
 
 /**
@@ -573,6 +580,49 @@ export enum MediaRole {
  */
 export const MediaRoleSchema: GenEnum<MediaRole> = /*@__PURE__*/
   enumDesc(file_infermesh_v1_inference, 1);
+
+/**
+ * ErrorKind says why an answer failed, so that the gateway decides on its status, failover and circuit breaker from
+ * the kind, never from a message.
+ *
+ * @generated from enum infermesh.v1.ErrorKind
+ */
+export enum ErrorKind {
+  /**
+   * ERROR_KIND_UNSPECIFIED is an error from an agent that predates kinds; the gateway treats it as upstream.
+   *
+   * @generated from enum value: ERROR_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * ERROR_KIND_UPSTREAM is a local model server that failed: a 5xx, a refused or reset connection, a broken answer.
+   * Before the first byte, another provider may be tried.
+   *
+   * @generated from enum value: ERROR_KIND_UPSTREAM = 1;
+   */
+  UPSTREAM = 1,
+
+  /**
+   * ERROR_KIND_TIMEOUT is a call whose deadline passed at the agent.
+   *
+   * @generated from enum value: ERROR_KIND_TIMEOUT = 2;
+   */
+  TIMEOUT = 2,
+
+  /**
+   * ERROR_KIND_SHUTDOWN is a call the agent cut off because it shut down; another provider may be tried.
+   *
+   * @generated from enum value: ERROR_KIND_SHUTDOWN = 3;
+   */
+  SHUTDOWN = 3,
+}
+
+/**
+ * Describes the enum infermesh.v1.ErrorKind.
+ */
+export const ErrorKindSchema: GenEnum<ErrorKind> = /*@__PURE__*/
+  enumDesc(file_infermesh_v1_inference, 2);
 
 /**
  * AgentService runs beside local model servers. Gateways call it; it refuses every caller that does not present its
