@@ -3,8 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { InferenceCallSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { systemClock } from "../shared/clock.js";
-import { relayEvents, type UpstreamExchange } from "./answer-relay.js";
-import type { InferResponseInit } from "./inference-parts.js";
+import { relayAnswer, relayEvents, type BodyRelay, type CallOutcome, type UpstreamExchange } from "./answer-relay.js";
+import { headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";
 import type { UpstreamClient, UpstreamResponse } from "./upstream-client.js";
 
 const sse = (...data: string[]) => Buffer.from(data.map((d) => `data: ${d}\n\n`).join(""));
@@ -19,20 +19,20 @@ function shape(message: InferResponseInit): string[] {
   });
 }
 
-describe("relayEvents", () => {
-  const exchange: UpstreamExchange = {
-    client: undefined as unknown as UpstreamClient,
-    server: "the local llm server",
-    path: "/v1/chat/completions",
-    call: create(InferenceCallSchema, { model: "m" }),
-    signal: new AbortController().signal,
-    timeoutMs: 1_000,
-    maxBodyBytes: 1_000_000,
-    onHeaders: () => {},
-    onFailure: () => {},
-    clock: systemClock,
-  };
+const exchange: UpstreamExchange = {
+  client: undefined as unknown as UpstreamClient,
+  server: "the local llm server",
+  path: "/v1/chat/completions",
+  call: create(InferenceCallSchema, { model: "m" }),
+  signal: new AbortController().signal,
+  timeoutMs: 1_000,
+  maxBodyBytes: 1_000_000,
+  onHeaders: () => {},
+  onFailure: () => {},
+  clock: systemClock,
+};
 
+describe("relayEvents", () => {
   async function relay(body: PassThrough, afterFirst?: () => void): Promise<string[][]> {
     const response: UpstreamResponse = { status: 200, contentType: "text/event-stream", body: body as unknown as UpstreamResponse["body"] };
     const messages: string[][] = [];
@@ -59,5 +59,49 @@ describe("relayEvents", () => {
     const body = new PassThrough();
     const messages = await relay(body, () => body.end(sse("a")));
     expect(messages).to.deep.equal([["head"], ["event:a"], ["trailer"]]);
+  });
+});
+
+describe("relayAnswer", () => {
+  /** bodyRelay stands for an operation's own relay of a 2xx body, so that a test sees when it is chosen. */
+  const bodyRelay: BodyRelay = async function* (_exchange, response) {
+    yield headPart(response.status, "application/octet-stream");
+    yield trailerPart({});
+    return "ok";
+  };
+
+  async function relay(status: number, contentType: string, body: PassThrough): Promise<{ shapes: string[]; outcome: CallOutcome }> {
+    const response: UpstreamResponse = { status, contentType, body: body as unknown as UpstreamResponse["body"] };
+    const shapes: string[] = [];
+    const answer = relayAnswer(exchange, response, bodyRelay);
+    for (let next = await answer.next(); ; next = await answer.next()) {
+      if (next.done) return { shapes, outcome: next.value };
+      shapes.push(...shape(next.value));
+    }
+  }
+
+  it("relays a 2xx event stream event by event", async () => {
+    const result = await relay(200, "text/event-stream; charset=utf-8", new PassThrough().end(sse("a")));
+    expect(result).to.deep.equal({ shapes: ["head", "event:a", "trailer"], outcome: "ok" });
+  });
+
+  it("passes a 4xx through as the upstream's own answer", async () => {
+    const result = await relay(404, "application/json", new PassThrough().end('{"error":"no"}'));
+    expect(result).to.deep.equal({ shapes: ["head", "data", "trailer"], outcome: "client_error" });
+  });
+
+  it("turns a 5xx or a 3xx into one upstream_error part", async () => {
+    for (const status of [503, 302]) {
+      const result = await relay(status, "text/plain", new PassThrough().end("down"));
+      expect(result).to.deep.equal({ shapes: ["error"], outcome: "upstream_error" }, `HTTP ${status}`);
+    }
+  });
+
+  it("hands any other 2xx to the operation's body relay, and destroys the body it left unread", async () => {
+    const body = new PassThrough();
+    body.write("unread");
+    const result = await relay(200, "audio/wav", body);
+    expect(result).to.deep.equal({ shapes: ["head", "trailer"], outcome: "ok" });
+    expect(body.destroyed).to.equal(true);
   });
 });

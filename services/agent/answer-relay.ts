@@ -11,7 +11,7 @@ import {
   type InferResponseInit,
 } from "./inference-parts.js";
 import { DEFAULT_MAX_EVENT_BYTES, SseEventTooLargeError, SseParser } from "./sse-parser.js";
-import { BodyTooLargeError, readBody, type UpstreamClient, type UpstreamResponse } from "./upstream-client.js";
+import { BodyTooLargeError, mediaType, readBody, type UpstreamClient, type UpstreamResponse } from "./upstream-client.js";
 import { describeUpstreamFailure } from "./upstream-failure.js";
 
 /** MAX_ERROR_BODY_BYTES bounds the part of a 5xx body read to explain the failure. */
@@ -48,6 +48,36 @@ export interface UpstreamExchange {
 
 /** Forwarder serves one operation against an upstream and streams the answer as parts. */
 export type Forwarder = (exchange: UpstreamExchange) => AsyncGenerator<InferResponseInit, CallOutcome>;
+
+/** BodyRelay relays a 2xx answer that is not an event stream, in the way of one kind of operation. */
+export type BodyRelay = (exchange: UpstreamExchange, response: UpstreamResponse) => AsyncGenerator<InferResponseInit, CallOutcome>;
+
+/**
+ * relayAnswer relays an OpenAI-compatible server's answer by its status: a 2xx event stream event by event
+ * (relayEvents, with events of up to maxEventBytes), a 4xx as the server's own answer (relayClientError), any other
+ * status that is not 2xx as one upstream_error part (explainStatus), and any other 2xx by relayBody. However the relay
+ * ends, the body is destroyed afterwards: a no-op once it was read, otherwise it frees the connection (or closes it
+ * mid-answer).
+ */
+export async function* relayAnswer(
+  exchange: UpstreamExchange,
+  response: UpstreamResponse,
+  relayBody: BodyRelay,
+  maxEventBytes = DEFAULT_MAX_EVENT_BYTES,
+): AsyncGenerator<InferResponseInit, CallOutcome> {
+  exchange.onHeaders();
+  try {
+    const { status } = response;
+    if (status >= 200 && status < 300 && mediaType(response.contentType) === "text/event-stream") {
+      return yield* relayEvents(exchange, response, maxEventBytes);
+    }
+    if (status >= 400 && status < 500) return yield* relayClientError(exchange, response);
+    if (status < 200 || status >= 300) return yield* explainStatus(exchange, response);
+    return yield* relayBody(exchange, response);
+  } finally {
+    if (!response.body.destroyed) response.body.destroy();
+  }
+}
 
 /**
  * relayEvents relays a 2xx text/event-stream answer: the head, the events with their data bytes as sent and their

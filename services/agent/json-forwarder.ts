@@ -1,16 +1,7 @@
 import { summarizeJsonAnswer } from "./answer-summary.js";
-import {
-  explainStatus,
-  failure,
-  relayClientError,
-  relayEvents,
-  snippet,
-  upstreamError,
-  type CallOutcome,
-  type UpstreamExchange,
-} from "./answer-relay.js";
+import { failure, relayAnswer, snippet, upstreamError, type CallOutcome, type UpstreamExchange } from "./answer-relay.js";
 import { wholeAnswer, type InferResponseInit } from "./inference-parts.js";
-import { mediaType, readBody, type UpstreamResponse } from "./upstream-client.js";
+import { readBody, type UpstreamResponse } from "./upstream-client.js";
 
 /** DEFAULT_MAX_BODY_BYTES bounds an answer the agent reads whole: to parse it for usage, or to translate it. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -29,21 +20,10 @@ export async function* forwardJson(exchange: UpstreamExchange): AsyncGenerator<I
   } catch (error) {
     return yield* failure(exchange, error, "");
   }
-  exchange.onHeaders();
-  try {
-    const { status } = response;
-    if (status >= 200 && status < 300 && mediaType(response.contentType) === "text/event-stream") {
-      return yield* relayEvents(exchange, response);
-    }
-    if (status >= 400 && status < 500) return yield* relayClientError(exchange, response);
-    if (status < 200 || status >= 300) return yield* explainStatus(exchange, response);
-    return yield* relayJson(exchange, response);
-  } finally {
-    // A no-op once the body was read; otherwise it frees the connection (or closes it mid-answer).
-    if (!response.body.destroyed) response.body.destroy();
-  }
+  return yield* relayAnswer(exchange, response, relayJson);
 }
 
+/** relayJson reads a 2xx JSON answer whole, to take its usage, and relays it as head, data, trailer. */
 async function* relayJson(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
   let body: Buffer;
   try {

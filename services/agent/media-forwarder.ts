@@ -1,13 +1,6 @@
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc-server.js";
 import { summarizeJsonAnswer, type TrailerInit } from "./answer-summary.js";
-import {
-  explainStatus,
-  failure,
-  relayClientError,
-  relayEvents,
-  type CallOutcome,
-  type UpstreamExchange,
-} from "./answer-relay.js";
+import { failure, relayAnswer, type CallOutcome, type UpstreamExchange } from "./answer-relay.js";
 import { dataParts, headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";
 import { buildForm, openAiFormParts, parseFormFields } from "./multipart-form.js";
 import { mediaType, type UpstreamResponse } from "./upstream-client.js";
@@ -22,7 +15,9 @@ export const MAX_SUMMARIZED_BYTES = 8 * 1024 * 1024;
 
 /**
  * forwardMediaForm serves the multipart operations (transcriptions, image edits) against an OpenAI-compatible
- * server: the form is rebuilt from the call (see openAiFormParts) and the answer relayed by relayMediaAnswer.
+ * server: the form is rebuilt from the call (see openAiFormParts) and the answer relayed the way the server sends it
+ * (see relayAnswer): an SSE answer (transcript deltas, partial images) as one event part per event, a 2xx body
+ * (JSON, subtitles, images) by relayBody.
  */
 export async function* forwardMediaForm(exchange: UpstreamExchange): AsyncGenerator<InferResponseInit, CallOutcome> {
   const { call, signal } = exchange;
@@ -33,12 +28,14 @@ export async function* forwardMediaForm(exchange: UpstreamExchange): AsyncGenera
   } catch (error) {
     return yield* failure(exchange, error, "");
   }
-  return yield* relayMediaAnswer(exchange, response);
+  return yield* relayAnswer(exchange, response, relayBody, MEDIA_MAX_EVENT_BYTES);
 }
 
 /**
  * forwardMediaJson serves the JSON media operations (image generations, speech) against an OpenAI-compatible
- * server: the client's body goes out untouched and the answer is relayed by relayMediaAnswer.
+ * server: the client's body goes out untouched and the answer is relayed the way the server sends it (see
+ * relayAnswer): an SSE answer (partial images, speech deltas) as one event part per event, a 2xx body (audio, images)
+ * by relayBody.
  */
 export async function* forwardMediaJson(exchange: UpstreamExchange): AsyncGenerator<InferResponseInit, CallOutcome> {
   const { call, signal } = exchange;
@@ -48,35 +45,14 @@ export async function* forwardMediaJson(exchange: UpstreamExchange): AsyncGenera
   } catch (error) {
     return yield* failure(exchange, error, "");
   }
-  return yield* relayMediaAnswer(exchange, response);
-}
-
-/**
- * relayMediaAnswer relays a media answer the way the server sends it: an SSE answer (transcript deltas, partial
- * images, speech deltas) as one event part per event; a 4xx as the server's own answer; 5xx as one upstream_error
- * part; any other 2xx (audio, images, JSON, subtitles) as head and then data parts as the bytes arrive, never
- * buffered, so speech reaches the client while the server still speaks.
- */
-export async function* relayMediaAnswer(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
-  exchange.onHeaders();
-  try {
-    const { status } = response;
-    if (status >= 200 && status < 300 && mediaType(response.contentType) === "text/event-stream") {
-      return yield* relayEvents(exchange, response, MEDIA_MAX_EVENT_BYTES);
-    }
-    if (status >= 400 && status < 500) return yield* relayClientError(exchange, response);
-    if (status < 200 || status >= 300) return yield* explainStatus(exchange, response);
-    return yield* relayBody(exchange, response);
-  } finally {
-    // A no-op once the body was read; otherwise it frees the connection (or closes it mid-answer).
-    if (!response.body.destroyed) response.body.destroy();
-  }
+  return yield* relayAnswer(exchange, response, relayBody, MEDIA_MAX_EVENT_BYTES);
 }
 
 /**
  * relayBody streams a 2xx body: each piece the server wrote becomes data parts (at most DATA_PART_BYTES each) as soon
- * as it arrives. A JSON body small enough is kept aside too, for the usage in the trailer. A body that breaks off
- * ends with one upstream_error part after the bytes already relayed.
+ * as it arrives, never buffered, so speech reaches the client while the server still speaks. A JSON body small enough
+ * is kept aside too, for the usage in the trailer. A body that breaks off ends with one upstream_error part after the
+ * bytes already relayed.
  */
 async function* relayBody(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
   const contentType = response.contentType || "application/octet-stream";
