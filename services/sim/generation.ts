@@ -1,5 +1,4 @@
 import type { ServerResponse } from "node:http";
-import { StepTimer, TIMER_SLACK_MS } from "./step-timer.js";
 import { performance } from "node:perf_hooks";
 import type { GenerationRequest } from "./generation-request.js";
 import { sendError, sendJson } from "./http-replies.js";
@@ -15,13 +14,13 @@ import {
 } from "./llama-payloads.js";
 import { SSE_DONE, SSE_HEADERS, sseFrame } from "./sse.js";
 import { choiceSeed, tokenJson, tokenText, tokenWordIndex } from "./simulated-text.js";
+import { StepTimer, TIMER_SLACK_MS } from "./step-timer.js";
 
 /**
  * MAX_TOKENS_PER_WRITE bounds how many overdue tokens one step writes, so that unpaced (tokensPerSecond 0) or
  * catching-up streams yield the event loop to the others.
  */
 const MAX_TOKENS_PER_WRITE = 256;
-
 
 /**
  * Generation produces one answer of the simulator FIXTURE: it paces tokens with a single timer, writes SSE frames
@@ -33,8 +32,7 @@ export class Generation {
   tokensSent = 0;
   /** dropped is set when the generation destroyed the socket itself, which is not a client abort. */
   dropped = false;
-  private settled = false;
-  private readonly ticks = new StepTimer(() => this.step());
+  private readonly ticks: StepTimer;
   private readonly startedAtMs = performance.now();
   private firstTokenAtMs: number | undefined;
   private readonly intervalMs: number;
@@ -45,8 +43,9 @@ export class Generation {
     private readonly res: ServerResponse,
     private readonly request: GenerationRequest,
     private readonly identity: CompletionIdentity,
-    private readonly onSettled: (generation: Generation) => void,
+    onSettled: (generation: Generation) => void,
   ) {
+    this.ticks = new StepTimer(res, () => this.step(), () => onSettled(this));
     this.intervalMs = request.tokensPerSecond > 0 ? 1000 / request.tokensPerSecond : 0;
     this.seeds = new Uint32Array(request.choices);
     for (let choice = 0; choice < request.choices; choice++) this.seeds[choice] = choiceSeed(request.seed, choice);
@@ -56,29 +55,24 @@ export class Generation {
   /** start schedules the first token (or the whole answer) after the time to first token. */
   start(): void {
     if (this.request.stream) {
-      this.schedule(this.request.timeToFirstTokenMs);
+      this.ticks.schedule(this.request.timeToFirstTokenMs);
       return;
     }
     const failure = this.strikingFailure();
     const produced = failure === undefined ? this.request.tokens : failure.afterTokens;
     // The same timeline as a stream: the answer (or the failure) comes when the last token is produced.
-    this.schedule(this.request.timeToFirstTokenMs + Math.max(0, produced - 1) * this.intervalMs);
+    this.ticks.schedule(this.request.timeToFirstTokenMs + Math.max(0, produced - 1) * this.intervalMs);
   }
 
   /** cancel stops the generation at once without writing, e.g. because the client went away. */
   cancel(): void {
-    this.settle();
+    this.ticks.stop();
   }
 
-  private readonly step = (): void => {
-    if (this.settled) return;
+  private step(): void {
     if (this.request.stream) this.streamStep();
     else this.answerWhole();
-  };
-
-  private readonly resume = (): void => {
-    if (!this.settled) this.scheduleNextToken();
-  };
+  }
 
   private streamStep(): void {
     const request = this.request;
@@ -110,11 +104,10 @@ export class Generation {
     }
     if (this.tokensSent === request.tokens) {
       this.res.end(out + this.closingFrames(nowMs));
-      this.settle();
+      this.ticks.stop();
       return;
     }
-    if (out === "" || this.res.write(out)) this.scheduleNextToken();
-    else this.res.once("drain", this.resume);
+    this.ticks.next(out === "" || this.res.write(out), this.nextTokenDelayMs);
   }
 
   private closingFrames(nowMs: number): string {
@@ -154,7 +147,7 @@ export class Generation {
     const usage = usageOf(request.promptTokens, request.tokens);
     const build = request.kind === "chat" ? chatCompletionBody : textCompletionBody;
     sendJson(this.res, 200, build(this.identity, texts, request.finishReason, usage, this.timings(nowMs)));
-    this.settle();
+    this.ticks.stop();
   }
 
   /** strike applies the request's failure, after writing out (frames produced before it struck). */
@@ -170,7 +163,7 @@ export class Generation {
         } else {
           sendError(this.res, error);
         }
-        this.settle();
+        this.ticks.stop();
         return;
       }
       case "stall":
@@ -182,7 +175,7 @@ export class Generation {
         const socket = this.res.socket;
         if (out !== "") this.res.write(out, () => socket?.destroy());
         else socket?.destroy();
-        this.settle();
+        this.ticks.stop();
         return;
       }
     }
@@ -204,19 +197,5 @@ export class Generation {
     return this.startedAtMs + this.request.timeToFirstTokenMs + index * this.intervalMs;
   }
 
-  private scheduleNextToken(): void {
-    this.schedule(this.dueMs(this.tokensSent) - performance.now());
-  }
-
-  private schedule(delayMs: number): void {
-    this.ticks.schedule(delayMs);
-  }
-
-  private settle(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.ticks.cancel();
-    this.res.off("drain", this.resume);
-    this.onSettled(this);
-  }
+  private readonly nextTokenDelayMs = (): number => this.dueMs(this.tokensSent) - performance.now();
 }

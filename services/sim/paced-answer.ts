@@ -1,10 +1,9 @@
 import type { ServerResponse } from "node:http";
-import { StepTimer } from "./step-timer.js";
 import { sendError } from "./http-replies.js";
 import { injectedMediaFailure } from "./openai-errors.js";
 import type { ResolvedFailure } from "./simulator-options.js";
 import { sseFrame } from "./sse.js";
-
+import { StepTimer } from "./step-timer.js";
 
 /**
  * PacedAnswerPlan describes a media answer as a sequence of units (transcript words, image events, speech chunks, or
@@ -42,27 +41,27 @@ export class PacedAnswer {
   tokensSent = 0;
   /** dropped is set when the answer cut the connection itself, which is not a client abort. */
   dropped = false;
-  private settled = false;
-  private readonly ticks = new StepTimer(() => this.step());
+  private readonly ticks: StepTimer;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly plan: PacedAnswerPlan,
-    private readonly onSettled: (answer: PacedAnswer) => void,
-  ) {}
+    onSettled: (answer: PacedAnswer) => void,
+  ) {
+    this.ticks = new StepTimer(res, () => this.step(), () => onSettled(this));
+  }
 
   /** start schedules the first unit. */
   start(): void {
-    this.schedule(this.plan.firstDelayMs);
+    this.ticks.schedule(this.plan.firstDelayMs);
   }
 
   /** cancel stops the answer at once without writing. */
   cancel(): void {
-    this.settle();
+    this.ticks.stop();
   }
 
-  private readonly step = (): void => {
-    if (this.settled) return;
+  private step(): void {
     const { plan, res } = this;
     if (plan.failure !== undefined && plan.failure.afterTokens === this.tokensSent) {
       this.strike(plan.failure);
@@ -80,16 +79,13 @@ export class PacedAnswer {
       } else {
         res.end(bytes);
       }
-      this.settle();
+      this.ticks.stop();
       return;
     }
-    if (res.write(bytes)) this.schedule(plan.intervalMs);
-    else res.once("drain", this.resume);
-  };
+    this.ticks.next(res.write(bytes), this.intervalMs);
+  }
 
-  private readonly resume = (): void => {
-    if (!this.settled) this.schedule(this.plan.intervalMs);
-  };
+  private readonly intervalMs = (): number => this.plan.intervalMs;
 
   private strike(failure: ResolvedFailure): void {
     switch (failure.mode) {
@@ -97,14 +93,14 @@ export class PacedAnswer {
         if (!this.res.headersSent) sendError(this.res, injectedMediaFailure(failure.status));
         else if (this.plan.framing === "sse") this.res.end(sseFrame(injectedMediaFailure(failure.status).body));
         else this.cut();
-        this.settle();
+        this.ticks.stop();
         return;
       case "stall":
         // The answer stays active, holding the connection, until the client leaves or the simulator closes.
         return;
       case "drop":
         this.cut();
-        this.settle();
+        this.ticks.stop();
         return;
     }
   }
@@ -112,17 +108,5 @@ export class PacedAnswer {
   private cut(): void {
     this.dropped = true;
     this.res.socket?.destroy();
-  }
-
-  private schedule(delayMs: number): void {
-    this.ticks.schedule(delayMs);
-  }
-
-  private settle(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.ticks.cancel();
-    this.res.off("drain", this.resume);
-    this.onSettled(this);
   }
 }
