@@ -1,66 +1,71 @@
 import { expect } from "chai";
 import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { UsageError } from "../../src/cli/flags.js";
+import { ConfigError } from "../shared/config-error.js";
 import {
   DEFAULT_MAX_CONCURRENCY,
   DEFAULT_MAX_QUEUE,
-  parseAgentConfig,
-  upstreamFlag,
+  parseUpstream,
+  readAgentConfigFile,
+  resolveAgentConfig,
   type AgentConfig,
+  type AgentSettings,
 } from "./agent-config.js";
 import { advertisedEndpoint, defaultProviderId, newAgentToken } from "./provider-identity.js";
 
 const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
-const BASE = ["--registry", "127.0.0.1:7700", "--api-key", KEY];
+const BASE: AgentSettings = { registry: "http://127.0.0.1:7700", apiKey: KEY };
 
-function parse(argv: readonly string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}): AgentConfig {
-  return parseAgentConfig(argv, env, (path) => {
-    const text = files[path];
-    if (text === undefined) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
+/** fromFile reads the config file text under the name path, as `--config path` would. */
+function fromFile(path: string, text: string): AgentSettings {
+  return readAgentConfigFile(path, (asked) => {
+    if (asked !== path) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
     return text;
   });
 }
 
-function usageError(run: () => unknown): string {
+function configError(run: () => unknown): ConfigError {
   try {
     run();
   } catch (error) {
-    expect(error).to.be.instanceOf(UsageError);
-    return (error as Error).message;
+    expect(error).to.be.instanceOf(ConfigError);
+    return error as ConfigError;
   }
-  throw new Error("expected a UsageError");
+  throw new Error("expected a ConfigError");
+}
+
+function usageError(run: () => unknown): string {
+  return configError(run).message;
 }
 
 describe("agent configuration", () => {
-  it("parses flags into a frozen config with defaults", () => {
-    const config = parse([...BASE, "--upstream", "http://127.0.0.1:8080/v1/", "--upstream", "tts=http://127.0.0.1:8880", "--listen", "0.0.0.0:7701"]);
+  it("resolves settings into a frozen config with defaults, later sources winning field by field and upstreams adding up", () => {
+    const config: AgentConfig = resolveAgentConfig(
+      { ...BASE, name: "first", upstreams: [parseUpstream("--upstream", "http://127.0.0.1:8080/v1/")] },
+      { name: "second", maxQueue: 3, upstreams: [parseUpstream("--upstream", "tts=http://127.0.0.1:8880")] },
+    );
     expect(Object.isFrozen(config)).to.equal(true);
-    expect(config.registry).to.equal("http://127.0.0.1:7700");
-    expect(config.listen).to.deep.equal({ host: "0.0.0.0", port: 7701 });
+    expect(config.name).to.equal("second");
+    expect(config.listen).to.deep.equal({ host: "127.0.0.1", port: 7701 });
+    expect(config.logLevel).to.equal("info");
     expect(config.upstreams.map((u) => [u.type, u.url, u.maxConcurrency, u.maxQueue])).to.deep.equal([
-      ["llm", "http://127.0.0.1:8080", DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE],
-      ["tts", "http://127.0.0.1:8880", DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE],
+      ["llm", "http://127.0.0.1:8080", DEFAULT_MAX_CONCURRENCY, 3],
+      ["tts", "http://127.0.0.1:8880", DEFAULT_MAX_CONCURRENCY, 3],
     ]);
     expect(config.discoveryIntervalMs).to.equal(30_000);
     expect(config.shutdownGraceMs).to.equal(10_000);
   });
 
-  it("takes every flag from INFERMESH_* variables, flags winning", () => {
-    const config = parse(["--max-queue", "3"], {
-      INFERMESH_REGISTRY: "https://registry.example:443",
-      INFERMESH_API_KEY: KEY,
-      INFERMESH_UPSTREAM: "llm=http://a:1,stt=http://b:2",
-      INFERMESH_MAX_QUEUE: "9",
-      INFERMESH_MAX_CONCURRENCY: "2",
-    });
-    expect(config.registry).to.equal("https://registry.example");
-    expect(config.upstreams.map((u) => [u.type, u.url, u.maxConcurrency, u.maxQueue])).to.deep.equal([
-      ["llm", "http://a:1", 2, 3],
-      ["stt", "http://b:2", 2, 3],
-    ]);
+  it("refuses settings without a registry, a key or an upstream, and an upstream given twice, naming the field", () => {
+    const upstreams = [parseUpstream("--upstream", "http://x:1")];
+    expect(configError(() => resolveAgentConfig({ apiKey: KEY, upstreams })).setting).to.equal("registry");
+    expect(usageError(() => resolveAgentConfig({ registry: "http://r:1", upstreams }))).to.equal(`the agent's "api_key" is required`);
+    expect(usageError(() => resolveAgentConfig(BASE))).to.equal(`the agent's "upstreams" is required`);
+    expect(usageError(() => resolveAgentConfig({ ...BASE, upstreams }, { upstreams: [parseUpstream("--upstream", "llm=http://x:1/")] }))).to.match(
+      /given twice/,
+    );
   });
 
-  it("reads a JSON config file, with flags overriding its top-level fields and adding upstreams", () => {
+  it("reads a JSON config file: top-level fields, upstreams with models, capabilities, limits and their own keys", () => {
     const file = JSON.stringify({
       registry: "10.0.0.1:7700",
       api_key: "from-file",
@@ -78,7 +83,7 @@ describe("agent configuration", () => {
         },
       ],
     });
-    const config = parse(["--config", "agent.json", "--api-key", KEY, "--upstream", "image=http://127.0.0.1:7860"], {}, { "agent.json": file });
+    const config = resolveAgentConfig(fromFile("agent.json", file), { apiKey: KEY, upstreams: [parseUpstream("--upstream", "image=http://127.0.0.1:7860")] });
     expect(config.apiKey).to.equal(KEY);
     expect(config.registry).to.equal("http://10.0.0.1:7700");
     expect(config.name).to.equal("gpu box");
@@ -93,50 +98,61 @@ describe("agent configuration", () => {
     expect(image).to.deep.include({ type: "image", url: "http://127.0.0.1:7860", maxConcurrency: 8, maxQueue: DEFAULT_MAX_QUEUE });
   });
 
-  it("names the flag or the file's field in every error", () => {
-    expect(usageError(() => parse(["--upstream", "http://x:1"]))).to.match(/--registry \(or INFERMESH_REGISTRY/);
-    expect(usageError(() => parse(["--registry", "r:1", "--upstream", "http://x:1"]))).to.match(/--api-key/);
-    expect(usageError(() => parse(BASE))).to.match(/--upstream .*"upstreams"/);
-    expect(usageError(() => parse([...BASE, "--upstream", "gpu=http://x:1"]))).to.match(/--upstream: unknown upstream type 'gpu'/);
-    expect(usageError(() => parse([...BASE, "--upstream", "ftp://x"]))).to.match(/--upstream expects an http/);
-    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--max-concurrency", "0"]))).to.match(
-      /--max-concurrency expects a whole number of requests from 1/,
-    );
-    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--listen", "nope"]))).to.match(/--listen expects HOST:PORT/);
-    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--id", "has space"]))).to.match(/--id expects/);
-    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--upstream", "llm=http://x:1/"]))).to.match(/given twice/);
-    expect(usageError(() => parse([...BASE, "--config", "missing.json"]))).to.match(/--config missing.json: cannot read it \(ENOENT\)/);
-    const bad = (json: unknown) => usageError(() => parse([...BASE, "--config", "c.json"], {}, { "c.json": JSON.stringify(json) }));
+  it("names the file and its field in every error, in the field's unit", () => {
+    expect(usageError(() => readAgentConfigFile("missing.json", () => readError("ENOENT")))).to.match(/--config missing.json: cannot read it \(ENOENT\)/);
+    const bad = (json: unknown) => usageError(() => fromFile("c.json", JSON.stringify(json)));
     expect(bad({ upstreams: [{ url: "http://x:1", max_concurrency: "many" }] })).to.match(/field upstreams\[0\]\.max_concurrency expects a whole number/);
     expect(bad({ upstreams: [{ url: "http://x:1", capabilities: { m: { input_modalities: ["smell"] } } }] })).to.match(
       /capabilities\["m"\]\.input_modalities\[0\]: unknown modality 'smell'/,
     );
     expect(bad({ upstream: [] })).to.match(/field upstream: unknown field/);
     expect(bad({ upstreams: [{ url: "http://x:1", modles: {} }] })).to.match(/upstreams\[0\]\.modles: unknown field/);
-    expect(usageError(() => parse([...BASE, "--config", "c.json"], {}, { "c.json": "{" }))).to.match(/not valid JSON/);
+    expect(usageError(() => fromFile("c.json", "{"))).to.match(/not valid JSON/);
+    expect(bad({ upstream_timeout_ms: 5 })).to.equal(
+      "--config c.json: field upstream_timeout_ms expects a whole number of milliseconds from 100 to 86400000, got '5'",
+    );
+    expect(bad({ listen: 7701 })).to.equal("--config c.json: field listen expects a string, got the number 7701");
+    expect(bad({ upstreams: {} })).to.equal("--config c.json: field upstreams expects a list, got an object");
+    expect(bad({ apiKey: KEY }), "only snake_case names are fields").to.match(/field apiKey: unknown field; did you mean api_key\?$/);
   });
 
-  it("reads --upstream as [TYPE=]URL without mistaking a URL's own '=' for a type", () => {
-    expect(upstreamFlag("http://h:1/a=b")).to.deep.equal({ type: "llm", url: "http://h:1/a=b" });
-    expect(upstreamFlag("STT=http://h:2")).to.deep.equal({ type: "stt", url: "http://h:2" });
+  it("suggests the nearest field for a misspelt one, and lists the known ones when none is near", () => {
+    const bad = (json: unknown) => usageError(() => fromFile("c.json", JSON.stringify(json)));
+    expect(bad({ upstream: [] })).to.equal("--config c.json: field upstream: unknown field; did you mean upstreams?");
+    expect(bad({ upstreams: [{ url: "http://x:1", modles: {} }] })).to.equal(
+      "--config c.json: field upstreams[0].modles: unknown field; did you mean models?",
+    );
+    expect(bad({ upstreams: [{ url: "http://x:1", models: { announce: [] } }] })).to.equal(
+      "--config c.json: field upstreams[0].models.announce: unknown field (known: declare, expose and hide)",
+    );
   });
 
-  it("reads a native kind and a declared model from --upstream [TYPE=][KIND+]URL[#MODEL], the type following the kind", () => {
-    expect(upstreamFlag("stt=whispercpp+http://h:8081#whisper-large-v3")).to.deep.equal({
+  it("reads an upstream's one-line form [TYPE=]URL without mistaking a URL's own '=' for a type", () => {
+    expect(parseUpstream("--upstream", "http://h:1/a=b")).to.deep.equal({ type: "llm", url: "http://h:1/a=b" });
+    expect(parseUpstream("--upstream", "STT=http://h:2")).to.deep.equal({ type: "stt", url: "http://h:2" });
+    expect(usageError(() => parseUpstream("--upstream", "gpu=http://x:1"))).to.match(/--upstream: unknown upstream type 'gpu'/);
+    expect(usageError(() => parseUpstream("--upstream", "ftp://x"))).to.match(/--upstream expects an http/);
+  });
+
+  it("reads a native kind and a declared model from [TYPE=][KIND+]URL[#MODEL], the type following the kind", () => {
+    expect(parseUpstream("--upstream", "stt=whispercpp+http://h:8081#whisper-large-v3")).to.deep.equal({
       type: "stt",
       kind: "whispercpp",
       url: "http://h:8081",
       declare: ["whisper-large-v3"],
     });
-    expect(upstreamFlag("whispercpp+http://h:8081/#ggml-base.en")).to.deep.include({ type: "stt", url: "http://h:8081" });
-    expect(upstreamFlag("Automatic1111+http://h:7860")).to.deep.equal({ type: "image", kind: "automatic1111", url: "http://h:7860" });
-    expect(upstreamFlag("tts=openai+http://h:8880#kokoro")).to.deep.equal({ type: "tts", kind: "openai", url: "http://h:8880", declare: ["kokoro"] });
-    const config = parse([...BASE], { INFERMESH_UPSTREAM: "whispercpp+http://a:1#whisper-1,image=automatic1111+http://b:2" });
-    expect(config.upstreams.map((u) => [u.type, u.kind, u.url, u.declare])).to.deep.equal([
-      ["stt", "whispercpp", "http://a:1", ["whisper-1"]],
-      ["image", "automatic1111", "http://b:2", undefined],
-    ]);
-    expect(parse([...BASE, "--upstream", "http://x:1"]).upstreams[0]).to.deep.include({ kind: "openai", declare: undefined });
+    expect(parseUpstream("--upstream", "whispercpp+http://h:8081/#ggml-base.en")).to.deep.include({ type: "stt", url: "http://h:8081" });
+    expect(parseUpstream("--upstream", "Automatic1111+http://h:7860")).to.deep.equal({ type: "image", kind: "automatic1111", url: "http://h:7860" });
+    expect(parseUpstream("--upstream", "tts=openai+http://h:8880#kokoro")).to.deep.equal({
+      type: "tts",
+      kind: "openai",
+      url: "http://h:8880",
+      declare: ["kokoro"],
+    });
+    expect(resolveAgentConfig({ ...BASE, upstreams: [parseUpstream("--upstream", "http://x:1")] }).upstreams[0]).to.deep.include({
+      kind: "openai",
+      declare: undefined,
+    });
   });
 
   it("reads kind and models.declare from the config file, the type following the kind", () => {
@@ -147,7 +163,7 @@ describe("agent configuration", () => {
         { type: "tts", url: "http://127.0.0.1:8880", models: { declare: ["kokoro", "tts-1"] } },
       ],
     });
-    const config = parse([...BASE, "--config", "a.json"], {}, { "a.json": file });
+    const config = resolveAgentConfig(BASE, fromFile("a.json", file));
     expect(config.upstreams.map((u) => [u.type, u.kind, u.declare, u.hide])).to.deep.equal([
       ["stt", "whispercpp", ["whisper-large-v3"], []],
       ["image", "automatic1111", undefined, ["sd_xl_refiner_1.0"]],
@@ -156,22 +172,29 @@ describe("agent configuration", () => {
   });
 
   it("refuses a kind on a type it cannot serve, an unknown kind, and whisper.cpp without a declared model", () => {
-    expect(usageError(() => upstreamFlag("llm=whispercpp+http://h:1#m"))).to.equal(
+    expect(usageError(() => parseUpstream("--upstream", "llm=whispercpp+http://h:1#m"))).to.equal(
       "--upstream llm=whispercpp+http://h:1#m: a whispercpp server serves type stt, not llm",
     );
-    expect(usageError(() => upstreamFlag("comfyui+http://h:1"))).to.equal(
-      "--upstream: unknown upstream kind 'comfyui' (expected openai, whispercpp, automatic1111)",
+    expect(usageError(() => parseUpstream("--upstream", "tts=automatic1111+http://h:1"))).to.equal(
+      "--upstream tts=automatic1111+http://h:1: an automatic1111 server serves type image, not tts",
     );
-    expect(usageError(() => upstreamFlag("whispercpp+http://h:1"))).to.match(/cannot list its model; declare it \(flag: whispercpp\+URL#MODEL/);
-    expect(usageError(() => upstreamFlag("whispercpp+http://h:1#"))).to.match(/the model after '#' must not be empty/);
-    const bad = (json: unknown) => usageError(() => parse([...BASE, "--config", "c.json"], {}, { "c.json": JSON.stringify(json) }));
+    expect(usageError(() => parseUpstream("--upstream", "comfyui+http://h:1"))).to.equal(
+      "--upstream: unknown upstream kind 'comfyui' (expected openai, whispercpp or automatic1111)",
+    );
+    expect(usageError(() => parseUpstream("--upstream", "whispercpp+http://h:1"))).to.match(/cannot list its model; declare it \(flag: whispercpp\+URL#MODEL/);
+    expect(usageError(() => parseUpstream("--upstream", "whispercpp+http://h:1#"))).to.match(/the model after '#' must not be empty/);
+    const bad = (json: unknown) => usageError(() => fromFile("c.json", JSON.stringify(json)));
     expect(bad({ upstreams: [{ kind: "whispercpp", url: "http://x:1" }] })).to.match(/^--config c\.json: field upstreams\[0\]: whisper\.cpp's server/);
     expect(bad({ upstreams: [{ type: "tts", kind: "automatic1111", url: "http://x:1" }] })).to.match(/serves type image, not tts/);
     expect(bad({ upstreams: [{ kind: "a1111", url: "http://x:1" }] })).to.match(/upstreams\[0\]\.kind: unknown upstream kind 'a1111'/);
     expect(bad({ upstreams: [{ url: "http://x:1", models: { declare: [] } }] })).to.match(/models\.declare: list at least one model/);
-    expect(bad({ upstreams: [{ url: "http://x:1", models: { announce: [] } }] })).to.match(/unknown field \(known: declare, expose, hide\)/);
+    expect(bad({ upstreams: [{ url: "http://x:1", models: { announce: [] } }] })).to.match(/unknown field \(known: declare, expose and hide\)/);
   });
 });
+
+function readError(code: string): never {
+  throw Object.assign(new Error(code), { code });
+}
 
 describe("provider identity", () => {
   it("derives a stable, readable provider id that differs by endpoint and by key id, and hides the key", () => {

@@ -1,18 +1,18 @@
 import { readFileSync } from "node:fs";
 import type { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { ConfigError } from "../shared/config-error.js";
 import {
-  envName,
+  listInWords,
   parseBaseUrl,
-  parseFlags,
-  parseHostPort,
+  parseLogLevel,
+  parseMs,
+  parseNonEmpty,
   parseRegistryUrl,
-  UsageError,
-  type FlagSpecs,
-  type HostPort,
-  type ParsedFlags,
-} from "../../src/cli/flags.js";
+  parseWholeNumber,
+} from "../shared/config-values.js";
+import { parseHostPort, type HostPort } from "../shared/host-port.js";
 import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
-import { LOG_LEVELS } from "../shared/logger.js";
+import { nearestName } from "../shared/nearest-name.js";
 
 /** UpstreamType is the service type of a local server's models: every model of an upstream has the same one. */
 export type UpstreamType = ServiceTypeName;
@@ -41,47 +41,14 @@ export const DEFAULT_DISCOVERY_INTERVAL_MS = 30_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** DEFAULT_UPSTREAM_TIMEOUT_MS bounds the wait for an upstream's headers and between its body bytes (the seed's 300 s). */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
+/** DEFAULT_LOG_LEVEL is the agent's log level unless told otherwise. */
+export const DEFAULT_LOG_LEVEL = "info";
 
 const PROVIDER_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_NAME_LENGTH = 256;
 const MAX_FEATURES = 64;
 const MAX_SHORT_TEXT = 64;
 const MAX_UINT32 = 0xffff_ffff;
-
-/** AGENT_FLAGS are `infermesh agent`'s flags; the config file's top-level keys are the same names in snake_case. */
-export const AGENT_FLAGS: FlagSpecs = {
-  registry: { type: "string", description: "the registry's gRPC address, HOST:PORT or http(s)://HOST:PORT" },
-  "api-key": { type: "string", description: "your infermesh API key (prefer the environment variable to the flag)" },
-  listen: { type: "string", description: `gRPC listen address HOST:PORT (default ${DEFAULT_AGENT_LISTEN})` },
-  advertise: { type: "string", description: "HOST:PORT gateways dial (default: the listen address, port as bound)" },
-  id: { type: "string", description: "provider id, 1-128 of [A-Za-z0-9._:-] (default: derived from host, address, key)" },
-  name: { type: "string", description: "display name, shown as owned_by on /v1/models (default: the host name)" },
-  upstream: {
-    type: "string",
-    multiple: true,
-    description:
-      "a local model server, [TYPE=][KIND+]URL[#MODEL]: TYPE llm, stt, image or tts (default llm, or the kind's type); " +
-      `KIND ${UPSTREAM_KINDS.join(", ")} (default openai); #MODEL declares the model it serves instead of asking it; repeatable`,
-  },
-  "max-concurrency": { type: "string", description: `requests per upstream at once (default ${DEFAULT_MAX_CONCURRENCY})` },
-  "max-queue": { type: "string", description: `requests waiting per upstream before refusing (default ${DEFAULT_MAX_QUEUE})` },
-  config: { type: "string", description: "JSON file describing upstreams in full; flags and variables override it" },
-  "metrics-listen": { type: "string", description: "HTTP address HOST:PORT serving Prometheus /metrics" },
-  "discovery-interval-ms": {
-    type: "string",
-    description: `how often to ask upstreams for their models, in ms (default ${DEFAULT_DISCOVERY_INTERVAL_MS})`,
-  },
-  "shutdown-grace-ms": {
-    type: "string",
-    description: `how long requests in flight may finish on shutdown, in ms (default ${DEFAULT_SHUTDOWN_GRACE_MS})`,
-  },
-  "upstream-timeout-ms": {
-    type: "string",
-    description: `longest wait for an upstream's headers or next bytes, in ms (default ${DEFAULT_UPSTREAM_TIMEOUT_MS})`,
-  },
-  "log-level": { type: "string", description: `log level: ${LOG_LEVELS.join(", ")} (default info)` },
-  help: { type: "boolean", description: "print this help" },
-};
 
 /** CapabilityOverride replaces what discovery says about a model; absent fields keep the discovered or default value. */
 export interface CapabilityOverride {
@@ -168,19 +135,55 @@ export interface AgentSettings {
   readonly logLevel?: string;
 }
 
+
+
+/** ScalarSetting is a top-level setting other than the list of upstreams. */
+export type ScalarSetting = Exclude<keyof AgentSettings, "upstreams">;
+
 /**
- * parseAgentConfig reads `--config FILE` (if any), then flags and INFERMESH_* variables, which win over the file;
- * upstreams from both are served. A bad value throws a UsageError naming the flag or the file's field.
+ * AGENT_SETTING_CHECKS check the value of each top-level setting, whatever its source (a flag's text, a config
+ * file's JSON); `where` names the setting for the error. The command line's flags and the config file's fields are
+ * these names in kebab-case and snake_case.
  */
-export function parseAgentConfig(
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv,
-  readFile: (path: string) => string = (path) => readFileSync(path, "utf8"),
-): AgentConfig {
-  const flags = parseFlags(AGENT_FLAGS, argv, env);
-  const file = flags.string("config");
-  const fromFile = file === undefined ? {} : settingsFromFile(file, readConfigFile(file, readFile));
-  return resolveAgentConfig(fromFile, settingsFromFlags(flags));
+export const AGENT_SETTING_CHECKS: {
+  readonly [K in ScalarSetting]-?: (where: string, value: unknown) => NonNullable<AgentSettings[K]>;
+} = {
+  registry: (where, value) => parseRegistryUrl(where, string(where, value)),
+  apiKey: (where, value) => parseNonEmpty(where, string(where, value)),
+  listen: (where, value) => parseHostPort(where, string(where, value)),
+  advertise: (where, value) => parseHostPort(where, string(where, value)),
+  id: (where, value) => providerId(where, string(where, value)),
+  name: (where, value) => displayName(where, string(where, value)),
+  maxConcurrency: (where, value) => parseWholeNumber(where, value, 1, 10_000, "requests"),
+  maxQueue: (where, value) => parseWholeNumber(where, value, 0, 1_000_000, "requests"),
+  metricsListen: (where, value) => parseHostPort(where, string(where, value)),
+  discoveryIntervalMs: (where, value) => parseMs(where, value, 100, 86_400_000),
+  shutdownGraceMs: (where, value) => parseMs(where, value, 0, 3_600_000),
+  upstreamTimeoutMs: (where, value) => parseMs(where, value, 100, 86_400_000),
+  logLevel: (where, value) => parseLogLevel(where, string(where, value)),
+};
+
+/** SCALAR_SETTINGS are AGENT_SETTING_CHECKS' names, for callers that go through them all. */
+export const SCALAR_SETTINGS = Object.keys(AGENT_SETTING_CHECKS) as readonly ScalarSetting[];
+
+/**
+ * readAgentConfigFile reads the agent's JSON config file (`--config FILE`) into settings. An unreadable file, bad
+ * JSON or a bad field throws a ConfigError naming the file and the field.
+ */
+export function readAgentConfigFile(path: string, readFile: (path: string) => string = (file) => readFileSync(file, "utf8")): AgentSettings {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    throw new ConfigError(`--config ${path}`, `--config ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ConfigError(`--config ${path}`, `--config ${path}: not valid JSON (${(error as Error).message})`);
+  }
+  return settingsFromFile(path, json);
 }
 
 /**
@@ -191,15 +194,15 @@ export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentC
   const merged: AgentSettings = Object.assign({}, ...sources);
   const registry = merged.registry;
   if (registry === undefined) throw missing("registry");
-  if (merged.apiKey === undefined || merged.apiKey === "") throw missing("api-key");
+  if (merged.apiKey === undefined || merged.apiKey === "") throw missing("api_key");
   const upstreamSettings = sources.flatMap((source) => source.upstreams ?? []);
-  if (upstreamSettings.length === 0) throw missing("upstream", "upstreams");
+  if (upstreamSettings.length === 0) throw missing("upstreams");
   const maxConcurrency = merged.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
   const maxQueue = merged.maxQueue ?? DEFAULT_MAX_QUEUE;
   const seen = new Set<string>();
   const upstreams = upstreamSettings.map((upstream) => {
     const key = `${upstream.type} ${upstream.url}`;
-    if (seen.has(key)) throw new UsageError(`upstream ${upstream.type}=${upstream.url} is given twice`);
+    if (seen.has(key)) throw new ConfigError("upstreams", `upstream ${upstream.type}=${upstream.url} is given twice`);
     seen.add(key);
     return Object.freeze<UpstreamConfig>({
       type: upstream.type,
@@ -218,7 +221,7 @@ export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentC
   return Object.freeze<AgentConfig>({
     registry,
     apiKey: merged.apiKey,
-    listen: merged.listen ?? parseHostPort("--listen", DEFAULT_AGENT_LISTEN),
+    listen: merged.listen ?? parseHostPort("DEFAULT_AGENT_LISTEN", DEFAULT_AGENT_LISTEN),
     advertise: merged.advertise,
     id: merged.id,
     name: merged.name,
@@ -227,33 +230,8 @@ export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentC
     discoveryIntervalMs: merged.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS,
     shutdownGraceMs: merged.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
     upstreamTimeoutMs: merged.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
-    logLevel: merged.logLevel ?? "info",
+    logLevel: merged.logLevel ?? DEFAULT_LOG_LEVEL,
   });
-}
-
-/** settingsFromFlags reads the flags and INFERMESH_* variables that were given; errors name the flag. */
-export function settingsFromFlags(flags: ParsedFlags): AgentSettings {
-  const settings: Record<string, unknown> = {};
-  const text = (flag: string, key: keyof AgentSettings, check: (where: string, value: string) => unknown) => {
-    const value = flags.string(flag);
-    if (value !== undefined) settings[key] = check(`--${flag}`, value);
-  };
-  text("registry", "registry", parseRegistryUrl);
-  text("api-key", "apiKey", nonEmpty);
-  text("listen", "listen", parseHostPort);
-  text("advertise", "advertise", parseHostPort);
-  text("id", "id", providerId);
-  text("name", "name", displayName);
-  text("max-concurrency", "maxConcurrency", (where, value) => wholeNumber(where, value, 1, 10_000, "requests"));
-  text("max-queue", "maxQueue", (where, value) => wholeNumber(where, value, 0, 1_000_000, "requests"));
-  text("metrics-listen", "metricsListen", parseHostPort);
-  text("discovery-interval-ms", "discoveryIntervalMs", (where, value) => wholeNumber(where, value, 100, 86_400_000, "ms"));
-  text("shutdown-grace-ms", "shutdownGraceMs", (where, value) => wholeNumber(where, value, 0, 3_600_000, "ms"));
-  text("upstream-timeout-ms", "upstreamTimeoutMs", (where, value) => wholeNumber(where, value, 100, 86_400_000, "ms"));
-  text("log-level", "logLevel", logLevel);
-  const upstreams = flags.strings("upstream");
-  if (upstreams.length > 0) settings.upstreams = upstreams.map((value) => upstreamFlag(value));
-  return settings as AgentSettings;
 }
 
 /** settingsFromFile checks a parsed config file; errors name the file and the field. */
@@ -263,75 +241,28 @@ export function settingsFromFile(path: string, json: unknown): AgentSettings {
   const settings: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(top)) {
     const at = where(key);
-    switch (key) {
-      case "registry":
-        settings.registry = parseRegistryUrl(at, string(at, value));
-        break;
-      case "api_key":
-        settings.apiKey = nonEmpty(at, string(at, value));
-        break;
-      case "listen":
-      case "advertise":
-      case "metrics_listen":
-        settings[camel(key)] = parseHostPort(at, string(at, value));
-        break;
-      case "id":
-        settings.id = providerId(at, string(at, value));
-        break;
-      case "name":
-        settings.name = displayName(at, string(at, value));
-        break;
-      case "max_concurrency":
-        settings.maxConcurrency = wholeNumber(at, value, 1, 10_000, "requests");
-        break;
-      case "max_queue":
-        settings.maxQueue = wholeNumber(at, value, 0, 1_000_000, "requests");
-        break;
-      case "discovery_interval_ms":
-      case "upstream_timeout_ms":
-        settings[camel(key)] = wholeNumber(at, value, 100, 86_400_000, "ms");
-        break;
-      case "shutdown_grace_ms":
-        settings.shutdownGraceMs = wholeNumber(at, value, 0, 3_600_000, "ms");
-        break;
-      case "log_level":
-        settings.logLevel = logLevel(at, string(at, value));
-        break;
-      case "upstreams":
-        settings.upstreams = array(at, value).map((item, i) => upstreamFromFile(where(`upstreams[${i}]`), item));
-        break;
-      default:
-        throw new UsageError(`${at}: unknown field (known: ${FILE_KEYS.join(", ")})`);
+    if (key === "upstreams") {
+      settings.upstreams = array(at, value).map((item, i) => upstreamFromFile(where(`upstreams[${i}]`), item));
+      continue;
     }
+    const setting = camel(key) as ScalarSetting;
+    if (snake(setting) !== key || !Object.hasOwn(AGENT_SETTING_CHECKS, setting)) throw unknownField(at, key, FILE_KEYS);
+    settings[setting] = AGENT_SETTING_CHECKS[setting](at, value);
   }
   return settings as AgentSettings;
 }
 
-const FILE_KEYS = [
-  "registry",
-  "api_key",
-  "listen",
-  "advertise",
-  "id",
-  "name",
-  "upstreams",
-  "max_concurrency",
-  "max_queue",
-  "metrics_listen",
-  "discovery_interval_ms",
-  "shutdown_grace_ms",
-  "upstream_timeout_ms",
-  "log_level",
-];
+/** FILE_KEYS are the config file's top-level fields. */
+const FILE_KEYS: readonly string[] = [...SCALAR_SETTINGS.map(snake), "upstreams"];
 
 const UPSTREAM_KEYS = ["type", "kind", "url", "engine", "models", "capabilities", "max_concurrency", "max_queue", "api_key"];
+const MODELS_KEYS = ["declare", "expose", "hide"];
+const CAPABILITY_KEYS = ["input_modalities", "output_modalities", "supported_features", "context_length"];
 
 function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
   const fields = object(where, json);
   for (const key of Object.keys(fields)) {
-    if (!UPSTREAM_KEYS.includes(key)) {
-      throw new UsageError(`${where}.${key}: unknown field (known: ${UPSTREAM_KEYS.join(", ")})`);
-    }
+    if (!UPSTREAM_KEYS.includes(key)) throw unknownField(`${where}.${key}`, key, UPSTREAM_KEYS);
   }
   const kind = fields["kind"] === undefined ? "openai" : upstreamKind(`${where}.kind`, string(`${where}.kind`, fields["kind"]));
   const type =
@@ -339,22 +270,22 @@ function upstreamFromFile(where: string, json: unknown): UpstreamSettings {
   const settings: Record<string, unknown> = { type, kind, url: parseBaseUrl(`${where}.url`, string(`${where}.url`, fields["url"])) };
   if (fields["engine"] !== undefined) settings.engine = shortText(`${where}.engine`, fields["engine"]);
   if (fields["max_concurrency"] !== undefined) {
-    settings.maxConcurrency = wholeNumber(`${where}.max_concurrency`, fields["max_concurrency"], 1, 10_000, "requests");
+    settings.maxConcurrency = AGENT_SETTING_CHECKS.maxConcurrency(`${where}.max_concurrency`, fields["max_concurrency"]);
   }
   if (fields["max_queue"] !== undefined) {
-    settings.maxQueue = wholeNumber(`${where}.max_queue`, fields["max_queue"], 0, 1_000_000, "requests");
+    settings.maxQueue = AGENT_SETTING_CHECKS.maxQueue(`${where}.max_queue`, fields["max_queue"]);
   }
-  if (fields["api_key"] !== undefined) settings.apiKey = nonEmpty(`${where}.api_key`, string(`${where}.api_key`, fields["api_key"]));
+  if (fields["api_key"] !== undefined) settings.apiKey = parseNonEmpty(`${where}.api_key`, string(`${where}.api_key`, fields["api_key"]));
   if (fields["models"] !== undefined) {
     const models = object(`${where}.models`, fields["models"]);
     for (const key of Object.keys(models)) {
-      if (!["declare", "expose", "hide"].includes(key)) {
-        throw new UsageError(`${where}.models.${key}: unknown field (known: declare, expose, hide)`);
-      }
+      if (!MODELS_KEYS.includes(key)) throw unknownField(`${where}.models.${key}`, key, MODELS_KEYS);
     }
     if (models["declare"] !== undefined) {
       settings.declare = modelIds(`${where}.models.declare`, models["declare"]);
-      if ((settings.declare as string[]).length === 0) throw new UsageError(`${where}.models.declare: list at least one model`);
+      if ((settings.declare as string[]).length === 0) {
+        throw new ConfigError(`${where}.models.declare`, `${where}.models.declare: list at least one model`);
+      }
     }
     if (models["expose"] !== undefined) settings.expose = modelIds(`${where}.models.expose`, models["expose"]);
     if (models["hide"] !== undefined) settings.hide = modelIds(`${where}.models.hide`, models["hide"]);
@@ -381,27 +312,27 @@ function capabilityOverride(where: string, json: unknown): CapabilityOverride {
         break;
       case "supported_features": {
         const features = array(at, value).map((feature, i) => shortText(`${at}[${i}]`, feature));
-        if (features.length > MAX_FEATURES) throw new UsageError(`${at}: at most ${MAX_FEATURES} features`);
+        if (features.length > MAX_FEATURES) throw new ConfigError(at, `${at}: at most ${MAX_FEATURES} features, got ${features.length}`);
         override.supportedFeatures = features;
         break;
       }
       case "context_length":
-        override.contextLength = wholeNumber(at, value, 1, MAX_UINT32, "tokens");
+        override.contextLength = parseWholeNumber(at, value, 1, MAX_UINT32, "tokens");
         break;
       default:
-        throw new UsageError(`${at}: unknown field (known: input_modalities, output_modalities, supported_features, context_length)`);
+        throw unknownField(at, key, CAPABILITY_KEYS);
     }
   }
   return override as CapabilityOverride;
 }
 
 /**
- * upstreamFlag parses `--upstream [TYPE=][KIND+]URL[#MODEL]`, such as `http://127.0.0.1:8080`,
- * `tts=http://127.0.0.1:8880` or `stt=whispercpp+http://127.0.0.1:8081#whisper-large-v3`. TYPE defaults to the kind's
- * type (whispercpp: stt, automatic1111: image), else llm; #MODEL declares the one model the server serves.
+ * parseUpstream reads an upstream written on one line, `[TYPE=][KIND+]URL[#MODEL]`, such as `http://127.0.0.1:8080`,
+ * `tts=http://127.0.0.1:8880` or `stt=whispercpp+http://127.0.0.1:8081#whisper-large-v3`: the form a command line
+ * gives. TYPE defaults to the kind's type (whispercpp: stt, automatic1111: image), else llm; #MODEL declares the one
+ * model the server serves. where names the setting for errors.
  */
-export function upstreamFlag(value: string): UpstreamSettings {
-  const where = "--upstream";
+export function parseUpstream(where: string, value: string): UpstreamSettings {
   let rest = value;
   let type: UpstreamType | undefined;
   const typed = /^([A-Za-z]+)=(.*)$/.exec(rest);
@@ -418,7 +349,7 @@ export function upstreamFlag(value: string): UpstreamSettings {
   let declare: string[] | undefined;
   const hash = rest.indexOf("#");
   if (hash !== -1) {
-    declare = [nonEmpty(`${where} ${value}: the model after '#'`, rest.slice(hash + 1))];
+    declare = [parseNonEmpty(`${where} ${value}: the model after '#'`, rest.slice(hash + 1))];
     rest = rest.slice(0, hash);
   }
   const settings: UpstreamSettings = {
@@ -435,10 +366,11 @@ export function upstreamFlag(value: string): UpstreamSettings {
 function checkKind(where: string, type: UpstreamType, kind: UpstreamKind, declared: boolean): void {
   const only = KIND_TYPES[kind];
   if (only !== undefined && type !== only) {
-    throw new UsageError(`${where}: a ${kind} server serves type ${only}, not ${type}`);
+    throw new ConfigError(where, `${where}: ${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind} server serves type ${only}, not ${type}`);
   }
   if (kind === "whispercpp" && !declared) {
-    throw new UsageError(
+    throw new ConfigError(
+      where,
       `${where}: whisper.cpp's server cannot list its model; declare it (flag: whispercpp+URL#MODEL, file: "models": {"declare": [...]})`,
     );
   }
@@ -447,7 +379,7 @@ function checkKind(where: string, type: UpstreamType, kind: UpstreamKind, declar
 function upstreamKind(where: string, value: string): UpstreamKind {
   const kind = value.toLowerCase();
   if (!(UPSTREAM_KINDS as readonly string[]).includes(kind)) {
-    throw new UsageError(`${where}: unknown upstream kind '${value}' (expected ${UPSTREAM_KINDS.join(", ")})`);
+    throw new ConfigError(where, `${where}: unknown upstream kind '${value}' (expected ${listInWords(UPSTREAM_KINDS)})`);
   }
   return kind as UpstreamKind;
 }
@@ -455,36 +387,23 @@ function upstreamKind(where: string, value: string): UpstreamKind {
 function upstreamType(where: string, value: string): UpstreamType {
   const type = value.toLowerCase();
   if (!(SERVICE_TYPE_NAMES as readonly string[]).includes(type)) {
-    throw new UsageError(`${where}: unknown upstream type '${value}' (expected ${SERVICE_TYPE_NAMES.join(", ")})`);
+    throw new ConfigError(where, `${where}: unknown upstream type '${value}' (expected ${listInWords(SERVICE_TYPE_NAMES)})`);
   }
   return type as UpstreamType;
 }
 
 function providerId(where: string, value: string): string {
-  if (!PROVIDER_ID.test(value)) throw new UsageError(`${where} expects 1 to 128 of letters, digits, '.', '_', ':' or '-', got '${value}'`);
+  if (!PROVIDER_ID.test(value)) {
+    throw new ConfigError(where, `${where} expects 1 to 128 letters, digits, '.', '_', ':' or '-', got '${value}'`);
+  }
   return value;
 }
 
 function displayName(where: string, value: string): string {
   if (value.trim() === "" || value.length > MAX_NAME_LENGTH) {
-    throw new UsageError(`${where} expects 1 to ${MAX_NAME_LENGTH} characters`);
+    throw new ConfigError(where, `${where} expects a name of 1 to ${MAX_NAME_LENGTH} characters, got ${value.length}`);
   }
   return value;
-}
-
-function logLevel(where: string, value: string): string {
-  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
-    throw new UsageError(`${where} expects one of ${LOG_LEVELS.join(", ")}, got '${value}'`);
-  }
-  return value;
-}
-
-function wholeNumber(where: string, value: unknown, min: number, max: number, unit: string): number {
-  const number = typeof value === "number" ? value : typeof value === "string" && /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(number) || number < min || number > max) {
-    throw new UsageError(`${where} expects a whole number of ${unit} from ${min} to ${max}, got '${String(value)}'`);
-  }
-  return number;
 }
 
 function modalities(where: string, value: unknown): Modality[] {
@@ -492,62 +411,66 @@ function modalities(where: string, value: unknown): Modality[] {
     const name = string(`${where}[${i}]`, item).toLowerCase();
     const modality = modalityNamed(name);
     if (modality === undefined) {
-      throw new UsageError(`${where}[${i}]: unknown modality '${name}' (expected ${MODALITY_NAMES.join(", ")})`);
+      throw new ConfigError(`${where}[${i}]`, `${where}[${i}]: unknown modality '${name}' (expected ${listInWords(MODALITY_NAMES)})`);
     }
     return modality;
   });
-  if (list.length === 0) throw new UsageError(`${where}: list at least one modality`);
+  if (list.length === 0) throw new ConfigError(where, `${where}: list at least one modality`);
   return [...new Set(list)];
 }
 
 function modelIds(where: string, value: unknown): string[] {
-  return array(where, value).map((item, i) => nonEmpty(`${where}[${i}]`, string(`${where}[${i}]`, item)));
+  return array(where, value).map((item, i) => parseNonEmpty(`${where}[${i}]`, string(`${where}[${i}]`, item)));
 }
 
 function shortText(where: string, value: unknown): string {
-  const text = nonEmpty(where, string(where, value));
-  if (text.length > MAX_SHORT_TEXT) throw new UsageError(`${where}: at most ${MAX_SHORT_TEXT} characters`);
+  const text = parseNonEmpty(where, string(where, value));
+  if (text.length > MAX_SHORT_TEXT) throw new ConfigError(where, `${where}: at most ${MAX_SHORT_TEXT} characters, got ${text.length}`);
   return text;
 }
 
-function nonEmpty(where: string, value: string): string {
-  if (value.trim() === "") throw new UsageError(`${where} must not be empty`);
-  return value;
-}
-
 function string(where: string, value: unknown): string {
-  if (typeof value !== "string") throw new UsageError(`${where} expects a string`);
+  if (typeof value !== "string") throw new ConfigError(where, `${where} expects a string, got ${jsonKind(value)}`);
   return value;
 }
 
 function array(where: string, value: unknown): unknown[] {
-  if (!Array.isArray(value)) throw new UsageError(`${where} expects a list`);
+  if (!Array.isArray(value)) throw new ConfigError(where, `${where} expects a list, got ${jsonKind(value)}`);
   return value;
 }
 
 function object(where: string, value: unknown): Readonly<Record<string, unknown>> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`${where} expects an object`);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(where, `${where} expects an object, got ${jsonKind(value)}`);
+  }
   return value as Readonly<Record<string, unknown>>;
 }
 
-function camel(snake: string): string {
-  return snake.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+/** jsonKind names what a JSON value is, for errors: a config file's author thinks in JSON's terms. */
+function jsonKind(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return "a list";
+  return typeof value === "object" ? "an object" : `${typeof value === "string" ? "a string" : `the ${typeof value}`} ${JSON.stringify(value)}`;
 }
 
-function readConfigFile(path: string, readFile: (path: string) => string): unknown {
-  let text: string;
-  try {
-    text = readFile(path);
-  } catch (error) {
-    throw new UsageError(`--config ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new UsageError(`--config ${path}: not valid JSON (${(error as Error).message})`);
-  }
+/** unknownField names a field nobody reads, and the nearest known one, since it is most often a typo. */
+function unknownField(at: string, key: string, known: readonly string[]): ConfigError {
+  const nearest = nearestName(key, known);
+  return new ConfigError(
+    at,
+    nearest === undefined ? `${at}: unknown field (known: ${listInWords(known, "and")})` : `${at}: unknown field; did you mean ${nearest}?`,
+  );
 }
 
-function missing(flag: string, field = flag.replaceAll("-", "_")): UsageError {
-  return new UsageError(`--${flag} (or ${envName(flag)}, or the config file's "${field}") is required`);
+function camel(snakeCase: string): string {
+  return snakeCase.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+function snake(camelCase: string): string {
+  return camelCase.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+function missing(field: string): ConfigError {
+  return new ConfigError(field, `the agent's "${field}" is required`);
 }

@@ -3,7 +3,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Model } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { AgentService } from "../../gen/infermesh/v1/inference_pb.js";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
-import { formatHostPort } from "../../src/cli/flags.js";
+import { formatHostPort } from "../shared/host-port.js";
 import { systemClock, type Clock } from "../shared/clock.js";
 import { addReflection } from "../shared/grpc-reflection.js";
 import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { NetworkInterfaceInfo } from "node:os";
-import type { HostPort } from "../../src/cli/flags.js";
+import type { HostPort } from "../shared/host-port.js";
 
 const API_KEY_ID = /^im_([0-9a-f]{16})_/;
 const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]", "[::0]", "[0:0:0:0:0:0:0:0]"]);

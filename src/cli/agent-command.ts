@@ -2,10 +2,10 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createAgent } from "../../services/agent/agent.js";
-import { AGENT_FLAGS, parseAgentConfig } from "../../services/agent/agent-config.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
-import { parseFlags, usageText } from "./flags.js";
+import { AGENT_FLAGS, parseAgentConfig } from "./agent-flags.js";
+import type { RunnableCommand } from "./command.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /**
@@ -13,10 +13,6 @@ import { onShutdownSignal } from "./shutdown.js";
  * refused, calls in flight get the grace period, the provider is deregistered, and the process exits 0.
  */
 export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  if (parseFlags(AGENT_FLAGS, argv, env).boolean("help")) {
-    process.stdout.write(usageText("infermesh agent --registry HOST:PORT --api-key KEY --upstream [TYPE=]URL ... [flags]", AGENT_FLAGS));
-    return;
-  }
   const config = parseAgentConfig(argv, env);
   const log = createLogger("agent", config.logLevel);
   const agent = createAgent({ config, log, version: packageVersion() });
@@ -45,3 +41,12 @@ function packageVersion(): string {
   }
   return "dev";
 }
+
+/** AGENT_COMMAND is `infermesh agent`. */
+export const AGENT_COMMAND: RunnableCommand = {
+  name: "agent",
+  summary: "serve local model servers (llama-server, Ollama, vLLM, ...) to the mesh",
+  synopsis: "agent --registry URL --api-key-file FILE --upstream [TYPE=][KIND+]URL[#MODEL]... [flags]",
+  flags: AGENT_FLAGS,
+  run: runAgent,
+};

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createAgent } from "../../services/agent/agent.js";
 import { resolveAgentConfig } from "../../services/agent/agent-config.js";
 import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
@@ -11,7 +11,10 @@ import { createSqliteStore } from "../../services/registry/store/sqlite-store.js
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import { createSimulator, type SimulatedModel } from "../../services/sim/simulator.js";
-import { parseFlags, parseLogLevel, parseWholeNumber, requireString, usageText, type FlagSpecs } from "./flags.js";
+import { parseLogLevel, parsePort } from "../../services/shared/config-values.js";
+import type { RunnableCommand } from "./command.js";
+import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
+import { LOG_LEVEL_FLAG } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 import { parseSimulatedModel } from "./sim-command.js";
 
@@ -27,14 +30,40 @@ export const DEV_MODELS: readonly SimulatedModel[] = [
 export const DEV_USER = "dev";
 const READY_TIMEOUT_MS = 30_000;
 
+/** DEV_KEY_FILE is the file under --data that keeps the dev API key, readable by its owner only. */
+export const DEV_KEY_FILE = "dev-api-key";
+
 /** DEV_FLAGS are `infermesh dev`'s flags. */
 export const DEV_FLAGS: FlagSpecs = {
-  port: { type: "string", default: "8080", description: "the gateway's HTTP port on 127.0.0.1 (0 for any free port)" },
-  "registry-port": { type: "string", default: "7700", description: "the registry's gRPC port, where more agents can join (0 for any)" },
-  data: { type: "string", default: "./data", description: "folder for the SQLite database and the dev API key" },
-  model: { type: "string", multiple: true, description: "a model the simulator serves, [KIND=]ID (repeatable; default one of each kind)" },
-  "log-level": { type: "string", default: "warn", description: "log level of the services' JSON logs on stderr" },
-  help: { type: "boolean", description: "print this help" },
+  port: {
+    type: "string",
+    default: "8080",
+    value: "PORT",
+    description: "the gateway's HTTP port on 127.0.0.1 (0 for any free port)",
+    env: "INFERMESH_DEV_PORT",
+  },
+  "registry-port": {
+    type: "string",
+    default: "7700",
+    value: "PORT",
+    description: "the registry's gRPC port, where more agents can join (0 for any free port)",
+    env: "INFERMESH_DEV_REGISTRY_PORT",
+  },
+  data: {
+    type: "string",
+    default: "./data",
+    value: "DIR",
+    description: `folder for the SQLite database and the dev API key (in ${DEV_KEY_FILE})`,
+    env: "INFERMESH_DEV_DATA",
+  },
+  model: {
+    type: "string",
+    multiple: true,
+    value: "[KIND=]ID",
+    description: "a model the simulator serves (default one of each kind)",
+    env: "INFERMESH_DEV_MODEL",
+  },
+  "log-level": { ...LOG_LEVEL_FLAG, default: "warn" },
 };
 
 /**
@@ -44,15 +73,12 @@ export const DEV_FLAGS: FlagSpecs = {
  */
 export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const flags = parseFlags(DEV_FLAGS, argv, env);
-  if (flags.boolean("help")) {
-    process.stdout.write(usageText("infermesh dev [flags]", DEV_FLAGS));
-    return;
-  }
-  const port = parseWholeNumber("port", requireString(flags, "port"), 0, 65535, "port");
-  const registryPortWanted = parseWholeNumber("registry-port", requireString(flags, "registry-port"), 0, 65535, "port");
+  const port = parsePort(flags.setting("port"), requireString(flags, "port"));
+  const registryPortWanted = parsePort(flags.setting("registry-port"), requireString(flags, "registry-port"));
   const dataDir = requireString(flags, "data");
-  const logLevel = parseLogLevel(requireString(flags, "log-level"));
-  const models = flags.strings("model");
+  const keyFile = join(dataDir, DEV_KEY_FILE);
+  const logLevel = parseLogLevel(flags.setting("log-level"), requireString(flags, "log-level"));
+  const models = flags.strings("model").map((value) => parseSimulatedModel(flags.setting("model"), value));
   const say = (line: string) => process.stdout.write(`# ${line}\n`);
   const started = Date.now();
   const log = createLogger("dev", logLevel);
@@ -71,10 +97,10 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     const registryPort = await registry.listen(`127.0.0.1:${registryPortWanted}`);
     stops.push(() => registry.close(2_000));
     say(`registry ready: gRPC 127.0.0.1:${registryPort}`);
-    const apiKey = await devApiKey(store, join(dataDir, "dev-api-key"));
+    const apiKey = await devApiKey(store, keyFile);
 
     say("starting the llama-server simulator (a demo fixture standing in for a local model server)");
-    const simulated = models.length > 0 ? models.map(parseSimulatedModel) : DEV_MODELS;
+    const simulated = models.length > 0 ? models : DEV_MODELS;
     const simulator = createSimulator({ models: simulated });
     const sim = await simulator.listen(0, "127.0.0.1");
     stops.push(() => simulator.close());
@@ -121,7 +147,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     await waitUntil(() => gateway.table.provider(addresses.providerId) !== undefined, READY_TIMEOUT_MS);
     const served = agent.models().map((m) => m.id);
     say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: models ${served.join(", ")}; Ctrl-C stops everything`);
-    say(`more agents join with: infermesh agent --registry http://127.0.0.1:${registryPort} --api-key $OPENAI_API_KEY --upstream llm=URL`);
+    say(`more agents join with: ${agentJoinHint(registryPort, resolve(keyFile))}`);
     say(`InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort} (with health and reflection: grpcurl -plaintext 127.0.0.1:${grpcPort} list)`);
     say(`Prometheus metrics of all three services: http://127.0.0.1:${httpPort}/metrics (scrape config: infermesh metrics-config --gateway 127.0.0.1:${httpPort})`);
     say("point any OpenAI client at the mesh: export these two lines in another shell");
@@ -132,6 +158,14 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     await stopAll();
     log.flush();
   }
+}
+
+/**
+ * agentJoinHint is the command line that adds an agent to a running `infermesh dev`. The key travels as the file dev
+ * keeps it in, never on the command line, which `ps` shows to every user of the machine.
+ */
+export function agentJoinHint(registryPort: number, keyFile: string): string {
+  return `infermesh agent --registry http://127.0.0.1:${registryPort} --api-key-file ${keyFile} --listen 127.0.0.1:0 --upstream llm=URL`;
 }
 
 /**
@@ -156,3 +190,12 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<v
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** DEV_COMMAND is `infermesh dev`. */
+export const DEV_COMMAND: RunnableCommand = {
+  name: "dev",
+  summary: "the whole mesh on loopback: registry, gateway, an agent and a model-server simulator",
+  synopsis: "dev [--port PORT] [--registry-port PORT] [--data DIR] [--model [KIND=]ID]... [flags]",
+  flags: DEV_FLAGS,
+  run: runDev,
+};

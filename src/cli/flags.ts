@@ -1,168 +1,153 @@
 import { parseArgs } from "node:util";
-import { LOG_LEVELS } from "../../services/shared/logger.js";
+import { ConfigError } from "../../services/shared/config-error.js";
+import { nearestName } from "../../services/shared/nearest-name.js";
 
-/** UsageError is a command line that cannot run: the message names the flag and what it expects. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
+/**
+ * UsageError is a command line that cannot be read at all: an unknown flag or command, a flag without its value, an
+ * argument where none belongs. It is a ConfigError, so it stops a command the same way, with exit code 2.
+ */
+export class UsageError extends ConfigError {
+  override readonly name: string = "UsageError";
 }
 
-/** FlagSpec describes one flag; every flag can also come from INFERMESH_<NAME> (dashes as underscores). */
+/** FlagSpec describes one flag of a command. */
 export interface FlagSpec {
   readonly type: "string" | "boolean";
   readonly multiple?: boolean;
   readonly default?: string;
+  /** value is what --help shows for the flag's value ("FILE", "HOST:PORT"); the flag's name in capitals otherwise. */
+  readonly value?: string;
   readonly description: string;
+  /**
+   * env is the environment variable that stands in for the flag when the command line does not give it. Each flag
+   * names its own: a flag that means one thing everywhere (the mesh token, the registry's database) shares one name
+   * across commands; any other carries its command's name, so that a variable exported for one command never
+   * reaches another.
+   */
+  readonly env: string;
 }
 
 /** FlagSpecs is a command's flags by long name. */
 export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
+
+/** FlagSource is where a flag's value came from: the command line or the environment. */
+export type FlagSource = "argv" | "env";
 
 /** ParsedFlags are a command's flag values and positional arguments, flags first, then environment, then defaults. */
 export interface ParsedFlags {
   string(name: string): string | undefined;
   strings(name: string): string[];
   boolean(name: string): boolean;
+  /** given is where the flag's value came from; undefined when neither gave it (a default, or unset). */
+  given(name: string): FlagSource | undefined;
+  /** setting names the flag as the user gave it, for messages: "--listen", or its variable when it came from there. */
+  setting(name: string): string;
+  /** spec is the flag's declaration. */
+  spec(name: string): FlagSpec;
   readonly positionals: readonly string[];
 }
 
-/** envName is the environment variable that stands in for a flag. */
-export function envName(flag: string): string {
-  return `INFERMESH_${flag.replaceAll("-", "_").toUpperCase()}`;
-}
+const TRUE = /^(1|true|yes|on)$/i;
+const FALSE = /^(0|false|no|off)$/i;
 
-/** parseFlags parses argv against specs, falling back to INFERMESH_* variables in env, then to defaults. */
+/**
+ * parseFlags reads argv against specs, falling back to each flag's environment variable in env, then to its
+ * default. Anything it cannot read is a UsageError that names the flag; an unknown one suggests the nearest
+ * declared flag.
+ */
 export function parseFlags(
   specs: FlagSpecs,
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
   allowPositionals = false,
 ): ParsedFlags {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      options: Object.fromEntries(
-        Object.entries(specs).map(([name, spec]) => [name, { type: spec.type, multiple: spec.multiple ?? false }]),
-      ),
-      allowPositionals,
-      strict: true,
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0] ?? String(error));
-  }
-  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
-  const lookup = (name: string): string | boolean | string[] | undefined => {
-    if (!(name in specs)) throw new Error(`flag --${name} is not declared`);
-    const fromArgv = values[name];
-    if (fromArgv !== undefined) return fromArgv;
-    const fromEnv = env[envName(name)];
-    if (fromEnv !== undefined && fromEnv !== "") {
-      if (specs[name]?.type === "boolean") return /^(1|true|yes|on)$/i.test(fromEnv);
-      return specs[name]?.multiple ? fromEnv.split(",").map((s) => s.trim()).filter(Boolean) : fromEnv;
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, { type: spec.type }])),
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const fromArgv = new Map<string, string[]>();
+  const positionals: string[] = [];
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      if (!allowPositionals) throw new UsageError(token.value, `unexpected argument '${token.value}'`);
+      positionals.push(token.value);
+    } else if (token.kind === "option") {
+      const spec = Object.hasOwn(specs, token.name) ? specs[token.name] : undefined;
+      if (spec === undefined) throw unknownFlag(token.rawName, specs);
+      const flag = `--${token.name}`;
+      if (spec.type === "boolean") {
+        if (token.value !== undefined) throw new UsageError(flag, `${flag} takes no value, got '${token.rawName}=${token.value}'`);
+        fromArgv.set(token.name, ["true"]);
+        continue;
+      }
+      const shown = `${flag} ${placeholder(token.name, spec)}`;
+      if (token.value === undefined) throw new UsageError(flag, `${flag} expects a value: ${shown}`);
+      // As node's own strict parser: a value that looks like a flag is more often a forgotten value than a value.
+      if (!token.inlineValue && token.value.startsWith("-")) {
+        throw new UsageError(flag, `${flag} expects a value: ${shown} (write ${flag}=${token.value} if '${token.value}' is the value)`);
+      }
+      fromArgv.set(token.name, [...(fromArgv.get(token.name) ?? []), token.value]);
     }
-    return specs[name]?.default;
+  }
+  const declared = (name: string): FlagSpec => {
+    const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
+    if (spec === undefined) throw new Error(`flag --${name} is not declared`);
+    return spec;
+  };
+  const fromEnv = (name: string): string | undefined => {
+    const value = env[declared(name).env];
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const given = (name: string): FlagSource | undefined =>
+    fromArgv.has(name) ? "argv" : fromEnv(name) !== undefined ? "env" : undefined;
+  const setting = (name: string): string => (given(name) === "env" ? declared(name).env : `--${name}`);
+  const values = (name: string): string[] => {
+    const spec = declared(name);
+    const argvValues = fromArgv.get(name);
+    if (argvValues !== undefined) return spec.multiple ? argvValues : argvValues.slice(-1);
+    const envValue = fromEnv(name);
+    if (envValue !== undefined) {
+      if (spec.type === "boolean") {
+        if (TRUE.test(envValue)) return ["true"];
+        if (FALSE.test(envValue)) return [];
+        throw new ConfigError(spec.env, `${spec.env} expects true or false (or 1, 0, yes, no, on, off), got '${envValue}'`);
+      }
+      return spec.multiple ? envValue.split(",").map((item) => item.trim()).filter(Boolean) : [envValue];
+    }
+    return spec.default === undefined ? [] : [spec.default];
   };
   return {
-    positionals: parsed.positionals,
-    string: (name) => {
-      const value = lookup(name);
-      return Array.isArray(value) ? value.at(-1) : typeof value === "string" ? value : undefined;
-    },
-    strings: (name) => {
-      const value = lookup(name);
-      return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
-    },
-    boolean: (name) => lookup(name) === true,
+    positionals,
+    string: (name) => values(name).at(-1),
+    strings: values,
+    boolean: (name) => declared(name).type === "boolean" && values(name).length > 0,
+    given,
+    setting,
+    spec: declared,
   };
 }
 
-/** requireString returns a flag's value or throws a UsageError that names the flag and its variable. */
+/** requireString returns a flag's value or throws a ConfigError that names the flag and its variable. */
 export function requireString(flags: ParsedFlags, name: string): string {
   const value = flags.string(name);
-  if (value === undefined || value === "") throw new UsageError(`--${name} (or ${envName(name)}) is required`);
-  return value;
-}
-
-/** HostPort is a parsed "host:port" listen address. */
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** parseHostPort parses "host:port" (IPv6 hosts in brackets; port 0 means any free port); where names the flag. */
-export function parseHostPort(where: string, value: string): HostPort {
-  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[2]);
-  if (!match || port > 65535) throw new UsageError(`${where} expects HOST:PORT (port 0-65535), got '${value}'`);
-  return { host: match[1] as string, port };
-}
-
-/**
- * parseBaseUrl checks an http(s) base URL and normalises it: no trailing slash and no trailing "/v1", since users
- * often paste the OpenAI base URL and the callers append "/v1/..." themselves.
- */
-export function parseBaseUrl(where: string, value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError(`${where} expects an http:// or https:// URL, got '${value}'`);
-  }
-  if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
-    throw new UsageError(`${where} expects a base URL without credentials, query or fragment, got '${value}' (use api_key)`);
-  }
-  const path = url.pathname.replace(/\/+$/, "").replace(/\/v1$/, "");
-  return `${url.origin}${path}`;
-}
-
-/** parseRegistryUrl accepts "host:port" or "http(s)://host:port" and returns the registry's base URL. */
-export function parseRegistryUrl(where: string, value: string): string {
-  if (/^https?:\/\//.test(value)) {
-    const url = parseBaseUrl(where, value);
-    if (new URL(url).pathname !== "/") throw new UsageError(`${where} expects HOST:PORT or http(s)://HOST:PORT, got '${value}'`);
-    return url;
-  }
-  const { host, port } = parseHostPort(where, value);
-  if (port === 0) throw new UsageError(`${where} expects a port from 1 to 65535, got '${value}'`);
-  return `http://${host}:${port}`;
-}
-
-/** formatHostPort writes a HostPort back as "host:port". */
-export function formatHostPort({ host, port }: HostPort): string {
-  return `${host}:${port}`;
-}
-
-/** parseWholeNumber parses a whole number within [min, max]; the error names the flag and the unit. */
-export function parseWholeNumber(flag: string, value: string, min: number, max: number, unit: string): number {
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${flag} expects a whole number of ${unit} from ${min} to ${max}, got '${value}'`);
-  }
-  return n;
-}
-
-/** parseMs parses a whole number of milliseconds within [min, max]. */
-export function parseMs(flag: string, value: string, min = 1, max = 24 * 3600 * 1000): number {
-  return parseWholeNumber(flag, value, min, max, "milliseconds");
-}
-
-/** usageText renders a command's flags for --help. */
-export function usageText(synopsis: string, specs: FlagSpecs): string {
-  const lines = Object.entries(specs).map(([name, spec]) => {
-    const arg = spec.type === "string" ? ` ${name.toUpperCase().replaceAll("-", "_")}` : "";
-    const dflt = spec.default === undefined ? "" : ` (default ${spec.default})`;
-    return `  --${name}${arg}\n      ${spec.description}${dflt}; env ${envName(name)}`;
-  });
-  return `usage: ${synopsis}\n\n${lines.join("\n")}\n`;
-}
-
-/** parseLogLevel accepts one of pino's levels. */
-export function parseLogLevel(value: string): string {
-  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
-    throw new UsageError(`--log-level expects one of ${LOG_LEVELS.join(", ")}, got '${value}'`);
+  if (value === undefined || value === "") {
+    throw new ConfigError(`--${name}`, `--${name} (or ${flags.spec(name).env}) is required`);
   }
   return value;
+}
+
+/** placeholder is what --help and messages show for a flag's value. */
+export function placeholder(name: string, spec: FlagSpec): string {
+  return spec.value ?? name.toUpperCase().replaceAll("-", "_");
+}
+
+function unknownFlag(raw: string, specs: FlagSpecs): UsageError {
+  const nearest = nearestName(raw.replace(/^-+/, ""), [...Object.keys(specs), "help"]);
+  return new UsageError(
+    raw,
+    nearest === undefined ? `unknown flag ${raw}; --help lists the flags` : `unknown flag ${raw}; did you mean --${nearest}?`,
+  );
 }

@@ -3,22 +3,15 @@ import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
 import { DEFAULT_GUARDRAILS, type Guardrails } from "../../services/gateway/guardrails.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
 import { DEFAULT_RATE_LIMITS, type RateLimits } from "../../services/gateway/rate-limits.js";
+import { parseLogLevel, parseMs, parseRegistryUrl, parseWholeNumber } from "../../services/shared/config-values.js";
+import { formatHostPort, parseHostPort, type HostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
-import {
-  formatHostPort,
-  parseFlags,
-  parseHostPort,
-  parseLogLevel,
-  parseMs,
-  parseWholeNumber,
-  parseRegistryUrl,
-  requireString,
-  usageText,
-  type FlagSpecs,
-  type HostPort,
-} from "./flags.js";
-import { DEFAULT_REGISTRY_LISTEN, requireMeshToken } from "./registry-command.js";
+import type { RunnableCommand } from "./command.js";
+import { parseFlags, requireString, type FlagSpec, type FlagSpecs } from "./flags.js";
+import { DEFAULT_REGISTRY_LISTEN } from "./registry-command.js";
+import { readTextFile, type ReadTextFile } from "./secret-flag.js";
+import { LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, REGISTRY_ADDRESS_FLAG, requireMeshToken } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /** DEFAULT_GATEWAY_LISTEN is the OpenAI HTTP address unless told otherwise. */
@@ -26,25 +19,35 @@ export const DEFAULT_GATEWAY_LISTEN = "127.0.0.1:8080";
 /** DEFAULT_GATEWAY_GRPC_LISTEN is InferenceService's address unless told otherwise. */
 export const DEFAULT_GATEWAY_GRPC_LISTEN = "127.0.0.1:7702";
 
+/** gatewayFlag declares one of the gateway's own flags, whose variable is INFERMESH_GATEWAY_<FLAG>. */
+function gatewayFlag(name: string, value: string, defaultValue: string | number, description: string): FlagSpec {
+  return {
+    type: "string",
+    default: String(defaultValue),
+    value,
+    description,
+    env: `INFERMESH_GATEWAY_${name.replaceAll("-", "_").toUpperCase()}`,
+  };
+}
+
 /** GATEWAY_FLAGS are `infermesh gateway`'s flags. */
 export const GATEWAY_FLAGS: FlagSpecs = {
-  listen: { type: "string", default: DEFAULT_GATEWAY_LISTEN, description: "OpenAI HTTP listen address HOST:PORT" },
-  "grpc-listen": { type: "string", default: DEFAULT_GATEWAY_GRPC_LISTEN, description: "InferenceService gRPC address HOST:PORT" },
-  registry: { type: "string", default: `http://${DEFAULT_REGISTRY_LISTEN}`, description: "the registry, http://HOST:PORT (or HOST:PORT)" },
-  "mesh-token": { type: "string", description: "the mesh token the registry expects from gateways" },
-  "request-timeout-ms": { type: "string", default: String(DEFAULT_REQUEST_TIMEOUT_MS), description: "deadline of a non-streamed inference request" },
-  "stream-timeout-ms": { type: "string", default: String(DEFAULT_STREAM_TIMEOUT_MS), description: "deadline of a streamed inference request" },
-  "keepalive-ms": { type: "string", default: String(DEFAULT_KEEPALIVE_MS), description: "SSE keep-alive comment after this much silence" },
-  "body-limit-bytes": { type: "string", default: String(DEFAULT_BODY_LIMIT_BYTES), description: "largest JSON request body" },
-  "max-upload-bytes": { type: "string", default: String(DEFAULT_MAX_UPLOAD_BYTES), description: "largest upload (the files of one multipart request together)" },
-  "rate-limit-rpm": { type: "string", default: String(DEFAULT_RATE_LIMITS.inferencePerMinute), description: "inference requests per API key per minute (0: off)" },
-  "models-rate-limit-rpm": { type: "string", default: String(DEFAULT_RATE_LIMITS.modelsPerMinute), description: "GET /v1/models per API key per minute (0: off)" },
-  "max-concurrent-streams": { type: "string", default: String(DEFAULT_RATE_LIMITS.concurrentStreams), description: "streamed answers in flight per API key (0: off)" },
-  "max-messages": { type: "string", default: String(DEFAULT_GUARDRAILS.maxMessages), description: "messages per chat request (0: off)" },
-  "max-input-chars": { type: "string", default: String(DEFAULT_GUARDRAILS.maxInputChars), description: "characters of a request's messages or prompt (0: off)" },
-  "max-tokens": { type: "string", default: String(DEFAULT_GUARDRAILS.maxTokens), description: "ceiling max_tokens is clamped to (0: off)" },
-  "log-level": { type: "string", default: "info", description: "log level" },
-  help: { type: "boolean", description: "print this help" },
+  listen: gatewayFlag("listen", "HOST:PORT", DEFAULT_GATEWAY_LISTEN, "OpenAI HTTP listen address"),
+  "grpc-listen": gatewayFlag("grpc-listen", "HOST:PORT", DEFAULT_GATEWAY_GRPC_LISTEN, "InferenceService gRPC listen address"),
+  registry: { ...REGISTRY_ADDRESS_FLAG, default: `http://${DEFAULT_REGISTRY_LISTEN}` },
+  ...MESH_TOKEN_FLAGS,
+  "request-timeout-ms": gatewayFlag("request-timeout-ms", "MS", DEFAULT_REQUEST_TIMEOUT_MS, "deadline of a non-streamed inference request, in milliseconds"),
+  "stream-timeout-ms": gatewayFlag("stream-timeout-ms", "MS", DEFAULT_STREAM_TIMEOUT_MS, "deadline of a streamed inference request, in milliseconds"),
+  "keepalive-ms": gatewayFlag("keepalive-ms", "MS", DEFAULT_KEEPALIVE_MS, "milliseconds of silence before an SSE keep-alive comment"),
+  "body-limit-bytes": gatewayFlag("body-limit-bytes", "BYTES", DEFAULT_BODY_LIMIT_BYTES, "largest JSON request body, in bytes"),
+  "max-upload-bytes": gatewayFlag("max-upload-bytes", "BYTES", DEFAULT_MAX_UPLOAD_BYTES, "largest upload (the files of one multipart request together), in bytes"),
+  "rate-limit-rpm": gatewayFlag("rate-limit-rpm", "N", DEFAULT_RATE_LIMITS.inferencePerMinute, "inference requests per API key per minute (0: no limit)"),
+  "models-rate-limit-rpm": gatewayFlag("models-rate-limit-rpm", "N", DEFAULT_RATE_LIMITS.modelsPerMinute, "GET /v1/models per API key per minute (0: no limit)"),
+  "max-concurrent-streams": gatewayFlag("max-concurrent-streams", "N", DEFAULT_RATE_LIMITS.concurrentStreams, "streamed answers in flight per API key (0: no limit)"),
+  "max-messages": gatewayFlag("max-messages", "N", DEFAULT_GUARDRAILS.maxMessages, "messages per chat request (0: no limit)"),
+  "max-input-chars": gatewayFlag("max-input-chars", "N", DEFAULT_GUARDRAILS.maxInputChars, "characters of a request's messages or prompt (0: no limit)"),
+  "max-tokens": gatewayFlag("max-tokens", "N", DEFAULT_GUARDRAILS.maxTokens, "ceiling max_tokens is clamped to (0: no ceiling)"),
+  "log-level": { ...LOG_LEVEL_FLAG, default: "info" },
 };
 
 /** GatewayConfig is `infermesh gateway`'s configuration, parsed once. */
@@ -64,21 +67,22 @@ export interface GatewayConfig {
   readonly logLevel: string;
 }
 
-/** parseGatewayConfig turns flags and INFERMESH_* variables into a frozen GatewayConfig or throws a UsageError. */
-export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
+/** parseGatewayConfig turns flags and their variables into a frozen GatewayConfig or throws a ConfigError. */
+export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): GatewayConfig {
   const flags = parseFlags(GATEWAY_FLAGS, argv, env);
-  const meshToken = requireMeshToken(flags);
-  const count = (name: string, unit: string) => parseWholeNumber(name, requireString(flags, name), 0, 1_000_000_000, unit);
+  const meshToken = requireMeshToken(flags, readFile);
+  const value = (name: string) => [flags.setting(name), requireString(flags, name)] as const;
+  const count = (name: string, unit: string) => parseWholeNumber(...value(name), 0, 1_000_000_000, unit);
   return Object.freeze({
-    listen: parseHostPort("--listen", requireString(flags, "listen")),
-    grpcListen: parseHostPort("--grpc-listen", requireString(flags, "grpc-listen")),
-    registry: parseRegistryUrl("--registry", requireString(flags, "registry")),
+    listen: parseHostPort(...value("listen")),
+    grpcListen: parseHostPort(...value("grpc-listen")),
+    registry: parseRegistryUrl(...value("registry")),
     meshToken,
-    requestTimeoutMs: parseMs("request-timeout-ms", requireString(flags, "request-timeout-ms")),
-    streamTimeoutMs: parseMs("stream-timeout-ms", requireString(flags, "stream-timeout-ms")),
-    keepaliveMs: parseMs("keepalive-ms", requireString(flags, "keepalive-ms"), 10),
-    bodyLimitBytes: parseWholeNumber("body-limit-bytes", requireString(flags, "body-limit-bytes"), 1024, 1 << 30, "bytes"),
-    maxUploadBytes: parseWholeNumber("max-upload-bytes", requireString(flags, "max-upload-bytes"), 1024, 1 << 30, "bytes"),
+    requestTimeoutMs: parseMs(...value("request-timeout-ms")),
+    streamTimeoutMs: parseMs(...value("stream-timeout-ms")),
+    keepaliveMs: parseMs(...value("keepalive-ms"), 10),
+    bodyLimitBytes: parseWholeNumber(...value("body-limit-bytes"), 1024, 1 << 30, "bytes"),
+    maxUploadBytes: parseWholeNumber(...value("max-upload-bytes"), 1024, 1 << 30, "bytes"),
     rateLimits: {
       inferencePerMinute: count("rate-limit-rpm", "requests per minute"),
       modelsPerMinute: count("models-rate-limit-rpm", "requests per minute"),
@@ -89,16 +93,12 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
       maxInputChars: count("max-input-chars", "characters"),
       maxTokens: count("max-tokens", "tokens"),
     },
-    logLevel: parseLogLevel(requireString(flags, "log-level")),
+    logLevel: parseLogLevel(...value("log-level")),
   });
 }
 
 /** runGateway starts a gateway and serves until SIGTERM or SIGINT. */
 export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  if (parseFlags(GATEWAY_FLAGS, argv, env).boolean("help")) {
-    process.stdout.write(usageText("infermesh gateway [flags]", GATEWAY_FLAGS));
-    return;
-  }
   const config = parseGatewayConfig(argv, env);
   const log = createLogger("gateway", config.logLevel);
   const gateway = createGateway({
@@ -126,3 +126,12 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   log.info("gateway stopped");
   log.flush();
 }
+
+/** GATEWAY_COMMAND is `infermesh gateway`. */
+export const GATEWAY_COMMAND: RunnableCommand = {
+  name: "gateway",
+  summary: "the OpenAI-compatible HTTP API (and InferenceService over gRPC)",
+  synopsis: "gateway [--listen HOST:PORT] [--registry URL] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
+  flags: GATEWAY_FLAGS,
+  run: runGateway,
+};

@@ -1,58 +1,72 @@
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
-import type { ApiKeyRecord } from "../../services/registry/store/registry-store.js";
-import { parseFlags, requireString, usageText, UsageError, type FlagSpecs } from "./flags.js";
-import { DEFAULT_DB_PATH } from "./registry-command.js";
+import type { ApiKeyRecord, RegistryStore } from "../../services/registry/store/registry-store.js";
+import type { CommandGroup, RunnableCommand } from "./command.js";
+import { parseFlags, requireString, UsageError, type FlagSpec, type FlagSpecs, type ParsedFlags } from "./flags.js";
+import { DB_FLAG } from "./shared-flags.js";
 
-/** KEYS_FLAGS are the flags of `infermesh keys create|list|revoke`. */
-export const KEYS_FLAGS: FlagSpecs = {
-  db: { type: "string", default: DEFAULT_DB_PATH, description: "SQLite file with users and API keys" },
-  user: { type: "string", description: "the key's owner (create), or a filter (list)" },
-  label: { type: "string", default: "", description: "a note stored with a new key" },
-  all: { type: "boolean", description: "list revoked keys too" },
-  help: { type: "boolean", description: "print this help" },
+const USER_FLAG: FlagSpec = { type: "string", value: "NAME", description: "the key's owner", env: "INFERMESH_KEYS_USER" };
+
+/** KEYS_CREATE_FLAGS are `infermesh keys create`'s flags. */
+export const KEYS_CREATE_FLAGS: FlagSpecs = {
+  user: USER_FLAG,
+  label: { type: "string", default: "", value: "TEXT", description: "a note stored with the new key", env: "INFERMESH_KEYS_LABEL" },
+  db: DB_FLAG,
 };
 
-const SYNOPSIS = "infermesh keys create --user NAME | keys list [--user NAME] [--all] | keys revoke KEY_ID";
+/** KEYS_LIST_FLAGS are `infermesh keys list`'s flags. */
+export const KEYS_LIST_FLAGS: FlagSpecs = {
+  user: { ...USER_FLAG, description: "list only this user's keys" },
+  all: { type: "boolean", description: "list revoked keys too", env: "INFERMESH_KEYS_ALL" },
+  db: DB_FLAG,
+};
+
+/** KEYS_REVOKE_FLAGS are `infermesh keys revoke`'s flags. */
+export const KEYS_REVOKE_FLAGS: FlagSpecs = { db: DB_FLAG };
 
 /**
- * runKeys manages API keys straight in the registry's SQLite file; it works while a registry runs on the same file,
- * which sees the change on its next call. `create` prints the key alone on stdout, so scripts can capture it.
+ * withStore runs action on the registry's SQLite file itself. That works while a registry runs on the same file,
+ * which sees the change on its next call.
  */
-export async function runKeys(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const [action, ...rest] = argv;
-  const flags = parseFlags(KEYS_FLAGS, rest, env, true);
-  if (flags.boolean("help") || action === undefined || action === "help") {
-    process.stdout.write(usageText(SYNOPSIS, KEYS_FLAGS));
-    return;
-  }
+async function withStore(flags: ParsedFlags, action: (store: RegistryStore) => Promise<void>): Promise<void> {
   const store = createSqliteStore({ path: requireString(flags, "db") });
   try {
-    switch (action) {
-      case "create": {
-        const created = await store.createApiKey(requireString(flags, "user"), flags.string("label") ?? "");
-        process.stdout.write(`${created.apiKey}\n`);
-        return;
-      }
-      case "list": {
-        const user = flags.string("user");
-        const keys = await store.listApiKeys({ includeRevoked: flags.boolean("all"), ...(user ? { userName: user } : {}) });
-        process.stdout.write(formatKeys(keys));
-        return;
-      }
-      case "revoke": {
-        const [keyId] = flags.positionals;
-        if (!keyId) throw new UsageError("keys revoke expects a KEY_ID (see `infermesh keys list`)");
-        const record = await store.revokeApiKey(keyId);
-        if (!record) throw new Error(`no API key with id '${keyId}'`);
-        process.stdout.write(`revoked ${record.id} (${record.userName})\n`);
-        return;
-      }
-      default:
-        throw new UsageError(`unknown keys action '${action}'; expected create, list or revoke`);
-    }
+    await action(store);
   } finally {
     await store.close();
   }
+}
+
+/** runKeysCreate creates a key and prints it alone on stdout, so that scripts can capture it. */
+export async function runKeysCreate(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const flags = parseFlags(KEYS_CREATE_FLAGS, argv, env);
+  const user = requireString(flags, "user");
+  await withStore(flags, async (store) => {
+    const created = await store.createApiKey(user, flags.string("label") ?? "");
+    process.stdout.write(`${created.apiKey}\n`);
+  });
+}
+
+/** runKeysList prints a table of key ids, owners and dates; never a key. */
+export async function runKeysList(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const flags = parseFlags(KEYS_LIST_FLAGS, argv, env);
+  const user = flags.string("user");
+  await withStore(flags, async (store) => {
+    const keys = await store.listApiKeys({ includeRevoked: flags.boolean("all"), ...(user ? { userName: user } : {}) });
+    process.stdout.write(formatKeys(keys));
+  });
+}
+
+/** runKeysRevoke revokes one key by its id. */
+export async function runKeysRevoke(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const flags = parseFlags(KEYS_REVOKE_FLAGS, argv, env, true);
+  const [keyId, ...extra] = flags.positionals;
+  if (!keyId) throw new UsageError("KEY_ID", "a KEY_ID is required (`infermesh keys list` shows them)");
+  if (extra.length > 0) throw new UsageError(extra[0] as string, `expects one KEY_ID, got also '${extra.join(" ")}'`);
+  await withStore(flags, async (store) => {
+    const record = await store.revokeApiKey(keyId);
+    if (!record) throw new Error(`no API key with id '${keyId}'`);
+    process.stdout.write(`revoked ${record.id} (${record.userName})\n`);
+  });
 }
 
 function formatKeys(keys: readonly ApiKeyRecord[]): string {
@@ -69,3 +83,34 @@ function formatKeys(keys: readonly ApiKeyRecord[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
+
+const KEYS_CREATE_COMMAND: RunnableCommand = {
+  name: "create",
+  summary: "create an API key for a user and print it, alone, on stdout (shown this once)",
+  synopsis: "keys create --user NAME [--label TEXT] [--db FILE]",
+  flags: KEYS_CREATE_FLAGS,
+  run: runKeysCreate,
+};
+
+const KEYS_LIST_COMMAND: RunnableCommand = {
+  name: "list",
+  summary: "list key ids, owners and dates, never the keys",
+  synopsis: "keys list [--user NAME] [--all] [--db FILE]",
+  flags: KEYS_LIST_FLAGS,
+  run: runKeysList,
+};
+
+const KEYS_REVOKE_COMMAND: RunnableCommand = {
+  name: "revoke",
+  summary: "revoke a key by its id",
+  synopsis: "keys revoke KEY_ID [--db FILE]",
+  flags: KEYS_REVOKE_FLAGS,
+  run: runKeysRevoke,
+};
+
+/** KEYS_COMMAND is `infermesh keys`: API keys, straight in the registry's database. */
+export const KEYS_COMMAND: CommandGroup = {
+  name: "keys",
+  summary: "create, list and revoke API keys in the registry's database",
+  subcommands: [KEYS_CREATE_COMMAND, KEYS_LIST_COMMAND, KEYS_REVOKE_COMMAND],
+};

@@ -1,4 +1,6 @@
-import { parseFlags, parseHostPort, parseWholeNumber, requireString, UsageError, usageText, type FlagSpecs } from "./flags.js";
+import { parseDialAddress, parseWholeNumber } from "../../services/shared/config-values.js";
+import type { RunnableCommand } from "./command.js";
+import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
 import { DEFAULT_GATEWAY_LISTEN } from "./gateway-command.js";
 import { prometheusScrapeConfig, type ScrapeTargets } from "./scrape-config.js";
 
@@ -10,12 +12,31 @@ export const METRICS_CONFIG_FLAGS: FlagSpecs = {
   gateway: {
     type: "string",
     multiple: true,
-    description: `a gateway's HTTP address HOST:PORT, which serves /metrics (repeatable; default ${DEFAULT_GATEWAY_LISTEN} when no target is given, as \`infermesh dev\`)`,
+    value: "HOST:PORT",
+    description: `a gateway's HTTP address, which serves /metrics (${DEFAULT_GATEWAY_LISTEN}, as \`infermesh dev\`, when no target is given)`,
+    env: "INFERMESH_METRICS_CONFIG_GATEWAY",
   },
-  registry: { type: "string", multiple: true, description: "a registry's --metrics-listen address HOST:PORT (repeatable)" },
-  agent: { type: "string", multiple: true, description: "an agent's --metrics-listen address HOST:PORT (repeatable)" },
-  "scrape-interval": { type: "string", default: String(DEFAULT_SCRAPE_INTERVAL_SECONDS), description: "seconds between two scrapes" },
-  help: { type: "boolean", description: "print this help" },
+  registry: {
+    type: "string",
+    multiple: true,
+    value: "HOST:PORT",
+    description: "a registry's --metrics-listen address",
+    env: "INFERMESH_METRICS_CONFIG_REGISTRY",
+  },
+  agent: {
+    type: "string",
+    multiple: true,
+    value: "HOST:PORT",
+    description: "an agent's --metrics-listen address",
+    env: "INFERMESH_METRICS_CONFIG_AGENT",
+  },
+  "scrape-interval": {
+    type: "string",
+    default: String(DEFAULT_SCRAPE_INTERVAL_SECONDS),
+    value: "SECONDS",
+    description: "seconds between two scrapes",
+    env: "INFERMESH_METRICS_CONFIG_SCRAPE_INTERVAL",
+  },
 };
 
 /** MetricsConfig is `infermesh metrics-config`'s configuration, parsed once. */
@@ -24,29 +45,29 @@ export interface MetricsConfig {
   readonly scrapeIntervalSeconds: number;
 }
 
-/** parseMetricsConfig turns flags and INFERMESH_* variables into a frozen MetricsConfig or throws a UsageError. */
+/** parseMetricsConfig turns flags and their variables into a frozen MetricsConfig or throws a ConfigError. */
 export function parseMetricsConfig(argv: readonly string[], env: NodeJS.ProcessEnv): MetricsConfig {
   const flags = parseFlags(METRICS_CONFIG_FLAGS, argv, env);
-  const addresses = (name: string) =>
-    flags.strings(name).map((value) => {
-      const { host, port } = parseHostPort(`--${name}`, value);
-      if (port === 0) throw new UsageError(`--${name} expects a port from 1 to 65535, got '${value}'`);
-      return `${host}:${port}`;
-    });
+  const addresses = (name: string) => flags.strings(name).map((value) => parseDialAddress(flags.setting(name), value));
   const given = { gateway: addresses("gateway"), registry: addresses("registry"), agent: addresses("agent") };
   const none = given.gateway.length + given.registry.length + given.agent.length === 0;
   return Object.freeze({
     targets: none ? { ...given, gateway: [DEFAULT_GATEWAY_LISTEN] } : given,
-    scrapeIntervalSeconds: parseWholeNumber("scrape-interval", requireString(flags, "scrape-interval"), 1, 3600, "seconds"),
+    scrapeIntervalSeconds: parseWholeNumber(flags.setting("scrape-interval"), requireString(flags, "scrape-interval"), 1, 3600, "seconds"),
   });
 }
 
 /** runMetricsConfig prints a Prometheus scrape configuration for the given services on stdout. */
 export async function runMetricsConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  if (parseFlags(METRICS_CONFIG_FLAGS, argv, env).boolean("help")) {
-    process.stdout.write(usageText("infermesh metrics-config [--gateway HOST:PORT]... [--registry HOST:PORT]... [--agent HOST:PORT]...", METRICS_CONFIG_FLAGS));
-    return;
-  }
   const config = parseMetricsConfig(argv, env);
   process.stdout.write(prometheusScrapeConfig(config.targets, config.scrapeIntervalSeconds));
 }
+
+/** METRICS_CONFIG_COMMAND is `infermesh metrics-config`. */
+export const METRICS_CONFIG_COMMAND: RunnableCommand = {
+  name: "metrics-config",
+  summary: "print a Prometheus scrape configuration for the services' /metrics",
+  synopsis: "metrics-config [--gateway HOST:PORT]... [--registry HOST:PORT]... [--agent HOST:PORT]... [--scrape-interval SECONDS]",
+  flags: METRICS_CONFIG_FLAGS,
+  run: runMetricsConfig,
+};

@@ -1,44 +1,50 @@
 import { createRegistryServer, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_TTL_INTERVALS } from "../../services/registry/registry-server.js";
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
-import { createLogger, LOG_LEVELS } from "../../services/shared/logger.js";
+import { parseLogLevel, parseMs } from "../../services/shared/config-values.js";
+import { formatHostPort, parseHostPort, type HostPort } from "../../services/shared/host-port.js";
+import { createLogger } from "../../services/shared/logger.js";
 import { createMetricsServer } from "../../services/shared/metrics-server.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
-import {
-  formatHostPort,
-  parseFlags,
-  parseHostPort,
-  parseLogLevel,
-  parseMs,
-  requireString,
-  UsageError,
-  type FlagSpecs,
-  type HostPort,
-  type ParsedFlags,
-  usageText,
-} from "./flags.js";
+import type { RunnableCommand } from "./command.js";
+import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
+import { readTextFile, type ReadTextFile } from "./secret-flag.js";
+import { DB_FLAG, LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, requireMeshToken } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
-/** DEFAULT_DB_PATH is where the registry keeps users and keys unless told otherwise. */
-export const DEFAULT_DB_PATH = "./data/infermesh.db";
 /** DEFAULT_REGISTRY_LISTEN is the registry's gRPC address unless told otherwise. */
 export const DEFAULT_REGISTRY_LISTEN = "127.0.0.1:7700";
-/** MIN_MESH_TOKEN_LENGTH keeps guessable mesh tokens out. */
-export const MIN_MESH_TOKEN_LENGTH = 16;
 
 /** REGISTRY_FLAGS are `infermesh registry`'s flags. */
 export const REGISTRY_FLAGS: FlagSpecs = {
-  listen: { type: "string", default: DEFAULT_REGISTRY_LISTEN, description: "gRPC listen address HOST:PORT" },
-  db: { type: "string", default: DEFAULT_DB_PATH, description: "SQLite file with users and API keys" },
-  "mesh-token": { type: "string", description: `secret gateways present (at least ${MIN_MESH_TOKEN_LENGTH} characters)` },
-  "metrics-listen": { type: "string", description: "HTTP address HOST:PORT serving Prometheus /metrics" },
+  listen: {
+    type: "string",
+    default: DEFAULT_REGISTRY_LISTEN,
+    value: "HOST:PORT",
+    description: "gRPC listen address",
+    env: "INFERMESH_REGISTRY_LISTEN",
+  },
+  db: DB_FLAG,
+  ...MESH_TOKEN_FLAGS,
+  "metrics-listen": {
+    type: "string",
+    value: "HOST:PORT",
+    description: "HTTP address serving Prometheus /metrics",
+    env: "INFERMESH_REGISTRY_METRICS_LISTEN",
+  },
   "heartbeat-interval-ms": {
     type: "string",
     default: String(DEFAULT_HEARTBEAT_INTERVAL_MS),
+    value: "MS",
     description: "how often agents are told to heartbeat, in milliseconds",
+    env: "INFERMESH_REGISTRY_HEARTBEAT_INTERVAL_MS",
   },
-  "ttl-ms": { type: "string", description: `ms without a heartbeat before a provider goes offline (default ${DEFAULT_TTL_INTERVALS} intervals)` },
-  "log-level": { type: "string", default: "info", description: `log level: ${LOG_LEVELS.join(", ")}` },
-  help: { type: "boolean", description: "print this help" },
+  "ttl-ms": {
+    type: "string",
+    value: "MS",
+    description: `milliseconds without a heartbeat before a provider goes offline (default ${DEFAULT_TTL_INTERVALS} heartbeat intervals)`,
+    env: "INFERMESH_REGISTRY_TTL_MS",
+  },
+  "log-level": { ...LOG_LEVEL_FLAG, default: "info" },
 };
 
 /** RegistryConfig is `infermesh registry`'s configuration, parsed once. */
@@ -52,40 +58,27 @@ export interface RegistryConfig {
   readonly logLevel: string;
 }
 
-/** requireMeshToken reads --mesh-token, which registry and gateway share, refusing guessable ones. */
-export function requireMeshToken(flags: ParsedFlags): string {
-  const meshToken = requireString(flags, "mesh-token");
-  if (meshToken.length < MIN_MESH_TOKEN_LENGTH) {
-    throw new UsageError(`--mesh-token must be at least ${MIN_MESH_TOKEN_LENGTH} characters`);
-  }
-  return meshToken;
-}
-
-/** parseRegistryConfig turns flags and INFERMESH_* variables into a frozen RegistryConfig or throws a UsageError. */
-export function parseRegistryConfig(argv: readonly string[], env: NodeJS.ProcessEnv): RegistryConfig {
+/** parseRegistryConfig turns flags and their variables into a frozen RegistryConfig or throws a ConfigError. */
+export function parseRegistryConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): RegistryConfig {
   const flags = parseFlags(REGISTRY_FLAGS, argv, env);
-  const meshToken = requireMeshToken(flags);
-  const heartbeatIntervalMs = parseMs("heartbeat-interval-ms", requireString(flags, "heartbeat-interval-ms"), 50);
+  const meshToken = requireMeshToken(flags, readFile);
+  const heartbeatIntervalMs = parseMs(flags.setting("heartbeat-interval-ms"), requireString(flags, "heartbeat-interval-ms"), 50);
   const ttl = flags.string("ttl-ms");
-  const logLevel = parseLogLevel(requireString(flags, "log-level"));
+  const logLevel = parseLogLevel(flags.setting("log-level"), requireString(flags, "log-level"));
   const metrics = flags.string("metrics-listen");
   return Object.freeze({
-    listen: parseHostPort("--listen", requireString(flags, "listen")),
+    listen: parseHostPort(flags.setting("listen"), requireString(flags, "listen")),
     dbPath: requireString(flags, "db"),
     meshToken,
-    metricsListen: metrics ? parseHostPort("--metrics-listen", metrics) : undefined,
+    metricsListen: metrics ? parseHostPort(flags.setting("metrics-listen"), metrics) : undefined,
     heartbeatIntervalMs,
-    ttlMs: ttl === undefined ? heartbeatIntervalMs * DEFAULT_TTL_INTERVALS : parseMs("ttl-ms", ttl, heartbeatIntervalMs),
+    ttlMs: ttl === undefined ? heartbeatIntervalMs * DEFAULT_TTL_INTERVALS : parseMs(flags.setting("ttl-ms"), ttl, heartbeatIntervalMs),
     logLevel,
   });
 }
 
 /** runRegistry starts a registry and serves until SIGTERM or SIGINT. */
 export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  if (parseFlags(REGISTRY_FLAGS, argv, env).boolean("help")) {
-    process.stdout.write(usageText("infermesh registry [flags]", REGISTRY_FLAGS));
-    return;
-  }
   const config = parseRegistryConfig(argv, env);
   const log = createLogger("registry", config.logLevel);
   const store = createSqliteStore({ path: config.dbPath });
@@ -118,3 +111,12 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
   log.info("registry stopped");
   log.flush();
 }
+
+/** REGISTRY_COMMAND is `infermesh registry`. */
+export const REGISTRY_COMMAND: RunnableCommand = {
+  name: "registry",
+  summary: "the control plane: providers, heartbeats, API keys (gRPC)",
+  synopsis: "registry [--listen HOST:PORT] [--db FILE] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
+  flags: REGISTRY_FLAGS,
+  run: runRegistry,
+};

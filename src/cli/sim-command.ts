@@ -1,51 +1,99 @@
-import { createSimulator, type FailureMode, type ModelKind, type SimulatedModel, type SimulatorOptions } from "../../services/sim/simulator.js";
+import { ConfigError } from "../../services/shared/config-error.js";
+import { listInWords, parseWholeNumber } from "../../services/shared/config-values.js";
+import { parseHostPort, type HostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
-import { parseFlags, parseHostPort, parseWholeNumber, requireString, usageText, UsageError, type FlagSpecs } from "./flags.js";
+import { createSimulator, type FailureMode, type ModelKind, type SimulatedModel, type SimulatorOptions } from "../../services/sim/simulator.js";
+import { MODEL_KINDS } from "../../services/sim/simulator-options.js";
+import type { RunnableCommand } from "./command.js";
+import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
+import { readSecret, readTextFile, type ReadTextFile } from "./secret-flag.js";
 import { onShutdownSignal } from "./shutdown.js";
 
-/** DEFAULT_SIM_LISTEN is the simulator's address unless told otherwise (llama-server's own default port). */
+/** DEFAULT_SIM_LISTEN is the simulator's address unless told otherwise. */
 export const DEFAULT_SIM_LISTEN = "127.0.0.1:8090";
-
-/** SIM_FLAGS are `infermesh sim`'s flags. */
-export const SIM_FLAGS: FlagSpecs = {
-  listen: { type: "string", default: DEFAULT_SIM_LISTEN, description: "HTTP listen address HOST:PORT" },
-  model: { type: "string", multiple: true, description: "a model to serve, [KIND=]ID with KIND llm, stt, image or tts (repeatable; default sim-llama)" },
-  "tokens-per-second": { type: "string", description: "tokens per second per stream (0: as fast as possible)" },
-  "ttft-ms": { type: "string", description: "time to first token in milliseconds" },
-  "completion-tokens": { type: "string", description: "reply length in tokens when a request sets no max_tokens" },
-  fail: { type: "string", description: "inject a failure into every request: status, stall or drop" },
-  "fail-status": { type: "string", description: "HTTP status of --fail status" },
-  "fail-after-tokens": { type: "string", description: "tokens produced before the failure strikes" },
-  "api-key": { type: "string", description: "require this Bearer key, like llama-server's --api-key" },
-  help: { type: "boolean", description: "print this help" },
-};
 
 const FAILURE_MODES: readonly FailureMode[] = ["status", "stall", "drop"];
 
-/** parseSimulatorOptions maps `infermesh sim` flags to SimulatorOptions. */
-export function parseSimulatorOptions(argv: readonly string[], env: NodeJS.ProcessEnv): SimulatorOptions {
+/**
+ * SIM_FLAGS are `infermesh sim`'s flags. Every variable carries SIM: the simulator's --api-key in particular is a
+ * key it demands, like llama-server's, never the user's own infermesh key that INFERMESH_API_KEY holds.
+ */
+export const SIM_FLAGS: FlagSpecs = {
+  listen: { type: "string", default: DEFAULT_SIM_LISTEN, value: "HOST:PORT", description: "HTTP listen address", env: "INFERMESH_SIM_LISTEN" },
+  model: {
+    type: "string",
+    multiple: true,
+    value: "[KIND=]ID",
+    description: `a model to serve, KIND ${listInWords(MODEL_KINDS)} (default llm; without --model, sim-llama)`,
+    env: "INFERMESH_SIM_MODEL",
+  },
+  "tokens-per-second": {
+    type: "string",
+    value: "N",
+    description: "tokens per second per stream (0: as fast as possible)",
+    env: "INFERMESH_SIM_TOKENS_PER_SECOND",
+  },
+  "ttft-ms": { type: "string", value: "MS", description: "time to first token, in milliseconds", env: "INFERMESH_SIM_TTFT_MS" },
+  "completion-tokens": {
+    type: "string",
+    value: "N",
+    description: "reply length in tokens when a request sets no max_tokens",
+    env: "INFERMESH_SIM_COMPLETION_TOKENS",
+  },
+  fail: {
+    type: "string",
+    value: "MODE",
+    description: `inject a failure into every request: ${listInWords(FAILURE_MODES)}`,
+    env: "INFERMESH_SIM_FAIL",
+  },
+  "fail-status": { type: "string", value: "STATUS", description: "HTTP status of --fail status, from 400 to 599", env: "INFERMESH_SIM_FAIL_STATUS" },
+  "fail-after-tokens": {
+    type: "string",
+    value: "N",
+    description: "tokens produced before the failure strikes",
+    env: "INFERMESH_SIM_FAIL_AFTER_TOKENS",
+  },
+  "api-key": {
+    type: "string",
+    value: "KEY",
+    description: "require this Bearer key, like llama-server's --api-key (`ps` shows flags: prefer --api-key-file)",
+    env: "INFERMESH_SIM_API_KEY",
+  },
+  "api-key-file": { type: "string", value: "FILE", description: "a file holding the key to require (its content trimmed)", env: "INFERMESH_SIM_API_KEY_FILE" },
+};
+
+/** SimConfig is `infermesh sim`'s configuration, parsed once. */
+export interface SimConfig {
+  readonly listen: HostPort;
+  readonly options: SimulatorOptions;
+}
+
+/** parseSimConfig maps `infermesh sim` flags and their variables to where to listen and the SimulatorOptions. */
+export function parseSimConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): SimConfig {
   const flags = parseFlags(SIM_FLAGS, argv, env);
-  const count = (name: string, max = 1_000_000, unit = "tokens") => {
+  const count = (name: string, max: number, unit: string) => {
     const value = flags.string(name);
-    return value === undefined ? undefined : parseWholeNumber(name, value, 0, max, unit);
+    return value === undefined ? undefined : parseWholeNumber(flags.setting(name), value, 0, max, unit);
   };
   const fail = flags.string("fail");
   if (fail !== undefined && !(FAILURE_MODES as readonly string[]).includes(fail)) {
-    throw new UsageError(`--fail expects one of ${FAILURE_MODES.join(", ")}, got '${fail}'`);
+    const where = flags.setting("fail");
+    throw new ConfigError(where, `${where} expects ${listInWords(FAILURE_MODES)}, got '${fail}'`);
   }
-  const models = flags.strings("model");
+  const listen = parseHostPort(flags.setting("listen"), requireString(flags, "listen"));
+  const models = flags.strings("model").map((value) => parseSimulatedModel(flags.setting("model"), value));
   const tokensPerSecond = count("tokens-per-second", 1_000_000, "tokens per second");
   const ttftMs = count("ttft-ms", 600_000, "milliseconds");
-  const completionTokens = count("completion-tokens");
-  const failStatus = count("fail-status", 599, "HTTP status");
-  const failAfter = count("fail-after-tokens");
-  const apiKey = flags.string("api-key");
-  return {
-    ...(models.length > 0 ? { models: models.map(parseSimulatedModel) } : {}),
+  const completionTokens = count("completion-tokens", 1_000_000, "tokens");
+  const failStatus = httpErrorStatus(flags.setting("fail-status"), flags.string("fail-status"));
+  const failAfter = count("fail-after-tokens", 1_000_000, "tokens");
+  const apiKey = readSecret(flags, "api-key", readFile)?.value;
+  const options: SimulatorOptions = {
+    ...(models.length > 0 ? { models } : {}),
     ...(tokensPerSecond === undefined ? {} : { tokensPerSecond }),
     ...(ttftMs === undefined ? {} : { timeToFirstTokenMs: ttftMs }),
     ...(completionTokens === undefined ? {} : { completionTokens }),
-    ...(apiKey ? { apiKey } : {}),
+    ...(apiKey === undefined ? {} : { apiKey }),
     ...(fail
       ? {
           failure: {
@@ -56,23 +104,27 @@ export function parseSimulatorOptions(argv: readonly string[], env: NodeJS.Proce
         }
       : {}),
   };
+  return Object.freeze({ listen, options });
 }
 
 /** parseSimulatedModel reads `[KIND=]ID`, as `--model stt=sim-whisper`. */
-export function parseSimulatedModel(value: string): SimulatedModel {
+export function parseSimulatedModel(where: string, value: string): SimulatedModel {
   const match = /^(?:(llm|stt|image|tts)=)?([^=\s]+)$/.exec(value);
-  if (!match) throw new UsageError(`--model expects [KIND=]ID with KIND llm, stt, image or tts, got '${value}'`);
+  if (!match) throw new ConfigError(where, `${where} expects [KIND=]ID with KIND ${listInWords(MODEL_KINDS)}, got '${value}'`);
   return { id: match[2] as string, kind: (match[1] ?? "llm") as ModelKind };
+}
+
+function httpErrorStatus(where: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const status = /^\d{3}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(status >= 400 && status <= 599)) throw new ConfigError(where, `${where} expects an HTTP error status from 400 to 599, got '${value}'`);
+  return status;
 }
 
 /** runSim serves the llama-server simulator (a demo and test fixture) until SIGTERM or SIGINT. */
 export async function runSim(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  if (parseFlags(SIM_FLAGS, argv, env).boolean("help")) {
-    process.stdout.write(usageText("infermesh sim [flags]   (a llama-server simulator: a fixture for demos and tests)", SIM_FLAGS));
-    return;
-  }
-  const listen = parseHostPort("--listen", requireString(parseFlags(SIM_FLAGS, argv, env), "listen"));
-  const simulator = createSimulator(parseSimulatorOptions(argv, env));
+  const { listen, options } = parseSimConfig(argv, env);
+  const simulator = createSimulator(options);
   const log = createLogger("sim");
   const { url } = await simulator.listen(listen.port, listen.host);
   log.info({ url, models: simulator.config.models.map((m) => m.id) }, "simulator ready");
@@ -80,3 +132,12 @@ export async function runSim(argv: readonly string[], env: NodeJS.ProcessEnv): P
   await simulator.close();
   log.flush();
 }
+
+/** SIM_COMMAND is `infermesh sim`. */
+export const SIM_COMMAND: RunnableCommand = {
+  name: "sim",
+  summary: "a llama-server simulator: a fixture for demos, tests and benchmarks",
+  synopsis: "sim [--listen HOST:PORT] [--model [KIND=]ID]... [flags]",
+  flags: SIM_FLAGS,
+  run: runSim,
+};

@@ -1,0 +1,199 @@
+import { expect } from "chai";
+import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, type AgentConfig } from "../../services/agent/agent-config.js";
+import { ConfigError } from "../../services/shared/config-error.js";
+import { parseAgentConfig } from "./agent-flags.js";
+import { UsageError } from "./flags.js";
+
+const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
+const BASE = ["--registry", "127.0.0.1:7700", "--api-key", KEY];
+
+function parse(argv: readonly string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}): AgentConfig {
+  return parseAgentConfig(argv, env, (path) => {
+    const text = files[path];
+    if (text === undefined) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
+    return text;
+  });
+}
+
+function usageError(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("infermesh agent's flags", () => {
+  it("parses flags into a frozen config with defaults", () => {
+    const config = parse([...BASE, "--upstream", "http://127.0.0.1:8080/v1/", "--upstream", "tts=http://127.0.0.1:8880", "--listen", "0.0.0.0:7701"]);
+    expect(Object.isFrozen(config)).to.equal(true);
+    expect(config.registry).to.equal("http://127.0.0.1:7700");
+    expect(config.listen).to.deep.equal({ host: "0.0.0.0", port: 7701 });
+    expect(config.upstreams.map((u) => [u.type, u.url, u.maxConcurrency, u.maxQueue])).to.deep.equal([
+      ["llm", "http://127.0.0.1:8080", DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE],
+      ["tts", "http://127.0.0.1:8880", DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE],
+    ]);
+    expect(config.discoveryIntervalMs).to.equal(30_000);
+    expect(config.shutdownGraceMs).to.equal(10_000);
+  });
+
+  it("takes every flag from its variable (INFERMESH_AGENT_*, and the shared INFERMESH_REGISTRY and INFERMESH_API_KEY), flags winning", () => {
+    const config = parse(["--max-queue", "3"], {
+      INFERMESH_REGISTRY: "https://registry.example:443",
+      INFERMESH_API_KEY: KEY,
+      INFERMESH_AGENT_UPSTREAM: "llm=http://a:1,stt=http://b:2",
+      INFERMESH_AGENT_MAX_QUEUE: "9",
+      INFERMESH_AGENT_MAX_CONCURRENCY: "2",
+      INFERMESH_AGENT_LISTEN: "127.0.0.1:0",
+      INFERMESH_LOG_LEVEL: "debug",
+    });
+    expect(config.registry).to.equal("https://registry.example");
+    expect(config.upstreams.map((u) => [u.type, u.url, u.maxConcurrency, u.maxQueue])).to.deep.equal([
+      ["llm", "http://a:1", 2, 3],
+      ["stt", "http://b:2", 2, 3],
+    ]);
+    expect(config.listen).to.deep.equal({ host: "127.0.0.1", port: 0 });
+    expect(config.logLevel).to.equal("debug");
+  });
+
+  it("ignores the variables of other commands: INFERMESH_LISTEN, INFERMESH_UPSTREAM, INFERMESH_SIM_API_KEY", () => {
+    const config = parse([...BASE, "--upstream", "http://x:1"], {
+      INFERMESH_LISTEN: "0.0.0.0:1",
+      INFERMESH_UPSTREAM: "tts=http://y:2",
+      INFERMESH_MAX_QUEUE: "1",
+    });
+    expect(config.listen).to.deep.equal({ host: "127.0.0.1", port: 7701 });
+    expect(config.upstreams.map((u) => u.url)).to.deep.equal(["http://x:1"]);
+    expect(config.upstreams[0]?.maxQueue).to.equal(DEFAULT_MAX_QUEUE);
+    expect(() => parse(["--registry", "r:1", "--upstream", "http://x:1"], { INFERMESH_SIM_API_KEY: KEY })).to.throw(ConfigError, /--api-key/);
+  });
+
+  it("reads a JSON config file, with flags overriding its top-level fields and adding upstreams", () => {
+    const file = JSON.stringify({
+      registry: "10.0.0.1:7700",
+      api_key: "from-file",
+      name: "gpu box",
+      max_concurrency: 8,
+      upstreams: [
+        {
+          type: "llm",
+          url: "http://127.0.0.1:8080",
+          engine: "llamacpp",
+          models: { expose: ["qwen3"], hide: ["draft"] },
+          capabilities: { qwen3: { input_modalities: ["text", "image"], supported_features: ["tools", "vision"], context_length: 32768 } },
+          max_queue: 2,
+          api_key: "upstream-secret",
+        },
+      ],
+    });
+    const config = parse(["--config", "agent.json", "--api-key", KEY, "--upstream", "image=http://127.0.0.1:7860"], {}, { "agent.json": file });
+    expect(config.apiKey).to.equal(KEY);
+    expect(config.registry).to.equal("http://10.0.0.1:7700");
+    expect(config.name).to.equal("gpu box");
+    const [llm, image] = config.upstreams;
+    expect(llm).to.deep.include({ engine: "llamacpp", maxConcurrency: 8, maxQueue: 2, apiKey: "upstream-secret", hide: ["draft"] });
+    expect(llm?.expose).to.deep.equal(["qwen3"]);
+    expect(llm?.capabilities["qwen3"]).to.deep.equal({
+      inputModalities: [Modality.TEXT, Modality.IMAGE],
+      supportedFeatures: ["tools", "vision"],
+      contextLength: 32768,
+    });
+    expect(image).to.deep.include({ type: "image", url: "http://127.0.0.1:7860", maxConcurrency: 8, maxQueue: DEFAULT_MAX_QUEUE });
+    const logged = parse(["--config", "agent.json"], {}, { "agent.json": JSON.stringify({ ...JSON.parse(file), log_level: "warn" }) });
+    expect(logged.logLevel, "a flag's default never hides the file's value").to.equal("warn");
+  });
+
+  it("names the flag or the file's field in every error", () => {
+    expect(usageError(() => parse(["--upstream", "http://x:1"]))).to.match(/--registry \(or INFERMESH_REGISTRY/);
+    expect(usageError(() => parse(["--registry", "r:1", "--upstream", "http://x:1"]))).to.match(/--api-key/);
+    expect(usageError(() => parse(BASE))).to.match(/--upstream .*"upstreams"/);
+    expect(usageError(() => parse([...BASE, "--upstream", "gpu=http://x:1"]))).to.match(/--upstream: unknown upstream type 'gpu'/);
+    expect(usageError(() => parse([...BASE, "--upstream", "ftp://x"]))).to.match(/--upstream expects an http/);
+    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--max-concurrency", "0"]))).to.match(
+      /--max-concurrency expects a whole number of requests from 1/,
+    );
+    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--listen", "nope"]))).to.match(/--listen expects HOST:PORT/);
+    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--id", "has space"]))).to.match(/--id expects/);
+    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--upstream", "llm=http://x:1/"]))).to.match(/given twice/);
+    expect(usageError(() => parse([...BASE, "--config", "missing.json"]))).to.match(/--config missing.json: cannot read it \(ENOENT\)/);
+    const bad = (json: unknown) => usageError(() => parse([...BASE, "--config", "c.json"], {}, { "c.json": JSON.stringify(json) }));
+    expect(bad({ upstreams: [{ url: "http://x:1", max_concurrency: "many" }] })).to.match(/field upstreams\[0\]\.max_concurrency expects a whole number/);
+    expect(bad({ upstreams: [{ url: "http://x:1", capabilities: { m: { input_modalities: ["smell"] } } }] })).to.match(
+      /capabilities\["m"\]\.input_modalities\[0\]: unknown modality 'smell'/,
+    );
+    expect(bad({ upstream: [] })).to.match(/field upstream: unknown field/);
+    expect(bad({ upstreams: [{ url: "http://x:1", modles: {} }] })).to.match(/upstreams\[0\]\.modles: unknown field/);
+    expect(usageError(() => parse([...BASE, "--config", "c.json"], {}, { "c.json": "{" }))).to.match(/not valid JSON/);
+  });
+
+  it("says what is missing in full, pointing at --api-key-file to keep the key off the command line", () => {
+    expect(usageError(() => parse(["--upstream", "http://x:1", "--api-key", KEY]))).to.equal(
+      `--registry (or INFERMESH_REGISTRY, or the config file's "registry") is required`,
+    );
+    expect(usageError(() => parse(["--registry", "r:1", "--upstream", "http://x:1"]))).to.equal(
+      `--api-key (or INFERMESH_API_KEY, or the config file's "api_key") is required; --api-key-file FILE (or INFERMESH_API_KEY_FILE) keeps it off the command line`,
+    );
+    expect(usageError(() => parse(BASE))).to.equal(`--upstream (or INFERMESH_AGENT_UPSTREAM, or the config file's "upstreams") is required`);
+  });
+
+  it("names the variable, not the flag, when a bad value came from the environment, in the value's unit", () => {
+    const args = [...BASE, "--upstream", "http://x:1"];
+    expect(usageError(() => parse(args, { INFERMESH_AGENT_LISTEN: "localhost" }))).to.equal(
+      "INFERMESH_AGENT_LISTEN expects HOST:PORT with a port from 0 to 65535, got 'localhost'",
+    );
+    expect(usageError(() => parse(args, { INFERMESH_AGENT_SHUTDOWN_GRACE_MS: "10s" }))).to.equal(
+      "INFERMESH_AGENT_SHUTDOWN_GRACE_MS expects a whole number of milliseconds from 0 to 3600000, got '10s'",
+    );
+    expect(usageError(() => parse([...args, "--discovery-interval-ms", "1"]))).to.equal(
+      "--discovery-interval-ms expects a whole number of milliseconds from 100 to 86400000, got '1'",
+    );
+    expect(usageError(() => parse([...args, "--log-level", "loud"]))).to.equal(
+      "--log-level expects one of fatal, error, warn, info, debug, trace or silent, got 'loud'",
+    );
+  });
+
+  it("suggests the nearest flag for an unknown one", () => {
+    const error = (() => {
+      try {
+        parse([...BASE, "--upstrem", "http://x:1"]);
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
+    expect(error).to.be.instanceOf(UsageError);
+    expect((error as UsageError).message).to.equal("unknown flag --upstrem; did you mean --upstream?");
+  });
+
+  describe("--api-key-file", () => {
+    const args = ["--registry", "r:1", "--upstream", "http://x:1"];
+
+    it("reads the key from a file, trimmed, from the flag or INFERMESH_API_KEY_FILE", () => {
+      expect(parse([...args, "--api-key-file", "key"], {}, { key: `  ${KEY}\n` }).apiKey).to.equal(KEY);
+      expect(parse(args, { INFERMESH_API_KEY_FILE: "key" }, { key: `${KEY}\r\n` }).apiKey).to.equal(KEY);
+    });
+
+    it("wins over INFERMESH_API_KEY when given on the command line, as every flag wins over the environment", () => {
+      expect(parse([...args, "--api-key-file", "key"], { INFERMESH_API_KEY: "from-env" }, { key: KEY }).apiKey).to.equal(KEY);
+      expect(parse([...args, "--api-key", KEY], { INFERMESH_API_KEY_FILE: "key" }, { key: "from-file" }).apiKey).to.equal(KEY);
+    });
+
+    it("refuses an unreadable, empty or many-line file, and both forms at once, naming the file", () => {
+      expect(usageError(() => parse([...args, "--api-key-file", "nope"]))).to.equal("--api-key-file cannot read 'nope': no such file");
+      expect(usageError(() => parse([...args, "--api-key-file", "key"], {}, { key: " \n" }))).to.equal("--api-key-file names an empty file, 'key'");
+      expect(usageError(() => parse(args, { INFERMESH_API_KEY_FILE: "key" }, { key: "" }))).to.equal("INFERMESH_API_KEY_FILE names an empty file, 'key'");
+      expect(usageError(() => parse([...args, "--api-key-file", "key"], {}, { key: `${KEY}\nsecond` }))).to.match(
+        /^--api-key-file expects a file holding the secret alone on one line/,
+      );
+      expect(usageError(() => parse([...args, "--api-key", KEY, "--api-key-file", "key"], {}, { key: KEY }))).to.equal(
+        "--api-key and --api-key-file are both given; give one of them",
+      );
+      expect(usageError(() => parse(args, { INFERMESH_API_KEY: KEY, INFERMESH_API_KEY_FILE: "key" }, { key: KEY }))).to.equal(
+        "INFERMESH_API_KEY and INFERMESH_API_KEY_FILE are both given; give one of them",
+      );
+    });
+  });
+});

@@ -1,0 +1,112 @@
+import {
+  AGENT_SETTING_CHECKS,
+  DEFAULT_AGENT_LISTEN,
+  DEFAULT_DISCOVERY_INTERVAL_MS,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_MAX_CONCURRENCY,
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  DEFAULT_UPSTREAM_TIMEOUT_MS,
+  parseUpstream,
+  readAgentConfigFile,
+  resolveAgentConfig,
+  SCALAR_SETTINGS,
+  UPSTREAM_KINDS,
+  type AgentConfig,
+  type AgentSettings,
+  type ScalarSetting,
+} from "../../services/agent/agent-config.js";
+import { ConfigError } from "../../services/shared/config-error.js";
+import { listInWords } from "../../services/shared/config-values.js";
+import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
+import { parseFlags, type FlagSpec, type FlagSpecs, type ParsedFlags } from "./flags.js";
+import { readSecret, readTextFile, type ReadTextFile } from "./secret-flag.js";
+import { API_KEY_FLAGS, LOG_LEVEL_FLAG, REGISTRY_ADDRESS_FLAG } from "./shared-flags.js";
+
+/** agentFlag declares one of the agent's own flags, whose variable is INFERMESH_AGENT_<FLAG>. */
+function agentFlag(name: string, value: string, description: string): FlagSpec {
+  return { type: "string", value, description, env: `INFERMESH_AGENT_${name.replaceAll("-", "_").toUpperCase()}` };
+}
+
+/**
+ * AGENT_FLAGS are `infermesh agent`'s flags; the config file's top-level fields are the same names in snake_case.
+ * Defaults are applied after flags and file are merged, so --help names them in the descriptions.
+ */
+export const AGENT_FLAGS: FlagSpecs = {
+  registry: REGISTRY_ADDRESS_FLAG,
+  ...API_KEY_FLAGS,
+  listen: agentFlag("listen", "HOST:PORT", `gRPC listen address (default ${DEFAULT_AGENT_LISTEN})`),
+  advertise: agentFlag("advertise", "HOST:PORT", "the address gateways dial (default: the listen address, port as bound)"),
+  id: agentFlag("id", "ID", "provider id, 1 to 128 of A-Z a-z 0-9 . _ : - (default: derived from host, address and key)"),
+  name: agentFlag("name", "NAME", "display name, shown as owned_by on /v1/models (default: the host name)"),
+  upstream: {
+    ...agentFlag(
+      "upstream",
+      "[TYPE=][KIND+]URL[#MODEL]",
+      `a local model server: TYPE ${listInWords(SERVICE_TYPE_NAMES)} (default llm, or the kind's type); ` +
+        `KIND ${listInWords(UPSTREAM_KINDS)} (default openai); #MODEL declares the model it serves instead of asking it`,
+    ),
+    multiple: true,
+  },
+  "max-concurrency": agentFlag("max-concurrency", "N", `requests per upstream at once (default ${DEFAULT_MAX_CONCURRENCY})`),
+  "max-queue": agentFlag("max-queue", "N", `requests waiting per upstream before refusing (default ${DEFAULT_MAX_QUEUE})`),
+  config: agentFlag("config", "FILE", "JSON file describing upstreams in full; flags and variables override it"),
+  "metrics-listen": agentFlag("metrics-listen", "HOST:PORT", "HTTP address serving Prometheus /metrics"),
+  "discovery-interval-ms": agentFlag(
+    "discovery-interval-ms",
+    "MS",
+    `how often to ask upstreams for their models, in milliseconds (default ${DEFAULT_DISCOVERY_INTERVAL_MS})`,
+  ),
+  "shutdown-grace-ms": agentFlag(
+    "shutdown-grace-ms",
+    "MS",
+    `how long requests in flight may finish on shutdown, in milliseconds (default ${DEFAULT_SHUTDOWN_GRACE_MS})`,
+  ),
+  "upstream-timeout-ms": agentFlag(
+    "upstream-timeout-ms",
+    "MS",
+    `longest wait for an upstream's headers or next bytes, in milliseconds (default ${DEFAULT_UPSTREAM_TIMEOUT_MS})`,
+  ),
+  "log-level": { ...LOG_LEVEL_FLAG, description: `${LOG_LEVEL_FLAG.description} (default ${DEFAULT_LOG_LEVEL})` },
+};
+
+/**
+ * parseAgentConfig reads `--config FILE` (if any), then flags and their variables, which win over the file;
+ * upstreams from both are served. A bad value throws a ConfigError naming the flag, the variable or the file's field.
+ */
+export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): AgentConfig {
+  const flags = parseFlags(AGENT_FLAGS, argv, env);
+  const file = flags.string("config");
+  const fromFile = file === undefined ? {} : readAgentConfigFile(file, readFile);
+  const fromFlags = settingsFromFlags(flags, readFile);
+  if (fromFlags.registry === undefined && fromFile.registry === undefined) throw missing(flags, "registry");
+  if (fromFlags.apiKey === undefined && fromFile.apiKey === undefined) {
+    throw missing(flags, "api-key", "; --api-key-file FILE (or INFERMESH_API_KEY_FILE) keeps it off the command line");
+  }
+  if (fromFlags.upstreams === undefined && fromFile.upstreams === undefined) throw missing(flags, "upstream", "", "upstreams");
+  return resolveAgentConfig(fromFile, fromFlags);
+}
+
+/** settingsFromFlags reads the flags and variables that were given; errors name the flag or the variable. */
+export function settingsFromFlags(flags: ParsedFlags, readFile: ReadTextFile): AgentSettings {
+  const settings: Partial<Record<keyof AgentSettings, unknown>> = {};
+  for (const setting of SCALAR_SETTINGS) {
+    if (setting === "apiKey") continue;
+    const flag = kebab(setting);
+    const value = flags.string(flag);
+    if (value !== undefined) settings[setting] = AGENT_SETTING_CHECKS[setting](flags.setting(flag), value);
+  }
+  const apiKey = readSecret(flags, "api-key", readFile);
+  if (apiKey !== undefined) settings.apiKey = AGENT_SETTING_CHECKS.apiKey(apiKey.setting, apiKey.value);
+  const upstreams = flags.strings("upstream");
+  if (upstreams.length > 0) settings.upstreams = upstreams.map((value) => parseUpstream(flags.setting("upstream"), value));
+  return settings as AgentSettings;
+}
+
+function kebab(setting: ScalarSetting): string {
+  return setting.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}
+
+function missing(flags: ParsedFlags, flag: string, hint = "", field = flag.replaceAll("-", "_")): ConfigError {
+  return new ConfigError(`--${flag}`, `--${flag} (or ${flags.spec(flag).env}, or the config file's "${field}") is required${hint}`);
+}

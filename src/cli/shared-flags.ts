@@ -1,0 +1,98 @@
+import { ConfigError } from "../../services/shared/config-error.js";
+import { listInWords } from "../../services/shared/config-values.js";
+import { LOG_LEVELS } from "../../services/shared/logger.js";
+import type { FlagSpec, FlagSpecs, ParsedFlags } from "./flags.js";
+import { readSecret, type ReadTextFile } from "./secret-flag.js";
+
+// The flags that mean one thing wherever they appear, and whose variable is named for what it holds, so that one
+// export serves every command that takes it. Every other flag's variable carries its command's name.
+
+/** DEFAULT_DB_PATH is where the registry keeps users and keys unless told otherwise. */
+export const DEFAULT_DB_PATH = "./data/infermesh.db";
+/** MIN_MESH_TOKEN_LENGTH keeps guessable mesh tokens out. */
+export const MIN_MESH_TOKEN_LENGTH = 16;
+
+/** DB_FLAG is the registry's SQLite file, which `registry` serves from and `keys` edits. */
+export const DB_FLAG: FlagSpec = {
+  type: "string",
+  default: DEFAULT_DB_PATH,
+  value: "FILE",
+  description: "SQLite file with users and API keys",
+  env: "INFERMESH_DB",
+};
+
+/** MESH_TOKEN_FLAGS are the secret registry and gateways share, given as itself or, off the command line, as a file. */
+export const MESH_TOKEN_FLAGS: FlagSpecs = {
+  "mesh-token": {
+    type: "string",
+    value: "TOKEN",
+    description: `the secret gateways present to the registry, at least ${MIN_MESH_TOKEN_LENGTH} characters (\`ps\` shows flags: prefer the variable or --mesh-token-file)`,
+    env: "INFERMESH_MESH_TOKEN",
+  },
+  "mesh-token-file": {
+    type: "string",
+    value: "FILE",
+    description: "a file holding the mesh token (its content trimmed)",
+    env: "INFERMESH_MESH_TOKEN_FILE",
+  },
+};
+
+/**
+ * API_KEY_FLAGS are the user's own infermesh API key, given as itself or, off the command line, as a file. A model
+ * server's key (the simulator's --api-key) is another thing and has its own variable.
+ */
+export const API_KEY_FLAGS: FlagSpecs = {
+  "api-key": {
+    type: "string",
+    value: "KEY",
+    description: "your infermesh API key (`ps` shows flags: prefer the variable or --api-key-file)",
+    env: "INFERMESH_API_KEY",
+  },
+  "api-key-file": {
+    type: "string",
+    value: "FILE",
+    description: "a file holding your infermesh API key (its content trimmed)",
+    env: "INFERMESH_API_KEY_FILE",
+  },
+};
+
+/** REGISTRY_ADDRESS_FLAG is the registry agents and gateways connect to. */
+export const REGISTRY_ADDRESS_FLAG: FlagSpec = {
+  type: "string",
+  value: "URL",
+  description: "the registry's gRPC address, http://HOST:PORT, https://HOST:PORT or HOST:PORT",
+  env: "INFERMESH_REGISTRY",
+};
+
+/** LOG_LEVEL_FLAG is --log-level; each command adds its own default. */
+export const LOG_LEVEL_FLAG: FlagSpec = {
+  type: "string",
+  value: "LEVEL",
+  description: `level of the JSON logs on stderr: ${listInWords(LOG_LEVELS)}`,
+  env: "INFERMESH_LOG_LEVEL",
+};
+
+/** SHARED_VARIABLES are the environment variables named for what they hold rather than for one command. */
+export const SHARED_VARIABLES: readonly string[] = [
+  DB_FLAG.env,
+  ...Object.values(MESH_TOKEN_FLAGS).map((spec) => spec.env),
+  ...Object.values(API_KEY_FLAGS).map((spec) => spec.env),
+  REGISTRY_ADDRESS_FLAG.env,
+  LOG_LEVEL_FLAG.env,
+];
+
+/** requireMeshToken reads the mesh token from --mesh-token or --mesh-token-file (or their variables), refusing guessable ones. */
+export function requireMeshToken(flags: ParsedFlags, readFile: ReadTextFile): string {
+  const meshToken = readSecret(flags, "mesh-token", readFile);
+  if (meshToken === undefined) {
+    throw new ConfigError(
+      "--mesh-token",
+      "--mesh-token (or INFERMESH_MESH_TOKEN) is required; --mesh-token-file FILE (or INFERMESH_MESH_TOKEN_FILE) keeps it off the command line",
+    );
+  }
+  const { value, setting } = meshToken;
+  if (value.length < MIN_MESH_TOKEN_LENGTH) {
+    throw new ConfigError(setting, `the mesh token from ${setting} is ${value.length} characters long; it must be at least ${MIN_MESH_TOKEN_LENGTH}`);
+  }
+  return value;
+}
