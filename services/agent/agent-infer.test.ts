@@ -4,9 +4,9 @@ import { MESH_TOKEN, startRegistry, type RegistryFixture } from "../../test/supp
 import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { createSimulator, type Simulator } from "../sim/simulator.js";
-import { createLogger } from "../shared/logger.js";
-import { createAgent, type Agent } from "./agent.js";
-import { resolveAgentConfig, type UpstreamSettings } from "./agent-config.js";
+import type { Agent } from "./agent.js";
+import type { UpstreamSettings } from "./agent-config.js";
+import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
 import {
   llamaServer,
   replay,
@@ -16,10 +16,9 @@ import {
   type FakeHandler,
   type FakeUpstream,
 } from "./test-support/fake-upstream.js";
-import { agentClient, chatBody, infer, openInfer, type InferResult, type StockPart } from "./test-support/infer-client.js";
+import { chatBody, infer, openInfer, type InferResult, type StockPart } from "./test-support/infer-client.js";
 
 const MODEL = "models/tiny-random.gguf";
-const log = createLogger("agent-test", "silent");
 
 /** stallStream opens an SSE answer with one event and then says nothing more, like a model server stuck mid-answer. */
 const stallStream: FakeHandler = (_request, response) => {
@@ -45,41 +44,35 @@ function onlyError(result: InferResult): NonNullable<StockPart["error"]> {
 
 describe("agent Infer (stock grpc-js client)", () => {
   let registry: RegistryFixture;
-  let apiKey: string;
+  let fixture: AgentFixture | undefined;
   let upstream: FakeUpstream;
+  let apiKey: string;
   let agent: Agent;
   let client: StockClient;
   let token: string;
 
-  async function startAgent(settings: Partial<UpstreamSettings> = {}, url = upstream.url): Promise<void> {
-    const config = resolveAgentConfig({
-      registry: `http://${registry.address}`,
-      apiKey,
-      listen: { host: "127.0.0.1", port: 0 },
-      metricsListen: { host: "127.0.0.1", port: 0 },
-      upstreams: [{ type: "llm", url, ...settings }],
+  /** startAgent starts a fake llama-server and an agent of it, registered with the registry all these tests share. */
+  async function startAgent(settings: Partial<UpstreamSettings> = {}): Promise<void> {
+    upstream = await startFakeUpstream();
+    fixture = await startAgentFixture({
+      registry,
+      upstreams: [{ type: "llm", url: upstream.url, ...settings }],
+      servers: [upstream],
+      settings: { metricsListen: { host: "127.0.0.1", port: 0 } },
+      agent: { hostname: "test-host" },
     });
-    agent = createAgent({ config, log, hostname: "test-host" });
-    const { grpcPort } = await agent.start();
-    client = agentClient(`127.0.0.1:${grpcPort}`);
-    token = agent.agentToken;
+    ({ apiKey, agent, client, token } = fixture);
   }
 
   before(async () => {
     registry = await startRegistry({ heartbeatIntervalMs: 200 });
-    apiKey = await registry.keyFor("alice");
   });
 
   after(() => registry.stop());
 
-  beforeEach(async () => {
-    upstream = await startFakeUpstream();
-  });
-
   afterEach(async () => {
-    client?.close();
-    await agent?.stop(1_000);
-    await upstream.close();
+    await fixture?.close();
+    fixture = undefined;
   });
 
   describe("with a llama-server replaying real captures", () => {
@@ -266,8 +259,8 @@ describe("agent Infer (stock grpc-js client)", () => {
 
   describe("with one slot and a queue of one", () => {
     beforeEach(async () => {
-      upstream.handler = withModels(stallStream);
       await startAgent({ maxConcurrency: 1, maxQueue: 1 });
+      upstream.handler = withModels(stallStream);
     });
 
     it("queues the second call, refuses the third with RESOURCE_EXHAUSTED, and drops a cancelled waiter from the queue", async () => {
@@ -291,31 +284,19 @@ describe("agent Infer (stock grpc-js client)", () => {
 });
 
 describe("agent Infer against the model-server simulator", () => {
-  let registry: RegistryFixture;
+  let fixture: AgentFixture;
   let simulator: Simulator;
   let agent: Agent;
   let client: StockClient;
 
   before(async () => {
-    registry = await startRegistry({ heartbeatIntervalMs: 200 });
     simulator = createSimulator({ models: [{ id: "sim-llama" }], tokensPerSecond: 50, timeToFirstTokenMs: 0 });
     const { url } = await simulator.listen();
-    const config = resolveAgentConfig({
-      registry: `http://${registry.address}`,
-      apiKey: await registry.keyFor("bob"),
-      listen: { host: "127.0.0.1", port: 0 },
-      upstreams: [{ type: "llm", url }],
-    });
-    agent = createAgent({ config, log });
-    client = agentClient(`127.0.0.1:${(await agent.start()).grpcPort}`);
+    fixture = await startAgentFixture({ user: "bob", upstreams: [{ type: "llm", url }], servers: [simulator] });
+    ({ agent, client } = fixture);
   });
 
-  after(async () => {
-    client.close();
-    await agent.stop(1_000);
-    await simulator.close();
-    await registry.stop();
-  });
+  after(() => fixture.close());
 
   it("relays the simulator's stream and aborts its request within 1 s of a client cancel", async () => {
     const open = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 500 }) }, agent.agentToken);

@@ -2,19 +2,16 @@ import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import { startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
 import type { StockClient } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
-import { createLogger } from "../shared/logger.js";
-import { createSimulator, type Simulator } from "../sim/simulator.js";
-import { createAgent, type Agent } from "./agent.js";
-import { resolveAgentConfig } from "./agent-config.js";
+import { createSimulator } from "../sim/simulator.js";
+import type { Agent } from "./agent.js";
 import { pngHeader } from "./image-format.js";
 import { DATA_PART_BYTES } from "./inference-parts.js";
+import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
 import { startFakeUpstream, type FakeHandler, type FakeRequest, type FakeUpstream } from "./test-support/fake-upstream.js";
 import {
   infer,
-  mediaAgentClient,
   openInfer,
   type InferResult,
   type StockCall,
@@ -24,7 +21,6 @@ import {
 import { contentDispositions, readForm, recordedFile, sha256 } from "./test-support/recorded-form.js";
 import { tinyPng } from "./test-support/tiny-png.js";
 
-const log = createLogger("agent-test", "silent");
 const TRICKY_NAME = 'rec ü "1".wav';
 
 /** withModelList answers the agent's probe (GET /v1/models) and hands every other request to handler. */
@@ -57,7 +53,7 @@ function posts(upstream: FakeUpstream): FakeRequest[] {
 }
 
 describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () => {
-  let registry: RegistryFixture;
+  let fixture: AgentFixture;
   let upstream: FakeUpstream;
   let agent: Agent;
   let client: StockClient;
@@ -67,28 +63,22 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
   }
 
   before(async () => {
-    registry = await startRegistry({ heartbeatIntervalMs: 200 });
     upstream = await startFakeUpstream(withModelList(() => {}));
-    const config = resolveAgentConfig({
-      registry: `http://${registry.address}`,
-      apiKey: await registry.keyFor("carol"),
-      listen: { host: "127.0.0.1", port: 0 },
+    fixture = await startAgentFixture({
+      user: "carol",
       upstreams: [
         { type: "stt", url: upstream.url, declare: ["whisper-1"] },
         { type: "image", url: upstream.url, declare: ["gpt-image-1"] },
         { type: "tts", url: upstream.url, declare: ["tts-1"] },
       ],
+      servers: [upstream],
+      agent: { hostname: "media-host" },
+      mediaClient: true,
     });
-    agent = createAgent({ config, log, hostname: "media-host" });
-    client = mediaAgentClient(`127.0.0.1:${(await agent.start()).grpcPort}`);
+    ({ agent, client } = fixture);
   });
 
-  after(async () => {
-    client.close();
-    await agent.stop(1_000);
-    await upstream.close();
-    await registry.stop();
-  });
+  after(() => fixture.close());
 
   beforeEach(() => {
     upstream.requests.length = 0;
@@ -343,14 +333,12 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
 });
 
 describe("agent Infer for audio and images against the model-server simulator", () => {
-  let registry: RegistryFixture;
-  let simulator: Simulator;
+  let fixture: AgentFixture;
   let agent: Agent;
   let client: StockClient;
 
   before(async () => {
-    registry = await startRegistry({ heartbeatIntervalMs: 200 });
-    simulator = createSimulator({
+    const simulator = createSimulator({
       models: [
         { id: "sim-whisper", kind: "stt" },
         { id: "sim-image", kind: "image" },
@@ -358,26 +346,20 @@ describe("agent Infer for audio and images against the model-server simulator", 
       ],
     });
     const { url } = await simulator.listen();
-    const config = resolveAgentConfig({
-      registry: `http://${registry.address}`,
-      apiKey: await registry.keyFor("erin"),
-      listen: { host: "127.0.0.1", port: 0 },
+    fixture = await startAgentFixture({
+      user: "erin",
       upstreams: [
         { type: "stt", url, expose: ["sim-whisper"] },
         { type: "image", url, expose: ["sim-image"] },
         { type: "tts", url, expose: ["sim-voice"] },
       ],
+      servers: [simulator],
+      mediaClient: true,
     });
-    agent = createAgent({ config, log });
-    client = mediaAgentClient(`127.0.0.1:${(await agent.start()).grpcPort}`);
+    ({ agent, client } = fixture);
   });
 
-  after(async () => {
-    client.close();
-    await agent.stop(1_000);
-    await simulator.close();
-    await registry.stop();
-  });
+  after(() => fixture.close());
 
   it("speaks WAV in several parts, transcribes it back, and draws a PNG of the requested size", async () => {
     const speechBody = Buffer.from(JSON.stringify({ model: "sim-voice", input: "The quick brown fox jumps.", voice: "alloy", response_format: "wav" }));

@@ -1,19 +1,16 @@
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
 import type { StockClient } from "../../test/support/stock-grpc-client.js";
-import { createLogger } from "../shared/logger.js";
-import { createAgent, type Agent } from "./agent.js";
-import { resolveAgentConfig } from "./agent-config.js";
+import type { Agent } from "./agent.js";
+import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
 import { startFakeUpstream, type FakeUpstream } from "./test-support/fake-upstream.js";
-import { infer, mediaAgentClient, type InferResult, type StockCall, type StockMediaFile } from "./test-support/infer-client.js";
+import { infer, type InferResult, type StockCall, type StockMediaFile } from "./test-support/infer-client.js";
 import { automatic1111Server, generatedPng, whisperCppServer, type NativeRecord } from "./test-support/native-servers.js";
 import { recordedFile, sha256 } from "./test-support/recorded-form.js";
 import { tinyPng } from "./test-support/tiny-png.js";
 import { WHISPER_CPP_SRT } from "./test-support/whisper-cpp-samples.js";
 
-const log = createLogger("agent-test", "silent");
 const WHISPER_MODEL = "whisper-large-v3";
 const SD_MODEL = "v1-5-pruned-emaonly";
 const TRICKY_NAME = 'rec ü "1".wav';
@@ -33,7 +30,7 @@ function jsonOf(result: InferResult): unknown {
 }
 
 describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", () => {
-  let registry: RegistryFixture;
+  let fixture: AgentFixture;
   let whisper: FakeUpstream;
   let webui: FakeUpstream;
   let record: NativeRecord;
@@ -57,29 +54,22 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
 
   before(async () => {
     record = { forms: [], payloads: [] };
-    registry = await startRegistry({ heartbeatIntervalMs: 200 });
     whisper = await startFakeUpstream(whisperCppServer(record));
     webui = await startFakeUpstream(automatic1111Server(record));
-    const config = resolveAgentConfig({
-      registry: `http://${registry.address}`,
-      apiKey: await registry.keyFor("dave"),
-      listen: { host: "127.0.0.1", port: 0 },
+    fixture = await startAgentFixture({
+      user: "dave",
       upstreams: [
         { type: "stt", kind: "whispercpp", url: whisper.url, declare: [WHISPER_MODEL] },
         { type: "image", kind: "automatic1111", url: webui.url },
       ],
+      servers: [whisper, webui],
+      agent: { hostname: "native-host" },
+      mediaClient: true,
     });
-    agent = createAgent({ config, log, hostname: "native-host" });
-    client = mediaAgentClient(`127.0.0.1:${(await agent.start()).grpcPort}`);
+    ({ agent, client } = fixture);
   });
 
-  after(async () => {
-    client.close();
-    await agent.stop(1_000);
-    await whisper.close();
-    await webui.close();
-    await registry.stop();
-  });
+  after(() => fixture.close());
 
   beforeEach(() => {
     record.forms.length = 0;

@@ -4,16 +4,12 @@ import { expect } from "chai";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
 import { createRegistryServer, type RegistryServer } from "../registry/registry-server.js";
-import { MESH_TOKEN, startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
+import { MESH_TOKEN } from "../../test/support/registry-fixture.js";
 import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { createSimulator, type Simulator } from "../sim/simulator.js";
-import { createLogger } from "../shared/logger.js";
-import { createAgent, type Agent } from "./agent.js";
-import { resolveAgentConfig } from "./agent-config.js";
-import { agentClient, chatBody, infer, openInfer } from "./test-support/infer-client.js";
-
-const log = createLogger("agent-test", "silent");
+import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
+import { chatBody, infer, openInfer } from "./test-support/infer-client.js";
 
 interface StockProvider {
   id: string;
@@ -55,49 +51,46 @@ async function healthStatus(address: string): Promise<string> {
 }
 
 describe("agent and registry", () => {
-  let registry: RegistryFixture;
+  let fixture: AgentFixture | undefined;
   let simulator: Simulator;
-  let registryClient: StockClient;
-  let apiKey: string;
-  let agent: Agent;
   const cleanups: (() => void)[] = [];
 
-  function newAgent(overrides: { discoveryIntervalMs?: number } = {}): Agent {
-    const config = resolveAgentConfig({
-      registry: `http://${registry.address}`,
-      apiKey,
-      listen: { host: "127.0.0.1", port: 0 },
-      name: "alice's box",
-      upstreams: [{ type: "llm", url: simulator.url as string, maxConcurrency: 2 }],
-      ...overrides,
+  /**
+   * startAgent starts a registry, a simulator and an agent of it named "alice's box" with its retries shortened, and
+   * a stock client of the registry.
+   */
+  async function startAgent(
+    options: { heartbeatIntervalMs?: number; discoveryIntervalMs?: number } = {},
+  ): Promise<AgentFixture & { readonly registryClient: StockClient }> {
+    simulator = createSimulator({ models: [{ id: "sim-llama", contextLength: 8192 }], tokensPerSecond: 40, timeToFirstTokenMs: 0 });
+    const { url } = await simulator.listen();
+    const { heartbeatIntervalMs = 200, discoveryIntervalMs } = options;
+    fixture = await startAgentFixture({
+      registryOptions: { heartbeatIntervalMs },
+      upstreams: [{ type: "llm", url, maxConcurrency: 2 }],
+      servers: [simulator],
+      settings: { name: "alice's box", ...(discoveryIntervalMs === undefined ? {} : { discoveryIntervalMs }) },
+      agent: { version: "9.9.9", registryRetry: { initialMs: 20, maxMs: 100 }, discoveryBackoff: { initialMs: 50, maxMs: 100 } },
     });
-    return createAgent({ config, log, version: "9.9.9", registryRetry: { initialMs: 20, maxMs: 100 }, discoveryBackoff: { initialMs: 50, maxMs: 100 } });
+    const registryClient = stockClient("RegistryService", fixture.registry.address);
+    cleanups.push(() => registryClient.close());
+    return { ...fixture, registryClient };
   }
 
-  async function provider(token = MESH_TOKEN): Promise<StockProvider | undefined> {
+  async function provider(registryClient: StockClient, token: string): Promise<StockProvider | undefined> {
     const { providers } = await unary<{ providers: StockProvider[] }>(registryClient, "listProviders", { includeOffline: true }, bearer(token));
     return providers[0];
   }
 
-  beforeEach(async () => {
-    registry = await startRegistry({ heartbeatIntervalMs: 200 });
-    registryClient = stockClient("RegistryService", registry.address);
-    apiKey = await registry.keyFor("alice");
-    simulator = createSimulator({ models: [{ id: "sim-llama", contextLength: 8192 }], tokensPerSecond: 40, timeToFirstTokenMs: 0 });
-    await simulator.listen();
-  });
-
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0)) cleanup();
-    registryClient.close();
-    await agent?.stop(1_000);
-    await simulator.close();
-    await registry.stop();
+    await fixture?.close();
+    fixture = undefined;
   });
 
   it("heartbeats its models, load, endpoint and token; the mesh token sees the token, the user does not", async () => {
-    agent = newAgent();
-    const { endpoint, providerId } = await agent.start();
+    const { agent, addresses, registryClient, apiKey } = await startAgent();
+    const { endpoint, providerId } = addresses;
     const watch = watchProviders(registryClient, MESH_TOKEN);
     cleanups.push(watch.cancel);
     const seen = await waitFor("the agent in the watch stream", () => {
@@ -120,16 +113,13 @@ describe("agent and registry", () => {
       engine: "llamacpp",
     });
     expect(providerId).to.match(/-[0-9a-f]{12}$/);
-    expect((await provider(apiKey))?.agentToken, "users never see agent tokens").to.equal("");
+    expect((await provider(registryClient, apiKey))?.agentToken, "users never see agent tokens").to.equal("");
   });
 
   it("withdraws an upstream's models from the registry at once when it goes down, and brings them back", async () => {
     // A registry asking for a heartbeat every 60 s: only the agent's own change-triggered heartbeats can be seen here.
-    await registry.stop();
-    registry = await startRegistry({ heartbeatIntervalMs: 60_000 });
-    apiKey = await registry.keyFor("alice");
-    agent = newAgent({ discoveryIntervalMs: 100 });
-    const { providerId } = await agent.start();
+    const { registry, addresses } = await startAgent({ heartbeatIntervalMs: 60_000, discoveryIntervalMs: 100 });
+    const { providerId } = addresses;
     const models = () => registry.server.table.get(providerId)?.models.length;
     await waitFor("the model to be listed", () => models() === 1);
     await simulator.close();
@@ -140,8 +130,8 @@ describe("agent and registry", () => {
   });
 
   it("re-registers by itself after the registry restarts", async () => {
-    agent = newAgent();
-    const { providerId } = await agent.start();
+    const { agent, registry, addresses } = await startAgent();
+    const { providerId } = addresses;
     await waitFor("registration", () => registry.server.table.get(providerId)?.online);
     await registry.server.close(0);
     // The same store and port: a restarted registry remembers keys and ownership, not providers.
@@ -157,13 +147,11 @@ describe("agent and registry", () => {
   });
 
   it("on stop: heartbeats DRAINING, refuses new calls, lets the call in flight finish, then deregisters", async () => {
-    agent = newAgent();
-    const { providerId, grpcPort } = await agent.start();
+    const { agent, registry, addresses, registryClient, client } = await startAgent();
+    const { providerId, grpcPort } = addresses;
     await waitFor("registration", () => registry.server.table.get(providerId)?.online);
     const watch = watchProviders(registryClient, MESH_TOKEN);
     cleanups.push(watch.cancel);
-    const client = agentClient(`127.0.0.1:${grpcPort}`);
-    cleanups.push(() => client.close());
 
     expect(await healthStatus(`127.0.0.1:${grpcPort}`)).to.equal("SERVING");
     const inFlight = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 20 }) }, agent.agentToken);
@@ -186,10 +174,7 @@ describe("agent and registry", () => {
   });
 
   it("cuts off a call still running when the grace period ends, with an upstream_error part", async () => {
-    agent = newAgent();
-    const { grpcPort } = await agent.start();
-    const client = agentClient(`127.0.0.1:${grpcPort}`);
-    cleanups.push(() => client.close());
+    const { agent, client } = await startAgent();
     const long = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 1000 }) }, agent.agentToken);
     await waitFor("the call to start streaming", () => long.parts.some((p) => p.part === "event"));
     await agent.stop(100);
