@@ -10,6 +10,8 @@ import {
   expectedSpeech,
   expectedTranscription,
   pngDimensions,
+  SPEECH_CONTENT_TYPES,
+  SPEECH_FORMATS,
   testWav,
   type SpeechFormat,
 } from "../services/sim/simulator.js";
@@ -26,15 +28,6 @@ const MAGIC: Readonly<Record<SpeechFormat, (bytes: Buffer) => boolean>> = {
   mp3: (b) => b.toString("latin1", 0, 3) === "ID3" || (b[0] === 0xff && ((b[1] ?? 0) & 0xe0) === 0xe0),
   aac: (b) => b[0] === 0xff && ((b[1] ?? 0) & 0xf6) === 0xf0,
   pcm: (b) => b.length > 0,
-};
-
-const CONTENT_TYPES: Readonly<Record<SpeechFormat, string>> = {
-  mp3: "audio/mpeg",
-  opus: "audio/ogg",
-  aac: "audio/aac",
-  flac: "audio/flac",
-  wav: "audio/wav",
-  pcm: "audio/pcm",
 };
 
 describe("audio and images through the mesh (openai SDK)", function () {
@@ -151,11 +144,11 @@ describe("audio and images through the mesh (openai SDK)", function () {
   });
 
   describe("speech", () => {
-    for (const format of Object.keys(MAGIC) as SpeechFormat[]) {
+    for (const format of SPEECH_FORMATS) {
       it(`returns ${format} with its magic bytes and content type, byte for byte as the model server made it`, async () => {
         const input = "The mesh speaks.";
         const response = await client.audio.speech.create({ model: "sim-voice", input, voice: "alloy", response_format: format });
-        expect(response.headers.get("content-type")).to.equal(CONTENT_TYPES[format]);
+        expect(response.headers.get("content-type")).to.equal(SPEECH_CONTENT_TYPES[format]);
         const bytes = Buffer.from(await response.arrayBuffer());
         expect(MAGIC[format](bytes), `${format} magic`).to.equal(true);
         expect(sha256(bytes)).to.equal(sha256(expectedSpeech(input, format)));
