@@ -6,14 +6,25 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { RegistryService, type HeartbeatRequestSchema, type Principal, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import { HTTP_HEARTBEAT_METADATA, HTTP_HEARTBEAT_VALUE } from "../shared/heartbeat-relay.js";
-import { echoed, GatewayError, invalidApiKey, invalidRequest } from "./error-envelope.js";
-import type { GatewayMetrics } from "./gateway-metrics.js";
-import { AGENT_HEARTBEAT_ALIAS_SCHEMA, AGENT_HEARTBEAT_SCHEMA } from "./openapi-schemas.js";
 import { httpProviderId, parseAgentReport, type AgentReport } from "./agent-report.js";
+import {
+  echoed,
+  GatewayError,
+  internalError,
+  invalidApiKey,
+  invalidRequest,
+  notFound,
+  permissionDenied,
+  unavailable,
+  upstreamFailed,
+} from "./gateway-errors.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import { AGENT_HEARTBEAT_ALIAS_SCHEMA, AGENT_HEARTBEAT_SCHEMA } from "./openai-schemas.js";
+import type { JsonBody } from "./request-validation.js";
 
-/** AGENT_HEARTBEAT_PATH is the seed's heartbeat endpoint; a heartbeat with models registers, as the gRPC one does. */
+/** AGENT_HEARTBEAT_PATH is inference.club's heartbeat endpoint; a heartbeat with models registers, as the gRPC one does. */
 export const AGENT_HEARTBEAT_PATH = "/api/inference/agent/heartbeat/";
-/** AGENT_REGISTER_PATH is the seed's register endpoint: a heartbeat that registers even without models. */
+/** AGENT_REGISTER_PATH is inference.club's register endpoint: a heartbeat that registers even without models. */
 export const AGENT_REGISTER_PATH = "/api/inference/agent/register/";
 /** DEFAULT_REGISTRY_CALL_TIMEOUT_MS bounds one relayed registry call. */
 export const DEFAULT_REGISTRY_CALL_TIMEOUT_MS = 5_000;
@@ -29,12 +40,12 @@ export interface AgentHttpRoutesOptions {
 }
 
 /**
- * agentHttpRoutes serves the seed's HTTP agent endpoints for agents that cannot speak gRPC. Each call is relayed to
+ * agentHttpRoutes serves inference.club's HTTP agent endpoints for agents that cannot speak gRPC. Each call is relayed to
  * the registry's Heartbeat RPC with the agent's own API key, so the registry authenticates the user and applies
  * ownership exactly as for a gRPC heartbeat, and the provider lands in the same state (ListProviders,
  * WatchProviders). An agent that names no `endpoint` serves no AgentService: it is registered with an empty
  * endpoint, listed but never routed to. A heartbeat without models refreshes the provider already registered under
- * that name, as the seed's `{name}` heartbeat does, and is a 404 when there is none.
+ * that name, as inference.club's `{name}` heartbeat does, and is a 404 when there is none.
  */
 export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRoutesOptions): Promise<void> {
   // One HTTP/2 session to the registry for every relayed call, ended with the gateway.
@@ -46,7 +57,7 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
   app.addHook("onClose", async () => sessions.abort());
   const timeoutMs = options.timeoutMs ?? DEFAULT_REGISTRY_CALL_TIMEOUT_MS;
 
-  const handle = (registers: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
+  const handle = (registers: boolean) => async (request: FastifyRequest<{ Body: JsonBody }>, reply: FastifyReply) => {
     try {
       const answer = await relay(request, registers);
       options.metrics.agentHeartbeats.inc({ outcome: "accepted" });
@@ -58,13 +69,13 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
     }
   };
 
-  async function relay(request: FastifyRequest, registers: boolean): Promise<object> {
+  async function relay(request: FastifyRequest<{ Body: JsonBody }>, registers: boolean): Promise<object> {
     const header = request.headers.authorization;
     const apiKey = bearerToken(header);
     if (!apiKey) throw invalidApiKey(typeof header === "string" && header.length > 0);
     const principal = await options.authenticate(apiKey);
     if (!principal) throw invalidApiKey(true);
-    const report = parseAgentReport(jsonBody(request.body));
+    const report = parseAgentReport(request.body.json);
     const providerId = report.id ?? httpProviderId(principal.userId, report.name);
     const headers = { authorization: `Bearer ${apiKey}`, [HTTP_HEARTBEAT_METADATA]: HTTP_HEARTBEAT_VALUE };
     const heartbeat =
@@ -86,7 +97,7 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
     }
   }
 
-  /** registered finds the caller's provider of that id, as the seed looks the agent up by name. */
+  /** registered finds the caller's provider of that id, as inference.club looks the agent up by name. */
   async function registered(principal: Principal, providerId: string, name: string, headers: Record<string, string>): Promise<Provider> {
     let providers: Provider[];
     try {
@@ -96,12 +107,10 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
     }
     const provider = providers.find((p) => p.id === providerId && p.ownerUserId === principal.userId);
     if (!provider) {
-      throw new GatewayError(
-        404,
-        "invalid_request_error",
-        `no provider named '${echoed(name)}' for this user — the agent must register before sending heartbeats`,
-        { code: "provider_not_found", param: "name" },
-      );
+      throw notFound(`no provider named '${echoed(name)}' for this user — the agent must register before sending heartbeats`, {
+        code: "provider_not_found",
+        param: "name",
+      });
     }
     return provider;
   }
@@ -137,7 +146,9 @@ function refresh(report: AgentReport, providerId: string, provider: Provider): H
   const endpoint = report.endpoint ?? provider.endpoint;
   // The registry shows agent tokens to gateways' mesh token only, so an agent with an AgentService repeats its own.
   if (endpoint !== "" && report.agentToken === "") {
-    throw invalidRequest("'agent_token' is required: this provider has an endpoint, and gateways present the token to it.", "agent_token");
+    throw invalidRequest("'agent_token' is required: this provider has an endpoint, and gateways present the token to it.", {
+      param: "agent_token",
+    });
   }
   return {
     providerId,
@@ -152,35 +163,22 @@ function refresh(report: AgentReport, providerId: string, provider: Provider): H
   };
 }
 
-/** jsonBody parses the raw body the gateway's catch-all parser kept as bytes. */
-function jsonBody(body: unknown): unknown {
-  const text = Buffer.isBuffer(body) ? body.toString("utf8") : typeof body === "string" ? body : "";
-  if (text.trim() === "") return {};
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new GatewayError(400, "invalid_request_error", "The request body is not valid JSON.", { code: "invalid_json", cause: error });
-  }
-}
-
 /** fromRegistry maps a registry failure to the HTTP answer an agent should act on. */
 function fromRegistry(error: unknown): GatewayError {
-  if (!(error instanceof ConnectError)) {
-    return new GatewayError(500, "internal_error", "The gateway failed to relay the heartbeat.", { cause: error });
-  }
+  if (!(error instanceof ConnectError)) return internalError("The gateway failed to relay the heartbeat.", error);
   switch (error.code) {
     case Code.InvalidArgument:
-      return new GatewayError(400, "invalid_request_error", error.rawMessage, { code: "invalid_heartbeat", cause: error });
+      return invalidRequest(error.rawMessage, { code: "invalid_heartbeat", cause: error });
     case Code.Unauthenticated:
     case Code.PermissionDenied:
       // The key itself was checked first: what the registry refuses now is the provider, which belongs to someone else.
-      return new GatewayError(403, "permission_error", error.rawMessage, { code: "provider_owned_by_another_user", cause: error });
+      return permissionDenied(error.rawMessage, { code: "provider_owned_by_another_user", cause: error });
     case Code.Unavailable:
     case Code.DeadlineExceeded:
     case Code.Canceled:
-      return new GatewayError(503, "service_unavailable", "cannot reach the registry; retry the heartbeat", { cause: error });
+      return unavailable("cannot reach the registry; retry the heartbeat", error);
     default:
-      return new GatewayError(502, "upstream_error", `the registry failed the heartbeat: ${error.rawMessage}`, { cause: error });
+      return upstreamFailed(`the registry failed the heartbeat: ${error.rawMessage}`, error);
   }
 }
 

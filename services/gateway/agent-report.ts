@@ -1,24 +1,13 @@
 import { createHash } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Modality, ServiceType, type ModelSchema } from "../../gen/infermesh/v1/capabilities_pb.js";
+import type { Modality, ModelSchema, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { ProviderState, Visibility, type LoadSchema, type SharingSchema } from "../../gen/infermesh/v1/registry_pb.js";
-import { invalidRequest } from "./error-envelope.js";
+import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, serviceTypeNamed } from "../shared/inference-catalog.js";
+import { type GatewayError, invalidRequest as invalid } from "./gateway-errors.js";
 
-/** DEFAULT_AGENT_NAME is the seed's agent name when a report names none. */
+/** DEFAULT_AGENT_NAME is inference.club's agent name when a report names none. */
 export const DEFAULT_AGENT_NAME = "club-host";
 
-const SERVICE_TYPES: Readonly<Record<string, ServiceType>> = {
-  llm: ServiceType.LLM,
-  stt: ServiceType.STT,
-  image: ServiceType.IMAGE,
-  tts: ServiceType.TTS,
-};
-const MODALITIES: Readonly<Record<string, Modality>> = {
-  text: Modality.TEXT,
-  image: Modality.IMAGE,
-  audio: Modality.AUDIO,
-  video: Modality.VIDEO,
-};
 const VISIBILITIES: Readonly<Record<string, Visibility>> = {
   private: Visibility.PRIVATE,
   users: Visibility.USERS,
@@ -28,7 +17,7 @@ const VISIBILITIES: Readonly<Record<string, Visibility>> = {
 type ModelInit = MessageInitShape<typeof ModelSchema>;
 
 /**
- * AgentReport is what an agent tells the gateway over HTTP, in the seed's words: its name, and for a full report its
+ * AgentReport is what an agent tells the gateway over HTTP, in inference.club's words: its name, and for a full report its
  * models. Registry-side validation (lengths, id and endpoint syntax, duplicates) stays the registry's; this only
  * reads the JSON into the HeartbeatRequest's shape.
  */
@@ -51,7 +40,7 @@ export interface AgentReport {
  * parseAgentReport reads a heartbeat or register body: `{name, id, endpoint, agent_token, version,
  * accepting_requests, load, sharing, models[], services[]}`, where each model has `id`, `type` (llm, stt, image,
  * tts), `input_modalities`, `output_modalities`, `features`, `context_length`, `quantization`, `engine`, `family`,
- * `parameter_count`, and each of the seed manifest's `services[]` gives its `type`, `engine` and `features` to its
+ * `parameter_count`, and each of inference.club's manifest `services[]` gives its `type`, `engine` and `features` to its
  * `models[]`. Unknown keys are ignored, as agents send more than the mesh uses; a known key of the wrong shape is a
  * 400 that names it.
  */
@@ -81,7 +70,7 @@ export function parseAgentReport(body: unknown): AgentReport {
 
 /**
  * httpProviderId derives the provider id of a named agent: readable (the name), stable across restarts, and apart
- * for two users whose agents share a name (the seed's default name is the same for everyone).
+ * for two users whose agents share a name (inference.club's default name is the same for everyone).
  */
 export function httpProviderId(userId: string, name: string): string {
   const hash = createHash("sha256").update(`${userId}\u0000${name}`).digest("hex").slice(0, 12);
@@ -158,15 +147,15 @@ function parseSharing(value: unknown): MessageInitShape<typeof SharingSchema> {
 }
 
 function serviceType(value: unknown, param: string): ServiceType {
-  const type = typeof value === "string" ? SERVICE_TYPES[value.toLowerCase()] : undefined;
-  if (type === undefined) throw invalidRequest(`'${param}' must be one of ${Object.keys(SERVICE_TYPES).join(", ")}.`, param);
+  const type = typeof value === "string" ? serviceTypeNamed(value)?.serviceType : undefined;
+  if (type === undefined) throw invalidRequest(`'${param}' must be one of ${SERVICE_TYPE_NAMES.join(", ")}.`, param);
   return type;
 }
 
 function modalities(parent: Record<string, unknown>, key: string, param: string): Modality[] {
   return (optionalStrings(parent, key, param) ?? []).map((name, i) => {
-    const modality = MODALITIES[name.toLowerCase()];
-    if (modality === undefined) throw invalidRequest(`'${param}[${i}]' must be one of ${Object.keys(MODALITIES).join(", ")}.`, param);
+    const modality = modalityNamed(name);
+    if (modality === undefined) throw invalidRequest(`'${param}[${i}]' must be one of ${MODALITY_NAMES.join(", ")}.`, param);
     return modality;
   });
 }
@@ -210,4 +199,9 @@ function wholeNumber(value: unknown, param: string, max: number): number {
     throw invalidRequest(`'${param}' must be a whole number from 0 to ${max}.`, param);
   }
   return value;
+}
+
+/** invalidRequest is a 400 naming the report's field at fault. */
+function invalidRequest(message: string, param: string): GatewayError {
+  return invalid(message, { param });
 }

@@ -1,57 +1,32 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
-import {
-  InferenceCallSchema,
-  Operation,
-  type InferenceCall,
-  type InferencePart,
-  type MediaFile,
-} from "../../gen/infermesh/v1/inference_pb.js";
-import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { type InferenceCall, InferenceCallSchema, type InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
+import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { errorKindInfo } from "../shared/error-kinds.js";
+import { OPERATIONS, serviceTypeInfo, serviceTypeOf } from "../shared/inference-catalog.js";
 import type { AgentCalls } from "./agent-client.js";
-import { GatewayError, invalidRequest, noProvider } from "./error-envelope.js";
+import { echoed, invalidRequest, noProvider } from "./gateway-errors.js";
+import { bodyForModel, type InferenceRequest } from "./inference-request.js";
 import type { ProviderHealth } from "./provider-health.js";
-import { SERVICE_TYPE_NAMES, type Route, type RoutingTable } from "./routing-table.js";
+import type { Route, RoutingTable } from "./routing-table.js";
 
-/** OPERATION_SERVICE_TYPES says which service type may serve each operation. */
-export const OPERATION_SERVICE_TYPES: Readonly<Record<Exclude<Operation, Operation.UNSPECIFIED>, ServiceType>> = {
-  [Operation.CHAT_COMPLETION]: ServiceType.LLM,
-  [Operation.COMPLETION]: ServiceType.LLM,
-  [Operation.TRANSCRIPTION]: ServiceType.STT,
-  [Operation.IMAGE_GENERATION]: ServiceType.IMAGE,
-  [Operation.IMAGE_EDIT]: ServiceType.IMAGE,
-  [Operation.SPEECH]: ServiceType.TTS,
-};
+/** DEFAULT_FAILOVER_ATTEMPTS is how many other providers a request may try when one fails before the first byte. */
+export const DEFAULT_FAILOVER_ATTEMPTS = 1;
 
-const KIND_NAMES: Readonly<Record<ServiceType, string>> = {
-  [ServiceType.UNSPECIFIED]: "",
-  [ServiceType.LLM]: "",
-  [ServiceType.STT]: "speech-to-text",
-  [ServiceType.IMAGE]: "image",
-  [ServiceType.TTS]: "text-to-speech",
-};
-
-/** DispatchRequest is one inference request, authenticated and parsed enough to route. */
-export interface DispatchRequest {
+/** DispatchRequest is an inference request with who asked, under which id, until when, and the signal to stop. */
+export interface DispatchRequest extends InferenceRequest {
   readonly principal: Principal;
-  readonly operation: Exclude<Operation, Operation.UNSPECIFIED>;
-  readonly model: string;
-  readonly stream: boolean;
   readonly requestId: string;
   readonly deadlineMs: number;
-  readonly media?: MediaFile[];
-  /** body returns the request body to send, given the provider's exact name for the model. */
-  readonly body: (servedModel: string) => Uint8Array;
   readonly signal: AbortSignal;
 }
 
-/** Dispatch is a routed request: the provider serving it (which may change once on failover) and the answer's parts. */
+/** Dispatch is a routed request: the answer's parts, and the provider giving them. */
 export interface Dispatch {
-  readonly route: Route;
   readonly parts: AsyncIterable<InferencePart>;
+  /** answeredBy is the provider whose answer the parts are, from its first part on; failover may change it before. */
+  readonly answeredBy: Route | undefined;
 }
 
 /** DispatcherOptions configures a Dispatcher. */
@@ -59,16 +34,18 @@ export interface DispatcherOptions {
   readonly table: RoutingTable;
   readonly agents: AgentCalls;
   readonly health: ProviderHealth;
-  /** failoverAttempts is how many other providers are tried when one fails before the first byte (default 1). */
-  readonly failoverAttempts?: number;
+  readonly failoverAttempts: number;
 }
+
+type Outcome = "succeeded" | "failed" | "released";
 
 /**
  * Dispatcher routes inference requests to providers. It picks, among the caller's online providers that serve the
  * model with the operation's service type and whose circuit is closed, the one with the fewest requests in flight
  * from this gateway (ties go to the lower reported load, then round robin). When that provider fails before the
- * answer began (unreachable, overloaded, or its model server failed with a 5xx), it tries another once; never after
- * the first part of an answer, and never on a 4xx. Every outcome feeds the providers' circuit breakers.
+ * answer began (unreachable, overloaded, or its model server failed), it tries another once; never after the first
+ * part of an answer, and never on a 4xx. Every outcome feeds the providers' circuit breakers. The requests it gets are
+ * validated already: only what the agent call itself reports can count against a provider.
  */
 export class Dispatcher {
   readonly #table: RoutingTable;
@@ -82,38 +59,43 @@ export class Dispatcher {
     this.#table = options.table;
     this.#agents = options.agents;
     this.#health = options.health;
-    this.#failoverAttempts = options.failoverAttempts ?? 1;
+    this.#failoverAttempts = options.failoverAttempts;
   }
 
-  /** route chooses a provider or throws the GatewayError the client should get. */
-  route(principal: Principal, model: string, operation: DispatchRequest["operation"], exclude?: ReadonlySet<string>): Route {
-    const serviceType = OPERATION_SERVICE_TYPES[operation];
-    const lookup = this.#table.lookup(principal, model, serviceType);
-    if (lookup.kind === "none") throw noProvider(model, KIND_NAMES[serviceType]);
+  /**
+   * dispatch routes the request, or throws the GatewayError the client should get (no provider, a model of another
+   * service type); the call to the chosen provider opens when the parts are first read.
+   */
+  dispatch(request: DispatchRequest): Dispatch {
+    const state: { answeredBy: Route | undefined } = { answeredBy: undefined };
+    const first = this.route(request);
+    return {
+      parts: this.#withFailover(request, first, state),
+      get answeredBy() {
+        return state.answeredBy;
+      },
+    };
+  }
+
+  /** route chooses a provider for the request among those not tried yet, or throws the GatewayError to answer. */
+  route(request: Pick<DispatchRequest, "principal" | "model" | "operation">, tried?: ReadonlySet<string>): Route {
+    const needed = serviceTypeOf(OPERATIONS[request.operation].serviceType);
+    const lookup = this.#table.lookup(request.principal, request.model, needed.serviceType);
+    if (lookup.kind === "none") throw noProvider(request.model, needed.noun);
     if (lookup.kind === "wrong_type") {
-      const types = lookup.otherTypes.map((t) => SERVICE_TYPE_NAMES[t]).join(", ");
+      const others = lookup.otherTypes.flatMap((type) => serviceTypeInfo(type) ?? []);
+      const types = others.map((type) => type.name).join(" or ");
       throw invalidRequest(
-        `Model '${model}' is a ${types} model; this endpoint needs a ${SERVICE_TYPE_NAMES[serviceType]} model.`,
-        "model",
-        "model_not_supported",
+        `Model '${echoed(request.model)}' is ${others[0]?.article ?? "a"} ${types} model; ` +
+          `${OPERATIONS[request.operation].path} needs ${needed.article} ${needed.name} model.`,
+        { param: "model", code: "model_not_supported" },
       );
     }
-    const untried = exclude ? lookup.routes.filter((r) => !exclude.has(r.provider.id)) : lookup.routes;
-    if (untried.length === 0) throw noProvider(model, KIND_NAMES[serviceType]);
+    const untried = tried ? lookup.routes.filter((r) => !tried.has(r.provider.id)) : lookup.routes;
+    if (untried.length === 0) throw noProvider(request.model, needed.noun);
     const healthy = untried.filter((r) => this.#health.available(r.provider.id));
     // When every circuit is open, trying a provider beats refusing: one of them may have recovered.
     return this.#leastBusy(healthy.length > 0 ? healthy : untried);
-  }
-
-  /** dispatch routes the request; the call to the chosen provider opens when the parts are first read. */
-  dispatch(request: DispatchRequest): Dispatch {
-    const state = { route: this.route(request.principal, request.model, request.operation) };
-    return {
-      get route() {
-        return state.route;
-      },
-      parts: this.#withFailover(request, state),
-    };
   }
 
   /** inFlight is the number of requests this gateway has in flight at a provider. */
@@ -121,50 +103,47 @@ export class Dispatcher {
     return this.#inFlight.get(providerId) ?? 0;
   }
 
-  async *#withFailover(request: DispatchRequest, state: { route: Route }): AsyncIterable<InferencePart> {
+  async *#withFailover(request: DispatchRequest, first: Route, state: { answeredBy: Route | undefined }): AsyncIterable<InferencePart> {
     const tried = new Set<string>();
+    let route = first;
     for (let attempt = 0; ; attempt++) {
-      const route = state.route;
       tried.add(route.provider.id);
       const id = route.provider.id;
       this.#inFlight.set(id, this.inFlight(id) + 1);
       this.#health.acquire(id);
-      let outcome: "succeeded" | "failed" | "released" = "released";
+      let outcome: Outcome = "released";
       try {
         const parts = this.#agents.infer(route.provider, this.#call(request, route), request.signal)[Symbol.asyncIterator]();
-        let first: IteratorResult<InferencePart>;
+        let next: IteratorResult<InferencePart>;
         try {
-          first = await parts.next();
+          next = await parts.next();
         } catch (error) {
-          outcome = request.signal.aborted ? "released" : isProviderFault(error) ? "failed" : "released";
-          const next = outcome === "failed" && attempt < this.#failoverAttempts ? this.#another(request, tried) : undefined;
-          if (!next) throw error;
-          state.route = next;
+          outcome = request.signal.aborted ? "released" : faultOf(error);
+          const another = outcome === "failed" && attempt < this.#failoverAttempts ? this.#another(request, tried) : undefined;
+          if (!another) throw error;
+          route = another;
           continue;
         }
-        if (!first.done && isRetryablePart(first.value)) {
+        if (!next.done && failsOver(next.value)) {
           outcome = "failed";
-          const next = attempt < this.#failoverAttempts ? this.#another(request, tried) : undefined;
-          if (next) {
-            state.route = next;
+          const another = attempt < this.#failoverAttempts ? this.#another(request, tried) : undefined;
+          if (another) {
+            route = another;
             continue;
           }
         }
-        if (first.done) {
+        state.answeredBy = route;
+        if (next.done) {
           outcome = "succeeded";
           return;
         }
-        yield first.value;
-        outcome = partOutcome(first.value);
-        for (;;) {
-          const next = await parts.next();
-          if (next.done) break;
+        for (; !next.done; next = await parts.next()) {
           outcome = partOutcome(next.value);
           yield next.value;
         }
         return;
       } catch (error) {
-        if (!request.signal.aborted && isProviderFault(error)) outcome = "failed";
+        if (!request.signal.aborted && faultOf(error) === "failed") outcome = "failed";
         throw error;
       } finally {
         const left = this.inFlight(id) - 1;
@@ -179,7 +158,7 @@ export class Dispatcher {
 
   #another(request: DispatchRequest, tried: ReadonlySet<string>): Route | undefined {
     try {
-      return this.route(request.principal, request.model, request.operation, tried);
+      return this.route(request, tried);
     } catch {
       return undefined;
     }
@@ -193,14 +172,14 @@ export class Dispatcher {
       requestId: request.requestId,
       deadline: timestampFromMs(request.deadlineMs),
       caller: request.principal,
-      body: request.body(route.model.id),
-      media: request.media ?? [],
+      body: bodyForModel(request, route.model.id),
+      media: [...request.media],
     });
   }
 
   #leastBusy(routes: readonly Route[]): Route {
     const turn = this.#turn++;
-    let best: Route | undefined;
+    let best = routes[turn % routes.length] as Route;
     let bestScore = Number.POSITIVE_INFINITY;
     for (let i = 0; i < routes.length; i++) {
       const route = routes[(turn + i) % routes.length] as Route;
@@ -210,14 +189,16 @@ export class Dispatcher {
         bestScore = score;
       }
     }
-    if (!best) throw new GatewayError(500, "internal_error", "no route to choose from");
     return best;
   }
 }
 
-/** isProviderFault tells a failed call that says something is wrong with the provider from one that does not. */
-function isProviderFault(error: unknown): boolean {
-  if (!(error instanceof ConnectError)) return true;
+/**
+ * faultOf tells a failed agent call that says something is wrong with the provider from one that does not. Only the
+ * agent call's own gRPC status counts: anything else thrown here is the gateway's failure, not the provider's.
+ */
+function faultOf(error: unknown): Outcome {
+  if (!(error instanceof ConnectError)) return "released";
   switch (error.code) {
     case Code.Unavailable:
     case Code.Unauthenticated:
@@ -229,18 +210,18 @@ function isProviderFault(error: unknown): boolean {
     case Code.Aborted:
     case Code.Unimplemented:
     case Code.DeadlineExceeded:
-      return true;
+      return "failed";
     default:
-      return false;
+      return "released";
   }
 }
 
-/** isRetryablePart is an answer that failed before it began of a kind another provider may not share. */
-function isRetryablePart(part: InferencePart): boolean {
+/** failsOver is an answer that failed before it began, of a kind another provider may not share. */
+function failsOver(part: InferencePart): boolean {
   return part.part.case === "error" && errorKindInfo(part.part.value.kind).failover;
 }
 
-/** partOutcome is what the latest part says about the provider's health: every error kind is the provider's. */
-function partOutcome(part: InferencePart): "succeeded" | "failed" {
-  return part.part.case === "error" ? "failed" : "succeeded";
+/** partOutcome is what the latest part says about the provider's health: an error it answered for with a 5xx. */
+function partOutcome(part: InferencePart): Outcome {
+  return part.part.case === "error" && part.part.value.httpStatus >= 500 ? "failed" : "succeeded";
 }

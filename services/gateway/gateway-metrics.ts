@@ -1,4 +1,14 @@
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { KnownOperation } from "../shared/inference-catalog.js";
+import { operationLabel } from "../shared/inference-catalog.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** operation marks an inference route: the operation its requests stand for. */
+    operation?: KnownOperation;
+  }
+}
 
 /**
  * GatewayMetrics are the gateway's Prometheus metrics. Labels are bounded: routes, operations, served model ids
@@ -75,3 +85,33 @@ export function createGatewayMetrics(): GatewayMetrics {
     }),
   };
 }
+
+/**
+ * observeInferenceRequests counts and times every request to an inference route (those whose config names an
+ * operation), whatever answers it: the route's own 4xx, the handler, a failure. A request ends when its response
+ * closes, finished or cut; one whose client left before any answer counts as 499, as proxies log it.
+ */
+export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayMetrics, log: FastifyBaseLogger): void {
+  app.addHook("onRequest", async (request, reply) => {
+    const operation = request.routeOptions.config.operation;
+    if (operation === undefined) return;
+    const route = request.routeOptions.url ?? "";
+    const started = process.hrtime.bigint();
+    metrics.inFlight.inc({ route });
+    reply.raw.once("close", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const status = reply.raw.headersSent ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST;
+      const answeredBy = request.dispatch?.answeredBy;
+      metrics.inFlight.dec({ route });
+      metrics.duration.observe({ operation: operationLabel(operation) }, seconds);
+      metrics.requests.inc({ route, model: answeredBy?.model.id ?? UNROUTED_MODEL, status_class: `${Math.floor(status / 100)}xx` });
+      log.debug(
+        { requestId: request.id, route, status, provider: answeredBy?.provider.id, model: answeredBy?.model.id, durationMs: seconds * 1000 },
+        "inference request answered",
+      );
+    });
+  });
+}
+
+/** CLIENT_CLOSED_REQUEST is nginx's status for a request whose client left before the answer. */
+const CLIENT_CLOSED_REQUEST = 499;

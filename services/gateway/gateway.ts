@@ -12,27 +12,44 @@ import { addGrpcService } from "../shared/grpc-service.js";
 import { addReflection } from "../shared/grpc-reflection.js";
 import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";
 import type { Logger } from "../shared/logger.js";
+import fastifyRateLimit from "@fastify/rate-limit";
 import { createAgentCalls, type AgentCalls } from "./agent-client.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
 import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
 import { AuthCache } from "./auth-cache.js";
-import fastifyRateLimit from "@fastify/rate-limit";
-import { Dispatcher } from "./dispatcher.js";
+import { DEFAULT_FAILOVER_ATTEMPTS, Dispatcher } from "./dispatcher.js";
+import {
+  answerClientError,
+  GatewayError,
+  internalError,
+  invalidApiKey,
+  refusedHttp,
+  tooLarge,
+  unavailable,
+  unknownRoute,
+} from "./gateway-errors.js";
+import { createGatewayMetrics, observeInferenceRequests, type GatewayMetrics } from "./gateway-metrics.js";
 import { DEFAULT_GUARDRAILS, type Guardrails } from "./guardrails.js";
-import { DEFAULT_RATE_LIMITS, perKeyRateLimit, type RateLimits } from "./rate-limits.js";
-import { ProviderHealth } from "./provider-health.js";
-import { answerClientError, GatewayError, invalidApiKey } from "./error-envelope.js";
-import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
-import { createInferenceService } from "./inference-service.js";
 import { createInferenceHandler } from "./inference-handler.js";
+import { createInferenceService } from "./inference-service.js";
 import { registerMediaRoutes } from "./media-routes.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "./multipart-form.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
-import { BEARER_AUTH, HEALTH_SCHEMA, METRICS_SCHEMA, OPENAPI_INFO } from "./openapi-schemas.js";
+import { BEARER_AUTH, HEALTH_SCHEMA, METRICS_SCHEMA, OPENAPI_INFO } from "./openai-schemas.js";
+import { ProviderHealth } from "./provider-health.js";
+import { DEFAULT_RATE_LIMITS, perKeyRateLimit, type RateLimits } from "./rate-limits.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
+import { requestValidatorCompiler } from "./request-validation.js";
 import { RoutingTable } from "./routing-table.js";
 
-/** DEFAULT_REQUEST_TIMEOUT_MS bounds one inference request end to end, as the seed service's upstream timeout. */
+declare module "fastify" {
+  interface FastifyRequest {
+    /** principal is the authenticated caller of a /v1/ route, set by the gateway's auth hook. */
+    principal: Principal;
+  }
+}
+
+/** DEFAULT_REQUEST_TIMEOUT_MS bounds one inference request end to end, as inference.club's upstream timeout does. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 /** DEFAULT_STREAM_TIMEOUT_MS bounds one streamed request end to end. */
 export const DEFAULT_STREAM_TIMEOUT_MS = 30 * 60_000;
@@ -99,7 +116,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     providerHealth.forget(provider.id);
     if (![...table.providers()].some((p) => p.endpoint === provider.endpoint)) agents.forget(provider.endpoint);
   };
-  const dispatcher = new Dispatcher({ table, agents, health: providerHealth, ...(options.failoverAttempts === undefined ? {} : { failoverAttempts: options.failoverAttempts }) });
+  const dispatcher = new Dispatcher({ table, agents, health: providerHealth, failoverAttempts: options.failoverAttempts ?? DEFAULT_FAILOVER_ATTEMPTS });
   const metrics = createGatewayMetrics();
   const auth = new AuthCache({
     authenticate: (key) => registryLink.authenticate(key),
@@ -110,7 +127,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     try {
       return await auth.principal(apiKey);
     } catch (error) {
-      throw new GatewayError(503, "service_unavailable", "cannot check the API key: the registry is unreachable", { cause: error });
+      throw unavailable("cannot check the API key: the registry is unreachable", error);
     }
   };
 
@@ -138,10 +155,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
   http.removeAllContentTypeParsers();
   http.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
-  // Route schemas are documentation for /openapi.json, never enforcement: the handlers validate the raw bytes
-  // themselves and answer with OpenAI's errors, so ajv must neither refuse nor coerce a body, and replies (Buffers,
-  // hijacked streams, our own JSON) must serialize exactly as they would without a schema.
-  http.setValidatorCompiler(() => () => true);
+  // The route schemas are the request contract: they validate each body (see request-validation.ts) and document it
+  // in /openapi.json. Response schemas only document: replies (Buffers, hijacked streams, our own JSON) serialize
+  // exactly as they would without one.
+  http.setValidatorCompiler(requestValidatorCompiler);
   http.setSerializerCompiler(() => (data) => JSON.stringify(data));
   const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   void http.register(fastifyMultipart, { limits: { fileSize: maxUploadBytes } });
@@ -167,9 +184,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   http.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
     const failure = error instanceof GatewayError ? error : fromFastifyError(error);
-    if (failure.status >= 500) request.log.warn({ err: error, requestId: request.id }, failure.message);
-    const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
-    if (typeof retryAfter === "number") void reply.header("retry-after", String(retryAfter));
+    if (failure.status >= 500) {
+      const answeredBy = request.dispatch?.answeredBy;
+      request.log.warn({ err: error, requestId: request.id, provider: answeredBy?.provider.id, model: answeredBy?.model.id }, failure.message);
+    }
+    if (failure.retryAfterSeconds !== undefined) void reply.header("retry-after", String(failure.retryAfterSeconds));
     if (failure.status === 413 && !request.raw.readableEnded) {
       // Read and drop the rest of the upload, so the client gets to read this answer instead of a reset.
       void reply.header("connection", "close");
@@ -178,10 +197,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     void reply.code(failure.status).header("content-type", "application/json").send(failure.body());
   });
   http.setNotFoundHandler((request, reply) => {
-    const failure = new GatewayError(404, "invalid_request_error", `Unknown route: ${request.method} ${request.url.split("?")[0]}`, {
-      code: "unknown_url",
-    });
-    void reply.code(404).send(failure.body());
+    void reply.code(404).send(unknownRoute(request.method, request.url).body());
   });
   // A plugin, so these routes are added once @fastify/swagger is loaded and it documents them.
   void http.register(async (ops) => {
@@ -195,10 +211,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   void http.register(agentHttpRoutes, { registry: options.registry, authenticate, metrics });
   const rateLimits = { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };
   void http.register(fastifyRateLimit, perKeyRateLimit(rateLimits));
+  observeInferenceRequests(http, metrics, options.log as FastifyBaseLogger);
   const handle = createInferenceHandler({
     maxConcurrentStreams: rateLimits.concurrentStreams,
     dispatcher,
     metrics,
+    clock,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     streamTimeoutMs: options.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS,
     keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
@@ -213,7 +231,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   addGrpcService(
     grpcServer,
     InferenceService,
-    createInferenceService({ dispatcher, authenticate, requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS }),
+    createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS }),
   );
   const health = new HealthImplementation({ "": "SERVING", [InferenceService.typeName]: "SERVING" });
   health.addToServer(grpcServer);
@@ -254,7 +272,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 /** fromFastifyError maps Fastify's own errors (body too large, bad content) to OpenAI's envelope. */
 function fromFastifyError(error: FastifyError): GatewayError {
   const status = error.statusCode ?? 500;
-  if (status === 413) return new GatewayError(413, "invalid_request_error", "The request body is too large.", { code: "request_too_large" });
-  if (status >= 400 && status < 500) return new GatewayError(status, "invalid_request_error", error.message);
-  return new GatewayError(500, "internal_error", "The gateway failed to handle the request.", { cause: error });
+  if (status === 413) return tooLarge("The request body is too large.", { cause: error });
+  if (status >= 400 && status < 500) return refusedHttp(status, error.message, undefined, error);
+  return internalError("The gateway failed to handle the request.", error);
 }

@@ -1,17 +1,17 @@
-import { GatewayError } from "./error-envelope.js";
-import type { JsonObject } from "./request-body.js";
+import { tooLarge } from "./gateway-errors.js";
+import type { JsonObject } from "./request-validation.js";
 
 /** Guardrails bound what one chat or completion request may ask of a provider; 0 switches a bound off. */
 export interface Guardrails {
-  /** maxMessages bounds a chat's messages (the seed service: 200). */
+  /** maxMessages bounds a chat's messages (inference.club's API: 200). */
   readonly maxMessages: number;
-  /** maxInputChars bounds the characters of a request's messages or prompt (the seed service: 100,000). */
+  /** maxInputChars bounds the characters of a request's messages or prompt (inference.club's API: 100,000). */
   readonly maxInputChars: number;
-  /** maxTokens is the ceiling that max_tokens and max_completion_tokens are clamped to (the seed service: 8192). */
+  /** maxTokens is the ceiling that max_tokens and max_completion_tokens are clamped to (inference.club's API: 8192). */
   readonly maxTokens: number;
 }
 
-/** DEFAULT_GUARDRAILS are the seed service's bounds. */
+/** DEFAULT_GUARDRAILS are inference.club's bounds. */
 export const DEFAULT_GUARDRAILS: Guardrails = Object.freeze({ maxMessages: 200, maxInputChars: 100_000, maxTokens: 8192 });
 
 const TOKEN_FIELDS = ["max_tokens", "max_completion_tokens"] as const;
@@ -20,12 +20,14 @@ const TOKEN_FIELDS = ["max_tokens", "max_completion_tokens"] as const;
 export function checkInputSize(body: JsonObject, guardrails: Guardrails): void {
   const messages = Array.isArray(body.messages) ? body.messages : undefined;
   if (messages && guardrails.maxMessages > 0 && messages.length > guardrails.maxMessages) {
-    throw tooLarge(`The request has ${messages.length} messages; at most ${guardrails.maxMessages} are allowed.`, "messages");
+    throw tooLarge(`The request has ${messages.length} messages; at most ${guardrails.maxMessages} are allowed.`, { param: "messages" });
   }
   if (guardrails.maxInputChars <= 0) return;
   const chars = messages ? messages.reduce<number>((sum, message) => sum + messageChars(message), 0) : textChars(body.prompt);
   if (chars > guardrails.maxInputChars) {
-    throw tooLarge(`The input has ${chars} characters; at most ${guardrails.maxInputChars} are allowed.`, messages ? "messages" : "prompt");
+    throw tooLarge(`The input has ${chars} characters; at most ${guardrails.maxInputChars} are allowed.`, {
+      param: messages ? "messages" : "prompt",
+    });
   }
 }
 
@@ -34,7 +36,7 @@ export function overTokenCeiling(body: JsonObject, guardrails: Guardrails): bool
   return guardrails.maxTokens > 0 && TOKEN_FIELDS.some((field) => typeof body[field] === "number" && (body[field] as number) > guardrails.maxTokens);
 }
 
-/** clampTokens returns the body with its token limits lowered to the ceiling, as the seed service does. */
+/** clampTokens returns the body with its token limits lowered to the ceiling, as inference.club's API does. */
 export function clampTokens(body: JsonObject, guardrails: Guardrails): JsonObject {
   const clamped: JsonObject = { ...body };
   for (const field of TOKEN_FIELDS) {
@@ -63,6 +65,3 @@ function textChars(value: unknown): number {
   return chars;
 }
 
-function tooLarge(message: string, param: string): GatewayError {
-  return new GatewayError(413, "invalid_request_error", message, { param, code: "request_too_large" });
-}

@@ -1,25 +1,30 @@
+import { randomUUID } from "node:crypto";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Operation, type InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
+import type { InferenceCall, InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerCredential } from "../shared/bearer.js";
+import type { Clock } from "../shared/clock.js";
 import type { GrpcImplementation } from "../shared/grpc-service.js";
+import { operationInfo } from "../shared/inference-catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
-import { GatewayError } from "./error-envelope.js";
-import { parseJsonObject, upstreamBody, type JsonObject } from "./request-body.js";
-
-/** JSON_OPERATIONS are the operations whose body is the client's JSON request; the others carry form fields. */
-const JSON_OPERATIONS: ReadonlySet<Operation> = new Set([Operation.CHAT_COMPLETION, Operation.COMPLETION, Operation.IMAGE_GENERATION, Operation.SPEECH]);
+import { GatewayError } from "./gateway-errors.js";
+import type { InferenceRequest } from "./inference-request.js";
+import { parseJsonBody } from "./request-validation.js";
+import { grpcCodeFor } from "./status-mapping.js";
 
 /** InferenceServiceDeps are what the gateway's gRPC face works with. */
 export interface InferenceServiceDeps {
   readonly dispatcher: Dispatcher;
   readonly authenticate: (apiKey: string) => Promise<Principal | undefined>;
+  readonly clock: Clock;
   readonly requestTimeoutMs: number;
 }
 
 /**
  * createInferenceService serves InferenceService.Infer for internal callers: the same API-key auth, routing and
- * errors as the HTTP façade, as gRPC codes, and the provider's parts streamed back unchanged.
+ * errors as the HTTP façade, as gRPC codes, and the provider's parts streamed back unchanged. A call is read whole
+ * before it is routed, so that a malformed one is INVALID_ARGUMENT and never reaches, or counts against, a provider.
  */
 export function createInferenceService(deps: InferenceServiceDeps): GrpcImplementation<typeof InferenceService.method> {
   return {
@@ -27,41 +32,20 @@ export function createInferenceService(deps: InferenceServiceDeps): GrpcImplemen
       const apiKey = bearerCredential(metadata);
       const principal = apiKey ? await deps.authenticate(apiKey).catch(toConnectError) : undefined;
       if (!principal) throw new ConnectError("missing, invalid or revoked API key", Code.Unauthenticated);
-      const call = request.call;
-      if (!call || call.operation === Operation.UNSPECIFIED) {
-        throw new ConnectError("call.operation is required", Code.InvalidArgument);
-      }
-      if (!call.model) throw new ConnectError("call.model is required", Code.InvalidArgument);
-      // As on the HTTP façade, no provider is sent a body it cannot parse: llama-server answers one with a 500, which
-      // would fail over and count against a healthy provider.
-      let json: JsonObject | undefined;
-      if (JSON_OPERATIONS.has(call.operation)) {
-        try {
-          json = parseJsonObject(call.body);
-        } catch (error) {
-          toConnectError(error);
-        }
-      }
-      const deadlineMs = call.deadline
-        ? Math.min(Number(call.deadline.seconds) * 1000 + call.deadline.nanos / 1e6, Date.now() + deps.requestTimeoutMs)
-        : Date.now() + deps.requestTimeoutMs;
-      let dispatch;
+      const { call } = request;
+      const inference = readCall(call);
+      const now = deps.clock.now();
+      const deadlineMs = Math.min(call?.deadline ? timestampMs(call.deadline) : Number.POSITIVE_INFINITY, now + deps.requestTimeoutMs);
+      // A deadline that passed before the call arrived is the caller's to fix, not a provider's failure.
+      if (deadlineMs <= now) throw new ConnectError("call.deadline has passed", Code.DeadlineExceeded);
       try {
-        dispatch = deps.dispatcher.dispatch({
+        const dispatch = deps.dispatcher.dispatch({
+          ...inference,
           principal,
-          operation: call.operation,
-          model: call.model,
-          stream: call.stream,
-          requestId: call.requestId || crypto.randomUUID(),
+          requestId: call?.requestId || randomUUID(),
           deadlineMs,
-          media: call.media,
-          body: (served) => (served === call.model ? call.body : upstreamBody(call.body, json ?? parseJsonObject(call.body), call.model, served)),
           signal,
         });
-      } catch (error) {
-        toConnectError(error);
-      }
-      try {
         for await (const part of dispatch.parts) yield { part };
       } catch (error) {
         toConnectError(error);
@@ -70,19 +54,46 @@ export function createInferenceService(deps: InferenceServiceDeps): GrpcImplemen
   };
 }
 
+/**
+ * readCall reads an internal caller's call into an InferenceRequest, or throws INVALID_ARGUMENT: a known operation,
+ * a model, and a body that is a JSON object (the client's request, or a form's text fields as strings). As on the
+ * HTTP façade no provider is sent a body it cannot parse: llama-server answers one with a 500, which would fail over
+ * and count against a healthy provider.
+ */
+export function readCall(call: InferenceCall | undefined): InferenceRequest {
+  const operation = operationInfo(call?.operation);
+  if (!call || !operation) throw new ConnectError("call.operation must be a known operation", Code.InvalidArgument);
+  if (!call.model) throw new ConnectError("call.model is required", Code.InvalidArgument);
+  let fields: Record<string, unknown>;
+  try {
+    fields = parseJsonBody(call.body, false).json;
+  } catch (error) {
+    throw new ConnectError(`call.body: ${(error as Error).message}`, Code.InvalidArgument, undefined, undefined, error);
+  }
+  if (fields === null || typeof fields !== "object" || Array.isArray(fields)) {
+    throw new ConnectError("call.body must be a JSON object", Code.InvalidArgument);
+  }
+  if (operation.body === "form") {
+    for (const [name, value] of Object.entries(fields)) {
+      const values: unknown[] = Array.isArray(value) ? value : [value];
+      if (!values.every((item) => typeof item === "string")) {
+        throw new ConnectError(`call.body: form field '${name}' must be a string or a list of strings`, Code.InvalidArgument);
+      }
+    }
+  }
+  return {
+    operation: operation.operation,
+    model: call.model,
+    stream: call.stream,
+    body: { bytes: call.body, fields },
+    media: call.media,
+    hideUsageChunks: false,
+  };
+}
+
 /** toConnectError rethrows a gateway failure with the gRPC code that means the same. */
 function toConnectError(error: unknown): never {
   if (error instanceof ConnectError) throw error;
-  if (error instanceof GatewayError) {
-    const code =
-      error.status === 404 ? Code.NotFound
-      : error.status === 400 ? Code.InvalidArgument
-      : error.status === 401 ? Code.Unauthenticated
-      : error.status === 429 || error.status === 413 ? Code.ResourceExhausted
-      : error.status === 501 ? Code.Unimplemented
-      : error.status === 504 ? Code.DeadlineExceeded
-      : Code.Unavailable;
-    throw new ConnectError(error.message, code, undefined, undefined, error);
-  }
+  if (error instanceof GatewayError) throw new ConnectError(error.message, grpcCodeFor(error.status), undefined, undefined, error);
   throw new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }

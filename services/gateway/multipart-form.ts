@@ -1,6 +1,6 @@
 import type {} from "@fastify/multipart";
 import type { FastifyRequest } from "fastify";
-import { GatewayError, invalidRequest } from "./error-envelope.js";
+import { GatewayError, invalidRequest, tooLarge } from "./gateway-errors.js";
 
 /** DEFAULT_MAX_UPLOAD_BYTES bounds the files of one multipart request together, as OpenAI's 25 MB audio limit. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
@@ -36,7 +36,7 @@ export interface MultipartForm {
  */
 export async function readMultipartForm(request: FastifyRequest, maxUploadBytes: number): Promise<MultipartForm> {
   if (!request.isMultipart()) {
-    throw invalidRequest("This endpoint takes multipart/form-data.", undefined, "invalid_content_type");
+    throw invalidRequest("This endpoint takes multipart/form-data.", { code: "invalid_content_type" });
   }
   if (!BOUNDARY.test(request.headers["content-type"] ?? "")) {
     throw invalidMultipart("The multipart/form-data content type has no boundary parameter.");
@@ -60,12 +60,7 @@ async function readParts(request: FastifyRequest, maxUploadBytes: number): Promi
       throw invalidMultipart(`A form field's name is longer than ${MAX_FIELD_NAME_LENGTH} characters.`);
     }
     if (part.type === "field") {
-      if (part.valueTruncated) {
-        throw new GatewayError(413, "invalid_request_error", `The field '${part.fieldname}' is larger than ${MAX_FIELD_BYTES} bytes.`, {
-          param: part.fieldname,
-          code: "request_too_large",
-        });
-      }
+      if (part.valueTruncated) throw tooLarge(`The field '${part.fieldname}' is larger than ${MAX_FIELD_BYTES} bytes.`, { param: part.fieldname });
       const value = typeof part.value === "string" ? part.value : String(part.value);
       const previous = fields[part.fieldname];
       fields[part.fieldname] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
@@ -94,17 +89,14 @@ function formError(error: unknown): unknown {
   if (error instanceof GatewayError || !(error instanceof Error)) return error;
   const status = (error as { statusCode?: unknown }).statusCode;
   if (status === 413) {
-    return new GatewayError(413, "invalid_request_error", `The form has too many parts or too large a file: ${error.message}.`, {
-      code: "request_too_large",
-      cause: error,
-    });
+    return tooLarge(`The form has too many parts or too large a file: ${error.message}.`, { cause: error });
   }
   const fromParser = typeof status === "number" ? status >= 400 && status < 500 : Object.getPrototypeOf(error) === Error.prototype;
   return fromParser ? invalidMultipart(`The multipart body is malformed: ${error.message}.`, error) : error;
 }
 
 function invalidMultipart(message: string, cause?: unknown): GatewayError {
-  return new GatewayError(400, "invalid_request_error", message, { code: "invalid_multipart", cause });
+  return invalidRequest(message, { code: "invalid_multipart", cause });
 }
 
 /**
@@ -117,14 +109,5 @@ export function unescapeFilename(filename: string): string {
 
 /** uploadTooLarge is the 413 for an upload over the limit. */
 export function uploadTooLarge(maxUploadBytes: number): GatewayError {
-  return new GatewayError(413, "invalid_request_error", `The upload is larger than ${maxUploadBytes} bytes.`, {
-    code: "request_too_large",
-  });
-}
-
-/** textField returns a form field as one string, or undefined; a repeated field is a 400. */
-export function textField(form: MultipartForm, name: string): string | undefined {
-  const value = form.fields[name];
-  if (Array.isArray(value)) throw invalidRequest(`'${name}' must be given once`, name, "invalid_value");
-  return value;
+  return tooLarge(`The upload is larger than ${maxUploadBytes} bytes.`);
 }

@@ -1,6 +1,6 @@
 import type { RateLimitPluginOptions } from "@fastify/rate-limit";
 import type { FastifyRequest } from "fastify";
-import { GatewayError } from "./error-envelope.js";
+import { rateLimited } from "./gateway-errors.js";
 
 /** RateLimits bound what one API key may do; 0 switches a bound off. */
 export interface RateLimits {
@@ -13,7 +13,7 @@ export interface RateLimits {
 }
 
 /**
- * DEFAULT_RATE_LIMITS are ten times the seed service's 60 and 120 a minute: a person's own mesh should not throttle
+ * DEFAULT_RATE_LIMITS are ten times inference.club's 60 and 120 a minute: a person's own mesh should not throttle
  * them, while a leaked key still cannot flood it.
  */
 export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ inferencePerMinute: 600, modelsPerMinute: 1200, concurrentStreams: 32 });
@@ -39,9 +39,7 @@ export function perKeyRateLimit(limits: RateLimits): RateLimitPluginOptions {
     keyGenerator: (request) => `${request.principal.keyId}:${isModels(request) ? "models" : "inference"}`,
     allowList: (request) => !request.url.startsWith("/v1/") || request.principal === undefined || budget(request) === UNLIMITED,
     errorResponseBuilder: (_request, context) =>
-      new GatewayError(429, "rate_limit_exceeded", `Rate limit reached: ${context.max} requests per minute. Retry in ${context.after}.`, {
-        code: "rate_limit_exceeded",
-      }),
+      rateLimited(`Rate limit reached: ${context.max} requests per minute. Retry in ${context.after}.`, "rate_limit_exceeded"),
   };
 }
 
@@ -64,10 +62,7 @@ export class StreamSlots {
   take(keyId: string): () => void {
     const open = this.#open.get(keyId) ?? 0;
     if (this.#max > 0 && open >= this.#max) {
-      const error = new GatewayError(429, "rate_limit_exceeded", `Too many concurrent streams: at most ${this.#max} per API key.`, {
-        code: "concurrent_streams_exceeded",
-      });
-      throw Object.assign(error, { retryAfterSeconds: 1 });
+      throw rateLimited(`Too many concurrent streams: at most ${this.#max} per API key.`, "concurrent_streams_exceeded", 1);
     }
     this.#open.set(keyId, open + 1);
     let released = false;

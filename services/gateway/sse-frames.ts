@@ -1,4 +1,4 @@
-import type { OpenAIError } from "./error-envelope.js";
+import type { OpenAIError } from "./gateway-errors.js";
 
 const DATA = Buffer.from("data: ");
 const EVENT = Buffer.from("event: ");

@@ -1,10 +1,10 @@
-import type { JsonObject } from "./request-body.js";
+import type { JsonObject } from "./request-validation.js";
 
 const EMPTY_CHOICES = Buffer.from('"choices":[]');
 
 /**
  * needsUsageInjection tells whether a streamed request should be made to ask for usage: the gateway counts tokens
- * of every stream, as the seed service does, even when the client did not ask for the usage chunk.
+ * of every stream, as inference.club does, even when the client did not ask for the usage chunk.
  */
 export function needsUsageInjection(body: JsonObject, stream: boolean): boolean {
   if (!stream) return false;

@@ -17,6 +17,8 @@ export type ModalityName = "text" | "image" | "audio" | "video";
 export interface ServiceTypeInfo {
   readonly name: ServiceTypeName;
   readonly serviceType: ServiceType;
+  /** article goes before the name in a sentence, as it is read out: "an llm model", "a tts model". */
+  readonly article: "a" | "an";
   /** noun names the type's models in messages to people ("No online provider serving speech-to-text model ..."). */
   readonly noun: string;
   /** inputs and outputs are the modalities of a model that declares none, as inference.club's API defaults them. */
@@ -26,10 +28,10 @@ export interface ServiceTypeInfo {
 
 /** SERVICE_TYPES are the service types, in the order they are listed to users. */
 export const SERVICE_TYPES: readonly ServiceTypeInfo[] = Object.freeze([
-  { name: "llm", serviceType: ServiceType.LLM, noun: "model", inputs: [Modality.TEXT], outputs: [Modality.TEXT] },
-  { name: "stt", serviceType: ServiceType.STT, noun: "speech-to-text model", inputs: [Modality.AUDIO], outputs: [Modality.TEXT] },
-  { name: "image", serviceType: ServiceType.IMAGE, noun: "image model", inputs: [Modality.TEXT, Modality.IMAGE], outputs: [Modality.IMAGE] },
-  { name: "tts", serviceType: ServiceType.TTS, noun: "text-to-speech model", inputs: [Modality.TEXT], outputs: [Modality.AUDIO] },
+  { name: "llm", serviceType: ServiceType.LLM, article: "an", noun: "model", inputs: [Modality.TEXT], outputs: [Modality.TEXT] },
+  { name: "stt", serviceType: ServiceType.STT, article: "an", noun: "speech-to-text model", inputs: [Modality.AUDIO], outputs: [Modality.TEXT] },
+  { name: "image", serviceType: ServiceType.IMAGE, article: "an", noun: "image model", inputs: [Modality.TEXT, Modality.IMAGE], outputs: [Modality.IMAGE] },
+  { name: "tts", serviceType: ServiceType.TTS, article: "a", noun: "text-to-speech model", inputs: [Modality.TEXT], outputs: [Modality.AUDIO] },
 ] as const satisfies readonly ServiceTypeInfo[]);
 
 /** SERVICE_TYPE_NAMES are the service types' names, for usage messages and flag parsers. */
