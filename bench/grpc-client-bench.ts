@@ -1,7 +1,7 @@
 /**
  * grpc-client-bench compares, in one run, the CPU a gRPC client spends per AgentService.Infer call: grpc-js's
  * general client, connect-node's gRPC transport, and the gateway's own client on node:http2
- * (services/gateway/agent-client.ts). The server is the same grpc-js AgentService in a child process, answering
+ * (services/shared/grpc/infer-client.ts). The server is the same grpc-js AgentService in a child process, answering
  * every call with one whole non-streamed answer, as the agent does. It prints client CPU µs per call and calls/s at
  * 64 concurrent calls, and p50/p99 latency one call at a time.
  *
@@ -16,8 +16,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { AgentService, InferRequestSchema, InferResponseSchema, type InferResponse } from "../gen/infermesh/v1/inference_pb.js";
 import { ProviderSchema } from "../gen/infermesh/v1/registry_pb.js";
-import { createAgentCalls } from "../services/gateway/agent-client.js";
-import { addGrpcService } from "../services/shared/grpc-service.js";
+import { createAgentCalls } from "../services/shared/grpc/infer-client.js";
+import { bindService, createGrpcServer } from "../services/shared/grpc/server.js";
 import { percentiles } from "./latency-percentiles.js";
 
 const TOKEN = "bench-token";
@@ -26,19 +26,22 @@ const ANSWER = new TextEncoder().encode(
 );
 
 if (process.argv[2] === "--serve") {
-  const server = new grpc.Server();
-  addGrpcService(server, AgentService, {
-    async *infer() {
-      yield {
-        parts: [
-          { part: { case: "head", value: { status: 200, contentType: "application/json" } } },
-          { part: { case: "data", value: ANSWER } },
-          { part: { case: "trailer", value: { usage: { promptTokens: 5, completionTokens: 16 } } } },
-        ],
-      };
-    },
+  const server = createGrpcServer({
+    services: [
+      bindService(AgentService, {
+        async *infer() {
+          yield {
+            parts: [
+              { part: { case: "head", value: { status: 200, contentType: "application/json" } } },
+              { part: { case: "data", value: ANSWER } },
+              { part: { case: "trailer", value: { usage: { promptTokens: 5, completionTokens: 16 } } } },
+            ],
+          };
+        },
+      }),
+    ],
   });
-  server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (_error, port) => process.send?.(port));
+  process.send?.(await server.listen("127.0.0.1:0"));
 } else {
   const { values } = parseArgs({ options: { calls: { type: "string", default: "30000" } } });
   const calls = Number(values.calls);

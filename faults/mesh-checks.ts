@@ -6,7 +6,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent, request } from "undici";
 import { InferenceCallSchema, Operation, type InferencePart } from "../gen/infermesh/v1/inference_pb.js";
 import { RegistryService, type Principal, type Provider } from "../gen/infermesh/v1/registry_pb.js";
-import { createAgentCalls, type AgentCalls } from "../services/gateway/agent-client.js";
+import { createAgentCalls, type AgentCalls } from "../services/shared/grpc/infer-client.js";
 import type { FaultMesh } from "./fault-mesh.js";
 import { chatBody, sendChat } from "./load-driver.js";
 

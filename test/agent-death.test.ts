@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { DEFAULT_AGENT_KEEPALIVE_MS, DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS } from "../services/gateway/agent-client.js";
+import { DEFAULT_AGENT_KEEPALIVE_MS, DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS } from "../services/shared/grpc/infer-client.js";
 import { createSimulator, type Simulator } from "../services/sim/simulator.js";
 import { spawnCli, type CliProcess } from "./support/cli-process.js";
 import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";

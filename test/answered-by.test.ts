@@ -67,7 +67,7 @@ describe("which provider answered: blame and credit", function () {
     });
   };
 
-  const post = (path: string, body: BodyInit, headers: Record<string, string> = { "content-type": "application/json" }) =>
+  const post = (path: string, body: string | FormData, headers: Record<string, string> = { "content-type": "application/json" }) =>
     fetch(`${gateway.baseUrl}${path}`, { method: "POST", headers: { authorization: `Bearer ${key}`, ...headers }, body });
 
   beforeEach(async () => {

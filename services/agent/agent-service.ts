@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { AgentService, InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
 import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Clock } from "../shared/clock.js";
-import type { GrpcImplementation } from "../shared/grpc-service.js";
+import type { GrpcImplementation } from "../shared/grpc/server.js";
 import type { Logger } from "../shared/logger.js";
 import type { UpstreamConfig } from "./agent-config.js";
 import { perLabel, type AgentMetrics } from "./agent-metrics.js";

@@ -1,13 +1,11 @@
 import { hostname as osHostname, networkInterfaces } from "node:os";
-import { HealthImplementation } from "grpc-health-check";
 import type { Model } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { AgentService } from "../../gen/infermesh/v1/inference_pb.js";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
 import { formatHostPort } from "../shared/host-port.js";
 import { systemClock, type Clock } from "../shared/clock.js";
-import { addReflection } from "../shared/grpc-reflection.js";
-import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";
-import { addGrpcService } from "../shared/grpc-service.js";
+import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
+import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
 import type { AgentConfig } from "./agent-config.js";
@@ -138,25 +136,18 @@ export function createAgent(options: AgentOptions): Agent {
     modelsAdvertised: () => discovery.models().length,
   });
   // Uploads reach the agent as bytes inside one InferRequest: up to the gateway's upload limit (25 MiB by default).
-  const server = createGrpcServer(MEDIA_MAX_MESSAGE_BYTES);
-  addGrpcService(
-    server,
-    AgentService,
-    createAgentService({
-      auth: createMeshAuth(agentToken),
-      log,
-      metrics,
-      calls,
-      upstreams: () => serving,
-      isDraining: () => draining,
-      upstreamTimeoutMs: config.upstreamTimeoutMs,
-      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-      clock,
-    }),
-  );
-  const health = new HealthImplementation({ "": "SERVING", [AgentService.typeName]: "SERVING" });
-  health.addToServer(server);
-  addReflection(server, [AgentService]);
+  const infer = createAgentService({
+    auth: createMeshAuth(agentToken),
+    log,
+    metrics,
+    calls,
+    upstreams: () => serving,
+    isDraining: () => draining,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    clock,
+  });
+  const server = createGrpcServer({ services: [bindService(AgentService, infer)], maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
   const metricsServer = config.metricsListen ? createMetricsServer(metrics.registry) : undefined;
 
   let listening: Promise<AgentAddresses> | undefined;
@@ -164,7 +155,7 @@ export function createAgent(options: AgentOptions): Agent {
   let stopping: Promise<void> | undefined;
 
   async function bind(): Promise<AgentAddresses> {
-    const grpcPort = await bindGrpcServer(server, formatHostPort(config.listen));
+    const grpcPort = await server.listen(formatHostPort(config.listen));
     const metricsPort =
       metricsServer && config.metricsListen ? await metricsServer.listen(config.metricsListen.host, config.metricsListen.port) : undefined;
     const endpoint = advertisedEndpoint(config.listen, grpcPort, config.advertise, networkInterfaces());
@@ -225,8 +216,7 @@ export function createAgent(options: AgentOptions): Agent {
 
   async function drain(graceMs: number): Promise<void> {
     draining = true;
-    health.setStatus("", "NOT_SERVING");
-    health.setStatus(AgentService.typeName, "NOT_SERVING");
+    server.notServing();
     discovery.stop();
     if (link) await within(link.heartbeatNow(), DRAIN_HEARTBEAT_WAIT_MS, clock);
     if (link) log.info({ inFlight: calls.size, graceMs }, "draining: no new calls, waiting for calls in flight");
@@ -239,7 +229,7 @@ export function createAgent(options: AgentOptions): Agent {
       await link.deregister();
       link.close();
     }
-    await shutdownGrpcServer(server, ABORTED_CALLS_WAIT_MS);
+    await server.close(ABORTED_CALLS_WAIT_MS);
     await metricsServer?.close();
     await Promise.all(upstreams.map((upstream) => upstream.client.close()));
     log.info("agent stopped");

@@ -1,4 +1,4 @@
-import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc-server.js";
+import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { summarizeJsonAnswer, type TrailerInit } from "./answer-summary.js";
 import { failure, relayAnswer, type CallOutcome, type UpstreamExchange } from "./answer-relay.js";
 import { dataParts, headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";

@@ -1,8 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { RegistryService, type HeartbeatRequestSchema } from "../../gen/infermesh/v1/registry_pb.js";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { HeartbeatRequestSchema, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
+import { createRegistryClient, type RegistryClient } from "../shared/grpc/registry-client.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 
@@ -47,7 +47,7 @@ export interface RegistryLinkOptions {
  */
 export class RegistryLink {
   readonly #options: RegistryLinkOptions;
-  readonly #sessions: Http2SessionManager;
+  readonly #registry: RegistryClient;
   readonly #client: Client<typeof RegistryService>;
   readonly #headers: Record<string, string>;
   #timer: TimerHandle | undefined;
@@ -59,9 +59,8 @@ export class RegistryLink {
 
   constructor(options: RegistryLinkOptions) {
     this.#options = options;
-    this.#sessions = new Http2SessionManager(options.registryUrl, { pingIntervalMs: 15_000, pingTimeoutMs: 5_000 });
-    const transport = createGrpcTransport({ baseUrl: options.registryUrl, sessionManager: this.#sessions });
-    this.#client = createClient(RegistryService, transport);
+    this.#registry = createRegistryClient(options.registryUrl, { pingIntervalMs: 15_000, pingTimeoutMs: 5_000 });
+    this.#client = this.#registry.client;
     this.#headers = { authorization: `Bearer ${options.apiKey}` };
   }
 
@@ -110,7 +109,7 @@ export class RegistryLink {
   /** close stops heartbeating and closes the connection to the registry. */
   close(): void {
     this.#stop();
-    this.#sessions.abort();
+    this.#registry.close();
   }
 
   #stop(): void {
@@ -164,7 +163,7 @@ export class RegistryLink {
       }
       if (connectError.code === Code.DeadlineExceeded) {
         // A call that timed out may sit on a dead connection; the next one starts afresh.
-        this.#sessions.abort();
+        this.#registry.close();
       }
       this.#connected = false;
       this.#options.onHeartbeat?.(false);

@@ -1,9 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { RegistryService, type HeartbeatRequestSchema, type Principal, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
+import type { HeartbeatRequestSchema, Principal, Provider, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import { HTTP_HEARTBEAT_METADATA, HTTP_HEARTBEAT_VALUE } from "../shared/heartbeat-relay.js";
 import { httpProviderId, parseAgentReport, type AgentReport } from "./agent-report.js";
@@ -31,8 +30,8 @@ export const DEFAULT_REGISTRY_CALL_TIMEOUT_MS = 5_000;
 
 /** AgentHttpRoutesOptions are what the agent endpoints work with. */
 export interface AgentHttpRoutesOptions {
-  /** registry is the registry's base URL, "http://host:port". */
-  readonly registry: string;
+  /** registry is the gateway's RegistryService client. */
+  readonly registry: Client<typeof RegistryService>;
   /** authenticate resolves an API key to its user (the gateway's cached check), or undefined for a bad key. */
   readonly authenticate: (apiKey: string) => Promise<Principal | undefined>;
   readonly metrics: GatewayMetrics;
@@ -48,13 +47,7 @@ export interface AgentHttpRoutesOptions {
  * that name, as inference.club's `{name}` heartbeat does, and is a 404 when there is none.
  */
 export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRoutesOptions): Promise<void> {
-  // One HTTP/2 session to the registry for every relayed call, ended with the gateway.
-  const sessions = new Http2SessionManager(options.registry);
-  const registry: Client<typeof RegistryService> = createClient(
-    RegistryService,
-    createGrpcTransport({ baseUrl: options.registry, sessionManager: sessions }),
-  );
-  app.addHook("onClose", async () => sessions.abort());
+  const { registry } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_REGISTRY_CALL_TIMEOUT_MS;
 
   const handle = (registers: boolean) => async (request: FastifyRequest<{ Body: JsonBody }>, reply: FastifyReply) => {

@@ -5,7 +5,7 @@ import { type InferenceCall, InferenceCallSchema, type InferencePart } from "../
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { errorKindInfo } from "../shared/error-kinds.js";
 import { OPERATIONS, serviceTypeInfo, serviceTypeOf } from "../shared/inference-catalog.js";
-import type { AgentCalls } from "./agent-client.js";
+import type { AgentCalls } from "../shared/grpc/infer-client.js";
 import { echoed, invalidRequest, noProvider } from "./gateway-errors.js";
 import { bodyForModel, type InferenceRequest } from "./inference-request.js";
 import type { ProviderHealth } from "./provider-health.js";

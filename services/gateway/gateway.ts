@@ -3,17 +3,15 @@ import fastifyMultipart from "@fastify/multipart";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
-import { HealthImplementation } from "grpc-health-check";
 import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal, Provider } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import { systemClock, type Clock } from "../shared/clock.js";
-import { addGrpcService } from "../shared/grpc-service.js";
-import { addReflection } from "../shared/grpc-reflection.js";
-import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES, shutdownGrpcServer } from "../shared/grpc-server.js";
+import { createAgentCalls, type AgentCalls } from "../shared/grpc/infer-client.js";
+import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
+import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import type { Logger } from "../shared/logger.js";
 import fastifyRateLimit from "@fastify/rate-limit";
-import { createAgentCalls, type AgentCalls } from "./agent-client.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
 import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
 import { AuthCache } from "./auth-cache.js";
@@ -108,7 +106,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     onLeft: (provider) => onLeft(provider),
   });
   const registryLink = connectRegistry({ registry: options.registry, meshToken: options.meshToken, table, log: options.log });
-  const agents: AgentCalls = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
+  const agents: AgentCalls = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES, clock });
   const providerHealth = new ProviderHealth({ clock, ...options.circuit });
   // A provider that comes back starts with a clean record; a channel to an agent that left is closed.
   onJoined = (provider) => providerHealth.forget(provider.id);
@@ -208,7 +206,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return metrics.registry.metrics();
     });
   });
-  void http.register(agentHttpRoutes, { registry: options.registry, authenticate, metrics });
+  void http.register(agentHttpRoutes, { registry: registryLink.registry, authenticate, metrics });
   const rateLimits = { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };
   void http.register(fastifyRateLimit, perKeyRateLimit(rateLimits));
   observeInferenceRequests(http, metrics, options.log as FastifyBaseLogger);
@@ -227,16 +225,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     registerMediaRoutes(api, { handle, maxUploadBytes });
   });
 
-  const grpcServer = createGrpcServer(MEDIA_MAX_MESSAGE_BYTES);
-  addGrpcService(
-    grpcServer,
-    InferenceService,
-    createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS }),
-  );
-  const health = new HealthImplementation({ "": "SERVING", [InferenceService.typeName]: "SERVING" });
-  health.addToServer(grpcServer);
-  addReflection(grpcServer, [InferenceService]);
-  let grpcBound = false;
+  const inferenceService = createInferenceService({
+    dispatcher,
+    authenticate,
+    clock,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+  });
+  const grpcServer = createGrpcServer({ services: [bindService(InferenceService, inferenceService)], maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
 
   return {
     http,
@@ -247,23 +242,20 @@ export function createGateway(options: GatewayOptions): Gateway {
       await http.listen({ host: address.host, port: address.port });
       const httpPort = (http.server.address() as { port: number }).port;
       if (grpcAddress === undefined) return { httpPort };
-      const grpcPort = await bindGrpcServer(grpcServer, grpcAddress);
-      grpcBound = true;
+      const grpcPort = await grpcServer.listen(grpcAddress);
       return { httpPort, grpcPort };
     },
     async close(graceMs = 5_000) {
-      health.setStatus("", "NOT_SERVING");
-      health.setStatus(InferenceService.typeName, "NOT_SERVING");
+      grpcServer.notServing();
       registryLink.close();
       table.close();
-      const stopped = Promise.all([http.close(), grpcBound ? shutdownGrpcServer(grpcServer, graceMs) : Promise.resolve()]);
+      const stopped = Promise.all([http.close(), grpcServer.close(graceMs)]);
       const force = setTimeout(() => http.server.closeAllConnections(), graceMs);
       // A stream that ends during the grace period leaves a kept-alive connection behind; close those as they idle.
       const sweep = setInterval(() => http.server.closeIdleConnections(), 50);
       await stopped;
       clearTimeout(force);
       clearInterval(sweep);
-      if (!grpcBound) grpcServer.forceShutdown();
       agents.close();
     },
   };

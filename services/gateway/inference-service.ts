@@ -5,7 +5,7 @@ import type { InferenceCall, InferenceService } from "../../gen/infermesh/v1/inf
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerCredential } from "../shared/bearer.js";
 import type { Clock } from "../shared/clock.js";
-import type { GrpcImplementation } from "../shared/grpc-service.js";
+import type { GrpcImplementation } from "../shared/grpc/server.js";
 import { operationInfo } from "../shared/inference-catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { GatewayError } from "./gateway-errors.js";

@@ -1,6 +1,6 @@
-import { createClient, Code, ConnectError, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { RegistryService, type Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { Principal, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
+import { createRegistryClient } from "../shared/grpc/registry-client.js";
 import type { Logger } from "../shared/logger.js";
 import type { RoutingTable } from "./routing-table.js";
 
@@ -14,6 +14,8 @@ export interface RegistryLink {
   readonly ready: Promise<void>;
   /** connected is true while the watch stream is up. */
   readonly connected: boolean;
+  /** registry is the link's RegistryService client, for the gateway's other calls to the registry. */
+  readonly registry: Client<typeof RegistryService>;
   authenticate(apiKey: string): Promise<Principal | undefined>;
   close(): void;
 }
@@ -33,12 +35,7 @@ export interface RegistryLinkOptions {
  * snapshot replaces the table whole.
  */
 export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
-  // One HTTP/2 session, owned here so that close() can end it: an idle session would keep the process alive.
-  const sessions = new Http2SessionManager(options.registry, { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 });
-  const client: Client<typeof RegistryService> = createClient(
-    RegistryService,
-    createGrpcTransport({ baseUrl: options.registry, sessionManager: sessions }),
-  );
+  const { client, close } = createRegistryClient(options.registry, { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 });
   const headers = { authorization: `Bearer ${options.meshToken}` };
   const controller = new AbortController();
   let connected = false;
@@ -78,6 +75,7 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
     get connected() {
       return connected;
     },
+    registry: client,
     async authenticate(apiKey) {
       try {
         const response = await client.authenticate({ apiKey }, { headers, timeoutMs: AUTHENTICATE_TIMEOUT_MS });
@@ -89,7 +87,7 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
     },
     close: () => {
       controller.abort();
-      sessions.abort();
+      close();
     },
   };
 }

@@ -229,7 +229,7 @@ const TYPE_WORDS: Readonly<Record<string, string>> = {
 
 function typeText(type: SchemaNode["type"], root: boolean): string {
   if (root) return "a JSON object";
-  const types = typesOf({ type }).filter((name) => name !== "null");
+  const types = (type === undefined ? [] : typesOf({ type })).filter((name) => name !== "null");
   const words = types.map((name) => TYPE_WORDS[name] ?? name);
   return words.length <= 1 ? (words[0] ?? "valid") : `${words.slice(0, -1).join(", ")} or ${words.at(-1)}`;
 }

@@ -1,9 +1,6 @@
-import { HealthImplementation } from "grpc-health-check";
 import { RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { systemClock, type Clock } from "../shared/clock.js";
-import { addGrpcService } from "../shared/grpc-service.js";
-import { addReflection } from "../shared/grpc-reflection.js";
-import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/grpc-server.js";
+import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { createCallerAuth } from "./caller-auth.js";
 import { ProviderTable } from "./provider-table.js";
 import { createRegistryMetrics, type RegistryMetrics } from "./registry-metrics.js";
@@ -56,7 +53,6 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     },
   });
   const metrics = createRegistryMetrics({ onlineProviders: () => table.providers(), watchers: () => hub.size });
-  const server = createGrpcServer(options.maxMessageBytes);
   const service = createRegistryService({
     store: options.store,
     auth: createCallerAuth(options.store, options.meshToken),
@@ -66,20 +62,19 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     heartbeatIntervalMs,
     ttlMs,
   });
-  addGrpcService(server, RegistryService, service, metrics.observeRpc);
-  const health = new HealthImplementation({ "": "SERVING", [RegistryService.typeName]: "SERVING" });
-  health.addToServer(server);
-  addReflection(server, [RegistryService]);
+  const server = createGrpcServer({
+    services: [bindService(RegistryService, service, metrics.observeRpc)],
+    ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
+  });
 
   return {
     metrics,
     table,
-    listen: (address) => bindGrpcServer(server, address),
+    listen: (address) => server.listen(address),
     async close(graceMs = DEFAULT_SHUTDOWN_GRACE_MS) {
-      health.setStatus("", "NOT_SERVING");
-      health.setStatus(RegistryService.typeName, "NOT_SERVING");
+      server.notServing();
       hub.close();
-      await shutdownGrpcServer(server, graceMs);
+      await server.close(graceMs);
       table.close();
     },
   };

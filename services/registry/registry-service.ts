@@ -8,7 +8,7 @@ import {
   type Provider,
   type RegistryService,
 } from "../../gen/infermesh/v1/registry_pb.js";
-import type { GrpcImplementation } from "../shared/grpc-service.js";
+import type { GrpcImplementation } from "../shared/grpc/server.js";
 import type { Caller, CallerAuth } from "./caller-auth.js";
 import { unauthenticated } from "./caller-auth.js";
 import { validateHeartbeat, validateProviderId } from "./heartbeat-validation.js";

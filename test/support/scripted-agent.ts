@@ -1,8 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { AgentService, type InferenceCall, type InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { bearerCredential } from "../../services/shared/bearer.js";
-import { addGrpcService } from "../../services/shared/grpc-service.js";
-import { bindGrpcServer, createGrpcServer, MEDIA_MAX_MESSAGE_BYTES } from "../../services/shared/grpc-server.js";
+import { MEDIA_MAX_MESSAGE_BYTES } from "../../services/shared/grpc/message-limits.js";
+import { bindService, createGrpcServer, type GrpcServer } from "../../services/shared/grpc/server.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Script answers one Infer call; it may wait on the call's signal to act like a slow provider. */
@@ -27,30 +27,32 @@ export interface ScriptedAgent {
 
 /** startScriptedAgent starts a scripted agent on 127.0.0.1:0 requiring token. */
 export async function startScriptedAgent(token: string, script: Script): Promise<ScriptedAgent> {
-  const server = createGrpcServer(MEDIA_MAX_MESSAGE_BYTES);
+  const calls: InferenceCall[] = [];
+  const cancelled: string[] = [];
+  let server: GrpcServer | undefined;
   const agent: ScriptedAgent = {
     endpoint: "",
     token,
-    calls: [],
-    cancelled: [],
+    calls,
+    cancelled,
     script,
-    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+    close: async () => server?.close(0),
   };
-  addGrpcService(server, AgentService, {
-    async *infer(request, { metadata, signal }) {
-      if (bearerCredential(metadata) !== token) throw new ConnectError("bad agent token", Code.Unauthenticated);
-      const call = request.call as InferenceCall;
-      agent.calls.push(call);
-      signal.addEventListener("abort", () => agent.cancelled.push(call.requestId), { once: true });
-      yield* agent.script(call, signal);
-    },
+  server = createGrpcServer({
+    maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
+    services: [
+      bindService(AgentService, {
+        async *infer(request, { metadata, signal }) {
+          if (bearerCredential(metadata) !== token) throw new ConnectError("bad agent token", Code.Unauthenticated);
+          const call = request.call as InferenceCall;
+          calls.push(call);
+          signal.addEventListener("abort", () => cancelled.push(call.requestId), { once: true });
+          yield* agent.script(call, signal);
+        },
+      }),
+    ],
   });
-  const port = await bindGrpcServer(server, "127.0.0.1:0");
+  const port = await server.listen("127.0.0.1:0");
   (agent as { endpoint: string }).endpoint = `127.0.0.1:${port}`;
-  const close = agent.close;
-  agent.close = async () => {
-    server.forceShutdown();
-    await close().catch(() => {});
-  };
   return agent;
 }

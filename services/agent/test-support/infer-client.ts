@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { bearer, loadStockPackage, stockClient, type StockClient } from "../../../test/support/stock-grpc-client.js";
-import { MEDIA_MAX_MESSAGE_BYTES } from "../../shared/grpc-server.js";
+import { MEDIA_MAX_MESSAGE_BYTES } from "../../shared/grpc/message-limits.js";
 
 /** StockPart is an InferencePart as a stock proto-loader client decodes it (oneofs: true, bytes as Buffer). */
 export interface StockPart {

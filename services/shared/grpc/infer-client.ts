@@ -2,17 +2,19 @@ import * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeFromHttpStatus } from "@connectrpc/connect/protocol-grpc";
 import {
   AgentService,
   InferRequestSchema,
   InferResponseSchema,
   type InferenceCall,
   type InferencePart,
-} from "../../gen/infermesh/v1/inference_pb.js";
-import type { Provider } from "../../gen/infermesh/v1/registry_pb.js";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "../shared/grpc-server.js";
-import { codeForHttpStatus, frameMessage, grpcMessage, GrpcWireError, MessageReader, STATUS_OK, statusCode, timeoutHeader } from "../shared/grpc-wire.js";
-import { AgentSessions } from "./agent-sessions.js";
+} from "../../../gen/infermesh/v1/inference_pb.js";
+import type { Provider } from "../../../gen/infermesh/v1/registry_pb.js";
+import { type Clock, systemClock, type TimerHandle } from "../clock.js";
+import { AgentSessions } from "./http2-sessions.js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./message-limits.js";
+import { frameMessage, grpcMessage, GrpcWireError, MessageReader, STATUS_OK, statusCode, timeoutHeader } from "./wire.js";
 
 const INFER_PATH = `/${AgentService.typeName}/${AgentService.method.infer.name}`;
 
@@ -49,6 +51,8 @@ export interface AgentCalls {
 /** AgentCallsOptions tunes the connections to agents. */
 export interface AgentCallsOptions {
   readonly maxMessageBytes?: number;
+  /** clock tells the time calls' deadlines are measured against. */
+  readonly clock?: Clock;
   /** keepaliveMs is how often a connection is pinged, so a vanished agent is noticed. */
   readonly keepaliveMs?: number;
 }
@@ -66,6 +70,7 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
     windowBytes: AGENT_FLOW_CONTROL_WINDOW_BYTES,
   });
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const clock = options.clock ?? systemClock;
   const authorizations = new WeakMap<Provider, string>();
 
   function authorization(provider: Provider): string {
@@ -88,7 +93,7 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
       };
       const deadlineMs = call.deadline ? timestampMs(call.deadline) : undefined;
       if (deadlineMs !== undefined) {
-        const remainingMs = deadlineMs - Date.now();
+        const remainingMs = deadlineMs - clock.now();
         if (remainingMs <= 0) return failed(new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded));
         headers["grpc-timeout"] = timeoutHeader(remainingMs);
       }
@@ -100,7 +105,7 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
         return failed(new ConnectError(`cannot call the agent: ${messageOf(error)}`, Code.Unavailable, undefined, undefined, error));
       }
       stream.end(request);
-      return new InferCall(stream, new MessageReader(maxMessageBytes), signal, deadlineMs);
+      return new InferCall(stream, new MessageReader(maxMessageBytes), signal, deadlineMs, clock);
     },
     forget(endpoint) {
       sessions.forget(endpoint);
@@ -120,7 +125,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
   readonly #stream: http2.ClientHttp2Stream;
   readonly #reader: MessageReader;
   readonly #signal: AbortSignal;
-  readonly #deadline: NodeJS.Timeout | undefined;
+  readonly #deadline: TimerHandle | undefined;
   #parts: InferencePart[] = [];
   #read = 0;
   #queuedBytes = 0;
@@ -132,7 +137,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
   #grpcMessage = "";
   #waiter: { resolve: (result: IteratorResult<InferencePart>) => void; reject: (error: unknown) => void } | undefined;
 
-  constructor(stream: http2.ClientHttp2Stream, reader: MessageReader, signal: AbortSignal, deadlineMs: number | undefined) {
+  constructor(stream: http2.ClientHttp2Stream, reader: MessageReader, signal: AbortSignal, deadlineMs: number | undefined, clock: Clock) {
     this.#stream = stream;
     this.#reader = reader;
     this.#signal = signal;
@@ -145,7 +150,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
     this.#deadline =
       deadlineMs === undefined
         ? undefined
-        : setTimeout(() => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), Math.max(0, deadlineMs - Date.now()));
+        : clock.setTimer(() => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), Math.max(0, deadlineMs - clock.now()));
     if (signal.aborted) this.#onAbort();
   }
 
@@ -214,7 +219,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
     } else if (this.#grpcStatus !== undefined) {
       this.#finish(new ConnectError(this.#grpcMessage || `the agent failed the call (${Code[this.#grpcStatus]})`, this.#grpcStatus));
     } else if (this.#httpStatus !== 200) {
-      this.#finish(new ConnectError(`the agent answered HTTP ${this.#httpStatus}`, codeForHttpStatus(this.#httpStatus)));
+      this.#finish(new ConnectError(`the agent answered HTTP ${this.#httpStatus}`, codeFromHttpStatus(this.#httpStatus)));
     } else if (this.#stream.session === undefined || this.#stream.session.destroyed) {
       this.#finish(new ConnectError("the connection to the agent closed", Code.Unavailable));
     } else if (this.#stream.rstCode) {
@@ -239,7 +244,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
     if (this.#outcome !== undefined) return;
     this.#outcome = outcome;
     this.#signal.removeEventListener("abort", this.#onAbort);
-    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#deadline?.cancel();
     this.#wake();
   }
 

@@ -3,6 +3,17 @@ import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@b
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./message-limits.js";
+import { addReflection } from "./reflection.js";
+
+/**
+ * The mesh's gRPC servers (registry, agent, the gateway's InferenceService) run on @grpc/grpc-js, with protobuf-es
+ * doing the encoding so that the whole mesh shares one set of generated types: grpc-js's server is several times
+ * cheaper per call here than connect-node's. This module is the one place a server is set up: each service with its
+ * handlers, grpc.health.v1 and server reflection beside it, NOT_SERVING while it stops, and a stop that drains calls
+ * for a grace period, then cuts the rest so that no HTTP/2 session outlives the server.
+ */
 
 /**
  * CallContext is what a handler learns about its call besides the request: the caller's metadata, a signal that
@@ -46,16 +57,102 @@ export type GrpcImplementation<S extends GenServiceMethods> = {
 /** CallObserver hears how each call ended; metrics hang off it. */
 export type CallObserver = (method: string, code: grpc.status, durationSeconds: number) => void;
 
-/**
- * addGrpcService registers a protobuf-es service on a grpc-js server. grpc-js does the HTTP/2 work (it is several
- * times cheaper per call than connect-node's server here); protobuf-es does the encoding, so the whole mesh shares
- * one set of generated types. Thrown ConnectErrors keep their code, which gRPC numbers the same way.
- */
-export function addGrpcService<S extends GenServiceMethods>(
-  server: grpc.Server,
+/** ServiceBinding is a generated service with its handlers, as a server serves it. */
+export interface ServiceBinding {
+  readonly service: GenService<GenServiceMethods>;
+  readonly add: (server: grpc.Server) => void;
+}
+
+/** bindService pairs a generated service with its handlers, and an observer of each call's end (metrics). */
+export function bindService<S extends GenServiceMethods>(
   service: GenService<S>,
   implementation: GrpcImplementation<S>,
   observe: CallObserver = () => {},
+): ServiceBinding {
+  return {
+    service: service as unknown as GenService<GenServiceMethods>,
+    add: (server) => addGrpcService(server, service, implementation, observe),
+  };
+}
+
+/** GrpcServerOptions configure a gRPC server. */
+export interface GrpcServerOptions {
+  readonly services: readonly ServiceBinding[];
+  /** maxMessageBytes bounds a message either way; bigger ones fail with RESOURCE_EXHAUSTED. */
+  readonly maxMessageBytes?: number;
+}
+
+/** GrpcServer is a gRPC server ready to listen. */
+export interface GrpcServer {
+  /** listen binds "host:port" (port 0 for any) without TLS and resolves the bound port. */
+  listen(address: string): Promise<number>;
+  /** notServing tells health checkers the server is going away, before close() ends its calls. */
+  notServing(): void;
+  /**
+   * close stops accepting calls, lets calls in flight finish for up to graceMs, then cuts the rest. It resolves once
+   * the server is down, even when grpc-js misses the close of a session its peer tore down at the same moment.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/** createGrpcServer builds a server of the given services, with grpc.health.v1 and server reflection beside them. */
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // grpc-js servers answer keepalive pings at any rate, so clients may ping as often as they need to notice a dead
+  // peer quickly.
+  const server = new grpc.Server({ "grpc.max_receive_message_length": maxMessageBytes, "grpc.max_send_message_length": maxMessageBytes });
+  const names = options.services.map((binding) => binding.service.typeName);
+  for (const binding of options.services) binding.add(server);
+  const health = new HealthImplementation(Object.fromEntries(["", ...names].map((name) => [name, "SERVING"])));
+  health.addToServer(server);
+  addReflection(server, options.services.map((binding) => binding.service));
+  let bound = false;
+  const notServing = () => {
+    for (const name of ["", ...names]) health.setStatus(name, "NOT_SERVING");
+  };
+  return {
+    listen(address) {
+      return new Promise((resolve, reject) => {
+        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+          if (!error) {
+            bound = true;
+            return resolve(port);
+          }
+          const reason = /EADDRINUSE/.test(error.message) ? "address already in use" : error.message;
+          reject(new Error(`cannot listen on ${address}: ${reason}`, { cause: error }));
+        });
+      });
+    },
+    notServing,
+    close(graceMs) {
+      notServing();
+      if (!bound) {
+        server.forceShutdown();
+        return Promise.resolve();
+      }
+      return new Promise((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/**
+ * addGrpcService registers a protobuf-es service on a grpc-js server. Thrown ConnectErrors keep their code, which
+ * gRPC numbers the same way.
+ */
+function addGrpcService<S extends GenServiceMethods>(
+  server: grpc.Server,
+  service: GenService<S>,
+  implementation: GrpcImplementation<S>,
+  observe: CallObserver,
 ): void {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: Record<string, grpc.UntypedHandleCall> = {};

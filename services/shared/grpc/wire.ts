@@ -91,24 +91,3 @@ export function statusCode(value: string | string[] | undefined): Code | typeof 
   const code = Number(Array.isArray(value) ? value[0] : value);
   return Number.isInteger(code) && code >= 0 && code <= 16 ? (code as Code) : Code.Unknown;
 }
-
-/** codeForHttpStatus is the status a call gets when the server answered with an HTTP error instead of gRPC. */
-export function codeForHttpStatus(status: number): Code {
-  switch (status) {
-    case 400:
-      return Code.Internal;
-    case 401:
-      return Code.Unauthenticated;
-    case 403:
-      return Code.PermissionDenied;
-    case 404:
-      return Code.Unimplemented;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return Code.Unavailable;
-    default:
-      return Code.Unknown;
-  }
-}

@@ -4,11 +4,11 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
-import { InferenceCallSchema, type InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
-import { ProviderSchema, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
-import { startScriptedAgent, type ScriptedAgent } from "../../test/support/scripted-agent.js";
-import { waitFor } from "../../test/support/wait-for.js";
-import { createAgentCalls, type AgentCalls } from "./agent-client.js";
+import { InferenceCallSchema, type InferencePart } from "../../../gen/infermesh/v1/inference_pb.js";
+import { ProviderSchema, type Provider } from "../../../gen/infermesh/v1/registry_pb.js";
+import { startScriptedAgent, type ScriptedAgent } from "../../../test/support/scripted-agent.js";
+import { waitFor } from "../../../test/support/wait-for.js";
+import { createAgentCalls, type AgentCalls } from "./infer-client.js";
 
 const TOKEN = "agent-client-test-token";
 const encode = (text: string) => new TextEncoder().encode(text);

@@ -1,0 +1,31 @@
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { RegistryService } from "../../../gen/infermesh/v1/registry_pb.js";
+
+/**
+ * The mesh's clients of RegistryService (a gateway's provider watch and key checks and the heartbeats it relays, an
+ * agent's heartbeats) use connect-node's gRPC transport: off the hot path, its typed promise and async-iterable
+ * clients, deadlines and cancellation are worth more than the CPU its generality costs, and it speaks the same gRPC
+ * as the grpc-js servers. Each caller holds one HTTP/2 session to the registry, pinged so that a registry that
+ * vanished is noticed, and ended by close(): an idle session would keep the process alive.
+ */
+
+/** RegistryKeepalive is how often the session to the registry is pinged, and how long a ping may go unanswered. */
+export interface RegistryKeepalive {
+  readonly pingIntervalMs: number;
+  readonly pingTimeoutMs: number;
+}
+
+/** RegistryClient is a RegistryService client with the one session it runs on. */
+export interface RegistryClient {
+  readonly client: Client<typeof RegistryService>;
+  /** close ends the session; calls still on it fail. */
+  close(): void;
+}
+
+/** createRegistryClient makes a RegistryService client of the registry at baseUrl, "http://host:port". */
+export function createRegistryClient(baseUrl: string, keepalive: RegistryKeepalive): RegistryClient {
+  const sessions = new Http2SessionManager(baseUrl, keepalive);
+  const client = createClient(RegistryService, createGrpcTransport({ baseUrl, sessionManager: sessions }));
+  return { client, close: () => sessions.abort() };
+}
