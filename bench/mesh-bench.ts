@@ -63,7 +63,8 @@ import {
   type TargetName,
   type TtfbRun,
 } from "./mesh-results.js";
-import { compileCli, SOURCE_CLI, startMeshProcesses, type CliCommand, type MeshProcesses, type ServiceProcess } from "./mesh-processes.js";
+import { compileCli, SOURCE_CLI, type CliCommand } from "./cli-command.js";
+import { startMeshProcesses, type MeshProcesses, type ServiceProcess } from "./mesh-processes.js";
 import { machineBusyMs, openFileLimit, type ProcessSample } from "./process-stats.js";
 import { killStreamClients, runStreamJob } from "./stream-client-process.js";
 import type { ChunksResult, OpenSummary, Target, TtfbResult } from "./stream-client-protocol.js";

@@ -5,18 +5,26 @@
  * Secrets (the mesh token, the API key) reach the children through INFERMESH_* variables, never argv, and are never
  * printed. stopAll stops them in an order that lets each drain; killAll is the synchronous last resort on exit.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { access, copyFile, mkdir, symlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import type { CliCommand } from "./cli-command.js";
+import { agentCommand, gatewayCommand, registryCommand, simCommand, type ServiceCommand } from "./mesh-commands.js";
 import { nginxConfig } from "./nginx-config.js";
+import {
+  createApiKey,
+  freePorts,
+  hasExited,
+  launch,
+  launchCli,
+  stopProcess,
+  withoutInfermeshVariables,
+  type LaunchOptions,
+} from "./process-launcher.js";
 import { childPids, sampleProcess, type ProcessSample } from "./process-stats.js";
 
-/** REPO_DIR is the repository the bench belongs to. */
-const REPO_DIR = fileURLToPath(new URL("../", import.meta.url));
 /** READY_TIMEOUT_MS bounds the start of one service (tsx compiles the sources on the fly). */
 const READY_TIMEOUT_MS = 60_000;
 /** STOP_TIMEOUT_MS is how long a service may take to drain and exit after SIGTERM before it is killed. */
@@ -29,62 +37,8 @@ export const MODEL = "sim-llama";
 const AGENT_MAX_CONCURRENCY = 10_000;
 /** NGINX_UPSTREAM_KEEPALIVE is the idle connections each nginx worker keeps to the simulator. */
 const NGINX_UPSTREAM_KEEPALIVE = 1024;
-
-/**
- * CliCommand is how a service is started: `node ...execArgv script`. compileCli makes one from the working tree
- * compiled to plain JavaScript, as production runs it; SOURCE_CLI runs the TypeScript sources through tsx (whose
- * loader and source maps cost a little at run time, mostly when errors are created).
- */
-export interface CliCommand {
-  readonly execArgv: readonly string[];
-  readonly script: string;
-  /** env is added to each service's environment. */
-  readonly env: Readonly<Record<string, string>>;
-  readonly description: string;
-}
-
-/** SOURCE_CLI runs infermesh's CLI from its sources through tsx, with the repository's tsconfig. */
-export const SOURCE_CLI: CliCommand = {
-  execArgv: ["--import", import.meta.resolve("tsx")],
-  script: join(REPO_DIR, "src", "cli", "main.ts"),
-  env: { TSX_TSCONFIG_PATH: join(REPO_DIR, "tsconfig.json") },
-  description: "TypeScript sources through tsx",
-};
-
-/**
- * compileCli compiles the working tree (tsconfig.build.json) into dir with tsc, beside a link to the repository's
- * node_modules and a copy of its package.json, so that the build resolves its dependencies and loads as ESM; the
- * repository's own dist/ is left alone. Type errors do not stop it (tsc still emits); a missing output does.
- */
-export async function compileCli(dir: string): Promise<CliCommand> {
-  const outDir = join(dir, "dist");
-  const tsc = join(REPO_DIR, "node_modules", "typescript", "bin", "tsc");
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [tsc, "-p", join(REPO_DIR, "tsconfig.build.json"), "--outDir", outDir, "--sourceMap", "false"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let text = "";
-    child.stdout.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
-    child.once("error", reject);
-    child.once("exit", () => resolve(text));
-  });
-  await symlink(join(REPO_DIR, "node_modules"), join(dir, "node_modules"), "dir");
-  await copyFile(join(REPO_DIR, "package.json"), join(dir, "package.json"));
-  const script = join(outDir, "src", "cli", "main.js");
-  try {
-    await access(script);
-  } catch {
-    throw new Error(`compiling the CLI with tsc produced no ${script}:\n${output.trim()}`);
-  }
-  const errors = output.split("\n").filter((line) => line.includes("error TS")).length;
-  return {
-    execArgv: [],
-    script,
-    env: {},
-    description: `compiled with tsc${errors > 0 ? ` (${errors} type errors in the working tree, emitted anyway)` : ""}`,
-  };
-}
+/** SERVICE_LOG_LEVEL keeps the services quiet: only warnings and errors reach the log tail. */
+const SERVICE_LOG_LEVEL = "warn";
 
 /** ServiceProcess is one running service. */
 export interface ServiceProcess {
@@ -130,28 +84,8 @@ export interface MeshProcessOptions {
   readonly log: (line: string) => void;
 }
 
-/** freePorts asks the kernel for n distinct free loopback ports (the services take ports on their command line). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = Array.from({ length: n }, () => createServer());
-  // All stay bound until every port is known, so the kernel cannot hand out one port twice.
-  await Promise.all(
-    servers.map(
-      (server) =>
-        new Promise<void>((resolve, reject) => {
-          server.once("error", reject);
-          server.listen(0, "127.0.0.1", resolve);
-        }),
-    ),
-  );
-  const ports = servers.map((server) => (server.address() as { port: number }).port);
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  return ports;
-}
-
 interface Spawned extends ServiceProcess {
   readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  readonly running: () => boolean;
 }
 
 /**
@@ -162,18 +96,20 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
   const started: Spawned[] = [];
   const meshToken = randomBytes(24).toString("base64url");
   const dbPath = join(options.tempDir, "infermesh.db");
-  const baseEnv: NodeJS.ProcessEnv = { ...withoutInfermeshVariables(process.env), ...options.cli.env, NODE_ENV: "production" };
+  // The temp dir as working directory: whatever a service writes to its cwd is removed with it.
+  const launchOptions: LaunchOptions = {
+    cwd: options.tempDir,
+    env: { ...withoutInfermeshVariables(process.env), NODE_ENV: "production" },
+    openFiles: options.openFiles,
+  };
 
-  const nodeService = (name: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, profile = false): Spawned => {
-    const nodeArgs = [
-      ...options.cli.execArgv,
-      ...(profile && options.cpuProfileDir !== undefined
+  const nodeService = (name: string, command: ServiceCommand, profile = false): Spawned => {
+    const nodeArgs =
+      profile && options.cpuProfileDir !== undefined
         ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-name", `${name}.cpuprofile`]
-        : []),
-      options.cli.script,
-      ...args,
-    ];
-    const spawned = spawnService(name, process.execPath, nodeArgs, options.tempDir, { ...baseEnv, ...env }, options.openFiles);
+        : [];
+    const env = { ...launchOptions.env, ...command.env };
+    const spawned = watchService(name, launchCli(options.cli, command.args, { ...launchOptions, env }, nodeArgs));
     started.push(spawned);
     return spawned;
   };
@@ -182,65 +118,56 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
     // Clients before servers: gateway, then the agent (which deregisters from the registry), then the rest.
     const order = ["gateway", "agent", "nginx", "simulator", "registry"];
     const ordered = [...started].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
-    for (const service of ordered) await stopService(service);
+    // nginx stops gracefully on SIGQUIT, and at once on SIGTERM; the services drain on SIGTERM.
+    for (const service of ordered) {
+      await stopProcess(service.child, STOP_TIMEOUT_MS, (child) => child.kill(service.name === "nginx" ? "SIGQUIT" : "SIGTERM"));
+    }
   };
 
   try {
     const [simPort, registryPort, gatewayPort, agentPort, nginxPort] = (await freePorts(5)) as [number, number, number, number, number];
     const direct = `http://127.0.0.1:${simPort}`;
+    const registryUrl = `http://127.0.0.1:${registryPort}`;
 
     options.log(`starting the simulator on ${direct}`);
     // Non-streamed answers are immediate; streams set their own pace per request (the request's `sim` field).
-    const simulator = nodeService("simulator", [
-      "sim",
-      "--listen", `127.0.0.1:${simPort}`,
-      "--tokens-per-second", "0",
-      "--ttft-ms", "0",
-      "--model", MODEL,
-    ]);
+    const simulator = nodeService(
+      "simulator",
+      simCommand({ port: simPort, model: MODEL, extraArgs: ["--tokens-per-second", "0", "--ttft-ms", "0"] }),
+    );
 
     options.log("creating the bench user's API key");
-    const apiKey = await runCli(options.cli, ["keys", "create", "--user", "bench", "--label", "mesh bench", "--db", dbPath], options.tempDir, baseEnv);
+    const apiKey = await createApiKey(options.cli, { dbPath, user: "bench", label: "mesh bench" }, { ...launchOptions, openFiles: undefined });
 
     options.log(`starting the registry on 127.0.0.1:${registryPort}`);
-    const registry = nodeService(
-      "registry",
-      ["registry", "--listen", `127.0.0.1:${registryPort}`, "--db", dbPath, "--log-level", "warn"],
-      { INFERMESH_MESH_TOKEN: meshToken },
-    );
+    const registry = nodeService("registry", registryCommand({ port: registryPort, dbPath, meshToken, logLevel: SERVICE_LOG_LEVEL }));
 
     options.log(`starting the gateway on 127.0.0.1:${gatewayPort}`);
     const gateway = nodeService(
       "gateway",
-      [
-        "gateway",
-        "--listen", `127.0.0.1:${gatewayPort}`,
-        "--grpc-listen", "127.0.0.1:0",
-        "--registry", `http://127.0.0.1:${registryPort}`,
+      gatewayCommand({
+        port: gatewayPort,
+        registryUrl,
+        meshToken,
+        logLevel: SERVICE_LOG_LEVEL,
         // The bench's one API key stands for many clients: per-key limits would measure the limiter, not the path.
-        "--rate-limit-rpm", "0",
-        "--models-rate-limit-rpm", "0",
-        "--max-concurrent-streams", "0",
-        "--log-level", "warn",
-      ],
-      { INFERMESH_MESH_TOKEN: meshToken },
+        extraArgs: ["--rate-limit-rpm", "0", "--models-rate-limit-rpm", "0", "--max-concurrent-streams", "0"],
+      }),
       true,
     );
 
     options.log(`starting the agent on 127.0.0.1:${agentPort}`);
     const agent = nodeService(
       "agent",
-      [
-        "agent",
-        "--registry", `http://127.0.0.1:${registryPort}`,
-        "--listen", `127.0.0.1:${agentPort}`,
-        "--name", "bench-agent",
-        "--upstream", `llm=${direct}`,
-        "--max-concurrency", String(AGENT_MAX_CONCURRENCY),
-        "--max-queue", String(AGENT_MAX_CONCURRENCY),
-        "--log-level", "warn",
-      ],
-      { INFERMESH_API_KEY: apiKey },
+      agentCommand({
+        port: agentPort,
+        registryUrl,
+        apiKey,
+        name: "bench-agent",
+        upstreamUrl: direct,
+        logLevel: SERVICE_LOG_LEVEL,
+        extraArgs: ["--max-concurrency", String(AGENT_MAX_CONCURRENCY), "--max-queue", String(AGENT_MAX_CONCURRENCY)],
+      }),
       true,
     );
 
@@ -260,13 +187,9 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
         runAsRoot: process.getuid?.() === 0,
       }),
     );
-    const nginx = spawnService(
+    const nginx = watchService(
       "nginx",
-      options.nginx,
-      ["-p", nginxDir, "-c", configPath, "-e", join(nginxDir, "error.log")],
-      options.tempDir,
-      baseEnv,
-      options.openFiles,
+      launch(options.nginx, ["-p", nginxDir, "-c", configPath, "-e", join(nginxDir, "error.log")], launchOptions),
       true,
     );
     started.push(nginx);
@@ -282,7 +205,7 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
       model: MODEL,
       stopAll,
       killAll: () => {
-        for (const service of started) if (service.running()) service.child.kill("SIGKILL");
+        for (const service of started) if (!hasExited(service.child)) service.child.kill("SIGKILL");
       },
     };
     await waitUntilRouted(processes, started);
@@ -293,28 +216,11 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
   }
 }
 
-/** withoutInfermeshVariables drops the caller's INFERMESH_* settings, so that only the bench's flags apply. */
-function withoutInfermeshVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("INFERMESH_")));
-}
-
 /**
- * spawnService starts a process, through `prlimit` when it needs a higher open-file limit than the bench's own (prlimit
- * execs the command, so the pid is the service's). With `withChildren`, samples add up the process's children.
+ * watchService keeps the last lines a service writes, to explain a failure, and samples its CPU and memory; with
+ * `withChildren`, samples add up the process's children (nginx's workers).
  */
-function spawnService(
-  name: string,
-  command: string,
-  args: readonly string[],
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  openFiles: number | undefined,
-  withChildren = false,
-): Spawned {
-  const [file, argv] =
-    openFiles === undefined ? [command, args] : ["prlimit", [`--nofile=${openFiles}:${openFiles}`, "--", command, ...args]];
-  // The temp dir as working directory: whatever a service writes to its cwd is removed with it.
-  const child = spawn(file, argv, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+function watchService(name: string, child: ChildProcess, withChildren = false): Spawned {
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
     tail.push(...chunk.toString("utf8").split("\n").filter((line) => line.length > 0));
@@ -322,24 +228,12 @@ function spawnService(
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
-  let running = true;
-  const exited = new Promise<void>((resolve) =>
-    child.once("exit", () => {
-      running = false;
-      resolve();
-    }),
-  );
-  child.once("error", (error) => {
-    running = false;
-    tail.push(`cannot start ${command}: ${error.message}`);
-  });
+  child.once("error", (error) => tail.push(`cannot start ${name}: ${error.message}`));
   const pid = child.pid ?? -1;
   return {
     name,
     pid,
     child,
-    exited,
-    running: () => running,
     logTail: () => tail.join("\n"),
     sample: () => {
       const own = sampleProcess(pid);
@@ -361,34 +255,6 @@ function spawnService(
   };
 }
 
-async function stopService(service: Spawned): Promise<void> {
-  if (!service.running()) return;
-  // nginx stops gracefully on SIGQUIT, and at once on SIGTERM; the services drain on SIGTERM.
-  service.child.kill(service.name === "nginx" ? "SIGQUIT" : "SIGTERM");
-  const timer = setTimeout(() => service.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
-  await service.exited;
-  clearTimeout(timer);
-}
-
-/** runCli runs one short infermesh command and resolves its stdout, trimmed. */
-function runCli(cli: CliCommand, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...cli.execArgv, cli.script, ...args], {
-      cwd,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    child.once("error", reject);
-    child.once("exit", (code) =>
-      code === 0 ? resolve(stdout.trim()) : reject(new Error(`infermesh ${args[0]} ${args[1] ?? ""} failed: ${stderr.trim()}`)),
-    );
-  });
-}
-
 /**
  * waitUntilRouted polls until a chat request answers 200 directly, through nginx and through the mesh (the agent
  * registered and the gateway's routing table has its model); a service that exits meanwhile fails the start at once.
@@ -398,7 +264,7 @@ async function waitUntilRouted(processes: MeshProcesses, services: readonly Spaw
   const body = JSON.stringify({ model: processes.model, messages: [{ role: "user", content: "ready?" }], max_tokens: 1 });
   for (const [name, base] of Object.entries(processes.baseUrls)) {
     for (;;) {
-      const dead = services.find((service) => !service.running());
+      const dead = services.find((service) => hasExited(service.child));
       if (dead) throw new Error(`${dead.name} exited during start-up:\n${dead.logTail()}`);
       const status = await fetch(`${base}/v1/chat/completions`, {
         method: "POST",

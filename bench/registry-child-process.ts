@@ -2,8 +2,8 @@
  * registry-child-process starts bench/registry-child.ts, the registry under test, in a process of its own and talks
  * to it over IPC (registry-child-protocol.ts).
  */
-import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { forkTsx, stopProcess } from "./process-launcher.js";
 import { isChildMessage, type ParentMessage, type ResourceStats } from "./registry-child-protocol.js";
 
 /** CHILD_READY_TIMEOUT_MS bounds the registry child's start (tsx compiles it on the fly). */
@@ -37,11 +37,8 @@ export interface RegistryChild {
 
 /** startRegistryChild forks bench/registry-child.ts under tsx and resolves once its registry listens. */
 export async function startRegistryChild(options: RegistryChildOptions): Promise<RegistryChild> {
-  const child = fork(CHILD_PATH, [], {
-    execArgv: ["--import", import.meta.resolve("tsx"), ...(process.env.REGISTRY_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.REGISTRY_CPU_PROF] : [])],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const exited = new Promise<void>((resolveExit) => child.once("exit", () => resolveExit()));
+  const profileDir = process.env.REGISTRY_CPU_PROF;
+  const child = forkTsx(CHILD_PATH, { execArgv: profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [] });
   const pendingStats = new Map<number, { resolve: (stats: ResourceStats) => void; reject: (error: Error) => void }>();
   let nextStatsId = 1;
   let failure: Error | undefined;
@@ -75,13 +72,7 @@ export async function startRegistryChild(options: RegistryChildOptions): Promise
     if (child.connected) child.send(message);
   };
 
-  const stop = async () => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    send({ type: "stop" });
-    const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_EXIT_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopProcess(child, CHILD_EXIT_TIMEOUT_MS, () => send({ type: "stop" }));
 
   try {
     const ready = await withTimeout(

@@ -3,8 +3,9 @@
  * hold job calls back when its streams are open and again after its counting window, and is told to close once those
  * callbacks (which sample the services' memory) are done.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { forkTsx } from "./process-launcher.js";
 import {
   isChildMessage,
   type ChunksResult,
@@ -35,16 +36,7 @@ export function runStreamJob(job: Job & { type: "ttfb" }, options: StreamJobOpti
 export function runStreamJob(job: Job & { type: "chunks" }, options: StreamJobOptions): Promise<ChunksResult>;
 export function runStreamJob(job: Job & { type: "hold" }, options: StreamJobOptions): Promise<void>;
 export function runStreamJob(job: Job, options: StreamJobOptions): Promise<TtfbResult | ChunksResult | void> {
-  const tsx = import.meta.resolve("tsx");
-  const child =
-    options.openFiles === undefined
-      ? fork(CHILD_PATH, [], { execArgv: ["--import", tsx], stdio: ["ignore", "inherit", "inherit", "ipc"] })
-      : fork(CHILD_PATH, [], {
-          // prlimit execs node, so the IPC channel the fork set up carries on.
-          execPath: "prlimit",
-          execArgv: [`--nofile=${options.openFiles}:${options.openFiles}`, "--", process.execPath, "--import", tsx],
-          stdio: ["ignore", "inherit", "inherit", "ipc"],
-        });
+  const child = forkTsx(CHILD_PATH, { openFiles: options.openFiles });
   live.add(child);
   return new Promise<TtfbResult | ChunksResult | void>((resolve, reject) => {
     let settled = false;

@@ -1,8 +1,9 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { freePorts } from "./free-port.js";
-import { cliEntry, MeshProcess, REPO_ROOT, type Crash } from "./mesh-process.js";
+import { freshestCli, REPO_DIR, type CliCommand } from "../bench/cli-command.js";
+import { agentCommand, gatewayCommand, registryCommand, simCommand, type ServiceCommand } from "../bench/mesh-commands.js";
+import { createApiKey, freePorts, withoutInfermeshVariables } from "../bench/process-launcher.js";
+import { MeshProcess, type Crash } from "./mesh-process.js";
 
 /** FAULT_MODEL is the model every simulator serves, so that the gateway can fail over between the three agents. */
 export const FAULT_MODEL = "sim-llama";
@@ -37,6 +38,8 @@ export interface FaultMesh {
   readonly apiKey: string;
   readonly meshToken: string;
   readonly dbPath: string;
+  /** cli is how the processes run `infermesh`. */
+  readonly cli: CliCommand;
   /** agentIds are the agents' provider ids, in the order of agents. */
   readonly agentIds: readonly string[];
   /** crashes are the exits the suite did not cause, so far. */
@@ -52,54 +55,30 @@ export interface FaultMesh {
  */
 export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMesh> {
   const n = options.agents;
-  const [registryPort, gatewayPort, ...rest] = await freePorts(2 + 2 * n);
+  const [registryPort, gatewayPort, ...rest] = (await freePorts(2 + 2 * n)) as [number, number, ...number[]];
   const agentPorts = rest.slice(0, n);
   const simPorts = rest.slice(n);
   const meshToken = randomBytes(24).toString("base64url");
   const dbPath = join(options.runDir, "infermesh.db");
   const crashes: Crash[] = [];
-  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("INFERMESH_")));
-  const make = (name: string, args: string[], readyMsg: string, env: NodeJS.ProcessEnv = {}) =>
+  const cli = freshestCli();
+  const env = withoutInfermeshVariables(process.env);
+  const make = (name: string, command: ServiceCommand) =>
     new MeshProcess({
       name,
-      args,
-      env: { ...baseEnv, ...env },
-      readyMsg,
+      cli,
+      command,
+      env,
       logFile: join(options.runDir, `${name}.log`),
       onCrash: (crash) => crashes.push(crash),
     });
 
   const registryUrl = `http://127.0.0.1:${registryPort}`;
-  const sims = simPorts.map((port, i) =>
-    make(`sim-${i + 1}`, ["sim", "--listen", `127.0.0.1:${port}`, "--model", FAULT_MODEL, ...options.simArgs], "simulator ready"),
-  );
+  const sims = simPorts.map((port, i) => make(`sim-${i + 1}`, simCommand({ port, model: FAULT_MODEL, extraArgs: options.simArgs })));
   const simUrls = simPorts.map((port) => `http://127.0.0.1:${port}`);
-  const registry = make(
-    "registry",
-    [
-      "registry",
-      "--listen", `127.0.0.1:${registryPort}`,
-      "--db", dbPath,
-      "--heartbeat-interval-ms", String(options.heartbeatIntervalMs),
-      "--ttl-ms", String(options.ttlMs),
-      "--log-level", options.logLevel,
-    ],
-    "registry ready",
-    { INFERMESH_MESH_TOKEN: meshToken },
-  );
-  const gateway = make(
-    "gateway",
-    [
-      "gateway",
-      "--listen", `127.0.0.1:${gatewayPort}`,
-      "--grpc-listen", "127.0.0.1:0",
-      "--registry", registryUrl,
-      "--log-level", options.logLevel,
-      ...options.gatewayArgs,
-    ],
-    "gateway ready",
-    { INFERMESH_MESH_TOKEN: meshToken },
-  );
+  const { heartbeatIntervalMs, ttlMs, logLevel } = options;
+  const registry = make("registry", registryCommand({ port: registryPort, dbPath, meshToken, logLevel, heartbeatIntervalMs, ttlMs }));
+  const gateway = make("gateway", gatewayCommand({ port: gatewayPort, registryUrl, meshToken, logLevel, extraArgs: options.gatewayArgs }));
   const agentIds = agentPorts.map((_, i) => `fault-agent-${i + 1}`);
   const all = () => [registry, gateway, ...agents, ...sims];
   let agents: MeshProcess[] = [];
@@ -107,25 +86,20 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
     // Two stages, each in parallel: on a loaded 2-core machine every start costs seconds of compiling and loading.
     // The store waits on SQLite's busy timeout, so `keys create` and the registry may open the new file together;
     // the gateway and the agents reach the registry by themselves once it listens.
-    const [apiKey] = await Promise.all([createKey(dbPath, baseEnv), registry.start(), gateway.start(), ...sims.map((sim) => sim.start())]);
-    agents = agentPorts.map((port, i) =>
-      make(
+    const [apiKey] = await Promise.all([
+      createApiKey(cli, { dbPath, user: FAULT_USER, label: "fault suite" }, { cwd: REPO_DIR, env }),
+      registry.start(),
+      gateway.start(),
+      ...sims.map((sim) => sim.start()),
+    ]);
+    agents = agentPorts.map((port, i) => {
+      const id = agentIds[i] as string;
+      const upstreamUrl = simUrls[i] as string;
+      return make(
         `agent-${i + 1}`,
-        [
-          "agent",
-          "--registry", registryUrl,
-          "--listen", `127.0.0.1:${port}`,
-          "--id", agentIds[i] as string,
-          "--name", agentIds[i] as string,
-          "--upstream", `llm=${simUrls[i]}`,
-          "--log-level", options.logLevel,
-          ...options.agentArgs,
-        ],
-        "agent ready",
-        // The key travels in the environment, never on a command line that `ps` shows.
-        { INFERMESH_API_KEY: apiKey },
-      ),
-    );
+        agentCommand({ port, registryUrl, apiKey, id, name: id, upstreamUrl, logLevel, extraArgs: options.agentArgs }),
+      );
+    });
     await Promise.all(agents.map((agent) => agent.start()));
     return {
       registry,
@@ -138,6 +112,7 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
       apiKey,
       meshToken,
       dbPath,
+      cli,
       agentIds,
       crashes,
       all,
@@ -151,25 +126,4 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
 
 async function closeAll(processes: readonly MeshProcess[]): Promise<void> {
   await Promise.all(processes.map((p) => p.terminate()));
-}
-
-/** createKey runs `infermesh keys create` on the database file, as an operator would, and returns the key. */
-function createKey(dbPath: string, env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...cliEntry().nodeArgs, "keys", "create", "--db", dbPath, "--user", FAULT_USER, "--label", "fault suite"], {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
-    child.once("error", reject);
-    child.once("close", (code) => {
-      const key = out.trim();
-      if (code === 0 && /^im_\S+$/.test(key)) resolve(key);
-      else reject(new Error(`infermesh keys create failed (exit ${code}): ${err.trim().split("\n")[0] ?? ""}`));
-    });
-  });
 }

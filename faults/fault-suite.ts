@@ -9,7 +9,7 @@ import { formatReport, summarize, type FaultSummary } from "./fault-report.js";
 import { FAULT_KINDS, planFaults, type FaultKind, type Range } from "./fault-schedule.js";
 import { runLoad, type RequestRecord } from "./load-driver.js";
 import { checkMesh, type Check } from "./mesh-checks.js";
-import { cliEntry, type MeshProcess } from "./mesh-process.js";
+import type { MeshProcess } from "./mesh-process.js";
 import { createRandom } from "./seeded-random.js";
 
 /** FaultSuiteOptions configures one run of the fault suite. */
@@ -196,7 +196,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
       `registry (heartbeat ${options.heartbeatIntervalMs} ms, TTL ${options.ttlMs} ms), gateway${fmtArgs(options.gatewayArgs)}, ` +
       `${options.agents} agents${fmtArgs(options.agentArgs)} each with its own simulator; ` +
       `${Math.round(options.streamShare * 100)}% streamed, ${options.tokens[0]}-${options.tokens[1]} tokens at ${options.tokensPerSecond}/s; ` +
-      `run from the ${cliEntry().from === "build" ? "compiled build (dist/ is fresh)" : "TypeScript sources (tsx)"}`,
+      `run from the ${mesh.cli.description}`,
     runDir,
   });
   return { summary, report, records, faults, runDir, passed: summary.failures.length === 0 };

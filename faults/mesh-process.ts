@@ -1,52 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, readdirSync, statSync, type WriteStream } from "node:fs";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { REPO_DIR, type CliCommand } from "../bench/cli-command.js";
+import type { ServiceCommand } from "../bench/mesh-commands.js";
+import { launchCli, stopProcess, waitForLogLine } from "../bench/process-launcher.js";
 
-/** REPO_ROOT is the repository's root folder, where every process of the mesh runs. */
-export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SOURCE_FOLDERS = ["gen", "services", "src"];
-
-/** CliEntry is how the suite runs `infermesh`: node's arguments before the command's, and where the code comes from. */
-export interface CliEntry {
-  readonly nodeArgs: readonly string[];
-  readonly from: "build" | "sources";
-}
-
-let entry: CliEntry | undefined;
-
-/**
- * cliEntry runs the compiled build (`npm run build`, which `npm ci` runs) when it is at least as new as every source
- * file it is compiled from, since it starts in half the CPU time; otherwise the TypeScript sources through tsx, as
- * test/support/cli-process.ts does. Either way it is the same code.
- */
-export function cliEntry(): CliEntry {
-  entry ??= isBuildFresh(REPO_ROOT)
-    ? { nodeArgs: [join(REPO_ROOT, "dist", "src", "cli", "main.js")], from: "build" }
-    : { nodeArgs: ["--import", "tsx", join(REPO_ROOT, "src", "cli", "main.ts")], from: "sources" };
-  return entry;
-}
-
-/** isBuildFresh tells whether root's dist/ holds a .js at least as new as each source .ts it is compiled from. */
-export function isBuildFresh(root: string): boolean {
-  const stale = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((item) => {
-      const path = join(dir, item.name);
-      if (item.isDirectory()) return item.name !== "test-support" && stale(path);
-      if (!item.name.endsWith(".ts") || item.name.endsWith(".test.ts") || item.name.endsWith(".d.ts")) return false;
-      const built = join(root, "dist", relative(root, path).replace(/\.ts$/, ".js"));
-      try {
-        return statSync(built).mtimeMs < statSync(path).mtimeMs;
-      } catch {
-        return true;
-      }
-    });
-  try {
-    return !SOURCE_FOLDERS.some((folder) => stale(join(root, folder)));
-  } catch {
-    return false;
-  }
-}
 /** DEFAULT_READY_TIMEOUT_MS bounds a start on a loaded 2-core machine, where tsx compiles the sources first. */
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
 /** DEFAULT_TERMINATE_GRACE_MS is how long a SIGTERMed process may drain before it is killed. */
@@ -63,14 +20,14 @@ export interface Crash {
   readonly signal: NodeJS.Signals | null;
 }
 
-/** MeshProcessOptions describes one `infermesh` command run as its own process. */
+/** MeshProcessOptions describes one `infermesh` service run as its own process. */
 export interface MeshProcessOptions {
   /** name labels the process in reports and log lines: "registry", "agent-1", "sim-2". */
   readonly name: string;
-  readonly args: readonly string[];
+  readonly cli: CliCommand;
+  readonly command: ServiceCommand;
+  /** env is the environment besides the command's own secrets. */
   readonly env: NodeJS.ProcessEnv;
-  /** readyMsg is the `msg` of the JSON log line that says the process serves. */
-  readonly readyMsg: string;
   /** logFile receives the process's stdout and stderr, across restarts. */
   readonly logFile: string;
   readonly readyTimeoutMs?: number;
@@ -125,14 +82,12 @@ export class MeshProcess {
   async #start(): Promise<void> {
     this.#starts++;
     this.#state = "starting";
-    this.#log.write(`--- ${new Date().toISOString()} start #${this.#starts}: infermesh ${redact(this.#options.args).join(" ")}\n`);
-    const child = spawn(process.execPath, [...cliEntry().nodeArgs, ...this.#options.args], {
-      cwd: REPO_ROOT,
-      env: this.#options.env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const { cli, command, env, logFile } = this.#options;
+    this.#log.write(`--- ${new Date().toISOString()} start #${this.#starts}: infermesh ${redact(command.args).join(" ")}\n`);
+    const child = launchCli(cli, command.args, { cwd: REPO_DIR, env: { ...env, ...command.env } });
     this.#child = child;
     child.stdout?.pipe(this.#log, { end: false });
+    child.stderr?.pipe(this.#log, { end: false });
     // "close", not "exit": it comes once the output is drained too, so nothing is written to a closed log.
     this.#exited = new Promise((resolve) =>
       child.once("close", (code, signal) => {
@@ -144,44 +99,12 @@ export class MeshProcess {
         resolve();
       }),
     );
-    await new Promise<void>((resolve, reject) => {
-      let pending = "";
-      let ready = false;
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`${this.name} did not log '${this.#options.readyMsg}' within ${this.#options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS} ms`));
-      }, this.#options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
-      const onData = (chunk: Buffer) => {
-        this.#log.write(chunk);
-        if (ready) return;
-        pending += chunk.toString("utf8");
-        const lines = pending.split("\n");
-        pending = lines.pop() ?? "";
-        for (const line of lines) {
-          if (!line.startsWith("{")) continue;
-          try {
-            if ((JSON.parse(line) as { msg?: unknown }).msg === this.#options.readyMsg) {
-              ready = true;
-              cleanup();
-              resolve();
-              return;
-            }
-          } catch {
-            // Not one of ours: grpc-js or tsx may print other lines.
-          }
-        }
-      };
-      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-        cleanup();
-        reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before it was ready; see ${this.#options.logFile}`));
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        child.removeListener("exit", onExit);
-      };
-      child.stderr?.on("data", onData);
-      child.once("exit", onExit);
-    });
+    const readyTimeoutMs = this.#options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    try {
+      await waitForLogLine(child, child.stderr as NonNullable<ChildProcess["stderr"]>, command.readyMsg, readyTimeoutMs, this.name);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; see ${logFile}`);
+    }
     this.#state = "running";
   }
 
@@ -211,11 +134,11 @@ export class MeshProcess {
       return;
     }
     this.#state = "exited";
-    child.kill("SIGCONT");
-    child.kill("SIGTERM");
-    const force = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await stopProcess(child, graceMs, () => {
+      child.kill("SIGCONT");
+      child.kill("SIGTERM");
+    });
     await this.#exited;
-    clearTimeout(force);
     this.#log.end();
   }
 
@@ -228,7 +151,7 @@ export class MeshProcess {
   }
 }
 
-/** redact hides the values of secret flags in the command line written to the log. */
+/** redact hides the values of secret flags (given as extra flags of a run) in the command line written to the log. */
 function redact(args: readonly string[]): string[] {
   return args.map((arg, i) => (/^--(api-key|mesh-token)$/.test(args[i - 1] ?? "") ? "***" : arg));
 }
