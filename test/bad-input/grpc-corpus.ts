@@ -214,6 +214,14 @@ function registryCases(): GrpcCase[] {
       () => Buffer.alloc(0),
       unimplemented,
     ),
+    grpcCase(registryMethod("heartbeat", "mesh", () => Buffer.alloc(0)), "a method name in the wrong case", "mesh", () => Buffer.alloc(0), unimplemented),
+    grpcCase(
+      { ...registryMethod("Heartbeat", "mesh", () => Buffer.alloc(0)), name: "infermesh.v2.RegistryService", path: "/infermesh.v2.RegistryService/Heartbeat" },
+      "a package version the contract does not have",
+      "mesh",
+      () => Buffer.alloc(0),
+      unimplemented,
+    ),
   ];
 }
 
