@@ -1,18 +1,23 @@
 /**
- * editDistance is the Levenshtein distance between two words: how many characters must be inserted, deleted or
- * replaced to turn one into the other.
+ * editDistance is how many single-character edits turn one word into the other: insertions, deletions,
+ * replacements, and swaps of two neighbours, the commonest typo ("hepl" for "help") counted as one (the optimal
+ * string alignment distance).
  */
 export function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   for (let i = 1; i <= a.length; i++) {
-    const current = [i];
+    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const replace = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min(replace, (previous[j] as number) + 1, (current[j - 1] as number) + 1));
+      const above = rows[i - 1] as number[];
+      let distance = Math.min((above[j] as number) + 1, (row[j - 1] as number) + 1, (above[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        distance = Math.min(distance, ((rows[i - 2] as number[])[j - 2] as number) + 1);
+      }
+      row.push(distance);
     }
-    previous = current;
+    rows.push(row);
   }
-  return previous[b.length] as number;
+  return (rows[a.length] as number[])[b.length] as number;
 }
 
 /**

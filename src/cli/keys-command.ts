@@ -61,7 +61,7 @@ export async function runKeysRevoke(argv: readonly string[], env: NodeJS.Process
   const flags = parseFlags(KEYS_REVOKE_FLAGS, argv, env, true);
   const [keyId, ...extra] = flags.positionals;
   if (!keyId) throw new UsageError("KEY_ID", "a KEY_ID is required (`infermesh keys list` shows them)");
-  if (extra.length > 0) throw new UsageError(extra[0] as string, `expects one KEY_ID, got also '${extra.join(" ")}'`);
+  if (extra.length > 0) throw new UsageError(extra[0] as string, `takes one KEY_ID, got ${flags.positionals.length}: ${flags.positionals.join(" ")}`);
   await withStore(flags, async (store) => {
     const record = await store.revokeApiKey(keyId);
     if (!record) throw new Error(`no API key with id '${keyId}'`);

@@ -24,11 +24,16 @@ export interface CliProcess {
   waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-/** spawnCli starts `infermesh ARGS` from the TypeScript sources, as `npm run build` would compile them. */
+/**
+ * spawnCli starts `infermesh ARGS` from the TypeScript sources, as `npm run build` would compile them. The command
+ * sees only the INFERMESH_* variables env gives: one the test runner's shell exported must not change what a test
+ * proves.
+ */
 export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, cwd = REPO_ROOT): CliProcess {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("INFERMESH_")));
   const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
     cwd,
-    env: { ...process.env, ...env },
+    env: { ...inherited, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -1,0 +1,48 @@
+import { expect } from "chai";
+import { ConfigError } from "../../services/shared/config-error.js";
+import { parseGatewayConfig } from "./gateway-command.js";
+
+const MESH = "mesh-token-0123456789abcdef";
+
+function message(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+const EXPORTED = { INFERMESH_MESH_TOKEN: MESH, INFERMESH_LISTEN: "0.0.0.0:1", INFERMESH_GRPC_LISTEN: "0.0.0.0:2", INFERMESH_METRICS_LISTEN: "0.0.0.0:3" };
+
+describe("infermesh gateway's flags", () => {
+  it("reads INFERMESH_GATEWAY_* variables and the shared INFERMESH_REGISTRY, never an unprefixed INFERMESH_LISTEN", () => {
+    expect(parseGatewayConfig([], EXPORTED)).to.deep.include({
+      listen: { host: "127.0.0.1", port: 8080 },
+      grpcListen: { host: "127.0.0.1", port: 7702 },
+      registry: "http://127.0.0.1:7700",
+    });
+    const config = parseGatewayConfig([], {
+      ...EXPORTED,
+      INFERMESH_GATEWAY_LISTEN: "127.0.0.1:0",
+      INFERMESH_REGISTRY: "http://10.0.0.1:7700",
+      INFERMESH_GATEWAY_MAX_TOKENS: "100",
+    });
+    expect(config).to.deep.include({ listen: { host: "127.0.0.1", port: 0 }, registry: "http://10.0.0.1:7700" });
+    expect(config.guardrails.maxTokens).to.equal(100);
+  });
+
+  it("says what a bad value is in its unit, naming the flag or the variable", () => {
+    expect(message(() => parseGatewayConfig([], { ...EXPORTED, INFERMESH_GATEWAY_BODY_LIMIT_BYTES: "1k" }))).to.equal(
+      "INFERMESH_GATEWAY_BODY_LIMIT_BYTES expects a whole number of bytes from 1024 to 1073741824, got '1k'",
+    );
+    expect(message(() => parseGatewayConfig(["--registry", "http://r:1/path"], EXPORTED))).to.equal(
+      "--registry expects HOST:PORT or http(s)://HOST:PORT without a path, got 'http://r:1/path'",
+    );
+    expect(message(() => parseGatewayConfig(["--registry", "r:0"], EXPORTED))).to.equal("--registry expects a port from 1 to 65535, got 'r:0'");
+    expect(message(() => parseGatewayConfig(["--stream-timeout-ms", "0"], EXPORTED))).to.equal(
+      "--stream-timeout-ms expects a whole number of milliseconds from 1 to 86400000, got '0'",
+    );
+  });
+});
