@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { MESH_TOKEN, startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
 import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
-import { createSimulator, type Simulator } from "../sim/simulator.js";
+import { createSimulator, expectedCompletionText, type Simulator } from "../sim/simulator.js";
 import type { Agent } from "./agent.js";
 import type { UpstreamSettings } from "./agent-config.js";
 import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
@@ -316,7 +316,7 @@ describe("agent Infer against the model-server simulator", () => {
     for (const result of [first, second]) {
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
       const answer = JSON.parse((result.parts[1]?.data as Buffer).toString()) as { choices: { message: { content: string } }[] };
-      expect(answer.choices[0]?.message.content).to.be.a("string").and.not.equal("");
+      expect(answer.choices[0]?.message.content).to.equal(expectedCompletionText([{ role: "user", content: "hello" }], 3));
       expect(result.parts[2]?.trailer?.usage?.completionTokens).to.equal(3);
     }
     expect(simulator.openConnections, "discovery and inference reuse pooled connections").to.be.at.most(2);

@@ -4,7 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import type { StockClient } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
-import { createSimulator } from "../sim/simulator.js";
+import { createSimulator, expectedTranscription } from "../sim/simulator.js";
 import type { Agent } from "./agent.js";
 import { pngHeader } from "./image-format.js";
 import { DATA_PART_BYTES } from "./inference-parts.js";
@@ -381,7 +381,11 @@ describe("agent Infer for audio and images against the model-server simulator", 
       agent.agentToken,
     );
     expect(transcription.parts[0]?.head?.status, dataOf(transcription.parts).toString()).to.equal(200);
-    expect(JSON.parse(dataOf(transcription.parts).toString())).to.have.property("text").that.is.a("string").and.not.equal("");
+    const transcript = expectedTranscription(wav);
+    expect(JSON.parse(dataOf(transcription.parts).toString())).to.deep.equal({
+      text: transcript.text,
+      usage: { type: "duration", seconds: Math.ceil(transcript.durationSeconds) },
+    });
 
     const imageBody = Buffer.from(JSON.stringify({ model: "sim-image", prompt: "a fox", size: "64x48", n: 2, response_format: "b64_json" }));
     const image = await infer(client, { operation: "OPERATION_IMAGE_GENERATION", model: "sim-image", body: imageBody }, agent.agentToken);
