@@ -135,8 +135,6 @@ export interface AgentSettings {
   readonly logLevel?: string;
 }
 
-
-
 /** ScalarSetting is a top-level setting other than the list of upstreams. */
 export type ScalarSetting = Exclude<keyof AgentSettings, "upstreams">;
 

@@ -81,7 +81,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const fromFlags = settingsFromFlags(flags, readFile);
   if (fromFlags.registry === undefined && fromFile.registry === undefined) throw missing(flags, "registry");
   if (fromFlags.apiKey === undefined && fromFile.apiKey === undefined) {
-    throw missing(flags, "api-key", "; --api-key-file FILE (or INFERMESH_API_KEY_FILE) keeps it off the command line");
+    throw missing(flags, "api-key", `; --api-key-file FILE (or ${flags.spec("api-key-file").env}) keeps it off the command line`);
   }
   if (fromFlags.upstreams === undefined && fromFile.upstreams === undefined) throw missing(flags, "upstream", "", "upstreams");
   return resolveAgentConfig(fromFile, fromFlags);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, resolve as absolutePath } from "node:path";
 import { createAgent } from "../../services/agent/agent.js";
 import { resolveAgentConfig } from "../../services/agent/agent-config.js";
 import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
@@ -147,7 +147,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     await waitUntil(() => gateway.table.provider(addresses.providerId) !== undefined, READY_TIMEOUT_MS);
     const served = agent.models().map((m) => m.id);
     say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: models ${served.join(", ")}; Ctrl-C stops everything`);
-    say(`more agents join with: ${agentJoinHint(registryPort, resolve(keyFile))}`);
+    say(`more agents join with: ${agentJoinHint(registryPort, absolutePath(keyFile))}`);
     say(`InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort} (with health and reflection: grpcurl -plaintext 127.0.0.1:${grpcPort} list)`);
     say(`Prometheus metrics of all three services: http://127.0.0.1:${httpPort}/metrics (scrape config: infermesh metrics-config --gateway 127.0.0.1:${httpPort})`);
     say("point any OpenAI client at the mesh: export these two lines in another shell");
@@ -165,7 +165,9 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
  * keeps it in, never on the command line, which `ps` shows to every user of the machine.
  */
 export function agentJoinHint(registryPort: number, keyFile: string): string {
-  return `infermesh agent --registry http://127.0.0.1:${registryPort} --api-key-file ${keyFile} --listen 127.0.0.1:0 --upstream llm=URL`;
+  // Quoted for the shell when the path needs it, so that the line can be pasted as it is.
+  const file = /^[\w./-]+$/.test(keyFile) ? keyFile : `'${keyFile.replaceAll("'", `'\\''`)}'`;
+  return `infermesh agent --registry http://127.0.0.1:${registryPort} --api-key-file ${file} --listen 127.0.0.1:0 --upstream llm=URL`;
 }
 
 /**

@@ -52,6 +52,8 @@ export function readSecret(flags: ParsedFlags, name: string, readFile: ReadTextF
   }
   const secret = text.trim();
   if (secret === "") throw new ConfigError(where, `${where} names an empty file, '${path}'`);
-  if (/[\r\n]/.test(secret)) throw new ConfigError(where, `${where} expects a file holding the secret alone on one line, got several lines in '${path}'`);
+  if (/[\r\n]/.test(secret)) {
+    throw new ConfigError(where, `${where} expects a file holding the secret alone on one line, got several lines in '${path}'`);
+  }
   return { value: secret, setting: where };
 }

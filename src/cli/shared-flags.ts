@@ -85,10 +85,8 @@ export const SHARED_VARIABLES: readonly string[] = [
 export function requireMeshToken(flags: ParsedFlags, readFile: ReadTextFile): string {
   const meshToken = readSecret(flags, "mesh-token", readFile);
   if (meshToken === undefined) {
-    throw new ConfigError(
-      "--mesh-token",
-      "--mesh-token (or INFERMESH_MESH_TOKEN) is required; --mesh-token-file FILE (or INFERMESH_MESH_TOKEN_FILE) keeps it off the command line",
-    );
+    const [direct, file] = [flags.spec("mesh-token").env, flags.spec("mesh-token-file").env];
+    throw new ConfigError("--mesh-token", `--mesh-token (or ${direct}) is required; --mesh-token-file FILE (or ${file}) keeps it off the command line`);
   }
   const { value, setting } = meshToken;
   if (value.length < MIN_MESH_TOKEN_LENGTH) {
