@@ -1,10 +1,10 @@
 /**
  * mesh-bench measures what the mesh adds, against nginx (the best-in-class reverse proxy) and against no proxy at all,
- * all three in front of the same llama-server simulator in the same run (issue 6). Every service runs in a process of
- * its own (bench/mesh-processes.ts), so CPU and resident memory are read per process from /proc. The services are
- * the real `infermesh` commands, compiled from the working tree with tsc into a temp dir first (--tsx runs the
- * sources instead), and the registry, gateway and agent run with their defaults except that per-key rate limits are
- * off and the agent may hold 10,000 calls (a real llama-server would have few slots; the simulator has no limit):
+ * all three in front of the same llama-server simulator in the same run. Every service runs in a process of its own
+ * (bench/mesh-processes.ts), so CPU and resident memory are read per process from /proc. The services are the real
+ * `infermesh` commands, compiled from the working tree with tsc into a temp dir first (--tsx runs the sources
+ * instead), and the registry, gateway and agent run with their defaults except that per-key rate limits are off and
+ * the agent may hold 10,000 calls (a real llama-server would have few slots; the simulator has no limit):
  *
  *   direct  client -> simulator
  *   nginx   client -> nginx (keep-alive upstream, unbuffered) -> simulator
@@ -25,9 +25,10 @@
  * It prints one table (bench/mesh-report.ts) and writes every figure to bench/results/mesh-<timestamp>.json. The
  * machine may be shared: for every wrk run the bench reports the cores that processes other than the services and wrk
  * kept busy ("other cpu"), and each service's CPU time per request or chunk, which other load moves far less than
- * requests/s; compare ratios measured in the same run rather than absolute figures across runs. It is a benchmark, not a test:
- * nothing is asserted, but the table says which issue 6 targets the run met. Loopback only; the API key and mesh token
- * are random per run and never printed; every child and the temp dir are removed on exit, error or Ctrl-C.
+ * requests/s; compare ratios measured in the same run rather than absolute figures across runs. It is a benchmark,
+ * not a test: nothing is asserted, but the table says which of the project's performance targets the run met.
+ * Loopback only; the API key and mesh token are random per run and never printed; every child and the temp dir are
+ * removed on exit, error or Ctrl-C.
  *
  * Needs: Linux (/proc), nginx and wrk on PATH (apt-get install -y nginx wrk), prlimit (util-linux) when the open-file
  * limit is below what the hold phase needs.

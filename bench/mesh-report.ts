@@ -1,13 +1,14 @@
 /**
  * mesh-report turns bench/mesh-bench.ts's results into its one table, one row per figure with a column for each way
  * to the simulator (direct, nginx, mesh), what nginx and the mesh add to direct, the mesh/nginx ratio, and for the
- * figures issue 6 sets a target for, whether this run met it; and into the notes below the table (noise, errors).
+ * figures the project sets a performance target for, whether this run met it; and into the notes below the table
+ * (noise, errors).
  */
 import { cpus } from "node:os";
 import { TARGET_NAMES, type ChatRun, type MeshResults, type TargetName, type TtfbRun } from "./mesh-results.js";
 import type { WrkResult } from "./wrk-run.js";
 
-// The targets of issue 6, item 2.
+// The project's performance targets.
 const TARGET_ADDED_P50_MS = 0.5;
 const TARGET_ADDED_P99_MS = 2;
 const TARGET_REQUESTS_PER_SECOND = 5_000;
@@ -41,7 +42,7 @@ export function describeErrors(errors: Readonly<Record<string, number>>): string
   return entries.length === 0 ? "" : `, errors: ${entries.map(([reason, n]) => `${reason} x${n}`).join(", ")}`;
 }
 
-/** Verdict is one issue 6 target and whether the run met it. */
+/** Verdict is one of the project's performance targets and whether the run met it. */
 export interface Verdict {
   readonly target: string;
   readonly measured: string;
@@ -70,7 +71,7 @@ function verdictText(verdict: Verdict | undefined): string {
   return `${verdict.target}: ${verdict.met === null ? "n/a" : verdict.met ? "MET" : "MISSED"}${verdict.noisy ? " (noisy)" : ""}`;
 }
 
-/** buildRows lays the results out as table rows and judges the run against issue 6's targets. */
+/** buildRows lays the results out as table rows and judges the run against the project's performance targets. */
 export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdict[] } {
   const rows: Row[] = [];
   const verdicts: Verdict[] = [];

@@ -6,8 +6,8 @@ import { MESH_TOKEN } from "./support/registry-fixture.js";
 import { bearer, stockClient, unary, type StockClient } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
-// Issue 7, item 5: the seed's HTTP heartbeat, for agents that cannot speak gRPC, lands in the same registry state
-// as a gRPC heartbeat: ListProviders and WatchProviders show the provider the same way, under the same rules.
+// inference.club's HTTP agent heartbeat, for agents that cannot speak gRPC, lands in the same registry state as a
+// gRPC heartbeat: ListProviders and WatchProviders show the provider the same way, under the same rules.
 
 interface StockProvider {
   id: string;
@@ -51,7 +51,7 @@ const MODEL_PROTO = {
   engine: "llamacpp",
 };
 
-describe("the seed's HTTP agent heartbeat on the gateway", function () {
+describe("inference.club's HTTP agent heartbeat on the gateway", function () {
   this.timeout(30_000);
   let mesh: Mesh;
   let registry: StockClient;
@@ -94,7 +94,7 @@ describe("the seed's HTTP agent heartbeat on the gateway", function () {
     const gatewayEvents = watch(MESH_TOKEN);
     await waitFor("the watch snapshots", () => aliceEvents.length > 0 && gatewayEvents.length > 0);
 
-    const response = await heartbeat({ name: "http-box", version: "seed-agent/1.2", models: [MODEL_JSON] });
+    const response = await heartbeat({ name: "http-box", version: "club-agent/1.2", models: [MODEL_JSON] });
     expect(response.status).to.equal(200);
     const providerId = httpProviderId((await mesh.registry.store.authenticate(aliceKey))?.userId as string, "http-box");
     expect(await response.json()).to.deep.equal({
@@ -107,7 +107,7 @@ describe("the seed's HTTP agent heartbeat on the gateway", function () {
     });
 
     // The same report over gRPC, for comparison: only what identifies the provider differs.
-    await unary(registry, "heartbeat", { providerId: "grpc-box", name: "grpc-box", version: "seed-agent/1.2", endpoint: "127.0.0.1:7000", agentToken: "t", models: [MODEL_PROTO] }, bearer(aliceKey));
+    await unary(registry, "heartbeat", { providerId: "grpc-box", name: "grpc-box", version: "club-agent/1.2", endpoint: "127.0.0.1:7000", agentToken: "t", models: [MODEL_PROTO] }, bearer(aliceKey));
     const providers = await listed(aliceKey);
     const viaHttp = providers.find((p) => p.id === providerId);
     const viaGrpc = providers.find((p) => p.id === "grpc-box");
@@ -132,7 +132,7 @@ describe("the seed's HTTP agent heartbeat on the gateway", function () {
     }
   });
 
-  it("refreshes a registered provider with the seed's bare {name} heartbeat, keeping its models", async () => {
+  it("refreshes a registered provider with inference.club's bare {name} heartbeat, keeping its models", async () => {
     expect((await post("/api/inference/agent/register/", { name: "club-host", models: [MODEL_JSON] })).status).to.equal(200);
     const before = (await listed(aliceKey))[0] as StockProvider;
     await new Promise((resolve) => setTimeout(resolve, 1_100));
@@ -143,13 +143,13 @@ describe("the seed's HTTP agent heartbeat on the gateway", function () {
     expect(after.load).to.deep.include({ inFlight: 1, maxConcurrency: 2 });
     expect(Number(after.lastHeartbeatTime.seconds)).to.be.above(Number(before.lastHeartbeatTime.seconds));
 
-    // No name at all is the seed's default name.
+    // No name at all is inference.club's default name.
     expect((await heartbeat({})).status).to.equal(200);
     expect((await heartbeat({ accepting_requests: false })).status).to.equal(200);
     expect(((await listed(aliceKey))[0] as StockProvider).state).to.equal("PROVIDER_STATE_DRAINING");
   });
 
-  it("answers a bare heartbeat for a name never registered with the seed's 404", async () => {
+  it("answers a bare heartbeat for a name never registered with inference.club's 404", async () => {
     const response = await heartbeat({ name: "ghost" });
     expect(response.status).to.equal(404);
     expect(await response.json()).to.deep.equal({
@@ -224,7 +224,7 @@ describe("the seed's HTTP agent heartbeat on the gateway", function () {
     expect(await listed(aliceKey, true)).to.deep.equal([]);
   });
 
-  it("reads the seed manifest's services[] and accepts the paths without their trailing slash", async () => {
+  it("reads inference.club's agent manifest services[] and accepts the paths without their trailing slash", async () => {
     const response = await post("/api/inference/agent/register", {
       name: "studio",
       services: [
@@ -244,8 +244,8 @@ describe("the seed's HTTP agent heartbeat on the gateway", function () {
     expect(metrics).to.contain('infermesh_gateway_agent_heartbeats_total{outcome="accepted"} 3');
   });
 
-  // Pending until services/gateway/routing-table.ts skips providers without an endpoint (its index: `if
-  // (provider.endpoint === "") continue;`); until then the gateway lists the model and fails the request.
+  // A provider that registered over HTTP has no AgentService endpoint: the registry lists it, the gateway's table holds
+  // it, and the routing table leaves it out of its index.
   it("never routes to a provider registered without an endpoint: its model is not listed and answers 404", async () => {
     await heartbeat({ name: "http-only", models: [MODEL_JSON] });
     await waitFor("the provider in the gateway's table", () => [...mesh.gateway.gateway.table.providers()].length === 1);

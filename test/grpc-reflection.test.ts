@@ -7,7 +7,7 @@ import { RegistryService } from "../gen/infermesh/v1/registry_pb.js";
 import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
 import { reflectionClient, type ReflectionClient, type ReflectionVersion } from "./support/reflection-client.js";
 
-// Issue 7, item 4: grpcurl and grpcui list, describe and call every gRPC server of the mesh through server reflection.
+// grpcurl and grpcui list, describe and call every gRPC server of the mesh through server reflection.
 
 const REFLECTION = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 const STANDARD = ["grpc.health.v1.Health", ...REFLECTION];

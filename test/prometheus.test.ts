@@ -13,8 +13,8 @@ import {
 } from "./support/prometheus-tools.js";
 import { waitFor } from "./support/wait-for.js";
 
-// Issue 7, item 3: every service's /metrics passes promtool, and a real Prometheus scrapes a real mesh (the
-// `infermesh` commands, as operators run them) with the configuration `infermesh metrics-config` prints.
+// Every service's /metrics passes promtool, and a real Prometheus scrapes a real mesh (the `infermesh` commands, as
+// operators run them) with the configuration `infermesh metrics-config` prints.
 
 const MESH = "prometheus-test-mesh-token-0123";
 

@@ -3,7 +3,7 @@ import { Modality, ModelSchema, type Model } from "../../gen/infermesh/v1/capabi
 import { serviceTypeOf } from "../shared/inference-catalog.js";
 import type { CapabilityOverride, UpstreamConfig } from "./agent-config.js";
 
-/** UNKNOWN_ENGINE is the engine of a server that neither the config nor its answers name (the seed's word). */
+/** UNKNOWN_ENGINE is the engine of a server that neither the config nor its answers name (inference.club's word). */
 export const UNKNOWN_ENGINE = "other";
 
 /** MAX_MODEL_ID_LENGTH is the longest model id the registry accepts. */
