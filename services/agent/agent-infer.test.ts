@@ -104,12 +104,12 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(result.status.code).to.equal(grpc.status.OK);
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
       expect(result.parts[0]?.head).to.deep.include({ status: 200, contentType: "application/json; charset=utf-8" });
-      expect(Buffer.compare(result.parts[1]?.data as Buffer, sampleBody("chat_nonstream"))).to.equal(0);
+      expect(result.parts[1]?.data).to.deep.equal(sampleBody("chat_nonstream"));
       expect(result.parts[2]?.trailer).to.deep.include({ finishReasons: ["length"] });
       expect(result.parts[2]?.trailer?.usage).to.deep.include({ promptTokens: 52, completionTokens: 8, totalTokens: 60, cachedPromptTokens: 8 });
       const seen = upstream.requests.find((r) => r.method === "POST");
       expect(seen?.path).to.equal("/v1/chat/completions");
-      expect(Buffer.compare(seen?.body as Buffer, body), "the body reaches the upstream untouched").to.equal(0);
+      expect(seen?.body, "the body reaches the upstream untouched").to.deep.equal(body);
       expect(seen?.headers).to.include({ "content-type": "application/json", "x-request-id": "req-42" });
       expect(seen?.headers.authorization).to.equal(undefined);
     });
@@ -121,7 +121,7 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(kinds(result)).to.deep.equal(["head", ...expected.map(() => "event"), "trailer"]);
       expect(result.parts[0]?.head).to.deep.include({ status: 200, contentType: "text/event-stream" });
       const events = result.parts.filter((p) => p.part === "event").map((p) => p.event?.data as Buffer);
-      events.forEach((data, i) => expect(Buffer.compare(data, expected[i] as Buffer), `event ${i}`).to.equal(0));
+      expect(events).to.deep.equal(expected);
       expect(events.at(-1)?.toString()).to.equal("[DONE]");
       expect(result.parts.at(-1)?.trailer).to.deep.include({ finishReasons: ["length"], usage: null });
     });
@@ -171,7 +171,7 @@ describe("agent Infer (stock grpc-js client)", () => {
       const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
       expect(result.parts[0]?.head).to.deep.include({ status: 400, contentType: "application/json; charset=utf-8" });
-      expect(Buffer.compare(result.parts[1]?.data as Buffer, sampleBody("err_ctx_exceeded"))).to.equal(0);
+      expect(result.parts[1]?.data).to.deep.equal(sampleBody("err_ctx_exceeded"));
     });
 
     it("turns an upstream 500 into one upstream_error part naming the status and the upstream's message", async () => {

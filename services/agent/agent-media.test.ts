@@ -197,7 +197,7 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
     const [request] = posts(upstream);
     expect(request?.path).to.equal("/v1/images/generations");
     expect(request?.headers["content-type"]).to.equal("application/json");
-    expect(request?.body.equals(body)).to.equal(true);
+    expect(request?.body).to.deep.equal(body);
   });
 
   it("streams speech as the upstream writes it: the first bytes arrive before the upstream has finished", async () => {

@@ -130,7 +130,7 @@ describe("AUTOMATIC1111 adapter", () => {
     if (translated.kind !== "body") throw new Error(translated.kind);
     const body = JSON.parse(Buffer.from(translated.body).toString()) as { created: number; data: { b64_json: string }[] };
     expect(body).to.deep.equal({ created: 1_750_000_000, data: pngs.slice(0, 2).map((png) => ({ b64_json: png.toString("base64") })) });
-    expect(Buffer.from(body.data[1]?.b64_json ?? "", "base64").equals(pngs[1] as Buffer)).to.equal(true);
+    expect(Buffer.from(body.data[1]?.b64_json ?? "", "base64")).to.deep.equal(pngs[1]);
 
     const urls = openAiImagesAnswer({ ...plan, responseFormat: "url", n: 1 }, 200, "application/json", answer, NOW_MS);
     if (urls.kind !== "body") throw new Error(urls.kind);

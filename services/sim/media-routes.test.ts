@@ -369,9 +369,11 @@ describe("simulator media endpoints", () => {
       const images = (answer.data ?? []).map((image) => Buffer.from(image.b64_json ?? "", "base64"));
       expect(images).to.have.length(2);
       expect(images.map((image) => pngDimensions(image))).to.deep.equal([{ width: 256, height: 256 }, { width: 256, height: 256 }]);
-      expect(images[0]?.equals(expectedGeneratedPng("a lighthouse at dusk", { width: 256, height: 256 }, 0))).to.equal(true);
-      expect(images[1]?.equals(expectedGeneratedPng("a lighthouse at dusk", { width: 256, height: 256 }, 1))).to.equal(true);
-      expect(images[0]?.equals(images[1] ?? Buffer.alloc(0))).to.equal(false);
+      expect(images).to.deep.equal([
+        expectedGeneratedPng("a lighthouse at dusk", { width: 256, height: 256 }, 0),
+        expectedGeneratedPng("a lighthouse at dusk", { width: 256, height: 256 }, 1),
+      ]);
+      expect(images[0], "the two images differ").not.to.deep.equal(images[1]);
       expect(answer.usage?.output_tokens).to.equal(2 * 256);
       expect(typeof answer.created).to.equal("number");
     });
@@ -398,7 +400,7 @@ describe("simulator media endpoints", () => {
       ]);
       expect(events.map((event) => (event.type === "image_generation.partial_image" ? event.partial_image_index : "done"))).to.deep.equal([0, 1, "done"]);
       for (const event of events) expect(pngDimensions(Buffer.from(event.b64_json, "base64"))).to.deep.equal({ width: 512, height: 512 });
-      expect(Buffer.from(events.at(-1)?.b64_json ?? "", "base64").equals(expectedGeneratedPng("p", { width: 512, height: 512 }))).to.equal(true);
+      expect(Buffer.from(events.at(-1)?.b64_json ?? "", "base64")).to.deep.equal(expectedGeneratedPng("p", { width: 512, height: 512 }));
       const raw = await call(url, "/v1/images/generations", { model: "sim-image", prompt: "p", size: "64x64", stream: true, partial_images: 1 });
       expect(sseEvents(raw.text).map((event) => [event.event, event.data["type"]])).to.deep.equal([
         ["image_generation.partial_image", "image_generation.partial_image"],
@@ -456,7 +458,7 @@ describe("simulator media endpoints", () => {
       };
       const masked = await edit(mask);
       expect(pngDimensions(masked)).to.deep.equal(size);
-      expect(masked.equals(expectedEditedPng({ prompt: "add a hat", images: [first, second], mask }, size))).to.equal(true);
+      expect(masked).to.deep.equal(expectedEditedPng({ prompt: "add a hat", images: [first, second], mask }, size));
       const seen = sim.requests.at(-1);
       expect(seen?.form?.files.map((file) => [file.field, file.filename, file.contentType, file.size, file.sha256])).to.deep.equal([
         ["image[]", "first.png", "image/png", first.length, sha256(first)],
@@ -466,9 +468,9 @@ describe("simulator media endpoints", () => {
       expect(seen?.form?.fields).to.deep.equal({ model: ["sim-image"], prompt: ["add a hat"], size: ["128x96"] });
       const remasked = await edit(otherMask);
       const unmasked = await edit(undefined);
-      expect(remasked.equals(masked), "another mask changes the output").to.equal(false);
-      expect(unmasked.equals(masked), "no mask changes the output").to.equal(false);
-      expect(unmasked.equals(expectedEditedPng({ prompt: "add a hat", images: [first, second] }, size))).to.equal(true);
+      expect(remasked, "another mask changes the output").not.to.deep.equal(masked);
+      expect(unmasked, "no mask changes the output").not.to.deep.equal(masked);
+      expect(unmasked).to.deep.equal(expectedEditedPng({ prompt: "add a hat", images: [first, second] }, size));
     });
 
     it("takes a single image field, streams edit events and refuses masks that are not PNGs", async () => {
@@ -502,7 +504,7 @@ describe("simulator media endpoints", () => {
         expect(response.headers.get("content-type")).to.equal(SPEECH_CONTENT_TYPES[format]);
         const bytes = Buffer.from(await response.arrayBuffer());
         expect(bytes.toString("latin1")).to.match(MAGIC[format]);
-        expect(bytes.equals(expectedSpeech(input, format))).to.equal(true);
+        expect(bytes).to.deep.equal(expectedSpeech(input, format));
       });
     }
 
@@ -542,7 +544,7 @@ describe("simulator media endpoints", () => {
       expect(firstByteAtMs).to.be.a("number");
       expect(firstByteAtMs ?? Infinity).to.be.below(finished.atMs);
       expect(reads, "received in several chunks").to.be.greaterThan(1);
-      expect(Buffer.concat(chunks).equals(expectedSpeech(input, "pcm"))).to.equal(true);
+      expect(Buffer.concat(chunks)).to.deep.equal(expectedSpeech(input, "pcm"));
       expect(res.headers["content-length"]).to.equal(undefined);
     });
 
@@ -553,7 +555,7 @@ describe("simulator media endpoints", () => {
       const events = sseEvents(reply.text);
       expect(events.slice(0, -1).every((event) => event.data["type"] === "speech.audio.delta")).to.equal(true);
       const audio = Buffer.concat(events.slice(0, -1).map((event) => Buffer.from(String(event.data["audio"]), "base64")));
-      expect(audio.equals(expectedSpeech(input, "wav"))).to.equal(true);
+      expect(audio).to.deep.equal(expectedSpeech(input, "wav"));
       expect(events.at(-1)?.data["type"]).to.equal("speech.audio.done");
       expect(events.at(-1)?.data["usage"]).to.include({ input_tokens: 9 });
     });
@@ -594,7 +596,7 @@ describe("simulator media endpoints", () => {
       const full = expectedSpeech(input, "wav");
       const got = Buffer.concat(received);
       expect(got.length).to.be.greaterThan(0).and.below(full.length);
-      expect(full.subarray(0, got.length).equals(got)).to.equal(true);
+      expect(got, "the bytes before the drop are the answer's first bytes").to.deep.equal(full.subarray(0, got.length));
       expect(sim.aborted).to.deep.equal([]);
     });
 

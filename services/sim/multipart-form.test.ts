@@ -71,7 +71,7 @@ describe("multipart form parser", () => {
   it("streams a large part through in pieces instead of holding it", () => {
     const large = Buffer.alloc(1024 * 1024, 0x41);
     const parts = parseInChunks(formBody([['Content-Disposition: form-data; name="file"; filename="big.bin"', large]]), 64 * 1024);
-    expect(parts[0]?.body.equals(large)).to.equal(true);
+    expect(parts[0]?.body).to.deep.equal(large);
     expect(parts[0]?.writes, "one write per received chunk").to.be.greaterThan(10);
   });
 
