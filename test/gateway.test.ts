@@ -241,8 +241,9 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     });
     const response = await post("/v1/completions", { model: "Llama-3", prompt: "hi", stream: true });
     const text = await response.text();
-    expect(text.startsWith('data: {"first":true}\n\n: keep-alive\n\n')).to.equal(true);
-    expect(text.endsWith("data: [DONE]\n\n")).to.equal(true);
+    const opening = 'data: {"first":true}\n\n: keep-alive\n\n';
+    expect(text.slice(0, opening.length)).to.equal(opening);
+    expect(text.slice(-"data: [DONE]\n\n".length)).to.equal("data: [DONE]\n\n");
   });
 
   it("cancels the agent call when the client goes away mid-stream", async () => {

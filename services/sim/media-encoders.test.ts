@@ -231,7 +231,7 @@ describe("simulator media encoders", () => {
       expect(tags?.packets[0]?.toString("latin1", 0, 8)).to.equal("OpusTags");
       const audio = pages.slice(2);
       expect(audio.at(-1)?.flags, "end of stream").to.equal(0x04);
-      expect(audio.slice(0, -1).every((page) => page.flags === 0)).to.equal(true);
+      expect(audio.slice(0, -1).map((page) => page.flags), "no flags before the last page").to.deep.equal(audio.slice(0, -1).map(() => 0));
       const endSamples = BigInt(speechSampleCount(input) * 2);
       expect(audio.at(-1)?.granule).to.equal(endSamples);
       const packets = audio.flatMap((page) => page.packets);
