@@ -34,6 +34,16 @@ export interface AnswerOptions {
  */
 export async function writeAnswer(reply: FastifyReply, parts: AsyncIterable<InferencePart>, options: AnswerOptions): Promise<void> {
   const iterator = parts[Symbol.asyncIterator]();
+  try {
+    await writeParts(reply, iterator, options);
+  } finally {
+    // Parts left unread (an error part, a client gone) are closed, so that whoever produces them can account for the
+    // call; after the last part this does nothing.
+    await iterator.return?.();
+  }
+}
+
+async function writeParts(reply: FastifyReply, iterator: AsyncIterator<InferencePart>, options: AnswerOptions): Promise<void> {
   let first: IteratorResult<InferencePart>;
   try {
     first = await iterator.next();

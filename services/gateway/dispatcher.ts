@@ -84,10 +84,9 @@ export class Dispatcher {
     if (lookup.kind === "none") throw noProvider(request.model, needed.noun);
     if (lookup.kind === "wrong_type") {
       const others = lookup.otherTypes.flatMap((type) => serviceTypeInfo(type) ?? []);
-      const types = others.map((type) => type.name).join(" or ");
+      const kind = others.length > 0 ? `${others[0]?.article} ${others.map((type) => type.name).join(" or ")}` : "another kind of";
       throw invalidRequest(
-        `Model '${echoed(request.model)}' is ${others[0]?.article ?? "a"} ${types} model; ` +
-          `${OPERATIONS[request.operation].path} needs ${needed.article} ${needed.name} model.`,
+        `Model '${echoed(request.model)}' is ${kind} model; ${OPERATIONS[request.operation].path} needs ${needed.article} ${needed.name} model.`,
         { param: "model", code: "model_not_supported" },
       );
     }
@@ -112,9 +111,10 @@ export class Dispatcher {
       this.#inFlight.set(id, this.inFlight(id) + 1);
       this.#health.acquire(id);
       let outcome: Outcome = "released";
+      let parts: AsyncIterator<InferencePart> | undefined;
+      let next: IteratorResult<InferencePart> | undefined;
       try {
-        const parts = this.#agents.infer(route.provider, this.#call(request, route), request.signal)[Symbol.asyncIterator]();
-        let next: IteratorResult<InferencePart>;
+        parts = this.#agents.infer(route.provider, this.#call(request, route), request.signal)[Symbol.asyncIterator]();
         try {
           next = await parts.next();
         } catch (error) {
@@ -146,6 +146,8 @@ export class Dispatcher {
         if (!request.signal.aborted && faultOf(error) === "failed") outcome = "failed";
         throw error;
       } finally {
+        // A reader that stops early (an error part, a client gone) ends the call too.
+        if (next !== undefined && !next.done) void parts?.return?.();
         const left = this.inFlight(id) - 1;
         if (left > 0) this.#inFlight.set(id, left);
         else this.#inFlight.delete(id);

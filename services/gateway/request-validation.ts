@@ -22,6 +22,8 @@ export interface JsonBody {
 export const MAX_JSON_DEPTH = 128;
 
 const MULTIPART = "multipart/form-data";
+/** JSON_WHITESPACE is a body of nothing but the four characters JSON counts as white space (RFC 8259). */
+const JSON_WHITESPACE = /^[ \t\n\r]*$/;
 const NO_BYTES = new Uint8Array(0);
 
 /** SchemaNode is a JSON Schema object as the error formatter reads it. */
@@ -93,7 +95,7 @@ export function compileChecker(schema: AnySchema): (value: unknown) => void {
  */
 export function parseJsonBody(data: unknown, emptyIsObject: boolean): JsonBody {
   const bytes = data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : undefined;
-  if (bytes === undefined || bytes.toString("latin1").trim() === "") {
+  if (bytes === undefined || JSON_WHITESPACE.test(bytes.toString("latin1"))) {
     if (emptyIsObject) return { bytes: NO_BYTES, json: {} };
     throw invalidJson("The request body is empty; send a JSON object.");
   }
