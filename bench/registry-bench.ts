@@ -1,6 +1,6 @@
 /**
  * registry-bench measures what the registry costs for N simulated agents (N = 1,000 and 10,000 by default). For each
- * N it starts a fresh registry (createRegistryServer on a SQLite store in a temp dir) in a child process,
+ * N it starts a fresh registry (createRegistry on a SQLite store in a temp dir) in a child process,
  * bench/registry-child.ts, so that the registry's CPU and memory are measured apart from this load generator, then:
  *
  * 1. registration: every agent sends its first heartbeat (N providers claimed, N changes on the watch stream);
@@ -33,7 +33,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "../services/registry/registry-server.js";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "../services/registry/registry.js";
 import { makeAgents, runClosedLoop, runPaced, type CallTally } from "./heartbeat-load.js";
 import { percentiles, type Percentiles } from "./latency-percentiles.js";
 import { openWatch, type ProviderWatch } from "./provider-watch.js";

@@ -5,7 +5,7 @@
  * listens on 127.0.0.1:0; `stats` samples process.cpuUsage() and the resident set; `stop` closes everything and exits.
  * It is not meant to be run by hand.
  */
-import { createRegistryServer, type RegistryServer } from "../services/registry/registry-server.js";
+import { createRegistry, type Registry } from "../services/registry/registry.js";
 import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import type { RegistryStore } from "../services/registry/store/registry-store.js";
 import {
@@ -18,7 +18,7 @@ import {
 /** CLOSE_GRACE_MS is how long calls in flight may finish when the bench stops the registry. */
 const CLOSE_GRACE_MS = 1_000;
 
-let server: RegistryServer | undefined;
+let server: Registry | undefined;
 let store: RegistryStore | undefined;
 let stopping: Promise<never> | undefined;
 
@@ -33,8 +33,8 @@ async function start(message: StartMessage): Promise<void> {
     const created = await store.createApiKey(`bench-user-${i}`, "registry bench");
     apiKeys.push(created.apiKey);
   }
-  server = createRegistryServer({ store, meshToken: message.meshToken });
-  const port = await server.listen("127.0.0.1:0");
+  server = createRegistry({ store, meshToken: message.meshToken, listen: { host: "127.0.0.1", port: 0 }, shutdownGraceMs: CLOSE_GRACE_MS });
+  const { port } = (await server.listen()).grpc;
   send({ type: "ready", port, apiKeys });
 }
 
@@ -62,7 +62,7 @@ function stop(exitCode: number): Promise<never> {
 
 async function closeAndExit(exitCode: number): Promise<never> {
   try {
-    await server?.close(CLOSE_GRACE_MS);
+    await server?.close();
     await store?.close();
   } catch (error) {
     process.stderr.write(`registry-child: close failed: ${describe(error)}\n`);

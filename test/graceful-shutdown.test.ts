@@ -22,7 +22,7 @@ describe("a gateway stopped with SIGTERM", function () {
   });
 
   after(async () => {
-    await agent?.stop(500);
+    await agent?.close();
     await simulator.close();
     await registry.stop();
   });
@@ -42,10 +42,11 @@ describe("a gateway stopped with SIGTERM", function () {
           listen: { host: "127.0.0.1", port: 0 },
           upstreams: [{ type: "llm", url: simulator.url as string }],
           logLevel: "silent",
+          shutdownGraceMs: 500,
         }),
         log: createLogger("agent", "silent"),
       });
-      await agent.start();
+      await agent.listen();
       const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
       await waitFor(
         "the model at the gateway",

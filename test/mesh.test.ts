@@ -120,7 +120,7 @@ describe("the walking mesh (openai SDK -> gateway -> agent -> simulator)", funct
       expect(ssePayloads(received)).to.deep.equal(ssePayloads(emitted));
       expect(ssePayloads(received).length).to.be.at.least(8);
     } finally {
-      await tapped.agent.stop(500);
+      await tapped.agent.close();
       await tap.close();
     }
   });
@@ -166,7 +166,7 @@ describe("the walking mesh (openai SDK -> gateway -> agent -> simulator)", funct
     expect(bob.simulator.requestCounts.get("/v1/chat/completions")).to.equal(3);
     const bobModels = await bobClient.models.list();
     expect(bobModels.data.map((m) => m.id)).to.deep.equal(["sim-llama"]);
-    await bob.agent.stop(500);
+    await bob.agent.close();
     await waitFor("bob's agent gone from the table", () => mesh.gateway.gateway.table.provider(bob.providerId) === undefined);
     const orphan = await bobClient.chat.completions.create({ model: "sim-llama", messages: MESSAGES }).catch((e: unknown) => e);
     expect((orphan as APIError).status, "bob never falls back to alice's agent").to.equal(404);

@@ -21,13 +21,19 @@ describe("GET /openapi.json", () => {
 
   before(async () => {
     // No registry is needed to describe the API: the document comes from the routes alone.
-    gateway = createGateway({ registry: "http://127.0.0.1:1", meshToken: "t", log: createLogger("gateway", "silent") });
+    gateway = createGateway({
+      registry: "http://127.0.0.1:1",
+      meshToken: "t",
+      log: createLogger("gateway", "silent"),
+      listen: { host: "127.0.0.1", port: 0 },
+      shutdownGraceMs: 100,
+    });
     const response = await gateway.http.inject({ method: "GET", url: "/openapi.json" });
     expect(response.statusCode).to.equal(200);
     expect(response.headers["content-type"]).to.match(/^application\/json/);
     document = response.json();
   });
-  after(() => gateway.close(100));
+  after(() => gateway.close());
 
   it("is a valid OpenAPI 3.1 document", async () => {
     const validator = new Validator();

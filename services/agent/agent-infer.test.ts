@@ -233,8 +233,8 @@ describe("agent Infer (stock grpc-js client)", () => {
     it("counts calls by operation and outcome on /metrics", async () => {
       await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
       await infer(client, { model: "nope", body: chatBody("nope") }, undefined);
-      const { metricsPort } = await agent.listen();
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const { metrics } = await agent.listen();
+      const text = await (await fetch(`http://127.0.0.1:${metrics?.port}/metrics`)).text();
       expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="ok"} 1');
       expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="unauthenticated"} 1');
       expect(text).to.match(/infermesh_agent_requests_in_flight 0/);

@@ -3,7 +3,8 @@ import * as protoLoader from "@grpc/proto-loader";
 import { expect } from "chai";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
-import { createRegistryServer, type RegistryServer } from "../registry/registry-server.js";
+import { createRegistry, type Registry } from "../registry/registry.js";
+import { parseHostPort } from "../shared/host-port.js";
 import { MESH_TOKEN } from "../../test/support/registry-fixture.js";
 import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
@@ -60,16 +61,20 @@ describe("agent and registry", () => {
    * a stock client of the registry.
    */
   async function startAgent(
-    options: { heartbeatIntervalMs?: number; discoveryIntervalMs?: number } = {},
+    options: { heartbeatIntervalMs?: number; discoveryIntervalMs?: number; shutdownGraceMs?: number } = {},
   ): Promise<AgentFixture & { readonly registryClient: StockClient }> {
     simulator = createSimulator({ models: [{ id: "sim-llama", contextLength: 8192 }], tokensPerSecond: 40, timeToFirstTokenMs: 0 });
     const { url } = await simulator.listen();
-    const { heartbeatIntervalMs = 200, discoveryIntervalMs } = options;
+    const { heartbeatIntervalMs = 200, discoveryIntervalMs, shutdownGraceMs } = options;
     fixture = await startAgentFixture({
       registryOptions: { heartbeatIntervalMs },
       upstreams: [{ type: "llm", url, maxConcurrency: 2 }],
       servers: [simulator],
-      settings: { name: "alice's box", ...(discoveryIntervalMs === undefined ? {} : { discoveryIntervalMs }) },
+      settings: {
+        name: "alice's box",
+        ...(discoveryIntervalMs === undefined ? {} : { discoveryIntervalMs }),
+        ...(shutdownGraceMs === undefined ? {} : { shutdownGraceMs }),
+      },
       agent: { version: "9.9.9", registryRetry: { initialMs: 20, maxMs: 100 }, discoveryBackoff: { initialMs: 50, maxMs: 100 } },
     });
     const registryClient = stockClient("RegistryService", fixture.registry.address);
@@ -133,22 +138,29 @@ describe("agent and registry", () => {
     const { agent, registry, addresses } = await startAgent();
     const { providerId } = addresses;
     await waitFor("registration", () => registry.server.table.get(providerId)?.online);
-    await registry.server.close(0);
+    await registry.server.close();
     // The same store and port: a restarted registry remembers keys and ownership, not providers.
-    let restarted: RegistryServer | undefined = createRegistryServer({ store: registry.store, meshToken: MESH_TOKEN, heartbeatIntervalMs: 200 });
-    cleanups.push(() => void restarted?.close(0));
-    await restarted.listen(registry.address);
+    let restarted: Registry | undefined = createRegistry({
+      store: registry.store,
+      meshToken: MESH_TOKEN,
+      heartbeatIntervalMs: 200,
+      shutdownGraceMs: 0,
+      listen: parseHostPort("registry", registry.address),
+    });
+    cleanups.push(() => void restarted?.close());
+    await restarted.listen();
     expect(restarted.table.get(providerId)).to.equal(undefined);
     await waitFor("re-registration", () => restarted?.table.get(providerId)?.online, 5_000);
     expect(restarted.table.get(providerId)?.models.map((m) => m.id)).to.deep.equal(["sim-llama"]);
-    await agent.stop(1_000);
-    await restarted.close(0);
+    await agent.close();
+    await restarted.close();
     restarted = undefined;
   });
 
   it("on stop: heartbeats DRAINING, refuses new calls, lets the call in flight finish, then deregisters", async () => {
-    const { agent, registry, addresses, registryClient, client } = await startAgent();
-    const { providerId, grpcPort } = addresses;
+    const { agent, registry, addresses, registryClient, client } = await startAgent({ shutdownGraceMs: 5_000 });
+    const { providerId } = addresses;
+    const grpcPort = addresses.grpc.port;
     await waitFor("registration", () => registry.server.table.get(providerId)?.online);
     const watch = watchProviders(registryClient, MESH_TOKEN);
     cleanups.push(watch.cancel);
@@ -156,7 +168,7 @@ describe("agent and registry", () => {
     expect(await healthStatus(`127.0.0.1:${grpcPort}`)).to.equal("SERVING");
     const inFlight = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 20 }) }, agent.agentToken);
     await waitFor("the call to start streaming", () => inFlight.parts.some((p) => p.part === "event"));
-    const stopped = agent.stop(5_000);
+    const stopped = agent.close();
     await waitFor("the DRAINING heartbeat", () => registry.server.table.get(providerId)?.state === ProviderState.DRAINING);
     const refused = await infer(client, { model: "sim-llama", body: chatBody("sim-llama") }, agent.agentToken);
     expect(refused.status.code).to.equal(grpc.status.UNAVAILABLE);
@@ -174,10 +186,10 @@ describe("agent and registry", () => {
   });
 
   it("cuts off a call still running when the grace period ends, with an upstream_error part", async () => {
-    const { agent, client } = await startAgent();
+    const { agent, client } = await startAgent({ shutdownGraceMs: 100 });
     const long = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 1000 }) }, agent.agentToken);
     await waitFor("the call to start streaming", () => long.parts.some((p) => p.part === "event"));
-    await agent.stop(100);
+    await agent.close();
     const result = await long.done;
     expect(result.status.code).to.equal(grpc.status.OK);
     expect(result.parts.at(-1)?.error).to.deep.include({ kind: "ERROR_KIND_SHUTDOWN", type: "upstream_error", httpStatus: 502 });

@@ -2,7 +2,7 @@ import { hostname as osHostname, networkInterfaces } from "node:os";
 import type { Model } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { AgentService } from "../../gen/infermesh/v1/inference_pb.js";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
-import { formatHostPort } from "../shared/host-port.js";
+import { formatHostPort, type HostPort } from "../shared/host-port.js";
 import { systemClock, type Clock } from "../shared/clock.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
@@ -45,8 +45,8 @@ export interface AgentOptions {
 
 /** AgentAddresses tell where a listening agent is and who it is. */
 export interface AgentAddresses {
-  readonly grpcPort: number;
-  readonly metricsPort: number | undefined;
+  readonly grpc: HostPort;
+  readonly metrics: HostPort | undefined;
   /** endpoint is the "host:port" advertised to the registry. */
   readonly endpoint: string;
   readonly providerId: string;
@@ -59,23 +59,24 @@ export interface AgentLoad {
   readonly queued: number;
 }
 
-/** Agent is an agent ready to listen and start. */
+/** Agent is an agent ready to listen. */
 export interface Agent {
   /** agentToken is the mesh credential (see mesh-auth.ts); it is never logged. */
   readonly agentToken: string;
   readonly metrics: AgentMetrics;
-  /** draining is true from the start of stop(). */
+  /** draining is true from the start of close(). */
   readonly draining: boolean;
-  /** listen binds the gRPC port (and the metrics port when configured). */
-  listen(): Promise<AgentAddresses>;
-  /** start listens if needed, discovers the upstreams' models once, then heartbeats to the registry. */
-  start(): Promise<AgentAddresses>;
   /**
-   * stop drains: it refuses new calls (UNAVAILABLE), tells the registry (DRAINING), lets calls in flight finish for up
-   * to graceMs, cuts the rest, deregisters, and closes every port and connection. Calling it again returns the same
-   * promise.
+   * listen binds the gRPC port (and the metrics port when configured), discovers the upstreams' models once, then
+   * heartbeats to the registry, and resolves the bound addresses. Calling it again returns the same promise.
    */
-  stop(graceMs?: number): Promise<void>;
+  listen(): Promise<AgentAddresses>;
+  /**
+   * close drains: it refuses new calls (UNAVAILABLE), tells the registry (DRAINING), lets calls in flight finish for
+   * the config's shutdown grace period, cuts the rest, deregisters, and closes every port and connection. Calling it
+   * again returns the same promise.
+   */
+  close(): Promise<void>;
   /** models are the models advertised now. */
   models(): Model[];
   load(): AgentLoad;
@@ -151,19 +152,23 @@ export function createAgent(options: AgentOptions): Agent {
   const metricsServer = config.metricsListen ? createMetricsServer(metrics.registry) : undefined;
 
   let listening: Promise<AgentAddresses> | undefined;
-  let starting: Promise<AgentAddresses> | undefined;
-  let stopping: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
 
   async function bind(): Promise<AgentAddresses> {
     const grpcPort = await server.listen(formatHostPort(config.listen));
     const metricsPort =
       metricsServer && config.metricsListen ? await metricsServer.listen(config.metricsListen.host, config.metricsListen.port) : undefined;
     const endpoint = advertisedEndpoint(config.listen, grpcPort, config.advertise, networkInterfaces());
-    return { grpcPort, metricsPort, endpoint, providerId: config.id ?? defaultProviderId(hostname, endpoint, config.apiKey) };
+    return {
+      grpc: { host: config.listen.host, port: grpcPort },
+      metrics: config.metricsListen && metricsPort !== undefined ? { host: config.metricsListen.host, port: metricsPort } : undefined,
+      endpoint,
+      providerId: config.id ?? defaultProviderId(hostname, endpoint, config.apiKey),
+    };
   }
 
   async function run(): Promise<AgentAddresses> {
-    const addresses = await listen();
+    const addresses = await bind();
     await discovery.start();
     const name = config.name ?? hostname;
     const report = (): HeartbeatReport => ({
@@ -190,12 +195,12 @@ export function createAgent(options: AgentOptions): Agent {
     const states = discovery.states();
     log.info(
       {
-        listen: `${config.listen.host}:${addresses.grpcPort}`,
+        listen: formatHostPort(addresses.grpc),
         endpoint: addresses.endpoint,
         providerId: addresses.providerId,
         name,
         registry: config.registry,
-        metricsPort: addresses.metricsPort,
+        metricsPort: addresses.metrics?.port,
         upstreams: serving.map((upstream, index) => ({
           url: upstream.config.url,
           type: upstream.config.type,
@@ -207,11 +212,6 @@ export function createAgent(options: AgentOptions): Agent {
       "agent ready",
     );
     return addresses;
-  }
-
-  function listen(): Promise<AgentAddresses> {
-    listening ??= bind();
-    return listening;
   }
 
   async function drain(graceMs: number): Promise<void> {
@@ -241,19 +241,17 @@ export function createAgent(options: AgentOptions): Agent {
     get draining() {
       return draining;
     },
-    listen,
-    start() {
-      starting ??= run();
-      return starting;
+    listen() {
+      listening ??= run();
+      return listening;
     },
-    stop(graceMs = config.shutdownGraceMs) {
-      stopping ??= (async () => {
-        // A start still under way finishes first, so that nothing it opens outlives the stop.
-        await starting?.catch(() => undefined);
+    close() {
+      closing ??= (async () => {
+        // A listen still under way finishes first, so that nothing it opens outlives the close.
         await listening?.catch(() => undefined);
-        await drain(graceMs);
+        await drain(config.shutdownGraceMs);
       })();
-      return stopping;
+      return closing;
     },
     models: () => discovery.models(),
     load,

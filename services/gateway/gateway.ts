@@ -1,126 +1,78 @@
-import { randomUUID } from "node:crypto";
-import fastifyMultipart from "@fastify/multipart";
-import fastifySwagger from "@fastify/swagger";
-import fastifySwaggerUi from "@fastify/swagger-ui";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
+import fastifyRateLimit from "@fastify/rate-limit";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal, Provider } from "../../gen/infermesh/v1/registry_pb.js";
-import { bearerToken } from "../shared/bearer.js";
-import { systemClock, type Clock } from "../shared/clock.js";
-import { createAgentCalls, type AgentCalls } from "../shared/grpc/infer-client.js";
+import { createAgentCalls } from "../shared/grpc/infer-client.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
-import type { Logger } from "../shared/logger.js";
-import fastifyRateLimit from "@fastify/rate-limit";
+import { formatHostPort, type HostPort } from "../shared/host-port.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
-import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
 import { AuthCache } from "./auth-cache.js";
-import { DEFAULT_FAILOVER_ATTEMPTS, Dispatcher } from "./dispatcher.js";
-import {
-  answerClientError,
-  GatewayError,
-  internalError,
-  invalidApiKey,
-  refusedHttp,
-  tooLarge,
-  unavailable,
-  unknownRoute,
-} from "./gateway-errors.js";
-import { createGatewayMetrics, observeInferenceRequests, type GatewayMetrics } from "./gateway-metrics.js";
-import { DEFAULT_GUARDRAILS, type Guardrails } from "./guardrails.js";
+import { Dispatcher } from "./dispatcher.js";
+import { unavailable } from "./gateway-errors.js";
+import { createGatewayMetrics, type GatewayMetrics, observeInferenceRequests } from "./gateway-metrics.js";
+import { type GatewayOptions, type GatewaySettings, resolveGatewayOptions } from "./gateway-options.js";
+import { createHttpApp } from "./http-app.js";
 import { createInferenceHandler } from "./inference-handler.js";
 import { createInferenceService } from "./inference-service.js";
 import { registerMediaRoutes } from "./media-routes.js";
-import { DEFAULT_MAX_UPLOAD_BYTES } from "./multipart-form.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
-import { BEARER_AUTH, HEALTH_SCHEMA, METRICS_SCHEMA, OPENAPI_INFO } from "./openai-schemas.js";
+import { HEALTH_SCHEMA, METRICS_SCHEMA } from "./openai-schemas.js";
 import { ProviderHealth } from "./provider-health.js";
-import { DEFAULT_RATE_LIMITS, perKeyRateLimit, type RateLimits } from "./rate-limits.js";
+import { perKeyRateLimit } from "./rate-limits.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
-import { requestValidatorCompiler } from "./request-validation.js";
 import { RoutingTable } from "./routing-table.js";
 
-declare module "fastify" {
-  interface FastifyRequest {
-    /** principal is the authenticated caller of a /v1/ route, set by the gateway's auth hook. */
-    principal: Principal;
-  }
-}
+export type { GatewayOptions, GatewaySettings } from "./gateway-options.js";
 
-/** DEFAULT_REQUEST_TIMEOUT_MS bounds one inference request end to end, as inference.club's upstream timeout does. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
-/** DEFAULT_STREAM_TIMEOUT_MS bounds one streamed request end to end. */
-export const DEFAULT_STREAM_TIMEOUT_MS = 30 * 60_000;
-/** DEFAULT_BODY_LIMIT_BYTES bounds a JSON request body. */
-export const DEFAULT_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** GatewayOptions configures a gateway. */
-export interface GatewayOptions {
-  /** registry is the registry's base URL, "http://host:port". */
-  readonly registry: string;
-  readonly meshToken: string;
-  readonly log: Logger;
-  readonly clock?: Clock;
-  /** requestTimeoutMs is the deadline of a non-streamed request. */
-  readonly requestTimeoutMs?: number;
-  /** streamTimeoutMs is the deadline of a streamed request, longer: a long answer is still a good answer. */
-  readonly streamTimeoutMs?: number;
-  readonly keepaliveMs?: number;
-  readonly bodyLimitBytes?: number;
-  /** maxUploadBytes bounds the files of one multipart request together. */
-  readonly maxUploadBytes?: number;
-  readonly authTtlMs?: number;
-  /** reconnectGraceMs keeps providers a reconnect snapshot lacks for this long (default the registry's TTL). */
-  readonly reconnectGraceMs?: number;
-  /** failoverAttempts is how many other providers a request may try when one fails before the first byte. */
-  readonly failoverAttempts?: number;
-  readonly guardrails?: Guardrails;
-  /** rateLimits bound each API key: requests per minute (inference, /v1/models) and concurrent streams; 0 is off. */
-  readonly rateLimits?: Partial<RateLimits>;
-  /** circuit tunes passive health: failures in a row that open a provider's circuit, and the cooldown. */
-  readonly circuit?: { readonly failureThreshold?: number; readonly cooldownMs?: number };
+/** GatewayAddresses are where a listening gateway is. */
+export interface GatewayAddresses {
+  readonly http: HostPort;
+  readonly grpc: HostPort | undefined;
 }
 
 /** Gateway is a gateway ready to listen: the OpenAI HTTP façade and the InferenceService gRPC face. */
 export interface Gateway {
+  readonly settings: GatewaySettings;
   readonly http: FastifyInstance;
   readonly metrics: GatewayMetrics;
   readonly table: RoutingTable;
   readonly registryLink: RegistryLink;
-  /** listen binds the HTTP and gRPC ports (0 for any) and resolves them. */
-  listen(http: { host: string; port: number }, grpcAddress?: string): Promise<{ httpPort: number; grpcPort?: number }>;
-  close(graceMs?: number): Promise<void>;
+  /** listen binds the HTTP port (and the gRPC port when configured) and resolves the bound addresses. */
+  listen(): Promise<GatewayAddresses>;
+  /** close stops taking requests, lets those in flight finish for the shutdown grace period, cuts the rest, and stops. */
+  close(): Promise<void>;
 }
 
-/** createGateway builds the gateway and connects it to the registry's watch stream. */
+/**
+ * createGateway builds the gateway and connects it to the registry's watch stream: a routing table fed by the watch,
+ * a dispatcher over the agents' connections with a circuit breaker per provider, the OpenAI routes and InferenceService
+ * over the one dispatcher, and the operator's /health, /metrics, /openapi.json and /docs.
+ */
 export function createGateway(options: GatewayOptions): Gateway {
-  const clock = options.clock ?? systemClock;
-  // Late-bound: the table is built before the agent channels and the circuit breakers it reports to.
+  const settings = resolveGatewayOptions(options);
+  const { clock } = settings;
+  // Late-bound: the table is built before the agent connections and the circuit breakers it reports to.
   let onJoined = (_provider: Provider) => {};
   let onLeft = (_provider: Provider) => {};
   const table = new RoutingTable({
     clock,
-    ...(options.reconnectGraceMs === undefined ? {} : { reconnectGraceMs: options.reconnectGraceMs }),
+    reconnectGraceMs: settings.reconnectGraceMs,
     onJoined: (provider) => onJoined(provider),
     onLeft: (provider) => onLeft(provider),
   });
-  const registryLink = connectRegistry({ registry: options.registry, meshToken: options.meshToken, table, log: options.log });
-  const agents: AgentCalls = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES, clock });
-  const providerHealth = new ProviderHealth({ clock, ...options.circuit });
-  // A provider that comes back starts with a clean record; a channel to an agent that left is closed.
+  const registryLink = connectRegistry({ registry: settings.registry, meshToken: settings.meshToken, table, log: settings.log });
+  const agents = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES, clock });
+  const providerHealth = new ProviderHealth({ clock, ...settings.circuit });
+  // A provider that comes back starts with a clean record; a connection to an agent that left is closed.
   onJoined = (provider) => providerHealth.forget(provider.id);
   onLeft = (provider) => {
     providerHealth.forget(provider.id);
     if (![...table.providers()].some((p) => p.endpoint === provider.endpoint)) agents.forget(provider.endpoint);
   };
-  const dispatcher = new Dispatcher({ table, agents, health: providerHealth, failoverAttempts: options.failoverAttempts ?? DEFAULT_FAILOVER_ATTEMPTS });
+  const dispatcher = new Dispatcher({ table, agents, health: providerHealth, failoverAttempts: settings.failoverAttempts });
   const metrics = createGatewayMetrics();
-  const auth = new AuthCache({
-    authenticate: (key) => registryLink.authenticate(key),
-    clock,
-    ...(options.authTtlMs === undefined ? {} : { ttlMs: options.authTtlMs }),
-  });
+  const auth = new AuthCache({ authenticate: (key) => registryLink.authenticate(key), clock, ttlMs: settings.authTtlMs });
   const authenticate = async (apiKey: string): Promise<Principal | undefined> => {
     try {
       return await auth.principal(apiKey);
@@ -129,74 +81,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
-  const http = Fastify({
-    // pino's Logger is Fastify's logger; the cast only bridges the two packages' type declarations.
-    loggerInstance: options.log as FastifyBaseLogger,
-    // One line per request is the access log's job, not the service log's: it would cost more than the proxying.
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
-    genReqId: (request) => {
-      const given = request.headers["x-request-id"];
-      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    },
-    // Streams may run for minutes; deadlines are enforced per request, not by the socket.
-    requestTimeout: 0,
-    return503OnClosing: true,
-    // Requests Node's parser refuses (headers over the limit, broken framing) and URLs the router cannot decode get
-    // OpenAI's envelope too, not Fastify's default bodies.
-    clientErrorHandler: answerClientError,
-    frameworkErrors: (error, _request, reply) => {
-      const failure = fromFastifyError(error);
-      void (reply as FastifyReply).code(failure.status).header("content-type", "application/json").send(failure.body());
-    },
-  });
-  // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
-  http.removeAllContentTypeParsers();
-  http.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
-  // The route schemas are the request contract: they validate each body (see request-validation.ts) and document it
-  // in /openapi.json. Response schemas only document: replies (Buffers, hijacked streams, our own JSON) serialize
-  // exactly as they would without one.
-  http.setValidatorCompiler(requestValidatorCompiler);
-  http.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
-  void http.register(fastifyMultipart, { limits: { fileSize: maxUploadBytes } });
-  // Registered before every route, so its onRoute hook sees each one's schema.
-  void http.register(fastifySwagger, {
-    openapi: {
-      openapi: "3.1.0",
-      info: OPENAPI_INFO,
-      components: { securitySchemes: { bearerAuth: BEARER_AUTH } },
-      security: [{ bearerAuth: [] }],
-    },
-  });
-  void http.register(fastifySwaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
-  http.addHook("onRequest", async (request, reply) => {
-    reply.header("x-request-id", request.id);
-    if (!request.url.startsWith("/v1/")) return;
-    const header = request.headers.authorization;
-    const apiKey = bearerToken(header);
-    if (!apiKey) throw invalidApiKey(typeof header === "string" && header.length > 0);
-    const principal = await authenticate(apiKey);
-    if (!principal) throw invalidApiKey(true);
-    request.principal = principal;
-  });
-  http.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
-    const failure = error instanceof GatewayError ? error : fromFastifyError(error);
-    if (failure.status >= 500) {
-      const answeredBy = request.dispatch?.answeredBy;
-      request.log.warn({ err: error, requestId: request.id, provider: answeredBy?.provider.id, model: answeredBy?.model.id }, failure.message);
-    }
-    if (failure.retryAfterSeconds !== undefined) void reply.header("retry-after", String(failure.retryAfterSeconds));
-    if (failure.status === 413 && !request.raw.readableEnded) {
-      // Read and drop the rest of the upload, so the client gets to read this answer instead of a reset.
-      void reply.header("connection", "close");
-      request.raw.resume();
-    }
-    void reply.code(failure.status).header("content-type", "application/json").send(failure.body());
-  });
-  http.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(unknownRoute(request.method, request.url).body());
-  });
+  const http = createHttpApp({ log: settings.log, bodyLimitBytes: settings.bodyLimitBytes, maxUploadBytes: settings.maxUploadBytes, authenticate });
   // A plugin, so these routes are added once @fastify/swagger is loaded and it documents them.
   void http.register(async (ops) => {
     ops.get("/openapi.json", { schema: { hide: true } }, async () => http.swagger());
@@ -207,45 +92,40 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
   });
   void http.register(agentHttpRoutes, { registry: registryLink.registry, authenticate, metrics });
-  const rateLimits = { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };
-  void http.register(fastifyRateLimit, perKeyRateLimit(rateLimits));
-  observeInferenceRequests(http, metrics, options.log as FastifyBaseLogger);
+  void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
+  observeInferenceRequests(http, metrics, settings.log as FastifyBaseLogger);
   const handle = createInferenceHandler({
-    maxConcurrentStreams: rateLimits.concurrentStreams,
+    maxConcurrentStreams: settings.rateLimits.concurrentStreams,
     dispatcher,
     metrics,
     clock,
-    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    streamTimeoutMs: options.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS,
-    keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+    requestTimeoutMs: settings.requestTimeoutMs,
+    streamTimeoutMs: settings.streamTimeoutMs,
+    keepaliveMs: settings.keepaliveMs,
   });
   // Registered as a plugin, after the rate limiter, so that its hooks reach these routes.
   void http.register(async (api) => {
-    registerOpenAIRoutes(api, { table, handle, guardrails: options.guardrails ?? DEFAULT_GUARDRAILS });
-    registerMediaRoutes(api, { handle, maxUploadBytes });
+    registerOpenAIRoutes(api, { table, handle, guardrails: settings.guardrails });
+    registerMediaRoutes(api, { handle, maxUploadBytes: settings.maxUploadBytes });
   });
 
-  const inferenceService = createInferenceService({
-    dispatcher,
-    authenticate,
-    clock,
-    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-  });
+  const inferenceService = createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: settings.requestTimeoutMs });
   const grpcServer = createGrpcServer({ services: [bindService(InferenceService, inferenceService)], maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
 
   return {
+    settings,
     http,
     metrics,
     table,
     registryLink,
-    async listen(address, grpcAddress) {
-      await http.listen({ host: address.host, port: address.port });
+    async listen() {
+      await http.listen({ host: settings.listen.host, port: settings.listen.port });
       const httpPort = (http.server.address() as { port: number }).port;
-      if (grpcAddress === undefined) return { httpPort };
-      const grpcPort = await grpcServer.listen(grpcAddress);
-      return { httpPort, grpcPort };
+      const grpc = settings.grpcListen && { host: settings.grpcListen.host, port: await grpcServer.listen(formatHostPort(settings.grpcListen)) };
+      return { http: { host: settings.listen.host, port: httpPort }, grpc: grpc || undefined };
     },
-    async close(graceMs = 5_000) {
+    async close() {
+      const graceMs = settings.shutdownGraceMs;
       grpcServer.notServing();
       registryLink.close();
       table.close();
@@ -259,12 +139,4 @@ export function createGateway(options: GatewayOptions): Gateway {
       agents.close();
     },
   };
-}
-
-/** fromFastifyError maps Fastify's own errors (body too large, bad content) to OpenAI's envelope. */
-function fromFastifyError(error: FastifyError): GatewayError {
-  const status = error.statusCode ?? 500;
-  if (status === 413) return tooLarge("The request body is too large.", { cause: error });
-  if (status >= 400 && status < 500) return refusedHttp(status, error.message, undefined, error);
-  return internalError("The gateway failed to handle the request.", error);
 }

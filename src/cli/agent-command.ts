@@ -18,13 +18,13 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv):
   const agent = createAgent({ config, log, version: packageVersion() });
   collectProcessMetrics(agent.metrics.registry);
   try {
-    await agent.start();
+    await agent.listen();
   } catch (error) {
-    await agent.stop(0);
+    await agent.close();
     throw error;
   }
   await onShutdownSignal(log);
-  await agent.stop();
+  await agent.close();
   log.flush();
 }
 

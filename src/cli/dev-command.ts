@@ -5,7 +5,7 @@ import { createAgent } from "../../services/agent/agent.js";
 import { resolveAgentConfig } from "../../services/agent/agent-config.js";
 import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
 import { createGateway } from "../../services/gateway/gateway.js";
-import { createRegistryServer } from "../../services/registry/registry-server.js";
+import { createRegistry } from "../../services/registry/registry.js";
 import type { RegistryStore } from "../../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import { createLogger } from "../../services/shared/logger.js";
@@ -25,6 +25,11 @@ export const DEV_MODELS: readonly SimulatedModel[] = [
   { id: "sim-diffusion", kind: "image" },
   { id: "sim-voice", kind: "tts" },
 ];
+
+/** LOOPBACK is where every part of `infermesh dev` listens. */
+const LOOPBACK = "127.0.0.1";
+/** STOP_GRACE_MS is how long each part may finish what it is doing when `infermesh dev` stops. */
+const STOP_GRACE_MS = 2_000;
 
 /** DEV_USER is the user `infermesh dev` creates its API key for. */
 export const DEV_USER = "dev";
@@ -93,9 +98,9 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     say(`starting the registry (database ${join(dataDir, "infermesh.db")})`);
     const store = createSqliteStore({ path: join(dataDir, "infermesh.db") });
     stops.push(() => store.close());
-    const registry = createRegistryServer({ store, meshToken });
-    const registryPort = await registry.listen(`127.0.0.1:${registryPortWanted}`);
-    stops.push(() => registry.close(2_000));
+    const registry = createRegistry({ store, meshToken, listen: { host: LOOPBACK, port: registryPortWanted }, shutdownGraceMs: STOP_GRACE_MS });
+    const registryPort = (await registry.listen()).grpc.port;
+    stops.push(() => registry.close());
     say(`registry ready: gRPC 127.0.0.1:${registryPort}`);
     const apiKey = await devApiKey(store, keyFile);
 
@@ -111,9 +116,14 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
       registry: `http://127.0.0.1:${registryPort}`,
       meshToken,
       log: createLogger("gateway", logLevel),
+      listen: { host: LOOPBACK, port },
+      grpcListen: { host: LOOPBACK, port: 0 },
+      shutdownGraceMs: STOP_GRACE_MS,
     });
-    const { httpPort, grpcPort } = await gateway.listen({ host: "127.0.0.1", port }, "127.0.0.1:0");
-    stops.push(() => gateway.close(2_000));
+    const gatewayAddresses = await gateway.listen();
+    const httpPort = gatewayAddresses.http.port;
+    const grpcPort = gatewayAddresses.grpc?.port;
+    stops.push(() => gateway.close());
     say(`gateway ready: OpenAI API http://127.0.0.1:${httpPort}/v1, InferenceService (gRPC) 127.0.0.1:${grpcPort}`);
 
     say(`starting an agent for the simulator at ${sim.url}`);
@@ -121,8 +131,9 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
       config: resolveAgentConfig({
         registry: `http://127.0.0.1:${registryPort}`,
         apiKey,
-        listen: { host: "127.0.0.1", port: 0 },
+        listen: { host: LOOPBACK, port: 0 },
         name: "dev-agent",
+        shutdownGraceMs: STOP_GRACE_MS,
         // One simulator serves every kind; each upstream entry exposes the models of its type.
         upstreams: SERVICE_TYPE_NAMES.flatMap((type) => {
           const ids = simulated.filter((m) => (m.kind ?? "llm") === type).map((m) => m.id);
@@ -132,8 +143,8 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
       }),
       log: createLogger("agent", logLevel),
     });
-    const addresses = await agent.start();
-    stops.push(() => agent.stop(2_000));
+    stops.push(() => agent.close());
+    const addresses = await agent.listen();
     say(`agent ready: provider ${addresses.providerId} at ${addresses.endpoint}; waiting for the gateway to route to it`);
     // One process, one /metrics: the gateway's serves the registry's and the agent's metrics as well.
     for (const source of [registry.metrics.registry, agent.metrics.registry]) {

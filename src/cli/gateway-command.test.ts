@@ -30,7 +30,7 @@ describe("infermesh gateway's flags", () => {
       INFERMESH_GATEWAY_MAX_TOKENS: "100",
     });
     expect(config).to.deep.include({ listen: { host: "127.0.0.1", port: 0 }, registry: "http://10.0.0.1:7700" });
-    expect(config.guardrails.maxTokens).to.equal(100);
+    expect(config.guardrails?.maxTokens).to.equal(100);
   });
 
   it("says what a bad value is in its unit, naming the flag or the variable", () => {

@@ -1,8 +1,14 @@
-import { createGateway, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_STREAM_TIMEOUT_MS } from "../../services/gateway/gateway.js";
+import { createGateway } from "../../services/gateway/gateway.js";
+import {
+  DEFAULT_BODY_LIMIT_BYTES,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STREAM_TIMEOUT_MS,
+  type GatewayOptions,
+} from "../../services/gateway/gateway-options.js";
 import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
-import { DEFAULT_GUARDRAILS, type Guardrails } from "../../services/gateway/guardrails.js";
+import { DEFAULT_GUARDRAILS } from "../../services/gateway/guardrails.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
-import { DEFAULT_RATE_LIMITS, type RateLimits } from "../../services/gateway/rate-limits.js";
+import { DEFAULT_RATE_LIMITS } from "../../services/gateway/rate-limits.js";
 import { parseLogLevel, parseMs, parseRegistryUrl, parseWholeNumber } from "../../services/shared/config-values.js";
 import { formatHostPort, parseHostPort, type HostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
@@ -50,20 +56,9 @@ export const GATEWAY_FLAGS: FlagSpecs = {
   "log-level": { ...LOG_LEVEL_FLAG, default: "info" },
 };
 
-/** GatewayConfig is `infermesh gateway`'s configuration, parsed once. */
-export interface GatewayConfig {
-  readonly listen: HostPort;
+/** GatewayConfig is `infermesh gateway`'s configuration, parsed once: the gateway's options and its log level. */
+export interface GatewayConfig extends Omit<GatewayOptions, "log"> {
   readonly grpcListen: HostPort;
-  /** registry is the registry's base URL, "http://host:port". */
-  readonly registry: string;
-  readonly meshToken: string;
-  readonly requestTimeoutMs: number;
-  readonly streamTimeoutMs: number;
-  readonly keepaliveMs: number;
-  readonly bodyLimitBytes: number;
-  readonly maxUploadBytes: number;
-  readonly rateLimits: RateLimits;
-  readonly guardrails: Guardrails;
   readonly logLevel: string;
 }
 
@@ -101,24 +96,16 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
 export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = parseGatewayConfig(argv, env);
   const log = createLogger("gateway", config.logLevel);
-  const gateway = createGateway({
-    registry: config.registry,
-    meshToken: config.meshToken,
-    log,
-    requestTimeoutMs: config.requestTimeoutMs,
-    streamTimeoutMs: config.streamTimeoutMs,
-    keepaliveMs: config.keepaliveMs,
-    bodyLimitBytes: config.bodyLimitBytes,
-    maxUploadBytes: config.maxUploadBytes,
-    rateLimits: config.rateLimits,
-    guardrails: config.guardrails,
-  });
+  const gateway = createGateway({ ...config, log });
   collectProcessMetrics(gateway.metrics.registry);
   try {
-    const { httpPort, grpcPort } = await gateway.listen(config.listen, formatHostPort(config.grpcListen));
-    log.info({ listen: `${config.listen.host}:${httpPort}`, grpcListen: `${config.grpcListen.host}:${grpcPort}`, registry: config.registry }, "gateway ready");
+    const addresses = await gateway.listen();
+    log.info(
+      { listen: formatHostPort(addresses.http), grpcListen: addresses.grpc && formatHostPort(addresses.grpc), registry: config.registry },
+      "gateway ready",
+    );
   } catch (error) {
-    await gateway.close(0);
+    await gateway.close();
     throw error;
   }
   await onShutdownSignal(log);

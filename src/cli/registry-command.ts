@@ -1,9 +1,14 @@
-import { createRegistryServer, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_TTL_INTERVALS } from "../../services/registry/registry-server.js";
+import {
+  createRegistry,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_TTL_INTERVALS,
+  MIN_HEARTBEAT_INTERVAL_MS,
+  type RegistryOptions,
+} from "../../services/registry/registry.js";
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import { parseLogLevel, parseMs } from "../../services/shared/config-values.js";
-import { formatHostPort, parseHostPort, type HostPort } from "../../services/shared/host-port.js";
+import { formatHostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
-import { createMetricsServer } from "../../services/shared/metrics-server.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import type { RunnableCommand } from "./command.js";
 import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
@@ -47,14 +52,9 @@ export const REGISTRY_FLAGS: FlagSpecs = {
   "log-level": { ...LOG_LEVEL_FLAG, default: "info" },
 };
 
-/** RegistryConfig is `infermesh registry`'s configuration, parsed once. */
-export interface RegistryConfig {
-  readonly listen: HostPort;
+/** RegistryConfig is `infermesh registry`'s configuration, parsed once: the registry's options, its database and log level. */
+export interface RegistryConfig extends Omit<RegistryOptions, "store"> {
   readonly dbPath: string;
-  readonly meshToken: string;
-  readonly metricsListen: HostPort | undefined;
-  readonly heartbeatIntervalMs: number;
-  readonly ttlMs: number;
   readonly logLevel: string;
 }
 
@@ -62,7 +62,7 @@ export interface RegistryConfig {
 export function parseRegistryConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): RegistryConfig {
   const flags = parseFlags(REGISTRY_FLAGS, argv, env);
   const meshToken = requireMeshToken(flags, readFile);
-  const heartbeatIntervalMs = parseMs(flags.setting("heartbeat-interval-ms"), requireString(flags, "heartbeat-interval-ms"), 50);
+  const heartbeatIntervalMs = parseMs(flags.setting("heartbeat-interval-ms"), requireString(flags, "heartbeat-interval-ms"), MIN_HEARTBEAT_INTERVAL_MS);
   const ttl = flags.string("ttl-ms");
   const logLevel = parseLogLevel(flags.setting("log-level"), requireString(flags, "log-level"));
   const metrics = flags.string("metrics-listen");
@@ -72,7 +72,7 @@ export function parseRegistryConfig(argv: readonly string[], env: NodeJS.Process
     meshToken,
     metricsListen: metrics ? parseHostPort(flags.setting("metrics-listen"), metrics) : undefined,
     heartbeatIntervalMs,
-    ttlMs: ttl === undefined ? heartbeatIntervalMs * DEFAULT_TTL_INTERVALS : parseMs(flags.setting("ttl-ms"), ttl, heartbeatIntervalMs),
+    ...(ttl === undefined ? {} : { ttlMs: parseMs(flags.setting("ttl-ms"), ttl, heartbeatIntervalMs) }),
     logLevel,
   });
 }
@@ -82,31 +82,27 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
   const config = parseRegistryConfig(argv, env);
   const log = createLogger("registry", config.logLevel);
   const store = createSqliteStore({ path: config.dbPath });
-  const registry = createRegistryServer({
-    store,
-    meshToken: config.meshToken,
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
-    ttlMs: config.ttlMs,
-  });
+  const registry = createRegistry({ ...config, store });
   collectProcessMetrics(registry.metrics.registry);
-  const metricsServer = config.metricsListen ? createMetricsServer(registry.metrics.registry) : undefined;
   try {
-    const port = await registry.listen(formatHostPort(config.listen));
-    const metricsPort = config.metricsListen
-      ? await metricsServer?.listen(config.metricsListen.host, config.metricsListen.port)
-      : undefined;
+    const addresses = await registry.listen();
     log.info(
-      { listen: `${config.listen.host}:${port}`, metricsPort, db: config.dbPath, heartbeatIntervalMs: config.heartbeatIntervalMs, ttlMs: config.ttlMs },
+      {
+        listen: formatHostPort(addresses.grpc),
+        metricsPort: addresses.metrics?.port,
+        db: config.dbPath,
+        heartbeatIntervalMs: registry.settings.heartbeatIntervalMs,
+        ttlMs: registry.settings.ttlMs,
+      },
       "registry ready",
     );
   } catch (error) {
-    await registry.close(0);
+    await registry.close();
     await store.close();
     throw error;
   }
   await onShutdownSignal(log);
   await registry.close();
-  await metricsServer?.close();
   await store.close();
   log.info("registry stopped");
   log.flush();

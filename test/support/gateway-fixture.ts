@@ -1,4 +1,5 @@
 import { createGateway, type Gateway, type GatewayOptions } from "../../services/gateway/gateway.js";
+import { formatHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { MESH_TOKEN } from "./registry-fixture.js";
 
@@ -15,13 +16,21 @@ export async function startGateway(
   registry: string,
   options: Partial<Omit<GatewayOptions, "registry" | "meshToken">> = {},
 ): Promise<GatewayFixture> {
-  const gateway = createGateway({ registry: `http://${registry}`, meshToken: MESH_TOKEN, log: createLogger("gateway", "silent"), ...options });
-  const { httpPort, grpcPort } = await gateway.listen({ host: "127.0.0.1", port: 0 }, "127.0.0.1:0");
+  const gateway = createGateway({
+    registry: `http://${registry}`,
+    meshToken: MESH_TOKEN,
+    log: createLogger("gateway", "silent"),
+    listen: { host: "127.0.0.1", port: 0 },
+    grpcListen: { host: "127.0.0.1", port: 0 },
+    shutdownGraceMs: 1_000,
+    ...options,
+  });
+  const addresses = await gateway.listen();
   await gateway.registryLink.ready;
   return {
     gateway,
-    baseUrl: `http://127.0.0.1:${httpPort}`,
-    grpcAddress: `127.0.0.1:${grpcPort}`,
-    stop: () => gateway.close(1_000),
+    baseUrl: `http://${formatHostPort(addresses.http)}`,
+    grpcAddress: formatHostPort(addresses.grpc ?? addresses.http),
+    stop: () => gateway.close(),
   };
 }

@@ -7,7 +7,7 @@ import { createLogger } from "../../services/shared/logger.js";
 import { createSimulator, type Simulator, type SimulatorOptions } from "../../services/sim/simulator.js";
 import { startGateway, type GatewayFixture } from "./gateway-fixture.js";
 import { startRegistry, type RegistryFixture } from "./registry-fixture.js";
-import type { RegistryServerOptions } from "../../services/registry/registry-server.js";
+import type { RegistryOptions } from "../../services/registry/registry.js";
 import { waitFor } from "./wait-for.js";
 
 /** Tap records the raw response bodies a model server sent, as the agent received them. */
@@ -76,9 +76,12 @@ export interface Mesh {
   stop(): Promise<void>;
 }
 
+/** AGENT_STOP_GRACE_MS is how long an agent the mesh started lets calls finish when it stops. */
+const AGENT_STOP_GRACE_MS = 500;
+
 /** startMesh starts a registry and a gateway on loopback ports. */
 export async function startMesh(
-  registryOptions: Omit<RegistryServerOptions, "store" | "meshToken"> = {},
+  registryOptions: Partial<Omit<RegistryOptions, "store" | "meshToken">> = {},
   gatewayOptions: Partial<Omit<GatewayOptions, "registry" | "meshToken">> = {},
 ): Promise<Mesh> {
   const registry = await startRegistry(registryOptions);
@@ -98,11 +101,12 @@ export async function startMesh(
           name: `${user}-agent-${agents.length}`,
           upstreams: upstreamsFor(type, upstreamUrl ?? url, sim),
           logLevel: "silent",
+          shutdownGraceMs: AGENT_STOP_GRACE_MS,
           ...settings,
         }),
         log: createLogger("agent", "silent"),
       });
-      const { providerId, endpoint } = await agent.start();
+      const { providerId, endpoint } = await agent.listen();
       await waitFor(`agent ${providerId} in the gateway's table`, () => {
         const provider = gateway.gateway.table.provider(providerId);
         return provider !== undefined && provider.models.length > 0;
@@ -113,7 +117,7 @@ export async function startMesh(
     },
     async stop() {
       for (const { agent, simulator } of agents) {
-        await agent.stop(500);
+        await agent.close();
         await simulator.close();
       }
       await gateway.stop();

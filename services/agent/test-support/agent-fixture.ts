@@ -1,7 +1,8 @@
 import { startRegistry, type RegistryFixture } from "../../../test/support/registry-fixture.js";
 import type { StockClient } from "../../../test/support/stock-grpc-client.js";
-import type { RegistryServerOptions } from "../../registry/registry-server.js";
+import type { RegistryOptions } from "../../registry/registry.js";
 import { createLogger } from "../../shared/logger.js";
+import { formatHostPort } from "../../shared/host-port.js";
 import { createAgent, type Agent, type AgentAddresses, type AgentOptions } from "../agent.js";
 import { resolveAgentConfig, type AgentSettings, type UpstreamSettings } from "../agent-config.js";
 import { agentClient, mediaAgentClient } from "./infer-client.js";
@@ -20,7 +21,7 @@ export interface AgentFixtureOptions {
   /** registry is one the test keeps across agents, left running by close(); by default the fixture starts its own. */
   readonly registry?: RegistryFixture;
   /** registryOptions configure the registry the fixture starts (a heartbeat every 200 ms by default). */
-  readonly registryOptions?: Omit<RegistryServerOptions, "store" | "meshToken">;
+  readonly registryOptions?: Partial<Omit<RegistryOptions, "store" | "meshToken">>;
   /** user owns the API key the agent registers with. */
   readonly user?: string;
   /** settings are the agent's settings besides the registry, its key, its port and its upstreams. */
@@ -48,7 +49,7 @@ export interface AgentFixture {
 
 /** DEFAULT_HEARTBEAT_INTERVAL_MS keeps registration quick in tests. */
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 200;
-/** STOP_GRACE_MS is the grace close() gives calls still running. */
+/** STOP_GRACE_MS is the grace close() gives calls still running, unless the settings give another. */
 const STOP_GRACE_MS = 1_000;
 
 const log = createLogger("agent-test", "silent");
@@ -63,23 +64,24 @@ export async function startAgentFixture(options: AgentFixtureOptions): Promise<A
     registry: `http://${registry.address}`,
     apiKey,
     listen: { host: "127.0.0.1", port: 0 },
+    shutdownGraceMs: STOP_GRACE_MS,
     ...options.settings,
     upstreams: options.upstreams,
   });
   const agent = createAgent({ ...options.agent, config, log });
   const stopAll = async (): Promise<void> => {
-    await agent.stop(STOP_GRACE_MS);
+    await agent.close();
     for (const server of options.servers ?? []) await server.close();
     if (ownsRegistry) await registry.stop();
   };
   let addresses: AgentAddresses;
   try {
-    addresses = await agent.start();
+    addresses = await agent.listen();
   } catch (error) {
     await stopAll();
     throw error;
   }
-  const address = `127.0.0.1:${addresses.grpcPort}`;
+  const address = formatHostPort(addresses.grpc);
   const client = options.mediaClient === true ? mediaAgentClient(address) : agentClient(address);
   return {
     registry,

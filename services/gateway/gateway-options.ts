@@ -1,0 +1,135 @@
+import { type Clock, systemClock } from "../shared/clock.js";
+import { ConfigError } from "../shared/config-error.js";
+import type { HostPort } from "../shared/host-port.js";
+import type { Logger } from "../shared/logger.js";
+import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
+import { DEFAULT_AUTH_TTL_MS } from "./auth-cache.js";
+import { DEFAULT_FAILOVER_ATTEMPTS } from "./dispatcher.js";
+import { DEFAULT_GUARDRAILS, type Guardrails } from "./guardrails.js";
+import { DEFAULT_MAX_UPLOAD_BYTES } from "./multipart-form.js";
+import { DEFAULT_COOLDOWN_MS, DEFAULT_FAILURE_THRESHOLD } from "./provider-health.js";
+import { DEFAULT_RATE_LIMITS, type RateLimits } from "./rate-limits.js";
+import { DEFAULT_RECONNECT_GRACE_MS } from "./routing-table.js";
+
+/** DEFAULT_REQUEST_TIMEOUT_MS bounds one inference request end to end, as inference.club's upstream timeout does. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+/** DEFAULT_STREAM_TIMEOUT_MS bounds one streamed request end to end. */
+export const DEFAULT_STREAM_TIMEOUT_MS = 30 * 60_000;
+/** DEFAULT_BODY_LIMIT_BYTES bounds a JSON request body. */
+export const DEFAULT_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+/** DEFAULT_SHUTDOWN_GRACE_MS is how long close() lets requests in flight finish. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+/** MIN_BODY_BYTES is the smallest body or upload limit that still admits a request. */
+const MIN_BODY_BYTES = 1024;
+
+/** CircuitOptions tune passive health: failures in a row that open a provider's circuit, and the cooldown. */
+export interface CircuitOptions {
+  readonly failureThreshold: number;
+  readonly cooldownMs: number;
+}
+
+/** GatewayOptions configure a gateway; what is left out takes its default. */
+export interface GatewayOptions {
+  /** registry is the registry's base URL, "http://host:port". */
+  readonly registry: string;
+  readonly meshToken: string;
+  readonly log: Logger;
+  /** listen is the OpenAI HTTP address; port 0 picks a free one. */
+  readonly listen: HostPort;
+  /** grpcListen, when set, serves InferenceService there. */
+  readonly grpcListen?: HostPort | undefined;
+  readonly clock?: Clock;
+  /** requestTimeoutMs is the deadline of a non-streamed request. */
+  readonly requestTimeoutMs?: number;
+  /** streamTimeoutMs is the deadline of a streamed request, longer: a long answer is still a good answer. */
+  readonly streamTimeoutMs?: number;
+  /** keepaliveMs is how long a stream may stay silent before the gateway writes a keep-alive comment. */
+  readonly keepaliveMs?: number;
+  readonly bodyLimitBytes?: number;
+  /** maxUploadBytes bounds the files of one multipart request together. */
+  readonly maxUploadBytes?: number;
+  /** authTtlMs is how long a checked API key is trusted without asking the registry again. */
+  readonly authTtlMs?: number;
+  /** reconnectGraceMs keeps providers a reconnect snapshot lacks for this long (the registry's TTL). */
+  readonly reconnectGraceMs?: number;
+  /** failoverAttempts is how many other providers a request may try when one fails before the first byte. */
+  readonly failoverAttempts?: number;
+  readonly guardrails?: Partial<Guardrails>;
+  /** rateLimits bound each API key: requests per minute (inference, /v1/models) and concurrent streams; 0 is off. */
+  readonly rateLimits?: Partial<RateLimits>;
+  readonly circuit?: Partial<CircuitOptions>;
+  /** shutdownGraceMs is how long close() lets requests in flight finish before cutting them. */
+  readonly shutdownGraceMs?: number;
+}
+
+/** GatewaySettings are a gateway's options with every default applied and checked. */
+export interface GatewaySettings {
+  readonly registry: string;
+  readonly meshToken: string;
+  readonly log: Logger;
+  readonly listen: HostPort;
+  readonly grpcListen: HostPort | undefined;
+  readonly clock: Clock;
+  readonly requestTimeoutMs: number;
+  readonly streamTimeoutMs: number;
+  readonly keepaliveMs: number;
+  readonly bodyLimitBytes: number;
+  readonly maxUploadBytes: number;
+  readonly authTtlMs: number;
+  readonly reconnectGraceMs: number;
+  readonly failoverAttempts: number;
+  readonly guardrails: Guardrails;
+  readonly rateLimits: RateLimits;
+  readonly circuit: CircuitOptions;
+  readonly shutdownGraceMs: number;
+}
+
+/**
+ * resolveGatewayOptions applies every default once and checks every value, so that the gateway's parts get complete
+ * settings and never default anything themselves. A bad value throws a ConfigError naming the option.
+ */
+export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings {
+  const settings: GatewaySettings = {
+    registry: options.registry,
+    meshToken: options.meshToken,
+    log: options.log,
+    listen: options.listen,
+    grpcListen: options.grpcListen,
+    clock: options.clock ?? systemClock,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    streamTimeoutMs: options.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS,
+    keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+    bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+    authTtlMs: options.authTtlMs ?? DEFAULT_AUTH_TTL_MS,
+    reconnectGraceMs: options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS,
+    failoverAttempts: options.failoverAttempts ?? DEFAULT_FAILOVER_ATTEMPTS,
+    guardrails: Object.freeze({ ...DEFAULT_GUARDRAILS, ...options.guardrails }),
+    rateLimits: Object.freeze({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }),
+    circuit: Object.freeze({ failureThreshold: DEFAULT_FAILURE_THRESHOLD, cooldownMs: DEFAULT_COOLDOWN_MS, ...options.circuit }),
+    shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+  };
+  const counts: readonly (readonly [string, number, number])[] = [
+    ["requestTimeoutMs", settings.requestTimeoutMs, 1],
+    ["streamTimeoutMs", settings.streamTimeoutMs, 1],
+    ["keepaliveMs", settings.keepaliveMs, 1],
+    ["bodyLimitBytes", settings.bodyLimitBytes, MIN_BODY_BYTES],
+    ["maxUploadBytes", settings.maxUploadBytes, MIN_BODY_BYTES],
+    ["authTtlMs", settings.authTtlMs, 0],
+    ["reconnectGraceMs", settings.reconnectGraceMs, 0],
+    ["failoverAttempts", settings.failoverAttempts, 0],
+    ["guardrails.maxMessages", settings.guardrails.maxMessages, 0],
+    ["guardrails.maxInputChars", settings.guardrails.maxInputChars, 0],
+    ["guardrails.maxTokens", settings.guardrails.maxTokens, 0],
+    ["rateLimits.inferencePerMinute", settings.rateLimits.inferencePerMinute, 0],
+    ["rateLimits.modelsPerMinute", settings.rateLimits.modelsPerMinute, 0],
+    ["rateLimits.concurrentStreams", settings.rateLimits.concurrentStreams, 0],
+    ["circuit.failureThreshold", settings.circuit.failureThreshold, 1],
+    ["circuit.cooldownMs", settings.circuit.cooldownMs, 0],
+    ["shutdownGraceMs", settings.shutdownGraceMs, 0],
+  ];
+  for (const [name, value, min] of counts) {
+    if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(name, `the gateway's ${name} must be a whole number of at least ${min}, got ${value}`);
+  }
+  return Object.freeze(settings);
+}

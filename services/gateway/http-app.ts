@@ -1,0 +1,113 @@
+import { randomUUID } from "node:crypto";
+import fastifyMultipart from "@fastify/multipart";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
+import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import { bearerToken } from "../shared/bearer.js";
+import type { Logger } from "../shared/logger.js";
+import { answerClientError, GatewayError, internalError, invalidApiKey, refusedHttp, tooLarge, unknownRoute } from "./gateway-errors.js";
+import { BEARER_AUTH, OPENAPI_INFO } from "./openai-schemas.js";
+import { requestValidatorCompiler } from "./request-validation.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** principal is the authenticated caller of a /v1/ route, set by the auth hook. */
+    principal: Principal;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** HttpAppOptions are what the gateway's HTTP face is built with. */
+export interface HttpAppOptions {
+  readonly log: Logger;
+  readonly bodyLimitBytes: number;
+  readonly maxUploadBytes: number;
+  /** authenticate resolves an API key to its caller, undefined for a bad key; it throws when it cannot tell. */
+  readonly authenticate: (apiKey: string) => Promise<Principal | undefined>;
+}
+
+/**
+ * createHttpApp builds the Fastify instance every gateway route runs in: bodies kept as bytes and validated by the
+ * routes' schemas, an API key required under /v1/, the request id carried both ways, /openapi.json and /docs from the
+ * schemas, and every failure, Fastify's and Node's own included, answered in OpenAI's error envelope.
+ */
+export function createHttpApp(options: HttpAppOptions): FastifyInstance {
+  const http = Fastify({
+    // pino's Logger is Fastify's logger; the cast only bridges the two packages' type declarations.
+    loggerInstance: options.log as FastifyBaseLogger,
+    // One line per request is the access log's job, not the service log's: it would cost more than the proxying.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimitBytes,
+    genReqId: (request) => {
+      const given = request.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Streams may run for minutes; deadlines are enforced per request, not by the socket.
+    requestTimeout: 0,
+    return503OnClosing: true,
+    // Requests Node's parser refuses (headers over the limit, broken framing) and URLs the router cannot decode get
+    // OpenAI's envelope too, not Fastify's default bodies.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (error, _request, reply) => {
+      const failure = fromFastifyError(error);
+      void (reply as FastifyReply).code(failure.status).header("content-type", "application/json").send(failure.body());
+    },
+  });
+  // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
+  http.removeAllContentTypeParsers();
+  http.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+  // The route schemas are the request contract: they validate each body (see request-validation.ts) and document it
+  // in /openapi.json. Response schemas only document: replies (Buffers, hijacked streams, our own JSON) serialize
+  // exactly as they would without one.
+  http.setValidatorCompiler(requestValidatorCompiler);
+  http.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  void http.register(fastifyMultipart, { limits: { fileSize: options.maxUploadBytes } });
+  // Registered before every route, so its onRoute hook sees each one's schema.
+  void http.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: OPENAPI_INFO,
+      components: { securitySchemes: { bearerAuth: BEARER_AUTH } },
+      security: [{ bearerAuth: [] }],
+    },
+  });
+  void http.register(fastifySwaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
+  http.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    if (!request.url.startsWith("/v1/")) return;
+    const header = request.headers.authorization;
+    const apiKey = bearerToken(header);
+    if (!apiKey) throw invalidApiKey(typeof header === "string" && header.length > 0);
+    const principal = await options.authenticate(apiKey);
+    if (!principal) throw invalidApiKey(true);
+    request.principal = principal;
+  });
+  http.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
+    const failure = error instanceof GatewayError ? error : fromFastifyError(error);
+    if (failure.status >= 500) {
+      const answeredBy = request.dispatch?.answeredBy;
+      request.log.warn({ err: error, requestId: request.id, provider: answeredBy?.provider.id, model: answeredBy?.model.id }, failure.message);
+    }
+    if (failure.retryAfterSeconds !== undefined) void reply.header("retry-after", String(failure.retryAfterSeconds));
+    if (failure.status === 413 && !request.raw.readableEnded) {
+      // Read and drop the rest of the upload, so the client gets to read this answer instead of a reset.
+      void reply.header("connection", "close");
+      request.raw.resume();
+    }
+    void reply.code(failure.status).header("content-type", "application/json").send(failure.body());
+  });
+  http.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(unknownRoute(request.method, request.url).body());
+  });
+  return http;
+}
+
+/** fromFastifyError maps Fastify's own errors (body too large, bad content) to OpenAI's envelope. */
+function fromFastifyError(error: FastifyError): GatewayError {
+  const status = error.statusCode ?? 500;
+  if (status === 413) return tooLarge("The request body is too large.", { cause: error });
+  if (status >= 400 && status < 500) return refusedHttp(status, error.message, undefined, error);
+  return internalError("The gateway failed to handle the request.", error);
+}

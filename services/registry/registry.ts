@@ -1,0 +1,142 @@
+import { ChangeCause, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
+import { systemClock, type Clock } from "../shared/clock.js";
+import { ConfigError } from "../shared/config-error.js";
+import { bindService, createGrpcServer } from "../shared/grpc/server.js";
+import { formatHostPort, type HostPort } from "../shared/host-port.js";
+import { createMetricsServer } from "../shared/metrics-server.js";
+import { createCallerAuth } from "./caller-auth.js";
+import { ProviderTable } from "./provider-table.js";
+import { createRegistryMetrics, type RegistryMetrics } from "./registry-metrics.js";
+import { createRegistryService } from "./registry-service.js";
+import type { RegistryStore } from "./store/registry-store.js";
+import { WatchHub } from "./watch-hub.js";
+
+/** DEFAULT_HEARTBEAT_INTERVAL_MS is how often agents are told to heartbeat. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+/** DEFAULT_TTL_INTERVALS is how many missed intervals take a provider offline. */
+export const DEFAULT_TTL_INTERVALS = 3;
+/** DEFAULT_SHUTDOWN_GRACE_MS is how long calls in flight may finish on close. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+/** MIN_HEARTBEAT_INTERVAL_MS keeps agents from being told to heartbeat in a busy loop. */
+export const MIN_HEARTBEAT_INTERVAL_MS = 50;
+
+/** RegistryOptions configure a registry; what is left out takes its default. */
+export interface RegistryOptions {
+  readonly store: RegistryStore;
+  /** meshToken is the credential gateways and operators present. */
+  readonly meshToken: string;
+  /** listen is the gRPC address; port 0 picks a free one. */
+  readonly listen: HostPort;
+  /** metricsListen, when set, serves Prometheus' GET /metrics there. */
+  readonly metricsListen?: HostPort | undefined;
+  readonly clock?: Clock;
+  readonly heartbeatIntervalMs?: number;
+  /** ttlMs defaults to DEFAULT_TTL_INTERVALS heartbeat intervals. */
+  readonly ttlMs?: number;
+  readonly maxMessageBytes?: number;
+  /** shutdownGraceMs is how long close() lets calls in flight finish. */
+  readonly shutdownGraceMs?: number;
+}
+
+/** RegistrySettings are a registry's options with every default applied and checked. */
+export interface RegistrySettings {
+  readonly store: RegistryStore;
+  readonly meshToken: string;
+  readonly listen: HostPort;
+  readonly metricsListen: HostPort | undefined;
+  readonly clock: Clock;
+  readonly heartbeatIntervalMs: number;
+  readonly ttlMs: number;
+  readonly maxMessageBytes: number | undefined;
+  readonly shutdownGraceMs: number;
+}
+
+/** RegistryAddresses are where a listening registry is. */
+export interface RegistryAddresses {
+  readonly grpc: HostPort;
+  readonly metrics: HostPort | undefined;
+}
+
+/** Registry is the control plane, ready to listen. */
+export interface Registry {
+  readonly settings: RegistrySettings;
+  readonly metrics: RegistryMetrics;
+  readonly table: ProviderTable;
+  /** listen binds the gRPC port (and the metrics port when configured) and resolves the bound addresses. */
+  listen(): Promise<RegistryAddresses>;
+  /** close ends watch streams, lets other calls finish for the shutdown grace period, and stops. The store stays open. */
+  close(): Promise<void>;
+}
+
+/** resolveRegistryOptions applies the defaults once and checks the values, throwing a ConfigError naming the option. */
+export function resolveRegistryOptions(options: RegistryOptions): RegistrySettings {
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+  const ttlMs = options.ttlMs ?? heartbeatIntervalMs * DEFAULT_TTL_INTERVALS;
+  if (!(heartbeatIntervalMs >= MIN_HEARTBEAT_INTERVAL_MS)) {
+    throw new ConfigError("heartbeatIntervalMs", `the heartbeat interval must be at least ${MIN_HEARTBEAT_INTERVAL_MS} ms, got ${heartbeatIntervalMs}`);
+  }
+  if (!(ttlMs >= heartbeatIntervalMs)) {
+    throw new ConfigError("ttlMs", `the TTL must be at least one heartbeat interval (${heartbeatIntervalMs} ms), got ${ttlMs} ms`);
+  }
+  return Object.freeze({
+    store: options.store,
+    meshToken: options.meshToken,
+    listen: options.listen,
+    metricsListen: options.metricsListen,
+    clock: options.clock ?? systemClock,
+    heartbeatIntervalMs,
+    ttlMs,
+    maxMessageBytes: options.maxMessageBytes,
+    shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+  });
+}
+
+/** createRegistry builds the registry: RegistryService, grpc.health.v1 and server reflection, and its metrics. */
+export function createRegistry(options: RegistryOptions): Registry {
+  const settings = resolveRegistryOptions(options);
+  const hub = new WatchHub();
+  const table: ProviderTable = new ProviderTable({
+    clock: settings.clock,
+    ttlMs: settings.ttlMs,
+    onChange: (event) => {
+      if (event.cause === ChangeCause.EXPIRED) metrics.expiries.inc();
+      hub.publish(event);
+    },
+  });
+  const metrics = createRegistryMetrics({ onlineProviders: () => table.providers(), watchers: () => hub.size });
+  const service = createRegistryService({
+    store: settings.store,
+    auth: createCallerAuth(settings.store, settings.meshToken),
+    table,
+    hub,
+    metrics,
+    heartbeatIntervalMs: settings.heartbeatIntervalMs,
+    ttlMs: settings.ttlMs,
+  });
+  const server = createGrpcServer({
+    services: [bindService(RegistryService, service, metrics.observeRpc)],
+    ...(settings.maxMessageBytes === undefined ? {} : { maxMessageBytes: settings.maxMessageBytes }),
+  });
+  const metricsServer = settings.metricsListen ? createMetricsServer(metrics.registry) : undefined;
+
+  return {
+    settings,
+    metrics,
+    table,
+    async listen() {
+      const port = await server.listen(formatHostPort(settings.listen));
+      const metricsPort = settings.metricsListen ? await metricsServer?.listen(settings.metricsListen.host, settings.metricsListen.port) : undefined;
+      return {
+        grpc: { host: settings.listen.host, port },
+        metrics: settings.metricsListen && metricsPort !== undefined ? { host: settings.metricsListen.host, port: metricsPort } : undefined,
+      };
+    },
+    async close() {
+      server.notServing();
+      hub.close();
+      await server.close(settings.shutdownGraceMs);
+      table.close();
+      await metricsServer?.close();
+    },
+  };
+}
