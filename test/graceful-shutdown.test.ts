@@ -3,17 +3,12 @@ import { createAgent, type Agent } from "../services/agent/agent.js";
 import { resolveAgentConfig } from "../services/agent/agent-config.js";
 import { createLogger } from "../services/shared/logger.js";
 import { createSimulator, type Simulator } from "../services/sim/simulator.js";
-import { spawnCli } from "./support/cli-process.js";
+import { spawnCli, START_DEADLINE_MS } from "./support/cli-process.js";
 import { MESH_TOKEN, startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
 import { waitFor } from "./support/wait-for.js";
 
 // SIGTERM on a gateway process in the middle of a stream: it stops taking new work, finishes the stream, exits 0.
 
-/**
- * START_DEADLINE_MS bounds the start of one `infermesh` process: tsx compiles its sources first, which on a loaded
- * 2-core machine (the whole suite, or other suites beside it) can take longer than 15 s.
- */
-const START_DEADLINE_MS = 45_000;
 
 describe("a gateway stopped with SIGTERM", function () {
   this.timeout(2 * START_DEADLINE_MS);
@@ -39,7 +34,7 @@ describe("a gateway stopped with SIGTERM", function () {
       INFERMESH_MESH_TOKEN: MESH_TOKEN,
     });
     try {
-      const ready = await gateway.waitForLog("gateway ready", START_DEADLINE_MS);
+      const ready = await gateway.waitForLog("gateway ready");
       const baseUrl = `http://${ready.listen as string}`;
       agent = createAgent({
         config: resolveAgentConfig({

@@ -5,18 +5,13 @@ import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI, { APIError, toFile } from "openai";
 import { testWav } from "../services/sim/simulator.js";
-import { spawnCli, type CliProcess } from "./support/cli-process.js";
+import { spawnCli, type CliProcess, START_DEADLINE_MS } from "./support/cli-process.js";
 import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
 // Tenants never reach each other's machines, on any endpoint; and no secret ever reaches a log.
 
-/**
- * START_DEADLINE_MS bounds the start of one `infermesh` process: tsx compiles its sources first, which on a loaded
- * 2-core machine (the whole suite, or other suites beside it) can take longer than 15 s.
- */
-const START_DEADLINE_MS = 45_000;
 
 describe("tenant isolation on every endpoint", function () {
   this.timeout(60_000);
@@ -90,17 +85,17 @@ describe("secrets in logs", function () {
     try {
       const registry = spawnCli(["registry", "--listen", "127.0.0.1:0", "--db", join(dir, "db.sqlite")], env);
       processes.push(registry);
-      const registryAddress = (await registry.waitForLog("registry ready", START_DEADLINE_MS)).listen as string;
+      const registryAddress = (await registry.waitForLog("registry ready")).listen as string;
       const key = (await spawnCli(["keys", "create", "--user", "ivy", "--db", join(dir, "db.sqlite")]).exited).stdout.trim();
       const sim = spawnCli(["sim", "--listen", "127.0.0.1:0"]);
       processes.push(sim);
-      const simUrl = (await sim.waitForLog("simulator ready", START_DEADLINE_MS)).url as string;
+      const simUrl = (await sim.waitForLog("simulator ready")).url as string;
       const gateway = spawnCli(["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryAddress], env);
       processes.push(gateway);
-      const baseUrl = `http://${(await gateway.waitForLog("gateway ready", START_DEADLINE_MS)).listen as string}`;
+      const baseUrl = `http://${(await gateway.waitForLog("gateway ready")).listen as string}`;
       const agent = spawnCli(["agent", "--registry", registryAddress, "--api-key", key, "--listen", "127.0.0.1:0", "--upstream", simUrl], env);
       processes.push(agent);
-      await agent.waitForLog("agent ready", START_DEADLINE_MS);
+      await agent.waitForLog("agent ready");
 
       const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: key, maxRetries: 0 });
       await waitFor("the model", async () => (await client.models.list()).data.length > 0, 15_000, 50);

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli, spawnCli, type CliProcess } from "./support/cli-process.js";
+import { runCli, spawnCli, type CliProcess, START_DEADLINE_MS } from "./support/cli-process.js";
 import {
   freeLoopbackPort,
   missingTools,
@@ -17,11 +17,6 @@ import { waitFor } from "./support/wait-for.js";
 // operators run them) with the configuration `infermesh metrics-config` prints.
 
 const MESH = "prometheus-test-mesh-token-0123";
-/**
- * START_DEADLINE_MS bounds the start of one `infermesh` process: tsx compiles its sources first, which on a loaded
- * 2-core machine (the whole suite, or other suites beside it) can take longer than 15 s.
- */
-const START_DEADLINE_MS = 45_000;
 
 /** families lists the metric families an exposition declares, from its # TYPE lines. */
 function families(exposition: string): string[] {
@@ -74,9 +69,9 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
     const apiKey = (await runCli(["keys", "create", "--user", "alice", "--db", db])).stdout.trim();
     const registry = start(["registry", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db], { INFERMESH_MESH_TOKEN: MESH });
     const sim = start(["sim", "--listen", "127.0.0.1:0", "--model", "sim-llama"]);
-    const registryReady = await registry.waitForLog("registry ready", START_DEADLINE_MS);
+    const registryReady = await registry.waitForLog("registry ready");
     const registryMetrics = `127.0.0.1:${registryReady.metricsPort as number}`;
-    const simUrl = (await sim.waitForLog("simulator ready", START_DEADLINE_MS)).url as string;
+    const simUrl = (await sim.waitForLog("simulator ready")).url as string;
     const gateway = start(["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryReady.listen as string], {
       INFERMESH_MESH_TOKEN: MESH,
     });
@@ -84,8 +79,8 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
       ["agent", "--registry", registryReady.listen as string, "--upstream", `llm=${simUrl}`, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
       { INFERMESH_API_KEY: apiKey },
     );
-    const gatewayAddress = (await gateway.waitForLog("gateway ready", START_DEADLINE_MS)).listen as string;
-    const agentMetrics = `127.0.0.1:${(await agent.waitForLog("agent ready", START_DEADLINE_MS)).metricsPort as number}`;
+    const gatewayAddress = (await gateway.waitForLog("gateway ready")).listen as string;
+    const agentMetrics = `127.0.0.1:${(await agent.waitForLog("agent ready")).metricsPort as number}`;
 
     const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
     await waitFor(

@@ -6,6 +6,12 @@ import { waitFor } from "./wait-for.js";
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
+/**
+ * START_DEADLINE_MS bounds the start of one `infermesh` process: tsx compiles its sources first, which on a loaded
+ * 2-core machine running the whole suite takes many seconds.
+ */
+export const START_DEADLINE_MS = 45_000;
+
 /** CliResult is how a finished `infermesh` run ended. */
 export interface CliResult {
   readonly code: number | null;
@@ -48,7 +54,7 @@ export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, c
     stdout: () => out,
     stderr: () => err,
     exited,
-    waitForLog: (msg, timeoutMs = 15_000) =>
+    waitForLog: (msg, timeoutMs = START_DEADLINE_MS) =>
       waitFor(
         `log '${msg}'`,
         () => {
