@@ -49,7 +49,8 @@ const PROJECT_DIRS = ["/services/", "/src/", "/gen/", "/bench/"];
 /** moduleOf names where a function lives: a package, a Node internal, a project file, or a V8 pseudo-function. */
 export function moduleOf(url: string, functionName: string): string {
   if (url === "") return functionName.startsWith("(") ? functionName : "(native)";
-  if (url.startsWith("node:")) return `node:${url.slice(5).split("/")[0] === "internal" ? url.slice(5).split("/").slice(0, 2).join("/") : url.slice(5)}`;
+  if (url.startsWith("node:"))
+    return `node:${url.slice(5).split("/")[0] === "internal" ? url.slice(5).split("/").slice(0, 2).join("/") : url.slice(5)}`;
   const modules = url.lastIndexOf("/node_modules/");
   if (modules !== -1) {
     const parts = url.slice(modules + "/node_modules/".length).split("/");
@@ -125,7 +126,9 @@ export function summarizeCpuProfile(name: string, profile: CpuProfile, top = DEF
   return {
     name,
     wallMs: Math.round(
-      ((window ? Math.min(window.toUs, profile.endTime) : profile.endTime) - (window ? Math.max(window.fromUs, profile.startTime) : profile.startTime)) / 1000,
+      ((window ? Math.min(window.toUs, profile.endTime) : profile.endTime) -
+        (window ? Math.max(window.fromUs, profile.startTime) : profile.startTime)) /
+        1000,
     ),
     busyMs: Math.round(busyMs),
     selfByFunction: ranked(selfByFunction),

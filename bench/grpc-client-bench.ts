@@ -14,7 +14,13 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { AgentService, InferRequestSchema, InferResponseSchema, type InferResponse } from "../gen/infermesh/v1/inference_pb.js";
+import {
+  AgentService,
+  InferenceCallSchema,
+  InferRequestSchema,
+  type InferResponse,
+  InferResponseSchema,
+} from "../gen/infermesh/v1/inference_pb.js";
 import { ProviderSchema } from "../gen/infermesh/v1/registry_pb.js";
 import { createAgentCalls } from "../services/shared/grpc/infer-client.js";
 import { bindService, createGrpcServer } from "../services/shared/grpc/server.js";
@@ -49,7 +55,8 @@ if (process.argv[2] === "--serve") {
   const port = await new Promise<number>((resolve) => child.once("message", (m) => resolve(m as number)));
   const endpoint = `127.0.0.1:${port}`;
   const call = { model: "m", requestId: "bench", body: new TextEncoder().encode('{"model":"m","messages":[]}') };
-  const request = create(InferRequestSchema, { call });
+  const inferenceCall = create(InferenceCallSchema, call);
+  const request = create(InferRequestSchema, { call: inferenceCall });
   const path = `/${AgentService.typeName}/${AgentService.method.infer.name}`;
 
   const grpcJs = new grpc.Client(endpoint, grpc.credentials.createInsecure());
@@ -78,7 +85,7 @@ if (process.argv[2] === "--serve") {
     },
     "gateway (node:http2)": async () => {
       let parts = 0;
-      for await (const _part of mesh.infer(provider, request.call!, new AbortController().signal)) parts++;
+      for await (const _part of mesh.infer(provider, inferenceCall, new AbortController().signal)) parts++;
       return parts;
     },
   };
@@ -101,7 +108,9 @@ if (process.argv[2] === "--serve") {
     const { p50, p99 } = percentiles(latencies);
     const micros = (ms: number | null) => ((ms ?? Number.NaN) * 1000).toFixed(0).padStart(11);
     const perCall = (used.user + used.system) / calls;
-    console.log(`${name.padEnd(22)}  ${perCall.toFixed(1).padStart(11)}  ${(calls / seconds).toFixed(0).padStart(8)}  ${micros(p50)}  ${micros(p99)}`);
+    console.log(
+      `${name.padEnd(22)}  ${perCall.toFixed(1).padStart(11)}  ${(calls / seconds).toFixed(0).padStart(8)}  ${micros(p50)}  ${micros(p99)}`,
+    );
   }
   grpcJs.close();
   mesh.close();

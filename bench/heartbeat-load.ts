@@ -3,15 +3,10 @@
  * and a load), a closed loop that sends them as fast as the registry answers, and a paced sender.
  */
 import { randomBytes } from "node:crypto";
-import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { Modality, ServiceType, type ModelSchema } from "../gen/infermesh/v1/capabilities_pb.js";
-import {
-  HeartbeatRequestSchema,
-  ProviderState,
-  RegistryService,
-  Visibility,
-} from "../gen/infermesh/v1/registry_pb.js";
+import { Modality, type ModelSchema, ServiceType } from "../gen/infermesh/v1/capabilities_pb.js";
+import { HeartbeatRequestSchema, ProviderState, RegistryService, Visibility } from "../gen/infermesh/v1/registry_pb.js";
 
 /** MAX_CONCURRENCY_REPORTED is the agents' max_concurrency; paced loads cycle through 1..this. */
 const MAX_CONCURRENCY_REPORTED = 8;

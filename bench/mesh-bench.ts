@@ -48,24 +48,24 @@ import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { summarizeCpuProfile, formatProfileSummary, type ProfileSummary } from "./cpu-profile-summary.js";
-import { percentiles, type Percentiles } from "./latency-percentiles.js";
+import { type CliCommand, compileCli, SOURCE_CLI } from "./cli-command.js";
+import { formatProfileSummary, type ProfileSummary, summarizeCpuProfile } from "./cpu-profile-summary.js";
+import { type Percentiles, percentiles } from "./latency-percentiles.js";
+import { type MeshProcesses, type ServiceProcess, startMeshProcesses } from "./mesh-processes.js";
 import { buildRows, describeErrors, errorCount, fixed, formatTable, notes } from "./mesh-report.js";
 import {
-  megabytes,
-  round,
-  TARGET_NAMES,
   type ChatRun,
   type ChunksRun,
   type CpuWindow,
   type HoldRun,
   type MeshResults,
+  megabytes,
   type RegistryFigures,
+  round,
+  TARGET_NAMES,
   type TargetName,
   type TtfbRun,
 } from "./mesh-results.js";
-import { compileCli, SOURCE_CLI, type CliCommand } from "./cli-command.js";
-import { startMeshProcesses, type MeshProcesses, type ServiceProcess } from "./mesh-processes.js";
 import { machineBusyMs, openFileLimit, type ProcessSample } from "./process-stats.js";
 import { killStreamClients, runStreamJob } from "./stream-client-process.js";
 import type { ChunksResult, OpenSummary, Target, TtfbResult } from "./stream-client-protocol.js";
@@ -278,7 +278,13 @@ async function findCommand(command: string): Promise<string | undefined> {
   if (found !== "") return found;
   for (const dir of SBIN_DIRS) {
     const path = join(dir, command);
-    if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+    if (
+      await access(path, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return path;
   }
   return undefined;
 }
@@ -342,7 +348,13 @@ async function planFileLimit(holdStreams: number): Promise<FileLimitPlan> {
   if (soft >= needed) return { soft, hard, openFiles: undefined, holdStreams, note: undefined };
   // Raising a hard limit takes CAP_SYS_RESOURCE, which even root may lack in a container: try it once.
   if (await prlimitWorks(needed)) {
-    return { soft, hard, openFiles: needed, holdStreams, note: `ulimit -n is ${soft}: the services and the stream client get ${needed} through prlimit` };
+    return {
+      soft,
+      hard,
+      openFiles: needed,
+      holdStreams,
+      note: `ulimit -n is ${soft}: the services and the stream client get ${needed} through prlimit`,
+    };
   }
   const streams = Math.max(0, Math.min(soft, hard) - FILE_MARGIN);
   return {
@@ -504,7 +516,15 @@ async function runChunks(h: Harness): Promise<ChunksRun[]> {
       if (cpu && result.events > 0) {
         for (const [name, cores] of Object.entries(cpu.cores)) cpuUsPerChunk[name] = round((cores * cpu.wallMs * 1000) / result.events, 1);
       }
-      runs.push({ target, streams, tokensPerSecondPerStream: tokensPerSecond, offeredPerSecond: h.options.streamRate, result, cpu, cpuUsPerChunk });
+      runs.push({
+        target,
+        streams,
+        tokensPerSecondPerStream: tokensPerSecond,
+        offeredPerSecond: h.options.streamRate,
+        result,
+        cpu,
+        cpuUsPerChunk,
+      });
       h.log(
         `  ${result.eventsPerSecond} chunks/s (${result.open.opened}/${streams} open in ${result.open.openMs} ms, ` +
           `client cpu ${fixed(result.clientCpu, 2)})${describeErrors(result.open.errors)}`,
@@ -518,7 +538,11 @@ async function runChunks(h: Harness): Promise<ChunksRun[]> {
 
 async function runHold(h: Harness, streams: number): Promise<HoldRun> {
   const watched = { gateway: h.mesh.gateway, agent: h.mesh.agent, simulator: h.mesh.simulator } as const;
-  const rss = () => Object.fromEntries(Object.entries(watched).map(([name, service]) => [name, service.sample()])) as Record<keyof typeof watched, ProcessSample | undefined>;
+  const rss = () =>
+    Object.fromEntries(Object.entries(watched).map(([name, service]) => [name, service.sample()])) as Record<
+      keyof typeof watched,
+      ProcessSample | undefined
+    >;
   const idle = rss();
   let opened: Record<keyof typeof watched, ProcessSample | undefined> | undefined;
   let openSummary: OpenSummary | undefined;
@@ -586,11 +610,17 @@ async function runRegistry(options: BenchOptions, tempDir: string, log: (line: s
   const outDir = join(tempDir, "registry-results");
   const script = fileURLToPath(new URL("./registry-bench.ts", import.meta.url));
   const args = [
-    "--import", import.meta.resolve("tsx"), script,
-    "--agents", String(options.registryAgents),
-    "--seconds", String(options.registrySeconds),
-    "--paced-seconds", String(options.registrySeconds),
-    "--out", outDir,
+    "--import",
+    import.meta.resolve("tsx"),
+    script,
+    "--agents",
+    String(options.registryAgents),
+    "--seconds",
+    String(options.registrySeconds),
+    "--paced-seconds",
+    String(options.registrySeconds),
+    "--out",
+    outDir,
   ];
   log(`registry: bench/registry-bench.ts --agents ${options.registryAgents} --seconds ${options.registrySeconds}`);
   await new Promise<void>((resolveRun, rejectRun) => {
@@ -722,7 +752,10 @@ async function main(): Promise<void> {
   let cli: CliCommand | undefined;
   try {
     if (tools) {
-      versions = { nginx: await commandVersion(tools.nginx, "-v"), wrk: (await commandVersion(tools.wrk, "-v")).split(" ").slice(0, 2).join(" ") };
+      versions = {
+        nginx: await commandVersion(tools.nginx, "-v"),
+        wrk: (await commandVersion(tools.wrk, "-v")).split(" ").slice(0, 2).join(" "),
+      };
       if (options.profileDir !== undefined) await mkdir(options.profileDir, { recursive: true });
       if (!options.tsx) log("compiling the working tree with tsc (--tsx skips this)");
       cli = options.tsx ? SOURCE_CLI : await compileCli(join(tempDir, "build"));

@@ -13,7 +13,11 @@ export interface ServiceCommand {
 }
 
 /** simCommand runs the model-server simulator serving model. */
-export function simCommand(options: { readonly port: number; readonly model: string; readonly extraArgs?: readonly string[] }): ServiceCommand {
+export function simCommand(options: {
+  readonly port: number;
+  readonly model: string;
+  readonly extraArgs?: readonly string[];
+}): ServiceCommand {
   return {
     args: ["sim", "--listen", `127.0.0.1:${options.port}`, "--model", options.model, ...(options.extraArgs ?? [])],
     env: {},
@@ -34,11 +38,14 @@ export function registryCommand(options: {
   return {
     args: [
       "registry",
-      "--listen", `127.0.0.1:${options.port}`,
-      "--db", options.dbPath,
+      "--listen",
+      `127.0.0.1:${options.port}`,
+      "--db",
+      options.dbPath,
       ...(heartbeatIntervalMs === undefined ? [] : ["--heartbeat-interval-ms", String(heartbeatIntervalMs)]),
       ...(ttlMs === undefined ? [] : ["--ttl-ms", String(ttlMs)]),
-      "--log-level", options.logLevel,
+      "--log-level",
+      options.logLevel,
     ],
     env: { INFERMESH_MESH_TOKEN: options.meshToken },
     readyMsg: "registry ready",
@@ -56,10 +63,14 @@ export function gatewayCommand(options: {
   return {
     args: [
       "gateway",
-      "--listen", `127.0.0.1:${options.port}`,
-      "--grpc-listen", "127.0.0.1:0",
-      "--registry", options.registryUrl,
-      "--log-level", options.logLevel,
+      "--listen",
+      `127.0.0.1:${options.port}`,
+      "--grpc-listen",
+      "127.0.0.1:0",
+      "--registry",
+      options.registryUrl,
+      "--log-level",
+      options.logLevel,
       ...(options.extraArgs ?? []),
     ],
     env: { INFERMESH_MESH_TOKEN: options.meshToken },
@@ -82,12 +93,17 @@ export function agentCommand(options: {
   return {
     args: [
       "agent",
-      "--registry", options.registryUrl,
-      "--listen", `127.0.0.1:${options.port}`,
+      "--registry",
+      options.registryUrl,
+      "--listen",
+      `127.0.0.1:${options.port}`,
       ...(options.id === undefined ? [] : ["--id", options.id]),
-      "--name", options.name,
-      "--upstream", `llm=${options.upstreamUrl}`,
-      "--log-level", options.logLevel,
+      "--name",
+      options.name,
+      "--upstream",
+      `llm=${options.upstreamUrl}`,
+      "--log-level",
+      options.logLevel,
       ...(options.extraArgs ?? []),
     ],
     env: { INFERMESH_API_KEY: options.apiKey },

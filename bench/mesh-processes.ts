@@ -11,19 +11,19 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CliCommand } from "./cli-command.js";
-import { agentCommand, gatewayCommand, registryCommand, simCommand, type ServiceCommand } from "./mesh-commands.js";
+import { agentCommand, gatewayCommand, registryCommand, type ServiceCommand, simCommand } from "./mesh-commands.js";
 import { nginxConfig } from "./nginx-config.js";
 import {
   createApiKey,
   freePorts,
   hasExited,
+  type LaunchOptions,
   launch,
   launchCli,
   stopProcess,
   withoutInfermeshVariables,
-  type LaunchOptions,
 } from "./process-launcher.js";
-import { childPids, sampleProcess, type ProcessSample } from "./process-stats.js";
+import { childPids, type ProcessSample, sampleProcess } from "./process-stats.js";
 
 /** READY_TIMEOUT_MS bounds the start of one service (tsx compiles the sources on the fly). */
 const READY_TIMEOUT_MS = 60_000;
@@ -137,7 +137,11 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
     );
 
     options.log("creating the bench user's API key");
-    const apiKey = await createApiKey(options.cli, { dbPath, user: "bench", label: "mesh bench" }, { ...launchOptions, openFiles: undefined });
+    const apiKey = await createApiKey(
+      options.cli,
+      { dbPath, user: "bench", label: "mesh bench" },
+      { ...launchOptions, openFiles: undefined },
+    );
 
     options.log(`starting the registry on 127.0.0.1:${registryPort}`);
     const registry = nodeService("registry", registryCommand({ port: registryPort, dbPath, meshToken, logLevel: SERVICE_LOG_LEVEL }));
@@ -223,7 +227,12 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
 function watchService(name: string, child: ChildProcess, withChildren = false): Spawned {
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
-    tail.push(...chunk.toString("utf8").split("\n").filter((line) => line.length > 0));
+    tail.push(
+      ...chunk
+        .toString("utf8")
+        .split("\n")
+        .filter((line) => line.length > 0),
+    );
     if (tail.length > LOG_TAIL_LINES) tail.splice(0, tail.length - LOG_TAIL_LINES);
   };
   child.stdout?.on("data", keep);
@@ -281,7 +290,9 @@ async function waitUntilRouted(processes: MeshProcesses, services: readonly Spaw
       if (status === 200) break;
       if (Date.now() > deadline) {
         const logs = services.map((service) => `--- ${service.name}\n${service.logTail()}`).join("\n");
-        throw new Error(`the ${name} way to the simulator did not answer 200 within ${READY_TIMEOUT_MS} ms (last status ${status})\n${logs}`);
+        throw new Error(
+          `the ${name} way to the simulator did not answer 200 within ${READY_TIMEOUT_MS} ms (last status ${status})\n${logs}`,
+        );
       }
       await sleep(100);
     }

@@ -5,7 +5,7 @@
  * (noise, errors).
  */
 import { cpus } from "node:os";
-import { TARGET_NAMES, type ChatRun, type MeshResults, type TargetName, type TtfbRun } from "./mesh-results.js";
+import { type ChatRun, type MeshResults, TARGET_NAMES, type TargetName, type TtfbRun } from "./mesh-results.js";
 import type { WrkResult } from "./wrk-run.js";
 
 // The project's performance targets.
@@ -115,7 +115,12 @@ export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdic
         p50,
         3,
         c === 1
-          ? verdict(`added p50 <= ${TARGET_ADDED_P50_MS} ms`, `${fixed(addedP50, 3)} ms`, addedP50 == null ? null : addedP50 <= TARGET_ADDED_P50_MS, noisy)
+          ? verdict(
+              `added p50 <= ${TARGET_ADDED_P50_MS} ms`,
+              `${fixed(addedP50, 3)} ms`,
+              addedP50 == null ? null : addedP50 <= TARGET_ADDED_P50_MS,
+              noisy,
+            )
           : undefined,
       ),
     );
@@ -125,7 +130,12 @@ export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdic
         p99,
         3,
         c === 1
-          ? verdict(`added p99 <= ${TARGET_ADDED_P99_MS} ms`, `${fixed(addedP99, 3)} ms`, addedP99 == null ? null : addedP99 <= TARGET_ADDED_P99_MS, noisy)
+          ? verdict(
+              `added p99 <= ${TARGET_ADDED_P99_MS} ms`,
+              `${fixed(addedP99, 3)} ms`,
+              addedP99 == null ? null : addedP99 <= TARGET_ADDED_P99_MS,
+              noisy,
+            )
           : undefined,
       ),
     );
@@ -182,7 +192,10 @@ export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdic
 
   if (results.ttfb.length > 0) {
     const pick = (f: (run: TtfbRun) => number | null) =>
-      Object.fromEntries(TARGET_NAMES.map((t) => [t, f(results.ttfb.find((r) => r.target === t) as TtfbRun) ?? null])) as Record<TargetName, number | null>;
+      Object.fromEntries(TARGET_NAMES.map((t) => [t, f(results.ttfb.find((r) => r.target === t) as TtfbRun) ?? null])) as Record<
+        TargetName,
+        number | null
+      >;
     const p50 = pick((r) => r.firstByteMs.p50);
     const p99 = pick((r) => r.firstByteMs.p99);
     const overhead = p50.mesh != null && p50.direct != null ? p50.mesh - p50.direct : null;
@@ -191,7 +204,11 @@ export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdic
         "stream TTFB p50 ms",
         p50,
         3,
-        verdict(`TTFB overhead <= ${TARGET_TTFB_OVERHEAD_MS} ms`, `${fixed(overhead, 3)} ms`, overhead == null ? null : overhead <= TARGET_TTFB_OVERHEAD_MS),
+        verdict(
+          `TTFB overhead <= ${TARGET_TTFB_OVERHEAD_MS} ms`,
+          `${fixed(overhead, 3)} ms`,
+          overhead == null ? null : overhead <= TARGET_TTFB_OVERHEAD_MS,
+        ),
       ),
     );
     rows.push(latencyRow("stream TTFB p99 ms", p99, 3));
@@ -210,12 +227,21 @@ export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdic
       nginx: fixed(nginx, 0),
       mesh: fixed(mesh, 0),
       ...(ratio === null ? {} : { ratio: `${fixed(ratio, 2)}x` }),
-      verdict: verdict(`${streams} streams: mesh >= ${TARGET_CHUNK_RATIO * 100}% of nginx chunks/s`, `${fixed(ratio === null ? null : ratio * 100, 0)}%`, ratio === null ? null : ratio >= TARGET_CHUNK_RATIO),
+      verdict: verdict(
+        `${streams} streams: mesh >= ${TARGET_CHUNK_RATIO * 100}% of nginx chunks/s`,
+        `${fixed(ratio === null ? null : ratio * 100, 0)}%`,
+        ratio === null ? null : ratio >= TARGET_CHUNK_RATIO,
+      ),
     });
     for (const service of ["gateway", "agent", "simulator", "nginx"]) {
       const value = (target: TargetName) => at(target)?.cpuUsPerChunk[service];
       if (value("mesh") === undefined && value("nginx") === undefined) continue;
-      rows.push({ label: `  cpu µs/chunk ${service}`, direct: fixed(value("direct"), 1), nginx: fixed(value("nginx"), 1), mesh: fixed(value("mesh"), 1) });
+      rows.push({
+        label: `  cpu µs/chunk ${service}`,
+        direct: fixed(value("direct"), 1),
+        nginx: fixed(value("nginx"), 1),
+        mesh: fixed(value("mesh"), 1),
+      });
     }
   }
 
@@ -233,7 +259,10 @@ export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdic
         hold.streams < TARGET_HOLD_STREAMS ? null : allOpen ? total < TARGET_HOLD_RSS_MB : false,
       ),
     });
-    rows.push({ label: "  gateway rss MB (idle -> held)", mesh: `${fixed(hold.rssMb.gateway.idle, 0)} -> ${fixed(hold.rssMb.gateway.held, 0)}` });
+    rows.push({
+      label: "  gateway rss MB (idle -> held)",
+      mesh: `${fixed(hold.rssMb.gateway.idle, 0)} -> ${fixed(hold.rssMb.gateway.held, 0)}`,
+    });
     rows.push({ label: "  agent rss MB (idle -> held)", mesh: `${fixed(hold.rssMb.agent.idle, 0)} -> ${fixed(hold.rssMb.agent.held, 0)}` });
     rows.push({ label: "  chunks/s delivered while held", mesh: `${hold.eventsPerSecond} of ${hold.streams * hold.tokensPerSecond}` });
   }
@@ -249,7 +278,10 @@ export function buildRows(results: MeshResults): { rows: Row[]; verdicts: Verdic
         r.cpuAtTarget === null || r.agents < TARGET_REGISTRY_AGENTS ? null : r.cpuAtTarget < TARGET_REGISTRY_CORES,
       ),
     });
-    rows.push({ label: "  registry paced hb/s sent (cpu)", mesh: `${fixed(r.pacedPerSecond, 0)} of ${fixed(r.pacedTargetPerSecond, 0)} (${fixed(r.cpuAtPaced, 3)})` });
+    rows.push({
+      label: "  registry paced hb/s sent (cpu)",
+      mesh: `${fixed(r.pacedPerSecond, 0)} of ${fixed(r.pacedTargetPerSecond, 0)} (${fixed(r.cpuAtPaced, 3)})`,
+    });
     rows.push({ label: "  registry hb/s max (cpu)", mesh: `${fixed(r.heartbeatsPerSecondMax, 0)} (${fixed(r.cpuAtMax, 2)})` });
     rows.push({ label: "  watch p50 / p99 ms", mesh: `${fixed(r.watchP50Ms, 2)} / ${fixed(r.watchP99Ms, 2)}` });
   }
@@ -301,13 +333,17 @@ export function notes(results: MeshResults, context: NoteContext): string[] {
   }
   const errors = results.chat.filter((run) => errorCount(run.wrk) > 0);
   for (const run of errors) lines.push(`errors: ${run.target}@${run.connections}: ${JSON.stringify(run.wrk.errors)}`);
-  for (const run of results.ttfb) if (Object.keys(run.errors).length > 0) lines.push(`ttfb errors: ${run.target}${describeErrors(run.errors)}`);
+  for (const run of results.ttfb)
+    if (Object.keys(run.errors).length > 0) lines.push(`ttfb errors: ${run.target}${describeErrors(run.errors)}`);
   for (const run of results.chunks) {
     const open = run.result.open;
     if (open.opened < open.requested || Object.keys(open.errors).length > 0) {
       lines.push(`chunks: ${run.target}@${run.streams}: ${open.opened}/${open.requested} opened${describeErrors(open.errors)}`);
     }
-    if (run.result.clientCpu > 0.8) lines.push(`chunks: ${run.target}@${run.streams}: the stream client used ${fixed(run.result.clientCpu, 2)} cores and may have been the limit`);
+    if (run.result.clientCpu > 0.8)
+      lines.push(
+        `chunks: ${run.target}@${run.streams}: the stream client used ${fixed(run.result.clientCpu, 2)} cores and may have been the limit`,
+      );
   }
   if (results.chunks.length > 0) {
     lines.push(
@@ -315,7 +351,8 @@ export function notes(results: MeshResults, context: NoteContext): string[] {
         results.chunks.map((run) => `${run.target}@${run.streams} ${fixed(run.result.clientCpu, 2)}`).join(", "),
     );
   }
-  if (results.hold?.open && Object.keys(results.hold.open.errors).length > 0) lines.push(`hold: ${describeErrors(results.hold.open.errors).slice(2)}`);
+  if (results.hold?.open && Object.keys(results.hold.open.errors).length > 0)
+    lines.push(`hold: ${describeErrors(results.hold.open.errors).slice(2)}`);
   const registry = results.registry;
   if (registry && registry.pacedPerSecond < registry.pacedTargetPerSecond * 0.9) {
     lines.push(

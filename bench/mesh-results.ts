@@ -64,7 +64,12 @@ export interface HoldRun {
   readonly streamsEnded: number;
   readonly clientRssMb: number;
   /** rssMb has each service's resident set before, once the streams were open, and after the window. */
-  readonly rssMb: Readonly<Record<"gateway" | "agent" | "simulator", { readonly idle: number; readonly open: number; readonly held: number; readonly peak: number }>>;
+  readonly rssMb: Readonly<
+    Record<
+      "gateway" | "agent" | "simulator",
+      { readonly idle: number; readonly open: number; readonly held: number; readonly peak: number }
+    >
+  >;
   /** cores is each service's CPU while the streams were held. */
   readonly cores: Readonly<Record<string, number>>;
 }

@@ -3,7 +3,7 @@
  * `infermesh` (see cli-command.ts and mesh-commands.ts), the bench's own children forked under tsx, and nginx. Every
  * one listens on loopback ports found by freePorts; secrets reach them through INFERMESH_* variables, never argv.
  */
-import { fork, spawn, type ChildProcess, type ForkOptions, type StdioOptions } from "node:child_process";
+import { type ChildProcess, type ForkOptions, fork, type StdioOptions, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import type { Readable } from "node:stream";
 import type { CliCommand } from "./cli-command.js";
@@ -49,7 +49,12 @@ export function launch(command: string, args: readonly string[], options: Launch
 }
 
 /** launchCli runs `infermesh args` with cli, node's nodeArgs (such as --cpu-prof) before the script. */
-export function launchCli(cli: CliCommand, args: readonly string[], options: LaunchOptions, nodeArgs: readonly string[] = []): ChildProcess {
+export function launchCli(
+  cli: CliCommand,
+  args: readonly string[],
+  options: LaunchOptions,
+  nodeArgs: readonly string[] = [],
+): ChildProcess {
   return launch(process.execPath, [...cli.execArgv, ...nodeArgs, cli.script, ...args], { ...options, env: { ...options.env, ...cli.env } });
 }
 
@@ -66,7 +71,11 @@ export function forkTsx(script: string, options: { openFiles?: number | undefine
   const forkOptions: ForkOptions =
     options.openFiles === undefined
       ? { execArgv, stdio }
-      : { execPath: "prlimit", execArgv: [`--nofile=${options.openFiles}:${options.openFiles}`, "--", process.execPath, ...execArgv], stdio };
+      : {
+          execPath: "prlimit",
+          execArgv: [`--nofile=${options.openFiles}:${options.openFiles}`, "--", process.execPath, ...execArgv],
+          stdio,
+        };
   return fork(script, [], forkOptions);
 }
 
@@ -83,7 +92,11 @@ export function hasExited(child: ChildProcess): boolean {
  * stopProcess stops child the way it drains (ask: SIGTERM unless told otherwise; nginx takes SIGQUIT, an IPC child a
  * message), SIGKILLs it when it has not exited within graceMs, and resolves once it has exited.
  */
-export async function stopProcess(child: ChildProcess, graceMs: number, ask: (child: ChildProcess) => void = (c) => c.kill("SIGTERM")): Promise<void> {
+export async function stopProcess(
+  child: ChildProcess,
+  graceMs: number,
+  ask: (child: ChildProcess) => void = (c) => c.kill("SIGTERM"),
+): Promise<void> {
   if (hasExited(child)) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   ask(child);

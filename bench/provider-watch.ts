@@ -8,8 +8,8 @@ import * as grpc from "@grpc/grpc-js";
 import {
   RegistryService,
   WatchProvidersRequestSchema,
-  WatchProvidersResponseSchema,
   type WatchProvidersResponse,
+  WatchProvidersResponseSchema,
 } from "../gen/infermesh/v1/registry_pb.js";
 import type { ChangeObserver } from "./heartbeat-load.js";
 

@@ -34,11 +34,11 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "../services/registry/registry.js";
-import { makeAgents, runClosedLoop, runPaced, type CallTally } from "./heartbeat-load.js";
-import { percentiles, type Percentiles } from "./latency-percentiles.js";
+import { type CallTally, makeAgents, runClosedLoop, runPaced } from "./heartbeat-load.js";
+import { type Percentiles, percentiles } from "./latency-percentiles.js";
 import { openWatch, type ProviderWatch } from "./provider-watch.js";
+import { type RegistryChild, startRegistryChild } from "./registry-child-process.js";
 import type { ResourceStats } from "./registry-child-protocol.js";
-import { startRegistryChild, type RegistryChild } from "./registry-child-process.js";
 
 /** DEFAULT_AGENTS are the agent counts measured, one fresh registry each. */
 const DEFAULT_AGENTS: readonly number[] = [1_000, 10_000];
@@ -143,12 +143,9 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     warmupSeconds: seconds("--warmup-seconds", values["warmup-seconds"], DEFAULT_WARMUP_SECONDS, 0),
     pacedSeconds: seconds("--paced-seconds", values["paced-seconds"], DEFAULT_PACED_SECONDS, 0.1),
     intervalSeconds: seconds("--interval-seconds", values["interval-seconds"], DEFAULT_INTERVAL_SECONDS, 0.01),
-    channels:
-      values.channels === undefined ? DEFAULT_CHANNELS : positiveInteger("--channels", "channels", values.channels),
+    channels: values.channels === undefined ? DEFAULT_CHANNELS : positiveInteger("--channels", "channels", values.channels),
     concurrency:
-      values.concurrency === undefined
-        ? DEFAULT_CONCURRENCY
-        : positiveInteger("--concurrency", "calls in flight", values.concurrency),
+      values.concurrency === undefined ? DEFAULT_CONCURRENCY : positiveInteger("--concurrency", "calls in flight", values.concurrency),
     users,
     store,
     outDir: resolve(values.out ?? DEFAULT_OUT_DIR),
@@ -232,8 +229,7 @@ function machineBusyMs(): number {
 }
 
 function registryCpu(from: Sample, to: Sample): number {
-  const cpuUs =
-    to.registry.cpuUserUs + to.registry.cpuSystemUs - from.registry.cpuUserUs - from.registry.cpuSystemUs;
+  const cpuUs = to.registry.cpuUserUs + to.registry.cpuSystemUs - from.registry.cpuUserUs - from.registry.cpuSystemUs;
   return cpuUs / ((to.registry.wallMs - from.registry.wallMs) * 1000);
 }
 

@@ -66,11 +66,7 @@ export function isParentMessage(message: unknown): message is ParentMessage {
   if (!isRecord(message)) return false;
   switch (message["type"]) {
     case "start":
-      return (
-        typeof message["meshToken"] === "string" &&
-        typeof message["storePath"] === "string" &&
-        typeof message["users"] === "number"
-      );
+      return typeof message["meshToken"] === "string" && typeof message["storePath"] === "string" && typeof message["users"] === "number";
     case "stats":
       return typeof message["id"] === "number";
     case "stop":

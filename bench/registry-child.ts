@@ -6,14 +6,9 @@
  * It is not meant to be run by hand.
  */
 import { createRegistry, type Registry } from "../services/registry/registry.js";
-import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import type { RegistryStore } from "../services/registry/store/registry-store.js";
-import {
-  isParentMessage,
-  type ChildMessage,
-  type ResourceStats,
-  type StartMessage,
-} from "./registry-child-protocol.js";
+import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
+import { type ChildMessage, isParentMessage, type ResourceStats, type StartMessage } from "./registry-child-protocol.js";
 
 /** CLOSE_GRACE_MS is how long calls in flight may finish when the bench stops the registry. */
 const CLOSE_GRACE_MS = 1_000;

@@ -7,9 +7,9 @@ import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { forkTsx } from "./process-launcher.js";
 import {
-  isChildMessage,
   type ChunksResult,
   type HeldMessage,
+  isChildMessage,
   type Job,
   type OpenedMessage,
   type ParentMessage,
@@ -34,11 +34,11 @@ export interface StreamJobOptions {
 /** runStreamJob forks a stream client, runs job and resolves what it reports. */
 export function runStreamJob(job: Job & { type: "ttfb" }, options: StreamJobOptions): Promise<TtfbResult>;
 export function runStreamJob(job: Job & { type: "chunks" }, options: StreamJobOptions): Promise<ChunksResult>;
-export function runStreamJob(job: Job & { type: "hold" }, options: StreamJobOptions): Promise<void>;
-export function runStreamJob(job: Job, options: StreamJobOptions): Promise<TtfbResult | ChunksResult | void> {
+export function runStreamJob(job: Job & { type: "hold" }, options: StreamJobOptions): Promise<undefined>;
+export function runStreamJob(job: Job, options: StreamJobOptions): Promise<TtfbResult | ChunksResult | undefined> {
   const child = forkTsx(CHILD_PATH, { openFiles: options.openFiles });
   live.add(child);
-  return new Promise<TtfbResult | ChunksResult | void>((resolve, reject) => {
+  return new Promise<TtfbResult | ChunksResult | undefined>((resolve, reject) => {
     let settled = false;
     const settle = (error: Error | undefined, result?: TtfbResult | ChunksResult) => {
       if (settled) return;
@@ -51,7 +51,10 @@ export function runStreamJob(job: Job, options: StreamJobOptions): Promise<TtfbR
         resolve(result);
       }
     };
-    const timer = setTimeout(() => settle(new Error(`the stream client did not finish its ${job.type} job within ${options.timeoutMs} ms`)), options.timeoutMs);
+    const timer = setTimeout(
+      () => settle(new Error(`the stream client did not finish its ${job.type} job within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
     const send = (message: ParentMessage) => {
       if (child.connected) child.send(message);
     };

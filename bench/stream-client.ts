@@ -4,14 +4,14 @@
  * plain node:http, one connection per stream, and counts server-sent events by their closing blank line without
  * parsing them, so that counting costs far less than producing or relaying them. It is not meant to be run by hand.
  */
-import { Agent, request, type ClientRequest, type IncomingMessage } from "node:http";
+import { Agent, type ClientRequest, type IncomingMessage, request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  isParentMessage,
   type ChildMessage,
   type ChunksJob,
   type ChunksResult,
   type HoldJob,
+  isParentMessage,
   type Job,
   type OpenSummary,
   type Target,

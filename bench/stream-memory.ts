@@ -7,7 +7,7 @@
  *
  * Run: node --expose-gc --import tsx bench/stream-memory.ts [--streams 3000]
  */
-import { createServer, request as httpRequest, Agent } from "node:http";
+import { Agent, createServer, request as httpRequest } from "node:http";
 import * as http2 from "node:http2";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";

@@ -27,7 +27,13 @@ export interface WrkResult {
   readonly requestsPerSecond: number;
   readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number };
   /** errors counts connect, read, write and timeout failures and non-2xx/3xx answers (status). */
-  readonly errors: { readonly connect: number; readonly read: number; readonly write: number; readonly timeout: number; readonly status: number };
+  readonly errors: {
+    readonly connect: number;
+    readonly read: number;
+    readonly write: number;
+    readonly timeout: number;
+    readonly status: number;
+  };
   /** wrkCpuSeconds is wrk's CPU time (Lua os.clock, all threads). */
   readonly wrkCpuSeconds: number;
 }

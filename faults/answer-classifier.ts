@@ -56,8 +56,10 @@ export function classifyAnswer(answer: ObservedAnswer): Verdict {
 }
 
 function classifyErrorStatus(answer: ObservedAnswer): Verdict {
-  if (answer.ending === "timeout") return verdict("hung", "reading the body", `HTTP ${answer.status}, body unfinished at the client's timeout`);
-  if (answer.ending === "reset") return verdict("lost", "reading the body", `HTTP ${answer.status}, then the connection broke: ${answer.failure ?? ""}`);
+  if (answer.ending === "timeout")
+    return verdict("hung", "reading the body", `HTTP ${answer.status}, body unfinished at the client's timeout`);
+  if (answer.ending === "reset")
+    return verdict("lost", "reading the body", `HTTP ${answer.status}, then the connection broke: ${answer.failure ?? ""}`);
   const envelope = errorEnvelope(answer.body);
   if (!envelope) return verdict("lost", "complete", `HTTP ${answer.status} without OpenAI's error envelope: ${clip(answer.body)}`);
   return { ...verdict("clean_error", "complete", envelope.message), error: `${answer.status} ${envelope.type}` };
@@ -65,7 +67,11 @@ function classifyErrorStatus(answer: ObservedAnswer): Verdict {
 
 function classifyBody(answer: ObservedAnswer): Verdict {
   if (answer.ending === "timeout") {
-    return verdict("hung", "reading the body", answer.body.length === 0 ? "200 head, no body before the client's timeout" : "200, body unfinished at the client's timeout");
+    return verdict(
+      "hung",
+      "reading the body",
+      answer.body.length === 0 ? "200 head, no body before the client's timeout" : "200, body unfinished at the client's timeout",
+    );
   }
   if (answer.ending === "reset") return verdict("lost", "reading the body", `200, then the connection broke: ${answer.failure ?? ""}`);
   let json: unknown;
@@ -114,7 +120,15 @@ function classifyStream(answer: ObservedAnswer): Verdict {
   if (firstError) {
     const last = frames.length - 1;
     if (errors.length > 1 || firstError.at !== last) {
-      return { ...verdict("lost", phase, `frames after the error frame (${errors.length} error frames, ${last - firstError.at} frames after the first)`), events, anomalies };
+      return {
+        ...verdict(
+          "lost",
+          phase,
+          `frames after the error frame (${errors.length} error frames, ${last - firstError.at} frames after the first)`,
+        ),
+        events,
+        anomalies,
+      };
     }
     if (answer.ending === "timeout") anomalies.push("the stream stayed open after its error frame until the client's timeout");
     return { ...verdict("clean_error", phase, firstError.message), events, error: `stream error frame ${firstError.type}`, anomalies };
@@ -123,7 +137,11 @@ function classifyStream(answer: ObservedAnswer): Verdict {
     return { ...verdict("hung", phase, `no [DONE] or error frame after ${events} events at the client's timeout`), events, anomalies };
   }
   if (answer.ending === "reset") {
-    return { ...verdict("lost", phase, `the connection broke after ${events} events without an error frame: ${answer.failure ?? ""}`), events, anomalies };
+    return {
+      ...verdict("lost", phase, `the connection broke after ${events} events without an error frame: ${answer.failure ?? ""}`),
+      events,
+      anomalies,
+    };
   }
   return { ...verdict("lost", phase, `the stream ended after ${events} events without [DONE] or an error frame`), events, anomalies };
 }

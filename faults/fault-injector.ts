@@ -33,7 +33,8 @@ export async function injectFaults(plan: readonly PlannedFault[], options: Injec
 
 async function inject(fault: PlannedFault, options: InjectorOptions): Promise<InjectedFault> {
   const { now } = options;
-  const say = (text: string) => options.onEvent?.(`+${(now() / 1000).toFixed(1)}s fault #${fault.id} ${fault.kind} ${fault.target}: ${text}`);
+  const say = (text: string) =>
+    options.onEvent?.(`+${(now() / 1000).toFixed(1)}s fault #${fault.id} ${fault.kind} ${fault.target}: ${text}`);
   const wait = fault.atMs - now();
   if (wait > 0) await sleep(wait);
   const target = options.processes.get(fault.target);
@@ -42,7 +43,7 @@ async function inject(fault: PlannedFault, options: InjectorOptions): Promise<In
     say("waiting for the target's restart to finish");
     await target.settled();
   }
-  if (!target || target.state !== "running") {
+  if (target?.state !== "running") {
     const note = `skipped: ${fault.target} is ${target?.state ?? "unknown"}`;
     say(note);
     return { ...fault, injectedAtMs: undefined, healedAtMs: undefined, pid: target?.pid, note };

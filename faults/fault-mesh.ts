@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { freshestCli, REPO_DIR, type CliCommand } from "../bench/cli-command.js";
-import { agentCommand, gatewayCommand, registryCommand, simCommand, type ServiceCommand } from "../bench/mesh-commands.js";
+import { type CliCommand, freshestCli, REPO_DIR } from "../bench/cli-command.js";
+import { agentCommand, gatewayCommand, registryCommand, type ServiceCommand, simCommand } from "../bench/mesh-commands.js";
 import { createApiKey, freePorts, withoutInfermeshVariables } from "../bench/process-launcher.js";
-import { MeshProcess, type Crash } from "./mesh-process.js";
+import { type Crash, MeshProcess } from "./mesh-process.js";
 
 /** FAULT_MODEL is the model every simulator serves, so that the gateway can fail over between the three agents. */
 export const FAULT_MODEL = "sim-llama";

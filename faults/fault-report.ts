@@ -58,7 +58,13 @@ export function summarize(
   const overlaps = (r: RequestRecord, w: { fromMs: number; toMs: number }) => r.startMs < w.toMs && r.endMs > w.fromMs;
   const windows = struck.map((fault) => {
     const w = windowOf(fault);
-    return window(`#${fault.id} ${fault.kind} ${fault.target}`, fault, w.fromMs, w.toMs, records.filter((r) => overlaps(r, w)));
+    return window(
+      `#${fault.id} ${fault.kind} ${fault.target}`,
+      fault,
+      w.fromMs,
+      w.toMs,
+      records.filter((r) => overlaps(r, w)),
+    );
   });
   const calmRecords = records.filter((r) => !struck.some((f) => overlaps(r, windowOf(f))));
   const problems = records

@@ -53,10 +53,7 @@ export function planFaults(random: Random, options: FaultPlanOptions): PlannedFa
   const activeAt = (t: number) => faults.filter((f) => f.atMs <= t && t < f.atMs + f.downMs + allowance(f)).length;
   const allowance = (fault: { kind: FaultKind }) => (isKill(fault.kind) ? options.restartAllowanceMs : 0);
   // Kills first: a restart takes longer than a stall, so they are the ones that would not fit late in a short run.
-  let covering = [
-    ...random.shuffled(options.kinds.filter(isKill)),
-    ...random.shuffled(options.kinds.filter((k) => !isKill(k))),
-  ];
+  let covering = [...random.shuffled(options.kinds.filter(isKill)), ...random.shuffled(options.kinds.filter((k) => !isKill(k)))];
   let t = options.startMs;
   const fits = (kind: FaultKind, downMs: number) => t + downMs + allowance({ kind }) <= options.endMs;
   const free = (kind: FaultKind) => targetsOf(kind, options.agents).filter((name) => (busyUntil.get(name) ?? 0) <= t);

@@ -1,14 +1,14 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { startFaultMesh, FAULT_MODEL, type FaultMesh } from "./fault-mesh.js";
-import { injectFaults, type InjectedFault } from "./fault-injector.js";
-import { formatReport, summarize, type FaultSummary } from "./fault-report.js";
-import { FAULT_KINDS, planFaults, type FaultKind, type Range } from "./fault-schedule.js";
-import { runLoad, type RequestRecord } from "./load-driver.js";
-import { checkMesh, type Check } from "./mesh-checks.js";
+import { parseArgs } from "node:util";
+import { type InjectedFault, injectFaults } from "./fault-injector.js";
+import { FAULT_MODEL, type FaultMesh, startFaultMesh } from "./fault-mesh.js";
+import { type FaultSummary, formatReport, summarize } from "./fault-report.js";
+import { FAULT_KINDS, type FaultKind, planFaults, type Range } from "./fault-schedule.js";
+import { type RequestRecord, runLoad } from "./load-driver.js";
+import { type Check, checkMesh } from "./mesh-checks.js";
 import type { MeshProcess } from "./mesh-process.js";
 import { createRandom } from "./seeded-random.js";
 
@@ -290,7 +290,8 @@ async function main(argv: readonly string[]): Promise<number> {
     return [min, max];
   };
   const kinds = values.faults === undefined ? base.kinds : values.faults.split(",").map((k) => k.trim());
-  for (const kind of kinds) if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new Error(`--faults: unknown kind '${kind}' (${FAULT_KINDS.join(", ")})`);
+  for (const kind of kinds)
+    if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new Error(`--faults: unknown kind '${kind}' (${FAULT_KINDS.join(", ")})`);
   const controller = new AbortController();
   process.once("SIGINT", () => {
     process.stderr.write("stopping the load; healing, checking and stopping the mesh (Ctrl-C again to abandon)\n");

@@ -4,9 +4,9 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent, request } from "undici";
-import { InferenceCallSchema, Operation, type InferencePart } from "../gen/infermesh/v1/inference_pb.js";
-import { RegistryService, type Principal, type Provider } from "../gen/infermesh/v1/registry_pb.js";
-import { createAgentCalls, type AgentCalls } from "../services/shared/grpc/infer-client.js";
+import { InferenceCallSchema, type InferencePart, Operation } from "../gen/infermesh/v1/inference_pb.js";
+import { type Principal, type Provider, RegistryService } from "../gen/infermesh/v1/registry_pb.js";
+import { type AgentCalls, createAgentCalls } from "../services/shared/grpc/infer-client.js";
 import type { FaultMesh } from "./fault-mesh.js";
 import { chatBody, sendChat } from "./load-driver.js";
 
@@ -88,7 +88,14 @@ export async function checkMesh(mesh: FaultMesh, now: () => number): Promise<Che
   try {
     const target = { gatewayUrl: mesh.gatewayUrl, apiKey: mesh.apiKey, now, clientTimeoutMs: CHECK_TIMEOUT_MS };
     for (const stream of [true, false]) {
-      const record = await sendChat(dispatcher, target, `fault-check-${stream ? "stream" : "plain"}`, chatBody("sim-llama", stream, 8, 200, "check"), stream, 8);
+      const record = await sendChat(
+        dispatcher,
+        target,
+        `fault-check-${stream ? "stream" : "plain"}`,
+        chatBody("sim-llama", stream, 8, 200, "check"),
+        stream,
+        8,
+      );
       checks.push({
         name: `the gateway answers a ${stream ? "streamed" : "plain"} chat completion`,
         ok: record.outcome === "succeeded",
@@ -124,11 +131,7 @@ export async function checkMesh(mesh: FaultMesh, now: () => number): Promise<Che
 }
 
 /** inferDirectly calls AgentService.Infer on one agent, with the mesh credential the registry handed out. */
-async function inferDirectly(
-  agentCalls: AgentCalls,
-  provider: Provider,
-  principal: Principal | undefined,
-): Promise<Omit<Check, "name">> {
+async function inferDirectly(agentCalls: AgentCalls, provider: Provider, principal: Principal | undefined): Promise<Omit<Check, "name">> {
   const call = create(InferenceCallSchema, {
     operation: Operation.CHAT_COMPLETION,
     model: "sim-llama",
@@ -146,7 +149,12 @@ async function inferDirectly(
   }
   const head = parts[0]?.case === "head" ? parts[0].value : undefined;
   const ok = head?.status === 200 && parts.some((p) => p.case === "data") && parts.at(-1)?.case === "trailer";
-  return { ok, detail: parts.map((p) => (p.case === "head" ? `head ${p.value.status}` : p.case === "error" ? `error ${p.value.message}` : p.case)).join(", ") };
+  return {
+    ok,
+    detail: parts
+      .map((p) => (p.case === "head" ? `head ${p.value.status}` : p.case === "error" ? `error ${p.value.message}` : p.case))
+      .join(", "),
+  };
 }
 
 /** gaugeSum adds up every series of a metric in a Prometheus text exposition. */

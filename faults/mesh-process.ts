@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { REPO_DIR, type CliCommand } from "../bench/cli-command.js";
+import { type CliCommand, REPO_DIR } from "../bench/cli-command.js";
 import type { ServiceCommand } from "../bench/mesh-commands.js";
 import { launchCli, stopProcess, waitForLogLine } from "../bench/process-launcher.js";
 

@@ -1,10 +1,10 @@
 import { expect } from "chai";
 import { DEFAULT_AGENT_KEEPALIVE_MS, DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS } from "../services/shared/grpc/infer-client.js";
 import { createSimulator, type Simulator } from "../services/sim/simulator.js";
-import { spawnCli, type CliProcess } from "./support/cli-process.js";
-import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
+import { type CliProcess, spawnCli } from "./support/cli-process.js";
+import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { startMesh } from "./support/mesh-fixture.js";
-import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
+import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
 import { waitFor } from "./support/wait-for.js";
 
 // An agent that dies or freezes mid-stream, and a client that walks away: nothing hangs, nothing keeps running.
@@ -47,9 +47,23 @@ describe("an agent that dies mid-stream", function () {
     simulator = createSimulator({ tokensPerSecond: 20 });
     await simulator.listen();
     key = await registry.keyFor("dana");
-    agent = spawnCli(["agent", "--registry", `http://${registry.address}`, "--api-key", key, "--listen", "127.0.0.1:0", "--upstream", `${simulator.url}`]);
+    agent = spawnCli([
+      "agent",
+      "--registry",
+      `http://${registry.address}`,
+      "--api-key",
+      key,
+      "--listen",
+      "127.0.0.1:0",
+      "--upstream",
+      `${simulator.url}`,
+    ]);
     await agent.waitForLog("agent ready");
-    await waitFor("the agent's model at the gateway", () => [...gateway.gateway.table.providers()].some((p) => p.models.length > 0), 10_000);
+    await waitFor(
+      "the agent's model at the gateway",
+      () => [...gateway.gateway.table.providers()].some((p) => p.models.length > 0),
+      10_000,
+    );
   });
 
   afterEach(async () => {
@@ -99,7 +113,9 @@ describe("an agent that dies mid-stream", function () {
     const stoppedAt = Date.now();
     agent.child.kill("SIGSTOP");
     await waitFor("the stream to end", () => reader.endedAtMs, 15_000);
-    expect((reader.endedAtMs as number) - stoppedAt).to.be.below(DEFAULT_AGENT_KEEPALIVE_MS * 2 + DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS + 1_000);
+    expect((reader.endedAtMs as number) - stoppedAt).to.be.below(
+      DEFAULT_AGENT_KEEPALIVE_MS * 2 + DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS + 1_000,
+    );
     expectOneErrorFrame(reader);
     await waitFor("in-flight back to 0", async () => (await inFlight(gateway)) === 0, 5_000, 50);
   });

@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import type * as grpc from "@grpc/grpc-js";
+import { expect } from "chai";
 import { httpProviderId } from "../services/gateway/agent-report.js";
-import { startMesh, type Mesh } from "./support/mesh-fixture.js";
+import { type Mesh, startMesh } from "./support/mesh-fixture.js";
 import { MESH_TOKEN } from "./support/registry-fixture.js";
-import { bearer, stockClient, unary, type StockClient } from "./support/stock-grpc-client.js";
+import { bearer, type StockClient, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
 // inference.club's HTTP agent heartbeat, for agents that cannot speak gRPC, lands in the same registry state as a
@@ -70,7 +70,11 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
     (await unary<{ providers: StockProvider[] }>(registry, "listProviders", { includeOffline }, bearer(key))).providers;
   const watch = (token: string) => {
     const events: WatchEvent[] = [];
-    const call = (registry.watchProviders as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<WatchEvent>).call(registry, {}, bearer(token));
+    const call = (registry.watchProviders as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<WatchEvent>).call(
+      registry,
+      {},
+      bearer(token),
+    );
     call.on("data", (event: WatchEvent) => events.push(event));
     call.on("error", () => {});
     watches.push(call);
@@ -107,7 +111,19 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
     });
 
     // The same report over gRPC, for comparison: only what identifies the provider differs.
-    await unary(registry, "heartbeat", { providerId: "grpc-box", name: "grpc-box", version: "club-agent/1.2", endpoint: "127.0.0.1:7000", agentToken: "t", models: [MODEL_PROTO] }, bearer(aliceKey));
+    await unary(
+      registry,
+      "heartbeat",
+      {
+        providerId: "grpc-box",
+        name: "grpc-box",
+        version: "club-agent/1.2",
+        endpoint: "127.0.0.1:7000",
+        agentToken: "t",
+        models: [MODEL_PROTO],
+      },
+      bearer(aliceKey),
+    );
     const providers = await listed(aliceKey);
     const viaHttp = providers.find((p) => p.id === providerId);
     const viaGrpc = providers.find((p) => p.id === "grpc-box");
@@ -123,7 +139,10 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
     expect(viaHttp?.models).to.deep.equal(viaGrpc?.models);
 
     for (const events of [aliceEvents, gatewayEvents]) {
-      const change = await waitFor("the HTTP provider's change event", () => events.find((e) => e.change?.provider.id === providerId)?.change);
+      const change = await waitFor(
+        "the HTTP provider's change event",
+        () => events.find((e) => e.change?.provider.id === providerId)?.change,
+      );
       expect([change.cause, change.provider.online, change.provider.models.map((m) => m.id)]).to.deep.equal([
         "CHANGE_CAUSE_HEARTBEAT",
         true,
@@ -170,7 +189,9 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
     ] as const) {
       const response = await heartbeat({ name: "box", models: [MODEL_JSON] }, key);
       expect(response.status).to.equal(401);
-      expect(await response.json()).to.deep.equal({ error: { message, type: "authentication_error", param: null, code: "invalid_api_key" } });
+      expect(await response.json()).to.deep.equal({
+        error: { message, type: "authentication_error", param: null, code: "invalid_api_key" },
+      });
     }
     expect(await listed(MESH_TOKEN, true)).to.deep.equal([]);
   });
@@ -213,12 +234,26 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
       [{ endpoint: "127.0.0.1:9000", models: [] }, 400, "agent_token", /agent_token/],
       [{ endpoint: "not an endpoint", agent_token: "t", models: [] }, 400, null, /invalid endpoint/],
       [{ id: "bad id!", models: [] }, 400, null, /invalid provider_id/],
-      [{ models: [{ id: "m", type: "llm" }, { id: "M", type: "llm" }] }, 400, null, /listed twice/],
+      [
+        {
+          models: [
+            { id: "m", type: "llm" },
+            { id: "M", type: "llm" },
+          ],
+        },
+        400,
+        null,
+        /listed twice/,
+      ],
     ];
     for (const [body, status, param, message] of cases) {
       const response = await heartbeat(body);
       const answer = (await response.json()) as { error: { message: string; type: string; param: string | null } };
-      expect([response.status, answer.error.type, answer.error.param], JSON.stringify(body)).to.deep.equal([status, "invalid_request_error", param]);
+      expect([response.status, answer.error.type, answer.error.param], JSON.stringify(body)).to.deep.equal([
+        status,
+        "invalid_request_error",
+        param,
+      ]);
       expect(answer.error.message, JSON.stringify(body)).to.match(message);
     }
     expect(await listed(aliceKey, true)).to.deep.equal([]);

@@ -1,9 +1,9 @@
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
+import OpenAI, { type APIError } from "openai";
 import { createSimulator, type Simulator } from "../services/sim/simulator.js";
 import { spawnCli } from "./support/cli-process.js";
-import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
-import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
+import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
+import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
 import { waitFor } from "./support/wait-for.js";
 
 // A real `infermesh agent` process, killed without warning: the registry's TTL is all that tells the mesh.
@@ -32,16 +32,29 @@ describe("an agent process that dies", function () {
     const key = await registry.keyFor("carol");
     const agent = spawnCli([
       "agent",
-      "--registry", `http://${registry.address}`,
-      "--api-key", key,
-      "--listen", "127.0.0.1:0",
-      "--upstream", `llm=${simulator.url}`,
+      "--registry",
+      `http://${registry.address}`,
+      "--api-key",
+      key,
+      "--listen",
+      "127.0.0.1:0",
+      "--upstream",
+      `llm=${simulator.url}`,
     ]);
     const client = new OpenAI({ baseURL: `${gateway.baseUrl}/v1`, apiKey: key, maxRetries: 0 });
     try {
       await agent.waitForLog("agent ready");
-      await waitFor("the model on /v1/models", async () => (await client.models.list()).data.some((m) => m.id === "doomed-model"), 10_000, 50);
-      const answer = await client.chat.completions.create({ model: "doomed-model", messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
+      await waitFor(
+        "the model on /v1/models",
+        async () => (await client.models.list()).data.some((m) => m.id === "doomed-model"),
+        10_000,
+        50,
+      );
+      const answer = await client.chat.completions.create({
+        model: "doomed-model",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 2,
+      });
       expect(answer.choices[0]?.message.content).to.be.a("string").and.not.empty;
 
       agent.child.kill("SIGKILL");
@@ -49,7 +62,9 @@ describe("an agent process that dies", function () {
       await waitFor("the model to leave /v1/models", async () => (await client.models.list()).data.length === 0, 10_000, 50);
       const goneAfterMs = Date.now() - killedAt;
       expect(goneAfterMs, "within the TTL plus a loaded machine's slack").to.be.below(TTL_MS + 3_000);
-      const error = await client.chat.completions.create({ model: "doomed-model", messages: [{ role: "user", content: "hi" }] }).catch((e: unknown) => e);
+      const error = await client.chat.completions
+        .create({ model: "doomed-model", messages: [{ role: "user", content: "hi" }] })
+        .catch((e: unknown) => e);
       expect((error as APIError).status).to.equal(404);
       expect((error as APIError).type).to.equal("no_provider");
       expect(agent.stderr(), "the API key is never logged").not.to.contain(key);

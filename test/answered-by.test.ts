@@ -3,9 +3,9 @@ import type * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { pino } from "pino";
 import { ErrorKind } from "../gen/infermesh/v1/inference_pb.js";
-import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
-import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
-import { startScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
+import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
+import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
+import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -23,7 +23,11 @@ const answers = (body: string): Script =>
   };
 
 const upstreamDown: Script = async function* () {
-  yield { part: { part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "connection refused", httpStatus: 502 } } } };
+  yield {
+    part: {
+      part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "connection refused", httpStatus: 502 } },
+    },
+  };
 };
 
 interface StockStatus {
@@ -43,7 +47,12 @@ describe("which provider answered: blame and credit", function () {
   const heartbeat = async (id: string, agent: ScriptedAgent, models: object[], load = 0) => {
     const client = stockClient("RegistryService", registry.address);
     try {
-      await unary(client, "heartbeat", { providerId: id, endpoint: agent.endpoint, agentToken: agent.token, models, load: { inFlight: load } }, bearer(key));
+      await unary(
+        client,
+        "heartbeat",
+        { providerId: id, endpoint: agent.endpoint, agentToken: agent.token, models, load: { inFlight: load } },
+        bearer(key),
+      );
     } finally {
       client.close();
     }
@@ -118,7 +127,10 @@ describe("which provider answered: blame and credit", function () {
   });
 
   it("never counts a malformed HTTP request against a provider", async () => {
-    await heartbeat("a", a, [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }, { id: "whisper-m", serviceType: "SERVICE_TYPE_STT" }]);
+    await heartbeat("a", a, [
+      { id: "m", serviceType: "SERVICE_TYPE_LLM" },
+      { id: "whisper-m", serviceType: "SERVICE_TYPE_STT" },
+    ]);
     await waitFor("provider a", () => gateway.gateway.table.provider("a"));
     const form = new FormData();
     form.set("model", "WHISPER-M");
@@ -136,7 +148,9 @@ describe("which provider answered: blame and credit", function () {
     await heartbeat("b", b, [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }]);
     await waitFor("provider b", () => gateway.gateway.table.provider("b"));
     for (let i = 0; i < 4; i++) {
-      expect((await post("/v1/chat/completions", JSON.stringify({ model: "M", messages: [{ role: "user", content: "hi" }] }))).status).to.equal(200);
+      expect(
+        (await post("/v1/chat/completions", JSON.stringify({ model: "M", messages: [{ role: "user", content: "hi" }] }))).status,
+      ).to.equal(200);
     }
     expect([a.calls.length, b.calls.length]).to.deep.equal([2, 2]);
   });

@@ -9,7 +9,7 @@ import type { BadInputCase, CorpusContext } from "./bad-input/corpus-types.js";
 import { grpcCorpus } from "./bad-input/grpc-corpus.js";
 import { httpCorpus } from "./bad-input/http-corpus.js";
 import { GrpcClients, grpcProblems, httpProblems, sendHttp, sendRaw } from "./bad-input/runner.js";
-import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
+import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { MESH_TOKEN } from "./support/registry-fixture.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 
@@ -109,7 +109,10 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
     const before = reachedModel;
     const judge = await observe(testCase);
     const reached = reachedModel - before;
-    const problems = [...judge(), ...(reached > 0 && testCase.expect.reachesModel !== true ? [`reached the model server (${reached} requests)`] : [])];
+    const problems = [
+      ...judge(),
+      ...(reached > 0 && testCase.expect.reachesModel !== true ? [`reached the model server (${reached} requests)`] : []),
+    ];
     return { testCase, problems };
   }
 
@@ -120,7 +123,10 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
       return () => grpcProblems(observed, { code: testCase.expect.code, inBandStatus: testCase.expect.inBandStatus });
     }
     const method = testCase.kind === "http" ? testCase.method : "RAW";
-    const observed = testCase.kind === "http" ? await sendHttp(mesh.gateway.baseUrl, testCase, context) : await sendRaw(mesh.gateway.baseUrl, testCase, context);
+    const observed =
+      testCase.kind === "http"
+        ? await sendHttp(mesh.gateway.baseUrl, testCase, context)
+        : await sendRaw(mesh.gateway.baseUrl, testCase, context);
     return () => httpProblems(method, observed, testCase.expect);
   }
 

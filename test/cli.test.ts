@@ -1,11 +1,11 @@
-import * as grpc from "@grpc/grpc-js";
-import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { expect } from "chai";
 import { prometheusScrapeConfig } from "../src/cli/scrape-config.js";
-import { runCli, spawnCli, type CliProcess } from "./support/cli-process.js";
+import { type CliProcess, runCli, spawnCli } from "./support/cli-process.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 
 const MESH = "cli-test-mesh-token-0123";
@@ -88,8 +88,14 @@ describe("the infermesh command", function () {
       [["registry", "--bogus"], "infermesh registry: unknown flag --bogus; --help lists the flags"],
       [["registry", "--listn", "127.0.0.1:0"], "infermesh registry: unknown flag --listn; did you mean --listen?"],
       [["registry", "--db", db], "infermesh registry: --mesh-token (or INFERMESH_MESH_TOKEN) is required"],
-      [["registry", "--mesh-token", MESH, "--listen", "localhost"], "infermesh registry: --listen expects HOST:PORT with a port from 0 to 65535"],
-      [["registry", "--mesh-token", MESH, "--heartbeat-interval-ms", "soon"], "infermesh registry: --heartbeat-interval-ms expects a whole number of milliseconds"],
+      [
+        ["registry", "--mesh-token", MESH, "--listen", "localhost"],
+        "infermesh registry: --listen expects HOST:PORT with a port from 0 to 65535",
+      ],
+      [
+        ["registry", "--mesh-token", MESH, "--heartbeat-interval-ms", "soon"],
+        "infermesh registry: --heartbeat-interval-ms expects a whole number of milliseconds",
+      ],
       [["frobnicate"], "infermesh: unknown command 'frobnicate'"],
     ];
     const results = await Promise.all(cases.map(([args]) => runCli(args)));
@@ -98,26 +104,47 @@ describe("the infermesh command", function () {
       expect(result.code, args.join(" ")).to.equal(2);
       expect(result.stderr.split("\n")[0], args.join(" ")).to.contain(message);
     });
-    results.forEach((result, i) => expect(result.stderr.trim().split("\n"), (cases[i]?.[0] ?? []).join(" ")).to.have.length(1));
+    results.forEach((result, i) => {
+      expect(result.stderr.trim().split("\n"), (cases[i]?.[0] ?? []).join(" ")).to.have.length(1);
+    });
   });
 
   it("answers --help, -h and `help` on commands and subcommands with usage on stdout, exit 0", async () => {
-    const asked = [["keys", "--help"], ["keys", "create", "-h"], ["help", "keys", "revoke"]];
+    const asked = [
+      ["keys", "--help"],
+      ["keys", "create", "-h"],
+      ["help", "keys", "revoke"],
+    ];
     const results = await Promise.all(asked.map((args) => runCli(args)));
     results.forEach((result, i) => {
       const args = (asked[i] as string[]).join(" ");
       expect([result.code, result.stderr], args).to.deep.equal([0, ""]);
     });
     const [keys, create, revoke] = results.map((result) => result.stdout);
-    expect(keys).to.match(/^usage: infermesh keys <command>/).and.to.contain("\n  create  ").and.to.contain("\n  revoke  ");
-    expect(create).to.match(/^usage: infermesh keys create --user NAME/).and.to.contain("\n      env INFERMESH_KEYS_USER\n");
-    expect(revoke).to.match(/^usage: infermesh keys revoke KEY_ID/).and.to.contain("\n      env INFERMESH_DB\n");
+    expect(keys)
+      .to.match(/^usage: infermesh keys <command>/)
+      .and.to.contain("\n  create  ")
+      .and.to.contain("\n  revoke  ");
+    expect(create)
+      .to.match(/^usage: infermesh keys create --user NAME/)
+      .and.to.contain("\n      env INFERMESH_KEYS_USER\n");
+    expect(revoke)
+      .to.match(/^usage: infermesh keys revoke KEY_ID/)
+      .and.to.contain("\n      env INFERMESH_DB\n");
   });
 
   it("metrics-config ignores an exported INFERMESH_REGISTRY URL, INFERMESH_LISTEN and INFERMESH_API_KEY meant for other commands", async () => {
-    const exported = { INFERMESH_REGISTRY: "http://127.0.0.1:7700", INFERMESH_LISTEN: "127.0.0.1:7701", INFERMESH_API_KEY: "im_users_own_key" };
+    const exported = {
+      INFERMESH_REGISTRY: "http://127.0.0.1:7700",
+      INFERMESH_LISTEN: "127.0.0.1:7701",
+      INFERMESH_API_KEY: "im_users_own_key",
+    };
     const result = await runCli(["metrics-config"], exported);
-    expect(result).to.deep.equal({ code: 0, stdout: prometheusScrapeConfig({ gateway: ["127.0.0.1:8080"], registry: [], agent: [] }, 15), stderr: "" });
+    expect(result).to.deep.equal({
+      code: 0,
+      stdout: prometheusScrapeConfig({ gateway: ["127.0.0.1:8080"], registry: [], agent: [] }, 15),
+      stderr: "",
+    });
     const own = await runCli(["metrics-config"], { ...exported, INFERMESH_METRICS_CONFIG_REGISTRY: "127.0.0.1:9464" });
     expect(own.stdout).to.contain('targets: ["127.0.0.1:9464"]');
   });
@@ -132,9 +159,14 @@ describe("the infermesh command", function () {
     try {
       const urls = await Promise.all([open, guarded].map(async (sim) => (await sim.waitForLog("simulator ready")).url as string));
       const [openUrl, guardedUrl] = urls as [string, string];
-      expect(urls.map((url) => new URL(url).port), "INFERMESH_SIM_LISTEN's port 0, not INFERMESH_LISTEN's 1").not.to.include("1");
+      expect(
+        urls.map((url) => new URL(url).port),
+        "INFERMESH_SIM_LISTEN's port 0, not INFERMESH_LISTEN's 1",
+      ).not.to.include("1");
       const models = (url: string, key?: string) =>
-        fetch(`${url}/v1/models`, key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } }).then((response) => response.status);
+        fetch(`${url}/v1/models`, key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } }).then(
+          (response) => response.status,
+        );
       expect(await models(openUrl), "no key demanded").to.equal(200);
       expect(await models(guardedUrl, usersKey), "the user's key is not the simulator's").to.equal(401);
       expect(await models(guardedUrl, "llama-key")).to.equal(200);

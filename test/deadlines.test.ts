@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
+import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { waitFor } from "./support/wait-for.js";
 
 // A request deadline ends the request in every phase: queued at the agent, waiting for the first token, streaming,

@@ -1,7 +1,7 @@
-import { expect } from "chai";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { expect } from "chai";
 import OpenAI from "openai";
 import { expectedCompletionText } from "../services/sim/simulator.js";
 import { spawnCli } from "./support/cli-process.js";
@@ -27,7 +27,12 @@ describe("infermesh dev", function () {
         30_000,
         50,
       );
-      expect(dev.stdout().split("\n").filter((l) => l && !l.startsWith("#") && !l.startsWith("OPENAI_"))).to.deep.equal([]);
+      expect(
+        dev
+          .stdout()
+          .split("\n")
+          .filter((l) => l && !l.startsWith("#") && !l.startsWith("OPENAI_")),
+      ).to.deep.equal([]);
       expect(env.url).to.match(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
       expect(statSync(join(data, "dev-api-key")).mode & 0o777).to.equal(0o600);
       const client = new OpenAI({ baseURL: env.url, apiKey: env.key, maxRetries: 0 });
@@ -43,9 +48,16 @@ describe("infermesh dev", function () {
       expect(chat.choices[0]?.message.content).to.equal(expectedCompletionText(messages, 3));
 
       // The printed way to add an agent works as printed, with the key read from dev's own file, never on argv.
-      const hint = dev.stdout().split("\n").find((line) => line.startsWith("# more agents join with: "));
-      expect(hint).to.match(/^# more agents join with: infermesh agent --registry http:\/\/127\.0\.0\.1:\d+ --api-key-file \S+ --listen 127\.0\.0\.1:0 --upstream llm=URL$/);
-      expect(hint).to.contain(`--api-key-file ${join(data, "dev-api-key")} `).and.not.to.contain(env.key);
+      const hint = dev
+        .stdout()
+        .split("\n")
+        .find((line) => line.startsWith("# more agents join with: "));
+      expect(hint).to.match(
+        /^# more agents join with: infermesh agent --registry http:\/\/127\.0\.0\.1:\d+ --api-key-file \S+ --listen 127\.0\.0\.1:0 --upstream llm=URL$/,
+      );
+      expect(hint)
+        .to.contain(`--api-key-file ${join(data, "dev-api-key")} `)
+        .and.not.to.contain(env.key);
       const simUrl = /# simulator ready: (http:\/\/\S+),/.exec(dev.stdout())?.[1];
       const args = (hint as string).slice("# more agents join with: infermesh ".length).replace("llm=URL", `llm=${simUrl}`).split(" ");
       const joined = spawnCli([...args, "--id", "joined-agent"]);

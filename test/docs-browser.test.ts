@@ -3,8 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { chromium, type BrowserContext } from "playwright-core";
-import { startMesh, type Mesh } from "./support/mesh-fixture.js";
+import { type BrowserContext, chromium } from "playwright-core";
+import { type Mesh, startMesh } from "./support/mesh-fixture.js";
 
 // The explorer at /docs as an integrator uses it: a real Chromium, Authorize with an API key, then Try it out on
 // GET /v1/models against a real mesh. Needs Debian's `chromium`; CI installs it, so there a missing browser fails.
@@ -72,9 +72,12 @@ describe("the /docs explorer in headless Chromium", function () {
 
     const body = operation.locator(".live-responses-table .response-col_description pre").first();
     await body.waitFor({ timeout: 30_000 });
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText, what a reader sees
     const text = await body.innerText();
     expect(JSON.parse(text)).to.have.nested.property("data[0].id", "sim-llama");
-    expect(await operation.locator(".live-responses-table tbody .response-col_status").first().innerText()).to.equal("200");
+    const status = operation.locator(".live-responses-table tbody .response-col_status").first();
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText, what a reader sees
+    expect(await status.innerText()).to.equal("200");
     expect(sent).to.deep.equal([`Bearer ${key}`]);
   });
 });

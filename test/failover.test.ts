@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import { ErrorKind } from "../gen/infermesh/v1/inference_pb.js";
-import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
-import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
-import { startScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
+import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
+import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
+import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -18,7 +18,11 @@ const ok = (name: string): Script =>
   };
 
 const upstreamDown: Script = async function* () {
-  yield { part: { part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "connection refused", httpStatus: 502 } } } };
+  yield {
+    part: {
+      part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "connection refused", httpStatus: 502 } },
+    },
+  };
 };
 
 describe("failover and passive health", function () {
@@ -83,7 +87,9 @@ describe("failover and passive health", function () {
     a.script = b.script = upstreamDown;
     const result = await chat();
     expect(result.status).to.equal(502);
-    expect(JSON.parse(result.body)).to.deep.equal({ error: { message: "connection refused", type: "upstream_error", param: null, code: null } });
+    expect(JSON.parse(result.body)).to.deep.equal({
+      error: { message: "connection refused", type: "upstream_error", param: null, code: null },
+    });
     expect(a.calls.length + b.calls.length, "one try and one failover").to.equal(2);
   });
 
@@ -100,7 +106,9 @@ describe("failover and passive health", function () {
     a.script = b.script = async function* () {
       yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
       yield { part: { part: { case: "event", value: { data: encode('{"n":1}') } } } };
-      yield { part: { part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "died", httpStatus: 502 } } } };
+      yield {
+        part: { part: { case: "error", value: { kind: ErrorKind.UPSTREAM, type: "upstream_error", message: "died", httpStatus: 502 } } },
+      };
     };
     const streamed = await chat(true);
     expect(streamed.body).to.contain('data: {"n":1}').and.to.contain('"type":"upstream_error"');

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { classifyAnswer } from "../faults/answer-classifier.js";
 import { FAULT_KINDS, planFaults } from "../faults/fault-schedule.js";
-import { removeRunDir, runFaultSuite, SHORT_FORM, type FaultSuiteResult } from "../faults/fault-suite.js";
+import { type FaultSuiteResult, removeRunDir, runFaultSuite, SHORT_FORM } from "../faults/fault-suite.js";
 import { createRandom } from "../faults/seeded-random.js";
 
 // The fault suite's short form: real processes (a registry, a gateway, three agents each with its own simulator),
@@ -47,13 +47,24 @@ describe("the fault suite (short form)", function () {
 
 describe("the fault suite's classifier", () => {
   const stream = (body: string, ending: "complete" | "reset" | "timeout" = "complete") =>
-    classifyAnswer({ stream: true, status: 200, contentType: "text/event-stream; charset=utf-8", body, ending, failure: ending === "complete" ? undefined : "x" });
+    classifyAnswer({
+      stream: true,
+      status: 200,
+      contentType: "text/event-stream; charset=utf-8",
+      body,
+      ending,
+      failure: ending === "complete" ? undefined : "x",
+    });
   const chunk = 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n';
   const errorFrame = 'data: {"error":{"message":"the provider is unreachable","type":"upstream_error","param":null,"code":null}}\n\n';
 
   it("tells a complete stream, one that ends with one error frame, and the ways to lose one", () => {
     expect(stream(`${chunk}${chunk}data: [DONE]\n\n`)).to.include({ outcome: "succeeded", events: 2 });
-    expect(stream(`${chunk}${errorFrame}`)).to.include({ outcome: "clean_error", phase: "mid-stream", error: "stream error frame upstream_error" });
+    expect(stream(`${chunk}${errorFrame}`)).to.include({
+      outcome: "clean_error",
+      phase: "mid-stream",
+      error: "stream error frame upstream_error",
+    });
     expect(stream(`${chunk}${chunk}`)).to.include({ outcome: "lost", phase: "mid-stream" });
     expect(stream(`${chunk}`, "reset")).to.include({ outcome: "lost", phase: "mid-stream" });
     expect(stream(`${chunk}data: {"choi`, "reset")).to.include({ outcome: "lost" });
@@ -63,8 +74,18 @@ describe("the fault suite's classifier", () => {
 
   it("tells a clean HTTP error from an error without OpenAI's envelope, a truncated body and a reset", () => {
     const plain = (status: number | undefined, body: string, ending: "complete" | "reset" | "timeout" = "complete") =>
-      classifyAnswer({ stream: false, status, contentType: "application/json", body, ending, failure: ending === "complete" ? undefined : "ECONNRESET" });
-    expect(plain(502, '{"error":{"message":"m","type":"upstream_error","param":null,"code":null}}')).to.include({ outcome: "clean_error", error: "502 upstream_error" });
+      classifyAnswer({
+        stream: false,
+        status,
+        contentType: "application/json",
+        body,
+        ending,
+        failure: ending === "complete" ? undefined : "ECONNRESET",
+      });
+    expect(plain(502, '{"error":{"message":"m","type":"upstream_error","param":null,"code":null}}')).to.include({
+      outcome: "clean_error",
+      error: "502 upstream_error",
+    });
     expect(plain(502, "Bad Gateway")).to.include({ outcome: "lost" });
     expect(plain(200, '{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}')).to.include({ outcome: "succeeded" });
     expect(plain(200, '{"choices":[{"message":{"content":"hi"')).to.include({ outcome: "lost", phase: "reading the body" });
@@ -88,6 +109,7 @@ describe("the fault suite's classifier", () => {
         maxConcurrent: SHORT_FORM.maxConcurrentFaults,
       });
     expect(plan(7)).to.deep.equal(plan(7));
-    for (const seed of [1, 2, 3, 7, 42, 99, 1234]) expect(new Set(plan(seed).map((f) => f.kind)), `seed ${seed}`).to.have.keys(...FAULT_KINDS);
+    for (const seed of [1, 2, 3, 7, 42, 99, 1234])
+      expect(new Set(plan(seed).map((f) => f.kind)), `seed ${seed}`).to.have.keys(...FAULT_KINDS);
   });
 });

@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync, createReadStream } from "node:fs";
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI, { APIError, toFile } from "openai";
-import { MediaRole, Operation, type InferenceCall } from "../gen/infermesh/v1/inference_pb.js";
-import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
-import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
-import { startScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
+import { type InferenceCall, MediaRole, Operation } from "../gen/infermesh/v1/inference_pb.js";
+import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
+import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
+import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -139,7 +139,11 @@ describe("gateway media endpoints against a scripted agent", function () {
     const form = new FormData();
     form.append("model", "whisper-1");
     const post = (body: FormData | string, headers: Record<string, string> = {}) =>
-      fetch(`${gateway.baseUrl}/v1/audio/transcriptions`, { method: "POST", headers: { authorization: `Bearer ${client.apiKey}`, ...headers }, body });
+      fetch(`${gateway.baseUrl}/v1/audio/transcriptions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${client.apiKey}`, ...headers },
+        body,
+      });
     const missing = await post(form);
     expect(missing.status).to.equal(400);
     expect(((await missing.json()) as { error: { param: string } }).error.param).to.equal("file");
@@ -198,7 +202,7 @@ describe("gateway media endpoints against a scripted agent", function () {
     };
     const response = await client.audio.speech.create({ model: "voice", input: "hello", voice: "alloy", response_format: "wav" });
     expect(response.headers.get("content-type")).to.equal("audio/wav");
-    const reader = response.body!.getReader();
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const first = await reader.read();
     expect(Buffer.from(first.value ?? []).toString()).to.equal("RIFF....WAVE");
     release();
@@ -214,13 +218,19 @@ describe("gateway media endpoints against a scripted agent", function () {
       yield { part: { part: { case: "error", value: { type: "upstream_error", message: "tts crashed", httpStatus: 502 } } } };
     };
     const response = await client.audio.speech.create({ model: "voice", input: "hello", voice: "alloy" });
-    const failure = await response.arrayBuffer().then(() => undefined, (e: unknown) => e);
+    const failure = await response.arrayBuffer().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(failure, "the body must not end cleanly").to.be.instanceOf(Error);
   });
 
   it("routes each endpoint only to models of its service type", async () => {
     const cases: [string, () => Promise<unknown>][] = [
-      ["chat model on transcriptions", async () => client.audio.transcriptions.create({ model: "chatty", file: await toFile(Buffer.from("x"), "a.wav") })],
+      [
+        "chat model on transcriptions",
+        async () => client.audio.transcriptions.create({ model: "chatty", file: await toFile(Buffer.from("x"), "a.wav") }),
+      ],
       ["chat model on images", () => client.images.generate({ model: "chatty", prompt: "x" })],
       ["tts model on chat", () => client.chat.completions.create({ model: "voice", messages: [{ role: "user", content: "x" }] })],
       ["image model on speech", () => client.audio.speech.create({ model: "painter", input: "x", voice: "alloy" })],
@@ -241,7 +251,10 @@ describe("gateway media endpoints against a scripted agent", function () {
     const bad: [() => Promise<unknown>, string][] = [
       [() => client.audio.speech.create({ model: "voice", input: "", voice: "alloy" }), "input"],
       [() => client.audio.speech.create({ model: "voice", input: "x".repeat(4097), voice: "alloy" }), "input"],
-      [() => client.audio.speech.create({ model: "voice", input: "x", voice: "alloy", response_format: "ogg" as never }), "response_format"],
+      [
+        () => client.audio.speech.create({ model: "voice", input: "x", voice: "alloy", response_format: "ogg" as never }),
+        "response_format",
+      ],
       [() => client.audio.speech.create({ model: "voice", input: "x", voice: "alloy", speed: 9 }), "speed"],
       [() => client.images.generate({ model: "painter", prompt: "x", n: 0 }), "n"],
       [() => client.images.generate({ model: "painter", prompt: "x", size: "huge" as never }), "size"],

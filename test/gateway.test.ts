@@ -1,9 +1,9 @@
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { Operation } from "../gen/infermesh/v1/inference_pb.js";
-import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
-import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
-import { startScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
+import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
+import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
+import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -108,7 +108,13 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
       context_length: 8192,
     });
     expect(llama?.created).to.be.a("number").above(1_600_000_000);
-    expect(kokoro).to.deep.include({ id: "kokoro", service_type: "tts", input_modalities: ["text"], output_modalities: ["audio"], context_length: null });
+    expect(kokoro).to.deep.include({
+      id: "kokoro",
+      service_type: "tts",
+      input_modalities: ["text"],
+      output_modalities: ["audio"],
+      context_length: null,
+    });
   });
 
   it("answers invalid JSON, a missing model and a bad stream flag with 400 invalid_request_error", async () => {
@@ -205,7 +211,9 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     });
     const response = await post("/v1/completions", { model: "Llama-3", prompt: "hi", stream: true });
     const text = await response.text();
-    expect(text).to.equal('data: {"n":1}\n\ndata: {"error":{"message":"model crashed","type":"upstream_error","param":null,"code":null}}\n\n');
+    expect(text).to.equal(
+      'data: {"n":1}\n\ndata: {"error":{"message":"model crashed","type":"upstream_error","param":null,"code":null}}\n\n',
+    );
   });
 
   it("answers a failure before the first byte with its real status: 502 upstream_error, 504 timeout", async () => {
@@ -214,7 +222,9 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     };
     const response = await post("/v1/chat/completions", { model: "Llama-3", messages: [{ role: "user", content: "hi" }], stream: true });
     expect(response.status).to.equal(502);
-    expect(await response.json()).to.deep.equal({ error: { message: "connection refused", type: "upstream_error", param: null, code: null } });
+    expect(await response.json()).to.deep.equal({
+      error: { message: "connection refused", type: "upstream_error", param: null, code: null },
+    });
 
     agent.script = async function* (_call, signal) {
       await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
@@ -254,7 +264,7 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     const response = await post("/v1/completions", { model: "Llama-3", prompt: "hi", stream: true }, aliceKey, {
       "x-request-id": "will-abort",
     });
-    const reader = response.body!.getReader();
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     await reader.read();
     // Cancelling the body is how a fetch client leaves mid-stream: undici closes the connection.
     await reader.cancel();
@@ -267,7 +277,14 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     const parts: Record<string, unknown>[] = [];
     const call = (client.infer as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<{ part: Record<string, unknown> }>).call(
       client,
-      { call: { operation: "OPERATION_COMPLETION", model: "llama-3", stream: true, body: Buffer.from('{"model":"llama-3","prompt":"hi","stream":true}') } },
+      {
+        call: {
+          operation: "OPERATION_COMPLETION",
+          model: "llama-3",
+          stream: true,
+          body: Buffer.from('{"model":"llama-3","prompt":"hi","stream":true}'),
+        },
+      },
       bearer(aliceKey),
     );
     await new Promise<void>((resolve, reject) => {
@@ -276,7 +293,8 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
       call.on("error", reject);
     });
     expect(parts.map((p) => p.part)).to.deep.equal(["head", "event", "event"]);
-    expect(Buffer.from((parts[1]?.event as { data: Buffer }).data).toString()).to.equal('{"x":1}');
+    const event = parts[1]?.event as { data: Buffer } | undefined;
+    expect(event?.data.toString()).to.equal('{"x":1}');
     expect(JSON.parse(new TextDecoder().decode(agent.calls.at(-1)?.body)).model).to.equal("Llama-3");
 
     const refused = (client.infer as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<unknown>).call(

@@ -1,14 +1,13 @@
 import { expect } from "chai";
-import { createAgent, type Agent } from "../services/agent/agent.js";
+import { type Agent, createAgent } from "../services/agent/agent.js";
 import { resolveAgentConfig } from "../services/agent/agent-config.js";
 import { createLogger } from "../services/shared/logger.js";
 import { createSimulator, type Simulator } from "../services/sim/simulator.js";
-import { spawnCli, START_DEADLINE_MS } from "./support/cli-process.js";
-import { MESH_TOKEN, startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
+import { START_DEADLINE_MS, spawnCli } from "./support/cli-process.js";
+import { MESH_TOKEN, type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
 import { waitFor } from "./support/wait-for.js";
 
 // SIGTERM on a gateway process in the middle of a stream: it stops taking new work, finishes the stream, exits 0.
-
 
 describe("a gateway stopped with SIGTERM", function () {
   this.timeout(2 * START_DEADLINE_MS);
@@ -64,7 +63,10 @@ describe("a gateway stopped with SIGTERM", function () {
       await reader.read();
       gateway.child.kill("SIGTERM");
       await gateway.waitForLog("shutting down");
-      const refused = await fetch(`${baseUrl}/v1/models`, { headers }).then((r) => r.status, () => "refused");
+      const refused = await fetch(`${baseUrl}/v1/models`, { headers }).then(
+        (r) => r.status,
+        () => "refused",
+      );
       expect(refused, "a new request").to.be.oneOf(["refused", 503]);
       let rest = "";
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);

@@ -1,11 +1,11 @@
-import { expect } from "chai";
-import { create, createFileRegistry, fromBinary, toBinary, toJson, type FileRegistry } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { create, createFileRegistry, type FileRegistry, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
+import { type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
+import { expect } from "chai";
 import { AgentService, InferenceService } from "../gen/infermesh/v1/inference_pb.js";
 import { RegistryService } from "../gen/infermesh/v1/registry_pb.js";
-import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
-import { reflectionClient, type ReflectionClient, type ReflectionVersion } from "./support/reflection-client.js";
+import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
+import { type ReflectionClient, type ReflectionVersion, reflectionClient } from "./support/reflection-client.js";
 
 // grpcurl and grpcui list, describe and call every gRPC server of the mesh through server reflection.
 
@@ -17,7 +17,10 @@ const STANDARD = ["grpc.health.v1.Health", ...REFLECTION];
  * file_by_filename for every import it does not have yet) and links them with protobuf-es, which fails on any
  * reference it cannot resolve, as grpcurl's descriptor builder does.
  */
-async function resolveLikeGrpcurl(client: ReflectionClient, symbol: string): Promise<{ registry: FileRegistry; files: FileDescriptorProto[] }> {
+async function resolveLikeGrpcurl(
+  client: ReflectionClient,
+  symbol: string,
+): Promise<{ registry: FileRegistry; files: FileDescriptorProto[] }> {
   const files = new Map<string, FileDescriptorProto>();
   const add = (bytes: Uint8Array[]) => {
     for (const file of bytes.map((b) => fromBinary(FileDescriptorProtoSchema, b))) if (!files.has(file.name)) files.set(file.name, file);
@@ -94,9 +97,27 @@ describe("gRPC server reflection and health on every gRPC server", function () {
   });
 
   const servers = () => [
-    { name: "registry", address: mesh.registry.address, service: RegistryService.typeName, file: "infermesh/v1/registry.proto", methods: RegistryService.methods },
-    { name: "agent", address: agent.endpoint, service: AgentService.typeName, file: "infermesh/v1/inference.proto", methods: AgentService.methods },
-    { name: "gateway", address: mesh.gateway.grpcAddress, service: InferenceService.typeName, file: "infermesh/v1/inference.proto", methods: InferenceService.methods },
+    {
+      name: "registry",
+      address: mesh.registry.address,
+      service: RegistryService.typeName,
+      file: "infermesh/v1/registry.proto",
+      methods: RegistryService.methods,
+    },
+    {
+      name: "agent",
+      address: agent.endpoint,
+      service: AgentService.typeName,
+      file: "infermesh/v1/inference.proto",
+      methods: AgentService.methods,
+    },
+    {
+      name: "gateway",
+      address: mesh.gateway.grpcAddress,
+      service: InferenceService.typeName,
+      file: "infermesh/v1/inference.proto",
+      methods: InferenceService.methods,
+    },
   ];
 
   it("lists each server's own service, health and reflection, with reflection v1 and v1alpha", async () => {
@@ -114,9 +135,10 @@ describe("gRPC server reflection and health on every gRPC server", function () {
       expect(files[0]?.name, server.name).to.equal(server.file);
       expect(files.map((f) => f.name)).to.include.members(["infermesh/v1/capabilities.proto"]);
       const service = registry.getService(server.service);
-      expect(service?.methods.map((m) => [m.name, m.methodKind]), server.name).to.deep.equal(
-        server.methods.map((m) => [m.name, m.methodKind]),
-      );
+      expect(
+        service?.methods.map((m) => [m.name, m.methodKind]),
+        server.name,
+      ).to.deep.equal(server.methods.map((m) => [m.name, m.methodKind]));
     }
   });
 

@@ -1,17 +1,16 @@
-import * as grpc from "@grpc/grpc-js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import OpenAI, { APIError, toFile } from "openai";
+import OpenAI, { type APIError, toFile } from "openai";
 import { testWav } from "../services/sim/simulator.js";
-import { spawnCli, type CliProcess, START_DEADLINE_MS } from "./support/cli-process.js";
-import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
+import { type CliProcess, START_DEADLINE_MS, spawnCli } from "./support/cli-process.js";
+import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
 // Tenants never reach each other's machines, on any endpoint; and no secret ever reaches a log.
-
 
 describe("tenant isolation on every endpoint", function () {
   this.timeout(60_000);
@@ -93,14 +92,21 @@ describe("secrets in logs", function () {
       const gateway = spawnCli(["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryAddress], env);
       processes.push(gateway);
       const baseUrl = `http://${(await gateway.waitForLog("gateway ready")).listen as string}`;
-      const agent = spawnCli(["agent", "--registry", registryAddress, "--api-key", key, "--listen", "127.0.0.1:0", "--upstream", simUrl], env);
+      const agent = spawnCli(
+        ["agent", "--registry", registryAddress, "--api-key", key, "--listen", "127.0.0.1:0", "--upstream", simUrl],
+        env,
+      );
       processes.push(agent);
       await agent.waitForLog("agent ready");
 
       const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: key, maxRetries: 0 });
       await waitFor("the model", async () => (await client.models.list()).data.length > 0, 15_000, 50);
       await client.chat.completions.create({ model: "sim-llama", messages: [{ role: "user", content: "hi" }] });
-      for await (const _ of await client.chat.completions.create({ model: "sim-llama", messages: [{ role: "user", content: "hi" }], stream: true }));
+      for await (const _ of await client.chat.completions.create({
+        model: "sim-llama",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      }));
       const wrongKey = `${key.slice(0, -6)}ABCDEF`;
       await new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: wrongKey, maxRetries: 0 }).models.list().catch(() => undefined);
       await client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }).catch(() => undefined);

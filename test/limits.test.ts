@@ -1,8 +1,8 @@
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
-import { startGateway, type GatewayFixture } from "./support/gateway-fixture.js";
-import { startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
-import { startScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
+import OpenAI, { type APIError } from "openai";
+import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
+import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
+import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -39,8 +39,16 @@ describe("rate limits and guardrails", function () {
     bobKey = await registry.keyFor("bob");
     agent = await startScriptedAgent(TOKEN, answer);
     const client = stockClient("RegistryService", registry.address);
-    for (const [id, key] of [["alice-box", aliceKey], ["bob-box", bobKey]] as const) {
-      await unary(client, "heartbeat", { providerId: id, endpoint: agent.endpoint, agentToken: TOKEN, models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] }, bearer(key));
+    for (const [id, key] of [
+      ["alice-box", aliceKey],
+      ["bob-box", bobKey],
+    ] as const) {
+      await unary(
+        client,
+        "heartbeat",
+        { providerId: id, endpoint: agent.endpoint, agentToken: TOKEN, models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] },
+        bearer(key),
+      );
     }
     client.close();
     gateway = await startGateway(registry.address, {
@@ -111,7 +119,12 @@ describe("rate limits and guardrails", function () {
   it("answers too many messages or too much input with 413 request_too_large, and clamps max_tokens", async () => {
     const key = await registry.keyFor("carol-key-owner");
     const client = stockClient("RegistryService", registry.address);
-    await unary(client, "heartbeat", { providerId: "carol-box", endpoint: agent.endpoint, agentToken: TOKEN, models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] }, bearer(key));
+    await unary(
+      client,
+      "heartbeat",
+      { providerId: "carol-box", endpoint: agent.endpoint, agentToken: TOKEN, models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] },
+      bearer(key),
+    );
     client.close();
     await waitFor("carol's provider", () => gateway.gateway.table.provider("carol-box"));
     const many = await chat(key, { messages: Array.from({ length: 4 }, () => ({ role: "user", content: "x" })) });

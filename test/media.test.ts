@@ -3,7 +3,7 @@ import { createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import OpenAI, { APIError, toFile } from "openai";
+import OpenAI, { type APIError, toFile } from "openai";
 import {
   expectedEditedPng,
   expectedGeneratedPng,
@@ -12,10 +12,10 @@ import {
   pngDimensions,
   SPEECH_CONTENT_TYPES,
   SPEECH_FORMATS,
-  testWav,
   type SpeechFormat,
+  testWav,
 } from "../services/sim/simulator.js";
-import { startMesh, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
+import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 
 // Audio and images end to end: the official openai SDK -> gateway -> agent -> the simulator's media models.
 
@@ -138,7 +138,10 @@ describe("audio and images through the mesh (openai SDK)", function () {
       expect((tooBig as APIError).status).to.equal(413);
       expect((tooBig as APIError).code).to.equal("request_too_large");
       expect(media.simulator.requestCounts.get("/v1/audio/transcriptions") ?? 0).to.equal(0);
-      const fits = await client.audio.transcriptions.create({ model: "sim-whisper", file: await toFile(Buffer.alloc(limit - 64 * 1024), "fits.wav") });
+      const fits = await client.audio.transcriptions.create({
+        model: "sim-whisper",
+        file: await toFile(Buffer.alloc(limit - 64 * 1024), "fits.wav"),
+      });
       expect(fits.text).to.be.a("string").and.not.empty;
     });
   });
@@ -163,7 +166,7 @@ describe("audio and images through the mesh (openai SDK)", function () {
         response_format: "wav",
         sim: { chunk_interval_ms: 40 },
       } as never);
-      const reader = response.body!.getReader();
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
       await reader.read();
       const firstByteAtMs = Date.now();
       while (!(await reader.read()).done);
@@ -219,7 +222,9 @@ describe("audio and images through the mesh (openai SDK)", function () {
           ...(withMask ? { mask: await toFile(withMask, "mask.png", { type: "image/png" }) } : {}),
         });
       const masked = Buffer.from((await edit(mask)).data?.[0]?.b64_json ?? "", "base64");
-      expect(sha256(masked)).to.equal(sha256(expectedEditedPng({ prompt: "add a moon", images: [a, b], mask }, { width: 256, height: 256 })));
+      expect(sha256(masked)).to.equal(
+        sha256(expectedEditedPng({ prompt: "add a moon", images: [a, b], mask }, { width: 256, height: 256 })),
+      );
       const plain = Buffer.from((await edit(undefined)).data?.[0]?.b64_json ?? "", "base64");
       expect(sha256(plain)).not.to.equal(sha256(masked));
       const seen = media.simulator.requests.find((r) => r.path === "/v1/images/edits");
@@ -233,7 +238,10 @@ describe("audio and images through the mesh (openai SDK)", function () {
 
   it("keeps every request on a model of its type: the wrong upstream is never called", async () => {
     const wrong: [string, () => Promise<unknown>][] = [
-      ["chat model on transcriptions", async () => client.audio.transcriptions.create({ model: "sim-llama", file: await toFile(testWav(0.1), "a.wav") })],
+      [
+        "chat model on transcriptions",
+        async () => client.audio.transcriptions.create({ model: "sim-llama", file: await toFile(testWav(0.1), "a.wav") }),
+      ],
       ["chat model on images", () => client.images.generate({ model: "sim-llama", prompt: "x" })],
       ["tts model on chat", () => client.chat.completions.create({ model: "sim-voice", messages: [{ role: "user", content: "x" }] })],
     ];
@@ -241,7 +249,9 @@ describe("audio and images through the mesh (openai SDK)", function () {
       const error = await call().catch((e: unknown) => e);
       expect((error as APIError).status, what).to.equal(400);
     }
-    const calls = [...media.simulator.requestCounts.entries(), ...chat.simulator.requestCounts.entries()].filter(([path]) => path !== "/v1/models");
+    const calls = [...media.simulator.requestCounts.entries(), ...chat.simulator.requestCounts.entries()].filter(
+      ([path]) => path !== "/v1/models",
+    );
     expect(calls).to.deep.equal([]);
   });
 });

@@ -2,14 +2,9 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
-import {
-  InferRequestSchema,
-  InferResponseSchema,
-  Operation,
-  type InferResponse,
-} from "../gen/infermesh/v1/inference_pb.js";
+import { InferRequestSchema, type InferResponse, InferResponseSchema, Operation } from "../gen/infermesh/v1/inference_pb.js";
 import { expectedCompletionText } from "../services/sim/simulator.js";
-import { startMesh, startTap, type Mesh, type MeshAgent } from "./support/mesh-fixture.js";
+import { type Mesh, type MeshAgent, startMesh, startTap } from "./support/mesh-fixture.js";
 import { bearer, stockClient } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -108,7 +103,13 @@ describe("the walking mesh (openai SDK -> gateway -> agent -> simulator)", funct
     const tapped = await mesh.addAgent({ user: "tapper", apiKey: await mesh.registry.keyFor("tapper"), upstreamUrl: tap.url });
     try {
       const key = await mesh.registry.keyFor("tapper");
-      const body = JSON.stringify({ model: "sim-llama", messages: MESSAGES, stream: true, max_tokens: 5, stream_options: { include_usage: true } });
+      const body = JSON.stringify({
+        model: "sim-llama",
+        messages: MESSAGES,
+        stream: true,
+        max_tokens: 5,
+        stream_options: { include_usage: true },
+      });
       const response = await fetch(`${mesh.gateway.baseUrl}/v1/chat/completions`, {
         method: "POST",
         headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
@@ -127,7 +128,9 @@ describe("the walking mesh (openai SDK -> gateway -> agent -> simulator)", funct
 
   it("answers 401 without a key and with a bad key, 404 no_provider, and 400 for invalid JSON", async () => {
     for (const apiKey of ["", "im_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]) {
-      const error = await sdk(mesh, apiKey).models.list().catch((e: unknown) => e);
+      const error = await sdk(mesh, apiKey)
+        .models.list()
+        .catch((e: unknown) => e);
       expect(error).to.be.instanceOf(APIError);
       expect((error as APIError).status).to.equal(401);
       expect((error as APIError).code).to.equal("invalid_api_key");
@@ -218,7 +221,11 @@ describe("the walking mesh (openai SDK -> gateway -> agent -> simulator)", funct
   it("refuses a direct Infer call to an agent without the mesh credential, even with the owner's API key", async () => {
     const direct = new grpc.Client(alice.endpoint, grpc.credentials.createInsecure());
     const request = create(InferRequestSchema, {
-      call: { operation: Operation.CHAT_COMPLETION, model: "sim-llama", body: Buffer.from(JSON.stringify({ model: "sim-llama", messages: MESSAGES })) },
+      call: {
+        operation: Operation.CHAT_COMPLETION,
+        model: "sim-llama",
+        body: Buffer.from(JSON.stringify({ model: "sim-llama", messages: MESSAGES })),
+      },
     });
     for (const token of [undefined, aliceKey]) {
       const stream = direct.makeServerStreamRequest(

@@ -73,8 +73,15 @@ describe("GET /openapi.json", () => {
 
   it("describes each request body and answer by content type", () => {
     const requestTypes = (path: string) => Object.keys(document.paths[path]?.post?.requestBody?.content ?? {});
-    const answerTypes = (path: string, method = "post") => Object.keys(document.paths[path]?.[method]?.responses["200"]?.content ?? {}).sort();
-    for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/images/generations", "/v1/audio/speech", "/api/inference/agent/heartbeat/"]) {
+    const answerTypes = (path: string, method = "post") =>
+      Object.keys(document.paths[path]?.[method]?.responses["200"]?.content ?? {}).sort();
+    for (const path of [
+      "/v1/chat/completions",
+      "/v1/completions",
+      "/v1/images/generations",
+      "/v1/audio/speech",
+      "/api/inference/agent/heartbeat/",
+    ]) {
       expect(requestTypes(path), path).to.deep.equal(["application/json"]);
     }
     expect(requestTypes("/v1/audio/transcriptions")).to.deep.equal(["multipart/form-data"]);
@@ -94,7 +101,10 @@ describe("GET /openapi.json", () => {
 
   it("marks uploads as binary files in the multipart forms", () => {
     const form = (path: string) =>
-      document.paths[path]?.post?.requestBody?.content["multipart/form-data"]?.schema as { properties: Record<string, Record<string, unknown>>; required: string[] };
+      document.paths[path]?.post?.requestBody?.content["multipart/form-data"]?.schema as {
+        properties: Record<string, Record<string, unknown>>;
+        required: string[];
+      };
     const transcription = form("/v1/audio/transcriptions");
     expect(transcription.properties.file).to.include({ type: "string", format: "binary" });
     expect(transcription.required).to.deep.equal(["file", "model"]);
@@ -109,7 +119,10 @@ describe("GET /openapi.json", () => {
       if (!path.startsWith("/v1/")) continue;
       for (const operation of Object.values(item)) {
         for (const code of ERROR_CODES) {
-          const schema = operation.responses[code]?.content?.["application/json"]?.schema as { required: string[]; properties: { error: { required: string[] } } };
+          const schema = operation.responses[code]?.content?.["application/json"]?.schema as {
+            required: string[];
+            properties: { error: { required: string[] } };
+          };
           expect(schema?.required, `${path} ${code}`).to.deep.equal(["error"]);
           expect(schema.properties.error.required).to.deep.equal(["message", "type", "param", "code"]);
         }

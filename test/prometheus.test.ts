@@ -1,16 +1,10 @@
-import { expect } from "chai";
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli, spawnCli, type CliProcess, START_DEADLINE_MS } from "./support/cli-process.js";
-import {
-  freeLoopbackPort,
-  missingTools,
-  promtoolCheckConfig,
-  promtoolCheckMetrics,
-  queryPrometheus,
-} from "./support/prometheus-tools.js";
+import { expect } from "chai";
+import { type CliProcess, runCli, START_DEADLINE_MS, spawnCli } from "./support/cli-process.js";
+import { freeLoopbackPort, missingTools, promtoolCheckConfig, promtoolCheckMetrics, queryPrometheus } from "./support/prometheus-tools.js";
 import { waitFor } from "./support/wait-for.js";
 
 // Every service's /metrics passes promtool, and a real Prometheus scrapes a real mesh (the `infermesh` commands, as
@@ -36,7 +30,10 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
   let dir: string;
   const processes: CliProcess[] = [];
   let prometheus: ChildProcess | undefined;
-  const stopped = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("close", () => resolve())));
+  const stopped = (child: ChildProcess) =>
+    new Promise<void>((resolve) =>
+      child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("close", () => resolve()),
+    );
 
   before(function () {
     if (missing.length > 0) {
@@ -67,16 +64,31 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
   it("scrapes gateway, registry and agent run as commands, each passing promtool, and queries counters back", async () => {
     const db = join(dir, "infermesh.db");
     const apiKey = (await runCli(["keys", "create", "--user", "alice", "--db", db])).stdout.trim();
-    const registry = start(["registry", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db], { INFERMESH_MESH_TOKEN: MESH });
+    const registry = start(["registry", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db], {
+      INFERMESH_MESH_TOKEN: MESH,
+    });
     const sim = start(["sim", "--listen", "127.0.0.1:0", "--model", "sim-llama"]);
     const registryReady = await registry.waitForLog("registry ready");
     const registryMetrics = `127.0.0.1:${registryReady.metricsPort as number}`;
     const simUrl = (await sim.waitForLog("simulator ready")).url as string;
-    const gateway = start(["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryReady.listen as string], {
-      INFERMESH_MESH_TOKEN: MESH,
-    });
+    const gateway = start(
+      ["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryReady.listen as string],
+      {
+        INFERMESH_MESH_TOKEN: MESH,
+      },
+    );
     const agent = start(
-      ["agent", "--registry", registryReady.listen as string, "--upstream", `llm=${simUrl}`, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
+      [
+        "agent",
+        "--registry",
+        registryReady.listen as string,
+        "--upstream",
+        `llm=${simUrl}`,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+      ],
       { INFERMESH_API_KEY: apiKey },
     );
     const gatewayAddress = (await gateway.waitForLog("gateway ready")).listen as string;
@@ -85,7 +97,8 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
     const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
     await waitFor(
       "the gateway to route to the agent",
-      async () => ((await (await fetch(`http://${gatewayAddress}/v1/models`, { headers })).json()) as { data?: unknown[] }).data?.length === 1,
+      async () =>
+        ((await (await fetch(`http://${gatewayAddress}/v1/models`, { headers })).json()) as { data?: unknown[] }).data?.length === 1,
       15_000,
       50,
     );
@@ -115,8 +128,12 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
       "infermesh_gateway_tokens_total counter",
       "infermesh_gateway_agent_heartbeats_total counter",
     ]);
-    expect(expositions.gateway).to.match(/^infermesh_gateway_tokens_total\{operation="chat_completion",model="sim-llama",type="input"\} [1-9]/m);
-    expect(expositions.gateway).to.match(/^infermesh_gateway_tokens_total\{operation="chat_completion",model="sim-llama",type="output"\} 4$/m);
+    expect(expositions.gateway).to.match(
+      /^infermesh_gateway_tokens_total\{operation="chat_completion",model="sim-llama",type="input"\} [1-9]/m,
+    );
+    expect(expositions.gateway).to.match(
+      /^infermesh_gateway_tokens_total\{operation="chat_completion",model="sim-llama",type="output"\} 4$/m,
+    );
     expect(families(expositions.registry)).to.include.members([
       "infermesh_registry_providers_online gauge",
       "infermesh_registry_watch_subscribers gauge",
@@ -170,10 +187,15 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
     expect(up.map((s) => s.metric.job).sort()).to.deep.equal(["infermesh-agent", "infermesh-gateway", "infermesh-registry"]);
 
     const counted = async (query: string) =>
-      waitFor(`'${query}' in Prometheus`, async () => {
-        const samples = await queryPrometheus(prometheusUrl, query);
-        return samples.length > 0 ? samples : undefined;
-      }, 15_000, 250);
+      waitFor(
+        `'${query}' in Prometheus`,
+        async () => {
+          const samples = await queryPrometheus(prometheusUrl, query);
+          return samples.length > 0 ? samples : undefined;
+        },
+        15_000,
+        250,
+      );
     const requests = await counted('infermesh_gateway_requests_total{route="/v1/chat/completions",status_class="2xx"}');
     expect(requests.map((s) => [s.metric.model, s.metric.instance, s.value[1]])).to.deep.equal([["sim-llama", gatewayAddress, "1"]]);
     const agentCalls = await counted('infermesh_agent_requests_total{operation="chat_completion",outcome="ok"}');
@@ -186,7 +208,11 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
     const dev = start(["dev", "--port", "0", "--registry-port", "0", "--data", join(dir, "dev")]);
     const metricsLine = await waitFor(
       "dev's metrics line",
-      () => dev.stdout().split("\n").find((line) => line.startsWith("# Prometheus metrics")),
+      () =>
+        dev
+          .stdout()
+          .split("\n")
+          .find((line) => line.startsWith("# Prometheus metrics")),
       START_DEADLINE_MS,
       50,
     );

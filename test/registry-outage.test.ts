@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import OpenAI from "openai";
 import { expectedCompletionText } from "../services/sim/simulator.js";
-import { startMesh, type Mesh } from "./support/mesh-fixture.js";
+import { type Mesh, startMesh } from "./support/mesh-fixture.js";
 import { waitFor } from "./support/wait-for.js";
 
 // The registry is the control plane, not the data plane: while it is down, the mesh keeps answering.
@@ -24,7 +24,8 @@ describe("a registry outage", function () {
     const key = await mesh.registry.keyFor("erin");
     const erin = await mesh.addAgent({ user: "erin", apiKey: key });
     const client = new OpenAI({ baseURL: `${mesh.gateway.baseUrl}/v1`, apiKey: key, maxRetries: 0 });
-    const ask = async () => (await client.chat.completions.create({ model: "sim-llama", messages: MESSAGES, max_tokens: 2 })).choices[0]?.message.content;
+    const ask = async () =>
+      (await client.chat.completions.create({ model: "sim-llama", messages: MESSAGES, max_tokens: 2 })).choices[0]?.message.content;
     expect(await ask()).to.equal(ANSWER);
 
     await mesh.registry.outage();

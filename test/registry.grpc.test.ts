@@ -1,10 +1,10 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { protoPath as healthProtoPath } from "grpc-health-check";
 import { expect } from "chai";
+import { protoPath as healthProtoPath } from "grpc-health-check";
 import { createMetricsServer } from "../services/shared/metrics-server.js";
-import { MESH_TOKEN, startRegistry, type RegistryFixture } from "./support/registry-fixture.js";
-import { bearer, stockClient, unary, type StockClient } from "./support/stock-grpc-client.js";
+import { MESH_TOKEN, type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
+import { bearer, type StockClient, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
 // A stock @grpc/grpc-js client with @grpc/proto-loader reading proto/: what a user outside this codebase has.
@@ -152,10 +152,7 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
     expect(keys).to.have.length(1);
     await unary(client, "revokeApiKey", { keyId: keys[0]?.id }, bearer(MESH_TOKEN));
     await expectCode(unary(client, "heartbeat", heartbeatFor("x"), bearer(aliceKey)), grpc.status.UNAUTHENTICATED);
-    await expectCode(
-      unary(client, "authenticate", { apiKey: aliceKey }, bearer(MESH_TOKEN)),
-      grpc.status.UNAUTHENTICATED,
-    );
+    await expectCode(unary(client, "authenticate", { apiKey: aliceKey }, bearer(MESH_TOKEN)), grpc.status.UNAUTHENTICATED);
     const watcher = watch(aliceKey);
     await waitFor("the revoked watcher's status", () => watcher.status);
     expect(watcher.status?.code).to.equal(grpc.status.UNAUTHENTICATED);
@@ -189,12 +186,7 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
     expect(await list(aliceKey)).to.deep.equal(["alice-1", "alice-2"]);
     expect(await list(bobKey)).to.deep.equal(["bob-1"]);
     expect(await list(MESH_TOKEN)).to.deep.equal(["alice-1", "alice-2", "bob-1"]);
-    const forBob = await unary<{ providers: StockProvider[] }>(
-      client,
-      "listProviders",
-      { visibleToUserName: "bob" },
-      bearer(MESH_TOKEN),
-    );
+    const forBob = await unary<{ providers: StockProvider[] }>(client, "listProviders", { visibleToUserName: "bob" }, bearer(MESH_TOKEN));
     expect(forBob.providers.map((p) => p.id)).to.deep.equal(["bob-1"]);
 
     const bobWatch = watch(bobKey);
@@ -299,10 +291,7 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
     const listed = await unary<{ keys: Record<string, unknown>[] }>(client, "listApiKeys", { userName: "dave" }, bearer(MESH_TOKEN));
     expect(listed.keys.map((k) => k.id)).to.deep.equal([created.key.id]);
     expect(JSON.stringify(listed)).not.to.contain(created.apiKey.slice("im_".length + 16 + 1));
-    await expectCode(
-      unary(client, "createApiKey", { userName: "alice" }, bearer(created.apiKey)),
-      grpc.status.PERMISSION_DENIED,
-    );
+    await expectCode(unary(client, "createApiKey", { userName: "alice" }, bearer(created.apiKey)), grpc.status.PERMISSION_DENIED);
     await expectCode(unary(client, "revokeApiKey", { keyId: created.key.id }, bearer(aliceKey)), grpc.status.NOT_FOUND);
     await expectCode(unary(client, "createApiKey", { userName: "no spaces" }, bearer(MESH_TOKEN)), grpc.status.INVALID_ARGUMENT);
   });

@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli, spawnCli, type CliProcess } from "../../test/support/cli-process.js";
-import { startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
+import { expect } from "chai";
+import { type CliProcess, runCli, spawnCli } from "../../test/support/cli-process.js";
+import { type RegistryFixture, startRegistry } from "../../test/support/registry-fixture.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { createSimulator, type Simulator } from "../sim/simulator.js";
 
@@ -47,7 +47,9 @@ describe("the infermesh agent command", function () {
   });
 
   it("stops a bad command line with one line naming the flag, and exit code 2", async () => {
-    const result = await runCli(["agent", "--registry", registry.address, "--upstream", "gpu=http://127.0.0.1:1"], { INFERMESH_API_KEY: apiKey });
+    const result = await runCli(["agent", "--registry", registry.address, "--upstream", "gpu=http://127.0.0.1:1"], {
+      INFERMESH_API_KEY: apiKey,
+    });
     expect(result.code).to.equal(2);
     expect(result.stderr.trim()).to.equal("infermesh agent: --upstream: unknown upstream type 'gpu' (expected llm, stt, image or tts)");
   });
@@ -64,14 +66,19 @@ describe("the infermesh agent command", function () {
     it("reads --api-key-file, keeping the key off its command line, and its own INFERMESH_AGENT_LISTEN over an exported INFERMESH_LISTEN", async () => {
       const keyFile = join(dir, "key");
       writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
-      agent = spawnCli(["agent", "--registry", registry.address, "--api-key-file", keyFile, "--upstream", `${simulator.url}`, "--id", "carol-file"], {
-        INFERMESH_LISTEN: "127.0.0.1:1",
-        INFERMESH_AGENT_LISTEN: "127.0.0.1:0",
-      });
+      agent = spawnCli(
+        ["agent", "--registry", registry.address, "--api-key-file", keyFile, "--upstream", `${simulator.url}`, "--id", "carol-file"],
+        {
+          INFERMESH_LISTEN: "127.0.0.1:1",
+          INFERMESH_AGENT_LISTEN: "127.0.0.1:0",
+        },
+      );
       const ready = await agent.waitForLog("registered with the registry");
       expect(ready).to.deep.include({ providerId: "carol-file" });
       expect(registry.server.table.get("carol-file")?.ownerUserName).to.equal("carol");
-      expect(registry.server.table.get("carol-file")?.endpoint).to.match(/^127\.0\.0\.1:\d+$/).and.not.to.equal("127.0.0.1:1");
+      expect(registry.server.table.get("carol-file")?.endpoint)
+        .to.match(/^127\.0\.0\.1:\d+$/)
+        .and.not.to.equal("127.0.0.1:1");
       expect(agent.child.spawnargs.join(" ")).not.to.contain(apiKey);
       agent.child.kill("SIGTERM");
       expect((await agent.exited).code).to.equal(0);
@@ -79,7 +86,10 @@ describe("the infermesh agent command", function () {
 
     it("stops with one line naming the file when it cannot read it, exit 2", async () => {
       const missing = join(dir, "no-such-key");
-      const result = await runCli(["agent", "--registry", registry.address, "--api-key-file", missing, "--upstream", `${simulator.url}`], {});
+      const result = await runCli(
+        ["agent", "--registry", registry.address, "--api-key-file", missing, "--upstream", `${simulator.url}`],
+        {},
+      );
       expect(result.code).to.equal(2);
       expect(result.stderr).to.equal(`infermesh agent: --api-key-file cannot read '${missing}': no such file\n`);
     });

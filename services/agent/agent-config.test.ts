@@ -2,13 +2,13 @@ import { expect } from "chai";
 import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { ConfigError } from "../shared/config-error.js";
 import {
+  type AgentConfig,
+  type AgentSettings,
   DEFAULT_MAX_CONCURRENCY,
   DEFAULT_MAX_QUEUE,
   parseUpstream,
   readAgentConfigFile,
   resolveAgentConfig,
-  type AgentConfig,
-  type AgentSettings,
 } from "./agent-config.js";
 import { advertisedEndpoint, defaultProviderId, newAgentToken } from "./provider-identity.js";
 
@@ -60,9 +60,9 @@ describe("agent configuration", () => {
     expect(configError(() => resolveAgentConfig({ apiKey: KEY, upstreams })).setting).to.equal("registry");
     expect(usageError(() => resolveAgentConfig({ registry: "http://r:1", upstreams }))).to.equal(`the agent's "api_key" is required`);
     expect(usageError(() => resolveAgentConfig(BASE))).to.equal(`the agent's "upstreams" is required`);
-    expect(usageError(() => resolveAgentConfig({ ...BASE, upstreams }, { upstreams: [parseUpstream("--upstream", "llm=http://x:1/")] }))).to.match(
-      /given twice/,
-    );
+    expect(
+      usageError(() => resolveAgentConfig({ ...BASE, upstreams }, { upstreams: [parseUpstream("--upstream", "llm=http://x:1/")] })),
+    ).to.match(/given twice/);
   });
 
   it("reads a JSON config file: top-level fields, upstreams with models, capabilities, limits and their own keys", () => {
@@ -83,7 +83,10 @@ describe("agent configuration", () => {
         },
       ],
     });
-    const config = resolveAgentConfig(fromFile("agent.json", file), { apiKey: KEY, upstreams: [parseUpstream("--upstream", "image=http://127.0.0.1:7860")] });
+    const config = resolveAgentConfig(fromFile("agent.json", file), {
+      apiKey: KEY,
+      upstreams: [parseUpstream("--upstream", "image=http://127.0.0.1:7860")],
+    });
     expect(config.apiKey).to.equal(KEY);
     expect(config.registry).to.equal("http://10.0.0.1:7700");
     expect(config.name).to.equal("gpu box");
@@ -99,9 +102,13 @@ describe("agent configuration", () => {
   });
 
   it("names the file and its field in every error, in the field's unit", () => {
-    expect(usageError(() => readAgentConfigFile("missing.json", () => readError("ENOENT")))).to.match(/--config missing.json: cannot read it \(ENOENT\)/);
+    expect(usageError(() => readAgentConfigFile("missing.json", () => readError("ENOENT")))).to.match(
+      /--config missing.json: cannot read it \(ENOENT\)/,
+    );
     const bad = (json: unknown) => usageError(() => fromFile("c.json", JSON.stringify(json)));
-    expect(bad({ upstreams: [{ url: "http://x:1", max_concurrency: "many" }] })).to.match(/field upstreams\[0\]\.max_concurrency expects a whole number/);
+    expect(bad({ upstreams: [{ url: "http://x:1", max_concurrency: "many" }] })).to.match(
+      /field upstreams\[0\]\.max_concurrency expects a whole number/,
+    );
     expect(bad({ upstreams: [{ url: "http://x:1", capabilities: { m: { input_modalities: ["smell"] } } }] })).to.match(
       /capabilities\["m"\]\.input_modalities\[0\]: unknown modality 'smell'/,
     );
@@ -142,7 +149,11 @@ describe("agent configuration", () => {
       declare: ["whisper-large-v3"],
     });
     expect(parseUpstream("--upstream", "whispercpp+http://h:8081/#ggml-base.en")).to.deep.include({ type: "stt", url: "http://h:8081" });
-    expect(parseUpstream("--upstream", "Automatic1111+http://h:7860")).to.deep.equal({ type: "image", kind: "automatic1111", url: "http://h:7860" });
+    expect(parseUpstream("--upstream", "Automatic1111+http://h:7860")).to.deep.equal({
+      type: "image",
+      kind: "automatic1111",
+      url: "http://h:7860",
+    });
     expect(parseUpstream("--upstream", "tts=openai+http://h:8880#kokoro")).to.deep.equal({
       type: "tts",
       kind: "openai",
@@ -181,14 +192,20 @@ describe("agent configuration", () => {
     expect(usageError(() => parseUpstream("--upstream", "comfyui+http://h:1"))).to.equal(
       "--upstream: unknown upstream kind 'comfyui' (expected openai, whispercpp or automatic1111)",
     );
-    expect(usageError(() => parseUpstream("--upstream", "whispercpp+http://h:1"))).to.match(/cannot list its model; declare it \(flag: whispercpp\+URL#MODEL/);
+    expect(usageError(() => parseUpstream("--upstream", "whispercpp+http://h:1"))).to.match(
+      /cannot list its model; declare it \(flag: whispercpp\+URL#MODEL/,
+    );
     expect(usageError(() => parseUpstream("--upstream", "whispercpp+http://h:1#"))).to.match(/the model after '#' must not be empty/);
     const bad = (json: unknown) => usageError(() => fromFile("c.json", JSON.stringify(json)));
-    expect(bad({ upstreams: [{ kind: "whispercpp", url: "http://x:1" }] })).to.match(/^--config c\.json: field upstreams\[0\]: whisper\.cpp's server/);
+    expect(bad({ upstreams: [{ kind: "whispercpp", url: "http://x:1" }] })).to.match(
+      /^--config c\.json: field upstreams\[0\]: whisper\.cpp's server/,
+    );
     expect(bad({ upstreams: [{ type: "tts", kind: "automatic1111", url: "http://x:1" }] })).to.match(/serves type image, not tts/);
     expect(bad({ upstreams: [{ kind: "a1111", url: "http://x:1" }] })).to.match(/upstreams\[0\]\.kind: unknown upstream kind 'a1111'/);
     expect(bad({ upstreams: [{ url: "http://x:1", models: { declare: [] } }] })).to.match(/models\.declare: list at least one model/);
-    expect(bad({ upstreams: [{ url: "http://x:1", models: { announce: [] } }] })).to.match(/unknown field \(known: declare, expose and hide\)/);
+    expect(bad({ upstreams: [{ url: "http://x:1", models: { announce: [] } }] })).to.match(
+      /unknown field \(known: declare, expose and hide\)/,
+    );
   });
 });
 
@@ -215,7 +232,9 @@ describe("provider identity", () => {
     };
     expect(advertisedEndpoint({ host: "127.0.0.1", port: 0 }, 4321, undefined, interfaces)).to.equal("127.0.0.1:4321");
     expect(advertisedEndpoint({ host: "0.0.0.0", port: 7701 }, 7701, undefined, interfaces)).to.equal("192.168.1.20:7701");
-    expect(advertisedEndpoint({ host: "0.0.0.0", port: 0 }, 5000, { host: "agent.example", port: 0 }, interfaces)).to.equal("agent.example:5000");
+    expect(advertisedEndpoint({ host: "0.0.0.0", port: 0 }, 5000, { host: "agent.example", port: 0 }, interfaces)).to.equal(
+      "agent.example:5000",
+    );
     expect(advertisedEndpoint({ host: "::", port: 1 }, 1, undefined, { lo: interfaces.lo })).to.equal("127.0.0.1:1");
   });
 

@@ -10,7 +10,7 @@ import {
   parseRegistryUrl,
   parseWholeNumber,
 } from "../shared/config-values.js";
-import { parseHostPort, type HostPort } from "../shared/host-port.js";
+import { type HostPort, parseHostPort } from "../shared/host-port.js";
 import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
 import { nearestName } from "../shared/nearest-name.js";
 
@@ -168,12 +168,18 @@ export const SCALAR_SETTINGS = Object.keys(AGENT_SETTING_CHECKS) as readonly Sca
  * readAgentConfigFile reads the agent's JSON config file (`--config FILE`) into settings. An unreadable file, bad
  * JSON or a bad field throws a ConfigError naming the file and the field.
  */
-export function readAgentConfigFile(path: string, readFile: (path: string) => string = (file) => readFileSync(file, "utf8")): AgentSettings {
+export function readAgentConfigFile(
+  path: string,
+  readFile: (path: string) => string = (file) => readFileSync(file, "utf8"),
+): AgentSettings {
   let text: string;
   try {
     text = readFile(path);
   } catch (error) {
-    throw new ConfigError(`--config ${path}`, `--config ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new ConfigError(
+      `--config ${path}`,
+      `--config ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   let json: unknown;
   try {
@@ -449,7 +455,9 @@ function jsonKind(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "nothing";
   if (Array.isArray(value)) return "a list";
-  return typeof value === "object" ? "an object" : `${typeof value === "string" ? "a string" : `the ${typeof value}`} ${JSON.stringify(value)}`;
+  return typeof value === "object"
+    ? "an object"
+    : `${typeof value === "string" ? "a string" : `the ${typeof value}`} ${JSON.stringify(value)}`;
 }
 
 /** unknownField names a field nobody reads, and the nearest known one, since it is most often a typo. */

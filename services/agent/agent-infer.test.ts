@@ -1,22 +1,22 @@
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import { MESH_TOKEN, startRegistry, type RegistryFixture } from "../../test/support/registry-fixture.js";
-import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
+import { MESH_TOKEN, type RegistryFixture, startRegistry } from "../../test/support/registry-fixture.js";
+import { bearer, type StockClient, stockClient, unary } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { createSimulator, expectedCompletionText, type Simulator } from "../sim/simulator.js";
 import type { Agent } from "./agent.js";
 import type { UpstreamSettings } from "./agent-config.js";
-import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
+import { type AgentFixture, startAgentFixture } from "./test-support/agent-fixture.js";
 import {
+  type FakeHandler,
+  type FakeUpstream,
   llamaServer,
   replay,
   sampleBody,
   ssePayloads,
   startFakeUpstream,
-  type FakeHandler,
-  type FakeUpstream,
 } from "./test-support/fake-upstream.js";
-import { chatBody, infer, openInfer, type InferResult, type StockPart } from "./test-support/infer-client.js";
+import { chatBody, type InferResult, infer, openInfer, type StockPart } from "./test-support/infer-client.js";
 
 const MODEL = "models/tiny-random.gguf";
 
@@ -106,7 +106,12 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(result.parts[0]?.head).to.deep.include({ status: 200, contentType: "application/json; charset=utf-8" });
       expect(result.parts[1]?.data).to.deep.equal(sampleBody("chat_nonstream"));
       expect(result.parts[2]?.trailer).to.deep.include({ finishReasons: ["length"] });
-      expect(result.parts[2]?.trailer?.usage).to.deep.include({ promptTokens: 52, completionTokens: 8, totalTokens: 60, cachedPromptTokens: 8 });
+      expect(result.parts[2]?.trailer?.usage).to.deep.include({
+        promptTokens: 52,
+        completionTokens: 8,
+        totalTokens: 60,
+        cachedPromptTokens: 8,
+      });
       const seen = upstream.requests.find((r) => r.method === "POST");
       expect(seen?.path).to.equal("/v1/chat/completions");
       expect(seen?.body, "the body reaches the upstream untouched").to.deep.equal(body);
@@ -131,10 +136,20 @@ describe("agent Infer (stock grpc-js client)", () => {
         replay(response, request.path === "/v1/completions" ? "completions_stream" : "chat_stream_usage", 5),
       );
       const chat = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }) }, token);
-      expect(chat.parts.at(-1)?.trailer?.usage).to.deep.include({ promptTokens: 31, completionTokens: 5, totalTokens: 36, cachedPromptTokens: 30 });
+      expect(chat.parts.at(-1)?.trailer?.usage).to.deep.include({
+        promptTokens: 31,
+        completionTokens: 5,
+        totalTokens: 36,
+        cachedPromptTokens: 30,
+      });
       const completion = await infer(
         client,
-        { operation: "OPERATION_COMPLETION", model: MODEL, stream: true, body: Buffer.from(JSON.stringify({ model: MODEL, prompt: "hi", stream: true })) },
+        {
+          operation: "OPERATION_COMPLETION",
+          model: MODEL,
+          stream: true,
+          body: Buffer.from(JSON.stringify({ model: MODEL, prompt: "hi", stream: true })),
+        },
         token,
       );
       expect(upstream.requests.at(-1)?.path).to.equal("/v1/completions");
@@ -276,7 +291,10 @@ describe("agent Infer (stock grpc-js client)", () => {
       second.call.cancel();
       await waitFor("the queue to empty", () => agent.load().queued === 0);
       expect((await second.done).status.code).to.equal(grpc.status.CANCELLED);
-      expect(upstream.requests.filter((r) => r.method === "POST"), "the cancelled waiter never reached the upstream").to.have.length(1);
+      expect(
+        upstream.requests.filter((r) => r.method === "POST"),
+        "the cancelled waiter never reached the upstream",
+      ).to.have.length(1);
       first.call.cancel();
       await waitFor("the slot to free", () => agent.load().inFlight === 0);
     });
@@ -299,7 +317,11 @@ describe("agent Infer against the model-server simulator", () => {
   after(() => fixture.close());
 
   it("relays the simulator's stream and aborts its request within 1 s of a client cancel", async () => {
-    const open = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 500 }) }, agent.agentToken);
+    const open = openInfer(
+      client,
+      { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 500 }) },
+      agent.agentToken,
+    );
     await waitFor("a few events", () => open.parts.filter((p) => p.part === "event").length >= 3, 5_000);
     const cancelledAt = Date.now();
     open.call.cancel();
@@ -315,7 +337,7 @@ describe("agent Infer against the model-server simulator", () => {
     const second = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 3 }) }, agent.agentToken);
     for (const result of [first, second]) {
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
-      const answer = JSON.parse((result.parts[1]?.data as Buffer).toString()) as { choices: { message: { content: string } }[] };
+      const answer = JSON.parse(String(result.parts[1]?.data)) as { choices: { message: { content: string } }[] };
       expect(answer.choices[0]?.message.content).to.equal(expectedCompletionText([{ role: "user", content: "hello" }], 3));
       expect(result.parts[2]?.trailer?.usage?.completionTokens).to.equal(3);
     }

@@ -8,16 +8,9 @@ import { createSimulator, expectedTranscription } from "../sim/simulator.js";
 import type { Agent } from "./agent.js";
 import { pngHeader } from "./image-format.js";
 import { DATA_PART_BYTES } from "./inference-parts.js";
-import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
-import { startFakeUpstream, type FakeHandler, type FakeRequest, type FakeUpstream } from "./test-support/fake-upstream.js";
-import {
-  infer,
-  openInfer,
-  type InferResult,
-  type StockCall,
-  type StockMediaFile,
-  type StockPart,
-} from "./test-support/infer-client.js";
+import { type AgentFixture, startAgentFixture } from "./test-support/agent-fixture.js";
+import { type FakeHandler, type FakeRequest, type FakeUpstream, startFakeUpstream } from "./test-support/fake-upstream.js";
+import { type InferResult, infer, openInfer, type StockCall, type StockMediaFile, type StockPart } from "./test-support/infer-client.js";
 import { contentDispositions, readForm, recordedFile, sha256 } from "./test-support/recorded-form.js";
 import { tinyPng } from "./test-support/tiny-png.js";
 
@@ -111,7 +104,9 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
     };
     const result = await infer(
       client,
-      call("OPERATION_TRANSCRIPTION", "whisper-1", fields, [{ role: "MEDIA_ROLE_AUDIO", filename: TRICKY_NAME, contentType: "audio/wav", data: audio }]),
+      call("OPERATION_TRANSCRIPTION", "whisper-1", fields, [
+        { role: "MEDIA_ROLE_AUDIO", filename: TRICKY_NAME, contentType: "audio/wav", data: audio },
+      ]),
       agent.agentToken,
     );
     expect(result.status.code, result.status.details).to.equal(grpc.status.OK);
@@ -255,8 +250,16 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
   });
 
   it("keeps image stream events' names, and carries a partial image larger than gRPC's default 4 MiB", async () => {
-    const partial = JSON.stringify({ type: "image_generation.partial_image", partial_image_index: 0, b64_json: randomBytes(4 * 1024 * 1024).toString("base64") });
-    const done = JSON.stringify({ type: "image_generation.completed", b64_json: "iVBORw0KGgo=", usage: { input_tokens: 5, output_tokens: 6, total_tokens: 11 } });
+    const partial = JSON.stringify({
+      type: "image_generation.partial_image",
+      partial_image_index: 0,
+      b64_json: randomBytes(4 * 1024 * 1024).toString("base64"),
+    });
+    const done = JSON.stringify({
+      type: "image_generation.completed",
+      b64_json: "iVBORw0KGgo=",
+      usage: { input_tokens: 5, output_tokens: 6, total_tokens: 11 },
+    });
     upstream.handler = withModelList((_request, response) => {
       response.writeHead(200, { "content-type": "text/event-stream" });
       response.write(`event: image_generation.partial_image\ndata: ${partial}\n\n`);
@@ -264,7 +267,9 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
     });
     const result = await infer(
       client,
-      call("OPERATION_IMAGE_GENERATION", "gpt-image-1", { model: "gpt-image-1", prompt: "x", stream: true, partial_images: 1 }, [], { stream: true }),
+      call("OPERATION_IMAGE_GENERATION", "gpt-image-1", { model: "gpt-image-1", prompt: "x", stream: true, partial_images: 1 }, [], {
+        stream: true,
+      }),
       agent.agentToken,
     );
     expect(result.status.code, result.status.details).to.equal(grpc.status.OK);
@@ -326,7 +331,11 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
     expect(noAudio.status.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(noAudio.status.details).to.equal("a transcription takes exactly one audio file, got none");
     const audio: StockMediaFile = { role: "MEDIA_ROLE_AUDIO", filename: "a.wav", contentType: "audio/wav", data: Buffer.from("RIFF") };
-    const badBody = await infer(client, { ...call("OPERATION_TRANSCRIPTION", "whisper-1", {}, [audio]), body: Buffer.from("model=x") }, agent.agentToken);
+    const badBody = await infer(
+      client,
+      { ...call("OPERATION_TRANSCRIPTION", "whisper-1", {}, [audio]), body: Buffer.from("model=x") },
+      agent.agentToken,
+    );
     expect(badBody.status.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(posts(upstream)).to.deep.equal([]);
   });
@@ -362,7 +371,9 @@ describe("agent Infer for audio and images against the model-server simulator", 
   after(() => fixture.close());
 
   it("speaks WAV in several parts, transcribes it back, and draws a PNG of the requested size", async () => {
-    const speechBody = Buffer.from(JSON.stringify({ model: "sim-voice", input: "The quick brown fox jumps.", voice: "alloy", response_format: "wav" }));
+    const speechBody = Buffer.from(
+      JSON.stringify({ model: "sim-voice", input: "The quick brown fox jumps.", voice: "alloy", response_format: "wav" }),
+    );
     const speech = await infer(client, { operation: "OPERATION_SPEECH", model: "sim-voice", body: speechBody }, agent.agentToken);
     expect(speech.status.code, speech.status.details).to.equal(grpc.status.OK);
     expect(speech.parts[0]?.head).to.deep.include({ status: 200, contentType: "audio/wav" });
@@ -387,7 +398,9 @@ describe("agent Infer for audio and images against the model-server simulator", 
       usage: { type: "duration", seconds: Math.ceil(transcript.durationSeconds) },
     });
 
-    const imageBody = Buffer.from(JSON.stringify({ model: "sim-image", prompt: "a fox", size: "64x48", n: 2, response_format: "b64_json" }));
+    const imageBody = Buffer.from(
+      JSON.stringify({ model: "sim-image", prompt: "a fox", size: "64x48", n: 2, response_format: "b64_json" }),
+    );
     const image = await infer(client, { operation: "OPERATION_IMAGE_GENERATION", model: "sim-image", body: imageBody }, agent.agentToken);
     const { data } = JSON.parse(dataOf(image.parts).toString()) as { data: { b64_json: string }[] };
     expect(data.map((entry) => pngHeader(Buffer.from(entry.b64_json, "base64")))).to.deep.equal([

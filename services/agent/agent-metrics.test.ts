@@ -4,7 +4,10 @@ import { createAgentMetrics, perLabel } from "./agent-metrics.js";
 describe("agent metrics", () => {
   it("perLabel makes one child per label value and hands it out again", () => {
     const made: string[] = [];
-    const child = perLabel((value) => (made.push(value), { value }));
+    const child = perLabel((value) => {
+      made.push(value);
+      return { value };
+    });
     const first = child("chat_completion");
     expect(child("chat_completion")).to.equal(first);
     expect(child("completion")).to.not.equal(first);

@@ -3,10 +3,10 @@ import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import type { StockClient } from "../../test/support/stock-grpc-client.js";
 import type { Agent } from "./agent.js";
-import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
-import { startFakeUpstream, type FakeUpstream } from "./test-support/fake-upstream.js";
-import { infer, type InferResult, type StockCall, type StockMediaFile } from "./test-support/infer-client.js";
-import { automatic1111Server, generatedPng, whisperCppServer, type NativeRecord } from "./test-support/native-servers.js";
+import { type AgentFixture, startAgentFixture } from "./test-support/agent-fixture.js";
+import { type FakeUpstream, startFakeUpstream } from "./test-support/fake-upstream.js";
+import { type InferResult, infer, type StockCall, type StockMediaFile } from "./test-support/infer-client.js";
+import { automatic1111Server, generatedPng, type NativeRecord, whisperCppServer } from "./test-support/native-servers.js";
 import { recordedFile, sha256 } from "./test-support/recorded-form.js";
 import { tinyPng } from "./test-support/tiny-png.js";
 import { WHISPER_CPP_SRT } from "./test-support/whisper-cpp-samples.js";
@@ -15,7 +15,12 @@ const WHISPER_MODEL = "whisper-large-v3";
 const SD_MODEL = "v1-5-pruned-emaonly";
 const TRICKY_NAME = 'rec ü "1".wav';
 const TRANSCRIPT = "And so my fellow Americans, ask not.";
-const AUDIO: StockMediaFile = { role: "MEDIA_ROLE_AUDIO", filename: TRICKY_NAME, contentType: "audio/wav", data: Buffer.from("RIFF....WAVEfmt data") };
+const AUDIO: StockMediaFile = {
+  role: "MEDIA_ROLE_AUDIO",
+  filename: TRICKY_NAME,
+  contentType: "audio/wav",
+  data: Buffer.from("RIFF....WAVEfmt data"),
+};
 
 function kinds(result: InferResult): string[] {
   return result.parts.map((part) => part.part);
@@ -106,7 +111,11 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
     });
 
     it("answers verbose_json in OpenAI's shape with the word and segment timestamps asked for", async () => {
-      const result = await transcription({ language: "en", response_format: "verbose_json", "timestamp_granularities[]": ["word", "segment"] });
+      const result = await transcription({
+        language: "en",
+        response_format: "verbose_json",
+        "timestamp_granularities[]": ["word", "segment"],
+      });
       const answer = jsonOf(result) as { text: string; language: string; words: unknown[]; segments: { seek: number }[]; usage: unknown };
       expect(record.forms[0]?.slice(0, 2)).to.deep.equal([
         ["response_format", "verbose_json"],
@@ -139,7 +148,10 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
         { type: "transcript.text.delta", delta: TRANSCRIPT },
         { type: "transcript.text.done", text: TRANSCRIPT },
       ]);
-      expect(record.forms[0]?.map(([name]) => name), "stream means nothing to whisper.cpp").not.to.include("stream");
+      expect(
+        record.forms[0]?.map(([name]) => name),
+        "stream means nothing to whisper.cpp",
+      ).not.to.include("stream");
     });
 
     it("answers audio whisper.cpp cannot read (its HTTP 200 {error}) with the client's 400", async () => {
@@ -159,7 +171,15 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
   describe("AUTOMATIC1111", () => {
     it("generates through txt2img with its own fields and answers OpenAI's images, the PNG bytes unchanged", async () => {
       const before = Math.floor(Date.now() / 1000);
-      const result = await generation({ prompt: "a lighthouse", n: 2, size: "48x32", response_format: "b64_json", quality: "hd", steps: 12, seed: 7 });
+      const result = await generation({
+        prompt: "a lighthouse",
+        n: 2,
+        size: "48x32",
+        response_format: "b64_json",
+        quality: "hd",
+        steps: 12,
+        seed: 7,
+      });
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
       expect(result.parts[0]?.head).to.deep.include({ status: 200, contentType: "application/json" });
       expect(webui.requests.filter((r) => r.method === "POST").map((r) => [r.path, r.headers["content-type"]])).to.deep.equal([
@@ -188,7 +208,9 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
 
     it("answers url as a data: URL, the mesh having nowhere to host files", async () => {
       const result = await generation({ prompt: "a fox", size: "16x16", response_format: "url" });
-      expect(jsonOf(result)).to.deep.nested.include({ "data[0].url": `data:image/png;base64,${generatedPng(16, 16, 0).toString("base64")}` });
+      expect(jsonOf(result)).to.deep.nested.include({
+        "data[0].url": `data:image/png;base64,${generatedPng(16, 16, 0).toString("base64")}`,
+      });
     });
 
     it("edits through img2img: init image and mask in base64, OpenAI's transparent-means-edit mask inverted", async () => {
@@ -222,7 +244,9 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
     it("answers what the WebUI refuses, or cannot do, as the client's 400 in OpenAI's envelope", async () => {
       const invalid = await generation({ prompt: "x", steps: "many" });
       expect(invalid.parts[0]?.head).to.deep.include({ status: 400, contentType: "application/json" });
-      expect(jsonOf(invalid)).to.deep.nested.include({ "error.message": "the image server refused the request: steps: value is not a valid integer" });
+      expect(jsonOf(invalid)).to.deep.nested.include({
+        "error.message": "the image server refused the request: steps: value is not a valid integer",
+      });
       const png = tinyPng({ width: 8, height: 8 });
       const two = await edit({ prompt: "x" }, [
         { role: "MEDIA_ROLE_IMAGE", filename: "a.png", contentType: "image/png", data: png },

@@ -3,13 +3,13 @@ import * as protoLoader from "@grpc/proto-loader";
 import { expect } from "chai";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
+import { MESH_TOKEN } from "../../test/support/registry-fixture.js";
+import { bearer, type StockClient, stockClient, unary } from "../../test/support/stock-grpc-client.js";
+import { waitFor } from "../../test/support/wait-for.js";
 import { createRegistry, type Registry } from "../registry/registry.js";
 import { parseHostPort } from "../shared/host-port.js";
-import { MESH_TOKEN } from "../../test/support/registry-fixture.js";
-import { bearer, stockClient, unary, type StockClient } from "../../test/support/stock-grpc-client.js";
-import { waitFor } from "../../test/support/wait-for.js";
 import { createSimulator, type Simulator } from "../sim/simulator.js";
-import { startAgentFixture, type AgentFixture } from "./test-support/agent-fixture.js";
+import { type AgentFixture, startAgentFixture } from "./test-support/agent-fixture.js";
 import { chatBody, infer, openInfer } from "./test-support/infer-client.js";
 
 interface StockProvider {
@@ -21,7 +21,14 @@ interface StockProvider {
   agentToken: string;
   version: string;
   load: { inFlight: number; maxConcurrency: number; queued: number };
-  models: { id: string; serviceType: string; inputModalities: string[]; outputModalities: string[]; contextLength: number; engine: string }[];
+  models: {
+    id: string;
+    serviceType: string;
+    inputModalities: string[];
+    outputModalities: string[];
+    contextLength: number;
+    engine: string;
+  }[];
 }
 
 interface WatchEvent {
@@ -31,7 +38,11 @@ interface WatchEvent {
 
 /** watchProviders folds a WatchProviders stream into the list of events, as a gateway would receive them. */
 function watchProviders(client: StockClient, token: string): { events: WatchEvent[]; cancel: () => void } {
-  const call = (client.watchProviders as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<WatchEvent>).call(client, {}, bearer(token));
+  const call = (client.watchProviders as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<WatchEvent>).call(
+    client,
+    {},
+    bearer(token),
+  );
   const events: WatchEvent[] = [];
   call.on("data", (event: WatchEvent) => events.push(event));
   call.on("error", () => {});
@@ -83,7 +94,12 @@ describe("agent and registry", () => {
   }
 
   async function provider(registryClient: StockClient, token: string): Promise<StockProvider | undefined> {
-    const { providers } = await unary<{ providers: StockProvider[] }>(registryClient, "listProviders", { includeOffline: true }, bearer(token));
+    const { providers } = await unary<{ providers: StockProvider[] }>(
+      registryClient,
+      "listProviders",
+      { includeOffline: true },
+      bearer(token),
+    );
     return providers[0];
   }
 
@@ -105,7 +121,14 @@ describe("agent and registry", () => {
       }
       return undefined;
     });
-    expect(seen).to.deep.include({ id: providerId, name: "alice's box", endpoint, online: true, state: "PROVIDER_STATE_ACCEPTING", version: "9.9.9" });
+    expect(seen).to.deep.include({
+      id: providerId,
+      name: "alice's box",
+      endpoint,
+      online: true,
+      state: "PROVIDER_STATE_ACCEPTING",
+      version: "9.9.9",
+    });
     expect(seen.agentToken).to.equal(agent.agentToken);
     expect(seen.load).to.deep.include({ inFlight: 0, maxConcurrency: 2, queued: 0 });
     expect(seen.models).to.have.length(1);
@@ -166,7 +189,11 @@ describe("agent and registry", () => {
     cleanups.push(watch.cancel);
 
     expect(await healthStatus(`127.0.0.1:${grpcPort}`)).to.equal("SERVING");
-    const inFlight = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 20 }) }, agent.agentToken);
+    const inFlight = openInfer(
+      client,
+      { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 20 }) },
+      agent.agentToken,
+    );
     await waitFor("the call to start streaming", () => inFlight.parts.some((p) => p.part === "event"));
     const stopped = agent.close();
     await waitFor("the DRAINING heartbeat", () => registry.server.table.get(providerId)?.state === ProviderState.DRAINING);
@@ -177,7 +204,12 @@ describe("agent and registry", () => {
     const finished = await inFlight.done;
     expect(finished.status.code).to.equal(grpc.status.OK);
     expect(finished.parts.at(-1)?.part).to.equal("trailer");
-    expect(finished.parts.filter((p) => p.part === "event").at(-1)?.event?.data.toString()).to.equal("[DONE]");
+    expect(
+      finished.parts
+        .filter((p) => p.part === "event")
+        .at(-1)
+        ?.event?.data.toString(),
+    ).to.equal("[DONE]");
     await stopped;
     expect(registry.server.table.get(providerId)?.online).to.equal(false);
     const causes = watch.events.flatMap((e) => (e.change?.provider.id === providerId ? [[e.change.provider.state, e.change.cause]] : []));
@@ -187,7 +219,11 @@ describe("agent and registry", () => {
 
   it("cuts off a call still running when the grace period ends, with an upstream_error part", async () => {
     const { agent, client } = await startAgent({ shutdownGraceMs: 100 });
-    const long = openInfer(client, { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 1000 }) }, agent.agentToken);
+    const long = openInfer(
+      client,
+      { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 1000 }) },
+      agent.agentToken,
+    );
     await waitFor("the call to start streaming", () => long.parts.some((p) => p.part === "event"));
     await agent.close();
     const result = await long.done;

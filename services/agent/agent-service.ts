@@ -4,18 +4,18 @@ import type { AgentService, InferenceCall } from "../../gen/infermesh/v1/inferen
 import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Clock } from "../shared/clock.js";
 import type { GrpcImplementation } from "../shared/grpc/server.js";
+import { operationInfo, operationLabel, serviceTypeOf } from "../shared/inference-catalog.js";
 import type { Logger } from "../shared/logger.js";
 import type { UpstreamConfig } from "./agent-config.js";
-import { perLabel, type AgentMetrics } from "./agent-metrics.js";
-import type { CallTracker } from "./call-tracker.js";
-import { QueueFullError, type ConcurrencyLimiter, type Release } from "./concurrency-limiter.js";
-import type { InferResponseInit } from "./inference-parts.js";
+import { type AgentMetrics, perLabel } from "./agent-metrics.js";
 import { aborted, type CallOutcome } from "./answer-relay.js";
+import type { CallTracker } from "./call-tracker.js";
+import { type ConcurrencyLimiter, QueueFullError, type Release } from "./concurrency-limiter.js";
+import type { InferResponseInit } from "./inference-parts.js";
 import type { MeshAuth } from "./mesh-auth.js";
 import type { UpstreamClient } from "./upstream-client.js";
-import { operationInfo, operationLabel, serviceTypeOf } from "../shared/inference-catalog.js";
-import { upstreamRoute, type UpstreamRoute } from "./upstream-routes.js";
-import { selectUpstream, type Candidate } from "./upstream-selection.js";
+import { type UpstreamRoute, upstreamRoute } from "./upstream-routes.js";
+import { type Candidate, selectUpstream } from "./upstream-selection.js";
 
 /** ServingUpstream is an upstream as the Infer handler uses it: config, client, concurrency slots, current models. */
 export interface ServingUpstream extends Candidate {
@@ -73,7 +73,10 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
         if (!call.model) throw new ConnectError("call.model is required", Code.InvalidArgument);
         const type = operationInfo(call.operation)?.serviceType;
         if (!type) {
-          throw new ConnectError(`operation ${Operation[call.operation] ?? call.operation} is not served by this agent`, Code.Unimplemented);
+          throw new ConnectError(
+            `operation ${Operation[call.operation] ?? call.operation} is not served by this agent`,
+            Code.Unimplemented,
+          );
         }
         const upstream = selectUpstream(deps.upstreams(), call.model, serviceTypeOf(type).serviceType);
         if (!upstream) {
@@ -82,7 +85,10 @@ export function createAgentService(deps: AgentServiceDeps): GrpcImplementation<t
         const route = upstreamRoute(call.operation, upstream.config.kind);
         if (!route) {
           const name = Operation[call.operation] ?? call.operation;
-          throw new ConnectError(`the ${upstream.config.kind} server behind model '${call.model}' cannot serve ${name}`, Code.Unimplemented);
+          throw new ConnectError(
+            `the ${upstream.config.kind} server behind model '${call.model}' cannot serve ${name}`,
+            Code.Unimplemented,
+          );
         }
         const tracked = deps.calls.begin(context, call.deadline ? timestampMs(call.deadline) : undefined);
         try {

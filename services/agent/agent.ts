@@ -1,15 +1,15 @@
-import { hostname as osHostname, networkInterfaces } from "node:os";
+import { networkInterfaces, hostname as osHostname } from "node:os";
 import type { Model } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { AgentService } from "../../gen/infermesh/v1/inference_pb.js";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
-import { formatHostPort, type HostPort } from "../shared/host-port.js";
-import { systemClock, type Clock } from "../shared/clock.js";
+import { type Clock, systemClock } from "../shared/clock.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
+import { formatHostPort, type HostPort } from "../shared/host-port.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
 import type { AgentConfig } from "./agent-config.js";
-import { createAgentMetrics, type AgentMetrics } from "./agent-metrics.js";
+import { type AgentMetrics, createAgentMetrics } from "./agent-metrics.js";
 import { createAgentService, type ServingUpstream } from "./agent-service.js";
 import { AgentShuttingDown, CallTracker } from "./call-tracker.js";
 import { ConcurrencyLimiter } from "./concurrency-limiter.js";
@@ -17,7 +17,7 @@ import { DEFAULT_MAX_BODY_BYTES } from "./json-forwarder.js";
 import { createMeshAuth } from "./mesh-auth.js";
 import { ModelDiscovery } from "./model-discovery.js";
 import { advertisedEndpoint, defaultProviderId, newAgentToken } from "./provider-identity.js";
-import { RegistryLink, type HeartbeatReport } from "./registry-link.js";
+import { type HeartbeatReport, RegistryLink } from "./registry-link.js";
 import { UpstreamClient } from "./upstream-client.js";
 
 /** DRAIN_HEARTBEAT_WAIT_MS bounds the wait for the DRAINING heartbeat; an unreachable registry must not stall a stop. */

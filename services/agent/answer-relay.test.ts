@@ -3,8 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { InferenceCallSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { systemClock } from "../shared/clock.js";
-import { relayAnswer, relayEvents, type BodyRelay, type CallOutcome, type UpstreamExchange } from "./answer-relay.js";
-import { headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";
+import { type BodyRelay, type CallOutcome, relayAnswer, relayEvents, type UpstreamExchange } from "./answer-relay.js";
+import { headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
 import type { UpstreamClient, UpstreamResponse } from "./upstream-client.js";
 
 const sse = (...data: string[]) => Buffer.from(data.map((d) => `data: ${d}\n\n`).join(""));

@@ -2,14 +2,7 @@ import { ErrorKind, type InferenceCall } from "../../gen/infermesh/v1/inference_
 import type { Clock } from "../shared/clock.js";
 import { StreamSummary } from "./answer-summary.js";
 import { AgentShuttingDown, DeadlineExceeded } from "./call-tracker.js";
-import {
-  dataParts,
-  eventMessages,
-  headPart,
-  trailerPart,
-  errorPart,
-  type InferResponseInit,
-} from "./inference-parts.js";
+import { dataParts, errorPart, eventMessages, headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
 import { DEFAULT_MAX_EVENT_BYTES, SseEventTooLargeError, SseParser } from "./sse-parser.js";
 import { BodyTooLargeError, mediaType, readBody, type UpstreamClient, type UpstreamResponse } from "./upstream-client.js";
 import { describeUpstreamFailure } from "./upstream-failure.js";
@@ -124,7 +117,10 @@ export async function* relayEvents(
 }
 
 /** relayClientError passes an upstream 4xx through as the upstream's own answer: head, body, empty trailer. */
-export async function* relayClientError(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
+export async function* relayClientError(
+  exchange: UpstreamExchange,
+  response: UpstreamResponse,
+): AsyncGenerator<InferResponseInit, CallOutcome> {
   let body: Buffer;
   try {
     body = await readBody(response.body, exchange.maxBodyBytes);
@@ -138,7 +134,10 @@ export async function* relayClientError(exchange: UpstreamExchange, response: Up
 }
 
 /** explainStatus turns a status that means the upstream failed (5xx, 3xx, 1xx) into one upstream_error part. */
-export async function* explainStatus(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
+export async function* explainStatus(
+  exchange: UpstreamExchange,
+  response: UpstreamResponse,
+): AsyncGenerator<InferResponseInit, CallOutcome> {
   let detail: string;
   try {
     detail = errorDetail(await readBody(response.body, MAX_ERROR_BODY_BYTES));

@@ -1,6 +1,6 @@
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
-import { readFileSync } from "node:fs";
 import { StreamSummary, summarizeJsonAnswer } from "./answer-summary.js";
 import { SseParser } from "./sse-parser.js";
 
@@ -25,8 +25,14 @@ describe("answer summaries", () => {
     const body: unknown = JSON.parse(readFileSync(`${SAMPLES}/chat_n2.body`, "utf8"));
     const trailer = summarizeJsonAnswer(body);
     expect(trailer.finishReasons).to.have.length(2);
-    expect(summarizeJsonAnswer({ choices: [{ index: 1, finish_reason: "stop" }, { index: 0, finish_reason: "length" }] }))
-      .to.deep.equal({ finishReasons: ["length", "stop"] });
+    expect(
+      summarizeJsonAnswer({
+        choices: [
+          { index: 1, finish_reason: "stop" },
+          { index: 0, finish_reason: "length" },
+        ],
+      }),
+    ).to.deep.equal({ finishReasons: ["length", "stop"] });
   });
 
   it("finds the finish reason in a stream without usage, and the usage chunk when asked for", () => {
@@ -40,9 +46,17 @@ describe("answer summaries", () => {
 
   it("accepts spaced JSON and reasoning tokens, and is not fooled by keys quoted inside generated text", () => {
     const summary = new StreamSummary();
-    summary.observe(Buffer.from('{"choices": [{"index": 0, "delta": {"content": "say \\"usage\\": {\\"finish_reason\\": \\"x\\""}, "finish_reason": null}]}'));
+    summary.observe(
+      Buffer.from(
+        '{"choices": [{"index": 0, "delta": {"content": "say \\"usage\\": {\\"finish_reason\\": \\"x\\""}, "finish_reason": null}]}',
+      ),
+    );
     expect(summary.trailer()).to.deep.equal({ finishReasons: [] });
-    summary.observe(Buffer.from('{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 2}}}'));
+    summary.observe(
+      Buffer.from(
+        '{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 2}}}',
+      ),
+    );
     summary.observe(Buffer.from("[DONE]"));
     expect(summary.trailer()).to.deep.equal({
       usage: { promptTokens: 3, completionTokens: 4, totalTokens: 7, cachedPromptTokens: 0, reasoningTokens: 2 },
@@ -62,11 +76,15 @@ describe("answer summaries", () => {
   });
 
   it("reads the input and output tokens of audio and image answers, and no usage from a duration", () => {
-    expect(summarizeJsonAnswer({ data: [], usage: { input_tokens: 50, output_tokens: 272, total_tokens: 322, input_tokens_details: { cached_tokens: 4 } } }))
-      .to.deep.equal({
-        usage: { promptTokens: 50, completionTokens: 272, totalTokens: 322, cachedPromptTokens: 4, reasoningTokens: 0 },
-        finishReasons: [],
-      });
+    expect(
+      summarizeJsonAnswer({
+        data: [],
+        usage: { input_tokens: 50, output_tokens: 272, total_tokens: 322, input_tokens_details: { cached_tokens: 4 } },
+      }),
+    ).to.deep.equal({
+      usage: { promptTokens: 50, completionTokens: 272, totalTokens: 322, cachedPromptTokens: 4, reasoningTokens: 0 },
+      finishReasons: [],
+    });
     expect(summarizeJsonAnswer({ text: "hi", usage: { type: "duration", seconds: 3 } })).to.deep.equal({ finishReasons: [] });
   });
 });

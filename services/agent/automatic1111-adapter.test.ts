@@ -1,13 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { MediaFileSchema, MediaRole, type MediaFile } from "../../gen/infermesh/v1/inference_pb.js";
+import { type MediaFile, MediaFileSchema, MediaRole } from "../../gen/infermesh/v1/inference_pb.js";
 import {
+  type Automatic1111Request,
+  type ImagePlan,
   img2imgRequest,
   openAiImagesAnswer,
   parseSdModels,
   txt2imgRequest,
-  type Automatic1111Request,
-  type ImagePlan,
 } from "./automatic1111-adapter.js";
 import { base64MediaType, imageMediaType, pngHeader } from "./image-format.js";
 import { tinyPng } from "./test-support/tiny-png.js";
@@ -110,7 +110,15 @@ describe("AUTOMATIC1111 adapter", () => {
     });
     expect(request.plan).to.deep.equal({ operation: "edit", responseFormat: "url", n: 1, stream: false });
     const blackAndWhite = planned(
-      img2imgRequest([["prompt", "x"], ["size", "512x512"]], [file(MediaRole.IMAGE, image), file(MediaRole.MASK, tinyPng({ width: 64, height: 48 }))], MODEL, false),
+      img2imgRequest(
+        [
+          ["prompt", "x"],
+          ["size", "512x512"],
+        ],
+        [file(MediaRole.IMAGE, image), file(MediaRole.MASK, tinyPng({ width: 64, height: 48 }))],
+        MODEL,
+        false,
+      ),
     );
     expect(blackAndWhite.payload).to.deep.include({ inpainting_mask_invert: 0, width: 512, height: 512 });
   });
@@ -142,7 +150,13 @@ describe("AUTOMATIC1111 adapter", () => {
 
   it("streams one completed event per image when the client asked to stream", () => {
     const png = tinyPng({ width: 4, height: 4 }).toString("base64");
-    const translated = openAiImagesAnswer({ operation: "edit", responseFormat: "b64_json", n: 1, stream: true }, 200, "application/json", json({ images: [png] }), NOW_MS);
+    const translated = openAiImagesAnswer(
+      { operation: "edit", responseFormat: "b64_json", n: 1, stream: true },
+      200,
+      "application/json",
+      json({ images: [png] }),
+      NOW_MS,
+    );
     if (translated.kind !== "events") throw new Error(translated.kind);
     expect(translated.events.map((e) => [e.event, JSON.parse(Buffer.from(e.data).toString())])).to.deep.equal([
       ["image_edit.completed", { type: "image_edit.completed", b64_json: png, created_at: 1_750_000_000 }],
@@ -172,7 +186,14 @@ describe("AUTOMATIC1111 adapter", () => {
   it("lists sd-models by model_name", () => {
     expect(
       parseSdModels([
-        { title: "v1-5-pruned-emaonly.safetensors [6ce0161689]", model_name: MODEL, hash: "6ce0161689", sha256: "6ce0", filename: "/m/v1.safetensors", config: null },
+        {
+          title: "v1-5-pruned-emaonly.safetensors [6ce0161689]",
+          model_name: MODEL,
+          hash: "6ce0161689",
+          sha256: "6ce0",
+          filename: "/m/v1.safetensors",
+          config: null,
+        },
         { title: "broken" },
       ]),
     ).to.deep.equal({ models: [{ id: MODEL }], engine: "automatic1111" });

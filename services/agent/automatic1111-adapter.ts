@@ -1,6 +1,6 @@
-import { Operation, type MediaFile } from "../../gen/infermesh/v1/inference_pb.js";
+import { type MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { base64MediaType, pngHeader } from "./image-format.js";
-import { fieldValue, mediaFor, withoutFields, type FormFields } from "./multipart-form.js";
+import { type FormFields, fieldValue, mediaFor, withoutFields } from "./multipart-form.js";
 import {
   failedAnswer,
   invalidRequestAnswer,

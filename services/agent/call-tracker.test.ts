@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { ManualClock } from "../../test/support/manual-clock.js";
-import { AgentShuttingDown, CallTracker, DeadlineExceeded, type AbortableCall } from "./call-tracker.js";
+import { type AbortableCall, AgentShuttingDown, CallTracker, DeadlineExceeded } from "./call-tracker.js";
 
 function abortableCall(): AbortableCall {
   const controller = new AbortController();

@@ -21,7 +21,12 @@ describe("ConcurrencyLimiter", () => {
     const limiter = new ConcurrencyLimiter(1, 3);
     const holder = await limiter.acquire();
     const order: number[] = [];
-    const waiting = [1, 2, 3].map((n) => limiter.acquire().then((release) => (order.push(n), release)));
+    const waiting = [1, 2, 3].map((n) =>
+      limiter.acquire().then((release) => {
+        order.push(n);
+        return release;
+      }),
+    );
     holder();
     for (const next of waiting) (await next)();
     expect(order).to.deep.equal([1, 2, 3]);

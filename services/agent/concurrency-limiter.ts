@@ -52,9 +52,7 @@ export class ConcurrencyLimiter {
       return Promise.resolve(this.#release());
     }
     if (this.#queue.length >= this.maxQueue) {
-      return Promise.reject(
-        new QueueFullError(`${this.#inFlight} requests in flight and ${this.#queue.length} queued, the most allowed`),
-      );
+      return Promise.reject(new QueueFullError(`${this.#inFlight} requests in flight and ${this.#queue.length} queued, the most allowed`));
     }
     return new Promise<Release>((resolve, reject) => {
       const waiter: Waiter = {

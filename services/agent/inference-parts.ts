@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { ErrorKind, type InferencePartSchema, type InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import type { ErrorKind, InferencePartSchema, InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { ERROR_KINDS } from "../shared/error-kinds.js";
 import type { TrailerInit } from "./answer-summary.js";
 import type { SseEvent } from "./sse-parser.js";

@@ -1,6 +1,6 @@
+import { type CallOutcome, failure, relayAnswer, snippet, type UpstreamExchange, upstreamError } from "./answer-relay.js";
 import { summarizeJsonAnswer } from "./answer-summary.js";
-import { failure, relayAnswer, snippet, upstreamError, type CallOutcome, type UpstreamExchange } from "./answer-relay.js";
-import { wholeAnswer, type InferResponseInit } from "./inference-parts.js";
+import { type InferResponseInit, wholeAnswer } from "./inference-parts.js";
 import { readBody, type UpstreamResponse } from "./upstream-client.js";
 
 /** DEFAULT_MAX_BODY_BYTES bounds an answer the agent reads whole: to parse it for usage, or to translate it. */
@@ -37,9 +37,11 @@ async function* relayJson(exchange: UpstreamExchange, response: UpstreamResponse
   } catch {
     const type = response.contentType || "no content type";
     const text = snippet(body.toString("utf8"));
-    return yield* upstreamError(exchange, `${exchange.server} answered HTTP ${response.status} with a body that is not JSON (${type}): ${text}`);
+    return yield* upstreamError(
+      exchange,
+      `${exchange.server} answered HTTP ${response.status} with a body that is not JSON (${type}): ${text}`,
+    );
   }
   yield* wholeAnswer(response.status, response.contentType || "application/json", body, summarizeJsonAnswer(json));
   return "ok";
 }
-

@@ -1,7 +1,7 @@
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
+import { type CallOutcome, failure, relayAnswer, type UpstreamExchange } from "./answer-relay.js";
 import { summarizeJsonAnswer, type TrailerInit } from "./answer-summary.js";
-import { failure, relayAnswer, type CallOutcome, type UpstreamExchange } from "./answer-relay.js";
-import { dataParts, headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";
+import { dataParts, headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
 import { buildForm, openAiFormParts, parseFormFields } from "./multipart-form.js";
 import { mediaType, type UpstreamResponse } from "./upstream-client.js";
 

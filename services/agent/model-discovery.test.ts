@@ -5,7 +5,7 @@ import { waitFor } from "../../test/support/wait-for.js";
 import { createLogger } from "../shared/logger.js";
 import { resolveAgentConfig, type UpstreamSettings } from "./agent-config.js";
 import { ModelDiscovery } from "./model-discovery.js";
-import { replay, startFakeUpstream, type FakeUpstream } from "./test-support/fake-upstream.js";
+import { type FakeUpstream, replay, startFakeUpstream } from "./test-support/fake-upstream.js";
 import { UpstreamClient } from "./upstream-client.js";
 
 const OLLAMA_TAGS = {
@@ -92,11 +92,12 @@ describe("model discovery against a fake upstream", () => {
       capabilities: { "*": { supportedFeatures: ["timestamps"] }, "whisper-1": { contextLength: 448 } },
     });
     await d.start();
-    expect(d.models().map((m) => [m.id, m.serviceType, m.inputModalities, m.outputModalities, m.supportedFeatures, m.contextLength, m.engine]))
-      .to.deep.equal([
-        ["Whisper-1", ServiceType.STT, [Modality.AUDIO], [Modality.TEXT], ["timestamps"], 448, "other"],
-        ["whisper-2", ServiceType.STT, [Modality.AUDIO], [Modality.TEXT], ["timestamps"], 0, "other"],
-      ]);
+    expect(
+      d.models().map((m) => [m.id, m.serviceType, m.inputModalities, m.outputModalities, m.supportedFeatures, m.contextLength, m.engine]),
+    ).to.deep.equal([
+      ["Whisper-1", ServiceType.STT, [Modality.AUDIO], [Modality.TEXT], ["timestamps"], 448, "other"],
+      ["whisper-2", ServiceType.STT, [Modality.AUDIO], [Modality.TEXT], ["timestamps"], 0, "other"],
+    ]);
     d.stop();
     const exposed = discover({ expose: ["whisper-2"] });
     await exposed.start();
@@ -174,14 +175,18 @@ describe("model discovery against a fake upstream", () => {
     d.stop();
     const openAi = discover({ type: "tts", declare: ["kokoro"] });
     await openAi.start();
-    expect(upstream.requests.at(-1)?.path, "an OpenAI-compatible upstream is probed on its list, any answer but a 5xx will do").to.equal("/v1/models");
+    expect(upstream.requests.at(-1)?.path, "an OpenAI-compatible upstream is probed on its list, any answer but a 5xx will do").to.equal(
+      "/v1/models",
+    );
     expect(openAi.models().map((m) => [m.id, m.engine])).to.deep.equal([["kokoro", "other"]]);
   });
 
   it("lists an AUTOMATIC1111 WebUI's checkpoints by model_name, and says when its API is off", async () => {
     upstream.handler = (request, response) => {
       response.writeHead(request.path === "/sdapi/v1/sd-models" ? 200 : 404, { "content-type": "application/json" });
-      response.end(JSON.stringify([{ title: "v1-5-pruned-emaonly.safetensors [6ce0161689]", model_name: "v1-5-pruned-emaonly", hash: "6ce0161689" }]));
+      response.end(
+        JSON.stringify([{ title: "v1-5-pruned-emaonly.safetensors [6ce0161689]", model_name: "v1-5-pruned-emaonly", hash: "6ce0161689" }]),
+      );
     };
     const d = discover({ type: "image", kind: "automatic1111", hide: ["nothing"] });
     await d.start();
@@ -196,7 +201,9 @@ describe("model discovery against a fake upstream", () => {
     };
     const off = discover({ type: "image", kind: "automatic1111" });
     await off.start();
-    expect(off.states()[0]?.cause).to.equal(`${upstream.url} lists no models: GET /sdapi/v1/sd-models answered HTTP 404 (is the WebUI started with --api?)`);
+    expect(off.states()[0]?.cause).to.equal(
+      `${upstream.url} lists no models: GET /sdapi/v1/sd-models answered HTTP 404 (is the WebUI started with --api?)`,
+    );
   });
 
   it("refuses a 200 answer that is not a model list", async () => {

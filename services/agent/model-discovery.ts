@@ -1,12 +1,12 @@
 import { equals } from "@bufbuild/protobuf";
-import { ModelSchema, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { type Model, ModelSchema } from "../../gen/infermesh/v1/capabilities_pb.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import type { UpstreamConfig, UpstreamKind } from "./agent-config.js";
 import { parseSdModels, SD_MODELS_PATH } from "./automatic1111-adapter.js";
 import { mediaType, readBody, type UpstreamClient } from "./upstream-client.js";
 import { describeUpstreamFailure } from "./upstream-failure.js";
-import { advertisedModels, parseOllamaTags, parseOpenAiModelList, type ModelListing } from "./upstream-models.js";
+import { advertisedModels, type ModelListing, parseOllamaTags, parseOpenAiModelList } from "./upstream-models.js";
 import { WHISPER_CPP_PROBE_PATH } from "./whisper-cpp-adapter.js";
 
 /** DEFAULT_DISCOVERY_TIMEOUT_MS bounds one model-list request; a local server answers it at once even when busy. */

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { expect } from "chai";
 import { Response } from "undici";
-import { MediaFileSchema, MediaRole, Operation, type MediaFile } from "../../gen/infermesh/v1/inference_pb.js";
+import { type MediaFile, MediaFileSchema, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { buildForm, FormBodyError, openAiFormParts, parseFormFields } from "./multipart-form.js";
 import { readForm, recordedFile } from "./test-support/recorded-form.js";
 
@@ -75,7 +75,17 @@ describe("multipart forms", () => {
 
   it("builds a form a WHATWG parser reads back exactly: fields, repeats, file names, content types, bytes", async () => {
     const audio = media(MediaRole.AUDIO, TRICKY_NAME, "audio/x-wav", "RIFF....WAVE");
-    const form = buildForm(openAiFormParts(Operation.TRANSCRIPTION, [["a[]", "1"], ["b", "ü"], ["a[]", "2"]], [audio]));
+    const form = buildForm(
+      openAiFormParts(
+        Operation.TRANSCRIPTION,
+        [
+          ["a[]", "1"],
+          ["b", "ü"],
+          ["a[]", "2"],
+        ],
+        [audio],
+      ),
+    );
     const response = new Response(form);
     const body = Buffer.from(await response.arrayBuffer());
     const request = { method: "POST", path: "/", headers: { "content-type": response.headers.get("content-type") ?? "" }, body };

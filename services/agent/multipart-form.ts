@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FormData } from "undici";
-import { MediaRole, Operation, type MediaFile } from "../../gen/infermesh/v1/inference_pb.js";
+import { type MediaFile, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 
 /** FormFields are a form's text fields in the client's order, a repeated field once per value, names verbatim. */
 export type FormFields = readonly (readonly [name: string, value: string])[];

@@ -46,7 +46,7 @@ export function advertisedEndpoint(
 ): string {
   const chosen = advertise ?? listen;
   const port = chosen.port === 0 ? boundPort : chosen.port;
-  const host = WILDCARD_HOSTS.has(chosen.host) ? firstExternalIpv4(interfaces) ?? "127.0.0.1" : chosen.host;
+  const host = WILDCARD_HOSTS.has(chosen.host) ? (firstExternalIpv4(interfaces) ?? "127.0.0.1") : chosen.host;
   return `${host}:${port}`;
 }
 

@@ -1,9 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { HeartbeatRequestSchema, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
-import { createRegistryClient, type RegistryClient } from "../shared/grpc/registry-client.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
+import { createRegistryClient, type RegistryClient } from "../shared/grpc/registry-client.js";
 import type { Logger } from "../shared/logger.js";
 
 /** DEFAULT_HEARTBEAT_INTERVAL_MS is the heartbeat interval until the registry names one. */

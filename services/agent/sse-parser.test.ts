@@ -1,7 +1,7 @@
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
-import { readFileSync } from "node:fs";
-import { parseSse, SseEventTooLargeError, SseParser, type SseEvent } from "./sse-parser.js";
+import { parseSse, type SseEvent, SseEventTooLargeError, SseParser } from "./sse-parser.js";
 
 const SAMPLES = fileURLToPath(new URL("../../test/fixtures/llama-server", import.meta.url));
 const sample = (name: string): Buffer => readFileSync(`${SAMPLES}/${name}`);
@@ -77,7 +77,7 @@ describe("SseParser", () => {
   });
 
   it("joins multi-line data with LF and drops only one space after the colon", () => {
-    const { events } = feed(["data: {\ndata:  \"a\": 1\ndata:}\n\n", "data\n\n", "data:\n\n"]);
+    const { events } = feed(['data: {\ndata:  "a": 1\ndata:}\n\n', "data\n\n", "data:\n\n"]);
     expect(text(events)).to.deep.equal(['{\n "a": 1\n}', "", ""]);
   });
 

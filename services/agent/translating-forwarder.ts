@@ -1,9 +1,9 @@
 import type { InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
-import { explainStatus, failure, upstreamError, type CallOutcome, type Forwarder, type UpstreamExchange } from "./answer-relay.js";
-import { dataParts, eventPart, headPart, trailerPart, type InferResponseInit } from "./inference-parts.js";
+import { type CallOutcome, explainStatus, type Forwarder, failure, type UpstreamExchange, upstreamError } from "./answer-relay.js";
+import { dataParts, eventPart, headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
 import { buildForm } from "./multipart-form.js";
 import type { NativeBody, TranslatedAnswer, Translation } from "./translated-answer.js";
-import { readBody, type RequestOptions, type UpstreamClient, type UpstreamResponse } from "./upstream-client.js";
+import { type RequestOptions, readBody, type UpstreamClient, type UpstreamResponse } from "./upstream-client.js";
 
 /** Translator translates a call for a native server (see whisper-cpp-adapter.ts, automatic1111-adapter.ts). */
 export type Translator = (call: InferenceCall) => Translation;

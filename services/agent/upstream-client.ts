@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher, type FormData } from "undici";
+import { type Dispatcher, type FormData, Pool } from "undici";
 
 /** CONNECT_TIMEOUT_MS bounds a TCP (and TLS) connect to a local server; a healthy one answers in milliseconds. */
 const CONNECT_TIMEOUT_MS = 10_000;

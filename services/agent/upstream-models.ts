@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Modality, ModelSchema, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { Modality, type Model, ModelSchema } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { serviceTypeOf } from "../shared/inference-catalog.js";
 import type { CapabilityOverride, UpstreamConfig } from "./agent-config.js";
 
@@ -120,8 +120,7 @@ export function advertisedModels(listing: ModelListing, upstream: UpstreamConfig
 }
 
 function capabilityOverride(capabilities: Readonly<Record<string, CapabilityOverride>>, id: string): CapabilityOverride {
-  const own =
-    capabilities[id] ?? Object.entries(capabilities).find(([key]) => key !== "*" && key.toLowerCase() === id.toLowerCase())?.[1];
+  const own = capabilities[id] ?? Object.entries(capabilities).find(([key]) => key !== "*" && key.toLowerCase() === id.toLowerCase())?.[1];
   return { ...capabilities["*"], ...own };
 }
 
@@ -131,7 +130,10 @@ function llamaCapabilities(list: unknown): Map<string, readonly string[]> {
   if (!Array.isArray(list)) return byName;
   for (const entry of list) {
     if (!isObject(entry) || typeof entry["name"] !== "string" || !Array.isArray(entry["capabilities"])) continue;
-    byName.set(entry["name"], entry["capabilities"].filter((c): c is string => typeof c === "string"));
+    byName.set(
+      entry["name"],
+      entry["capabilities"].filter((c): c is string => typeof c === "string"),
+    );
   }
   return byName;
 }

@@ -1,17 +1,24 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { MediaFileSchema, MediaRole, type MediaFile } from "../../gen/infermesh/v1/inference_pb.js";
+import { type MediaFile, MediaFileSchema, MediaRole } from "../../gen/infermesh/v1/inference_pb.js";
 import type { FormFields } from "./multipart-form.js";
+import { WHISPER_CPP_CONTENT_TYPES, WHISPER_CPP_SRT, WHISPER_CPP_TEXT, WHISPER_CPP_VERBOSE } from "./test-support/whisper-cpp-samples.js";
 import type { TranslatedAnswer } from "./translated-answer.js";
 import {
-  WHISPER_CPP_CONTENT_TYPES,
-  WHISPER_CPP_SRT,
-  WHISPER_CPP_TEXT,
-  WHISPER_CPP_VERBOSE,
-} from "./test-support/whisper-cpp-samples.js";
-import { joinedTranscript, openAiVerboseJson, whisperCppAnswer, whisperCppPlan, wordsOf, type WhisperCppPlan } from "./whisper-cpp-adapter.js";
+  joinedTranscript,
+  openAiVerboseJson,
+  type WhisperCppPlan,
+  whisperCppAnswer,
+  whisperCppPlan,
+  wordsOf,
+} from "./whisper-cpp-adapter.js";
 
-const AUDIO: MediaFile = create(MediaFileSchema, { role: MediaRole.AUDIO, filename: "a.wav", contentType: "audio/wav", data: Buffer.from("RIFF") });
+const AUDIO: MediaFile = create(MediaFileSchema, {
+  role: MediaRole.AUDIO,
+  filename: "a.wav",
+  contentType: "audio/wav",
+  data: Buffer.from("RIFF"),
+});
 const TRANSCRIPT = "And so my fellow Americans, ask not.";
 
 function plan(fields: FormFields, stream = false): WhisperCppPlan {
@@ -62,14 +69,24 @@ describe("whisper.cpp adapter", () => {
   it("refuses a response format whisper.cpp cannot give, as the client's error", () => {
     const refused = whisperCppPlan([["response_format", "diarized_json"]], [AUDIO], false);
     expect(bodyJson(refused as TranslatedAnswer)).to.deep.equal({
-      error: { message: "response_format must be one of json, text, srt, verbose_json, vtt", type: "invalid_request_error", param: "response_format", code: null },
+      error: {
+        message: "response_format must be one of json, text, srt, verbose_json, vtt",
+        type: "invalid_request_error",
+        param: "response_format",
+        code: null,
+      },
     });
   });
 
   it("answers json and text with OpenAI's joined transcript, text as text/plain", () => {
     expect(bodyJson(answer(plan([]), "json", JSON.stringify({ text: WHISPER_CPP_TEXT })))).to.deep.equal({ text: TRANSCRIPT });
     const text = answer(plan([["response_format", "text"]]), "text", WHISPER_CPP_TEXT);
-    expect(text).to.deep.equal({ kind: "body", status: 200, contentType: "text/plain; charset=utf-8", body: Buffer.from(`${TRANSCRIPT}\n`) });
+    expect(text).to.deep.equal({
+      kind: "body",
+      status: 200,
+      contentType: "text/plain; charset=utf-8",
+      body: Buffer.from(`${TRANSCRIPT}\n`),
+    });
   });
 
   it("passes srt and vtt through as text/plain", () => {
@@ -78,7 +95,11 @@ describe("whisper.cpp adapter", () => {
   });
 
   it("maps verbose_json to OpenAI's shape: joined text, segments, words, duration usage", () => {
-    const p = plan([["response_format", "verbose_json"], ["timestamp_granularities[]", "word"], ["timestamp_granularities[]", "segment"]]);
+    const p = plan([
+      ["response_format", "verbose_json"],
+      ["timestamp_granularities[]", "word"],
+      ["timestamp_granularities[]", "segment"],
+    ]);
     expect(bodyJson(answer(p, "verbose_json", JSON.stringify(WHISPER_CPP_VERBOSE)))).to.deep.equal({
       task: "transcribe",
       language: "english",
@@ -105,7 +126,17 @@ describe("whisper.cpp adapter", () => {
           avg_logprob: -0.21,
           no_speech_prob: 0.012,
         },
-        { id: 1, seek: 200, start: 2, end: 3.5, text: " ask not.", tokens: [1029, 406, 13], temperature: 0, avg_logprob: -0.3, no_speech_prob: 0.02 },
+        {
+          id: 1,
+          seek: 200,
+          start: 2,
+          end: 3.5,
+          text: " ask not.",
+          tokens: [1029, 406, 13],
+          temperature: 0,
+          avg_logprob: -0.3,
+          no_speech_prob: 0.02,
+        },
       ],
       usage: { type: "duration", seconds: 4 },
     });
@@ -114,9 +145,16 @@ describe("whisper.cpp adapter", () => {
   });
 
   it("joins tokens into words and lines into a transcript, for languages with and without spaces", () => {
-    expect(wordsOf([{ words: [{ word: "こんにちは", start: 0, end: 1 }, { word: "世界", start: 1, end: 2 }] }])).to.deep.equal([
-      { word: "こんにちは世界", start: 0, end: 2 },
-    ]);
+    expect(
+      wordsOf([
+        {
+          words: [
+            { word: "こんにちは", start: 0, end: 1 },
+            { word: "世界", start: 1, end: 2 },
+          ],
+        },
+      ]),
+    ).to.deep.equal([{ word: "こんにちは世界", start: 0, end: 2 }]);
     expect(joinedTranscript("こんにちは\n世界\n")).to.equal("こんにちは世界");
     expect(joinedTranscript(" Hello\r\n world.\n")).to.equal("Hello world.");
   });

@@ -1,5 +1,5 @@
-import { Operation, type MediaFile } from "../../gen/infermesh/v1/inference_pb.js";
-import { fieldValue, fieldValues, mediaFor, withoutFields, type FormFields, type FormParts } from "./multipart-form.js";
+import { type MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import { type FormFields, type FormParts, fieldValue, fieldValues, mediaFor, withoutFields } from "./multipart-form.js";
 import {
   failedAnswer,
   invalidRequestAnswer,
@@ -64,7 +64,10 @@ export interface WhisperCppPlan {
 export function whisperCppRequest(fields: FormFields, media: readonly MediaFile[], stream: boolean): Translation {
   const plan = whisperCppPlan(fields, media, stream);
   if ("kind" in plan) return plan;
-  return { body: { kind: "form", form: plan.form }, answer: (status, contentType, body) => whisperCppAnswer(plan, status, contentType, body) };
+  return {
+    body: { kind: "form", form: plan.form },
+    answer: (status, contentType, body) => whisperCppAnswer(plan, status, contentType, body),
+  };
 }
 
 /** whisperCppPlan is what whisperCppRequest asks for and how it answers, or the client's error. */
@@ -119,10 +122,7 @@ export function whisperCppAnswer(plan: WhisperCppPlan, status: number, contentTy
       if (plan.stream) {
         return {
           kind: "events",
-          events: [
-            jsonEvent({ type: "transcript.text.delta", delta: joined }),
-            jsonEvent({ type: "transcript.text.done", text: joined }),
-          ],
+          events: [jsonEvent({ type: "transcript.text.delta", delta: joined }), jsonEvent({ type: "transcript.text.done", text: joined })],
         };
       }
       return plan.format === "json"

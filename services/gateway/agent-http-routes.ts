@@ -1,11 +1,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { HeartbeatRequestSchema, Principal, Provider, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import { HTTP_HEARTBEAT_METADATA, HTTP_HEARTBEAT_VALUE } from "../shared/heartbeat-relay.js";
-import { httpProviderId, parseAgentReport, type AgentReport } from "./agent-report.js";
+import { type AgentReport, httpProviderId, parseAgentReport } from "./agent-report.js";
 import {
   echoed,
   GatewayError,
@@ -151,8 +151,8 @@ function refresh(report: AgentReport, providerId: string, provider: Provider): H
     agentToken: report.agentToken,
     version: report.version ?? provider.version,
     state: report.state ?? provider.state,
-    ...(report.load ?? provider.load ? { load: report.load ?? provider.load } : {}),
-    ...(report.sharing ?? provider.sharing ? { sharing: report.sharing ?? provider.sharing } : {}),
+    ...((report.load ?? provider.load) ? { load: report.load ?? provider.load } : {}),
+    ...((report.sharing ?? provider.sharing) ? { sharing: report.sharing ?? provider.sharing } : {}),
   };
 }
 

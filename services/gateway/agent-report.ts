@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Modality, ModelSchema, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { ProviderState, Visibility, type LoadSchema, type SharingSchema } from "../../gen/infermesh/v1/registry_pb.js";
+import { type LoadSchema, ProviderState, type SharingSchema, Visibility } from "../../gen/infermesh/v1/registry_pb.js";
 import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, serviceTypeNamed } from "../shared/inference-catalog.js";
 import { type GatewayError, invalidRequest as invalid } from "./gateway-errors.js";
 

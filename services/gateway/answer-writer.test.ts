@@ -4,7 +4,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import Fastify, { type FastifyInstance } from "fastify";
-import { ErrorKind, InferencePartSchema, type InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
+import { ErrorKind, type InferencePart, InferencePartSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { writeAnswer } from "./answer-writer.js";
 import { GatewayError } from "./gateway-errors.js";
@@ -143,7 +143,12 @@ function fetchRaw(port: number, received = () => {}): Promise<Received> {
       const settle = (complete: boolean) => {
         if (settled) return;
         settled = true;
-        resolve({ status: response.statusCode, contentType: response.headers["content-type"], body: Buffer.concat(chunks).toString(), complete });
+        resolve({
+          status: response.statusCode,
+          contentType: response.headers["content-type"],
+          body: Buffer.concat(chunks).toString(),
+          complete,
+        });
       };
       response.on("data", (chunk: Buffer) => {
         chunks.push(chunk);
@@ -166,7 +171,10 @@ async function listening(h: Harness): Promise<{ port: number; close: () => Promi
   return {
     port,
     close: async () => {
-      await waitFor("every connection to close", () => new Promise<boolean>((resolve) => server.getConnections((_error, count) => resolve(count === 0))));
+      await waitFor(
+        "every connection to close",
+        () => new Promise<boolean>((resolve) => server.getConnections((_error, count) => resolve(count === 0))),
+      );
       await h.app.close();
     },
   };
@@ -175,10 +183,18 @@ async function listening(h: Harness): Promise<{ port: number; close: () => Promi
 describe("writeAnswer", () => {
   describe("a JSON answer", () => {
     it("is sent whole, with the provider's status and content type, after its trailer", async () => {
-      const h = harness(() => answer(head(200, "application/json"), data('{"id":"c1",'), data('"object":"chat.completion"}'), trailer(3, 5)));
+      const h = harness(() =>
+        answer(head(200, "application/json"), data('{"id":"c1",'), data('"object":"chat.completion"}'), trailer(3, 5)),
+      );
       expect(await served(h)).to.deep.equal({
         status: 200,
-        headers: { "content-type": "application/json", "cache-control": undefined, "x-accel-buffering": undefined, "x-request-id": undefined, "x-ratelimit-remaining": "9" },
+        headers: {
+          "content-type": "application/json",
+          "cache-control": undefined,
+          "x-accel-buffering": undefined,
+          "x-request-id": undefined,
+          "x-ratelimit-remaining": "9",
+        },
         body: '{"id":"c1","object":"chat.completion"}',
       });
       expect(h.log).to.deep.equal(["trailer 3/5", "firstByte"]);
@@ -261,7 +277,9 @@ describe("writeAnswer", () => {
     });
 
     it("ends with one error frame when an error part comes after the first event", async () => {
-      const h = harness(() => answer(head(200, "text/event-stream"), event('{"n":1}'), errorPart(502, "upstream_error", "model server died"), event('{"n":2}')));
+      const h = harness(() =>
+        answer(head(200, "text/event-stream"), event('{"n":1}'), errorPart(502, "upstream_error", "model server died"), event('{"n":2}')),
+      );
       expect(await served(h)).to.deep.equal({
         status: 200,
         headers: SSE_HEADERS,
@@ -270,9 +288,13 @@ describe("writeAnswer", () => {
     });
 
     it("ends with one error frame when the call fails after the first event", async () => {
-      const h = harness(() => answer(head(200, "text/event-stream"), event('{"n":1}'), new ConnectError("connection reset", Code.Unavailable)));
+      const h = harness(() =>
+        answer(head(200, "text/event-stream"), event('{"n":1}'), new ConnectError("connection reset", Code.Unavailable)),
+      );
       const got = await served(h);
-      expect(got.body).to.equal(`data: {"n":1}\n\ndata: ${JSON.stringify(envelope("the provider is unreachable: connection reset", "upstream_error"))}\n\n`);
+      expect(got.body).to.equal(
+        `data: {"n":1}\n\ndata: ${JSON.stringify(envelope("the provider is unreachable: connection reset", "upstream_error"))}\n\n`,
+      );
       expect(h.thrown, "nothing is thrown once the head is out").to.deep.equal([]);
     });
   });
@@ -281,7 +303,11 @@ describe("writeAnswer", () => {
     it("throws the GatewayError of an error part, whose status and envelope the client gets", async () => {
       const h = harness(() => answer(errorPart(504, "timeout", "the deadline passed")));
       const got = await served(h);
-      expect({ status: got.status, body: JSON.parse(got.body) as unknown, thrownIsGatewayError: h.thrown[0] instanceof GatewayError }).to.deep.equal({
+      expect({
+        status: got.status,
+        body: JSON.parse(got.body) as unknown,
+        thrownIsGatewayError: h.thrown[0] instanceof GatewayError,
+      }).to.deep.equal({
         status: 504,
         body: envelope("the deadline passed", "timeout"),
         thrownIsGatewayError: true,
@@ -324,10 +350,17 @@ describe("writeAnswer", () => {
     // The failure is held until the client has the first piece, as a provider's failure arrives later than its bytes.
     it("cuts the connection when the body fails midway, so the client never sees a complete-looking body", async () => {
       const failure = gate();
-      const h = harness(() => answer(head(200, "audio/wav"), data("RIFF"), failure, new ConnectError("connection reset", Code.Unavailable)));
+      const h = harness(() =>
+        answer(head(200, "audio/wav"), data("RIFF"), failure, new ConnectError("connection reset", Code.Unavailable)),
+      );
       const server = await listening(h);
       try {
-        expect(await fetchRaw(server.port, failure.open)).to.deep.equal({ status: 200, contentType: "audio/wav", body: "RIFF", complete: false });
+        expect(await fetchRaw(server.port, failure.open)).to.deep.equal({
+          status: 200,
+          contentType: "audio/wav",
+          body: "RIFF",
+          complete: false,
+        });
       } finally {
         await server.close();
       }
@@ -338,7 +371,12 @@ describe("writeAnswer", () => {
       const h = harness(() => answer(head(200, "audio/wav"), data("RIFF"), failure, errorPart(502, "upstream_error", "model server died")));
       const server = await listening(h);
       try {
-        expect(await fetchRaw(server.port, failure.open)).to.deep.equal({ status: 200, contentType: "audio/wav", body: "RIFF", complete: false });
+        expect(await fetchRaw(server.port, failure.open)).to.deep.equal({
+          status: 200,
+          contentType: "audio/wav",
+          body: "RIFF",
+          complete: false,
+        });
       } finally {
         await server.close();
       }

@@ -92,7 +92,10 @@ async function sendWhole(
   }
   observer.firstByte();
   const body = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
-  const sent = reply.code(status).header("content-type", contentType).send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  const sent = reply
+    .code(status)
+    .header("content-type", contentType)
+    .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
   // The trailer completes the answer: the client gets it without waiting for the call's own end to travel back.
   if (complete) await drainTrailer(iterator, observer);
   await sent;
@@ -111,7 +114,12 @@ interface StreamFormat {
  * with one `data: {"error":...}` frame, and cuts a body's connection, so that the client sees a truncated body, never
  * a complete-looking wrong one. An event stream's `[DONE]` completes the answer at once.
  */
-async function streamAnswer(reply: FastifyReply, iterator: AsyncIterator<InferencePart>, options: AnswerOptions, format: StreamFormat): Promise<void> {
+async function streamAnswer(
+  reply: FastifyReply,
+  iterator: AsyncIterator<InferencePart>,
+  options: AnswerOptions,
+  format: StreamFormat,
+): Promise<void> {
   // Writing to the raw response skips Fastify's send pipeline, which costs per chunk and buffers by design.
   reply.hijack();
   const res: ServerResponse = reply.raw;

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { PrincipalSchema, type Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import { type Principal, PrincipalSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { AuthCache } from "./auth-cache.js";
 
@@ -81,9 +81,7 @@ describe("AuthCache", () => {
     let valid = true;
     let timeOut: (error: Error) => void = () => {};
     const { cache, clock, calls } = cacheWith(() =>
-      frozen
-        ? new Promise<never>((_, reject) => (timeOut = reject))
-        : Promise.resolve(valid ? alice : undefined),
+      frozen ? new Promise<never>((_, reject) => (timeOut = reject)) : Promise.resolve(valid ? alice : undefined),
     );
     await cache.principal("k");
     frozen = true;

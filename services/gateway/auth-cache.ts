@@ -88,9 +88,7 @@ export class AuthCache {
   }
 
   #remember(apiKey: string, principal: Principal | undefined): void {
-    const ttlMs = principal
-      ? (this.#options.ttlMs ?? DEFAULT_AUTH_TTL_MS)
-      : (this.#options.negativeTtlMs ?? DEFAULT_AUTH_NEGATIVE_TTL_MS);
+    const ttlMs = principal ? (this.#options.ttlMs ?? DEFAULT_AUTH_TTL_MS) : (this.#options.negativeTtlMs ?? DEFAULT_AUTH_NEGATIVE_TTL_MS);
     if (this.#entries.size >= (this.#options.maxEntries ?? DEFAULT_MAX_ENTRIES)) {
       // Drop the oldest entry (Map keeps insertion order) so that a flood of random keys cannot grow memory.
       const oldest = this.#entries.keys().next();

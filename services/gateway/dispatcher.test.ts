@@ -5,18 +5,24 @@ import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
   ErrorKind,
+  type InferenceCall,
   InferenceCallSchema,
+  type InferencePart,
   InferencePartSchema,
   MediaFileSchema,
   MediaRole,
   Operation,
-  type InferenceCall,
-  type InferencePart,
 } from "../../gen/infermesh/v1/inference_pb.js";
-import { PrincipalSchema, Visibility, WatchProvidersResponseSchema, type Provider, type ProviderSchema } from "../../gen/infermesh/v1/registry_pb.js";
+import {
+  PrincipalSchema,
+  type Provider,
+  type ProviderSchema,
+  Visibility,
+  WatchProvidersResponseSchema,
+} from "../../gen/infermesh/v1/registry_pb.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { waitFor } from "../../test/support/wait-for.js";
-import { Dispatcher, type Dispatch, type DispatcherOptions, type DispatchRequest } from "./dispatcher.js";
+import { type Dispatch, Dispatcher, type DispatcherOptions, type DispatchRequest } from "./dispatcher.js";
 import { GatewayError } from "./gateway-errors.js";
 import { ProviderHealth } from "./provider-health.js";
 import { RoutingTable } from "./routing-table.js";
@@ -57,8 +63,7 @@ const errorPart = (kind: ErrorKind, httpStatus: number, type: string, message: s
   part({ case: "error", value: { kind, httpStatus, type, message } });
 
 /** answers is a provider that answers `{"from":"<id>"}`. */
-const answers =
-  (from: string): Script =>
+const answers = (from: string): Script =>
   async function* () {
     yield head();
     yield data(`{"from":"${from}"}`);
@@ -66,15 +71,14 @@ const answers =
   };
 
 /** throws is a provider whose call fails with a gRPC status before any part. */
-const throws =
-  (code: Code, message: string): Script =>
+const throws = (code: Code, message: string): Script =>
+  // biome-ignore lint/correctness/useYield: a call that fails before its first part yields nothing
   async function* () {
     throw new ConnectError(message, code);
   };
 
 /** sends is a provider that answers with the given parts. */
-const sends =
-  (...parts: InferencePart[]): Script =>
+const sends = (...parts: InferencePart[]): Script =>
   async function* () {
     yield* parts;
   };
@@ -93,8 +97,7 @@ function gate(): Gate {
   return { opened, open };
 }
 
-const heldBy =
-  (held: Gate, then: Script): Script =>
+const heldBy = (held: Gate, then: Script): Script =>
   async function* (call, signal) {
     await held.opened;
     yield* then(call, signal);
@@ -167,7 +170,14 @@ function request(overrides: Partial<DispatchRequest> = {}): DispatchRequest {
 type ProviderInit = Exclude<MessageInitShape<typeof ProviderSchema>, Provider>;
 
 function provider(id: string, init: Partial<ProviderInit> = {}): ProviderInit {
-  return { id, ownerUserId: "u1", online: true, endpoint: `${id}.example:7000`, models: [{ id: "m", serviceType: ServiceType.LLM }], ...init };
+  return {
+    id,
+    ownerUserId: "u1",
+    online: true,
+    endpoint: `${id}.example:7000`,
+    models: [{ id: "m", serviceType: ServiceType.LLM }],
+    ...init,
+  };
 }
 
 /** Mesh is a dispatcher over real routing and health, with scripted agents and a manual clock. */
@@ -178,7 +188,10 @@ interface Mesh {
   readonly clock: ManualClock;
 }
 
-function mesh(providers: ProviderInit[], options: { failoverAttempts?: number; failureThreshold?: number; cooldownMs?: number } = {}): Mesh {
+function mesh(
+  providers: ProviderInit[],
+  options: { failoverAttempts?: number; failureThreshold?: number; cooldownMs?: number } = {},
+): Mesh {
   const clock = new ManualClock();
   const table = new RoutingTable({ clock });
   table.apply(create(WatchProvidersResponseSchema, { event: { case: "snapshot", value: { providers } } }));
@@ -232,7 +245,10 @@ describe("Dispatcher", () => {
         const dispatch = m.dispatcher.dispatch(request());
         expect(dispatch.answeredBy, "no provider has answered before the parts are read").to.equal(undefined);
         expect(await read(dispatch)).to.deep.equal({ parts: ["head 200", 'data {"from":"b"}', "trailer"], thrown: null });
-        expect({ called: m.agents.providersCalled, answeredBy: dispatch.answeredBy?.provider.id }).to.deep.equal({ called: ["a", "b"], answeredBy: "b" });
+        expect({ called: m.agents.providersCalled, answeredBy: dispatch.answeredBy?.provider.id }).to.deep.equal({
+          called: ["a", "b"],
+          answeredBy: "b",
+        });
       });
     }
 
@@ -242,7 +258,10 @@ describe("Dispatcher", () => {
       m.agents.scripts.set("b", answers("b"));
       const dispatch = m.dispatcher.dispatch(request());
       expect(await read(dispatch)).to.deep.equal({ parts: ["head 200", 'data {"from":"b"}', "trailer"], thrown: null });
-      expect({ called: m.agents.providersCalled, answeredBy: dispatch.answeredBy?.provider.id }).to.deep.equal({ called: ["a", "b"], answeredBy: "b" });
+      expect({ called: m.agents.providersCalled, answeredBy: dispatch.answeredBy?.provider.id }).to.deep.equal({
+        called: ["a", "b"],
+        answeredBy: "b",
+      });
     });
 
     it("answers the last failure when the other provider fails too, and counts both failures", async () => {
@@ -251,7 +270,11 @@ describe("Dispatcher", () => {
       m.agents.scripts.set("b", sends(errorPart(ErrorKind.UPSTREAM, 502, "upstream_error", "model server down")));
       const dispatch = m.dispatcher.dispatch(request());
       expect(await read(dispatch)).to.deep.equal({ parts: ["error 502 model server down"], thrown: null });
-      expect({ called: m.agents.providersCalled, answeredBy: dispatch.answeredBy?.provider.id, open: [m.health.isOpen("a"), m.health.isOpen("b")] }).to.deep.equal({
+      expect({
+        called: m.agents.providersCalled,
+        answeredBy: dispatch.answeredBy?.provider.id,
+        open: [m.health.isOpen("a"), m.health.isOpen("b")],
+      }).to.deep.equal({
         called: ["a", "b"],
         answeredBy: "b",
         open: [true, true],
@@ -282,7 +305,10 @@ describe("Dispatcher", () => {
         { parts: ["head 200"], thrown: "Unavailable: connection reset" },
         { parts: ["head 200", "error 502 model server died"], thrown: null },
       ]);
-      expect({ called: m.agents.providersCalled, answeredBy: [thrownAfterHead.answeredBy?.provider.id, errorAfterHead.answeredBy?.provider.id] }).to.deep.equal({
+      expect({
+        called: m.agents.providersCalled,
+        answeredBy: [thrownAfterHead.answeredBy?.provider.id, errorAfterHead.answeredBy?.provider.id],
+      }).to.deep.equal({
         called: ["a", "b"],
         answeredBy: ["a", "b"],
       });
@@ -300,7 +326,10 @@ describe("Dispatcher", () => {
       const m = mesh([provider("a"), provider("b")], { failureThreshold: 1 });
       m.agents.scripts.set("a", throws(Code.InvalidArgument, "call.body must be a JSON object"));
       m.agents.scripts.set("b", answers("b"));
-      expect(await read(m.dispatcher.dispatch(request()))).to.deep.equal({ parts: [], thrown: "InvalidArgument: call.body must be a JSON object" });
+      expect(await read(m.dispatcher.dispatch(request()))).to.deep.equal({
+        parts: [],
+        thrown: "InvalidArgument: call.body must be a JSON object",
+      });
       expect({ called: m.agents.providersCalled, open: m.health.isOpen("a"), inFlight: m.dispatcher.inFlight("a") }).to.deep.equal({
         called: ["a"],
         open: false,
@@ -410,7 +439,11 @@ describe("Dispatcher", () => {
         () => "resolved",
         (error: unknown) => (error instanceof ConnectError ? Code[error.code] : String(error)),
       );
-      expect({ rejected, open: m.health.isOpen("a"), inFlight: m.dispatcher.inFlight("a") }).to.deep.equal({ rejected: "Unavailable", open: false, inFlight: 0 });
+      expect({ rejected, open: m.health.isOpen("a"), inFlight: m.dispatcher.inFlight("a") }).to.deep.equal({
+        rejected: "Unavailable",
+        open: false,
+        inFlight: 0,
+      });
     });
   });
 
@@ -420,7 +453,9 @@ describe("Dispatcher", () => {
       m.agents.scripts.set("a", answers("a"));
       const bytes = Buffer.from('{"model":"sim-llama", "stream":true, "messages":[{"role":"user","content":"hi"}]}');
       const fields = JSON.parse(bytes.toString()) as Record<string, unknown>;
-      const media = [create(MediaFileSchema, { role: MediaRole.IMAGE, filename: "cat.png", contentType: "image/png", data: Buffer.from("png") })];
+      const media = [
+        create(MediaFileSchema, { role: MediaRole.IMAGE, filename: "cat.png", contentType: "image/png", data: Buffer.from("png") }),
+      ];
       await read(m.dispatcher.dispatch(request({ model: "sim-llama", stream: true, body: { bytes, fields }, media })));
       const sent = m.agents.calls[0]?.call;
       expect(sent && { ...sent, body: Buffer.from(sent.body).toString() }).to.deep.equal({
@@ -442,7 +477,10 @@ describe("Dispatcher", () => {
       m.agents.scripts.set("a", answers("a"));
       await read(m.dispatcher.dispatch(request()));
       const sent = m.agents.calls[0]?.call;
-      expect(sent && { model: sent.model, body: Buffer.from(sent.body).toString() }).to.deep.equal({ model: "m", body: CHAT_BYTES.toString() });
+      expect(sent && { model: sent.model, body: Buffer.from(sent.body).toString() }).to.deep.equal({
+        model: "m",
+        body: CHAT_BYTES.toString(),
+      });
     });
   });
 
@@ -451,7 +489,14 @@ describe("Dispatcher", () => {
       const m = mesh([provider("a"), provider("theirs", { ownerUserId: "u2", models: [{ id: "private", serviceType: ServiceType.LLM }] })]);
       const noProvider = (model: string, noun: string) => ({
         status: 404,
-        body: { error: { message: `No online provider serving ${noun} '${model}' for this user.`, type: "no_provider", param: "model", code: "model_not_found" } },
+        body: {
+          error: {
+            message: `No online provider serving ${noun} '${model}' for this user.`,
+            type: "no_provider",
+            param: "model",
+            code: "model_not_found",
+          },
+        },
       });
       expect([
         refusal(() => m.dispatcher.dispatch(request({ model: "nowhere" }))),

@@ -9,7 +9,7 @@ import {
   echoed,
   fromErrorPart,
   fromGrpcStatus,
-  GatewayError,
+  type GatewayError,
   internalError,
   invalidApiKey,
   invalidRequest,
@@ -138,7 +138,12 @@ describe("gateway errors", () => {
         {
           status: 404,
           retryAfterSeconds: undefined,
-          body: envelope("No online provider serving speech-to-text model 'whisper' for this user.", "no_provider", "model", "model_not_found"),
+          body: envelope(
+            "No online provider serving speech-to-text model 'whisper' for this user.",
+            "no_provider",
+            "model",
+            "model_not_found",
+          ),
         },
       ]);
     });
@@ -149,15 +154,26 @@ describe("gateway errors", () => {
     });
 
     it("rateLimited is a 429 rate_limit_exceeded with its limit's code, and Retry-After when given", () => {
-      expect([answer(rateLimited("Too many requests.", "requests_per_minute", 12)), answer(rateLimited("Too many streams.", "concurrent_streams"))]).to.deep.equal([
+      expect([
+        answer(rateLimited("Too many requests.", "requests_per_minute", 12)),
+        answer(rateLimited("Too many streams.", "concurrent_streams")),
+      ]).to.deep.equal([
         { status: 429, retryAfterSeconds: 12, body: envelope("Too many requests.", "rate_limit_exceeded", null, "requests_per_minute") },
-        { status: 429, retryAfterSeconds: undefined, body: envelope("Too many streams.", "rate_limit_exceeded", null, "concurrent_streams") },
+        {
+          status: 429,
+          retryAfterSeconds: undefined,
+          body: envelope("Too many streams.", "rate_limit_exceeded", null, "concurrent_streams"),
+        },
       ]);
     });
 
     it("upstreamFailed, unavailable and internalError are 502, 503 and 500 that keep their cause out of the body", () => {
       const cause = new Error("ECONNREFUSED 10.0.0.7:9000");
-      const errors = [upstreamFailed("the provider failed", cause), unavailable("the registry is unreachable", cause), internalError("The gateway failed.", cause)];
+      const errors = [
+        upstreamFailed("the provider failed", cause),
+        unavailable("the registry is unreachable", cause),
+        internalError("The gateway failed.", cause),
+      ];
       expect(errors.map(answer)).to.deep.equal([
         { status: 502, retryAfterSeconds: undefined, body: envelope("the provider failed", "upstream_error", null, null) },
         { status: 503, retryAfterSeconds: undefined, body: envelope("the registry is unreachable", "service_unavailable", null, null) },
@@ -186,7 +202,12 @@ describe("gateway errors", () => {
       expect(answer(clientErrorFailure(error))).to.deep.equal({
         status: 431,
         retryAfterSeconds: undefined,
-        body: envelope("The request's headers and URL are larger than the gateway accepts.", "invalid_request_error", null, "request_header_fields_too_large"),
+        body: envelope(
+          "The request's headers and URL are larger than the gateway accepts.",
+          "invalid_request_error",
+          null,
+          "request_header_fields_too_large",
+        ),
       });
     });
 
@@ -208,7 +229,11 @@ describe("gateway errors", () => {
           retryAfterSeconds: undefined,
           body: envelope("The request is not valid HTTP/1.1: Invalid method encountered.", "invalid_request_error", null, "malformed_http"),
         },
-        { status: 400, retryAfterSeconds: undefined, body: envelope("The request is not valid HTTP/1.1.", "invalid_request_error", null, "malformed_http") },
+        {
+          status: 400,
+          retryAfterSeconds: undefined,
+          body: envelope("The request is not valid HTTP/1.1.", "invalid_request_error", null, "malformed_http"),
+        },
       ]);
     });
   });
@@ -264,7 +289,11 @@ describe("gateway errors", () => {
     it("answers a gRPC failure with the status and type of the one mapping, keeping the cause", () => {
       const cause = new Error("deadline");
       const timedOut = fromGrpcStatus(Code.DeadlineExceeded, "the provider took too long", cause);
-      expect([answer(timedOut), answer(fromGrpcStatus(Code.NotFound, "no such model")), answer(fromGrpcStatus(Code.Unauthenticated, "bad agent token"))]).to.deep.equal([
+      expect([
+        answer(timedOut),
+        answer(fromGrpcStatus(Code.NotFound, "no such model")),
+        answer(fromGrpcStatus(Code.Unauthenticated, "bad agent token")),
+      ]).to.deep.equal([
         { status: 504, retryAfterSeconds: undefined, body: envelope("the provider took too long", "timeout", null, null) },
         { status: 404, retryAfterSeconds: undefined, body: envelope("no such model", "no_provider", null, null) },
         { status: 502, retryAfterSeconds: undefined, body: envelope("bad agent token", "upstream_error", null, null) },

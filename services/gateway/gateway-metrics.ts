@@ -106,7 +106,14 @@ export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayM
       metrics.duration.observe({ operation: operationLabel(operation) }, seconds);
       metrics.requests.inc({ route, model: answeredBy?.model.id ?? UNROUTED_MODEL, status_class: `${Math.floor(status / 100)}xx` });
       log.debug(
-        { requestId: request.id, route, status, provider: answeredBy?.provider.id, model: answeredBy?.model.id, durationMs: seconds * 1000 },
+        {
+          requestId: request.id,
+          route,
+          status,
+          provider: answeredBy?.provider.id,
+          model: answeredBy?.model.id,
+          durationMs: seconds * 1000,
+        },
         "inference request answered",
       );
     });

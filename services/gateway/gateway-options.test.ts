@@ -20,7 +20,12 @@ import { DEFAULT_RATE_LIMITS } from "./rate-limits.js";
 import { DEFAULT_RECONNECT_GRACE_MS } from "./routing-table.js";
 
 const log = createLogger("gateway", "silent");
-const REQUIRED: GatewayOptions = { registry: "http://127.0.0.1:7700", meshToken: "mesh-token-0123456789", log, listen: { host: "127.0.0.1", port: 0 } };
+const REQUIRED: GatewayOptions = {
+  registry: "http://127.0.0.1:7700",
+  meshToken: "mesh-token-0123456789",
+  log,
+  listen: { host: "127.0.0.1", port: 0 },
+};
 
 function refusal(options: Partial<GatewayOptions>): { setting: string; message: string } {
   try {
@@ -56,7 +61,12 @@ describe("gateway options", () => {
   });
 
   it("merge partial guardrails, rate limits and circuit settings over their defaults", () => {
-    const settings = resolveGatewayOptions({ ...REQUIRED, guardrails: { maxTokens: 100 }, rateLimits: { concurrentStreams: 0 }, circuit: { cooldownMs: 50 } });
+    const settings = resolveGatewayOptions({
+      ...REQUIRED,
+      guardrails: { maxTokens: 100 },
+      rateLimits: { concurrentStreams: 0 },
+      circuit: { cooldownMs: 50 },
+    });
     expect(settings.guardrails).to.deep.equal({ ...DEFAULT_GUARDRAILS, maxTokens: 100 });
     expect(settings.rateLimits).to.deep.equal({ ...DEFAULT_RATE_LIMITS, concurrentStreams: 0 });
     expect(settings.circuit).to.deep.equal({ failureThreshold: DEFAULT_FAILURE_THRESHOLD, cooldownMs: 50 });

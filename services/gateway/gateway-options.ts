@@ -129,7 +129,8 @@ export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings 
     ["shutdownGraceMs", settings.shutdownGraceMs, 0],
   ];
   for (const [name, value, min] of counts) {
-    if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(name, `the gateway's ${name} must be a whole number of at least ${min}, got ${value}`);
+    if (!Number.isSafeInteger(value) || value < min)
+      throw new ConfigError(name, `the gateway's ${name} must be a whole number of at least ${min}, got ${value}`);
   }
   return Object.freeze(settings);
 }

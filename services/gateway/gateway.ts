@@ -81,11 +81,19 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
-  const http = createHttpApp({ log: settings.log, bodyLimitBytes: settings.bodyLimitBytes, maxUploadBytes: settings.maxUploadBytes, authenticate });
+  const http = createHttpApp({
+    log: settings.log,
+    bodyLimitBytes: settings.bodyLimitBytes,
+    maxUploadBytes: settings.maxUploadBytes,
+    authenticate,
+  });
   // A plugin, so these routes are added once @fastify/swagger is loaded and it documents them.
   void http.register(async (ops) => {
     ops.get("/openapi.json", { schema: { hide: true } }, async () => http.swagger());
-    ops.get("/health", { schema: HEALTH_SCHEMA }, async () => ({ status: "ok", registry: registryLink.connected ? "connected" : "disconnected" }));
+    ops.get("/health", { schema: HEALTH_SCHEMA }, async () => ({
+      status: "ok",
+      registry: registryLink.connected ? "connected" : "disconnected",
+    }));
     ops.get("/metrics", { schema: METRICS_SCHEMA }, async (_request, reply) => {
       void reply.header("content-type", metrics.registry.contentType);
       return metrics.registry.metrics();
@@ -110,7 +118,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
 
   const inferenceService = createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: settings.requestTimeoutMs });
-  const grpcServer = createGrpcServer({ services: [bindService(InferenceService, inferenceService)], maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
+  const grpcServer = createGrpcServer({
+    services: [bindService(InferenceService, inferenceService)],
+    maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
+  });
 
   return {
     settings,
@@ -121,7 +132,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     async listen() {
       await http.listen({ host: settings.listen.host, port: settings.listen.port });
       const httpPort = (http.server.address() as { port: number }).port;
-      const grpc = settings.grpcListen && { host: settings.grpcListen.host, port: await grpcServer.listen(formatHostPort(settings.grpcListen)) };
+      const grpc = settings.grpcListen && {
+        host: settings.grpcListen.host,
+        port: await grpcServer.listen(formatHostPort(settings.grpcListen)),
+      };
       return { http: { host: settings.listen.host, port: httpPort }, grpc: grpc || undefined };
     },
     async close() {

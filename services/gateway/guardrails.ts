@@ -33,7 +33,10 @@ export function checkInputSize(body: JsonObject, guardrails: Guardrails): void {
 
 /** overTokenCeiling tells whether the body asks for more output tokens than the ceiling allows. */
 export function overTokenCeiling(body: JsonObject, guardrails: Guardrails): boolean {
-  return guardrails.maxTokens > 0 && TOKEN_FIELDS.some((field) => typeof body[field] === "number" && (body[field] as number) > guardrails.maxTokens);
+  return (
+    guardrails.maxTokens > 0 &&
+    TOKEN_FIELDS.some((field) => typeof body[field] === "number" && (body[field] as number) > guardrails.maxTokens)
+  );
 }
 
 /** clampTokens returns the body with its token limits lowered to the ceiling, as inference.club's API does. */
@@ -64,4 +67,3 @@ function textChars(value: unknown): number {
   }
   return chars;
 }
-

@@ -88,7 +88,10 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     const failure = error instanceof GatewayError ? error : fromFastifyError(error);
     if (failure.status >= 500) {
       const answeredBy = request.dispatch?.answeredBy;
-      request.log.warn({ err: error, requestId: request.id, provider: answeredBy?.provider.id, model: answeredBy?.model.id }, failure.message);
+      request.log.warn(
+        { err: error, requestId: request.id, provider: answeredBy?.provider.id, model: answeredBy?.model.id },
+        failure.message,
+      );
     }
     if (failure.retryAfterSeconds !== undefined) void reply.header("retry-after", String(failure.retryAfterSeconds));
     if (failure.status === 413 && !request.raw.readableEnded) {

@@ -3,7 +3,7 @@ import type { Clock } from "../shared/clock.js";
 import { operationLabel } from "../shared/inference-catalog.js";
 import { writeAnswer } from "./answer-writer.js";
 import type { Dispatch, Dispatcher } from "./dispatcher.js";
-import { TOKEN_TYPES, type GatewayMetrics } from "./gateway-metrics.js";
+import { type GatewayMetrics, TOKEN_TYPES } from "./gateway-metrics.js";
 import type { InferenceRequest } from "./inference-request.js";
 import { StreamSlots } from "./rate-limits.js";
 import { SilenceTicker } from "./silence-ticker.js";

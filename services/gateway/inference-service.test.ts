@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
-import { InferenceCallSchema, MediaFileSchema, MediaRole, Operation, type InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
+import { type InferenceCall, InferenceCallSchema, MediaFileSchema, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { GatewayError } from "./gateway-errors.js";
 import { readCall } from "./inference-service.js";
 
@@ -36,7 +36,9 @@ describe("readCall (the gRPC face's reading of a call)", () => {
   });
 
   it("refuses an empty model", () => {
-    expect(refusal(call({ operation: Operation.CHAT_COMPLETION, model: "", body: chatBody }))).to.deep.equal(invalid("call.model is required"));
+    expect(refusal(call({ operation: Operation.CHAT_COMPLETION, model: "", body: chatBody }))).to.deep.equal(
+      invalid("call.model is required"),
+    );
   });
 
   it("refuses a body that is empty or not JSON, naming call.body and keeping the reason as the cause", () => {
@@ -67,7 +69,11 @@ describe("readCall (the gRPC face's reading of a call)", () => {
   });
 
   it("refuses a body that is JSON but not an object", () => {
-    expect(["[1,2]", "null", '"text"', "42"].map((body) => refusal(call({ operation: Operation.CHAT_COMPLETION, model: "m", body: Buffer.from(body) })))).to.deep.equal([
+    expect(
+      ["[1,2]", "null", '"text"', "42"].map((body) =>
+        refusal(call({ operation: Operation.CHAT_COMPLETION, model: "m", body: Buffer.from(body) })),
+      ),
+    ).to.deep.equal([
       invalid("call.body must be a JSON object"),
       invalid("call.body must be a JSON object"),
       invalid("call.body must be a JSON object"),

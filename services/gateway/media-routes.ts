@@ -74,7 +74,11 @@ export function transcription(form: MultipartForm): InferenceRequest {
   expectOnly(form, ["file"]);
   notEmpty(audio);
   checkTranscriptionFields(form.fields);
-  return formRequest(Operation.TRANSCRIPTION, form, audio.map((file) => mediaFile(MediaRole.AUDIO, file)));
+  return formRequest(
+    Operation.TRANSCRIPTION,
+    form,
+    audio.map((file) => mediaFile(MediaRole.AUDIO, file)),
+  );
 }
 
 /** imageEdit reads an image edit form: images in 'image' or 'image[]', at most one mask, then the text fields. */
@@ -84,7 +88,8 @@ export function imageEdit(form: MultipartForm): InferenceRequest {
   if (images.length === 0) {
     throw invalidRequest("Provide an image in 'image' (or several in 'image[]').", { param: "image", code: "missing_file" });
   }
-  if (images.length > MAX_EDIT_IMAGES) throw invalidRequest(`At most ${MAX_EDIT_IMAGES} images.`, { param: "image", code: "too_many_files" });
+  if (images.length > MAX_EDIT_IMAGES)
+    throw invalidRequest(`At most ${MAX_EDIT_IMAGES} images.`, { param: "image", code: "too_many_files" });
   if (masks.length > 1) throw invalidRequest("Provide at most one mask.", { param: "mask", code: "too_many_files" });
   expectOnly(form, ["image", "image[]", "mask"]);
   notEmpty([...images, ...masks]);
@@ -124,6 +129,9 @@ function expectOnly(form: MultipartForm, fields: readonly string[]): void {
 function notEmpty(files: readonly UploadedFile[]): void {
   const empty = files.find((file) => file.data.byteLength === 0);
   if (empty) {
-    throw invalidRequest(`The file in '${empty.field}' is empty.`, { param: empty.field === "image[]" ? "image" : empty.field, code: "empty_file" });
+    throw invalidRequest(`The file in '${empty.field}' is empty.`, {
+      param: empty.field === "image[]" ? "image" : empty.field,
+      code: "empty_file",
+    });
   }
 }

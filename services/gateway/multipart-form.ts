@@ -60,7 +60,8 @@ async function readParts(request: FastifyRequest, maxUploadBytes: number): Promi
       throw invalidMultipart(`A form field's name is longer than ${MAX_FIELD_NAME_LENGTH} characters.`);
     }
     if (part.type === "field") {
-      if (part.valueTruncated) throw tooLarge(`The field '${part.fieldname}' is larger than ${MAX_FIELD_BYTES} bytes.`, { param: part.fieldname });
+      if (part.valueTruncated)
+        throw tooLarge(`The field '${part.fieldname}' is larger than ${MAX_FIELD_BYTES} bytes.`, { param: part.fieldname });
       const value = typeof part.value === "string" ? part.value : String(part.value);
       const previous = fields[part.fieldname];
       fields[part.fieldname] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
@@ -75,7 +76,12 @@ async function readParts(request: FastifyRequest, maxUploadBytes: number): Promi
     }
     if (part.file.truncated) throw uploadTooLarge(maxUploadBytes);
     total += size;
-    files.push({ field: part.fieldname, filename: unescapeFilename(part.filename), contentType: part.mimetype, data: Buffer.concat(chunks, size) });
+    files.push({
+      field: part.fieldname,
+      filename: unescapeFilename(part.filename),
+      contentType: part.mimetype,
+      data: Buffer.concat(chunks, size),
+    });
   }
   return { fields, files };
 }
@@ -104,7 +110,7 @@ function invalidMultipart(message: string, cause?: unknown): GatewayError {
  * a filename: `"` as %22 and line breaks as %0A and %0D. The provider gets the name the user's file really has.
  */
 export function unescapeFilename(filename: string): string {
-  return filename.replace(/%22|%0A|%0D/gi, (escape) => (escape === "%22" ? '"' : escape.toUpperCase() === "%0A" ? "\n" : "\r"));
+  return filename.replace(/%22|%0A|%0D/gi, (sequence) => (sequence === "%22" ? '"' : sequence.toUpperCase() === "%0A" ? "\n" : "\r"));
 }
 
 /** uploadTooLarge is the 413 for an upload over the limit. */

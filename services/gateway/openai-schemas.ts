@@ -36,7 +36,12 @@ const MAX_TOKENS_LIMIT = Number.MAX_SAFE_INTEGER;
 
 // A request body that is valid JSON but not an object gets the same code as one that is not JSON at all.
 const requestObject = { type: "object", "x-type-error-code": "invalid_json" } as const;
-const model = { type: "string", minLength: 1, description: "A model id from /v1/models (matched case-insensitively).", examples: ["sim-llama"] } as const;
+const model = {
+  type: "string",
+  minLength: 1,
+  description: "A model id from /v1/models (matched case-insensitively).",
+  examples: ["sim-llama"],
+} as const;
 const stream = { type: ["boolean", "null"], description: "Answer as server-sent events." } as const;
 const binary = { type: "string", format: "binary" } as const;
 const sseStream = {
@@ -62,8 +67,14 @@ const errorEnvelope = {
 } as const;
 
 const errors = {
-  "4xx": { description: "The request was refused (bad input, bad key, unknown model, rate limit).", content: { "application/json": { schema: errorEnvelope } } },
-  "5xx": { description: "The mesh failed to answer (no provider, upstream failure, timeout).", content: { "application/json": { schema: errorEnvelope } } },
+  "4xx": {
+    description: "The request was refused (bad input, bad key, unknown model, rate limit).",
+    content: { "application/json": { schema: errorEnvelope } },
+  },
+  "5xx": {
+    description: "The mesh failed to answer (no provider, upstream failure, timeout).",
+    content: { "application/json": { schema: errorEnvelope } },
+  },
 } as const;
 
 const json = (schema: object, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -201,7 +212,12 @@ export const SPEECH_BODY = {
 
 // A multipart form's text fields are strings, or arrays of strings when a field is repeated.
 const formModel = { ...model, "x-type-error-code": "invalid_value" } as const;
-const formStream = { type: "string", enum: ["true", "false"], "x-type-error-code": "invalid_value", description: "'true' for server-sent events." } as const;
+const formStream = {
+  type: "string",
+  enum: ["true", "false"],
+  "x-type-error-code": "invalid_value",
+  description: "'true' for server-sent events.",
+} as const;
 const formText = { type: ["string", "array"], items: { type: "string" } } as const;
 
 /** TRANSCRIPTION_FIELDS are the text fields of POST /v1/audio/transcriptions; other fields pass to the provider. */
@@ -228,7 +244,12 @@ export const IMAGE_EDIT_FIELDS = {
   properties: {
     model: formModel,
     prompt: { type: "string", minLength: 1, "x-type-error-code": "invalid_value" },
-    n: { type: "string", pattern: "^([1-9]|10)$", "x-type-error-code": "invalid_value", description: `a whole number from 1 to ${MAX_IMAGES}` },
+    n: {
+      type: "string",
+      pattern: "^([1-9]|10)$",
+      "x-type-error-code": "invalid_value",
+      description: `a whole number from 1 to ${MAX_IMAGES}`,
+    },
     size: formText,
     response_format: { type: "string", enum: ["b64_json", "url"], "x-type-error-code": "invalid_value" },
     stream: formStream,
@@ -236,7 +257,11 @@ export const IMAGE_EDIT_FIELDS = {
 } as const;
 
 /** multipartBody documents a multipart route: its text fields' schema, plus its files. */
-function multipartBody(fields: { readonly required: readonly string[]; readonly properties: object }, files: Record<string, object>, requiredFiles: readonly string[]) {
+function multipartBody(
+  fields: { readonly required: readonly string[]; readonly properties: object },
+  files: Record<string, object>,
+  requiredFiles: readonly string[],
+) {
   return {
     content: {
       "multipart/form-data": {
@@ -279,7 +304,14 @@ export const MODELS_SCHEMA = {
   tags: ["models"],
   operationId: "listModels",
   response: {
-    200: json({ type: "object", required: ["object", "data"], properties: { object: { const: "list" }, data: { type: "array", items: modelEntry } } }, "The models online providers serve to this key."),
+    200: json(
+      {
+        type: "object",
+        required: ["object", "data"],
+        properties: { object: { const: "list" }, data: { type: "array", items: modelEntry } },
+      },
+      "The models online providers serve to this key.",
+    ),
     ...errors,
   },
 } as const satisfies FastifySchema;
@@ -320,7 +352,9 @@ export const COMPLETIONS_SCHEMA = {
     200: {
       description: "The completion; with `stream: true`, `text_completion` events.",
       content: {
-        "application/json": { schema: completionObject("text_completion", { type: "object", properties: { ...choiceCommon, text: { type: "string" } } }) },
+        "application/json": {
+          schema: completionObject("text_completion", { type: "object", properties: { ...choiceCommon, text: { type: "string" } } }),
+        },
         "text/event-stream": sseStream,
       },
     },
@@ -355,7 +389,10 @@ export const IMAGE_GENERATIONS_SCHEMA = {
   operationId: "createImage",
   body: IMAGE_GENERATIONS_BODY,
   response: {
-    200: { description: "The images; with `stream: true`, image generation events.", content: { "application/json": { schema: images }, "text/event-stream": sseStream } },
+    200: {
+      description: "The images; with `stream: true`, image generation events.",
+      content: { "application/json": { schema: images }, "text/event-stream": sseStream },
+    },
     ...errors,
   },
 } as const satisfies FastifySchema;
@@ -469,7 +506,11 @@ export const HEALTH_SCHEMA = {
   security: [],
   response: {
     200: json(
-      { type: "object", required: ["status", "registry"], properties: { status: { const: "ok" }, registry: { type: "string", enum: ["connected", "disconnected"] } } },
+      {
+        type: "object",
+        required: ["status", "registry"],
+        properties: { status: { const: "ok" }, registry: { type: "string", enum: ["connected", "disconnected"] } },
+      },
       "The gateway is up.",
     ),
   },

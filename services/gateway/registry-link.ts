@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { Principal, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { createRegistryClient } from "../shared/grpc/registry-client.js";
 import type { Logger } from "../shared/logger.js";

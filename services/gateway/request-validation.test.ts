@@ -3,7 +3,14 @@ import { expect } from "chai";
 import Fastify from "fastify";
 import { GatewayError } from "./gateway-errors.js";
 import { AGENT_HEARTBEAT_BODY, CHAT_COMPLETIONS_BODY, IMAGE_EDIT_FIELDS, TRANSCRIPTION_FIELDS } from "./openai-schemas.js";
-import { compileChecker, MAX_JSON_DEPTH, parseJsonBody, requestValidatorCompiler, type JsonBody, type JsonObject } from "./request-validation.js";
+import {
+  compileChecker,
+  type JsonBody,
+  type JsonObject,
+  MAX_JSON_DEPTH,
+  parseJsonBody,
+  requestValidatorCompiler,
+} from "./request-validation.js";
 
 /** Validated is what the gateway's body validator gives Fastify: the body to hand the route, or the error to answer. */
 type Validated = { readonly value: JsonBody } | { readonly error: GatewayError };
@@ -57,27 +64,39 @@ const messages = [{ role: "user", content: "hi" }];
 describe("request validation", () => {
   describe("a chat completion body, as Fastify validates it", () => {
     it("asks for a model when the model is missing", () => {
-      expect(outcome(chat(json({ messages })))).to.deep.equal(refused("you must provide a model parameter", "model", "missing_required_parameter"));
+      expect(outcome(chat(json({ messages })))).to.deep.equal(
+        refused("you must provide a model parameter", "model", "missing_required_parameter"),
+      );
     });
 
     it("treats a null model as a missing one", () => {
-      expect(outcome(chat(json({ model: null, messages })))).to.deep.equal(refused("you must provide a model parameter", "model", "missing_required_parameter"));
+      expect(outcome(chat(json({ model: null, messages })))).to.deep.equal(
+        refused("you must provide a model parameter", "model", "missing_required_parameter"),
+      );
     });
 
     it("refuses an empty model name", () => {
-      expect(outcome(chat(json({ model: "", messages })))).to.deep.equal(refused("'model' must not be empty.", "model", "missing_required_parameter"));
+      expect(outcome(chat(json({ model: "", messages })))).to.deep.equal(
+        refused("'model' must not be empty.", "model", "missing_required_parameter"),
+      );
     });
 
     it("refuses missing messages with the code OpenAI gives, invalid_type", () => {
-      expect(outcome(chat(json({ model: "m" })))).to.deep.equal(refused("'messages' is required: it must be an array.", "messages", "invalid_type"));
+      expect(outcome(chat(json({ model: "m" })))).to.deep.equal(
+        refused("'messages' is required: it must be an array.", "messages", "invalid_type"),
+      );
     });
 
     it("refuses empty messages as empty_array", () => {
-      expect(outcome(chat(json({ model: "m", messages: [] })))).to.deep.equal(refused("'messages' must not be empty.", "messages", "empty_array"));
+      expect(outcome(chat(json({ model: "m", messages: [] })))).to.deep.equal(
+        refused("'messages' must not be empty.", "messages", "empty_array"),
+      );
     });
 
     it("refuses messages that are not an array", () => {
-      expect(outcome(chat(json({ model: "m", messages: "hi" })))).to.deep.equal(refused("'messages' must be an array.", "messages", "invalid_type"));
+      expect(outcome(chat(json({ model: "m", messages: "hi" })))).to.deep.equal(
+        refused("'messages' must be an array.", "messages", "invalid_type"),
+      );
     });
 
     it("names the message without a role by its index", () => {
@@ -109,7 +128,9 @@ describe("request validation", () => {
 
     it("refuses a body that starts with a byte order mark", () => {
       const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json({ model: "m", messages })]);
-      expect(outcome(chat(body))).to.deep.equal(refused("The request body starts with a byte order mark; send JSON without one.", null, "invalid_json"));
+      expect(outcome(chat(body))).to.deep.equal(
+        refused("The request body starts with a byte order mark; send JSON without one.", null, "invalid_json"),
+      );
     });
 
     it("refuses a body that is not valid UTF-8 rather than decoding it leniently", () => {
@@ -118,12 +139,15 @@ describe("request validation", () => {
     });
 
     it("refuses a body that is not JSON, quoting the parser", () => {
-      expect(outcome(chat(Buffer.from('{"model":')))).to.deep.equal(refused("The request body is not valid JSON: Unexpected end of JSON input", null, "invalid_json"));
+      expect(outcome(chat(Buffer.from('{"model":')))).to.deep.equal(
+        refused("The request body is not valid JSON: Unexpected end of JSON input", null, "invalid_json"),
+      );
     });
 
     it(`accepts nesting ${MAX_JSON_DEPTH} deep and refuses one level more as json_too_deep`, () => {
       // The body object is the first level; x adds the rest.
-      const nested = (levels: number) => Buffer.from(`{"model":"m","messages":[{"role":"user"}],"x":${"[".repeat(levels)}${"]".repeat(levels)}}`);
+      const nested = (levels: number) =>
+        Buffer.from(`{"model":"m","messages":[{"role":"user"}],"x":${"[".repeat(levels)}${"]".repeat(levels)}}`);
       expect(outcome(chat(nested(MAX_JSON_DEPTH - 1)))).to.have.property("json");
       expect(outcome(chat(nested(MAX_JSON_DEPTH)))).to.deep.equal(
         refused(`The request body nests arrays and objects more than ${MAX_JSON_DEPTH} deep.`, null, "json_too_deep"),
@@ -133,7 +157,9 @@ describe("request validation", () => {
     it("refuses a deeply nested body without overflowing the stack", () => {
       const levels = 100_000;
       const body = Buffer.from(`{"model":"m","messages":[{"role":"user"}],"x":${"[".repeat(levels)}${"]".repeat(levels)}}`);
-      expect(outcome(chat(body))).to.deep.equal(refused(`The request body nests arrays and objects more than ${MAX_JSON_DEPTH} deep.`, null, "json_too_deep"));
+      expect(outcome(chat(body))).to.deep.equal(
+        refused(`The request body nests arrays and objects more than ${MAX_JSON_DEPTH} deep.`, null, "json_too_deep"),
+      );
     });
 
     it("refuses an empty or blank body where the schema requires fields", () => {
@@ -155,7 +181,10 @@ describe("request validation", () => {
     });
 
     it("coerces nothing: a string where the schema wants a boolean or a number is refused", () => {
-      expect([outcome(chat(json({ model: "m", messages, stream: "true" }))), outcome(chat(json({ model: "m", messages, n: "2" })))]).to.deep.equal([
+      expect([
+        outcome(chat(json({ model: "m", messages, stream: "true" }))),
+        outcome(chat(json({ model: "m", messages, n: "2" }))),
+      ]).to.deep.equal([
         refused("'stream' must be true or false.", "stream", "invalid_type"),
         refused("'n' must be a whole number.", "n", "invalid_type"),
       ]);
@@ -185,7 +214,13 @@ describe("request validation", () => {
 
   describe("requestValidatorCompiler for other parts", () => {
     it("leaves a multipart body to its route", () => {
-      const validate = requestValidatorCompiler({ schema: TRANSCRIPTION_FIELDS, httpPart: "body", contentType: "multipart/form-data", method: "POST", url: "/v1/audio/transcriptions" });
+      const validate = requestValidatorCompiler({
+        schema: TRANSCRIPTION_FIELDS,
+        httpPart: "body",
+        contentType: "multipart/form-data",
+        method: "POST",
+        url: "/v1/audio/transcriptions",
+      });
       expect(validate("anything")).to.equal(true);
     });
   });
@@ -228,7 +263,9 @@ describe("request validation", () => {
     });
 
     it("refuses a stream field other than 'true' or 'false'", () => {
-      expect(thrown(() => transcription({ model: "whisper", stream: "yes" }))).to.deep.equal(refused("'stream' must be one of true, false.", "stream", "invalid_value"));
+      expect(thrown(() => transcription({ model: "whisper", stream: "yes" }))).to.deep.equal(
+        refused("'stream' must be one of true, false.", "stream", "invalid_value"),
+      );
     });
   });
 
@@ -268,14 +305,34 @@ describe("request validation", () => {
       });
       try {
         const sent = '{"model":"m", "messages":[{"role":"user"}]}';
-        const ok = await app.inject({ method: "POST", url: "/v1/chat/completions", headers: { "content-type": "application/json" }, payload: sent });
-        const bad = await app.inject({ method: "POST", url: "/v1/chat/completions", headers: { "content-type": "application/json" }, payload: "[]" });
+        const ok = await app.inject({
+          method: "POST",
+          url: "/v1/chat/completions",
+          headers: { "content-type": "application/json" },
+          payload: sent,
+        });
+        const bad = await app.inject({
+          method: "POST",
+          url: "/v1/chat/completions",
+          headers: { "content-type": "application/json" },
+          payload: "[]",
+        });
         expect([
           { status: ok.statusCode, body: ok.json<unknown>() },
           { status: bad.statusCode, body: bad.json<unknown>() },
         ]).to.deep.equal([
           { status: 200, body: { bytes: sent, json: { model: "m", messages: [{ role: "user" }] } } },
-          { status: 400, body: { error: { message: "The request body must be a JSON object.", type: "invalid_request_error", param: null, code: "invalid_json" } } },
+          {
+            status: 400,
+            body: {
+              error: {
+                message: "The request body must be a JSON object.",
+                type: "invalid_request_error",
+                param: null,
+                code: "invalid_json",
+              },
+            },
+          },
         ]);
       } finally {
         await app.close();

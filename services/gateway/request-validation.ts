@@ -150,10 +150,14 @@ function validationError(error: ErrorObject | undefined, root: SchemaNode): Gate
   switch (error.keyword) {
     case "type": {
       // JSON.parse reads 1e309 as Infinity: a number, out of any range.
-      if (typeof error.data === "number" && !Number.isFinite(error.data) && isNumeric(schema)) return invalidRequest(`${named} must be ${rangeText(schema)}.`, { ...detail, code: "invalid_value" });
+      if (typeof error.data === "number" && !Number.isFinite(error.data) && isNumeric(schema))
+        return invalidRequest(`${named} must be ${rangeText(schema)}.`, { ...detail, code: "invalid_value" });
       const code = schema["x-type-error-code"] ?? "invalid_type";
       // A body that is not an object is a body that is not the JSON asked for: no parameter is at fault.
-      return invalidRequest(`${named} must be ${typeText(schema.type, param === "")}.`, code === "invalid_json" ? { code } : { ...detail, code });
+      return invalidRequest(
+        `${named} must be ${typeText(schema.type, param === "")}.`,
+        code === "invalid_json" ? { code } : { ...detail, code },
+      );
     }
     case "minItems":
       return invalidRequest(limit === 1 ? `${named} must not be empty.` : `${named} must have at least ${limit} items.`, {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { ProviderSchema, WatchProvidersResponseSchema, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
+import { type Provider, ProviderSchema, WatchProvidersResponseSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { RoutingTable } from "./routing-table.js";
 
@@ -11,8 +11,7 @@ function provider(id: string, endpoint = `127.0.0.1:${1000 + id.length}`): Provi
   return create(ProviderSchema, { id, ownerUserId: "u1", online: true, endpoint, models: [{ id: "m", serviceType: ServiceType.LLM }] });
 }
 
-const snapshot = (...providers: Provider[]) =>
-  create(WatchProvidersResponseSchema, { event: { case: "snapshot", value: { providers } } });
+const snapshot = (...providers: Provider[]) => create(WatchProvidersResponseSchema, { event: { case: "snapshot", value: { providers } } });
 
 const ids = (table: RoutingTable) => {
   const found = table.lookup(owner, "m", ServiceType.LLM);

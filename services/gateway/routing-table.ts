@@ -1,6 +1,6 @@
-import { ServiceType, type Model } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { ProviderState, type Provider, type WatchProvidersResponse } from "../../gen/infermesh/v1/registry_pb.js";
-import { systemClock, type Clock, type TimerHandle } from "../shared/clock.js";
+import { type Model, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { type Provider, ProviderState, type WatchProvidersResponse } from "../../gen/infermesh/v1/registry_pb.js";
+import { type Clock, systemClock, type TimerHandle } from "../shared/clock.js";
 import { canSee, type Viewer } from "../shared/visibility.js";
 
 /** Route is one provider that can serve a request, with the model as that provider serves it. */
@@ -103,13 +103,16 @@ export class RoutingTable {
   #scheduleSweep(): void {
     this.#sweep?.cancel();
     const next = Math.min(...this.#unconfirmed.values());
-    this.#sweep = this.#clock().setTimer(() => {
-      const now = this.#clock().now();
-      for (const [id, deadline] of [...this.#unconfirmed]) if (deadline <= now) this.#remove(id);
-      this.#dirty = true;
-      this.#version++;
-      if (this.#unconfirmed.size > 0) this.#scheduleSweep();
-    }, Math.max(0, next - this.#clock().now()));
+    this.#sweep = this.#clock().setTimer(
+      () => {
+        const now = this.#clock().now();
+        for (const [id, deadline] of [...this.#unconfirmed]) if (deadline <= now) this.#remove(id);
+        this.#dirty = true;
+        this.#version++;
+        if (this.#unconfirmed.size > 0) this.#scheduleSweep();
+      },
+      Math.max(0, next - this.#clock().now()),
+    );
   }
 
   #clock(): Clock {

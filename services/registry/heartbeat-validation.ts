@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ServiceType, Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { ProviderState, Visibility, type HeartbeatRequest } from "../../gen/infermesh/v1/registry_pb.js";
+import { Modality, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
+import { type HeartbeatRequest, ProviderState, Visibility } from "../../gen/infermesh/v1/registry_pb.js";
 
 /** MAX_MODELS_PER_PROVIDER bounds one heartbeat's model list. */
 export const MAX_MODELS_PER_PROVIDER = 1024;

@@ -3,14 +3,14 @@ import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
   ChangeCause,
+  type HeartbeatRequest,
   HeartbeatRequestSchema,
   ProviderState,
   Visibility,
-  type HeartbeatRequest,
 } from "../../gen/infermesh/v1/registry_pb.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { canSee } from "../shared/visibility.js";
-import { ProviderTable, type ProviderChangeEvent } from "./provider-table.js";
+import { type ProviderChangeEvent, ProviderTable } from "./provider-table.js";
 
 const alice = { userId: "u-alice", userName: "alice", keyId: "k1" };
 const TTL_MS = 30_000;
@@ -53,7 +53,10 @@ describe("ProviderTable", () => {
     clock.advance(10_000);
     expect(table.heartbeat(alice, heartbeat()).changed).to.equal(false);
     expect(table.heartbeat(alice, heartbeat({ load: { inFlight: 2, maxConcurrency: 4 } })).changed).to.equal(true);
-    const twoModels = [{ id: "llama", serviceType: ServiceType.LLM }, { id: "whisper", serviceType: ServiceType.STT }];
+    const twoModels = [
+      { id: "llama", serviceType: ServiceType.LLM },
+      { id: "whisper", serviceType: ServiceType.STT },
+    ];
     expect(table.heartbeat(alice, heartbeat({ load: { inFlight: 2, maxConcurrency: 4 }, models: twoModels })).changed).to.equal(true);
     const draining = heartbeat({ load: { inFlight: 2, maxConcurrency: 4 }, models: twoModels, state: ProviderState.DRAINING });
     expect(table.heartbeat(alice, draining).changed).to.equal(true);
@@ -116,18 +119,22 @@ describe("ProviderTable", () => {
       setTimer: (fn: () => void) => {
         const timer = { fn, cancelled: false };
         timers.push(timer);
-        return { cancel: () => void (timer.cancelled = true) };
+        return {
+          cancel: () => {
+            timer.cancelled = true;
+          },
+        };
       },
     };
     const events: ProviderChangeEvent[] = [];
     const late = new ProviderTable({ clock: frozen, ttlMs: TTL_MS, onChange: (e) => events.push(e) });
     late.heartbeat(alice, heartbeat());
     now = TTL_MS * 3;
-    timers.filter((t) => !t.cancelled).forEach((t) => t.fn());
+    for (const timer of timers.filter((t) => !t.cancelled)) timer.fn();
     expect(late.get("p1")?.online, "a heartbeat may be waiting unread").to.equal(true);
     late.heartbeat(alice, heartbeat());
     now += TTL_MS;
-    timers.filter((t) => !t.cancelled).forEach((t) => t.fn());
+    for (const timer of timers.filter((t) => !t.cancelled)) timer.fn();
     expect(late.get("p1")?.online, "an on-time expiry still expires").to.equal(false);
     expect(events.at(-1)?.cause).to.equal(ChangeCause.EXPIRED);
     late.close();

@@ -2,12 +2,12 @@ import { create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ChangeCause,
+  type HeartbeatRequest,
   HeartbeatRequestSchema,
+  type Provider,
   ProviderSchema,
   ProviderState,
   Visibility,
-  type HeartbeatRequest,
-  type Provider,
 } from "../../gen/infermesh/v1/registry_pb.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
 import type { Principal } from "./store/registry-store.js";

@@ -1,7 +1,7 @@
+import { status as GrpcStatus } from "@grpc/grpc-js";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import type { Provider } from "../../gen/infermesh/v1/registry_pb.js";
-import { status as GrpcStatus } from "@grpc/grpc-js";
 
 /** RegistryMetrics are the registry's Prometheus metrics, in a registry of their own so tests can run several. */
 export interface RegistryMetrics {

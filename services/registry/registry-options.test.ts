@@ -1,10 +1,20 @@
 import { expect } from "chai";
 import { systemClock } from "../shared/clock.js";
 import { ConfigError } from "../shared/config-error.js";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_TTL_INTERVALS, type RegistryOptions, resolveRegistryOptions } from "./registry.js";
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  DEFAULT_TTL_INTERVALS,
+  type RegistryOptions,
+  resolveRegistryOptions,
+} from "./registry.js";
 import type { RegistryStore } from "./store/registry-store.js";
 
-const REQUIRED: RegistryOptions = { store: {} as RegistryStore, meshToken: "mesh-token-0123456789", listen: { host: "127.0.0.1", port: 0 } };
+const REQUIRED: RegistryOptions = {
+  store: {} as RegistryStore,
+  meshToken: "mesh-token-0123456789",
+  listen: { host: "127.0.0.1", port: 0 },
+};
 
 describe("registry options", () => {
   it("apply every default once: the TTL follows the heartbeat interval", () => {

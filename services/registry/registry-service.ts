@@ -1,19 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  ApiKeySchema,
-  ProviderSchema,
-  type ApiKey,
-  type Provider,
-  type RegistryService,
-} from "../../gen/infermesh/v1/registry_pb.js";
+import { type ApiKey, ApiKeySchema, type Provider, ProviderSchema, type RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import type { GrpcImplementation } from "../shared/grpc/server.js";
+import { relayedOverHttp } from "../shared/heartbeat-relay.js";
+import { canSee } from "../shared/visibility.js";
 import type { Caller, CallerAuth } from "./caller-auth.js";
 import { unauthenticated } from "./caller-auth.js";
 import { validateHeartbeat, validateProviderId } from "./heartbeat-validation.js";
-import { relayedOverHttp } from "../shared/heartbeat-relay.js";
-import { canSee } from "../shared/visibility.js";
 import type { ProviderTable } from "./provider-table.js";
 import type { RegistryMetrics } from "./registry-metrics.js";
 import type { ApiKeyRecord, Principal, RegistryStore } from "./store/registry-store.js";

@@ -1,5 +1,5 @@
 import { ChangeCause, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
-import { systemClock, type Clock } from "../shared/clock.js";
+import { type Clock, systemClock } from "../shared/clock.js";
 import { ConfigError } from "../shared/config-error.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { formatHostPort, type HostPort } from "../shared/host-port.js";
@@ -73,7 +73,10 @@ export function resolveRegistryOptions(options: RegistryOptions): RegistrySettin
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
   const ttlMs = options.ttlMs ?? heartbeatIntervalMs * DEFAULT_TTL_INTERVALS;
   if (!(heartbeatIntervalMs >= MIN_HEARTBEAT_INTERVAL_MS)) {
-    throw new ConfigError("heartbeatIntervalMs", `the heartbeat interval must be at least ${MIN_HEARTBEAT_INTERVAL_MS} ms, got ${heartbeatIntervalMs}`);
+    throw new ConfigError(
+      "heartbeatIntervalMs",
+      `the heartbeat interval must be at least ${MIN_HEARTBEAT_INTERVAL_MS} ms, got ${heartbeatIntervalMs}`,
+    );
   }
   if (!(ttlMs >= heartbeatIntervalMs)) {
     throw new ConfigError("ttlMs", `the TTL must be at least one heartbeat interval (${heartbeatIntervalMs} ms), got ${ttlMs} ms`);
@@ -125,7 +128,9 @@ export function createRegistry(options: RegistryOptions): Registry {
     table,
     async listen() {
       const port = await server.listen(formatHostPort(settings.listen));
-      const metricsPort = settings.metricsListen ? await metricsServer?.listen(settings.metricsListen.host, settings.metricsListen.port) : undefined;
+      const metricsPort = settings.metricsListen
+        ? await metricsServer?.listen(settings.metricsListen.host, settings.metricsListen.port)
+        : undefined;
       return {
         grpc: { host: settings.listen.host, port },
         metrics: settings.metricsListen && metricsPort !== undefined ? { host: settings.metricsListen.host, port: metricsPort } : undefined,

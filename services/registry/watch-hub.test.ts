@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { ChangeCause, ProviderSchema, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
+import { ChangeCause, type Provider, ProviderSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import { WatchHub, type WatchView } from "./watch-hub.js";
 
 const everything: WatchView = (provider) => provider;
@@ -63,9 +63,9 @@ describe("WatchHub", () => {
   it("shows a watcher only what its view admits, and reports a provider leaving the view as offline", async () => {
     const hub = new WatchHub();
     const ownOnly: WatchView = (p) => (p.ownerUserId === "u1" ? p : undefined);
-    const stream = hub.watch([provider("mine"), provider("theirs", 0, true, "u2")], ownOnly, new AbortController().signal)[
-      Symbol.asyncIterator
-    ]();
+    const stream = hub
+      .watch([provider("mine"), provider("theirs", 0, true, "u2")], ownOnly, new AbortController().signal)
+      [Symbol.asyncIterator]();
     expect(await take(stream, 1)).to.deep.equal([{ kind: "snapshot", ids: ["mine"] }]);
     hub.publish({ provider: provider("theirs", 5, true, "u2"), cause: ChangeCause.HEARTBEAT });
     hub.publish({ provider: provider("mine", 0, true, "u2"), cause: ChangeCause.HEARTBEAT });

@@ -1,9 +1,5 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import {
-  ProviderSchema,
-  type Provider,
-  type WatchProvidersResponseSchema,
-} from "../../gen/infermesh/v1/registry_pb.js";
+import { type Provider, ProviderSchema, type WatchProvidersResponseSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import type { ProviderChangeEvent } from "./provider-table.js";
 
 type WatchEvent = MessageInitShape<typeof WatchProvidersResponseSchema>;

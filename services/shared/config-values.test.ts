@@ -1,6 +1,14 @@
 import { expect } from "chai";
 import { ConfigError } from "./config-error.js";
-import { listInWords, parseBaseUrl, parseDialAddress, parseLogLevel, parsePort, parseRegistryUrl, parseWholeNumber } from "./config-values.js";
+import {
+  listInWords,
+  parseBaseUrl,
+  parseDialAddress,
+  parseLogLevel,
+  parsePort,
+  parseRegistryUrl,
+  parseWholeNumber,
+} from "./config-values.js";
 import { formatHostPort, parseHostPort } from "./host-port.js";
 
 function refused(run: () => unknown): ConfigError {
@@ -22,10 +30,15 @@ describe("config values", () => {
 
   it("says in words what an address expects, naming the setting", () => {
     const error = refused(() => parseHostPort("--listen", "localhost"));
-    expect([error.setting, error.message]).to.deep.equal(["--listen", "--listen expects HOST:PORT with a port from 0 to 65535, got 'localhost'"]);
+    expect([error.setting, error.message]).to.deep.equal([
+      "--listen",
+      "--listen expects HOST:PORT with a port from 0 to 65535, got 'localhost'",
+    ]);
     expect(refused(() => parseHostPort("--listen", "h:65536")).message).to.match(/port from 0 to 65535/);
     expect(refused(() => parseDialAddress("--agent", "h:0")).message).to.equal("--agent expects a port from 1 to 65535, got 'h:0'");
-    expect(refused(() => parseDialAddress("--agent", "h")).message).to.equal("--agent expects HOST:PORT with a port from 1 to 65535, got 'h'");
+    expect(refused(() => parseDialAddress("--agent", "h")).message).to.equal(
+      "--agent expects HOST:PORT with a port from 1 to 65535, got 'h'",
+    );
     expect(refused(() => parsePort("--port", "http")).message).to.equal("--port expects a port from 0 to 65535, got 'http'");
   });
 
@@ -36,7 +49,9 @@ describe("config values", () => {
     expect(parseRegistryUrl("--registry", "https://registry.example:443/")).to.equal("https://registry.example");
     const error = refused(() => parseBaseUrl("--upstream", "http://user:hunter2@h:1"));
     expect(error.message).to.equal("--upstream expects a URL without a user name or password");
-    expect(refused(() => parseBaseUrl("--upstream", "ftp://h")).message).to.equal("--upstream expects an http:// or https:// URL, got 'ftp://h'");
+    expect(refused(() => parseBaseUrl("--upstream", "ftp://h")).message).to.equal(
+      "--upstream expects an http:// or https:// URL, got 'ftp://h'",
+    );
   });
 
   it("reads whole numbers from text or JSON numbers, in the unit it names", () => {

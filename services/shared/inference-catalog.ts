@@ -29,9 +29,30 @@ export interface ServiceTypeInfo {
 /** SERVICE_TYPES are the service types, in the order they are listed to users. */
 export const SERVICE_TYPES: readonly ServiceTypeInfo[] = Object.freeze([
   { name: "llm", serviceType: ServiceType.LLM, article: "an", noun: "model", inputs: [Modality.TEXT], outputs: [Modality.TEXT] },
-  { name: "stt", serviceType: ServiceType.STT, article: "an", noun: "speech-to-text model", inputs: [Modality.AUDIO], outputs: [Modality.TEXT] },
-  { name: "image", serviceType: ServiceType.IMAGE, article: "an", noun: "image model", inputs: [Modality.TEXT, Modality.IMAGE], outputs: [Modality.IMAGE] },
-  { name: "tts", serviceType: ServiceType.TTS, article: "a", noun: "text-to-speech model", inputs: [Modality.TEXT], outputs: [Modality.AUDIO] },
+  {
+    name: "stt",
+    serviceType: ServiceType.STT,
+    article: "an",
+    noun: "speech-to-text model",
+    inputs: [Modality.AUDIO],
+    outputs: [Modality.TEXT],
+  },
+  {
+    name: "image",
+    serviceType: ServiceType.IMAGE,
+    article: "an",
+    noun: "image model",
+    inputs: [Modality.TEXT, Modality.IMAGE],
+    outputs: [Modality.IMAGE],
+  },
+  {
+    name: "tts",
+    serviceType: ServiceType.TTS,
+    article: "a",
+    noun: "text-to-speech model",
+    inputs: [Modality.TEXT],
+    outputs: [Modality.AUDIO],
+  },
 ] as const satisfies readonly ServiceTypeInfo[]);
 
 /** SERVICE_TYPE_NAMES are the service types' names, for usage messages and flag parsers. */
@@ -104,11 +125,41 @@ export interface OperationInfo {
 
 /** OPERATIONS are the operations, each once. */
 export const OPERATIONS: Readonly<Record<KnownOperation, OperationInfo>> = Object.freeze({
-  [Operation.CHAT_COMPLETION]: { operation: Operation.CHAT_COMPLETION, label: "chat_completion", path: "/v1/chat/completions", serviceType: "llm", body: "json" },
-  [Operation.COMPLETION]: { operation: Operation.COMPLETION, label: "completion", path: "/v1/completions", serviceType: "llm", body: "json" },
-  [Operation.TRANSCRIPTION]: { operation: Operation.TRANSCRIPTION, label: "transcription", path: "/v1/audio/transcriptions", serviceType: "stt", body: "form" },
-  [Operation.IMAGE_GENERATION]: { operation: Operation.IMAGE_GENERATION, label: "image_generation", path: "/v1/images/generations", serviceType: "image", body: "json" },
-  [Operation.IMAGE_EDIT]: { operation: Operation.IMAGE_EDIT, label: "image_edit", path: "/v1/images/edits", serviceType: "image", body: "form" },
+  [Operation.CHAT_COMPLETION]: {
+    operation: Operation.CHAT_COMPLETION,
+    label: "chat_completion",
+    path: "/v1/chat/completions",
+    serviceType: "llm",
+    body: "json",
+  },
+  [Operation.COMPLETION]: {
+    operation: Operation.COMPLETION,
+    label: "completion",
+    path: "/v1/completions",
+    serviceType: "llm",
+    body: "json",
+  },
+  [Operation.TRANSCRIPTION]: {
+    operation: Operation.TRANSCRIPTION,
+    label: "transcription",
+    path: "/v1/audio/transcriptions",
+    serviceType: "stt",
+    body: "form",
+  },
+  [Operation.IMAGE_GENERATION]: {
+    operation: Operation.IMAGE_GENERATION,
+    label: "image_generation",
+    path: "/v1/images/generations",
+    serviceType: "image",
+    body: "json",
+  },
+  [Operation.IMAGE_EDIT]: {
+    operation: Operation.IMAGE_EDIT,
+    label: "image_edit",
+    path: "/v1/images/edits",
+    serviceType: "image",
+    body: "form",
+  },
   [Operation.SPEECH]: { operation: Operation.SPEECH, label: "speech", path: "/v1/audio/speech", serviceType: "tts", body: "json" },
 } satisfies Record<KnownOperation, OperationInfo>);
 

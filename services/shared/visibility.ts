@@ -1,4 +1,4 @@
-import { Visibility, type Provider } from "../../gen/infermesh/v1/registry_pb.js";
+import { type Provider, Visibility } from "../../gen/infermesh/v1/registry_pb.js";
 
 /** Viewer is the user on whose behalf a provider is looked at. */
 export interface Viewer {

@@ -1,5 +1,5 @@
-import { flacCrc16, flacCrc8 } from "./checksums.js";
 import type { AudioEncoder } from "./audio-encoder.js";
+import { flacCrc8, flacCrc16 } from "./checksums.js";
 import { int16le } from "./wav-encoder.js";
 
 /** FLAC_BLOCK_SIZE is the samples per frame: 4096 has a block-size code of its own in the frame header. */
@@ -7,8 +7,17 @@ export const FLAC_BLOCK_SIZE = 4096;
 
 /** SAMPLE_RATE_CODES are the frame header's codes for common rates; others point back to STREAMINFO (code 0). */
 const SAMPLE_RATE_CODES: ReadonlyMap<number, number> = new Map([
-  [88_200, 1], [176_400, 2], [192_000, 3], [8_000, 4], [16_000, 5], [22_050, 6],
-  [24_000, 7], [32_000, 8], [44_100, 9], [48_000, 10], [96_000, 11],
+  [88_200, 1],
+  [176_400, 2],
+  [192_000, 3],
+  [8_000, 4],
+  [16_000, 5],
+  [22_050, 6],
+  [24_000, 7],
+  [32_000, 8],
+  [44_100, 9],
+  [48_000, 10],
+  [96_000, 11],
 ]);
 
 /**

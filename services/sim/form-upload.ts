@@ -63,9 +63,8 @@ export type FormOutcome =
 export function receiveForm(req: IncomingMessage, maxBytes: number): Promise<FormOutcome> {
   return new Promise((resolve) => {
     const boundary = multipartBoundary(req.headers["content-type"]);
-    let refusal: LlamaError | undefined = boundary === undefined
-      ? invalidValue("Content-Type", "The request must be sent as multipart/form-data with a boundary.")
-      : undefined;
+    let refusal: LlamaError | undefined =
+      boundary === undefined ? invalidValue("Content-Type", "The request must be sent as multipart/form-data with a boundary.") : undefined;
     const fields = new Map<string, string[]>();
     const files: UploadedFile[] = [];
     let parts = 0;

@@ -1,15 +1,10 @@
 import type { LlamaError } from "./llama-errors.js";
-import {
-  contextExceeded,
-  fieldTypeError,
-  invalidRequest,
-  serverError,
-} from "./llama-errors.js";
-import type { ChatMessageLike } from "./simulated-text.js";
-import { hashText, promptTokenCount, seedText } from "./simulated-text.js";
+import { contextExceeded, fieldTypeError, invalidRequest, serverError } from "./llama-errors.js";
 import { selectModel } from "./model-selection.js";
 import { modelSelectionError } from "./openai-errors.js";
 import { decideFailure, parseSimOverrides } from "./sim-overrides.js";
+import type { ChatMessageLike } from "./simulated-text.js";
+import { hashText, promptTokenCount, seedText } from "./simulated-text.js";
 import type { ResolvedFailure, ResolvedModel, SimulatorConfig } from "./simulator-options.js";
 import { MAX_CHOICES } from "./simulator-options.js";
 
@@ -79,7 +74,11 @@ export function parseGenerationRequest(kind: GenerationKind, body: unknown, conf
     if (prompt === undefined) return fail(serverError('"prompt" is required'));
     const text = promptText(prompt);
     if (text === undefined) {
-      return fail(serverError('"prompt" elements must be a string, a list of tokens, a JSON object containing a prompt string, or a list of mixed strings & tokens.'));
+      return fail(
+        serverError(
+          '"prompt" elements must be a string, a list of tokens, a JSON object containing a prompt string, or a list of mixed strings & tokens.',
+        ),
+      );
     }
     seed = text;
     promptTokens = promptTokenCount(text);
@@ -110,8 +109,10 @@ export function parseGenerationRequest(kind: GenerationKind, body: unknown, conf
   const sim = overrides.overrides;
 
   const streamOptions = fields["stream_options"];
-  const includeUsage = typeof streamOptions === "object" && streamOptions !== null
-    && (streamOptions as Readonly<Record<string, unknown>>)["include_usage"] === true;
+  const includeUsage =
+    typeof streamOptions === "object" &&
+    streamOptions !== null &&
+    (streamOptions as Readonly<Record<string, unknown>>)["include_usage"] === true;
 
   return {
     ok: true,
@@ -165,10 +166,16 @@ function checkMessages(fields: Readonly<Record<string, unknown>>): CheckedMessag
     for (const part of content as readonly unknown[]) {
       const type = typeof part === "object" && part !== null ? (part as Readonly<Record<string, unknown>>)["type"] : undefined;
       if (type === "image_url") {
-        return { ok: false, error: serverError("image input is not supported - hint: if this is unexpected, you may need to provide the mmproj") };
+        return {
+          ok: false,
+          error: serverError("image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"),
+        };
       }
       if (type === "input_audio") {
-        return { ok: false, error: serverError("audio input is not supported - hint: if this is unexpected, you may need to provide the mmproj") };
+        return {
+          ok: false,
+          error: serverError("audio input is not supported - hint: if this is unexpected, you may need to provide the mmproj"),
+        };
       }
       if (type !== "text") return { ok: false, error: invalidRequest("unsupported content[].type") };
     }

@@ -4,16 +4,9 @@ import type { GenerationRequest } from "./generation-request.js";
 import { sendError, sendJson } from "./http-replies.js";
 import { injectedFailureError } from "./llama-errors.js";
 import type { CompletionIdentity, StreamFrames } from "./llama-payloads.js";
-import {
-  ChatStreamFrames,
-  CompletionStreamFrames,
-  chatCompletionBody,
-  textCompletionBody,
-  timingsOf,
-  usageOf,
-} from "./llama-payloads.js";
-import { SSE_DONE, SSE_HEADERS, sseFrame } from "./sse.js";
+import { ChatStreamFrames, CompletionStreamFrames, chatCompletionBody, textCompletionBody, timingsOf, usageOf } from "./llama-payloads.js";
 import { choiceSeed, tokenJson, tokenText, tokenWordIndex } from "./simulated-text.js";
+import { SSE_DONE, SSE_HEADERS, sseFrame } from "./sse.js";
 import { StepTimer, TIMER_SLACK_MS } from "./step-timer.js";
 
 /**
@@ -45,7 +38,11 @@ export class Generation {
     private readonly identity: CompletionIdentity,
     onSettled: (generation: Generation) => void,
   ) {
-    this.ticks = new StepTimer(res, () => this.step(), () => onSettled(this));
+    this.ticks = new StepTimer(
+      res,
+      () => this.step(),
+      () => onSettled(this),
+    );
     this.intervalMs = request.tokensPerSecond > 0 ? 1000 / request.tokensPerSecond : 0;
     this.seeds = new Uint32Array(request.choices);
     for (let choice = 0; choice < request.choices; choice++) this.seeds[choice] = choiceSeed(request.seed, choice);
@@ -118,7 +115,8 @@ export class Generation {
     if (request.kind === "completion") {
       for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, usage, timings);
     } else if (request.includeUsage) {
-      for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, undefined, undefined);
+      for (let choice = 0; choice < request.choices; choice++)
+        out += this.frames.finish(choice, request.finishReason, undefined, undefined);
       out += this.frames.usage(usage, timings);
     } else {
       for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, undefined, timings);

@@ -7,7 +7,7 @@ import type { LlamaError } from "./llama-errors.js";
  */
 export function sendJson(res: ServerResponse, status: number, body: string): void {
   const headers: Record<string, string | number> = {
-    "Server": "llama.cpp",
+    Server: "llama.cpp",
     "Access-Control-Allow-Origin": "",
     "Content-Type": "application/json; charset=utf-8",
     "Content-Length": Buffer.byteLength(body),

@@ -2,10 +2,10 @@ import type { UploadedForm } from "./form-upload.js";
 import { sendError } from "./http-replies.js";
 import type { LlamaError } from "./llama-errors.js";
 import type { MediaContext, MediaPacing } from "./media-replies.js";
-import { JSON_CONTENT_TYPE, MEDIA_SSE_HEADERS, formPacing, isError, mediaPacing, pickModel, wholeAnswer } from "./media-replies.js";
+import { formPacing, isError, JSON_CONTENT_TYPE, MEDIA_SSE_HEADERS, mediaPacing, pickModel, wholeAnswer } from "./media-replies.js";
 import { invalidValue, missingParameter } from "./openai-errors.js";
 import type { PngSize } from "./png-encoder.js";
-import { PNG_MAX_SIDE, isPng } from "./png-encoder.js";
+import { isPng, PNG_MAX_SIDE } from "./png-encoder.js";
 import type { ImagePaint } from "./simulated-images.js";
 import { editPaint, generationPaint, renderPng } from "./simulated-images.js";
 import { promptTokenCount } from "./simulated-text.js";
@@ -46,7 +46,11 @@ export function answerImageGeneration(context: MediaContext, body: unknown): voi
   const fields = body as Readonly<Record<string, unknown>>;
   context.note(typeof fields["model"] === "string" ? fields["model"] : undefined, fields["stream"] === true);
   if (pickModel(context, fields["model"], "image") === undefined) return;
-  const request = readImageRequest((name) => fields[name], () => mediaPacing(fields["sim"], context.config), context);
+  const request = readImageRequest(
+    (name) => fields[name],
+    () => mediaPacing(fields["sim"], context.config),
+    context,
+  );
   if (request === undefined) return;
   playImages(context, request, "image_generation", (index) => generationPaint(request.prompt, index), 0);
 }
@@ -105,7 +109,8 @@ function parseImageRequest(get: (name: string) => unknown, readPacing: () => Med
     return invalidValue("size", `'size' must be 'auto' or 'WIDTHxHEIGHT' with sides from 1 to ${PNG_MAX_SIDE}, e.g. '1024x1024'.`);
   }
   const responseFormat = get("response_format") ?? "b64_json";
-  if (responseFormat !== "b64_json" && responseFormat !== "url") return invalidValue("response_format", "'response_format' must be 'b64_json' or 'url'.");
+  if (responseFormat !== "b64_json" && responseFormat !== "url")
+    return invalidValue("response_format", "'response_format' must be 'b64_json' or 'url'.");
   const outputFormat = get("output_format");
   if (outputFormat !== undefined && outputFormat !== null && outputFormat !== "png") {
     return invalidValue("output_format", "The simulator only produces PNG images; 'output_format' must be 'png'.");
@@ -141,14 +146,24 @@ function playImages(
   });
   const created = Math.floor(context.config.now() / 1000);
   if (!request.stream) {
-    context.play(wholeAnswer(request.pacing, JSON_CONTENT_TYPE, () => {
-      const data: Record<string, string>[] = [];
-      for (let index = 0; index < n; index++) {
-        const base64 = renderPng(paint(index), size).toString("base64");
-        data.push(request.responseFormat === "url" ? { url: `data:image/png;base64,${base64}` } : { b64_json: base64 });
-      }
-      return JSON.stringify({ created, data, background: "opaque", output_format: "png", quality: "auto", size: sizeLabel, usage: usageFor(n) });
-    }));
+    context.play(
+      wholeAnswer(request.pacing, JSON_CONTENT_TYPE, () => {
+        const data: Record<string, string>[] = [];
+        for (let index = 0; index < n; index++) {
+          const base64 = renderPng(paint(index), size).toString("base64");
+          data.push(request.responseFormat === "url" ? { url: `data:image/png;base64,${base64}` } : { b64_json: base64 });
+        }
+        return JSON.stringify({
+          created,
+          data,
+          background: "opaque",
+          output_format: "png",
+          quality: "auto",
+          size: sizeLabel,
+          usage: usageFor(n),
+        });
+      }),
+    );
     return;
   }
   const perImage = request.partialImages + 1;

@@ -44,8 +44,38 @@ const EOF = -1;
 
 /** CONTROL_NAMES are the ASCII names nlohmann uses when a string holds a raw control character. */
 const CONTROL_NAMES = [
-  "NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR", "SO", "SI",
-  "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB", "ESC", "FS", "GS", "RS", "US",
+  "NUL",
+  "SOH",
+  "STX",
+  "ETX",
+  "EOT",
+  "ENQ",
+  "ACK",
+  "BEL",
+  "BS",
+  "HT",
+  "LF",
+  "VT",
+  "FF",
+  "CR",
+  "SO",
+  "SI",
+  "DLE",
+  "DC1",
+  "DC2",
+  "DC3",
+  "DC4",
+  "NAK",
+  "SYN",
+  "ETB",
+  "CAN",
+  "EM",
+  "SUB",
+  "ESC",
+  "FS",
+  "GS",
+  "RS",
+  "US",
 ];
 const SHORT_ESCAPES: Readonly<Record<number, string>> = { 8: "b", 9: "t", 10: "n", 12: "f", 13: "r" };
 
@@ -120,9 +150,7 @@ class NlohmannParser {
 
   private fail(expected: Expected, context: string): ParseFailure {
     let message = `syntax error while parsing ${context} - `;
-    message += this.lastToken === "<parse error>"
-      ? `${this.lexError}; last read: '${this.tokenString()}'`
-      : `unexpected ${this.lastToken}`;
+    message += this.lastToken === "<parse error>" ? `${this.lexError}; last read: '${this.tokenString()}'` : `unexpected ${this.lastToken}`;
     if (expected !== undefined) message += `; expected ${expected}`;
     return { line: this.linesRead + 1, column: this.charsReadCurrentLine, message };
   }

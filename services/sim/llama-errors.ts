@@ -33,12 +33,7 @@ export const INVALID_API_KEY: LlamaError = Object.freeze({
 });
 
 /** llamaError builds an error in llama-server's usual shape `{"error":{"code","message","type"}}`. */
-export function llamaError(
-  status: number,
-  message: string,
-  type: LlamaErrorType,
-  extra?: Readonly<Record<string, number>>,
-): LlamaError {
+export function llamaError(status: number, message: string, type: LlamaErrorType, extra?: Readonly<Record<string, number>>): LlamaError {
   return { status, body: JSON.stringify({ error: { code: status, message, type, ...extra } }) };
 }
 

@@ -1,6 +1,6 @@
 import type { FinishReason } from "./generation-request.js";
-import { sseFrame } from "./sse.js";
 import type { ResolvedModel } from "./simulator-options.js";
+import { sseFrame } from "./sse.js";
 
 // The builders below keep llama-server's keys in its order (as captured from a real server), because golden tests
 // and hand-written parsers downstream compare text, not just parsed values.
@@ -129,8 +129,9 @@ export class ChatStreamFrames implements StreamFrames {
   private readonly tail: string;
 
   constructor(private readonly identity: CompletionIdentity) {
-    this.tail = `"created":${identity.created},"id":${JSON.stringify(identity.id)},"model":${JSON.stringify(identity.model)},`
-      + `"system_fingerprint":${JSON.stringify(identity.systemFingerprint)},"object":"chat.completion.chunk"}\n\n`;
+    this.tail =
+      `"created":${identity.created},"id":${JSON.stringify(identity.id)},"model":${JSON.stringify(identity.model)},` +
+      `"system_fingerprint":${JSON.stringify(identity.systemFingerprint)},"object":"chat.completion.chunk"}\n\n`;
   }
 
   opening(choice: number): string {
@@ -142,12 +143,14 @@ export class ChatStreamFrames implements StreamFrames {
   }
 
   finish(choice: number, reason: FinishReason, usage: Usage | undefined, timings: Timings | undefined): string {
-    return sseFrame(JSON.stringify({
-      choices: [{ finish_reason: reason, index: choice, delta: {} }],
-      ...this.chunkIdentity(),
-      ...(usage === undefined ? {} : { usage }),
-      ...(timings === undefined ? {} : { timings }),
-    }));
+    return sseFrame(
+      JSON.stringify({
+        choices: [{ finish_reason: reason, index: choice, delta: {} }],
+        ...this.chunkIdentity(),
+        ...(usage === undefined ? {} : { usage }),
+        ...(timings === undefined ? {} : { timings }),
+      }),
+    );
   }
 
   usage(usage: Usage, timings: Timings): string {
@@ -170,9 +173,10 @@ export class CompletionStreamFrames implements StreamFrames {
   private readonly tail: string;
 
   constructor(private readonly identity: CompletionIdentity) {
-    this.tail = `"created":${identity.created},"model":${JSON.stringify(identity.model)},`
-      + `"system_fingerprint":${JSON.stringify(identity.systemFingerprint)},"object":"text_completion",`
-      + `"id":${JSON.stringify(identity.id)}}\n\n`;
+    this.tail =
+      `"created":${identity.created},"model":${JSON.stringify(identity.model)},` +
+      `"system_fingerprint":${JSON.stringify(identity.systemFingerprint)},"object":"text_completion",` +
+      `"id":${JSON.stringify(identity.id)}}\n\n`;
   }
 
   opening(): string {
@@ -184,16 +188,18 @@ export class CompletionStreamFrames implements StreamFrames {
   }
 
   finish(choice: number, reason: FinishReason, usage: Usage | undefined, timings: Timings | undefined): string {
-    return sseFrame(JSON.stringify({
-      choices: [{ text: "", index: choice, logprobs: null, finish_reason: reason }],
-      created: this.identity.created,
-      model: this.identity.model,
-      system_fingerprint: this.identity.systemFingerprint,
-      object: "text_completion",
-      ...(usage === undefined ? {} : { usage }),
-      id: this.identity.id,
-      ...(timings === undefined ? {} : { timings }),
-    }));
+    return sseFrame(
+      JSON.stringify({
+        choices: [{ text: "", index: choice, logprobs: null, finish_reason: reason }],
+        created: this.identity.created,
+        model: this.identity.model,
+        system_fingerprint: this.identity.systemFingerprint,
+        object: "text_completion",
+        ...(usage === undefined ? {} : { usage }),
+        id: this.identity.id,
+        ...(timings === undefined ? {} : { timings }),
+      }),
+    );
   }
 
   usage(): string {

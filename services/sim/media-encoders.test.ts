@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import { inflateSync } from "node:zlib";
-import { crc32, flacCrc16, flacCrc8, oggCrc32 } from "./checksums.js";
+import { expect } from "chai";
+import { crc32, flacCrc8, flacCrc16, oggCrc32 } from "./checksums.js";
 import { encodePng, pngDimensions } from "./png-encoder.js";
 import { expectedEditedPng, expectedGeneratedPng } from "./simulated-images.js";
-import { SPEECH_SAMPLE_RATE, expectedSpeech, speechDurationMs, speechSampleCount } from "./simulated-speech.js";
+import { expectedSpeech, SPEECH_SAMPLE_RATE, speechDurationMs, speechSampleCount } from "./simulated-speech.js";
 import { expectedTranscription } from "./simulated-transcript.js";
 import { testWav, wavDurationSeconds, wavHeader } from "./wav-encoder.js";
 
@@ -214,7 +214,12 @@ describe("simulator media encoders", () => {
     it("writes FLAC that a strict decoder reads back to the same samples as the PCM answer", () => {
       for (const input of ["Hi", "A longer sentence, so that several 4096-sample blocks are needed to hold it all."]) {
         const flac = flacDecode(expectedSpeech(input, "flac"));
-        expect([flac.sampleRate, flac.channels, flac.bitsPerSample, flac.totalSamples]).to.deep.equal([24_000, 1, 16, speechSampleCount(input)]);
+        expect([flac.sampleRate, flac.channels, flac.bitsPerSample, flac.totalSamples]).to.deep.equal([
+          24_000,
+          1,
+          16,
+          speechSampleCount(input),
+        ]);
         const pcm = expectedSpeech(input, "pcm");
         expect(Buffer.from(flac.samples.buffer)).to.deep.equal(pcm);
       }
@@ -231,11 +236,16 @@ describe("simulator media encoders", () => {
       expect(tags?.packets[0]?.toString("latin1", 0, 8)).to.equal("OpusTags");
       const audio = pages.slice(2);
       expect(audio.at(-1)?.flags, "end of stream").to.equal(0x04);
-      expect(audio.slice(0, -1).map((page) => page.flags), "no flags before the last page").to.deep.equal(audio.slice(0, -1).map(() => 0));
+      expect(
+        audio.slice(0, -1).map((page) => page.flags),
+        "no flags before the last page",
+      ).to.deep.equal(audio.slice(0, -1).map(() => 0));
       const endSamples = BigInt(speechSampleCount(input) * 2);
       expect(audio.at(-1)?.granule).to.equal(endSamples);
       const packets = audio.flatMap((page) => page.packets);
-      expect(new Set(packets.map((packet) => packet.toString("hex"))), "every packet is the same silent frame").to.deep.equal(new Set(["f8fffe"]));
+      expect(new Set(packets.map((packet) => packet.toString("hex"))), "every packet is the same silent frame").to.deep.equal(
+        new Set(["f8fffe"]),
+      );
       expect(packets.length).to.equal(Math.ceil(Number(endSamples) / 960));
     });
 
@@ -277,7 +287,12 @@ describe("simulator media encoders", () => {
       expect(transcript.words).to.have.length(25);
       expect(transcript.durationSeconds).to.equal(10);
       expect(transcript.deltas.join("")).to.equal(transcript.text);
-      expect(transcript.segments.map((segment) => segment.text).join("").trim()).to.equal(transcript.text);
+      expect(
+        transcript.segments
+          .map((segment) => segment.text)
+          .join("")
+          .trim(),
+      ).to.equal(transcript.text);
       expect(transcript.segments).to.have.length(Math.ceil(25 / 8));
       expect(transcript.words.at(-1)?.end).to.equal(10);
       expect(transcript.segments[1]?.start).to.equal(transcript.words[8]?.start);

@@ -1,14 +1,13 @@
-import { expect } from "chai";
 import { createHash } from "node:crypto";
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { expect } from "chai";
 import OpenAI, { APIError, toFile } from "openai";
 import { Agent, request } from "undici";
 import type { SimulatedModel, Simulator, SimulatorOptions, SpeechFormat } from "./simulator.js";
 import {
-  SPEECH_CONTENT_TYPES,
   createSimulator,
   expectedEditedPng,
   expectedGeneratedPng,
@@ -16,6 +15,7 @@ import {
   expectedTranscript,
   expectedTranscription,
   pngDimensions,
+  SPEECH_CONTENT_TYPES,
   speechSampleCount,
   testWav,
 } from "./simulator.js";
@@ -46,13 +46,16 @@ interface Reply {
 /** sseEvents splits an SSE body into its events (event name, if any, and parsed data). */
 function sseEvents(text: string): Array<{ event: string | undefined; data: Record<string, unknown> }> {
   expect(text.slice(-2), "stream ends with a blank line").to.equal("\n\n");
-  return text.slice(0, -2).split("\n\n").map((frame) => {
-    const lines = frame.split("\n");
-    const event = lines.length === 2 ? lines[0]?.replace(/^event: /, "") : undefined;
-    const data = lines.at(-1) ?? "";
-    expect(data.slice(0, "data: ".length), `frame ${JSON.stringify(frame.slice(0, 80))}`).to.equal("data: ");
-    return { event, data: JSON.parse(data.slice("data: ".length)) as Record<string, unknown> };
-  });
+  return text
+    .slice(0, -2)
+    .split("\n\n")
+    .map((frame) => {
+      const lines = frame.split("\n");
+      const event = lines.length === 2 ? lines[0]?.replace(/^event: /, "") : undefined;
+      const data = lines.at(-1) ?? "";
+      expect(data.slice(0, "data: ".length), `frame ${JSON.stringify(frame.slice(0, 80))}`).to.equal("data: ");
+      return { event, data: JSON.parse(data.slice("data: ".length)) as Record<string, unknown> };
+    });
 }
 
 /** multipartBody writes a form by hand, for uploads the SDK cannot make (chunked, no Content-Length). */
@@ -156,7 +159,9 @@ describe("simulator media endpoints", () => {
       const answer = await client.audio.transcriptions.create({ model: "whisper-1", file: await toFile(wav, "a.wav") });
       expect(answer.text).to.equal(expectedTranscript(wav));
       const strict = await start({ strictModels: true });
-      const unknown = await strict.client.audio.speech.create({ model: "tts-1", input: "hi", voice: "alloy" }).catch((error: unknown) => error);
+      const unknown = await strict.client.audio.speech
+        .create({ model: "tts-1", input: "hi", voice: "alloy" })
+        .catch((error: unknown) => error);
       expect((unknown as APIError).status).to.equal(404);
       expect((unknown as APIError).code).to.equal("model_not_found");
       const llmOnly = await start({ models: [{ id: "sim-llama" }] });
@@ -230,21 +235,38 @@ describe("simulator media endpoints", () => {
       const wav = testWav(8);
       const transcript = expectedTranscription(wav);
       expect(transcript.segments).to.have.length(3);
-      const text = await client.audio.transcriptions.create({ model: "sim-whisper", file: await toFile(wav, "a.wav"), response_format: "text" });
+      const text = await client.audio.transcriptions.create({
+        model: "sim-whisper",
+        file: await toFile(wav, "a.wav"),
+        response_format: "text",
+      });
       expect(text).to.equal(transcript.text);
-      const srt = await client.audio.transcriptions.create({ model: "sim-whisper", file: await toFile(wav, "a.wav"), response_format: "srt" });
+      const srt = await client.audio.transcriptions.create({
+        model: "sim-whisper",
+        file: await toFile(wav, "a.wav"),
+        response_format: "srt",
+      });
       const [first, second] = transcript.segments;
       const firstCue = `1\n00:00:00,000 --> 00:00:0${(first?.end ?? 0).toFixed(3).replace(".", ",")}\n${first?.text.trim()}\n\n2\n`;
       expect(srt.slice(0, firstCue.length)).to.equal(firstCue);
       expect(srt.split("\n\n")).to.have.length(3);
-      const vtt = await client.audio.transcriptions.create({ model: "sim-whisper", file: await toFile(wav, "a.wav"), response_format: "vtt" });
+      const vtt = await client.audio.transcriptions.create({
+        model: "sim-whisper",
+        file: await toFile(wav, "a.wav"),
+        response_format: "vtt",
+      });
       expect(vtt.slice(0, "WEBVTT\n\n00:00:00.000 --> ".length)).to.equal("WEBVTT\n\n00:00:00.000 --> ");
       expect(vtt).to.include(`\n${second?.text.trim()}\n`);
       const boundary = "b";
       for (const format of ["text", "srt", "vtt"]) {
-        const reply = await call(url, "/v1/audio/transcriptions", multipartBody(boundary, { response_format: format }, { name: "a.wav", bytes: wav }), {
-          "content-type": `multipart/form-data; boundary=${boundary}`,
-        });
+        const reply = await call(
+          url,
+          "/v1/audio/transcriptions",
+          multipartBody(boundary, { response_format: format }, { name: "a.wav", bytes: wav }),
+          {
+            "content-type": `multipart/form-data; boundary=${boundary}`,
+          },
+        );
         expect([reply.status, reply.headers["content-type"]]).to.deep.equal([200, "text/plain; charset=utf-8"]);
       }
     });
@@ -262,7 +284,14 @@ describe("simulator media endpoints", () => {
       expect(both).to.include({ task: "transcribe", language: "english", duration: 5, text: transcript.text });
       expect(both.words).to.deep.equal(transcript.words);
       expect(both.segments?.map(({ id, start, end, text }) => ({ id, start, end, text }))).to.deep.equal(transcript.segments);
-      expect(Object.keys(both.segments?.[0] ?? {})).to.include.members(["seek", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"]);
+      expect(Object.keys(both.segments?.[0] ?? {})).to.include.members([
+        "seek",
+        "tokens",
+        "temperature",
+        "avg_logprob",
+        "compression_ratio",
+        "no_speech_prob",
+      ]);
       const words = await client.audio.transcriptions.create({
         model: "sim-whisper",
         file: await toFile(wav, "a.wav"),
@@ -271,7 +300,11 @@ describe("simulator media endpoints", () => {
       });
       expect(words.words).to.have.length(transcript.words.length);
       expect(words.segments).to.equal(undefined);
-      const plain = await client.audio.transcriptions.create({ model: "sim-whisper", file: await toFile(wav, "a.wav"), response_format: "verbose_json" });
+      const plain = await client.audio.transcriptions.create({
+        model: "sim-whisper",
+        file: await toFile(wav, "a.wav"),
+        response_format: "verbose_json",
+      });
       expect(plain.words).to.equal(undefined);
       expect(plain.segments).to.have.length(transcript.segments.length);
     });
@@ -283,7 +316,10 @@ describe("simulator media endpoints", () => {
       const stream = await client.audio.transcriptions.create({ model: "sim-whisper", file: await toFile(wav, "a.wav"), stream: true });
       const events = [];
       for await (const event of stream) events.push(event);
-      expect(events.map((event) => event.type)).to.deep.equal([...transcript.deltas.map(() => "transcript.text.delta"), "transcript.text.done"]);
+      expect(events.map((event) => event.type)).to.deep.equal([
+        ...transcript.deltas.map(() => "transcript.text.delta"),
+        "transcript.text.done",
+      ]);
       const last = events.at(-1);
       expect(last?.type === "transcript.text.done" ? last.text : undefined).to.equal(transcript.text);
       expect(last?.type === "transcript.text.done" ? last.usage?.output_tokens : undefined).to.equal(transcript.words.length);
@@ -294,7 +330,12 @@ describe("simulator media endpoints", () => {
       expect(raw.headers["content-type"]).to.equal("text/event-stream; charset=utf-8");
       expect(raw.text).to.not.include("[DONE]");
       const frames = sseEvents(raw.text);
-      expect(frames.slice(0, -1).map((frame) => frame.data["delta"]).join("")).to.equal(transcript.text);
+      expect(
+        frames
+          .slice(0, -1)
+          .map((frame) => frame.data["delta"])
+          .join(""),
+      ).to.equal(transcript.text);
       expect(frames.at(-1)?.data["type"]).to.equal("transcript.text.done");
     });
 
@@ -369,7 +410,10 @@ describe("simulator media endpoints", () => {
       const answer = await client.images.generate({ model: "sim-image", prompt: "a lighthouse at dusk", size: "256x256", n: 2 });
       const images = (answer.data ?? []).map((image) => Buffer.from(image.b64_json ?? "", "base64"));
       expect(images).to.have.length(2);
-      expect(images.map((image) => pngDimensions(image))).to.deep.equal([{ width: 256, height: 256 }, { width: 256, height: 256 }]);
+      expect(images.map((image) => pngDimensions(image))).to.deep.equal([
+        { width: 256, height: 256 },
+        { width: 256, height: 256 },
+      ]);
       expect(images).to.deep.equal([
         expectedGeneratedPng("a lighthouse at dusk", { width: 256, height: 256 }, 0),
         expectedGeneratedPng("a lighthouse at dusk", { width: 256, height: 256 }, 1),
@@ -399,10 +443,20 @@ describe("simulator media endpoints", () => {
         "image_generation.partial_image",
         "image_generation.completed",
       ]);
-      expect(events.map((event) => (event.type === "image_generation.partial_image" ? event.partial_image_index : "done"))).to.deep.equal([0, 1, "done"]);
+      expect(events.map((event) => (event.type === "image_generation.partial_image" ? event.partial_image_index : "done"))).to.deep.equal([
+        0,
+        1,
+        "done",
+      ]);
       for (const event of events) expect(pngDimensions(Buffer.from(event.b64_json, "base64"))).to.deep.equal({ width: 512, height: 512 });
       expect(Buffer.from(events.at(-1)?.b64_json ?? "", "base64")).to.deep.equal(expectedGeneratedPng("p", { width: 512, height: 512 }));
-      const raw = await call(url, "/v1/images/generations", { model: "sim-image", prompt: "p", size: "64x64", stream: true, partial_images: 1 });
+      const raw = await call(url, "/v1/images/generations", {
+        model: "sim-image",
+        prompt: "p",
+        size: "64x64",
+        stream: true,
+        partial_images: 1,
+      });
       expect(sseEvents(raw.text).map((event) => [event.event, event.data["type"]])).to.deep.equal([
         ["image_generation.partial_image", "image_generation.partial_image"],
         ["image_generation.completed", "image_generation.completed"],
@@ -432,9 +486,15 @@ describe("simulator media endpoints", () => {
 
     it("injects a status failure before the first byte", async () => {
       const { url } = await start();
-      const reply = await call(url, "/v1/images/generations", { model: "sim-image", prompt: "p", sim: { fail: "status", fail_status: 503 } });
+      const reply = await call(url, "/v1/images/generations", {
+        model: "sim-image",
+        prompt: "p",
+        sim: { fail: "status", fail_status: 503 },
+      });
       expect(reply.status).to.equal(503);
-      expect(JSON.parse(reply.text)).to.deep.equal({ error: { message: "Loading model", type: "unavailable_error", param: null, code: null } });
+      expect(JSON.parse(reply.text)).to.deep.equal({
+        error: { message: "Loading model", type: "unavailable_error", param: null, code: null },
+      });
     });
   });
 
@@ -482,7 +542,14 @@ describe("simulator media endpoints", () => {
         { width: 64, height: 64 },
         { width: 64, height: 64 },
       ]);
-      const stream = await client.images.edit({ model: "sim-image", prompt: "p", image, size: editSize("64x64"), stream: true, partial_images: 1 });
+      const stream = await client.images.edit({
+        model: "sim-image",
+        prompt: "p",
+        image,
+        size: editSize("64x64"),
+        stream: true,
+        partial_images: 1,
+      });
       const types = [];
       for await (const event of stream) types.push(event.type);
       expect(types).to.deep.equal(["image_edit.partial_image", "image_edit.completed"]);
@@ -490,7 +557,9 @@ describe("simulator media endpoints", () => {
         .edit({ model: "sim-image", prompt: "p", image, mask: await toFile(Buffer.from("GIF89a"), "m.gif") })
         .catch((caught: unknown) => caught);
       expect([(badMask as APIError).status, (badMask as APIError).param]).to.deep.equal([400, "mask"]);
-      const noImage = await client.images.edit({ model: "sim-image", prompt: "p" } as OpenAI.Images.ImageEditParamsNonStreaming).catch((caught: unknown) => caught);
+      const noImage = await client.images
+        .edit({ model: "sim-image", prompt: "p" } as OpenAI.Images.ImageEditParamsNonStreaming)
+        .catch((caught: unknown) => caught);
       expect([(noImage as APIError).status, (noImage as APIError).param]).to.deep.equal([400, "image"]);
     });
   });
@@ -512,7 +581,13 @@ describe("simulator media endpoints", () => {
     it("answers mp3 by default and audio whose length follows the input and the speed", async () => {
       const { client } = await start();
       const bytesOf = async (text: string, speed?: number, format: SpeechFormat = "wav"): Promise<Buffer> => {
-        const response = await client.audio.speech.create({ model: "sim-tts", input: text, voice: "alloy", response_format: format, ...(speed === undefined ? {} : { speed }) });
+        const response = await client.audio.speech.create({
+          model: "sim-tts",
+          input: text,
+          voice: "alloy",
+          response_format: format,
+          ...(speed === undefined ? {} : { speed }),
+        });
         return Buffer.from(await response.arrayBuffer());
       };
       const short = await bytesOf("Hello");
@@ -520,7 +595,7 @@ describe("simulator media endpoints", () => {
       expect(short.readUInt32LE(40)).to.equal(speechSampleCount("Hello") * 2);
       expect(long.length).to.be.greaterThan(short.length);
       expect(long.readUInt32LE(40)).to.equal(speechSampleCount("Hello, and welcome to the simulator") * 2);
-      expect((await bytesOf("Hello", 2)).readUInt32LE(40)).to.equal(speechSampleCount("Hello") * 2 / 2);
+      expect((await bytesOf("Hello", 2)).readUInt32LE(40)).to.equal((speechSampleCount("Hello") * 2) / 2);
       const mp3 = await client.audio.speech.create({ model: "sim-tts", input: "Hello", voice: "alloy" });
       expect(mp3.headers.get("content-type")).to.equal("audio/mpeg");
     });
@@ -551,7 +626,13 @@ describe("simulator media endpoints", () => {
 
     it("streams speech.audio.delta events with base64 audio, then speech.audio.done", async () => {
       const { url } = await start();
-      const reply = await call(url, "/v1/audio/speech", { model: "sim-tts", input, voice: "alloy", response_format: "wav", stream_format: "sse" });
+      const reply = await call(url, "/v1/audio/speech", {
+        model: "sim-tts",
+        input,
+        voice: "alloy",
+        response_format: "wav",
+        stream_format: "sse",
+      });
       expect(reply.headers["content-type"]).to.equal("text/event-stream; charset=utf-8");
       const events = sseEvents(reply.text);
       expect(new Set(events.slice(0, -1).map((event) => event.data["type"]))).to.deep.equal(new Set(["speech.audio.delta"]));
@@ -576,7 +657,12 @@ describe("simulator media endpoints", () => {
         const reply = await call(url, "/v1/audio/speech", { model: "sim-tts", voice: "alloy", ...body });
         expect([reply.status, errorOf(reply)["param"]], JSON.stringify(body)).to.deep.equal([400, param]);
       }
-      const longest = await call(url, "/v1/audio/speech", { model: "sim-tts", voice: "alloy", input: "ü".repeat(4096), response_format: "pcm" });
+      const longest = await call(url, "/v1/audio/speech", {
+        model: "sim-tts",
+        voice: "alloy",
+        input: "ü".repeat(4096),
+        response_format: "pcm",
+      });
       expect(longest.status).to.equal(200);
     });
 

@@ -26,7 +26,8 @@ export function selectModel(name: unknown, kind: ModelKind, config: SimulatorCon
       return named.kind === kind ? { ok: true, model: named } : { ok: false, problem: "wrong-kind", name: requested, model: named };
     }
   }
-  if (config.strictModels) return requested === undefined ? { ok: false, problem: "missing" } : { ok: false, problem: "unknown", name: requested };
+  if (config.strictModels)
+    return requested === undefined ? { ok: false, problem: "missing" } : { ok: false, problem: "unknown", name: requested };
   const first = config.models.find((model) => model.kind === kind);
   return first === undefined ? { ok: false, problem: "no-model-of-kind" } : { ok: true, model: first };
 }

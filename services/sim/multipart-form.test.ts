@@ -36,7 +36,12 @@ function formBody(parts: ReadonlyArray<readonly [string, Buffer | string]>, boun
 
 describe("multipart form parser", () => {
   // Bytes that look like the start of a delimiter, to be split across chunks.
-  const tricky = Buffer.concat([Buffer.from("a\r\n--"), Buffer.from(BOUNDARY.slice(0, 10)), Buffer.from([0, 255, 13, 10, 45]), Buffer.from("z")]);
+  const tricky = Buffer.concat([
+    Buffer.from("a\r\n--"),
+    Buffer.from(BOUNDARY.slice(0, 10)),
+    Buffer.from([0, 255, 13, 10, 45]),
+    Buffer.from("z"),
+  ]);
   const body = Buffer.concat([
     Buffer.from("preamble to ignore\r\n"),
     formBody([
@@ -44,7 +49,7 @@ describe("multipart form parser", () => {
       ['Content-Disposition: form-data; name="timestamp_granularities[]"', "word"],
       ['Content-Disposition: form-data; name="timestamp_granularities[]"', "segment"],
       ['Content-Disposition: form-data; name="file"; filename="rec ü %221%22.wav"\r\nContent-Type: audio/wav', tricky],
-      ["Content-Disposition: form-data; name=\"curl\"; filename=\"say \\\"hi\\\".txt\"", "x"],
+      ['Content-Disposition: form-data; name="curl"; filename="say \\"hi\\".txt"', "x"],
       ["content-disposition: form-data; name=extended; filename=\"fallback.bin\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf", ""],
     ]),
     Buffer.from("epilogue to ignore"),
@@ -64,7 +69,12 @@ describe("multipart form parser", () => {
       ["extended", "résumé.pdf", undefined],
     ]);
     expect(whole.map((part) => part.body.toString("latin1"))).to.deep.equal([
-      "whisper-1", "word", "segment", tricky.toString("latin1"), "x", "",
+      "whisper-1",
+      "word",
+      "segment",
+      tricky.toString("latin1"),
+      "x",
+      "",
     ]);
   });
 

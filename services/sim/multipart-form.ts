@@ -210,7 +210,7 @@ function dispositionParams(value: string): Map<string, string> {
  * be told apart; the encoder's choice, not ours.
  */
 function unescapeFormName(name: string): string {
-  return name.replace(/%(22|0d|0a)/gi, (escape) => String.fromCharCode(Number.parseInt(escape.slice(1), 16)));
+  return name.replace(/%(22|0d|0a)/gi, (sequence) => String.fromCharCode(Number.parseInt(sequence.slice(1), 16)));
 }
 
 /** decodeExtendedValue decodes an RFC 8187 value (`UTF-8''rec%20%C3%BC.wav`); undefined when malformed. */
@@ -221,7 +221,8 @@ function decodeExtendedValue(value: string): string | undefined {
   const encoded = match[2] ?? "";
   try {
     if (charset === "utf-8") return decodeURIComponent(encoded);
-    if (charset === "iso-8859-1") return encoded.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+    if (charset === "iso-8859-1")
+      return encoded.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
   } catch {
     return undefined;
   }

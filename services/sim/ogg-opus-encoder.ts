@@ -1,5 +1,5 @@
-import { oggCrc32 } from "./checksums.js";
 import type { AudioEncoder } from "./audio-encoder.js";
+import { oggCrc32 } from "./checksums.js";
 
 /** OPUS_RATE is the rate Ogg Opus granule positions count in, whatever the input rate. */
 const OPUS_RATE = 48_000;

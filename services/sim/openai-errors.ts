@@ -39,7 +39,13 @@ export const INVALID_JSON_BODY: LlamaError = openAiError(
 
 /** uploadTooLarge answers a body larger than the simulator's maxUploadBytes, in OpenAI's words. */
 export function uploadTooLarge(maxBytes: number, readBytes: number): LlamaError {
-  return openAiError(413, `Maximum content size limit (${maxBytes}) exceeded (${readBytes} bytes read)`, null, null, "invalid_request_error");
+  return openAiError(
+    413,
+    `Maximum content size limit (${maxBytes}) exceeded (${readBytes} bytes read)`,
+    null,
+    null,
+    "invalid_request_error",
+  );
 }
 
 /** injectedMediaFailure is a "status" failure of a media request (see injectedFailureError for the messages). */
@@ -70,7 +76,13 @@ export function modelSelectionError(selection: Exclude<ModelSelection, { ok: tru
         "invalid_request_error",
       );
     case "no-model-of-kind":
-      return openAiError(400, `No ${kind} model is served here, which ${path} needs.`, "model", "model_not_supported", "invalid_request_error");
+      return openAiError(
+        400,
+        `No ${kind} model is served here, which ${path} needs.`,
+        "model",
+        "model_not_supported",
+        "invalid_request_error",
+      );
     case "missing":
       return missingParameter("model");
     case "unknown":

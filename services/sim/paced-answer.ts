@@ -48,7 +48,11 @@ export class PacedAnswer {
     private readonly plan: PacedAnswerPlan,
     onSettled: (answer: PacedAnswer) => void,
   ) {
-    this.ticks = new StepTimer(res, () => this.step(), () => onSettled(this));
+    this.ticks = new StepTimer(
+      res,
+      () => this.step(),
+      () => onSettled(this),
+    );
   }
 
   /** start schedules the first unit. */

@@ -22,9 +22,7 @@ export interface SimOverrides {
 }
 
 /** ParsedOverrides is a request's validated SimOverrides, or the message of a 400 answer. */
-export type ParsedOverrides =
-  | { readonly ok: true; readonly overrides: SimOverrides }
-  | { readonly ok: false; readonly message: string };
+export type ParsedOverrides = { readonly ok: true; readonly overrides: SimOverrides } | { readonly ok: false; readonly message: string };
 
 const FAILURE_MODES: readonly string[] = ["none", "status", "stall", "drop"];
 const PACING_FIELDS = ["tokens_per_second", "ttft_ms", "chunk_interval_ms"] as const;

@@ -38,9 +38,8 @@ export function editPaint(sources: EditSources, index: number): ImagePaint {
   const hash = createHash("sha256").update(`edit\0${sources.prompt}\0${index}`);
   for (const digest of sources.imageDigests) hash.update(digest);
   const digest = hash.digest();
-  const patch = sources.maskDigest === undefined
-    ? undefined
-    : createHash("sha256").update("mask\0").update(sources.maskDigest).digest().subarray(0, 3);
+  const patch =
+    sources.maskDigest === undefined ? undefined : createHash("sha256").update("mask\0").update(sources.maskDigest).digest().subarray(0, 3);
   return { top: digest.subarray(0, 3), bottom: digest.subarray(3, 6), patch };
 }
 

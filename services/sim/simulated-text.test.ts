@@ -1,15 +1,16 @@
 import { expect } from "chai";
-import {
-  SIMULATED_WORDS,
-  expectedCompletionText,
-  promptTokenCount,
-  seedText,
-} from "./simulated-text.js";
+import { expectedCompletionText, promptTokenCount, SIMULATED_WORDS, seedText } from "./simulated-text.js";
 
 describe("simulated text", () => {
   const chat = [
     { role: "system", content: "Be brief." },
-    { role: "user", content: [{ type: "text", text: "first part" }, { type: "text", text: "second" }] },
+    {
+      role: "user",
+      content: [
+        { type: "text", text: "first part" },
+        { type: "text", text: "second" },
+      ],
+    },
     { role: "assistant", content: null },
   ];
 

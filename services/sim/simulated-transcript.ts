@@ -61,7 +61,8 @@ export function audioDurationSeconds(upload: Pick<AudioUpload, "size" | "head">)
 /** transcriptOf derives the transcript of an upload. */
 export function transcriptOf(upload: AudioUpload): SimulatedTranscript {
   const duration = audioDurationSeconds(upload);
-  const seed = ((upload.digest[0] ?? 0) * 2 ** 24) + ((upload.digest[1] ?? 0) << 16) + ((upload.digest[2] ?? 0) << 8) + (upload.digest[3] ?? 0);
+  const seed =
+    (upload.digest[0] ?? 0) * 2 ** 24 + ((upload.digest[1] ?? 0) << 16) + ((upload.digest[2] ?? 0) << 8) + (upload.digest[3] ?? 0);
   const count = Math.max(1, Math.round(duration * TRANSCRIPT_WORDS_PER_SECOND));
   const words: TranscriptWord[] = [];
   const segments: TranscriptSegment[] = [];
@@ -107,7 +108,9 @@ export function srtText(transcript: SimulatedTranscript): string {
 
 /** vttText writes a transcript as WebVTT subtitles, one cue per segment. */
 export function vttText(transcript: SimulatedTranscript): string {
-  const cues = transcript.segments.map((segment) => `${timestamp(segment.start, ".")} --> ${timestamp(segment.end, ".")}\n${segment.text.trim()}\n`);
+  const cues = transcript.segments.map(
+    (segment) => `${timestamp(segment.start, ".")} --> ${timestamp(segment.end, ".")}\n${segment.text.trim()}\n`,
+  );
   return `WEBVTT\n\n${cues.join("\n")}`;
 }
 

@@ -196,14 +196,8 @@ export function resolveSimulatorOptions(options: SimulatorOptions): SimulatorCon
     failure: options.failure === undefined ? undefined : resolveFailure(options.failure),
     strictModels: options.strictModels ?? false,
     systemFingerprint: options.systemFingerprint ?? DEFAULT_SYSTEM_FINGERPRINT,
-    maxRecordedRequests: nonNegativeInteger(
-      "maxRecordedRequests (entries)",
-      options.maxRecordedRequests ?? DEFAULT_MAX_RECORDED_REQUESTS,
-    ),
-    speechChunkIntervalMs: nonNegative(
-      "speechChunkIntervalMs (ms)",
-      options.speechChunkIntervalMs ?? DEFAULT_SPEECH_CHUNK_INTERVAL_MS,
-    ),
+    maxRecordedRequests: nonNegativeInteger("maxRecordedRequests (entries)", options.maxRecordedRequests ?? DEFAULT_MAX_RECORDED_REQUESTS),
+    speechChunkIntervalMs: nonNegative("speechChunkIntervalMs (ms)", options.speechChunkIntervalMs ?? DEFAULT_SPEECH_CHUNK_INTERVAL_MS),
     maxUploadBytes: positiveInteger("maxUploadBytes", options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, "bytes"),
     now: options.now ?? Date.now,
     random: options.random ?? Math.random,

@@ -1,5 +1,5 @@
-import { expect } from "chai";
 import { readFileSync } from "node:fs";
+import { expect } from "chai";
 import OpenAI from "openai";
 import { Agent, request } from "undici";
 import type { ChatMessageLike } from "./simulated-text.js";
@@ -31,10 +31,13 @@ function sampleHeader(name: string, header: string): string | undefined {
 /** sseData splits an SSE body into its data payloads, checking llama-server's framing on the way. */
 function sseData(text: string): string[] {
   expect(text.slice(-2), "stream ends with a blank line").to.equal("\n\n");
-  return text.slice(0, -2).split("\n\n").map((frame) => {
-    expect(frame, "one line per frame, a data line").to.match(/^data: [^\n]*$/);
-    return frame.slice("data: ".length);
-  });
+  return text
+    .slice(0, -2)
+    .split("\n\n")
+    .map((frame) => {
+      expect(frame, "one line per frame, a data line").to.match(/^data: [^\n]*$/);
+      return frame.slice("data: ".length);
+    });
 }
 
 /** dig walks into parsed JSON by keys and indexes, undefined when the path does not exist. */
@@ -307,10 +310,14 @@ describe("llama-server simulator", () => {
 
     it("caps max_tokens at the end of the context and rejects prompts that do not fit, like llama-server", async () => {
       const { url } = await start({ models: [{ id: "small", contextLength: 8 }] });
-      const capped = JSON.parse((await call(url, "/v1/chat/completions", {
-        messages: [{ role: "user", content: "one two three" }],
-        max_tokens: 100,
-      })).text);
+      const capped = JSON.parse(
+        (
+          await call(url, "/v1/chat/completions", {
+            messages: [{ role: "user", content: "one two three" }],
+            max_tokens: 100,
+          })
+        ).text,
+      );
       expect(dig(capped, "usage", "completion_tokens")).to.equal(5);
       expect(dig(capped, "choices", 0, "finish_reason")).to.equal("length");
       const tooLong = await call(url, "/v1/chat/completions", {
@@ -320,8 +327,8 @@ describe("llama-server simulator", () => {
       const body = JSON.parse(tooLong.text);
       expect(keysOf(dig(body, "error"))).to.deep.equal(keysOf(dig(sampleJson("err_ctx_exceeded.body"), "error")));
       expect(tooLong.text).to.equal(
-        '{"error":{"code":400,"message":"request (10 tokens) exceeds the available context size (8 tokens), try increasing it",'
-          + '"type":"exceed_context_size_error","n_prompt_tokens":10,"n_ctx":8}}',
+        '{"error":{"code":400,"message":"request (10 tokens) exceeds the available context size (8 tokens), try increasing it",' +
+          '"type":"exceed_context_size_error","n_prompt_tokens":10,"n_ctx":8}}',
       );
     });
 
@@ -381,9 +388,12 @@ describe("llama-server simulator", () => {
       const expectedChunks = expectedFrames.slice(0, -1).map((frame) => JSON.parse(frame));
       expect(keysOf(dig(chunks, 0))).to.deep.equal(keysOf(dig(expectedChunks, 0)));
       expect(keysOf(dig(chunks, 0, "choices", 0))).to.deep.equal(keysOf(dig(expectedChunks, 0, "choices", 0)));
-      expect(chunks.slice(0, 3).map((chunk) => dig(chunk, "choices", 0, "text")).join("")).to.equal(
-        expectedCompletionText("The quick brown fox", 3),
-      );
+      expect(
+        chunks
+          .slice(0, 3)
+          .map((chunk) => dig(chunk, "choices", 0, "text"))
+          .join(""),
+      ).to.equal(expectedCompletionText("The quick brown fox", 3));
       const last = dig(chunks, 3);
       expect(keysOf(last)).to.deep.equal(keysOf(expectedChunks.at(-1)));
       expect(dig(last, "choices")).to.deep.equal([{ text: "", index: 0, logprobs: null, finish_reason: "length" }]);
@@ -519,8 +529,16 @@ describe("llama-server simulator", () => {
     it("records a stalled request as aborted when its client gives up", async () => {
       const { sim, url } = await start();
       const controller = new AbortController();
-      const outcome = call(url, "/v1/chat/completions", { model: "m1", messages, stream: true, sim: { fail: "stall" } }, {}, controller.signal)
-        .then(() => "answered", () => "failed");
+      const outcome = call(
+        url,
+        "/v1/chat/completions",
+        { model: "m1", messages, stream: true, sim: { fail: "stall" } },
+        {},
+        controller.signal,
+      ).then(
+        () => "answered",
+        () => "failed",
+      );
       const seen = await sim.waitForRequest((request) => request.path === "/v1/chat/completions", 1000);
       expect(sim.activeGenerations).to.equal(1);
       controller.abort();
@@ -589,7 +607,10 @@ describe("llama-server simulator", () => {
       const sim = createSimulator({ timeToFirstTokenMs: 0 });
       const { url } = await sim.listen();
       await call(url, "/health");
-      const outcome = call(url, "/v1/chat/completions", { messages, sim: { fail: "stall" } }).then(() => "answered", () => "failed");
+      const outcome = call(url, "/v1/chat/completions", { messages, sim: { fail: "stall" } }).then(
+        () => "answered",
+        () => "failed",
+      );
       await sim.waitForRequest((request) => request.path === "/v1/chat/completions", 1000);
       await sim.close();
       expect(await outcome).to.equal("failed");

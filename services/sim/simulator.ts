@@ -3,11 +3,11 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { newCompletionId } from "./completion-id.js";
+import type { FormOutcome, ReceivedForm } from "./form-upload.js";
+import { receiveForm } from "./form-upload.js";
 import { Generation } from "./generation.js";
 import type { GenerationKind } from "./generation-request.js";
 import { parseGenerationRequest } from "./generation-request.js";
-import type { FormOutcome, ReceivedForm } from "./form-upload.js";
-import { receiveForm } from "./form-upload.js";
 import { sendError, sendJson } from "./http-replies.js";
 import { answerImageEdit, answerImageGeneration } from "./image-routes.js";
 import { jsonParseErrorMessage } from "./json-parse-error.js";
@@ -30,10 +30,10 @@ export { pngDimensions } from "./png-encoder.js";
 export type { SimOverrides } from "./sim-overrides.js";
 export { expectedEditedPng, expectedGeneratedPng } from "./simulated-images.js";
 export {
+  expectedSpeech,
   SPEECH_CHUNK_COUNT,
   SPEECH_MS_PER_CHARACTER,
   SPEECH_SAMPLE_RATE,
-  expectedSpeech,
   speechDurationMs,
   speechSampleCount,
 } from "./simulated-speech.js";
@@ -193,7 +193,12 @@ const FORM_ROUTES: ReadonlySet<Route | undefined> = new Set<Route>(["transcripti
 
 /** ANSWERING_ROUTES produce answers that take time, so their client aborts are watched and recorded. */
 const ANSWERING_ROUTES: ReadonlySet<Route | undefined> = new Set<Route>([
-  "chat", "completion", "transcription", "imageGeneration", "imageEdit", "speech",
+  "chat",
+  "completion",
+  "transcription",
+  "imageGeneration",
+  "imageEdit",
+  "speech",
 ]);
 
 /** PUBLIC_PATHS answer without an API key, as llama-server's health endpoints do. */

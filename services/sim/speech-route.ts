@@ -2,10 +2,10 @@ import type { SpeechFormat } from "./audio-encoder.js";
 import { SPEECH_CONTENT_TYPES, SPEECH_FORMATS } from "./audio-encoder.js";
 import { sendError } from "./http-replies.js";
 import type { MediaContext } from "./media-replies.js";
-import { MEDIA_SSE_HEADERS, isError, mediaPacing, pickModel } from "./media-replies.js";
+import { isError, MEDIA_SSE_HEADERS, mediaPacing, pickModel } from "./media-replies.js";
 import { invalidValue, missingParameter } from "./openai-errors.js";
-import { promptTokenCount } from "./simulated-text.js";
 import { SpeechRender, speechCharacters } from "./simulated-speech.js";
+import { promptTokenCount } from "./simulated-text.js";
 import { sseFrame } from "./sse.js";
 
 /** MAX_SPEECH_CHARACTERS bounds `input`, as OpenAI does. */
@@ -77,7 +77,12 @@ export function answerSpeech(context: MediaContext, body: unknown): void {
   }
 
   const render = new SpeechRender(input, format as SpeechFormat, speed);
-  const timing = { firstDelayMs: pacing.firstDelayMs, intervalMs: pacing.chunkIntervalMs, failure: pacing.failure, units: render.chunkCount };
+  const timing = {
+    firstDelayMs: pacing.firstDelayMs,
+    intervalMs: pacing.chunkIntervalMs,
+    failure: pacing.failure,
+    units: render.chunkCount,
+  };
   if (streamFormat === "audio") {
     context.play({
       ...timing,
@@ -96,10 +101,13 @@ export function answerSpeech(context: MediaContext, body: unknown): void {
     headers: MEDIA_SSE_HEADERS,
     sized: false,
     unit: (index) => sseFrame(JSON.stringify({ type: "speech.audio.delta", audio: render.chunk(index).toString("base64") })),
-    closing: () => sseFrame(JSON.stringify({
-      type: "speech.audio.done",
-      usage: { input_tokens: inputTokens, output_tokens: outputTokens, total_tokens: inputTokens + outputTokens },
-    })),
+    closing: () =>
+      sseFrame(
+        JSON.stringify({
+          type: "speech.audio.done",
+          usage: { input_tokens: inputTokens, output_tokens: outputTokens, total_tokens: inputTokens + outputTokens },
+        }),
+      ),
     framing: "sse",
   });
 }

@@ -6,7 +6,7 @@ export const SSE_DONE = "data: [DONE]\n\n";
  * keep-alive headers itself.
  */
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "Server": "llama.cpp",
+  Server: "llama.cpp",
   "Access-Control-Allow-Origin": "",
   "X-Accel-Buffering": "no",
   "Content-Type": "text/event-stream",

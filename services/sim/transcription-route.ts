@@ -1,9 +1,9 @@
 import type { UploadedForm } from "./form-upload.js";
 import { sendError } from "./http-replies.js";
 import type { MediaContext } from "./media-replies.js";
-import { JSON_CONTENT_TYPE, MEDIA_SSE_HEADERS, TEXT_CONTENT_TYPE, formPacing, isError, pickModel, wholeAnswer } from "./media-replies.js";
+import { formPacing, isError, JSON_CONTENT_TYPE, MEDIA_SSE_HEADERS, pickModel, TEXT_CONTENT_TYPE, wholeAnswer } from "./media-replies.js";
 import { invalidValue, missingParameter, openAiError } from "./openai-errors.js";
-import { SIMULATED_WORDS, promptTokenCount } from "./simulated-text.js";
+import { promptTokenCount, SIMULATED_WORDS } from "./simulated-text.js";
 import type { SimulatedTranscript } from "./simulated-transcript.js";
 import { srtText, transcriptOf, vttText } from "./simulated-transcript.js";
 import { sseFrame } from "./sse.js";
@@ -19,8 +19,18 @@ const AUDIO_TOKENS_PER_SECOND = 10;
 const TOKEN_ID_OFFSET = 50_365;
 /** LANGUAGE_NAMES are the names verbose_json reports for common ISO-639-1 codes, as Whisper does. */
 const LANGUAGE_NAMES: ReadonlyMap<string, string> = new Map([
-  ["en", "english"], ["de", "german"], ["fr", "french"], ["es", "spanish"], ["it", "italian"], ["pt", "portuguese"],
-  ["nl", "dutch"], ["ru", "russian"], ["ja", "japanese"], ["zh", "chinese"], ["ko", "korean"], ["pl", "polish"],
+  ["en", "english"],
+  ["de", "german"],
+  ["fr", "french"],
+  ["es", "spanish"],
+  ["it", "italian"],
+  ["pt", "portuguese"],
+  ["nl", "dutch"],
+  ["ru", "russian"],
+  ["ja", "japanese"],
+  ["zh", "chinese"],
+  ["ko", "korean"],
+  ["pl", "polish"],
 ]);
 
 /**
@@ -51,7 +61,10 @@ export function answerTranscription(context: MediaContext, form: UploadedForm): 
   }
   const format = field("response_format") ?? "json";
   if (!TRANSCRIPTION_FORMATS.includes(format)) {
-    sendError(res, invalidValue("response_format", `'response_format' must be one of ${TRANSCRIPTION_FORMATS.join(", ")}; got '${format}'.`));
+    sendError(
+      res,
+      invalidValue("response_format", `'response_format' must be one of ${TRANSCRIPTION_FORMATS.join(", ")}; got '${format}'.`),
+    );
     return;
   }
   const temperature = field("temperature");
@@ -76,7 +89,10 @@ export function answerTranscription(context: MediaContext, form: UploadedForm): 
     const usage = {
       type: "tokens",
       input_tokens: 0,
-      input_token_details: { text_tokens: promptTokenCount(field("prompt") ?? ""), audio_tokens: Math.ceil(transcript.durationSeconds * AUDIO_TOKENS_PER_SECOND) },
+      input_token_details: {
+        text_tokens: promptTokenCount(field("prompt") ?? ""),
+        audio_tokens: Math.ceil(transcript.durationSeconds * AUDIO_TOKENS_PER_SECOND),
+      },
       output_tokens: transcript.deltas.length,
       total_tokens: 0,
     };
@@ -102,7 +118,11 @@ export function answerTranscription(context: MediaContext, form: UploadedForm): 
     segments: granularities.length === 0 || granularities.includes("segment"),
   };
   const textual = format === "text" || format === "srt" || format === "vtt";
-  context.play(wholeAnswer(pacing, textual ? TEXT_CONTENT_TYPE : JSON_CONTENT_TYPE, () => transcriptionBody(transcript, format as TranscriptionFormat, verbose)));
+  context.play(
+    wholeAnswer(pacing, textual ? TEXT_CONTENT_TYPE : JSON_CONTENT_TYPE, () =>
+      transcriptionBody(transcript, format as TranscriptionFormat, verbose),
+    ),
+  );
 }
 
 interface VerboseOptions {

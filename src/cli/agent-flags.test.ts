@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, type AgentConfig } from "../../services/agent/agent-config.js";
+import { type AgentConfig, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE } from "../../services/agent/agent-config.js";
 import { ConfigError } from "../../services/shared/config-error.js";
 import { parseAgentConfig } from "./agent-flags.js";
 import { UsageError } from "./flags.js";
@@ -28,7 +28,15 @@ function usageError(run: () => unknown): string {
 
 describe("infermesh agent's flags", () => {
   it("parses flags into a frozen config with defaults", () => {
-    const config = parse([...BASE, "--upstream", "http://127.0.0.1:8080/v1/", "--upstream", "tts=http://127.0.0.1:8880", "--listen", "0.0.0.0:7701"]);
+    const config = parse([
+      ...BASE,
+      "--upstream",
+      "http://127.0.0.1:8080/v1/",
+      "--upstream",
+      "tts=http://127.0.0.1:8880",
+      "--listen",
+      "0.0.0.0:7701",
+    ]);
     expect(Object.isFrozen(config)).to.equal(true);
     expect(config.registry).to.equal("http://127.0.0.1:7700");
     expect(config.listen).to.deep.equal({ host: "0.0.0.0", port: 7701 });
@@ -68,7 +76,10 @@ describe("infermesh agent's flags", () => {
     expect(config.listen).to.deep.equal({ host: "127.0.0.1", port: 7701 });
     expect(config.upstreams.map((u) => u.url)).to.deep.equal(["http://x:1"]);
     expect(config.upstreams[0]?.maxQueue).to.equal(DEFAULT_MAX_QUEUE);
-    expect(() => parse(["--registry", "r:1", "--upstream", "http://x:1"], { INFERMESH_SIM_API_KEY: KEY })).to.throw(ConfigError, /--api-key/);
+    expect(() => parse(["--registry", "r:1", "--upstream", "http://x:1"], { INFERMESH_SIM_API_KEY: KEY })).to.throw(
+      ConfigError,
+      /--api-key/,
+    );
   });
 
   it("reads a JSON config file, with flags overriding its top-level fields and adding upstreams", () => {
@@ -89,7 +100,11 @@ describe("infermesh agent's flags", () => {
         },
       ],
     });
-    const config = parse(["--config", "agent.json", "--api-key", KEY, "--upstream", "image=http://127.0.0.1:7860"], {}, { "agent.json": file });
+    const config = parse(
+      ["--config", "agent.json", "--api-key", KEY, "--upstream", "image=http://127.0.0.1:7860"],
+      {},
+      { "agent.json": file },
+    );
     expect(config.apiKey).to.equal(KEY);
     expect(config.registry).to.equal("http://10.0.0.1:7700");
     expect(config.name).to.equal("gpu box");
@@ -120,7 +135,9 @@ describe("infermesh agent's flags", () => {
     expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--upstream", "llm=http://x:1/"]))).to.match(/given twice/);
     expect(usageError(() => parse([...BASE, "--config", "missing.json"]))).to.match(/--config missing.json: cannot read it \(ENOENT\)/);
     const bad = (json: unknown) => usageError(() => parse([...BASE, "--config", "c.json"], {}, { "c.json": JSON.stringify(json) }));
-    expect(bad({ upstreams: [{ url: "http://x:1", max_concurrency: "many" }] })).to.match(/field upstreams\[0\]\.max_concurrency expects a whole number/);
+    expect(bad({ upstreams: [{ url: "http://x:1", max_concurrency: "many" }] })).to.match(
+      /field upstreams\[0\]\.max_concurrency expects a whole number/,
+    );
     expect(bad({ upstreams: [{ url: "http://x:1", capabilities: { m: { input_modalities: ["smell"] } } }] })).to.match(
       /capabilities\["m"\]\.input_modalities\[0\]: unknown modality 'smell'/,
     );
@@ -136,7 +153,9 @@ describe("infermesh agent's flags", () => {
     expect(usageError(() => parse(["--registry", "r:1", "--upstream", "http://x:1"]))).to.equal(
       `--api-key (or INFERMESH_API_KEY, or the config file's "api_key") is required; --api-key-file FILE (or INFERMESH_API_KEY_FILE) keeps it off the command line`,
     );
-    expect(usageError(() => parse(BASE))).to.equal(`--upstream (or INFERMESH_AGENT_UPSTREAM, or the config file's "upstreams") is required`);
+    expect(usageError(() => parse(BASE))).to.equal(
+      `--upstream (or INFERMESH_AGENT_UPSTREAM, or the config file's "upstreams") is required`,
+    );
   });
 
   it("names the variable, not the flag, when a bad value came from the environment, in the value's unit", () => {
@@ -183,8 +202,12 @@ describe("infermesh agent's flags", () => {
 
     it("refuses an unreadable, empty or many-line file, and both forms at once, naming the file", () => {
       expect(usageError(() => parse([...args, "--api-key-file", "nope"]))).to.equal("--api-key-file cannot read 'nope': no such file");
-      expect(usageError(() => parse([...args, "--api-key-file", "key"], {}, { key: " \n" }))).to.equal("--api-key-file names an empty file, 'key'");
-      expect(usageError(() => parse(args, { INFERMESH_API_KEY_FILE: "key" }, { key: "" }))).to.equal("INFERMESH_API_KEY_FILE names an empty file, 'key'");
+      expect(usageError(() => parse([...args, "--api-key-file", "key"], {}, { key: " \n" }))).to.equal(
+        "--api-key-file names an empty file, 'key'",
+      );
+      expect(usageError(() => parse(args, { INFERMESH_API_KEY_FILE: "key" }, { key: "" }))).to.equal(
+        "INFERMESH_API_KEY_FILE names an empty file, 'key'",
+      );
       expect(usageError(() => parse([...args, "--api-key-file", "key"], {}, { key: `${KEY}\nsecond` }))).to.match(
         /^--api-key-file expects a file holding the secret alone on one line/,
       );

@@ -1,5 +1,7 @@
 import {
   AGENT_SETTING_CHECKS,
+  type AgentConfig,
+  type AgentSettings,
   DEFAULT_AGENT_LISTEN,
   DEFAULT_DISCOVERY_INTERVAL_MS,
   DEFAULT_LOG_LEVEL,
@@ -11,16 +13,14 @@ import {
   readAgentConfigFile,
   resolveAgentConfig,
   SCALAR_SETTINGS,
-  UPSTREAM_KINDS,
-  type AgentConfig,
-  type AgentSettings,
   type ScalarSetting,
+  UPSTREAM_KINDS,
 } from "../../services/agent/agent-config.js";
 import { ConfigError } from "../../services/shared/config-error.js";
 import { listInWords } from "../../services/shared/config-values.js";
 import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
-import { parseFlags, type FlagSpec, type FlagSpecs, type ParsedFlags } from "./flags.js";
-import { readSecret, readTextFile, type ReadTextFile } from "./secret-flag.js";
+import { type FlagSpec, type FlagSpecs, type ParsedFlags, parseFlags } from "./flags.js";
+import { type ReadTextFile, readSecret, readTextFile } from "./secret-flag.js";
 import { API_KEY_FLAGS, LOG_LEVEL_FLAG, REGISTRY_ADDRESS_FLAG } from "./shared-flags.js";
 
 /** agentFlag declares one of the agent's own flags, whose variable is INFERMESH_AGENT_<FLAG>. */

@@ -1,4 +1,4 @@
-import { commandName, isCommandGroup, type Command, type CommandGroup, type RunnableCommand } from "./command.js";
+import { type Command, type CommandGroup, commandName, isCommandGroup, type RunnableCommand } from "./command.js";
 import { placeholder } from "./flags.js";
 
 /** commandHelp is what `--help` prints for the last command of path: its synopsis, then its flags or subcommands. */

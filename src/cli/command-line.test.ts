@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import { ConfigError } from "../../services/shared/config-error.js";
+import { type Command, type CommandGroup, commandName, isCommandGroup } from "./command.js";
 import { commandHelp } from "./command-help.js";
 import { runCommandLine } from "./command-line.js";
-import { commandName, isCommandGroup, type Command, type CommandGroup } from "./command.js";
 import { INFERMESH } from "./infermesh-commands.js";
 import { SHARED_VARIABLES } from "./shared-flags.js";
 
@@ -30,11 +30,20 @@ const words = (path: readonly Command[]) => path.slice(1).map((command) => comma
 describe("the infermesh command line", () => {
   it("answers --help, -h and `help` on every command and subcommand with its help on stdout, exit 0", async () => {
     const paths = allPaths(INFERMESH);
-    expect(paths.map((path) => commandName(path))).to.include.members(["infermesh", "infermesh keys", "infermesh keys create", "infermesh agent"]);
+    expect(paths.map((path) => commandName(path))).to.include.members([
+      "infermesh",
+      "infermesh keys",
+      "infermesh keys create",
+      "infermesh agent",
+    ]);
     for (const path of paths) {
       const help = commandHelp(path);
       expect(help, commandName(path)).to.match(new RegExp(`^usage: ${commandName(path)}[ \n]`));
-      const asked = [[...words(path), "--help"], [...words(path), "-h"], ["help", ...words(path)]];
+      const asked = [
+        [...words(path), "--help"],
+        [...words(path), "-h"],
+        ["help", ...words(path)],
+      ];
       for (const argv of asked) {
         expect(await run(INFERMESH, argv), argv.join(" ")).to.deep.equal({ code: 0, stdout: help, stderr: "" });
       }
@@ -47,7 +56,9 @@ describe("the infermesh command line", () => {
       if (isCommandGroup(command)) continue;
       const { stdout } = await run(INFERMESH, [...words(path), "--help"]);
       for (const [name, spec] of Object.entries(command.flags)) {
-        expect(stdout, `${commandName(path)} --${name}`).to.match(new RegExp(`\\n  --${name}( [^\\n]+)?\\n[^\\n]+\\n      env ${spec.env}\\n`));
+        expect(stdout, `${commandName(path)} --${name}`).to.match(
+          new RegExp(`\\n  --${name}( [^\\n]+)?\\n[^\\n]+\\n      env ${spec.env}\\n`),
+        );
       }
     }
   });
@@ -55,21 +66,32 @@ describe("the infermesh command line", () => {
   it("lists the commands of a group, alone or asked for help, and answers help before reading a bad flag", async () => {
     const keys = await run(INFERMESH, ["keys"]);
     expect(keys.code).to.equal(0);
-    expect(keys.stdout).to.match(/^usage: infermesh keys <command>/).and.to.match(/\n {2}create {2}/).and.to.match(/\n {2}revoke {2}/);
+    expect(keys.stdout)
+      .to.match(/^usage: infermesh keys <command>/)
+      .and.to.match(/\n {2}create {2}/)
+      .and.to.match(/\n {2}revoke {2}/);
     expect((await run(INFERMESH, [])).stdout).to.equal(commandHelp([INFERMESH]));
     expect((await run(INFERMESH, ["keys", "help", "create"])).stdout).to.equal((await run(INFERMESH, ["keys", "create", "--help"])).stdout);
     expect(await run(INFERMESH, ["registry", "--bogus", "--help"])).to.include({ code: 0, stderr: "" });
   });
 
   it("suggests the nearest command for an unknown command or subcommand, exit 2, one line", async () => {
-    expect(await run(INFERMESH, ["registy"])).to.deep.equal({ code: 2, stdout: "", stderr: "infermesh: unknown command 'registy'; did you mean registry?\n" });
+    expect(await run(INFERMESH, ["registy"])).to.deep.equal({
+      code: 2,
+      stdout: "",
+      stderr: "infermesh: unknown command 'registy'; did you mean registry?\n",
+    });
     expect(await run(INFERMESH, ["keys", "craete"])).to.deep.equal({
       code: 2,
       stdout: "",
       stderr: "infermesh keys: unknown command 'craete'; did you mean create?\n",
     });
-    expect((await run(INFERMESH, ["frobnicate"])).stderr).to.equal("infermesh: unknown command 'frobnicate'; `infermesh --help` lists the commands\n");
-    expect((await run(INFERMESH, ["help", "keys", "revok"])).stderr).to.equal("infermesh keys: unknown command 'revok'; did you mean revoke?\n");
+    expect((await run(INFERMESH, ["frobnicate"])).stderr).to.equal(
+      "infermesh: unknown command 'frobnicate'; `infermesh --help` lists the commands\n",
+    );
+    expect((await run(INFERMESH, ["help", "keys", "revok"])).stderr).to.equal(
+      "infermesh keys: unknown command 'revok'; did you mean revoke?\n",
+    );
   });
 
   it("suggests the nearest flag for an unknown flag, exit 2, before running anything", async () => {
@@ -78,8 +100,12 @@ describe("the infermesh command line", () => {
       stdout: "",
       stderr: "infermesh registry: unknown flag --listn; did you mean --listen?\n",
     });
-    expect((await run(INFERMESH, ["keys", "list", "--al"])).stderr).to.equal("infermesh keys list: unknown flag --al; did you mean --all?\n");
-    expect((await run(INFERMESH, ["metrics-config", "--bogus"])).stderr).to.equal("infermesh metrics-config: unknown flag --bogus; --help lists the flags\n");
+    expect((await run(INFERMESH, ["keys", "list", "--al"])).stderr).to.equal(
+      "infermesh keys list: unknown flag --al; did you mean --all?\n",
+    );
+    expect((await run(INFERMESH, ["metrics-config", "--bogus"])).stderr).to.equal(
+      "infermesh metrics-config: unknown flag --bogus; --help lists the flags\n",
+    );
   });
 
   it("exits 2 on a ConfigError and 1 on any other failure, with the first line of the message, and passes what follows '--' on", async () => {
@@ -93,7 +119,13 @@ describe("the infermesh command line", () => {
       summary: "a test tool",
       subcommands: [
         { name: "bad", summary: "bad config", synopsis: "bad", flags: {}, run: fails(new ConfigError("--x", "--x expects y\nmore")) },
-        { name: "broken", summary: "fails", synopsis: "broken", flags: {}, run: fails(new Error("cannot listen on h:1: address already in use\nstack")) },
+        {
+          name: "broken",
+          summary: "fails",
+          synopsis: "broken",
+          flags: {},
+          run: fails(new Error("cannot listen on h:1: address already in use\nstack")),
+        },
       ],
     };
     expect(await run(root, ["bad"])).to.deep.equal({ code: 2, stdout: "", stderr: "tool bad: --x expects y\n" });
@@ -120,14 +152,21 @@ describe("the infermesh command line", () => {
     for (const [variable, flags] of byVariable) {
       if (!SHARED_VARIABLES.includes(variable)) expect([...flags], variable).to.have.length(1);
     }
-    expect(Object.fromEntries([...byVariable].filter(([variable]) => SHARED_VARIABLES.includes(variable)).map(([v, f]) => [v, [...f].sort()]))).to.deep.equal({
+    expect(
+      Object.fromEntries([...byVariable].filter(([variable]) => SHARED_VARIABLES.includes(variable)).map(([v, f]) => [v, [...f].sort()])),
+    ).to.deep.equal({
       INFERMESH_DB: ["infermesh keys --db", "infermesh registry --db"],
       INFERMESH_MESH_TOKEN: ["infermesh gateway --mesh-token", "infermesh registry --mesh-token"],
       INFERMESH_MESH_TOKEN_FILE: ["infermesh gateway --mesh-token-file", "infermesh registry --mesh-token-file"],
       INFERMESH_API_KEY: ["infermesh agent --api-key"],
       INFERMESH_API_KEY_FILE: ["infermesh agent --api-key-file"],
       INFERMESH_REGISTRY: ["infermesh agent --registry", "infermesh gateway --registry"],
-      INFERMESH_LOG_LEVEL: ["infermesh agent --log-level", "infermesh dev --log-level", "infermesh gateway --log-level", "infermesh registry --log-level"],
+      INFERMESH_LOG_LEVEL: [
+        "infermesh agent --log-level",
+        "infermesh dev --log-level",
+        "infermesh gateway --log-level",
+        "infermesh registry --log-level",
+      ],
     });
   });
 });

@@ -1,7 +1,7 @@
 import { ConfigError } from "../../services/shared/config-error.js";
 import { nearestName } from "../../services/shared/nearest-name.js";
+import { type Command, type CommandGroup, commandName, isCommandGroup } from "./command.js";
 import { commandHelp } from "./command-help.js";
-import { commandName, isCommandGroup, type Command, type CommandGroup } from "./command.js";
 import { UsageError } from "./flags.js";
 
 /** CommandOutput is where a command line writes what it prints for people (stdout) and why it failed (stderr). */
@@ -65,7 +65,10 @@ function asksForHelp(argv: readonly string[]): boolean {
 function subcommand(group: CommandGroup, path: readonly Command[], word: string): Command {
   const found = group.subcommands.find((command) => command.name === word);
   if (found !== undefined) return found;
-  const nearest = nearestName(word, group.subcommands.map((command) => command.name));
+  const nearest = nearestName(
+    word,
+    group.subcommands.map((command) => command.name),
+  );
   const hint = nearest === undefined ? `\`${commandName(path)} --help\` lists the commands` : `did you mean ${nearest}?`;
   throw new UsageError(word, `unknown command '${word}'; ${hint}`);
 }

@@ -1,19 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve as absolutePath } from "node:path";
+import { resolve as absolutePath, join } from "node:path";
 import { createAgent } from "../../services/agent/agent.js";
 import { resolveAgentConfig } from "../../services/agent/agent-config.js";
-import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
 import { createGateway } from "../../services/gateway/gateway.js";
 import { createRegistry } from "../../services/registry/registry.js";
 import type { RegistryStore } from "../../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
+import { parseLogLevel, parsePort } from "../../services/shared/config-values.js";
+import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import { createSimulator, type SimulatedModel } from "../../services/sim/simulator.js";
-import { parseLogLevel, parsePort } from "../../services/shared/config-values.js";
 import type { RunnableCommand } from "./command.js";
-import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
+import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { LOG_LEVEL_FLAG } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 import { parseSimulatedModel } from "./sim-command.js";
@@ -98,7 +98,12 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     say(`starting the registry (database ${join(dataDir, "infermesh.db")})`);
     const store = createSqliteStore({ path: join(dataDir, "infermesh.db") });
     stops.push(() => store.close());
-    const registry = createRegistry({ store, meshToken, listen: { host: LOOPBACK, port: registryPortWanted }, shutdownGraceMs: STOP_GRACE_MS });
+    const registry = createRegistry({
+      store,
+      meshToken,
+      listen: { host: LOOPBACK, port: registryPortWanted },
+      shutdownGraceMs: STOP_GRACE_MS,
+    });
     const registryPort = (await registry.listen()).grpc.port;
     stops.push(() => registry.close());
     say(`registry ready: gRPC 127.0.0.1:${registryPort}`);
@@ -159,8 +164,12 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     const served = agent.models().map((m) => m.id);
     say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: models ${served.join(", ")}; Ctrl-C stops everything`);
     say(`more agents join with: ${agentJoinHint(registryPort, absolutePath(keyFile))}`);
-    say(`InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort} (with health and reflection: grpcurl -plaintext 127.0.0.1:${grpcPort} list)`);
-    say(`Prometheus metrics of all three services: http://127.0.0.1:${httpPort}/metrics (scrape config: infermesh metrics-config --gateway 127.0.0.1:${httpPort})`);
+    say(
+      `InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort} (with health and reflection: grpcurl -plaintext 127.0.0.1:${grpcPort} list)`,
+    );
+    say(
+      `Prometheus metrics of all three services: http://127.0.0.1:${httpPort}/metrics (scrape config: infermesh metrics-config --gateway 127.0.0.1:${httpPort})`,
+    );
     say("point any OpenAI client at the mesh: export these two lines in another shell");
     process.stdout.write(`OPENAI_BASE_URL=http://127.0.0.1:${httpPort}/v1\nOPENAI_API_KEY=${apiKey}\n`);
     await onShutdownSignal(log);

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { ConfigError } from "../../services/shared/config-error.js";
-import { parseFlags, requireString, UsageError, type FlagSpecs } from "./flags.js";
+import { type FlagSpecs, parseFlags, requireString, UsageError } from "./flags.js";
 
 const SPECS: FlagSpecs = {
   listen: { type: "string", default: "127.0.0.1:1", value: "HOST:PORT", description: "address", env: "INFERMESH_T_LISTEN" },
@@ -27,7 +27,12 @@ describe("parseFlags", () => {
   });
 
   it("never reads a variable the flag does not declare, as INFERMESH_<FLAG> or another command's", () => {
-    const flags = parseFlags(SPECS, [], { INFERMESH_LISTEN: "h:9", INFERMESH_API_KEY: "users-key", INFERMESH_MODEL: "m", INFERMESH_ALL: "1" });
+    const flags = parseFlags(SPECS, [], {
+      INFERMESH_LISTEN: "h:9",
+      INFERMESH_API_KEY: "users-key",
+      INFERMESH_MODEL: "m",
+      INFERMESH_ALL: "1",
+    });
     expect([flags.string("listen"), flags.string("api-key"), flags.strings("model"), flags.boolean("all")]).to.deep.equal([
       "127.0.0.1:1",
       undefined,
@@ -39,7 +44,11 @@ describe("parseFlags", () => {
   it("tells where a value came from, and names the flag or its variable in messages accordingly", () => {
     const flags = parseFlags(SPECS, ["--model", "a"], { INFERMESH_T_LISTEN: "h:3" });
     expect([flags.given("model"), flags.given("listen"), flags.given("api-key")]).to.deep.equal(["argv", "env", undefined]);
-    expect([flags.setting("model"), flags.setting("listen"), flags.setting("api-key")]).to.deep.equal(["--model", "INFERMESH_T_LISTEN", "--api-key"]);
+    expect([flags.setting("model"), flags.setting("listen"), flags.setting("api-key")]).to.deep.equal([
+      "--model",
+      "INFERMESH_T_LISTEN",
+      "--api-key",
+    ]);
   });
 
   it("collects a repeated flag, splits its variable at commas, and lets the command line replace the variable", () => {
@@ -51,8 +60,18 @@ describe("parseFlags", () => {
 
   it("reads a boolean variable as true or false, and refuses anything else naming the variable", () => {
     expect(parseFlags(SPECS, ["--all"], {}).boolean("all")).to.equal(true);
-    expect(["1", "true", "YES", "on"].map((value) => parseFlags(SPECS, [], { INFERMESH_T_ALL: value }).boolean("all"))).to.deep.equal([true, true, true, true]);
-    expect(["0", "false", "no", "Off"].map((value) => parseFlags(SPECS, [], { INFERMESH_T_ALL: value }).boolean("all"))).to.deep.equal([false, false, false, false]);
+    expect(["1", "true", "YES", "on"].map((value) => parseFlags(SPECS, [], { INFERMESH_T_ALL: value }).boolean("all"))).to.deep.equal([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(["0", "false", "no", "Off"].map((value) => parseFlags(SPECS, [], { INFERMESH_T_ALL: value }).boolean("all"))).to.deep.equal([
+      false,
+      false,
+      false,
+      false,
+    ]);
     const error = thrown(() => parseFlags(SPECS, [], { INFERMESH_T_ALL: "maybe" }).boolean("all"));
     expect(error).to.be.instanceOf(ConfigError);
     expect(error.message).to.equal("INFERMESH_T_ALL expects true or false (or 1, 0, yes, no, on, off), got 'maybe'");

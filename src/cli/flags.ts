@@ -55,12 +55,7 @@ const FALSE = /^(0|false|no|off)$/i;
  * default. Anything it cannot read is a UsageError that names the flag; an unknown one suggests the nearest
  * declared flag.
  */
-export function parseFlags(
-  specs: FlagSpecs,
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv,
-  allowPositionals = false,
-): ParsedFlags {
+export function parseFlags(specs: FlagSpecs, argv: readonly string[], env: NodeJS.ProcessEnv, allowPositionals = false): ParsedFlags {
   const { tokens } = parseArgs({
     args: [...argv],
     options: Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, { type: spec.type }])),
@@ -101,8 +96,7 @@ export function parseFlags(
     const value = env[declared(name).env];
     return value === undefined || value === "" ? undefined : value;
   };
-  const given = (name: string): FlagSource | undefined =>
-    fromArgv.has(name) ? "argv" : fromEnv(name) !== undefined ? "env" : undefined;
+  const given = (name: string): FlagSource | undefined => (fromArgv.has(name) ? "argv" : fromEnv(name) !== undefined ? "env" : undefined);
   const setting = (name: string): string => (given(name) === "env" ? declared(name).env : `--${name}`);
   const values = (name: string): string[] => {
     const spec = declared(name);
@@ -115,7 +109,12 @@ export function parseFlags(
         if (FALSE.test(envValue)) return [];
         throw new ConfigError(spec.env, `${spec.env} expects true or false (or 1, 0, yes, no, on, off), got '${envValue}'`);
       }
-      return spec.multiple ? envValue.split(",").map((item) => item.trim()).filter(Boolean) : [envValue];
+      return spec.multiple
+        ? envValue
+            .split(",")
+            .map((item) => item.trim())
+            .filter(Boolean)
+        : [envValue];
     }
     return spec.default === undefined ? [] : [spec.default];
   };

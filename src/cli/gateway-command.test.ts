@@ -14,7 +14,12 @@ function message(run: () => unknown): string {
   throw new Error("expected a ConfigError");
 }
 
-const EXPORTED = { INFERMESH_MESH_TOKEN: MESH, INFERMESH_LISTEN: "0.0.0.0:1", INFERMESH_GRPC_LISTEN: "0.0.0.0:2", INFERMESH_METRICS_LISTEN: "0.0.0.0:3" };
+const EXPORTED = {
+  INFERMESH_MESH_TOKEN: MESH,
+  INFERMESH_LISTEN: "0.0.0.0:1",
+  INFERMESH_GRPC_LISTEN: "0.0.0.0:2",
+  INFERMESH_METRICS_LISTEN: "0.0.0.0:3",
+};
 
 describe("infermesh gateway's flags", () => {
   it("reads INFERMESH_GATEWAY_* variables and the shared INFERMESH_REGISTRY, never an unprefixed INFERMESH_LISTEN", () => {
@@ -40,7 +45,9 @@ describe("infermesh gateway's flags", () => {
     expect(message(() => parseGatewayConfig(["--registry", "http://r:1/path"], EXPORTED))).to.equal(
       "--registry expects HOST:PORT or http(s)://HOST:PORT without a path, got 'http://r:1/path'",
     );
-    expect(message(() => parseGatewayConfig(["--registry", "r:0"], EXPORTED))).to.equal("--registry expects a port from 1 to 65535, got 'r:0'");
+    expect(message(() => parseGatewayConfig(["--registry", "r:0"], EXPORTED))).to.equal(
+      "--registry expects a port from 1 to 65535, got 'r:0'",
+    );
     expect(message(() => parseGatewayConfig(["--stream-timeout-ms", "0"], EXPORTED))).to.equal(
       "--stream-timeout-ms expects a whole number of milliseconds from 1 to 86400000, got '0'",
     );

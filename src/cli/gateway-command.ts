@@ -1,3 +1,4 @@
+import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
 import { createGateway } from "../../services/gateway/gateway.js";
 import {
   DEFAULT_BODY_LIMIT_BYTES,
@@ -5,18 +6,17 @@ import {
   DEFAULT_STREAM_TIMEOUT_MS,
   type GatewayOptions,
 } from "../../services/gateway/gateway-options.js";
-import { DEFAULT_KEEPALIVE_MS } from "../../services/gateway/answer-writer.js";
 import { DEFAULT_GUARDRAILS } from "../../services/gateway/guardrails.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
 import { DEFAULT_RATE_LIMITS } from "../../services/gateway/rate-limits.js";
 import { parseLogLevel, parseMs, parseRegistryUrl, parseWholeNumber } from "../../services/shared/config-values.js";
-import { formatHostPort, parseHostPort, type HostPort } from "../../services/shared/host-port.js";
+import { formatHostPort, type HostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import type { RunnableCommand } from "./command.js";
-import { parseFlags, requireString, type FlagSpec, type FlagSpecs } from "./flags.js";
+import { type FlagSpec, type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { DEFAULT_REGISTRY_LISTEN } from "./registry-command.js";
-import { readTextFile, type ReadTextFile } from "./secret-flag.js";
+import { type ReadTextFile, readTextFile } from "./secret-flag.js";
 import { LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, REGISTRY_ADDRESS_FLAG, requireMeshToken } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
@@ -42,16 +42,51 @@ export const GATEWAY_FLAGS: FlagSpecs = {
   "grpc-listen": gatewayFlag("grpc-listen", "HOST:PORT", DEFAULT_GATEWAY_GRPC_LISTEN, "InferenceService gRPC listen address"),
   registry: { ...REGISTRY_ADDRESS_FLAG, default: `http://${DEFAULT_REGISTRY_LISTEN}` },
   ...MESH_TOKEN_FLAGS,
-  "request-timeout-ms": gatewayFlag("request-timeout-ms", "MS", DEFAULT_REQUEST_TIMEOUT_MS, "deadline of a non-streamed inference request, in milliseconds"),
-  "stream-timeout-ms": gatewayFlag("stream-timeout-ms", "MS", DEFAULT_STREAM_TIMEOUT_MS, "deadline of a streamed inference request, in milliseconds"),
+  "request-timeout-ms": gatewayFlag(
+    "request-timeout-ms",
+    "MS",
+    DEFAULT_REQUEST_TIMEOUT_MS,
+    "deadline of a non-streamed inference request, in milliseconds",
+  ),
+  "stream-timeout-ms": gatewayFlag(
+    "stream-timeout-ms",
+    "MS",
+    DEFAULT_STREAM_TIMEOUT_MS,
+    "deadline of a streamed inference request, in milliseconds",
+  ),
   "keepalive-ms": gatewayFlag("keepalive-ms", "MS", DEFAULT_KEEPALIVE_MS, "milliseconds of silence before an SSE keep-alive comment"),
   "body-limit-bytes": gatewayFlag("body-limit-bytes", "BYTES", DEFAULT_BODY_LIMIT_BYTES, "largest JSON request body, in bytes"),
-  "max-upload-bytes": gatewayFlag("max-upload-bytes", "BYTES", DEFAULT_MAX_UPLOAD_BYTES, "largest upload (the files of one multipart request together), in bytes"),
-  "rate-limit-rpm": gatewayFlag("rate-limit-rpm", "N", DEFAULT_RATE_LIMITS.inferencePerMinute, "inference requests per API key per minute (0: no limit)"),
-  "models-rate-limit-rpm": gatewayFlag("models-rate-limit-rpm", "N", DEFAULT_RATE_LIMITS.modelsPerMinute, "GET /v1/models per API key per minute (0: no limit)"),
-  "max-concurrent-streams": gatewayFlag("max-concurrent-streams", "N", DEFAULT_RATE_LIMITS.concurrentStreams, "streamed answers in flight per API key (0: no limit)"),
+  "max-upload-bytes": gatewayFlag(
+    "max-upload-bytes",
+    "BYTES",
+    DEFAULT_MAX_UPLOAD_BYTES,
+    "largest upload (the files of one multipart request together), in bytes",
+  ),
+  "rate-limit-rpm": gatewayFlag(
+    "rate-limit-rpm",
+    "N",
+    DEFAULT_RATE_LIMITS.inferencePerMinute,
+    "inference requests per API key per minute (0: no limit)",
+  ),
+  "models-rate-limit-rpm": gatewayFlag(
+    "models-rate-limit-rpm",
+    "N",
+    DEFAULT_RATE_LIMITS.modelsPerMinute,
+    "GET /v1/models per API key per minute (0: no limit)",
+  ),
+  "max-concurrent-streams": gatewayFlag(
+    "max-concurrent-streams",
+    "N",
+    DEFAULT_RATE_LIMITS.concurrentStreams,
+    "streamed answers in flight per API key (0: no limit)",
+  ),
   "max-messages": gatewayFlag("max-messages", "N", DEFAULT_GUARDRAILS.maxMessages, "messages per chat request (0: no limit)"),
-  "max-input-chars": gatewayFlag("max-input-chars", "N", DEFAULT_GUARDRAILS.maxInputChars, "characters of a request's messages or prompt (0: no limit)"),
+  "max-input-chars": gatewayFlag(
+    "max-input-chars",
+    "N",
+    DEFAULT_GUARDRAILS.maxInputChars,
+    "characters of a request's messages or prompt (0: no limit)",
+  ),
   "max-tokens": gatewayFlag("max-tokens", "N", DEFAULT_GUARDRAILS.maxTokens, "ceiling max_tokens is clamped to (0: no ceiling)"),
   "log-level": { ...LOG_LEVEL_FLAG, default: "info" },
 };

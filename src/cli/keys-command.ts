@@ -1,7 +1,7 @@
-import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import type { ApiKeyRecord, RegistryStore } from "../../services/registry/store/registry-store.js";
+import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
 import type { CommandGroup, RunnableCommand } from "./command.js";
-import { parseFlags, requireString, UsageError, type FlagSpec, type FlagSpecs, type ParsedFlags } from "./flags.js";
+import { type FlagSpec, type FlagSpecs, type ParsedFlags, parseFlags, requireString, UsageError } from "./flags.js";
 import { DB_FLAG } from "./shared-flags.js";
 
 const USER_FLAG: FlagSpec = { type: "string", value: "NAME", description: "the key's owner", env: "INFERMESH_KEYS_USER" };
@@ -61,7 +61,8 @@ export async function runKeysRevoke(argv: readonly string[], env: NodeJS.Process
   const flags = parseFlags(KEYS_REVOKE_FLAGS, argv, env, true);
   const [keyId, ...extra] = flags.positionals;
   if (!keyId) throw new UsageError("KEY_ID", "a KEY_ID is required (`infermesh keys list` shows them)");
-  if (extra.length > 0) throw new UsageError(extra[0] as string, `takes one KEY_ID, got ${flags.positionals.length}: ${flags.positionals.join(" ")}`);
+  if (extra.length > 0)
+    throw new UsageError(extra[0] as string, `takes one KEY_ID, got ${flags.positionals.length}: ${flags.positionals.join(" ")}`);
   await withStore(flags, async (store) => {
     const record = await store.revokeApiKey(keyId);
     if (!record) throw new Error(`no API key with id '${keyId}'`);
@@ -80,8 +81,14 @@ function formatKeys(keys: readonly ApiKeyRecord[]): string {
       key.label,
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+  const widths = rows.reduce<number[]>((max, row) => row.map((cell, i) => Math.max(max[i] ?? 0, cell.length)), []);
+  const lines = rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd(),
+  );
+  return `${lines.join("\n")}\n`;
 }
 
 const KEYS_CREATE_COMMAND: RunnableCommand = {

@@ -1,6 +1,6 @@
 import { parseDialAddress, parseWholeNumber } from "../../services/shared/config-values.js";
 import type { RunnableCommand } from "./command.js";
-import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
+import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { DEFAULT_GATEWAY_LISTEN } from "./gateway-command.js";
 import { prometheusScrapeConfig, type ScrapeTargets } from "./scrape-config.js";
 

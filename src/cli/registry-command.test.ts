@@ -14,7 +14,12 @@ function message(run: () => unknown): string {
   throw new Error("expected a ConfigError");
 }
 
-const EXPORTED = { INFERMESH_MESH_TOKEN: MESH, INFERMESH_LISTEN: "0.0.0.0:1", INFERMESH_GRPC_LISTEN: "0.0.0.0:2", INFERMESH_METRICS_LISTEN: "0.0.0.0:3" };
+const EXPORTED = {
+  INFERMESH_MESH_TOKEN: MESH,
+  INFERMESH_LISTEN: "0.0.0.0:1",
+  INFERMESH_GRPC_LISTEN: "0.0.0.0:2",
+  INFERMESH_METRICS_LISTEN: "0.0.0.0:3",
+};
 
 describe("infermesh registry's flags", () => {
   it("reads INFERMESH_REGISTRY_* variables, never an unprefixed INFERMESH_LISTEN", () => {

@@ -11,8 +11,8 @@ import { formatHostPort, parseHostPort } from "../../services/shared/host-port.j
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import type { RunnableCommand } from "./command.js";
-import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
-import { readTextFile, type ReadTextFile } from "./secret-flag.js";
+import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
+import { type ReadTextFile, readTextFile } from "./secret-flag.js";
 import { DB_FLAG, LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, requireMeshToken } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
@@ -59,10 +59,18 @@ export interface RegistryConfig extends Omit<RegistryOptions, "store"> {
 }
 
 /** parseRegistryConfig turns flags and their variables into a frozen RegistryConfig or throws a ConfigError. */
-export function parseRegistryConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): RegistryConfig {
+export function parseRegistryConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  readFile: ReadTextFile = readTextFile,
+): RegistryConfig {
   const flags = parseFlags(REGISTRY_FLAGS, argv, env);
   const meshToken = requireMeshToken(flags, readFile);
-  const heartbeatIntervalMs = parseMs(flags.setting("heartbeat-interval-ms"), requireString(flags, "heartbeat-interval-ms"), MIN_HEARTBEAT_INTERVAL_MS);
+  const heartbeatIntervalMs = parseMs(
+    flags.setting("heartbeat-interval-ms"),
+    requireString(flags, "heartbeat-interval-ms"),
+    MIN_HEARTBEAT_INTERVAL_MS,
+  );
   const ttl = flags.string("ttl-ms");
   const logLevel = parseLogLevel(flags.setting("log-level"), requireString(flags, "log-level"));
   const metrics = flags.string("metrics-listen");

@@ -39,7 +39,12 @@ describe("infermesh metrics-config", () => {
   });
 
   it("ignores the variables other commands read: an exported INFERMESH_REGISTRY URL, INFERMESH_AGENT, INFERMESH_GATEWAY", () => {
-    const exported = { INFERMESH_REGISTRY: "http://127.0.0.1:7700", INFERMESH_AGENT: "a:1", INFERMESH_GATEWAY: "g:1", INFERMESH_LISTEN: "0.0.0.0:1" };
+    const exported = {
+      INFERMESH_REGISTRY: "http://127.0.0.1:7700",
+      INFERMESH_AGENT: "a:1",
+      INFERMESH_GATEWAY: "g:1",
+      INFERMESH_LISTEN: "0.0.0.0:1",
+    };
     expect(parseMetricsConfig([], exported)).to.deep.equal(parseMetricsConfig([], {}));
   });
 

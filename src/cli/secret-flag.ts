@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../../services/shared/config-error.js";
-import { UsageError, type ParsedFlags } from "./flags.js";
+import { type ParsedFlags, UsageError } from "./flags.js";
 
 /** ReadTextFile reads a whole file as UTF-8; commands read through it so that tests can hand them files. */
 export type ReadTextFile = (path: string) => string;

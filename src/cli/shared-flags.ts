@@ -2,7 +2,7 @@ import { ConfigError } from "../../services/shared/config-error.js";
 import { listInWords } from "../../services/shared/config-values.js";
 import { LOG_LEVELS } from "../../services/shared/logger.js";
 import type { FlagSpec, FlagSpecs, ParsedFlags } from "./flags.js";
-import { readSecret, type ReadTextFile } from "./secret-flag.js";
+import { type ReadTextFile, readSecret } from "./secret-flag.js";
 
 // The flags that mean one thing wherever they appear, and whose variable is named for what it holds, so that one
 // export serves every command that takes it. Every other flag's variable carries its command's name.
@@ -86,11 +86,17 @@ export function requireMeshToken(flags: ParsedFlags, readFile: ReadTextFile): st
   const meshToken = readSecret(flags, "mesh-token", readFile);
   if (meshToken === undefined) {
     const [direct, file] = [flags.spec("mesh-token").env, flags.spec("mesh-token-file").env];
-    throw new ConfigError("--mesh-token", `--mesh-token (or ${direct}) is required; --mesh-token-file FILE (or ${file}) keeps it off the command line`);
+    throw new ConfigError(
+      "--mesh-token",
+      `--mesh-token (or ${direct}) is required; --mesh-token-file FILE (or ${file}) keeps it off the command line`,
+    );
   }
   const { value, setting } = meshToken;
   if (value.length < MIN_MESH_TOKEN_LENGTH) {
-    throw new ConfigError(setting, `the mesh token from ${setting} is ${value.length} characters long; it must be at least ${MIN_MESH_TOKEN_LENGTH}`);
+    throw new ConfigError(
+      setting,
+      `the mesh token from ${setting} is ${value.length} characters long; it must be at least ${MIN_MESH_TOKEN_LENGTH}`,
+    );
   }
   return value;
 }

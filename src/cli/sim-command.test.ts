@@ -24,7 +24,11 @@ function message(run: () => unknown): string {
 
 describe("infermesh sim's flags", () => {
   it("ignores an exported INFERMESH_API_KEY and INFERMESH_LISTEN: the simulator's key and address are its own", () => {
-    const config = parseSimConfig([], { INFERMESH_API_KEY: USERS_KEY, INFERMESH_API_KEY_FILE: "/nonexistent", INFERMESH_LISTEN: "0.0.0.0:1" });
+    const config = parseSimConfig([], {
+      INFERMESH_API_KEY: USERS_KEY,
+      INFERMESH_API_KEY_FILE: "/nonexistent",
+      INFERMESH_LISTEN: "0.0.0.0:1",
+    });
     expect(config).to.deep.equal({ listen: { host: "127.0.0.1", port: 8090 }, options: {} });
   });
 
@@ -51,7 +55,9 @@ describe("infermesh sim's flags", () => {
   it("reads the key it demands from --api-key-file or INFERMESH_SIM_API_KEY_FILE, trimmed", () => {
     expect(parseSimConfig(["--api-key-file", "k"], {}, files({ k: "llama-key\n" })).options.apiKey).to.equal("llama-key");
     expect(parseSimConfig([], { INFERMESH_SIM_API_KEY_FILE: "k" }, files({ k: " llama-key " })).options.apiKey).to.equal("llama-key");
-    expect(message(() => parseSimConfig(["--api-key-file", "k"], {}, files({ k: "\n" })))).to.equal("--api-key-file names an empty file, 'k'");
+    expect(message(() => parseSimConfig(["--api-key-file", "k"], {}, files({ k: "\n" })))).to.equal(
+      "--api-key-file names an empty file, 'k'",
+    );
   });
 
   it("says in plain words what each bad value should be", () => {
@@ -59,8 +65,12 @@ describe("infermesh sim's flags", () => {
     expect(message(() => parseSimConfig(["--fail", "status", "--fail-status", "200"], {}))).to.equal(
       "--fail-status expects an HTTP error status from 400 to 599, got '200'",
     );
-    expect(message(() => parseSimConfig(["--ttft-ms", "1s"], {}))).to.equal("--ttft-ms expects a whole number of milliseconds from 0 to 600000, got '1s'");
-    expect(message(() => parseSimConfig(["--model", "gpu=x"], {}))).to.equal("--model expects [KIND=]ID with KIND llm, stt, image or tts, got 'gpu=x'");
+    expect(message(() => parseSimConfig(["--ttft-ms", "1s"], {}))).to.equal(
+      "--ttft-ms expects a whole number of milliseconds from 0 to 600000, got '1s'",
+    );
+    expect(message(() => parseSimConfig(["--model", "gpu=x"], {}))).to.equal(
+      "--model expects [KIND=]ID with KIND llm, stt, image or tts, got 'gpu=x'",
+    );
     expect(message(() => parseSimConfig([], { INFERMESH_SIM_LISTEN: "8090" }))).to.equal(
       "INFERMESH_SIM_LISTEN expects HOST:PORT with a port from 0 to 65535, got '8090'",
     );

@@ -1,12 +1,18 @@
 import { ConfigError } from "../../services/shared/config-error.js";
 import { listInWords, parseWholeNumber } from "../../services/shared/config-values.js";
-import { parseHostPort, type HostPort } from "../../services/shared/host-port.js";
+import { type HostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
-import { createSimulator, type FailureMode, type ModelKind, type SimulatedModel, type SimulatorOptions } from "../../services/sim/simulator.js";
+import {
+  createSimulator,
+  type FailureMode,
+  type ModelKind,
+  type SimulatedModel,
+  type SimulatorOptions,
+} from "../../services/sim/simulator.js";
 import { MODEL_KINDS } from "../../services/sim/simulator-options.js";
 import type { RunnableCommand } from "./command.js";
-import { parseFlags, requireString, type FlagSpecs } from "./flags.js";
-import { readSecret, readTextFile, type ReadTextFile } from "./secret-flag.js";
+import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
+import { type ReadTextFile, readSecret, readTextFile } from "./secret-flag.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /** DEFAULT_SIM_LISTEN is the simulator's address unless told otherwise. */
@@ -19,7 +25,13 @@ const FAILURE_MODES: readonly FailureMode[] = ["status", "stall", "drop"];
  * key it demands, like llama-server's, never the user's own infermesh key that INFERMESH_API_KEY holds.
  */
 export const SIM_FLAGS: FlagSpecs = {
-  listen: { type: "string", default: DEFAULT_SIM_LISTEN, value: "HOST:PORT", description: "HTTP listen address", env: "INFERMESH_SIM_LISTEN" },
+  listen: {
+    type: "string",
+    default: DEFAULT_SIM_LISTEN,
+    value: "HOST:PORT",
+    description: "HTTP listen address",
+    env: "INFERMESH_SIM_LISTEN",
+  },
   model: {
     type: "string",
     multiple: true,
@@ -46,7 +58,12 @@ export const SIM_FLAGS: FlagSpecs = {
     description: `inject a failure into every request: ${listInWords(FAILURE_MODES)}`,
     env: "INFERMESH_SIM_FAIL",
   },
-  "fail-status": { type: "string", value: "STATUS", description: "HTTP status of --fail status, from 400 to 599", env: "INFERMESH_SIM_FAIL_STATUS" },
+  "fail-status": {
+    type: "string",
+    value: "STATUS",
+    description: "HTTP status of --fail status, from 400 to 599",
+    env: "INFERMESH_SIM_FAIL_STATUS",
+  },
   "fail-after-tokens": {
     type: "string",
     value: "N",
@@ -59,7 +76,12 @@ export const SIM_FLAGS: FlagSpecs = {
     description: "require this Bearer key, like llama-server's --api-key (`ps` shows flags: prefer --api-key-file)",
     env: "INFERMESH_SIM_API_KEY",
   },
-  "api-key-file": { type: "string", value: "FILE", description: "a file holding the key to require (its content trimmed)", env: "INFERMESH_SIM_API_KEY_FILE" },
+  "api-key-file": {
+    type: "string",
+    value: "FILE",
+    description: "a file holding the key to require (its content trimmed)",
+    env: "INFERMESH_SIM_API_KEY_FILE",
+  },
 };
 
 /** SimConfig is `infermesh sim`'s configuration, parsed once. */
@@ -117,7 +139,8 @@ export function parseSimulatedModel(where: string, value: string): SimulatedMode
 function httpErrorStatus(where: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const status = /^\d{3}$/.test(value) ? Number(value) : Number.NaN;
-  if (!(status >= 400 && status <= 599)) throw new ConfigError(where, `${where} expects an HTTP error status from 400 to 599, got '${value}'`);
+  if (!(status >= 400 && status <= 599))
+    throw new ConfigError(where, `${where} expects an HTTP error status from 400 to 599, got '${value}'`);
   return status;
 }
 

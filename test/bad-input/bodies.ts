@@ -39,7 +39,7 @@ export function nestedArrays(depth: number): string {
 
 /** nestedObjects is `depth` objects, each the value of the previous one's key "a". */
 export function nestedObjects(depth: number): string {
-  return '{"a":'.repeat(depth) + "1" + "}".repeat(depth);
+  return `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
 }
 
 /** FormPart is one part of a hand-made multipart body. */
@@ -59,8 +59,7 @@ export interface FormPart {
 export function multipart(boundary: string, parts: readonly FormPart[], options: { close?: boolean } = {}): Buffer {
   const chunks: Buffer[] = [];
   for (const part of parts) {
-    const disposition =
-      `Content-Disposition: form-data; name="${part.name}"` + (part.filename === undefined ? "" : `; filename="${part.filename}"`);
+    const disposition = `Content-Disposition: form-data; name="${part.name}"${part.filename === undefined ? "" : `; filename="${part.filename}"`}`;
     const head = part.headers ?? disposition + (part.contentType === undefined ? "" : `\r\nContent-Type: ${part.contentType}`);
     chunks.push(Buffer.from(`--${boundary}\r\n${head}\r\n\r\n`, "latin1"));
     chunks.push(typeof part.data === "string" ? Buffer.from(part.data, "utf8") : part.data);

@@ -1,14 +1,8 @@
-import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
-import {
-  AgentService,
-  InferenceCallSchema,
-  InferenceService,
-  MediaRole,
-  Operation,
-} from "../../gen/infermesh/v1/inference_pb.js";
+import { AgentService, type InferenceCallSchema, InferenceService, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { MiB } from "./bodies.js";
 import type { CorpusContext, GrpcCase, GrpcCredential, GrpcExpectation, GrpcTarget } from "./corpus-types.js";
@@ -87,8 +81,22 @@ const METHODS: readonly MethodSpec[] = [
   registryMethod("CreateApiKey", "mesh", () => encode(REGISTRY.createApiKey.input, { userName: "mallory" })),
   registryMethod("ListApiKeys", "mesh", () => encode(REGISTRY.listApiKeys.input, {})),
   registryMethod("RevokeApiKey", "mesh", () => encode(REGISTRY.revokeApiKey.input, { keyId: "no-such-key" })),
-  { name: "InferenceService.Infer", path: "/infermesh.v1.InferenceService/Infer", streaming: true, target: "gateway", credential: "user", valid: gatewayInfer },
-  { name: "AgentService.Infer", path: "/infermesh.v1.AgentService/Infer", streaming: true, target: "agent", credential: "agent", valid: agentInfer },
+  {
+    name: "InferenceService.Infer",
+    path: "/infermesh.v1.InferenceService/Infer",
+    streaming: true,
+    target: "gateway",
+    credential: "user",
+    valid: gatewayInfer,
+  },
+  {
+    name: "AgentService.Infer",
+    path: "/infermesh.v1.AgentService/Infer",
+    streaming: true,
+    target: "agent",
+    credential: "agent",
+    valid: agentInfer,
+  },
 ];
 
 const BAD_CREDENTIALS: readonly { readonly name: string; readonly credential: GrpcCredential }[] = [
@@ -148,7 +156,9 @@ function heartbeatCases(): GrpcCase[] {
     send("a model with an empty id", (c) => ({ models: model(c, { id: "" }) })),
     send("a model id of spaces", (c) => ({ models: model(c, { id: "   " }) })),
     send("a model id of 257 characters", (c) => ({ models: model(c, { id: "m".repeat(257) }) })),
-    send("the same model twice, differently cased", (c) => ({ models: [...model(c, {}), ...model(c, { id: c.models.llm.toUpperCase() })] })),
+    send("the same model twice, differently cased", (c) => ({
+      models: [...model(c, {}), ...model(c, { id: c.models.llm.toUpperCase() })],
+    })),
     send("service type unspecified", (c) => ({ models: model(c, { serviceType: ServiceType.UNSPECIFIED }) })),
     send("service type 99", (c) => ({ models: model(c, { serviceType: UNKNOWN }) })),
     send("modality 99", (c) => ({ models: model(c, { inputModalities: [UNKNOWN] }) })),
@@ -171,11 +181,23 @@ function heartbeatCases(): GrpcCase[] {
     grpcCase(hb, "a 100 KB authorization value", { header: `Bearer ${"k".repeat(100 * 1024)}` }, (c) => heartbeat(c), {
       code: [status.RESOURCE_EXHAUSTED, status.INTERNAL],
     }),
-    grpcCase(hb, "a second metadata entry of 8 KB", "user", () => Buffer.alloc(0), badArgument, () => [["x-padding", "p".repeat(8 * 1024)]]),
+    grpcCase(
+      hb,
+      "a second metadata entry of 8 KB",
+      "user",
+      () => Buffer.alloc(0),
+      badArgument,
+      () => [["x-padding", "p".repeat(8 * 1024)]],
+    ),
     // The mark a gateway puts on heartbeats it relays for HTTP agents excuses an empty endpoint, never a malformed one.
-    grpcCase(hb, "the HTTP-relay mark with a malformed endpoint", "user", (c) => heartbeat(c, { endpoint: "nohost" }), badArgument, () => [
-      ["infermesh-heartbeat-via", "http"],
-    ]),
+    grpcCase(
+      hb,
+      "the HTTP-relay mark with a malformed endpoint",
+      "user",
+      (c) => heartbeat(c, { endpoint: "nohost" }),
+      badArgument,
+      () => [["infermesh-heartbeat-via", "http"]],
+    ),
   ];
 }
 
@@ -186,7 +208,10 @@ function registryCases(): GrpcCase[] {
   const revoke = method("RevokeApiKey");
   const deregister = (providerId: string) => () => encode(REGISTRY.deregister.input, { providerId });
   const authenticate = (apiKey: string) => () => encode(REGISTRY.authenticate.input, { apiKey });
-  const create = (userName: string, label = "") => () => encode(REGISTRY.createApiKey.input, { userName, label });
+  const create =
+    (userName: string, label = "") =>
+    () =>
+      encode(REGISTRY.createApiKey.input, { userName, label });
   const revokeKey = (keyId: string) => () => encode(REGISTRY.revokeApiKey.input, { keyId });
   return [
     grpcCase(dereg, "an empty provider id", "user", deregister(""), badArgument),
@@ -206,17 +231,37 @@ function registryCases(): GrpcCase[] {
     grpcCase(revoke, "an unknown key id", "mesh", revokeKey("no-such-key"), notFound),
     grpcCase(revoke, "a key id of 10 KB", "mesh", revokeKey("k".repeat(10_000)), notFound),
     grpcCase(revoke, "a user revoking a key not theirs", "other-user", revokeKey("no-such-key"), notFound),
-    grpcCase(registryMethod("NoSuchMethod", "mesh", () => Buffer.alloc(0)), "an unknown method", "mesh", () => Buffer.alloc(0), unimplemented),
     grpcCase(
-      { ...registryMethod("Heartbeat", "mesh", () => Buffer.alloc(0)), name: "infermesh.v1.NoSuchService", path: "/infermesh.v1.NoSuchService/Heartbeat" },
+      registryMethod("NoSuchMethod", "mesh", () => Buffer.alloc(0)),
+      "an unknown method",
+      "mesh",
+      () => Buffer.alloc(0),
+      unimplemented,
+    ),
+    grpcCase(
+      {
+        ...registryMethod("Heartbeat", "mesh", () => Buffer.alloc(0)),
+        name: "infermesh.v1.NoSuchService",
+        path: "/infermesh.v1.NoSuchService/Heartbeat",
+      },
       "an unknown service",
       "mesh",
       () => Buffer.alloc(0),
       unimplemented,
     ),
-    grpcCase(registryMethod("heartbeat", "mesh", () => Buffer.alloc(0)), "a method name in the wrong case", "mesh", () => Buffer.alloc(0), unimplemented),
     grpcCase(
-      { ...registryMethod("Heartbeat", "mesh", () => Buffer.alloc(0)), name: "infermesh.v2.RegistryService", path: "/infermesh.v2.RegistryService/Heartbeat" },
+      registryMethod("heartbeat", "mesh", () => Buffer.alloc(0)),
+      "a method name in the wrong case",
+      "mesh",
+      () => Buffer.alloc(0),
+      unimplemented,
+    ),
+    grpcCase(
+      {
+        ...registryMethod("Heartbeat", "mesh", () => Buffer.alloc(0)),
+        name: "infermesh.v2.RegistryService",
+        path: "/infermesh.v2.RegistryService/Heartbeat",
+      },
       "a package version the contract does not have",
       "mesh",
       () => Buffer.alloc(0),
@@ -262,28 +307,56 @@ function inferCases(): GrpcCase[] {
     grpcCase(gateway, "another user's model", "other-user", (c) => gatewayInfer(c), notFound),
     ...both("a transcription without audio", (c) => transcription(c, `{"model":"${c.models.stt}"}`, []), badArgument, badArgument),
     ...both("a transcription whose form fields are not JSON", (c) => transcription(c, "model=x", [audio]), badArgument, badArgument),
-    ...both("a transcription whose form field is a number", (c) => transcription(c, '{"temperature":0}', [audio]), badArgument, badArgument),
+    ...both(
+      "a transcription whose form field is a number",
+      (c) => transcription(c, '{"temperature":0}', [audio]),
+      badArgument,
+      badArgument,
+    ),
     ...both("an image edit with only a mask", (c) => edit(c, [{ role: MediaRole.MASK, data: PNG_BYTES }]), badArgument, badArgument),
     ...both("an image edit with audio", (c) => edit(c, [{ role: MediaRole.IMAGE, data: PNG_BYTES }, audio]), badArgument, badArgument),
     // Past its checks the agent answers in band (see agent-service.ts): a passed deadline is a timeout part.
-    ...both("a deadline in the past", () => ({ deadline: timestampFromMs(Date.now() - 60_000) }), { code: status.DEADLINE_EXCEEDED }, {
-      code: status.OK,
-      inBandStatus: 504,
-    }),
+    ...both(
+      "a deadline in the past",
+      () => ({ deadline: timestampFromMs(Date.now() - 60_000) }),
+      { code: status.DEADLINE_EXCEEDED },
+      {
+        code: status.OK,
+        inBandStatus: 504,
+      },
+    ),
     grpcCase(gateway, "a chat body that is not JSON", "user", (c) => gatewayInfer(c, { body: Buffer.from("{") }), badArgument),
     grpcCase(gateway, "a chat body that is a JSON array", "user", (c) => gatewayInfer(c, { body: Buffer.from("[]") }), badArgument),
     grpcCase(gateway, "an empty chat body", "user", (c) => gatewayInfer(c, { body: Buffer.alloc(0) }), badArgument),
-    grpcCase(gateway, "a chat body that is not JSON, model differently cased", "user", (c) => {
-      return gatewayInfer(c, { model: c.models.llm.toUpperCase(), body: Buffer.from("{") });
-    }, badArgument),
-    grpcCase(gateway, "a chat body of invalid UTF-8", "user", (c) => gatewayInfer(c, { body: Buffer.from('{"\xff":1}', "latin1") }), badArgument),
+    grpcCase(
+      gateway,
+      "a chat body that is not JSON, model differently cased",
+      "user",
+      (c) => {
+        return gatewayInfer(c, { model: c.models.llm.toUpperCase(), body: Buffer.from("{") });
+      },
+      badArgument,
+    ),
+    grpcCase(
+      gateway,
+      "a chat body of invalid UTF-8",
+      "user",
+      (c) => gatewayInfer(c, { body: Buffer.from('{"\xff":1}', "latin1") }),
+      badArgument,
+    ),
     // The agent's only callers are gateways, which validate: it relays their JSON as sent. llama-server (and so the
     // simulator) answers JSON it cannot parse with a 500, which the agent reports in band as upstream_error.
-    grpcCase(agent, "a chat body that is not JSON goes to the model server as sent", "agent", (c) => agentInfer(c, { body: Buffer.from("{") }), {
-      code: status.OK,
-      inBandStatus: 502,
-      reachesModel: true,
-    }),
+    grpcCase(
+      agent,
+      "a chat body that is not JSON goes to the model server as sent",
+      "agent",
+      (c) => agentInfer(c, { body: Buffer.from("{") }),
+      {
+        code: status.OK,
+        inBandStatus: 502,
+        reachesModel: true,
+      },
+    ),
   ];
 }
 

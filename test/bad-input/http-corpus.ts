@@ -1,20 +1,20 @@
 import { gzipSync } from "node:zlib";
-import { testWav } from "../../services/sim/simulator.js";
 import { tinyPng } from "../../services/agent/test-support/tiny-png.js";
+import { testWav } from "../../services/sim/simulator.js";
 import {
   BOUNDARY,
-  FORM_TYPE,
-  MiB,
-  OMIT,
   bytes,
+  FORM_TYPE,
+  type FormPart,
   json,
+  MiB,
   multipart,
   nestedArrays,
   nestedObjects,
+  OMIT,
+  type Overrides,
   utf8,
   withOverrides,
-  type FormPart,
-  type Overrides,
 } from "./bodies.js";
 import type { Auth, CorpusContext, HttpCase, HttpExpectation, RawHttpCase } from "./corpus-types.js";
 
@@ -175,9 +175,15 @@ function syntaxCases(path: string, valid: (context: CorpusContext) => Record<str
     post(path, "an overlong UTF-8 encoding", (c) => bytes(validText(c).replace(/}$/, ',"user":"'), [0xc0, 0xaf], '"}'), badJson),
     post(path, "a UTF-8-encoded surrogate", (c) => bytes(validText(c).replace(/}$/, ',"user":"'), [0xed, 0xa0, 0x80], '"}'), badJson),
     post(path, "invalid UTF-8 inside the model name", () => bytes('{"model":"sim-', [0xff], '","messages":[]}'), badJson),
-    post(path, "UTF-16LE with a byte order mark", (c) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(validText(c), "utf16le")]), badJson, {
-      "content-type": "application/json; charset=utf-16",
-    }),
+    post(
+      path,
+      "UTF-16LE with a byte order mark",
+      (c) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(validText(c), "utf16le")]),
+      badJson,
+      {
+        "content-type": "application/json; charset=utf-16",
+      },
+    ),
     post(path, "a string 10 MB long left open", () => utf8(`{"model":"${"m".repeat(10 * 1000 * 1000)}`), badJson),
     post(path, "10,000 nested arrays, unclosed", () => utf8(`{"x":${"[".repeat(10_000)}`), badJson),
     post(path, "form-urlencoded fields", text("model=sim-llama&prompt=hi&messages=hi"), badJson, {
@@ -187,10 +193,22 @@ function syntaxCases(path: string, valid: (context: CorpusContext) => Record<str
       "content-type": "application/json",
       "content-encoding": "gzip",
     }),
-    post(path, "a multipart form to a JSON endpoint", (c) => multipart(BOUNDARY, [{ name: "model", data: String(valid(c).model) }]), badJson, FORM),
-    post(path, "a content type that is no media type", (c) => json(valid(c)), { status: 415, type: "invalid_request_error" }, {
-      "content-type": "not a media type",
-    }),
+    post(
+      path,
+      "a multipart form to a JSON endpoint",
+      (c) => multipart(BOUNDARY, [{ name: "model", data: String(valid(c).model) }]),
+      badJson,
+      FORM,
+    ),
+    post(
+      path,
+      "a content type that is no media type",
+      (c) => json(valid(c)),
+      { status: 415, type: "invalid_request_error" },
+      {
+        "content-type": "not a media type",
+      },
+    ),
   ];
 }
 
@@ -216,9 +234,9 @@ function modelCases(path: string, valid: BodyOf, wrongTypes: readonly (keyof Cor
 function streamCases(path: string, valid: BodyOf): HttpCase[] {
   const body = (overrides: Overrides) => (c: CorpusContext) => json(valid(c, overrides));
   return [
-    post(path, "stream \"yes\"", body({ stream: "yes" }), invalid("invalid_type", "stream")),
+    post(path, 'stream "yes"', body({ stream: "yes" }), invalid("invalid_type", "stream")),
     post(path, "stream 1", body({ stream: 1 }), invalid("invalid_type", "stream")),
-    post(path, "stream \"true\"", body({ stream: "true" }), invalid("invalid_type", "stream")),
+    post(path, 'stream "true"', body({ stream: "true" }), invalid("invalid_type", "stream")),
     post(path, "stream an object", body({ stream: {} }), invalid("invalid_type", "stream")),
   ];
 }
@@ -249,34 +267,50 @@ function chatCases(): HttpCase[] {
     post(path, "a body nested 128 deep is within the limit", field("metadata", nestedArrays(127)), { status: 200, reachesModel: true }),
     post(path, "a message that is a string", body({ messages: ["hi"] }), invalid("invalid_type", "messages[0]")),
     post(path, "a message that is null", body({ messages: [null] }), invalid("invalid_type", "messages[0]")),
-    post(path, "a message that is an array", body({ messages: [[{ role: "user", content: "hi" }]] }), invalid("invalid_type", "messages[0]")),
+    post(
+      path,
+      "a message that is an array",
+      body({ messages: [[{ role: "user", content: "hi" }]] }),
+      invalid("invalid_type", "messages[0]"),
+    ),
     post(path, "a message without a role", body({ messages: [{ content: "hi" }] }), invalid("invalid_type", "messages[0].role")),
-    post(path, "a message whose role is a number", body({ messages: [{ role: 7, content: "hi" }] }), invalid("invalid_type", "messages[0].role")),
-    post(path, "n \"2\"", body({ n: "2" }), invalid("invalid_type", "n")),
+    post(
+      path,
+      "a message whose role is a number",
+      body({ messages: [{ role: 7, content: "hi" }] }),
+      invalid("invalid_type", "messages[0].role"),
+    ),
+    post(path, 'n "2"', body({ n: "2" }), invalid("invalid_type", "n")),
     post(path, "n -1", body({ n: -1 }), invalid("invalid_value", "n")),
     post(path, "n 0", body({ n: 0 }), invalid("invalid_value", "n")),
     post(path, "n 1.5", body({ n: 1.5 }), invalid("invalid_type", "n")),
     post(path, "n 1e309", field("n", "1e309"), invalid("invalid_value", "n")),
     post(path, "n a billion", body({ n: 1_000_000_000 }), invalid("invalid_value", "n")),
-    post(path, "max_tokens \"10\"", body({ max_tokens: "10" }), invalid("invalid_type", "max_tokens")),
+    post(path, 'max_tokens "10"', body({ max_tokens: "10" }), invalid("invalid_type", "max_tokens")),
     post(path, "max_tokens -5", body({ max_tokens: -5 }), invalid("invalid_value", "max_tokens")),
     post(path, "max_tokens 1.5", body({ max_tokens: 1.5 }), invalid("invalid_type", "max_tokens")),
     post(path, "max_tokens 1e309", field("max_tokens", "1e309"), invalid("invalid_value", "max_tokens")),
     post(path, "max_tokens an object", body({ max_tokens: {} }), invalid("invalid_type", "max_tokens")),
     post(path, "max_completion_tokens -1", body({ max_completion_tokens: -1 }), invalid("invalid_value", "max_completion_tokens")),
-    post(path, "temperature \"hot\"", body({ temperature: "hot" }), invalid("invalid_type", "temperature")),
+    post(path, 'temperature "hot"', body({ temperature: "hot" }), invalid("invalid_type", "temperature")),
     post(path, "temperature an array", body({ temperature: [1] }), invalid("invalid_type", "temperature")),
     post(path, "temperature -1", body({ temperature: -1 }), invalid("invalid_value", "temperature")),
     post(path, "temperature 1e309", field("temperature", "1e309"), invalid("invalid_value", "temperature")),
-    post(path, "top_p \"0.5\"", body({ top_p: "0.5" }), invalid("invalid_type", "top_p")),
+    post(path, 'top_p "0.5"', body({ top_p: "0.5" }), invalid("invalid_type", "top_p")),
     post(path, "stream_options a string", body({ stream: true, stream_options: "yes" }), invalid("invalid_type", "stream_options")),
     post(path, "a 10 MB message, over the input guardrail", body({ messages: [{ role: "user", content: "a ".repeat(5 * 1000 * 1000) }] }), {
       ...tooLarge,
       param: "messages",
     }),
-    post(path, "text/plain JSON is accepted, as llama-server does", (c) => json(chatBody(c)), { status: 200, reachesModel: true }, {
-      "content-type": "text/plain",
-    }),
+    post(
+      path,
+      "text/plain JSON is accepted, as llama-server does",
+      (c) => json(chatBody(c)),
+      { status: 200, reachesModel: true },
+      {
+        "content-type": "text/plain",
+      },
+    ),
   ];
 }
 
@@ -291,9 +325,9 @@ function completionCases(): HttpCase[] {
     post(path, "prompt a number", body({ prompt: 42 }), invalid("invalid_type", "prompt")),
     post(path, "prompt an object", body({ prompt: { text: "hi" } }), invalid("invalid_type", "prompt")),
     post(path, "prompt null", body({ prompt: null }), invalid("invalid_type", "prompt")),
-    post(path, "n \"3\"", body({ n: "3" }), invalid("invalid_type", "n")),
+    post(path, 'n "3"', body({ n: "3" }), invalid("invalid_type", "n")),
     post(path, "max_tokens -1", body({ max_tokens: -1 }), invalid("invalid_value", "max_tokens")),
-    post(path, "temperature \"warm\"", body({ temperature: "warm" }), invalid("invalid_type", "temperature")),
+    post(path, 'temperature "warm"', body({ temperature: "warm" }), invalid("invalid_type", "temperature")),
   ];
 }
 
@@ -309,14 +343,14 @@ function imageGenerationCases(): HttpCase[] {
     post(path, "prompt a number", body({ prompt: 42 }), invalid("missing_required_parameter", "prompt")),
     post(path, "n 0", body({ n: 0 }), invalid("invalid_value", "n")),
     post(path, "n 11", body({ n: 11 }), invalid("invalid_value", "n")),
-    post(path, "n \"2\"", body({ n: "2" }), invalid("invalid_value", "n")),
+    post(path, 'n "2"', body({ n: "2" }), invalid("invalid_value", "n")),
     post(path, "n 1.5", body({ n: 1.5 }), invalid("invalid_value", "n")),
     post(path, "n -1", body({ n: -1 }), invalid("invalid_value", "n")),
-    post(path, "size \"big\"", body({ size: "big" }), invalid("invalid_value", "size")),
+    post(path, 'size "big"', body({ size: "big" }), invalid("invalid_value", "size")),
     post(path, "size a number", body({ size: 1024 }), invalid("invalid_value", "size")),
-    post(path, "response_format \"gif\"", body({ response_format: "gif" }), invalid("invalid_value", "response_format")),
+    post(path, 'response_format "gif"', body({ response_format: "gif" }), invalid("invalid_value", "response_format")),
     post(path, "partial_images 4", body({ partial_images: 4 }), invalid("invalid_value", "partial_images")),
-    post(path, "partial_images \"1\"", body({ partial_images: "1" }), invalid("invalid_value", "partial_images")),
+    post(path, 'partial_images "1"', body({ partial_images: "1" }), invalid("invalid_value", "partial_images")),
   ];
 }
 
@@ -332,12 +366,17 @@ function speechCases(): HttpCase[] {
     post(path, "input a number", body({ input: 42 }), invalid("missing_required_parameter", "input")),
     post(path, "input 4,097 characters", body({ input: "a".repeat(4097) }), invalid("string_above_max_length", "input")),
     post(path, "input 10 MB", body({ input: "a".repeat(10 * 1000 * 1000) }), invalid("string_above_max_length", "input")),
-    post(path, "response_format \"wma\"", body({ response_format: "wma" }), invalid("invalid_value", "response_format")),
-    post(path, "stream_format \"chunks\"", body({ stream_format: "chunks" }), invalid("invalid_value", "stream_format")),
+    post(path, 'response_format "wma"', body({ response_format: "wma" }), invalid("invalid_value", "response_format")),
+    post(path, 'stream_format "chunks"', body({ stream_format: "chunks" }), invalid("invalid_value", "stream_format")),
     post(path, "speed 0", body({ speed: 0 }), invalid("invalid_value", "speed")),
     post(path, "speed 5", body({ speed: 5 }), invalid("invalid_value", "speed")),
-    post(path, "speed \"1\"", body({ speed: "1" }), invalid("invalid_value", "speed")),
-    post(path, "speed 1e309", (c) => utf8(JSON.stringify(speechBody(c)).replace(/}$/, ',"speed":1e309}')), invalid("invalid_value", "speed")),
+    post(path, 'speed "1"', body({ speed: "1" }), invalid("invalid_value", "speed")),
+    post(
+      path,
+      "speed 1e309",
+      (c) => utf8(JSON.stringify(speechBody(c)).replace(/}$/, ',"speed":1e309}')),
+      invalid("invalid_value", "speed"),
+    ),
   ];
 }
 
@@ -345,13 +384,24 @@ function speechCases(): HttpCase[] {
 function formCases(path: string, parts: (c: CorpusContext) => FormPart[], missingFile: HttpExpectation): HttpCase[] {
   type Build = (c: CorpusContext) => Buffer;
   const valid: Build = (c) => multipart(BOUNDARY, parts(c));
-  const plus = (...extra: FormPart[]): Build => (c) => multipart(BOUNDARY, [...parts(c), ...extra]);
-  const first = (...extra: FormPart[]): Build => (c) => multipart(BOUNDARY, [...extra, ...parts(c)]);
+  const plus =
+    (...extra: FormPart[]): Build =>
+    (c) =>
+      multipart(BOUNDARY, [...parts(c), ...extra]);
+  const first =
+    (...extra: FormPart[]): Build =>
+    (c) =>
+      multipart(BOUNDARY, [...extra, ...parts(c)]);
   const fieldsOnly = (c: CorpusContext) => parts(c).filter((part) => part.filename === undefined);
   const fileField = (c: CorpusContext) => parts(c).find((part) => part.filename !== undefined)?.name ?? "file";
   const typed = (contentType: string) => ({ "content-type": contentType });
   const cases: [name: string, build: Build, expect: HttpExpectation, headers?: Readonly<Record<string, string>>][] = [
-    ["a JSON body", (c) => json(Object.fromEntries(fieldsOnly(c).map((p) => [p.name, p.data]))), invalid("invalid_content_type"), JSON_TYPE],
+    [
+      "a JSON body",
+      (c) => json(Object.fromEntries(fieldsOnly(c).map((p) => [p.name, p.data]))),
+      invalid("invalid_content_type"),
+      JSON_TYPE,
+    ],
     ["no body, no content type", () => Buffer.alloc(0), invalid("invalid_content_type"), {}],
     ["multipart/mixed", valid, invalid("invalid_content_type"), typed(`multipart/mixed; boundary=${BOUNDARY}`)],
     ["form-urlencoded", () => utf8("model=x&prompt=y"), invalid("invalid_content_type"), typed("application/x-www-form-urlencoded")],
@@ -360,13 +410,29 @@ function formCases(path: string, parts: (c: CorpusContext) => FormPart[], missin
     ["a boundary the body does not use", valid, invalid("invalid_multipart"), typed("multipart/form-data; boundary=not-the-boundary")],
     ["no closing boundary", (c) => multipart(BOUNDARY, parts(c), { close: false }), invalid("invalid_multipart")],
     ["cut off inside the file", (c) => valid(c).subarray(0, valid(c).length - 40), invalid("invalid_multipart")],
-    ["cut off inside a part's headers", () => Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-da`, "latin1"), invalid("invalid_multipart")],
+    [
+      "cut off inside a part's headers",
+      () => Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-da`, "latin1"),
+      invalid("invalid_multipart"),
+    ],
     // @fastify/multipart reads an empty body as an empty form.
     ["an empty body", () => Buffer.alloc(0), missingFile],
-    ["garbage under a multipart content type", () => Buffer.from("\u0000\u00ff garbage \r\n\r\n--", "latin1"), invalid("invalid_multipart")],
+    [
+      "garbage under a multipart content type",
+      () => Buffer.from("\u0000\u00ff garbage \r\n\r\n--", "latin1"),
+      invalid("invalid_multipart"),
+    ],
     // Valid by design: busboy skips a part it cannot name, as browsers' parsers do, and the rest of the form is valid.
-    ["a part without Content-Disposition is skipped", first({ name: "x", headers: "Content-Type: text/plain", data: "orphan" }), { status: 200, reachesModel: true }],
-    ["a part header line without a colon is skipped", first({ name: "x", headers: "this is not a header", data: "x" }), { status: 200, reachesModel: true }],
+    [
+      "a part without Content-Disposition is skipped",
+      first({ name: "x", headers: "Content-Type: text/plain", data: "orphan" }),
+      { status: 200, reachesModel: true },
+    ],
+    [
+      "a part header line without a colon is skipped",
+      first({ name: "x", headers: "this is not a header", data: "x" }),
+      { status: 200, reachesModel: true },
+    ],
     ["a field named __proto__", first({ name: "__proto__", data: "x" }), invalid("invalid_multipart")],
     ["a field named constructor", first({ name: "constructor", data: "x" }), invalid("invalid_multipart")],
     ["a part header of 100 KB", plus({ name: "n".repeat(100 * 1024), data: "x" }), invalid("invalid_multipart")],
@@ -392,18 +458,30 @@ function transcriptionCases(): HttpCase[] {
     ...formCases(path, (c) => transcriptionParts(c), invalid("missing_file", "file")),
     send("no file", (c) => transcriptionParts(c, [], ["file"]), invalid("missing_file", "file")),
     send("the file in the field 'audio'", (c) => transcriptionParts(c, [audio("audio")], ["file"]), invalid("missing_file", "file")),
-    send("the file as a text field", (c) => transcriptionParts(c, [{ name: "file", data: "not a file" }], ["file"]), invalid("missing_file", "file")),
+    send(
+      "the file as a text field",
+      (c) => transcriptionParts(c, [{ name: "file", data: "not a file" }], ["file"]),
+      invalid("missing_file", "file"),
+    ),
     send("two files", (c) => transcriptionParts(c, [audio()]), invalid("missing_file", "file")),
-    send("an extra file in 'image'", (c) => transcriptionParts(c, [{ name: "image", filename: "a.png", data: PNG }]), invalid("unexpected_file", "image")),
+    send(
+      "an extra file in 'image'",
+      (c) => transcriptionParts(c, [{ name: "image", filename: "a.png", data: PNG }]),
+      invalid("unexpected_file", "image"),
+    ),
     send("an empty file", (c) => transcriptionParts(c, [audio("file", Buffer.alloc(0))], ["file"]), invalid("empty_file", "file")),
     send("model missing", (c) => transcriptionParts(c, [], ["model"]), invalid("missing_required_parameter", "model")),
     send("model twice", (c) => transcriptionParts(c, [{ name: "model", data: c.models.stt }]), invalid("invalid_value", "model")),
     send("an unknown model", (c) => transcriptionParts(c, [{ name: "model", data: "whisper-nope" }], ["model"]), noProvider),
     send("an llm model", (c) => transcriptionParts(c, [{ name: "model", data: c.models.llm }], ["model"]), wrongType),
     send("a tts model", (c) => transcriptionParts(c, [{ name: "model", data: c.models.tts }], ["model"]), wrongType),
-    send("response_format \"mp4\"", (c) => transcriptionParts(c, [format("mp4")]), invalid("invalid_value", "response_format")),
-    send("stream \"yes\"", (c) => transcriptionParts(c, [{ name: "stream", data: "yes" }]), invalid("invalid_value", "stream")),
-    send("response_format twice", (c) => transcriptionParts(c, [format("json"), format("text")]), invalid("invalid_value", "response_format")),
+    send('response_format "mp4"', (c) => transcriptionParts(c, [format("mp4")]), invalid("invalid_value", "response_format")),
+    send('stream "yes"', (c) => transcriptionParts(c, [{ name: "stream", data: "yes" }]), invalid("invalid_value", "stream")),
+    send(
+      "response_format twice",
+      (c) => transcriptionParts(c, [format("json"), format("text")]),
+      invalid("invalid_value", "response_format"),
+    ),
     // Valid by design: only the provider decodes audio (the simulator transcribes anything).
     send("bytes that are no audio are the provider's to judge", (c) => transcriptionParts(c, [audio("file", "not audio")], ["file"]), {
       status: 200,
@@ -425,15 +503,28 @@ function imageEditCases(): HttpCase[] {
     send("prompt missing", (c) => editParts(c, [], ["prompt"]), invalid("missing_required_parameter", "prompt")),
     send("prompt empty", (c) => editParts(c, [{ name: "prompt", data: "" }], ["prompt"]), invalid("missing_required_parameter", "prompt")),
     send("two masks", (c) => editParts(c, [image("mask"), image("mask")]), invalid("too_many_files", "mask")),
-    send("17 images", (c) => editParts(c, Array.from({ length: 17 }, () => image("image[]")), ["image"]), invalid("too_many_files", "image")),
+    send(
+      "17 images",
+      (c) =>
+        editParts(
+          c,
+          Array.from({ length: 17 }, () => image("image[]")),
+          ["image"],
+        ),
+      invalid("too_many_files", "image"),
+    ),
     send("an extra file in 'file'", (c) => editParts(c, [image("file")]), invalid("unexpected_file", "file")),
-    send("n \"0\"", (c) => editParts(c, [{ name: "n", data: "0" }]), invalid("invalid_value", "n")),
-    send("n \"abc\"", (c) => editParts(c, [{ name: "n", data: "abc" }]), invalid("invalid_value", "n")),
-    send("n \"11\"", (c) => editParts(c, [{ name: "n", data: "11" }]), invalid("invalid_value", "n")),
-    send("n \"1.5\"", (c) => editParts(c, [{ name: "n", data: "1.5" }]), invalid("invalid_value", "n")),
-    send("n \"-1\"", (c) => editParts(c, [{ name: "n", data: "-1" }]), invalid("invalid_value", "n")),
-    send("response_format \"gif\"", (c) => editParts(c, [{ name: "response_format", data: "gif" }]), invalid("invalid_value", "response_format")),
-    send("stream \"maybe\"", (c) => editParts(c, [{ name: "stream", data: "maybe" }]), invalid("invalid_value", "stream")),
+    send('n "0"', (c) => editParts(c, [{ name: "n", data: "0" }]), invalid("invalid_value", "n")),
+    send('n "abc"', (c) => editParts(c, [{ name: "n", data: "abc" }]), invalid("invalid_value", "n")),
+    send('n "11"', (c) => editParts(c, [{ name: "n", data: "11" }]), invalid("invalid_value", "n")),
+    send('n "1.5"', (c) => editParts(c, [{ name: "n", data: "1.5" }]), invalid("invalid_value", "n")),
+    send('n "-1"', (c) => editParts(c, [{ name: "n", data: "-1" }]), invalid("invalid_value", "n")),
+    send(
+      'response_format "gif"',
+      (c) => editParts(c, [{ name: "response_format", data: "gif" }]),
+      invalid("invalid_value", "response_format"),
+    ),
+    send('stream "maybe"', (c) => editParts(c, [{ name: "stream", data: "maybe" }]), invalid("invalid_value", "stream")),
     send("model missing", (c) => editParts(c, [], ["model"]), invalid("missing_required_parameter", "model")),
     send("an unknown model", (c) => editParts(c, [{ name: "model", data: "dall-e-nope" }], ["model"]), noProvider),
     send("an stt model", (c) => editParts(c, [{ name: "model", data: c.models.stt }], ["model"]), wrongType),
@@ -547,8 +638,10 @@ function rawCases(): RawHttpCase[] {
     expect,
   });
   /** request is a request line, the Host and the user's key, more header lines, and a body, as raw bytes. */
-  const request = (line: string, headers: readonly string[], body = "", host = true) => (c: CorpusContext) =>
-    Buffer.from([line, ...(host ? ["Host: x"] : []), `Authorization: Bearer ${c.apiKey}`, ...headers, "", body].join("\r\n"), "latin1");
+  const request =
+    (line: string, headers: readonly string[], body = "", host = true) =>
+    (c: CorpusContext) =>
+      Buffer.from([line, ...(host ? ["Host: x"] : []), `Authorization: Bearer ${c.apiKey}`, ...headers, "", body].join("\r\n"), "latin1");
   const chatLine = "POST /v1/chat/completions HTTP/1.1";
   const chat = JSON.stringify({ model: "sim-llama", messages: [{ role: "user", content: "hi" }] });
   return [
@@ -566,8 +659,16 @@ function rawCases(): RawHttpCase[] {
     raw("an unsupported HTTP version", request("GET /v1/models HTTP/3.7", [])),
     // Node answers this one itself, before any handler, with a bare 400 (RFC 9112 requires the 400, not a body).
     raw("HTTP/1.1 without Host", request("GET /v1/models HTTP/1.1", [], "", false), { status: 400, bare: true }),
-    raw("17 MiB announced with Expect: 100-continue and never sent", request(chatLine, [...JSON_LINES, `Content-Length: ${17 * MiB}`, "Expect: 100-continue"]), tooLarge),
-    raw("a stray byte after the JSON, counted by Content-Length", request(chatLine, [...JSON_LINES, `Content-Length: ${chat.length + 1}`], `${chat}G`), badJson),
+    raw(
+      "17 MiB announced with Expect: 100-continue and never sent",
+      request(chatLine, [...JSON_LINES, `Content-Length: ${17 * MiB}`, "Expect: 100-continue"]),
+      tooLarge,
+    ),
+    raw(
+      "a stray byte after the JSON, counted by Content-Length",
+      request(chatLine, [...JSON_LINES, `Content-Length: ${chat.length + 1}`], `${chat}G`),
+      badJson,
+    ),
   ];
 }
 

@@ -87,14 +87,19 @@ export function sendRaw(baseUrl: string, testCase: RawHttpCase, context: CorpusC
       socket.destroy();
       resolve(observed);
     };
-    const timer = setTimeout(() => settle(parseAnswer(Buffer.concat(chunks)) ?? { kind: "no-answer", error: `no answer within ${CASE_TIMEOUT_MS} ms` }), CASE_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => settle(parseAnswer(Buffer.concat(chunks)) ?? { kind: "no-answer", error: `no answer within ${CASE_TIMEOUT_MS} ms` }),
+      CASE_TIMEOUT_MS,
+    );
     socket.on("data", (chunk: Buffer) => {
       chunks.push(chunk);
       const answer = parseAnswer(Buffer.concat(chunks), false);
       if (answer) settle(answer);
     });
     socket.on("error", () => {});
-    socket.on("close", () => settle(parseAnswer(Buffer.concat(chunks)) ?? { kind: "no-answer", error: "the connection closed without an answer" }));
+    socket.on("close", () =>
+      settle(parseAnswer(Buffer.concat(chunks)) ?? { kind: "no-answer", error: "the connection closed without an answer" }),
+    );
     socket.write(testCase.bytes(context));
   });
 }
@@ -213,7 +218,6 @@ function credentialHeader(credential: GrpcCase["credential"], context: CorpusCon
   }
 }
 
-
 /** httpProblems lists how an HTTP answer misses its expectation; empty when it meets it. */
 export function httpProblems(method: string, observed: HttpObserved, expect: HttpExpectation): string[] {
   if (observed.kind === "no-answer") return [`no answer: ${observed.error}`];
@@ -239,8 +243,10 @@ export function httpProblems(method: string, observed: HttpObserved, expect: Htt
   if (error.param !== null && typeof error.param !== "string") problems.push("param neither string nor null");
   if (error.code !== null && typeof error.code !== "string") problems.push("code neither string nor null");
   if (expect.type !== undefined && error.type !== expect.type) problems.push(`type '${String(error.type)}', expected '${expect.type}'`);
-  if (expect.code !== undefined && error.code !== expect.code) problems.push(`code '${String(error.code)}', expected '${String(expect.code)}'`);
-  if (expect.param !== undefined && error.param !== expect.param) problems.push(`param '${String(error.param)}', expected '${String(expect.param)}'`);
+  if (expect.code !== undefined && error.code !== expect.code)
+    problems.push(`code '${String(error.code)}', expected '${String(expect.code)}'`);
+  if (expect.param !== undefined && error.param !== expect.param)
+    problems.push(`param '${String(error.param)}', expected '${String(expect.param)}'`);
   if (problems.length > 0) problems.push(`body: ${snippet(observed.body)}`);
   return problems;
 }
@@ -253,7 +259,9 @@ export function grpcProblems(
   const codes: readonly grpc.status[] = typeof expect.code === "number" ? [expect.code] : expect.code;
   const problems: string[] = [];
   if (!codes.includes(observed.code)) {
-    problems.push(`code ${grpc.status[observed.code]} (${observed.details.slice(0, 200)}), expected ${codes.map((c) => grpc.status[c]).join(" or ")}`);
+    problems.push(
+      `code ${grpc.status[observed.code]} (${observed.details.slice(0, 200)}), expected ${codes.map((c) => grpc.status[c]).join(" or ")}`,
+    );
   }
   if (expect.inBandStatus !== undefined && observed.inBandStatus !== expect.inBandStatus) {
     problems.push(`in-band status ${String(observed.inBandStatus)}, expected ${expect.inBandStatus}`);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "./wait-for.js";
 
@@ -46,9 +46,7 @@ export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, c
   let err = "";
   child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
-  const exited = new Promise<CliResult>((resolve) =>
-    child.once("close", (code) => resolve({ code, stdout: out, stderr: err })),
-  );
+  const exited = new Promise<CliResult>((resolve) => child.once("close", (code) => resolve({ code, stdout: out, stderr: err })));
   return {
     child,
     stdout: () => out,

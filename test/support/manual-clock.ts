@@ -17,7 +17,11 @@ export class ManualClock implements Clock {
   setTimer(fn: () => void, delayMs: number): TimerHandle {
     const timer = { dueMs: this.#nowMs + Math.max(0, delayMs), seq: this.#seq++, fn, cancelled: false };
     this.#timers.push(timer);
-    return { cancel: () => void (timer.cancelled = true) };
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
   }
 
   /** advance moves time forward by ms, running every timer that falls due on the way, at its due time. */
@@ -25,9 +29,7 @@ export class ManualClock implements Clock {
     const targetMs = this.#nowMs + ms;
     for (;;) {
       this.#timers = this.#timers.filter((t) => !t.cancelled);
-      const next = this.#timers
-        .filter((t) => t.dueMs <= targetMs)
-        .sort((a, b) => a.dueMs - b.dueMs || a.seq - b.seq)[0];
+      const next = this.#timers.filter((t) => t.dueMs <= targetMs).sort((a, b) => a.dueMs - b.dueMs || a.seq - b.seq)[0];
       if (!next) break;
       next.cancelled = true;
       this.#nowMs = next.dueMs;

@@ -1,13 +1,13 @@
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createAgent, type Agent } from "../../services/agent/agent.js";
-import { resolveAgentConfig, type AgentSettings, type UpstreamType } from "../../services/agent/agent-config.js";
+import { type Agent, createAgent } from "../../services/agent/agent.js";
+import { type AgentSettings, resolveAgentConfig, type UpstreamType } from "../../services/agent/agent-config.js";
 import type { GatewayOptions } from "../../services/gateway/gateway.js";
+import type { RegistryOptions } from "../../services/registry/registry.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { createSimulator, type Simulator, type SimulatorOptions } from "../../services/sim/simulator.js";
-import { startGateway, type GatewayFixture } from "./gateway-fixture.js";
-import { startRegistry, type RegistryFixture } from "./registry-fixture.js";
-import type { RegistryOptions } from "../../services/registry/registry.js";
+import { type GatewayFixture, startGateway } from "./gateway-fixture.js";
+import { type RegistryFixture, startRegistry } from "./registry-fixture.js";
 import { waitFor } from "./wait-for.js";
 
 /** Tap records the raw response bodies a model server sent, as the agent received them. */

@@ -44,7 +44,9 @@ export function reflectionClient(address: string, version: ReflectionVersion = "
   const client = new Client(address, grpc.credentials.createInsecure());
   const ask = (request: Record<string, unknown>) =>
     new Promise<ReflectionAnswer>((resolve, reject) => {
-      const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<object, ReflectionAnswer> }).ServerReflectionInfo();
+      const call = (
+        client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<object, ReflectionAnswer> }
+      ).ServerReflectionInfo();
       call.once("data", (answer: ReflectionAnswer) => {
         resolve(answer);
         call.end();
@@ -54,7 +56,8 @@ export function reflectionClient(address: string, version: ReflectionVersion = "
     });
   const files = async (request: Record<string, unknown>) => {
     const answer = await ask(request);
-    if (answer.error_response) throw new Error(`reflection error ${answer.error_response.error_code}: ${answer.error_response.error_message}`);
+    if (answer.error_response)
+      throw new Error(`reflection error ${answer.error_response.error_code}: ${answer.error_response.error_message}`);
     return (answer.file_descriptor_response?.file_descriptor_proto ?? []).map((bytes) => new Uint8Array(bytes));
   };
   return {

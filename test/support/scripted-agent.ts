@@ -1,15 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentService, type InferenceCall, type InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { bearerCredential } from "../../services/shared/bearer.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../../services/shared/grpc/message-limits.js";
 import { bindService, createGrpcServer, type GrpcServer } from "../../services/shared/grpc/server.js";
-import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Script answers one Infer call; it may wait on the call's signal to act like a slow provider. */
-export type Script = (
-  call: InferenceCall,
-  signal: AbortSignal,
-) => AsyncIterable<MessageInitShape<typeof InferResponseSchema>>;
+export type Script = (call: InferenceCall, signal: AbortSignal) => AsyncIterable<MessageInitShape<typeof InferResponseSchema>>;
 
 /**
  * ScriptedAgent is a TEST DOUBLE of an agent: a real AgentService gRPC server whose answers a test scripts, for

@@ -1,6 +1,6 @@
+import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { fileURLToPath } from "node:url";
 
 /** PROTO_ROOT is the repository's proto/ folder, read as-is the way an outside user would. */
 export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
@@ -42,11 +42,7 @@ export function unary<T = Record<string, unknown>>(
   metadata: grpc.Metadata,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
-    const fn = client[method] as (
-      req: object,
-      md: grpc.Metadata,
-      cb: (error: grpc.ServiceError | null, response: T) => void,
-    ) => void;
+    const fn = client[method] as (req: object, md: grpc.Metadata, cb: (error: grpc.ServiceError | null, response: T) => void) => void;
     fn.call(client, request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }

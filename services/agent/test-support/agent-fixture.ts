@@ -1,10 +1,10 @@
-import { startRegistry, type RegistryFixture } from "../../../test/support/registry-fixture.js";
+import { type RegistryFixture, startRegistry } from "../../../test/support/registry-fixture.js";
 import type { StockClient } from "../../../test/support/stock-grpc-client.js";
 import type { RegistryOptions } from "../../registry/registry.js";
-import { createLogger } from "../../shared/logger.js";
 import { formatHostPort } from "../../shared/host-port.js";
-import { createAgent, type Agent, type AgentAddresses, type AgentOptions } from "../agent.js";
-import { resolveAgentConfig, type AgentSettings, type UpstreamSettings } from "../agent-config.js";
+import { createLogger } from "../../shared/logger.js";
+import { type Agent, type AgentAddresses, type AgentOptions, createAgent } from "../agent.js";
+import { type AgentSettings, resolveAgentConfig, type UpstreamSettings } from "../agent-config.js";
 import { agentClient, mediaAgentClient } from "./infer-client.js";
 
 /** ModelServer is a model server behind the agent (a simulator, a fake upstream) that the fixture closes last. */

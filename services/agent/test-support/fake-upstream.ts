@@ -1,7 +1,7 @@
-import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 
 /** SAMPLES is the folder of real llama-server exchanges (see its README). */
 export const SAMPLES = fileURLToPath(new URL("../../../test/fixtures/llama-server", import.meta.url));

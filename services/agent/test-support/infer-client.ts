@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { bearer, loadStockPackage, stockClient, type StockClient } from "../../../test/support/stock-grpc-client.js";
+import { bearer, loadStockPackage, type StockClient, stockClient } from "../../../test/support/stock-grpc-client.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../../shared/grpc/message-limits.js";
 
 /** StockPart is an InferencePart as a stock proto-loader client decodes it (oneofs: true, bytes as Buffer). */
@@ -73,12 +73,9 @@ export function mediaAgentClient(address: string): StockClient {
 /** openInfer starts an Infer call with `authorization: Bearer <token>` (none when token is undefined). */
 export function openInfer(client: StockClient, call: StockCall, token: string | undefined, options: grpc.CallOptions = {}): OpenInfer {
   const request = { call: { operation: "OPERATION_CHAT_COMPLETION", requestId: "req-test", ...call } };
-  const stream = (client.infer as (r: object, m: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<{ part: StockPart }>).call(
-    client,
-    request,
-    bearer(token),
-    options,
-  );
+  const stream = (
+    client.infer as (r: object, m: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<{ part: StockPart }>
+  ).call(client, request, bearer(token), options);
   const parts: StockPart[] = [];
   stream.on("data", (response: { part: StockPart | null; parts: StockPart[] }) => {
     if (response.part) parts.push(response.part);

@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { FakeHandler, FakeRequest } from "./fake-upstream.js";
-import { readForm, type RecordedEntry } from "./recorded-form.js";
+import { type RecordedEntry, readForm } from "./recorded-form.js";
 import { tinyPng } from "./tiny-png.js";
 import {
   WHISPER_CPP_CONTENT_TYPES,

@@ -16,7 +16,9 @@ export const WHISPER_CPP_VERBOSE = {
       end: 2.0000000000000004,
       tokens: [400, 370, 452, 7177, 6280, 11],
       words: [
+        // biome-ignore lint/correctness/noPrecisionLoss: the digits whisper.cpp's server printed, kept as it printed them
         { word: " And", start: 0, end: 0.32000000000000003, t_dtw: -1, probability: 0.91 },
+        // biome-ignore lint/correctness/noPrecisionLoss: the digits whisper.cpp's server printed, kept as it printed them
         { word: " so", start: 0.32000000000000003, end: 0.5, t_dtw: -1, probability: 0.95 },
         { word: " my", start: 0.5, end: 0.7000000000000001, t_dtw: -1, probability: 0.97 },
         { word: " fellow", start: 0.7000000000000001, end: 1.1, t_dtw: -1, probability: 0.98 },
@@ -54,10 +56,12 @@ export const WHISPER_CPP_VERBOSE = {
 export const WHISPER_CPP_TEXT = " And so my fellow Americans,\n ask not.\n";
 
 /** WHISPER_CPP_SRT is whisper.cpp's srt answer for the same audio. */
-export const WHISPER_CPP_SRT = "1\n00:00:00,000 --> 00:00:02,000\n And so my fellow Americans,\n\n2\n00:00:02,000 --> 00:00:03,500\n ask not.\n\n";
+export const WHISPER_CPP_SRT =
+  "1\n00:00:00,000 --> 00:00:02,000\n And so my fellow Americans,\n\n2\n00:00:02,000 --> 00:00:03,500\n ask not.\n\n";
 
 /** WHISPER_CPP_VTT is whisper.cpp's vtt answer for the same audio. */
-export const WHISPER_CPP_VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n And so my fellow Americans,\n\n00:00:02.000 --> 00:00:03.500\n ask not.\n\n";
+export const WHISPER_CPP_VTT =
+  "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n And so my fellow Americans,\n\n00:00:02.000 --> 00:00:03.500\n ask not.\n\n";
 
 /** WHISPER_CPP_CONTENT_TYPES are the content types whisper.cpp's server labels each format with. */
 export const WHISPER_CPP_CONTENT_TYPES: Readonly<Record<string, string>> = {

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { apiKeyMatches, generateApiKey, hashApiKey, parseApiKey } from "./api-key.js";
 import type { RegistryStore } from "./registry-store.js";
-import { createSqliteStore, InvalidUserNameError } from "./sqlite-store.js";
 import type { SqliteStoreOptions } from "./sqlite-store.js";
+import { createSqliteStore, InvalidUserNameError } from "./sqlite-store.js";
 
 /** KEY_SHAPE is the documented key format: `im_`, a 16-hex key id, `_`, 43 base64url characters. */
 const KEY_SHAPE = /^im_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/;
@@ -180,17 +180,8 @@ describe("createSqliteStore", () => {
 
     expect(await store.listApiKeys()).to.deep.equal([a1.record, b1.record, a3.record]);
     expect(await store.listApiKeys({ userName: "alice" })).to.deep.equal([a1.record, a3.record]);
-    expect(await store.listApiKeys({ userName: "alice", includeRevoked: true })).to.deep.equal([
-      a1.record,
-      revokedA2,
-      a3.record,
-    ]);
-    expect(await store.listApiKeys({ includeRevoked: true })).to.deep.equal([
-      a1.record,
-      b1.record,
-      revokedA2,
-      a3.record,
-    ]);
+    expect(await store.listApiKeys({ userName: "alice", includeRevoked: true })).to.deep.equal([a1.record, revokedA2, a3.record]);
+    expect(await store.listApiKeys({ includeRevoked: true })).to.deep.equal([a1.record, b1.record, revokedA2, a3.record]);
     expect(await store.listApiKeys({ userName: "nobody" })).to.deep.equal([]);
   });
 
@@ -216,11 +207,7 @@ describe("createSqliteStore", () => {
 
   it("never writes a key or its secret to disk", async () => {
     const store = open();
-    const created = [
-      await store.createApiKey("alice"),
-      await store.createApiKey("bob"),
-      await store.createApiKey("alice", "second"),
-    ];
+    const created = [await store.createApiKey("alice"), await store.createApiKey("bob"), await store.createApiKey("alice", "second")];
 
     /** expectNoKeyOnDisk reads every file of the database (main, -wal, -shm) and looks for each key. */
     function expectNoKeyOnDisk(): void {
@@ -354,6 +341,9 @@ describe("createSqliteStore", () => {
     // A directory where the file should be fails for every user, root included.
     const path = join(dir, "a-directory.db");
     open({ path: join(path, "inside.db") });
-    expect(() => open({ path })).to.throw(Error).with.property("message").that.includes(path);
+    expect(() => open({ path }))
+      .to.throw(Error)
+      .with.property("message")
+      .that.includes(path);
   });
 });

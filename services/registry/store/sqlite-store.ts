@@ -3,14 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { apiKeyMatches, generateApiKey, hashApiKey, parseApiKey } from "./api-key.js";
-import type {
-  ApiKeyFilter,
-  ApiKeyRecord,
-  CreatedApiKey,
-  Principal,
-  RegistryStore,
-  User,
-} from "./registry-store.js";
+import type { ApiKeyFilter, ApiKeyRecord, CreatedApiKey, Principal, RegistryStore, User } from "./registry-store.js";
 
 /** SqliteStoreOptions configures createSqliteStore. */
 export interface SqliteStoreOptions {
@@ -104,12 +97,10 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
   const insertUser = db.prepare<[id: string, name: string, createdAtMs: number]>(
     `INSERT OR IGNORE INTO users (id, name, created_at_ms) VALUES (?, ?, ?)`,
   );
-  const selectUserByName = db.prepare<[name: string], UserRow>(
-    `SELECT id, name, created_at_ms FROM users WHERE name = ?`,
+  const selectUserByName = db.prepare<[name: string], UserRow>(`SELECT id, name, created_at_ms FROM users WHERE name = ?`);
+  const insertApiKey = db.prepare<[id: string, userId: string, keyHash: Buffer, label: string, createdAtMs: number]>(
+    `INSERT INTO api_keys (id, user_id, key_hash, label, created_at_ms) VALUES (?, ?, ?, ?, ?)`,
   );
-  const insertApiKey = db.prepare<
-    [id: string, userId: string, keyHash: Buffer, label: string, createdAtMs: number]
-  >(`INSERT INTO api_keys (id, user_id, key_hash, label, created_at_ms) VALUES (?, ?, ?, ?, ?)`);
   const selectApiKey = db.prepare<[id: string], ApiKeyRow>(
     `SELECT ${API_KEY_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?`,
   );
@@ -118,10 +109,7 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
        FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?`,
   );
   // SQLite binds no booleans, hence include_revoked as 0 or 1; rowid breaks ties between keys made in the same ms.
-  const selectApiKeys = db.prepare<
-    { user_name: string | null; include_revoked: 0 | 1 },
-    ApiKeyRow
-  >(
+  const selectApiKeys = db.prepare<{ user_name: string | null; include_revoked: 0 | 1 }, ApiKeyRow>(
     `SELECT ${API_KEY_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id
       WHERE (@user_name IS NULL OR u.name = @user_name) AND (@include_revoked OR k.revoked_at_ms IS NULL)
       ORDER BY k.created_at_ms, k.rowid`,
@@ -133,9 +121,7 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
   const insertProvider = db.prepare<[id: string, ownerUserId: string, createdAtMs: number]>(
     `INSERT OR IGNORE INTO providers (id, owner_user_id, created_at_ms) VALUES (?, ?, ?)`,
   );
-  const selectProviderOwner = db.prepare<[id: string], { owner_user_id: string }>(
-    `SELECT owner_user_id FROM providers WHERE id = ?`,
-  );
+  const selectProviderOwner = db.prepare<[id: string], { owner_user_id: string }>(`SELECT owner_user_id FROM providers WHERE id = ?`);
 
   const createApiKeyTransaction = db.transaction((userName: string, label: string): CreatedApiKey => {
     const createdAtMs = now();

@@ -5,10 +5,10 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import { InferenceCallSchema, type InferencePart } from "../../../gen/infermesh/v1/inference_pb.js";
-import { ProviderSchema, type Provider } from "../../../gen/infermesh/v1/registry_pb.js";
-import { startScriptedAgent, type ScriptedAgent } from "../../../test/support/scripted-agent.js";
+import { type Provider, ProviderSchema } from "../../../gen/infermesh/v1/registry_pb.js";
+import { type ScriptedAgent, startScriptedAgent } from "../../../test/support/scripted-agent.js";
 import { waitFor } from "../../../test/support/wait-for.js";
-import { createAgentCalls, type AgentCalls } from "./infer-client.js";
+import { type AgentCalls, createAgentCalls } from "./infer-client.js";
 
 const TOKEN = "agent-client-test-token";
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -37,7 +37,8 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
   let agent: ScriptedAgent;
   let calls: AgentCalls;
   let provider: Provider;
-  const call = (init: MessageInitShape<typeof InferenceCallSchema> = {}) => create(InferenceCallSchema, { model: "m", requestId: "r", ...init });
+  const call = (init: MessageInitShape<typeof InferenceCallSchema> = {}) =>
+    create(InferenceCallSchema, { model: "m", requestId: "r", ...init });
 
   before(async () => {
     agent = await startScriptedAgent(TOKEN, async function* () {});
@@ -54,7 +55,9 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
   it("sends the call with the agent token and yields single and batched parts in order", async () => {
     agent.script = async function* () {
       yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
-      yield { parts: [{ part: { case: "event", value: { data: encode("a") } } }, { part: { case: "event", value: { data: encode("é") } } }] };
+      yield {
+        parts: [{ part: { case: "event", value: { data: encode("a") } } }, { part: { case: "event", value: { data: encode("é") } } }],
+      };
       yield { part: { part: { case: "trailer", value: { finishReasons: ["stop"] } } } };
     };
     const parts = await collect(calls.infer(provider, call({ requestId: "first", body: encode("{}") }), new AbortController().signal));
@@ -75,6 +78,7 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
   });
 
   it("fails with the agent's gRPC status and its decoded message", async () => {
+    // biome-ignore lint/correctness/useYield: a call that fails before its first part yields nothing
     agent.script = async function* () {
       throw new ConnectError("no upstream serves 'ü%model'", Code.NotFound);
     };
@@ -123,14 +127,18 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
       await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
     };
     const deadlineMs = Date.now() + 300;
-    const error = await failureOf(calls.infer(provider, call({ requestId: "late", deadline: timestampFromMs(deadlineMs) }), new AbortController().signal));
+    const error = await failureOf(
+      calls.infer(provider, call({ requestId: "late", deadline: timestampFromMs(deadlineMs) }), new AbortController().signal),
+    );
     expect(error.code).to.equal(Code.DeadlineExceeded);
     expect(Date.now()).to.be.at.least(deadlineMs - 5);
     // grpc-js on the agent's side cancels the call at the same deadline, which is how the scripted agent learns it.
     await waitFor("the agent to see the deadline", () => agent.cancelled.includes("late"));
 
     const calledBefore = agent.calls.length;
-    const passed = await failureOf(calls.infer(provider, call({ deadline: timestampFromMs(Date.now() - 1) }), new AbortController().signal));
+    const passed = await failureOf(
+      calls.infer(provider, call({ deadline: timestampFromMs(Date.now() - 1) }), new AbortController().signal),
+    );
     expect(passed.code).to.equal(Code.DeadlineExceeded);
     expect(agent.calls.length, "a call past its deadline is not sent").to.equal(calledBefore);
   });
@@ -195,7 +203,9 @@ describe("gateway's Infer client (gRPC over node:http2)", () => {
       await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
     };
     const doomed = await startScriptedAgent(TOKEN, agent.script);
-    const parts = calls.infer(create(ProviderSchema, { ...provider, endpoint: doomed.endpoint }), call(), new AbortController().signal)[Symbol.asyncIterator]();
+    const parts = calls
+      .infer(create(ProviderSchema, { ...provider, endpoint: doomed.endpoint }), call(), new AbortController().signal)
+      [Symbol.asyncIterator]();
     expect((await parts.next()).value?.part.case).to.equal("head");
     const pending = parts.next().then(
       () => undefined,

@@ -5,16 +5,16 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-grpc";
 import {
   AgentService,
-  InferRequestSchema,
-  InferResponseSchema,
   type InferenceCall,
   type InferencePart,
+  InferRequestSchema,
+  InferResponseSchema,
 } from "../../../gen/infermesh/v1/inference_pb.js";
 import type { Provider } from "../../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, systemClock, type TimerHandle } from "../clock.js";
 import { AgentSessions } from "./http2-sessions.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./message-limits.js";
-import { frameMessage, grpcMessage, GrpcWireError, MessageReader, STATUS_OK, statusCode, timeoutHeader } from "./wire.js";
+import { frameMessage, GrpcWireError, grpcMessage, MessageReader, STATUS_OK, statusCode, timeoutHeader } from "./wire.js";
 
 const INFER_PATH = `/${AgentService.typeName}/${AgentService.method.infer.name}`;
 
@@ -150,7 +150,10 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
     this.#deadline =
       deadlineMs === undefined
         ? undefined
-        : clock.setTimer(() => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), Math.max(0, deadlineMs - clock.now()));
+        : clock.setTimer(
+            () => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
+            Math.max(0, deadlineMs - clock.now()),
+          );
     if (signal.aborted) this.#onAbort();
   }
 

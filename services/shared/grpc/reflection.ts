@@ -1,12 +1,12 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { create, fromBinary, toBinary, type DescFile, type DescService } from "@bufbuild/protobuf";
+import { create, type DescFile, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
-  FileDescriptorProtoSchema,
-  FileDescriptorSetSchema,
   type DescriptorProto,
   type EnumDescriptorProto,
   type FileDescriptorProto,
+  FileDescriptorProtoSchema,
+  FileDescriptorSetSchema,
 } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";

@@ -1,5 +1,5 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -105,7 +105,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   for (const binding of options.services) binding.add(server);
   const health = new HealthImplementation(Object.fromEntries(["", ...names].map((name) => [name, "SERVING"])));
   health.addToServer(server);
-  addReflection(server, options.services.map((binding) => binding.service));
+  addReflection(
+    server,
+    options.services.map((binding) => binding.service),
+  );
   let bound = false;
   const notServing = () => {
     for (const name of ["", ...names]) health.setStatus(name, "NOT_SERVING");
