@@ -5,8 +5,8 @@ import { pino } from "pino";
 import { ErrorKind } from "../gen/infermesh/v1/inference_pb.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
-import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { registerScriptedAgent, type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
+import { bearer, stockClient } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
 // Blame and credit go to the provider that earned them: a client's bad input never counts against a provider's
@@ -44,19 +44,8 @@ describe("which provider answered: blame and credit", function () {
   let key: string;
   const logLines: Record<string, unknown>[] = [];
 
-  const heartbeat = async (id: string, agent: ScriptedAgent, models: object[], load = 0) => {
-    const client = stockClient("RegistryService", registry.address);
-    try {
-      await unary(
-        client,
-        "heartbeat",
-        { providerId: id, endpoint: agent.endpoint, agentToken: agent.token, models, load: { inFlight: load } },
-        bearer(key),
-      );
-    } finally {
-      client.close();
-    }
-  };
+  const heartbeat = (id: string, agent: ScriptedAgent, models: object[], load = 0) =>
+    registerScriptedAgent(registry.address, key, id, agent, models, { load: { inFlight: load } });
 
   /** inferOverGrpc calls the gateway's InferenceService.Infer and resolves its status. */
   const inferOverGrpc = (call: object): Promise<StockStatus> => {

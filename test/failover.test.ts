@@ -2,8 +2,7 @@ import { expect } from "chai";
 import { ErrorKind } from "../gen/infermesh/v1/inference_pb.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
-import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { registerScriptedAgent, type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
 import { waitFor } from "./support/wait-for.js";
 
 // Failover before the first byte, and passive health: two providers of one user serve the same model.
@@ -33,16 +32,8 @@ describe("failover and passive health", function () {
   let b: ScriptedAgent;
   let key: string;
 
-  const heartbeat = async (id: string, agent: { endpoint: string; token: string }) => {
-    const client = stockClient("RegistryService", registry.address);
-    await unary(
-      client,
-      "heartbeat",
-      { providerId: id, endpoint: agent.endpoint, agentToken: agent.token, models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] },
-      bearer(key),
-    );
-    client.close();
-  };
+  const heartbeat = (id: string, agent: { endpoint: string; token: string }) =>
+    registerScriptedAgent(registry.address, key, id, agent, [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }]);
 
   const chat = async (stream = false) => {
     const response = await fetch(`${gateway.baseUrl}/v1/chat/completions`, {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { ConfigError } from "../shared/config-error.js";
+import { refusal as configError, refusalMessage as usageError } from "../../test/support/config-errors.js";
 import {
   type AgentConfig,
   type AgentSettings,
@@ -21,20 +21,6 @@ function fromFile(path: string, text: string): AgentSettings {
     if (asked !== path) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
     return text;
   });
-}
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
-}
-
-function usageError(run: () => unknown): string {
-  return configError(run).message;
 }
 
 describe("agent configuration", () => {

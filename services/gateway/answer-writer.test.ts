@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import Fastify, { type FastifyInstance } from "fastify";
 import { ErrorKind, type InferencePart, InferencePartSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { type Gate, gate } from "../../test/support/gate.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { writeAnswer } from "./answer-writer.js";
 import { GatewayError } from "./gateway-errors.js";
@@ -20,20 +21,6 @@ const trailer = (promptTokens: number, completionTokens: number) =>
   part({ case: "trailer", value: { usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens } } });
 const errorPart = (httpStatus: number, type: string, message: string) =>
   part({ case: "error", value: { kind: ErrorKind.UPSTREAM, httpStatus, type, message } });
-
-/** Gate holds an answer's remaining parts until opened. */
-interface Gate {
-  readonly opened: Promise<void>;
-  open(): void;
-}
-
-function gate(): Gate {
-  let open = () => {};
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { opened, open };
-}
 
 /** Answer is a scripted answer: the parts to write, and whether the writer closed them. */
 interface Answer {
@@ -348,39 +335,25 @@ describe("writeAnswer", () => {
     });
 
     // The failure is held until the client has the first piece, as a provider's failure arrives later than its bytes.
-    it("cuts the connection when the body fails midway, so the client never sees a complete-looking body", async () => {
-      const failure = gate();
-      const h = harness(() =>
-        answer(head(200, "audio/wav"), data("RIFF"), failure, new ConnectError("connection reset", Code.Unavailable)),
-      );
-      const server = await listening(h);
-      try {
-        expect(await fetchRaw(server.port, failure.open)).to.deep.equal({
-          status: 200,
-          contentType: "audio/wav",
-          body: "RIFF",
-          complete: false,
-        });
-      } finally {
-        await server.close();
-      }
-    });
-
-    it("cuts the connection when an error part comes midway", async () => {
-      const failure = gate();
-      const h = harness(() => answer(head(200, "audio/wav"), data("RIFF"), failure, errorPart(502, "upstream_error", "model server died")));
-      const server = await listening(h);
-      try {
-        expect(await fetchRaw(server.port, failure.open)).to.deep.equal({
-          status: 200,
-          contentType: "audio/wav",
-          body: "RIFF",
-          complete: false,
-        });
-      } finally {
-        await server.close();
-      }
-    });
+    for (const [how, failure] of [
+      ["the call fails", new ConnectError("connection reset", Code.Unavailable)],
+      ["an error part comes", errorPart(502, "upstream_error", "model server died")],
+    ] as const) {
+      it(`cuts the connection when ${how} midway, so the client never sees a complete-looking body`, async () => {
+        const held = gate();
+        const server = await listening(harness(() => answer(head(200, "audio/wav"), data("RIFF"), held, failure)));
+        try {
+          expect(await fetchRaw(server.port, held.open)).to.deep.equal({
+            status: 200,
+            contentType: "audio/wav",
+            body: "RIFF",
+            complete: false,
+          });
+        } finally {
+          await server.close();
+        }
+      });
+    }
   });
 
   describe("releasing the answer", () => {

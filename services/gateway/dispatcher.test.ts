@@ -20,6 +20,7 @@ import {
   Visibility,
   WatchProvidersResponseSchema,
 } from "../../gen/infermesh/v1/registry_pb.js";
+import { type Gate, gate } from "../../test/support/gate.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { type Dispatch, Dispatcher, type DispatcherOptions, type DispatchRequest } from "./dispatcher.js";
@@ -82,20 +83,6 @@ const sends = (...parts: InferencePart[]): Script =>
   async function* () {
     yield* parts;
   };
-
-/** Gate holds a script until opened. */
-interface Gate {
-  readonly opened: Promise<void>;
-  open(): void;
-}
-
-function gate(): Gate {
-  let open = () => {};
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { opened, open };
-}
 
 const heldBy = (held: Gate, then: Script): Script =>
   async function* (call, signal) {

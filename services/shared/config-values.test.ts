@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { ConfigError } from "./config-error.js";
+import { refusal as refused } from "../../test/support/config-errors.js";
 import {
   listInWords,
   parseBaseUrl,
@@ -10,16 +10,6 @@ import {
   parseWholeNumber,
 } from "./config-values.js";
 import { formatHostPort, parseHostPort } from "./host-port.js";
-
-function refused(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("config values", () => {
   it("parses HOST:PORT, IPv6 in brackets, and writes it back", () => {

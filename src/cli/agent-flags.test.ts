@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { type AgentConfig, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE } from "../../services/agent/agent-config.js";
 import { ConfigError } from "../../services/shared/config-error.js";
+import { fakeFiles, refusalMessage as usageError } from "../../test/support/config-errors.js";
 import { parseAgentConfig } from "./agent-flags.js";
 import { UsageError } from "./flags.js";
 
@@ -9,21 +10,7 @@ const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
 const BASE = ["--registry", "127.0.0.1:7700", "--api-key", KEY];
 
 function parse(argv: readonly string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}): AgentConfig {
-  return parseAgentConfig(argv, env, (path) => {
-    const text = files[path];
-    if (text === undefined) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
-    return text;
-  });
-}
-
-function usageError(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("expected a ConfigError");
+  return parseAgentConfig(argv, env, fakeFiles(files));
 }
 
 describe("infermesh agent's flags", () => {

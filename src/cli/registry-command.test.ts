@@ -1,25 +1,6 @@
 import { expect } from "chai";
-import { ConfigError } from "../../services/shared/config-error.js";
+import { UNPREFIXED_EXPORTS as EXPORTED, refusalMessage as message } from "../../test/support/config-errors.js";
 import { parseRegistryConfig } from "./registry-command.js";
-
-const MESH = "mesh-token-0123456789abcdef";
-
-function message(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-}
-
-const EXPORTED = {
-  INFERMESH_MESH_TOKEN: MESH,
-  INFERMESH_LISTEN: "0.0.0.0:1",
-  INFERMESH_GRPC_LISTEN: "0.0.0.0:2",
-  INFERMESH_METRICS_LISTEN: "0.0.0.0:3",
-};
 
 describe("infermesh registry's flags", () => {
   it("reads INFERMESH_REGISTRY_* variables, never an unprefixed INFERMESH_LISTEN", () => {

@@ -1,27 +1,9 @@
 import { expect } from "chai";
-import { ConfigError } from "../../services/shared/config-error.js";
+import { fakeFiles as files, refusalMessage as message } from "../../test/support/config-errors.js";
 import { parseGatewayConfig } from "./gateway-command.js";
 import { parseRegistryConfig } from "./registry-command.js";
 
 const MESH = "mesh-token-0123456789abcdef";
-
-function files(contents: Record<string, string>) {
-  return (path: string): string => {
-    const text = contents[path];
-    if (text === undefined) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
-    return text;
-  };
-}
-
-function message(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("the mesh token registry and gateway share", () => {
   for (const [command, parse] of [

@@ -1,26 +1,8 @@
 import { expect } from "chai";
-import { ConfigError } from "../../services/shared/config-error.js";
+import { fakeFiles as files, refusalMessage as message } from "../../test/support/config-errors.js";
 import { parseSimConfig } from "./sim-command.js";
 
 const USERS_KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
-
-function files(contents: Record<string, string>) {
-  return (path: string): string => {
-    const text = contents[path];
-    if (text === undefined) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
-    return text;
-  };
-}
-
-function message(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("infermesh sim's flags", () => {
   it("ignores an exported INFERMESH_API_KEY and INFERMESH_LISTEN: the simulator's key and address are its own", () => {

@@ -4,6 +4,7 @@ import { AgentService, type InferenceCall, type InferResponseSchema } from "../.
 import { bearerCredential } from "../../services/shared/bearer.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../../services/shared/grpc/message-limits.js";
 import { bindService, createGrpcServer, type GrpcServer } from "../../services/shared/grpc/server.js";
+import { bearer, stockClient, unary } from "./stock-grpc-client.js";
 
 /** Script answers one Infer call; it may wait on the call's signal to act like a slow provider. */
 export type Script = (call: InferenceCall, signal: AbortSignal) => AsyncIterable<MessageInitShape<typeof InferResponseSchema>>;
@@ -52,4 +53,24 @@ export async function startScriptedAgent(token: string, script: Script): Promise
   const port = await server.listen("127.0.0.1:0");
   (agent as { endpoint: string }).endpoint = `127.0.0.1:${port}`;
   return agent;
+}
+
+/**
+ * registerScriptedAgent heartbeats for a scripted agent as apiKey's user, so that the registry lists it as providerId
+ * serving models (given as a stock client's JSON); extra adds heartbeat fields, such as its load.
+ */
+export async function registerScriptedAgent(
+  registryAddress: string,
+  apiKey: string,
+  providerId: string,
+  agent: Pick<ScriptedAgent, "endpoint" | "token">,
+  models: readonly object[],
+  extra: object = {},
+): Promise<void> {
+  const client = stockClient("RegistryService", registryAddress);
+  try {
+    await unary(client, "heartbeat", { providerId, endpoint: agent.endpoint, agentToken: agent.token, models, ...extra }, bearer(apiKey));
+  } finally {
+    client.close();
+  }
 }
