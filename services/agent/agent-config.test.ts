@@ -11,6 +11,7 @@ import {
   resolveAgentConfig,
 } from "./agent-config.js";
 import { advertisedEndpoint, defaultProviderId, newAgentToken } from "./provider-identity.js";
+import { SAMPLE_CONFIG_FILE } from "./test-support/sample-config-file.js";
 
 const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
 const BASE: AgentSettings = { registry: "http://127.0.0.1:7700", apiKey: KEY };
@@ -52,23 +53,7 @@ describe("agent configuration", () => {
   });
 
   it("reads a JSON config file: top-level fields, upstreams with models, capabilities, limits and their own keys", () => {
-    const file = JSON.stringify({
-      registry: "10.0.0.1:7700",
-      api_key: "from-file",
-      name: "gpu box",
-      max_concurrency: 8,
-      upstreams: [
-        {
-          type: "llm",
-          url: "http://127.0.0.1:8080",
-          engine: "llamacpp",
-          models: { expose: ["qwen3"], hide: ["draft"] },
-          capabilities: { qwen3: { input_modalities: ["text", "image"], supported_features: ["tools", "vision"], context_length: 32768 } },
-          max_queue: 2,
-          api_key: "upstream-secret",
-        },
-      ],
-    });
+    const file = SAMPLE_CONFIG_FILE;
     const config = resolveAgentConfig(fromFile("agent.json", file), {
       apiKey: KEY,
       upstreams: [parseUpstream("--upstream", "image=http://127.0.0.1:7860")],

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { type AgentConfig, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE } from "../../services/agent/agent-config.js";
+import { SAMPLE_CONFIG_FILE } from "../../services/agent/test-support/sample-config-file.js";
 import { ConfigError } from "../../services/shared/config-error.js";
 import { fakeFiles, refusalMessage as usageError } from "../../test/support/config-errors.js";
 import { parseAgentConfig } from "./agent-flags.js";
@@ -70,23 +71,7 @@ describe("infermesh agent's flags", () => {
   });
 
   it("reads a JSON config file, with flags overriding its top-level fields and adding upstreams", () => {
-    const file = JSON.stringify({
-      registry: "10.0.0.1:7700",
-      api_key: "from-file",
-      name: "gpu box",
-      max_concurrency: 8,
-      upstreams: [
-        {
-          type: "llm",
-          url: "http://127.0.0.1:8080",
-          engine: "llamacpp",
-          models: { expose: ["qwen3"], hide: ["draft"] },
-          capabilities: { qwen3: { input_modalities: ["text", "image"], supported_features: ["tools", "vision"], context_length: 32768 } },
-          max_queue: 2,
-          api_key: "upstream-secret",
-        },
-      ],
-    });
+    const file = SAMPLE_CONFIG_FILE;
     const config = parse(
       ["--config", "agent.json", "--api-key", KEY, "--upstream", "image=http://127.0.0.1:7860"],
       {},
