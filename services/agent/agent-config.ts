@@ -39,7 +39,7 @@ export const DEFAULT_MAX_QUEUE = 64;
 export const DEFAULT_DISCOVERY_INTERVAL_MS = 30_000;
 /** DEFAULT_SHUTDOWN_GRACE_MS is how long requests in flight may finish when the agent stops. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
-/** DEFAULT_UPSTREAM_TIMEOUT_MS bounds the wait for an upstream's headers and between its body bytes (the seed's 300 s). */
+/** DEFAULT_UPSTREAM_TIMEOUT_MS bounds the wait for an upstream's headers and between its body bytes (inference.club's 300 s). */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
 /** DEFAULT_LOG_LEVEL is the agent's log level unless told otherwise. */
 export const DEFAULT_LOG_LEVEL = "info";

@@ -1,4 +1,5 @@
 import type { FastifySchema } from "fastify";
+import { SERVICE_TYPE_NAMES } from "../shared/inference-catalog.js";
 
 /**
  * openai-schemas holds the façade's contract: each route's `schema`, from which the gateway validates requests (see
@@ -92,7 +93,7 @@ const modelEntry = {
     object: { const: "model" },
     created: { type: "integer" },
     owned_by: { type: "string", description: "The providers serving the model, comma-separated." },
-    service_type: { type: "string", enum: ["unspecified", "llm", "stt", "tts", "image"] },
+    service_type: { type: "string", enum: ["unspecified", ...SERVICE_TYPE_NAMES] },
     input_modalities: { type: "array", items: { type: "string" } },
     output_modalities: { type: "array", items: { type: "string" } },
     supported_features: { type: "array", items: { type: "string" } },

@@ -1,4 +1,4 @@
-import { type Model, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
+import type { Model, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { type Provider, ProviderState, type WatchProvidersResponse } from "../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, systemClock, type TimerHandle } from "../shared/clock.js";
 import { canSee, type Viewer } from "../shared/visibility.js";
@@ -182,12 +182,3 @@ export class RoutingTable {
     return index;
   }
 }
-
-/** SERVICE_TYPE_NAMES are the service types as /v1/models and error messages spell them. */
-export const SERVICE_TYPE_NAMES: Readonly<Record<ServiceType, string>> = {
-  [ServiceType.UNSPECIFIED]: "unspecified",
-  [ServiceType.LLM]: "llm",
-  [ServiceType.STT]: "stt",
-  [ServiceType.IMAGE]: "image",
-  [ServiceType.TTS]: "tts",
-};

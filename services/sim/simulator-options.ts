@@ -1,3 +1,5 @@
+import { SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
+
 /**
  * DEFAULT_MODEL_ID is the model the simulator serves when SimulatorOptions.models is absent.
  */
@@ -35,13 +37,13 @@ export const DEFAULT_SPEECH_CHUNK_INTERVAL_MS = 5;
 export const DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
 
 /**
- * ModelKind is what a model serves: "llm" chat and completions, "stt" /v1/audio/transcriptions, "image"
- * /v1/images/generations and /v1/images/edits, "tts" /v1/audio/speech.
+ * ModelKind is what a model serves, the mesh's service type: "llm" chat and completions, "stt"
+ * /v1/audio/transcriptions, "image" /v1/images/generations and /v1/images/edits, "tts" /v1/audio/speech.
  */
-export type ModelKind = "llm" | "stt" | "image" | "tts";
+export type ModelKind = ServiceTypeName;
 
 /** MODEL_KINDS lists the model kinds. */
-export const MODEL_KINDS: readonly ModelKind[] = Object.freeze(["llm", "stt", "image", "tts"]);
+export const MODEL_KINDS: readonly ModelKind[] = SERVICE_TYPE_NAMES;
 
 /** SimulatedModel describes one model the simulator serves. */
 export interface SimulatedModel {

@@ -131,7 +131,7 @@ export function parseSimConfig(argv: readonly string[], env: NodeJS.ProcessEnv, 
 
 /** parseSimulatedModel reads `[KIND=]ID`, as `--model stt=sim-whisper`. */
 export function parseSimulatedModel(where: string, value: string): SimulatedModel {
-  const match = /^(?:(llm|stt|image|tts)=)?([^=\s]+)$/.exec(value);
+  const match = new RegExp(`^(?:(${MODEL_KINDS.join("|")})=)?([^=\\s]+)$`).exec(value);
   if (!match) throw new ConfigError(where, `${where} expects [KIND=]ID with KIND ${listInWords(MODEL_KINDS)}, got '${value}'`);
   return { id: match[2] as string, kind: (match[1] ?? "llm") as ModelKind };
 }

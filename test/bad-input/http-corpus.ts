@@ -24,7 +24,7 @@ const JSON_TYPE = { "content-type": "application/json" };
 const JSON_LINES = ["Content-Type: application/json"];
 const FORM = { "content-type": FORM_TYPE };
 
-/** The outcome classes, as OpenAI and DESIGN.md name them. */
+/** The outcome classes, as OpenAI and the mesh's error contract name them. */
 const invalid = (code?: string | null, param?: string | null): HttpExpectation => ({
   status: 400,
   type: "invalid_request_error",
