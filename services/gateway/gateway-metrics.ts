@@ -1,7 +1,8 @@
-import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { KnownOperation } from "../shared/inference-catalog.js";
 import { operationLabel } from "../shared/inference-catalog.js";
+import type { Logger } from "../shared/logger.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -91,10 +92,11 @@ export function createGatewayMetrics(): GatewayMetrics {
  * operation), whatever answers it: the route's own 4xx, the handler, a failure. A request ends when its response
  * closes, finished or cut; one whose client left before any answer counts as 499, as proxies log it.
  */
-export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayMetrics, log: FastifyBaseLogger): void {
-  app.addHook("onRequest", async (request, reply) => {
+export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayMetrics, log: Logger): void {
+  // A callback hook, not an async one: it runs on every request and need not cost a promise.
+  app.addHook("onRequest", (request, reply, done) => {
     const operation = request.routeOptions.config.operation;
-    if (operation === undefined) return;
+    if (operation === undefined) return done();
     const route = request.routeOptions.url ?? "";
     const started = process.hrtime.bigint();
     metrics.inFlight.inc({ route });
@@ -105,6 +107,8 @@ export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayM
       metrics.inFlight.dec({ route });
       metrics.duration.observe({ operation: operationLabel(operation) }, seconds);
       metrics.requests.inc({ route, model: answeredBy?.model.id ?? UNROUTED_MODEL, status_class: `${Math.floor(status / 100)}xx` });
+      // Checked first, so that a request does not build a log line nobody reads.
+      if (!log.isLevelEnabled("debug")) return;
       log.debug(
         {
           requestId: request.id,
@@ -117,6 +121,7 @@ export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayM
         "inference request answered",
       );
     });
+    done();
   });
 }
 

@@ -1,5 +1,5 @@
 import fastifyRateLimit from "@fastify/rate-limit";
-import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal, Provider } from "../../gen/infermesh/v1/registry_pb.js";
 import { createAgentCalls } from "../shared/grpc/infer-client.js";
@@ -101,7 +101,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   void http.register(agentHttpRoutes, { registry: registryLink.registry, authenticate, metrics });
   void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
-  observeInferenceRequests(http, metrics, settings.log as FastifyBaseLogger);
+  observeInferenceRequests(http, metrics, settings.log);
   const handle = createInferenceHandler({
     maxConcurrentStreams: settings.rateLimits.concurrentStreams,
     dispatcher,
