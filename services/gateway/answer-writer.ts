@@ -129,14 +129,15 @@ async function streamAnswer(
   const flushHeaders = setImmediate(() => res.flushHeaders());
   const watched = format.events ? options.silence.watch(res) : undefined;
   let started = false;
-  const write = async (bytes: Uint8Array) => {
+  // write tells whether the response can take more now; awaiting only when it cannot keeps a promise off every event.
+  const write = (bytes: Uint8Array): boolean => {
     if (!started) {
       started = true;
       clearImmediate(flushHeaders);
       options.observer.firstByte();
     }
     watched?.wrote();
-    if (!res.write(bytes)) await drainOrClose(res);
+    return res.write(bytes);
   };
   const fail = (error: GatewayError) => {
     if (!format.events) res.destroy();
@@ -147,7 +148,7 @@ async function streamAnswer(
       const p = next.value.part;
       if (p.case === "event") {
         if (!format.events || (options.hideUsageChunks && isUsageOnlyChunk(p.value.data))) continue;
-        await write(sseFrame(p.value.data, p.value.event));
+        if (!write(sseFrame(p.value.data, p.value.event))) await drainOrClose(res);
         if (isDoneMarker(p.value.data)) {
           // The answer is complete: the client must not wait for, nor see, whatever happens to the call after it.
           res.end();
@@ -155,7 +156,7 @@ async function streamAnswer(
           return;
         }
       } else if (p.case === "data") {
-        await write(p.value);
+        if (!write(p.value)) await drainOrClose(res);
       } else if (p.case === "trailer") {
         options.observer.trailer(p.value);
       } else if (p.case === "error") {
