@@ -9,6 +9,15 @@ declare module "fastify" {
     /** operation marks an inference route: the operation its requests stand for. */
     operation?: KnownOperation;
   }
+  interface FastifyRequest {
+    /** receivedAtNs is when an inference request arrived (process.hrtime), the start of its latency metrics. */
+    receivedAtNs: bigint;
+  }
+}
+
+/** secondsSince is the time since a request's receivedAtNs, in seconds. */
+export function secondsSince(receivedAtNs: bigint): number {
+  return Number(process.hrtime.bigint() - receivedAtNs) / 1e9;
 }
 
 /**
@@ -93,15 +102,16 @@ export function createGatewayMetrics(): GatewayMetrics {
  * closes, finished or cut; one whose client left before any answer counts as 499, as proxies log it.
  */
 export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayMetrics, log: Logger): void {
+  app.decorateRequest("receivedAtNs", 0n);
   // A callback hook, not an async one: it runs on every request and need not cost a promise.
   app.addHook("onRequest", (request, reply, done) => {
     const operation = request.routeOptions.config.operation;
     if (operation === undefined) return done();
     const route = request.routeOptions.url ?? "";
-    const started = process.hrtime.bigint();
+    request.receivedAtNs = process.hrtime.bigint();
     metrics.inFlight.inc({ route });
     reply.raw.once("close", () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = secondsSince(request.receivedAtNs);
       const status = reply.raw.headersSent ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST;
       const answeredBy = request.dispatch?.answeredBy;
       metrics.inFlight.dec({ route });

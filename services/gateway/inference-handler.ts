@@ -3,7 +3,7 @@ import type { Clock } from "../shared/clock.js";
 import { operationLabel } from "../shared/inference-catalog.js";
 import { writeAnswer } from "./answer-writer.js";
 import type { Dispatch, Dispatcher } from "./dispatcher.js";
-import { type GatewayMetrics, TOKEN_TYPES } from "./gateway-metrics.js";
+import { type GatewayMetrics, secondsSince, TOKEN_TYPES } from "./gateway-metrics.js";
 import type { InferenceRequest } from "./inference-request.js";
 import { StreamSlots } from "./rate-limits.js";
 import { SilenceTicker } from "./silence-ticker.js";
@@ -43,7 +43,6 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
   const streams = new StreamSlots(options.maxConcurrentStreams);
   const silence = new SilenceTicker(options.keepaliveMs);
   return async (request, reply, inference) => {
-    const started = process.hrtime.bigint();
     const release = inference.stream ? streams.take(request.principal.keyId) : undefined;
     const controller = new AbortController();
     const onClose = () => {
@@ -65,7 +64,8 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
         silence,
         hideUsageChunks: inference.hideUsageChunks,
         observer: {
-          firstByte: () => metrics.timeToFirstToken.observe(labels(), Number(process.hrtime.bigint() - started) / 1e9),
+          // From the request's arrival, as its duration is: reading and validating it is part of the wait.
+          firstByte: () => metrics.timeToFirstToken.observe(labels(), secondsSince(request.receivedAtNs)),
           trailer: ({ usage }) => {
             if (!usage) return;
             metrics.tokens.inc({ ...labels(), type: TOKEN_TYPES.input }, usage.promptTokens);
