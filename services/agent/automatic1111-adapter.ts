@@ -1,6 +1,7 @@
 import { type MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import type { FormFields } from "../shared/form-fields.js";
 import { base64MediaType, pngHeader } from "./image-format.js";
-import { type FormFields, fieldValue, mediaFor, withoutFields } from "./multipart-form.js";
+import { fieldValue, mediaFor, withoutFields } from "./multipart-form.js";
 import {
   failedAnswer,
   invalidRequestAnswer,

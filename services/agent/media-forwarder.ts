@@ -1,8 +1,9 @@
+import { parseFormFields } from "../shared/form-fields.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { type CallOutcome, failure, relayAnswer, type UpstreamExchange } from "./answer-relay.js";
 import { summarizeJsonAnswer, type TrailerInit } from "./answer-summary.js";
 import { dataParts, headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
-import { buildForm, openAiFormParts, parseFormFields } from "./multipart-form.js";
+import { buildForm, openAiFormParts } from "./multipart-form.js";
 import { mediaType, type UpstreamResponse } from "./upstream-client.js";
 
 /**

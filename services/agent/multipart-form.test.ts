@@ -3,7 +3,8 @@ import { Code } from "@connectrpc/connect";
 import { expect } from "chai";
 import { Response } from "undici";
 import { type MediaFile, MediaFileSchema, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
-import { buildForm, FormBodyError, openAiFormParts, parseFormFields } from "./multipart-form.js";
+import { FormBodyError, parseFormFields } from "../shared/form-fields.js";
+import { buildForm, openAiFormParts } from "./multipart-form.js";
 import { readForm, recordedFile } from "./test-support/recorded-form.js";
 
 const TRICKY_NAME = 'rec ü "1".wav';

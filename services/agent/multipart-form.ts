@@ -1,9 +1,6 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import { FormData } from "undici";
 import { type MediaFile, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
-
-/** FormFields are a form's text fields in the client's order, a repeated field once per value, names verbatim. */
-export type FormFields = readonly (readonly [name: string, value: string])[];
+import { FormBodyError, type FormFields } from "../shared/form-fields.js";
 
 /** FormFile is a file to send in a form field. */
 export interface FormFile {
@@ -15,38 +12,6 @@ export interface FormFile {
 export interface FormParts {
   readonly fields: FormFields;
   readonly files: readonly FormFile[];
-}
-
-/** FormBodyError says a multipart call's body or media break the gateway's contract: the call fails INVALID_ARGUMENT. */
-export class FormBodyError extends ConnectError {
-  constructor(message: string) {
-    super(message, Code.InvalidArgument);
-  }
-}
-
-/**
- * parseFormFields reads the body of a multipart operation: the gateway sends the form's text fields as a JSON object,
- * values as strings and repeated fields as arrays of strings. Anything else is a FormBodyError.
- */
-export function parseFormFields(body: Uint8Array): FormFields {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
-  } catch {
-    throw new FormBodyError("the body of a multipart call must be a JSON object of its form fields");
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new FormBodyError("the body of a multipart call must be a JSON object of its form fields");
-  }
-  const fields: (readonly [string, string])[] = [];
-  for (const [name, value] of Object.entries(json)) {
-    const values: unknown[] = Array.isArray(value) ? value : [value];
-    for (const item of values) {
-      if (typeof item !== "string") throw new FormBodyError(`form field '${name}' must be a string or a list of strings`);
-      fields.push([name, item]);
-    }
-  }
-  return fields;
 }
 
 /** fieldValue is a field's first value, or undefined when the form lacks it. */

@@ -1,11 +1,11 @@
 import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import { parseFormFields } from "../shared/form-fields.js";
 import { OPERATIONS } from "../shared/inference-catalog.js";
 import type { UpstreamKind } from "./agent-config.js";
 import type { Forwarder } from "./answer-relay.js";
 import { IMG2IMG_PATH, img2imgTranslation, TXT2IMG_PATH, txt2imgTranslation } from "./automatic1111-adapter.js";
 import { forwardJson } from "./json-forwarder.js";
 import { forwardMediaForm, forwardMediaJson } from "./media-forwarder.js";
-import { parseFormFields } from "./multipart-form.js";
 import { forwardTranslated } from "./translating-forwarder.js";
 import { WHISPER_CPP_INFERENCE_PATH, whisperCppRequest } from "./whisper-cpp-adapter.js";
 

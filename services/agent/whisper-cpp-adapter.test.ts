@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { type MediaFile, MediaFileSchema, MediaRole } from "../../gen/infermesh/v1/inference_pb.js";
-import type { FormFields } from "./multipart-form.js";
+import type { FormFields } from "../shared/form-fields.js";
 import { WHISPER_CPP_CONTENT_TYPES, WHISPER_CPP_SRT, WHISPER_CPP_TEXT, WHISPER_CPP_VERBOSE } from "./test-support/whisper-cpp-samples.js";
 import type { TranslatedAnswer } from "./translated-answer.js";
 import {

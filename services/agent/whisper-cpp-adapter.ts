@@ -1,5 +1,6 @@
 import { type MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
-import { type FormFields, type FormParts, fieldValue, fieldValues, mediaFor, withoutFields } from "./multipart-form.js";
+import type { FormFields } from "../shared/form-fields.js";
+import { type FormParts, fieldValue, fieldValues, mediaFor, withoutFields } from "./multipart-form.js";
 import {
   failedAnswer,
   invalidRequestAnswer,

@@ -5,6 +5,7 @@ import type { InferenceCall, InferenceService } from "../../gen/infermesh/v1/inf
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerCredential } from "../shared/bearer.js";
 import type { Clock } from "../shared/clock.js";
+import { formFieldsOf } from "../shared/form-fields.js";
 import type { GrpcImplementation } from "../shared/grpc/server.js";
 import { operationInfo } from "../shared/inference-catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -73,12 +74,12 @@ export function readCall(call: InferenceCall | undefined): InferenceRequest {
   if (fields === null || typeof fields !== "object" || Array.isArray(fields)) {
     throw new ConnectError("call.body must be a JSON object", Code.InvalidArgument);
   }
+  // The agent reads a form's fields by the same rules; a call that breaks them stops here, before any provider.
   if (operation.body === "form") {
-    for (const [name, value] of Object.entries(fields)) {
-      const values: unknown[] = Array.isArray(value) ? value : [value];
-      if (!values.every((item) => typeof item === "string")) {
-        throw new ConnectError(`call.body: form field '${name}' must be a string or a list of strings`, Code.InvalidArgument);
-      }
+    try {
+      formFieldsOf(fields);
+    } catch (error) {
+      throw new ConnectError(`call.body: ${(error as ConnectError).rawMessage}`, Code.InvalidArgument, undefined, undefined, error);
     }
   }
   return {
