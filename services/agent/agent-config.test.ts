@@ -1,17 +1,15 @@
 import { expect } from "chai";
-import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { refusal as configError, refusalMessage as usageError } from "../../test/support/config-errors.js";
 import {
   type AgentConfig,
   type AgentSettings,
   DEFAULT_MAX_CONCURRENCY,
-  DEFAULT_MAX_QUEUE,
   parseUpstream,
   readAgentConfigFile,
   resolveAgentConfig,
 } from "./agent-config.js";
 import { advertisedEndpoint, defaultProviderId, newAgentToken } from "./provider-identity.js";
-import { SAMPLE_CONFIG_FILE } from "./test-support/sample-config-file.js";
+import { expectSampleConfig, SAMPLE_CONFIG_FILE } from "./test-support/sample-config-file.js";
 
 const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
 const BASE: AgentSettings = { registry: "http://127.0.0.1:7700", apiKey: KEY };
@@ -58,18 +56,7 @@ describe("agent configuration", () => {
       apiKey: KEY,
       upstreams: [parseUpstream("--upstream", "image=http://127.0.0.1:7860")],
     });
-    expect(config.apiKey).to.equal(KEY);
-    expect(config.registry).to.equal("http://10.0.0.1:7700");
-    expect(config.name).to.equal("gpu box");
-    const [llm, image] = config.upstreams;
-    expect(llm).to.deep.include({ engine: "llamacpp", maxConcurrency: 8, maxQueue: 2, apiKey: "upstream-secret", hide: ["draft"] });
-    expect(llm?.expose).to.deep.equal(["qwen3"]);
-    expect(llm?.capabilities["qwen3"]).to.deep.equal({
-      inputModalities: [Modality.TEXT, Modality.IMAGE],
-      supportedFeatures: ["tools", "vision"],
-      contextLength: 32768,
-    });
-    expect(image).to.deep.include({ type: "image", url: "http://127.0.0.1:7860", maxConcurrency: 8, maxQueue: DEFAULT_MAX_QUEUE });
+    expectSampleConfig(config, KEY);
   });
 
   it("names the file and its field in every error, in the field's unit", () => {

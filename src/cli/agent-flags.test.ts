@@ -1,7 +1,6 @@
 import { expect } from "chai";
-import { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { type AgentConfig, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE } from "../../services/agent/agent-config.js";
-import { SAMPLE_CONFIG_FILE } from "../../services/agent/test-support/sample-config-file.js";
+import { expectSampleConfig, SAMPLE_CONFIG_FILE } from "../../services/agent/test-support/sample-config-file.js";
 import { ConfigError } from "../../services/shared/config-error.js";
 import { fakeFiles, refusalMessage as usageError } from "../../test/support/config-errors.js";
 import { parseAgentConfig } from "./agent-flags.js";
@@ -77,18 +76,7 @@ describe("infermesh agent's flags", () => {
       {},
       { "agent.json": file },
     );
-    expect(config.apiKey).to.equal(KEY);
-    expect(config.registry).to.equal("http://10.0.0.1:7700");
-    expect(config.name).to.equal("gpu box");
-    const [llm, image] = config.upstreams;
-    expect(llm).to.deep.include({ engine: "llamacpp", maxConcurrency: 8, maxQueue: 2, apiKey: "upstream-secret", hide: ["draft"] });
-    expect(llm?.expose).to.deep.equal(["qwen3"]);
-    expect(llm?.capabilities["qwen3"]).to.deep.equal({
-      inputModalities: [Modality.TEXT, Modality.IMAGE],
-      supportedFeatures: ["tools", "vision"],
-      contextLength: 32768,
-    });
-    expect(image).to.deep.include({ type: "image", url: "http://127.0.0.1:7860", maxConcurrency: 8, maxQueue: DEFAULT_MAX_QUEUE });
+    expectSampleConfig(config, KEY);
     const logged = parse(["--config", "agent.json"], {}, { "agent.json": JSON.stringify({ ...JSON.parse(file), log_level: "warn" }) });
     expect(logged.logLevel, "a flag's default never hides the file's value").to.equal("warn");
   });
