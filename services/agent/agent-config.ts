@@ -7,7 +7,6 @@ import {
   parseLogLevel,
   parseMs,
   parseNonEmpty,
-  parseRegistryUrl,
   parseWholeNumber,
 } from "../shared/config-values.js";
 import { type HostPort, parseHostPort } from "../shared/host-port.js";
@@ -29,8 +28,14 @@ export type UpstreamKind = (typeof UPSTREAM_KINDS)[number];
 /** KIND_TYPES are the only upstream type each native kind serves; "openai" serves any. */
 const KIND_TYPES: Readonly<Partial<Record<UpstreamKind, UpstreamType>>> = { whispercpp: "stt", automatic1111: "image" };
 
-/** DEFAULT_AGENT_LISTEN is the agent's gRPC address unless told otherwise. */
-export const DEFAULT_AGENT_LISTEN = "127.0.0.1:7701";
+/**
+ * REMOVED_SETTINGS are settings of agents that gateways dialled, and what to do instead now that agents dial out.
+ */
+export const REMOVED_SETTINGS: Readonly<Record<string, string>> = {
+  registry: "the agent reaches the mesh through its public URL: use --mesh URL (the gateway's, as OpenAI clients use it)",
+  listen: "the agent opens no port: it dials the mesh (--mesh URL)",
+  advertise: "the agent opens no port: it dials the mesh (--mesh URL)",
+};
 /** DEFAULT_MAX_CONCURRENCY is how many requests an upstream serves at once unless told otherwise. */
 export const DEFAULT_MAX_CONCURRENCY = 4;
 /** DEFAULT_MAX_QUEUE is how many requests wait for an upstream's slot before RESOURCE_EXHAUSTED. */
@@ -87,11 +92,11 @@ export interface UpstreamConfig {
 
 /** AgentConfig is `infermesh agent`'s configuration, parsed once and frozen. */
 export interface AgentConfig {
-  /** registry is the registry's base URL, "http://host:port" (or https). */
-  readonly registry: string;
+  /** mesh is the mesh's public base URL, "https://host[:port][/prefix]" (a trailing "/v1" dropped). */
+  readonly mesh: string;
   readonly apiKey: string;
-  readonly listen: HostPort;
-  readonly advertise: HostPort | undefined;
+  /** caFile names a PEM file of certificate authorities to trust besides the system's. */
+  readonly caFile: string | undefined;
   readonly id: string | undefined;
   readonly name: string | undefined;
   readonly upstreams: readonly UpstreamConfig[];
@@ -119,10 +124,9 @@ export interface UpstreamSettings {
 
 /** AgentSettings is a partial configuration from one source, already checked in that source's terms. */
 export interface AgentSettings {
-  readonly registry?: string;
+  readonly mesh?: string;
   readonly apiKey?: string;
-  readonly listen?: HostPort;
-  readonly advertise?: HostPort;
+  readonly caFile?: string;
   readonly id?: string;
   readonly name?: string;
   readonly upstreams?: readonly UpstreamSettings[];
@@ -146,10 +150,9 @@ export type ScalarSetting = Exclude<keyof AgentSettings, "upstreams">;
 export const AGENT_SETTING_CHECKS: {
   readonly [K in ScalarSetting]-?: (where: string, value: unknown) => NonNullable<AgentSettings[K]>;
 } = {
-  registry: (where, value) => parseRegistryUrl(where, string(where, value)),
+  mesh: (where, value) => parseBaseUrl(where, string(where, value)),
   apiKey: (where, value) => parseNonEmpty(where, string(where, value)),
-  listen: (where, value) => parseHostPort(where, string(where, value)),
-  advertise: (where, value) => parseHostPort(where, string(where, value)),
+  caFile: (where, value) => parseNonEmpty(where, string(where, value)),
   id: (where, value) => providerId(where, string(where, value)),
   name: (where, value) => displayName(where, string(where, value)),
   maxConcurrency: (where, value) => parseWholeNumber(where, value, 1, 10_000, "requests"),
@@ -196,8 +199,8 @@ export function readAgentConfigFile(
  */
 export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentConfig {
   const merged: AgentSettings = Object.assign({}, ...sources);
-  const registry = merged.registry;
-  if (registry === undefined) throw missing("registry");
+  const mesh = merged.mesh;
+  if (mesh === undefined) throw missing("mesh");
   if (merged.apiKey === undefined || merged.apiKey === "") throw missing("api_key");
   const upstreamSettings = sources.flatMap((source) => source.upstreams ?? []);
   if (upstreamSettings.length === 0) throw missing("upstreams");
@@ -223,10 +226,9 @@ export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentC
     });
   });
   return Object.freeze<AgentConfig>({
-    registry,
+    mesh,
     apiKey: merged.apiKey,
-    listen: merged.listen ?? parseHostPort("DEFAULT_AGENT_LISTEN", DEFAULT_AGENT_LISTEN),
-    advertise: merged.advertise,
+    caFile: merged.caFile,
     id: merged.id,
     name: merged.name,
     upstreams: Object.freeze(upstreams),
@@ -249,6 +251,8 @@ export function settingsFromFile(path: string, json: unknown): AgentSettings {
       settings.upstreams = array(at, value).map((item, i) => upstreamFromFile(where(`upstreams[${i}]`), item));
       continue;
     }
+    const removed = REMOVED_SETTINGS[key];
+    if (removed !== undefined) throw new ConfigError(at, `${at}: no longer used: ${removed}`);
     const setting = camel(key) as ScalarSetting;
     if (snake(setting) !== key || !Object.hasOwn(AGENT_SETTING_CHECKS, setting)) throw unknownField(at, key, FILE_KEYS);
     settings[setting] = AGENT_SETTING_CHECKS[setting](at, value);

@@ -1,23 +1,20 @@
-import { networkInterfaces, hostname as osHostname } from "node:os";
+import { hostname as osHostname } from "node:os";
 import type { Model } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { AgentService } from "../../gen/infermesh/v1/inference_pb.js";
 import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
-import { bindService, createGrpcServer } from "../shared/grpc/server.js";
-import { formatHostPort, type HostPort } from "../shared/host-port.js";
+import type { HostPort } from "../shared/host-port.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
+import { trustedCas } from "../shared/tls-files.js";
 import type { AgentConfig } from "./agent-config.js";
 import { type AgentMetrics, createAgentMetrics } from "./agent-metrics.js";
 import { createAgentService, type ServingUpstream } from "./agent-service.js";
 import { AgentShuttingDown, CallTracker } from "./call-tracker.js";
 import { ConcurrencyLimiter } from "./concurrency-limiter.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./json-forwarder.js";
-import { createMeshAuth } from "./mesh-auth.js";
+import { type HeartbeatReport, MeshLink } from "./mesh-link.js";
 import { ModelDiscovery } from "./model-discovery.js";
-import { advertisedEndpoint, defaultProviderId, newAgentToken } from "./provider-identity.js";
-import { type HeartbeatReport, RegistryLink } from "./registry-link.js";
 import { UpstreamClient } from "./upstream-client.js";
 
 /** DRAIN_HEARTBEAT_WAIT_MS bounds the wait for the DRAINING heartbeat; an unreachable registry must not stall a stop. */
@@ -30,26 +27,22 @@ export interface AgentOptions {
   readonly config: AgentConfig;
   readonly log?: Logger;
   readonly clock?: Clock;
-  /** agentToken is the mesh credential callers must present; random per process by default. */
-  readonly agentToken?: string;
   /** version is reported to the registry. */
   readonly version?: string;
-  /** hostname names the agent by default and feeds its default provider id; os.hostname() by default. */
+  /** hostname names the agent by default, and so its provider id; os.hostname() by default. */
   readonly hostname?: string;
-  /** registryRetry overrides the heartbeat retry backoff (tests shorten it). */
-  readonly registryRetry?: { readonly initialMs: number; readonly maxMs: number };
+  /** linkRetry overrides the link's reconnect backoff (tests shorten it). */
+  readonly linkRetry?: { readonly initialMs: number; readonly maxMs: number };
   /** discoveryBackoff overrides the retry backoff of upstreams that are down (tests shorten it). */
   readonly discoveryBackoff?: { readonly initialMs: number; readonly maxMs: number };
   readonly maxBodyBytes?: number;
 }
 
-/** AgentAddresses tell where a listening agent is and who it is. */
+/** AgentAddresses tell where a started agent serves metrics, if anywhere, and who it is in the mesh. */
 export interface AgentAddresses {
-  readonly grpc: HostPort;
   readonly metrics: HostPort | undefined;
-  /** endpoint is the "host:port" advertised to the registry. */
-  readonly endpoint: string;
-  readonly providerId: string;
+  /** providerId is the agent's id in the mesh, once its link was attached; undefined while it is still dialling. */
+  readonly providerId: string | undefined;
 }
 
 /** AgentLoad is the agent's work now, summed over its upstreams. */
@@ -59,22 +52,23 @@ export interface AgentLoad {
   readonly queued: number;
 }
 
-/** Agent is an agent ready to listen. */
+/** Agent is an agent ready to start. */
 export interface Agent {
-  /** agentToken is the mesh credential (see mesh-auth.ts); it is never logged. */
-  readonly agentToken: string;
   readonly metrics: AgentMetrics;
   /** draining is true from the start of close(). */
   readonly draining: boolean;
+  /** connected is true while the agent's link to the mesh is attached. */
+  readonly connected: boolean;
   /**
-   * listen binds the gRPC port (and the metrics port when configured), discovers the upstreams' models once, then
-   * heartbeats to the registry, and resolves the bound addresses. Calling it again returns the same promise.
+   * listen binds the metrics port when configured (the agent opens no other), discovers the upstreams' models once,
+   * then dials the mesh and resolves once attached, or once a first attempt failed for a reason a retry may fix. It
+   * rejects with LinkRefused when the mesh refuses the key or the provider. Calling it again returns the same promise.
    */
   listen(): Promise<AgentAddresses>;
   /**
-   * close drains: it refuses new calls (UNAVAILABLE), tells the registry (DRAINING), lets calls in flight finish for
-   * the config's shutdown grace period, cuts the rest, deregisters, and closes every port and connection. Calling it
-   * again returns the same promise.
+   * close drains: it refuses new calls (UNAVAILABLE), tells the mesh (DRAINING), lets calls in flight finish for the
+   * config's shutdown grace period, cuts the rest, closes its link (the provider goes offline) and every connection.
+   * Calling it again returns the same promise.
    */
   close(): Promise<void>;
   /** models are the models advertised now. */
@@ -87,7 +81,6 @@ export function createAgent(options: AgentOptions): Agent {
   const { config } = options;
   const clock = options.clock ?? systemClock;
   const log = options.log ?? createLogger("agent", config.logLevel);
-  const agentToken = options.agentToken ?? newAgentToken();
   const hostname = options.hostname ?? osHostname();
   const version = options.version ?? "dev";
 
@@ -102,7 +95,7 @@ export function createAgent(options: AgentOptions): Agent {
     }),
     limiter: new ConcurrencyLimiter(upstream.maxConcurrency, upstream.maxQueue),
   }));
-  let link: RegistryLink | undefined;
+  let link: MeshLink | undefined;
   const discovery = new ModelDiscovery({
     targets: upstreams,
     clock,
@@ -136,9 +129,7 @@ export function createAgent(options: AgentOptions): Agent {
     upstreamsUp: () => discovery.states().filter((state) => state.up).length,
     modelsAdvertised: () => discovery.models().length,
   });
-  // Uploads reach the agent as bytes inside one InferRequest: up to the gateway's upload limit (25 MiB by default).
-  const infer = createAgentService({
-    auth: createMeshAuth(agentToken),
+  const serve = createAgentService({
     log,
     metrics,
     calls,
@@ -148,59 +139,46 @@ export function createAgent(options: AgentOptions): Agent {
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     clock,
   });
-  const server = createGrpcServer({ services: [bindService(AgentService, infer)], maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES });
   const metricsServer = config.metricsListen ? createMetricsServer(metrics.registry) : undefined;
 
   let listening: Promise<AgentAddresses> | undefined;
   let closing: Promise<void> | undefined;
 
-  async function bind(): Promise<AgentAddresses> {
-    const grpcPort = await server.listen(formatHostPort(config.listen));
+  async function run(): Promise<AgentAddresses> {
     const metricsPort =
       metricsServer && config.metricsListen ? await metricsServer.listen(config.metricsListen.host, config.metricsListen.port) : undefined;
-    const endpoint = advertisedEndpoint(config.listen, grpcPort, config.advertise, networkInterfaces());
-    return {
-      grpc: { host: config.listen.host, port: grpcPort },
-      metrics: config.metricsListen && metricsPort !== undefined ? { host: config.metricsListen.host, port: metricsPort } : undefined,
-      endpoint,
-      providerId: config.id ?? defaultProviderId(hostname, endpoint, config.apiKey),
-    };
-  }
-
-  async function run(): Promise<AgentAddresses> {
-    const addresses = await bind();
     await discovery.start();
     const name = config.name ?? hostname;
     const report = (): HeartbeatReport => ({
-      providerId: addresses.providerId,
+      providerId: config.id ?? "",
       name,
-      endpoint: addresses.endpoint,
       models: discovery.models(),
       load: load(),
       state: draining ? ProviderState.DRAINING : ProviderState.ACCEPTING,
-      agentToken,
       version,
     });
-    link = new RegistryLink({
-      registryUrl: config.registry,
+    link = new MeshLink({
+      meshUrl: config.mesh,
       apiKey: config.apiKey,
-      providerId: addresses.providerId,
+      ca: trustedCas(config.caFile, "--ca-file"),
       clock,
       log,
       report,
+      serve,
+      // Uploads reach the agent inside the call: up to the gateway's upload limit (25 MiB by default).
+      maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
       onHeartbeat: (ok) => metrics.heartbeats.inc({ outcome: ok ? "ok" : "failed" }),
-      ...(options.registryRetry ? { initialRetryMs: options.registryRetry.initialMs, maxRetryMs: options.registryRetry.maxMs } : {}),
+      ...(options.linkRetry ? { initialRetryMs: options.linkRetry.initialMs, maxRetryMs: options.linkRetry.maxMs } : {}),
     });
-    link.start();
+    await link.start();
     const states = discovery.states();
     log.info(
       {
-        listen: formatHostPort(addresses.grpc),
-        endpoint: addresses.endpoint,
-        providerId: addresses.providerId,
+        mesh: config.mesh,
+        attached: link.connected,
+        providerId: link.providerId,
         name,
-        registry: config.registry,
-        metricsPort: addresses.metrics?.port,
+        metricsPort,
         upstreams: serving.map((upstream, index) => ({
           url: upstream.config.url,
           type: upstream.config.type,
@@ -211,12 +189,14 @@ export function createAgent(options: AgentOptions): Agent {
       },
       "agent ready",
     );
-    return addresses;
+    return {
+      metrics: config.metricsListen && metricsPort !== undefined ? { host: config.metricsListen.host, port: metricsPort } : undefined,
+      providerId: link.providerId,
+    };
   }
 
   async function drain(graceMs: number): Promise<void> {
     draining = true;
-    server.notServing();
     discovery.stop();
     if (link) await within(link.heartbeatNow(), DRAIN_HEARTBEAT_WAIT_MS, clock);
     if (link) log.info({ inFlight: calls.size, graceMs }, "draining: no new calls, waiting for calls in flight");
@@ -225,21 +205,19 @@ export function createAgent(options: AgentOptions): Agent {
       calls.abortAll(new AgentShuttingDown("the agent shut down before the answer was complete"));
       await within(calls.whenIdle(), ABORTED_CALLS_WAIT_MS, clock);
     }
-    if (link) {
-      await link.deregister();
-      link.close();
-    }
-    await server.close(ABORTED_CALLS_WAIT_MS);
+    await link?.close();
     await metricsServer?.close();
     await Promise.all(upstreams.map((upstream) => upstream.client.close()));
     log.info("agent stopped");
   }
 
   return {
-    agentToken,
     metrics,
     get draining() {
       return draining;
+    },
+    get connected() {
+      return link?.connected ?? false;
     },
     listen() {
       listening ??= run();

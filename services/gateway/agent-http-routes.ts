@@ -4,8 +4,8 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { HeartbeatRequestSchema, Principal, Provider, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
-import { HTTP_HEARTBEAT_METADATA, HTTP_HEARTBEAT_VALUE } from "../shared/heartbeat-relay.js";
-import { type AgentReport, httpProviderId, parseAgentReport } from "./agent-report.js";
+import { providerIdFor } from "../shared/provider-id.js";
+import { type AgentReport, parseAgentReport } from "./agent-report.js";
 import {
   echoed,
   GatewayError,
@@ -42,8 +42,8 @@ export interface AgentHttpRoutesOptions {
  * agentHttpRoutes serves inference.club's HTTP agent endpoints for agents that cannot speak gRPC. Each call is relayed to
  * the registry's Heartbeat RPC with the agent's own API key, so the registry authenticates the user and applies
  * ownership exactly as for a gRPC heartbeat, and the provider lands in the same state (ListProviders,
- * WatchProviders). An agent that names no `endpoint` serves no AgentService: it is registered with an empty
- * endpoint, listed but never routed to. A heartbeat without models refreshes the provider already registered under
+ * WatchProviders). Such an agent holds no link to the mesh, so it is listed but never routed to: the mesh dials no
+ * address a user names. A heartbeat without models refreshes the provider already registered under
  * that name, as inference.club's `{name}` heartbeat does, and is a 404 when there is none.
  */
 export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRoutesOptions): Promise<void> {
@@ -69,8 +69,8 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
     const principal = await options.authenticate(apiKey);
     if (!principal) throw invalidApiKey(true);
     const report = parseAgentReport(request.body.json);
-    const providerId = report.id ?? httpProviderId(principal.userId, report.name);
-    const headers = { authorization: `Bearer ${apiKey}`, [HTTP_HEARTBEAT_METADATA]: HTTP_HEARTBEAT_VALUE };
+    const providerId = report.id ?? providerIdFor(principal.userId, report.name);
+    const headers = { authorization: `Bearer ${apiKey}` };
     const heartbeat =
       report.models === undefined && !registers
         ? refresh(report, providerId, await registered(principal, providerId, report.name, headers))
@@ -81,7 +81,7 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
         status: "ok",
         provider_id: providerId,
         name: heartbeat.name,
-        routable: heartbeat.endpoint !== "",
+        routable: false,
         heartbeat_interval_seconds: seconds(answer.heartbeatInterval),
         ttl_seconds: seconds(answer.ttl),
       };
@@ -117,16 +117,14 @@ export async function agentHttpRoutes(app: FastifyInstance, options: AgentHttpRo
   }
 }
 
-type HeartbeatInit = MessageInitShape<typeof HeartbeatRequestSchema> & { name: string; endpoint: string };
+type HeartbeatInit = MessageInitShape<typeof HeartbeatRequestSchema> & { name: string };
 
 /** fullReport is a heartbeat carrying everything the agent reported; what it leaves out takes the defaults. */
 function fullReport(report: AgentReport, providerId: string): HeartbeatInit {
   return {
     providerId,
     name: report.name,
-    endpoint: report.endpoint ?? "",
     models: report.models ?? [],
-    agentToken: report.agentToken,
     version: report.version ?? "",
     ...(report.state === undefined ? {} : { state: report.state }),
     ...(report.load === undefined ? {} : { load: report.load }),
@@ -136,19 +134,10 @@ function fullReport(report: AgentReport, providerId: string): HeartbeatInit {
 
 /** refresh repeats the provider's registration, with whatever the bare heartbeat updates (load, state, version). */
 function refresh(report: AgentReport, providerId: string, provider: Provider): HeartbeatInit {
-  const endpoint = report.endpoint ?? provider.endpoint;
-  // The registry shows agent tokens to gateways' mesh token only, so an agent with an AgentService repeats its own.
-  if (endpoint !== "" && report.agentToken === "") {
-    throw invalidRequest("'agent_token' is required: this provider has an endpoint, and gateways present the token to it.", {
-      param: "agent_token",
-    });
-  }
   return {
     providerId,
     name: provider.name,
-    endpoint,
     models: provider.models,
-    agentToken: report.agentToken,
     version: report.version ?? provider.version,
     state: report.state ?? provider.state,
     ...((report.load ?? provider.load) ? { load: report.load ?? provider.load } : {}),

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Modality, ModelSchema, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { type LoadSchema, ProviderState, type SharingSchema, Visibility } from "../../gen/infermesh/v1/registry_pb.js";
@@ -25,9 +24,6 @@ export interface AgentReport {
   readonly name: string;
   /** id is the provider id the agent asked for; by default it is derived from the user and the name. */
   readonly id: string | undefined;
-  /** endpoint is an AgentService address, "host:port"; empty for an agent that serves no gRPC (it is not routed to). */
-  readonly endpoint: string | undefined;
-  readonly agentToken: string;
   readonly version: string | undefined;
   readonly state: ProviderState | undefined;
   readonly load: MessageInitShape<typeof LoadSchema> | undefined;
@@ -37,7 +33,7 @@ export interface AgentReport {
 }
 
 /**
- * parseAgentReport reads a heartbeat or register body: `{name, id, endpoint, agent_token, version,
+ * parseAgentReport reads a heartbeat or register body: `{name, id, version,
  * accepting_requests, load, sharing, models[], services[]}`, where each model has `id`, `type` (llm, stt, image,
  * tts), `input_modalities`, `output_modalities`, `features`, `context_length`, `quantization`, `engine`, `family`,
  * `parameter_count`, and each of inference.club's manifest `services[]` gives its `type`, `engine` and `features` to its
@@ -48,38 +44,24 @@ export function parseAgentReport(body: unknown): AgentReport {
   const root = object(body, "body", "The request body must be a JSON object.");
   const name = optionalString(root, "name", "name") ?? DEFAULT_AGENT_NAME;
   if (name.trim() === "") throw invalidRequest("'name' must not be empty.", "name");
-  const endpoint = optionalString(root, "endpoint", "endpoint");
-  const agentToken = optionalString(root, "agent_token", "agent_token") ?? "";
-  if (endpoint && agentToken === "") {
-    throw invalidRequest("'agent_token' is required with 'endpoint': gateways present it to the agent's AgentService.", "agent_token");
+  // Gateways dial no address a user names: an agent that serves calls dials the mesh (`infermesh agent --mesh`).
+  if (root.endpoint !== undefined) {
+    throw invalidRequest(
+      "'endpoint' is not accepted: the mesh dials no agent. Run `infermesh agent --mesh URL` to serve calls; an agent that only reports over HTTP is listed, not routed to.",
+      "endpoint",
+    );
   }
   const accepting = optionalBoolean(root, "accepting_requests", "accepting_requests");
   const hasModels = root.models !== undefined || root.services !== undefined;
   return {
     name,
     id: optionalString(root, "id", "id"),
-    endpoint,
-    agentToken,
     version: optionalString(root, "version", "version"),
     state: accepting === undefined ? undefined : accepting ? ProviderState.ACCEPTING : ProviderState.DRAINING,
     load: root.load === undefined ? undefined : parseLoad(root.load),
     sharing: root.sharing === undefined ? undefined : parseSharing(root.sharing),
     models: hasModels ? [...parseModels(root.models, "models", {}), ...parseServices(root.services)] : undefined,
   };
-}
-
-/**
- * httpProviderId derives the provider id of a named agent: readable (the name), stable across restarts, and apart
- * for two users whose agents share a name (inference.club's default name is the same for everyone).
- */
-export function httpProviderId(userId: string, name: string): string {
-  const hash = createHash("sha256").update(`${userId}\u0000${name}`).digest("hex").slice(0, 12);
-  const readable = name
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]+/g, "-")
-    .replace(/^[-.]+|[-.]+$/g, "")
-    .slice(0, 64);
-  return readable === "" ? `agent-${hash}` : `${readable}-${hash}`;
 }
 
 interface ServiceDefaults {

@@ -4,10 +4,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type InferenceCall, InferenceCallSchema, type InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { errorKindInfo } from "../shared/error-kinds.js";
-import type { AgentCalls } from "../shared/grpc/infer-client.js";
 import { OPERATIONS, serviceTypeInfo, serviceTypeOf } from "../shared/inference-catalog.js";
 import { echoed, invalidRequest, noProvider } from "./gateway-errors.js";
 import { bodyForModel, type InferenceRequest } from "./inference-request.js";
+import type { AgentCalls } from "./mesh-calls.js";
 import type { ProviderHealth } from "./provider-health.js";
 import type { Route, RoutingTable } from "./routing-table.js";
 
@@ -90,7 +90,7 @@ export class Dispatcher {
         { param: "model", code: "model_not_supported" },
       );
     }
-    const untried = tried ? lookup.routes.filter((r) => !tried.has(r.provider.id)) : lookup.routes;
+    const untried = lookup.routes.filter((r) => !tried?.has(r.provider.id) && this.#agents.reachable(r.provider));
     if (untried.length === 0) throw noProvider(request.model, needed.noun);
     const healthy = untried.filter((r) => this.#health.available(r.provider.id));
     // When every circuit is open, trying a provider beats refusing: one of them may have recovered.

@@ -39,6 +39,10 @@ export interface GatewayMetrics {
   readonly tokens: Counter<"operation" | "model" | "type">;
   /** agentHeartbeats counts heartbeats agents sent over HTTP (/api/inference/agent/...), by outcome. */
   readonly agentHeartbeats: Counter<"outcome">;
+  /** linkFramesDropped counts answer frames agents sent for calls they were not given, or that were over. */
+  readonly linkFramesDropped: Counter;
+  /** agentLinks is the number of agents' links open on this gateway. */
+  readonly agentLinks: Gauge;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -91,6 +95,16 @@ export function createGatewayMetrics(): GatewayMetrics {
       name: "infermesh_gateway_agent_heartbeats_total",
       help: "Heartbeats agents sent over HTTP (POST /api/inference/agent/heartbeat/ and register/), by outcome (accepted, rejected, failed).",
       labelNames: ["outcome"],
+      registers,
+    }),
+    linkFramesDropped: new Counter({
+      name: "infermesh_gateway_link_frames_dropped_total",
+      help: "Answer frames agents sent on their links for calls they were not given, or that had ended; dropped unread.",
+      registers,
+    }),
+    agentLinks: new Gauge({
+      name: "infermesh_gateway_agent_links",
+      help: "Agents' links open on this gateway.",
       registers,
     }),
   };

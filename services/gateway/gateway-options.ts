@@ -1,7 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { ConfigError } from "../shared/config-error.js";
 import type { HostPort } from "../shared/host-port.js";
 import type { Logger } from "../shared/logger.js";
+import type { ServerTls } from "../shared/tls-files.js";
 import { DEFAULT_KEEPALIVE_MS } from "./answer-writer.js";
 import { DEFAULT_AUTH_TTL_MS } from "./auth-cache.js";
 import { DEFAULT_FAILOVER_ATTEMPTS } from "./dispatcher.js";
@@ -38,6 +40,14 @@ export interface GatewayOptions {
   readonly listen: HostPort;
   /** grpcListen, when set, serves InferenceService there. */
   readonly grpcListen?: HostPort | undefined;
+  /** advertise is the internal address other gateways forward calls to (the gRPC port); default: grpcListen's. */
+  readonly advertise?: HostPort | undefined;
+  /** tls makes both ports serve TLS. */
+  readonly tls?: ServerTls | undefined;
+  /** ca is what the gateway trusts when it dials the registry and its peers over TLS; Node's defaults when undefined. */
+  readonly ca?: readonly string[] | undefined;
+  /** gatewayId names this gateway in the registry's records; random per process by default. */
+  readonly gatewayId?: string;
   readonly clock?: Clock;
   /** requestTimeoutMs is the deadline of a non-streamed request. */
   readonly requestTimeoutMs?: number;
@@ -69,6 +79,10 @@ export interface GatewaySettings {
   readonly log: Logger;
   readonly listen: HostPort;
   readonly grpcListen: HostPort | undefined;
+  readonly advertise: HostPort | undefined;
+  readonly tls: ServerTls | undefined;
+  readonly ca: readonly string[] | undefined;
+  readonly gatewayId: string;
   readonly clock: Clock;
   readonly requestTimeoutMs: number;
   readonly streamTimeoutMs: number;
@@ -95,6 +109,10 @@ export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings 
     log: options.log,
     listen: options.listen,
     grpcListen: options.grpcListen,
+    advertise: options.advertise,
+    tls: options.tls,
+    ca: options.ca,
+    gatewayId: options.gatewayId ?? randomUUID(),
     clock: options.clock ?? systemClock,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     streamTimeoutMs: options.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS,

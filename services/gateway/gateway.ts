@@ -1,12 +1,15 @@
 import fastifyRateLimit from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
-import { InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
+import { networkInterfaces } from "node:os";
+import { AgentService, InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal, Provider } from "../../gen/infermesh/v1/registry_pb.js";
-import { createAgentCalls } from "../shared/grpc/infer-client.js";
+import { createPeerCalls } from "../shared/grpc/infer-client.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
-import { formatHostPort, type HostPort } from "../shared/host-port.js";
+import { AGENT_KEY_METADATA } from "../shared/heartbeat-relay.js";
+import { advertisedAddress, formatHostPort, type HostPort } from "../shared/host-port.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
+import { AgentLinks } from "./agent-links.js";
 import { AuthCache } from "./auth-cache.js";
 import { Dispatcher } from "./dispatcher.js";
 import { unavailable } from "./gateway-errors.js";
@@ -16,12 +19,20 @@ import { createHttpApp } from "./http-app.js";
 import { createInferenceHandler } from "./inference-handler.js";
 import { createInferenceService } from "./inference-service.js";
 import { registerMediaRoutes } from "./media-routes.js";
+import { meshCalls } from "./mesh-calls.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
 import { HEALTH_SCHEMA, METRICS_SCHEMA } from "./openai-schemas.js";
 import { ProviderHealth } from "./provider-health.js";
+import { createPeerService } from "./peer-service.js";
 import { perKeyRateLimit } from "./rate-limits.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
 import { RoutingTable } from "./routing-table.js";
+import { createSharedPort } from "./shared-port.js";
+
+/** LINK_WINDOW_BYTES is the HTTP/2 window of an agent's link: many calls share it, so the default 64 KiB would stall them. */
+const LINK_WINDOW_BYTES = 16 * 1024 * 1024;
+/** REGISTRY_RELAY_TIMEOUT_MS bounds one heartbeat or deregistration relayed for an attached agent. */
+const REGISTRY_RELAY_TIMEOUT_MS = 5_000;
 
 export type { GatewayOptions, GatewaySettings } from "./gateway-options.js";
 
@@ -38,6 +49,8 @@ export interface Gateway {
   readonly metrics: GatewayMetrics;
   readonly table: RoutingTable;
   readonly registryLink: RegistryLink;
+  /** links are the agents' links to this gateway. */
+  readonly links: AgentLinks;
   /** listen binds the HTTP port (and the gRPC port when configured) and resolves the bound addresses. */
   listen(): Promise<GatewayAddresses>;
   /** close stops taking requests, lets those in flight finish for the shutdown grace period, cuts the rest, and stops. */
@@ -62,15 +75,6 @@ export function createGateway(options: GatewayOptions): Gateway {
     onLeft: (provider) => onLeft(provider),
   });
   const registryLink = connectRegistry({ registry: settings.registry, meshToken: settings.meshToken, table, log: settings.log });
-  const agents = createAgentCalls({ maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES, clock });
-  const providerHealth = new ProviderHealth({ clock, ...settings.circuit });
-  // A provider that comes back starts with a clean record; a connection to an agent that left is closed.
-  onJoined = (provider) => providerHealth.forget(provider.id);
-  onLeft = (provider) => {
-    providerHealth.forget(provider.id);
-    if (![...table.providers()].some((p) => p.endpoint === provider.endpoint)) agents.forget(provider.endpoint);
-  };
-  const dispatcher = new Dispatcher({ table, agents, health: providerHealth, failoverAttempts: settings.failoverAttempts });
   const metrics = createGatewayMetrics();
   const auth = new AuthCache({ authenticate: (key) => registryLink.authenticate(key), clock, ttlMs: settings.authTtlMs });
   const authenticate = async (apiKey: string): Promise<Principal | undefined> => {
@@ -81,7 +85,52 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
+  // Peers forward calls to this gateway's gRPC port, at the address it advertises; without one it takes none.
+  let endpoint = "";
+  const meshHeaders = { authorization: `Bearer ${settings.meshToken}` };
+  const links = new AgentLinks({
+    gatewayId: settings.gatewayId,
+    get endpoint() {
+      return endpoint;
+    },
+    authenticate,
+    registry: {
+      async heartbeat(apiKey, request) {
+        return registryLink.registry.heartbeat(request, {
+          headers: { ...meshHeaders, [AGENT_KEY_METADATA]: apiKey },
+          timeoutMs: REGISTRY_RELAY_TIMEOUT_MS,
+        });
+      },
+      async deregister(providerId, linkId) {
+        await registryLink.registry.deregister({ providerId, linkId }, { headers: meshHeaders, timeoutMs: REGISTRY_RELAY_TIMEOUT_MS });
+      },
+    },
+    clock,
+    log: settings.log,
+    maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
+    onFrameDropped: () => metrics.linkFramesDropped.inc(),
+  });
+  const peers = createPeerCalls({ meshToken: settings.meshToken, maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES, clock });
+  const providerHealth = new ProviderHealth({ clock, ...settings.circuit });
+  // A provider that comes back starts with a clean record.
+  onJoined = (provider) => providerHealth.forget(provider.id);
+  onLeft = (provider) => providerHealth.forget(provider.id);
+  const dispatcher = new Dispatcher({
+    table,
+    agents: meshCalls(settings.gatewayId, links, peers),
+    health: providerHealth,
+    failoverAttempts: settings.failoverAttempts,
+  });
+  // One public port: HTTP/1.1 for the OpenAI API and the dashboard, HTTP/2 for the agents' links.
+  const port = createSharedPort({
+    ...(settings.tls ? { tls: settings.tls } : {}),
+    onStream: (stream, headers) => links.handleStream(stream, headers),
+    http2Options: { settings: { initialWindowSize: LINK_WINDOW_BYTES } },
+    http2CloseGraceMs: settings.shutdownGraceMs,
+  });
+
   const http = createHttpApp({
+    serverFactory: port.serverFactory,
     log: settings.log,
     bodyLimitBytes: settings.bodyLimitBytes,
     maxUploadBytes: settings.maxUploadBytes,
@@ -119,8 +168,9 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const inferenceService = createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: settings.requestTimeoutMs });
   const grpcServer = createGrpcServer({
-    services: [bindService(InferenceService, inferenceService)],
+    services: [bindService(InferenceService, inferenceService), bindService(AgentService, createPeerService(settings.meshToken, links, table))],
     maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
+    tls: settings.tls,
   });
 
   return {
@@ -129,6 +179,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     table,
     registryLink,
+    links,
     async listen() {
       await http.listen({ host: settings.listen.host, port: settings.listen.port });
       const httpPort = (http.server.address() as { port: number }).port;
@@ -136,21 +187,27 @@ export function createGateway(options: GatewayOptions): Gateway {
         host: settings.grpcListen.host,
         port: await grpcServer.listen(formatHostPort(settings.grpcListen)),
       };
+      if (grpc) endpoint = advertisedAddress(grpc, settings.advertise, networkInterfaces());
       return { http: { host: settings.listen.host, port: httpPort }, grpc: grpc || undefined };
     },
     async close() {
       const graceMs = settings.shutdownGraceMs;
       grpcServer.notServing();
-      registryLink.close();
       table.close();
       const stopped = Promise.all([http.close(), grpcServer.close(graceMs)]);
       const force = setTimeout(() => http.server.closeAllConnections(), graceMs);
       // A stream that ends during the grace period leaves a kept-alive connection behind; close those as they idle.
       const sweep = setInterval(() => http.server.closeIdleConnections(), 50);
+      // The links stay up while calls on them finish; then agents learn of the stop as their links close, and dial
+      // again (another gateway, behind a load balancer). Their sockets are the server's too: it closes after them.
+      await links.whenIdle(graceMs);
+      links.close();
+      port.closeHttp2Sessions();
       await stopped;
       clearTimeout(force);
       clearInterval(sweep);
-      agents.close();
+      peers.close();
+      registryLink.close();
     },
   };
 }

@@ -2,7 +2,14 @@ import { randomUUID } from "node:crypto";
 import fastifyMultipart from "@fastify/multipart";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerFactory,
+  LogController,
+} from "fastify";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import type { Logger } from "../shared/logger.js";
@@ -22,6 +29,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** HttpAppOptions are what the gateway's HTTP face is built with. */
 export interface HttpAppOptions {
   readonly log: Logger;
+  /** serverFactory makes the server Fastify listens on (see shared-port.ts); Node's HTTP server by default. */
+  readonly serverFactory?: FastifyServerFactory;
   readonly bodyLimitBytes: number;
   readonly maxUploadBytes: number;
   /** authenticate resolves an API key to its caller, undefined for a bad key; it throws when it cannot tell. */
@@ -35,6 +44,7 @@ export interface HttpAppOptions {
  */
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const http = Fastify({
+    ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     // pino's Logger is Fastify's logger; the cast only bridges the two packages' type declarations.
     loggerInstance: options.log as FastifyBaseLogger,
     // One line per request is the access log's job, not the service log's: it would cost more than the proxying.

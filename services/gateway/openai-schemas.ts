@@ -454,8 +454,6 @@ export const AGENT_HEARTBEAT_BODY = {
   properties: {
     name: { ...optionalText, description: "The agent's name (default 'club-host')." },
     id: { ...optionalText, description: "The provider id; by default derived from the user and the name." },
-    endpoint: { ...optionalText, description: "The agent's AgentService address, host:port; leave out for an unroutable agent." },
-    agent_token: optionalText,
     version: optionalText,
     accepting_requests: { type: ["boolean", "null"] },
     load: { type: ["object", "null"] },

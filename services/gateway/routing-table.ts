@@ -168,8 +168,8 @@ export class RoutingTable {
     if (!this.#dirty) return this.#byModel;
     const index = new Map<string, Route[]>();
     for (const provider of this.#providers.values()) {
-      // A provider registered over HTTP without an AgentService endpoint is listed by the registry, never routed to.
-      if (provider.endpoint === "") continue;
+      // A provider no gateway holds a link to (one that reports over HTTP) is listed by the registry, never routed to.
+      if (provider.gatewayId === "") continue;
       for (const model of provider.models) {
         const key = model.id.toLowerCase();
         const list = index.get(key);

@@ -18,19 +18,14 @@ export function validateProviderId(providerId: string): void {
   }
 }
 
-/** HeartbeatRules relax validation for heartbeats that do not come from a gRPC agent. */
-export interface HeartbeatRules {
-  /** endpointOptional accepts an empty endpoint: an agent reporting over HTTP may serve no AgentService. */
-  readonly endpointOptional?: boolean;
-}
-
 /** validateHeartbeat throws INVALID_ARGUMENT naming the first field that is wrong. */
-export function validateHeartbeat(request: HeartbeatRequest, rules: HeartbeatRules = {}): void {
+export function validateHeartbeat(request: HeartbeatRequest): void {
   validateProviderId(request.providerId);
-  if (!(rules.endpointOptional && request.endpoint === "")) validateEndpoint(request.endpoint);
+  if (request.endpoint !== "") validateEndpoint(request.endpoint);
+  checkLength("gateway_id", request.gatewayId, MAX_SHORT_TEXT);
+  checkLength("link_id", request.linkId, MAX_SHORT_TEXT);
   checkLength("name", request.name, MAX_SHORT_TEXT);
   checkLength("version", request.version, MAX_SHORT_TEXT);
-  checkLength("agent_token", request.agentToken, 512);
   if (request.models.length > MAX_MODELS_PER_PROVIDER) {
     throw invalid("models", `at most ${MAX_MODELS_PER_PROVIDER} models per provider`);
   }

@@ -88,8 +88,9 @@ export class ProviderTable {
       online: true,
       lastHeartbeatTime: timestampFromMs(this.#clock.now()),
       sharing: request.sharing ?? { visibility: Visibility.PRIVATE },
-      agentToken: request.agentToken,
       version: request.version,
+      gatewayId: request.gatewayId,
+      linkId: request.linkId,
     });
     const changed = previous === undefined || !sameButForHeartbeatTime(previous, provider);
     if (entry) {
@@ -106,7 +107,9 @@ export class ProviderTable {
   }
 
   /** deregister takes a provider offline at once; returns whether it was online. */
-  deregister(providerId: string): boolean {
+  deregister(providerId: string, linkId = ""): boolean {
+    // A gateway whose link closed must not undo the agent's attaching again elsewhere meanwhile.
+    if (linkId !== "" && this.#entries.get(providerId)?.provider.linkId !== linkId) return false;
     return this.#goOffline(providerId, ChangeCause.DEREGISTERED);
   }
 

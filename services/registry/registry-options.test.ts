@@ -26,6 +26,7 @@ describe("registry options", () => {
       ttlMs: DEFAULT_HEARTBEAT_INTERVAL_MS * DEFAULT_TTL_INTERVALS,
       maxMessageBytes: undefined,
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+      tls: undefined,
     });
     expect(resolveRegistryOptions({ ...REQUIRED, heartbeatIntervalMs: 200 }).ttlMs).to.equal(200 * DEFAULT_TTL_INTERVALS);
   });

@@ -1,9 +1,17 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type ApiKey, ApiKeySchema, type Provider, ProviderSchema, type RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
+import type { Metadata } from "@grpc/grpc-js";
+import {
+  type ApiKey,
+  ApiKeySchema,
+  type HeartbeatRequest,
+  type Provider,
+  ProviderSchema,
+  type RegistryService,
+} from "../../gen/infermesh/v1/registry_pb.js";
 import type { GrpcImplementation } from "../shared/grpc/server.js";
-import { relayedOverHttp } from "../shared/heartbeat-relay.js";
+import { relayedAgentKey } from "../shared/heartbeat-relay.js";
 import { canSee } from "../shared/visibility.js";
 import type { Caller, CallerAuth } from "./caller-auth.js";
 import { unauthenticated } from "./caller-auth.js";
@@ -51,8 +59,8 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
   return {
     async heartbeat(request, { metadata }) {
       try {
-        const principal = userOnly(await auth.authenticate(metadata), "Heartbeat");
-        validateHeartbeat(request, { endpointOptional: relayedOverHttp(metadata) });
+        const principal = await heartbeatOwner(await auth.authenticate(metadata), metadata, request);
+        validateHeartbeat(request);
         await ownedBy(principal, request.providerId);
         const { provider, changed } = table.heartbeat(principal, request);
         metrics.heartbeats.inc({ outcome: "accepted" });
@@ -64,10 +72,10 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
     },
 
     async deregister(request, { metadata }) {
-      const principal = userOnly(await auth.authenticate(metadata), "Deregister");
+      const caller = await auth.authenticate(metadata);
       validateProviderId(request.providerId);
-      await ownedBy(principal, request.providerId);
-      return { wasOnline: table.deregister(request.providerId) };
+      if (caller.kind === "user") await ownedBy(caller.principal, request.providerId);
+      return { wasOnline: table.deregister(request.providerId, request.linkId) };
     },
 
     async listProviders(request, { metadata }) {
@@ -132,10 +140,32 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
     },
   };
 
+  /**
+   * heartbeatOwner is whose provider a heartbeat reports: the caller's own, or, for a gateway relaying an attached
+   * agent's heartbeat, the agent key's owner. Only such a relay may say where the agent is attached: a user who could
+   * name an endpoint could make gateways dial an address of their choosing.
+   */
+  async function heartbeatOwner(caller: Caller, metadata: Metadata, request: HeartbeatRequest): Promise<Principal> {
+    if (caller.kind === "user") {
+      if (request.endpoint !== "" || request.gatewayId !== "" || request.linkId !== "") {
+        throw new ConnectError(
+          "endpoint, gateway_id and link_id are set by the gateway an agent attaches to, never by the agent (run `infermesh agent --mesh URL`)",
+          Code.InvalidArgument,
+        );
+      }
+      return caller.principal;
+    }
+    const agentKey = relayedAgentKey(metadata);
+    if (agentKey === undefined) throw unauthenticated("Heartbeat takes the provider owner's API key");
+    const principal = await store.authenticate(agentKey);
+    if (!principal) throw unauthenticated("invalid or revoked API key");
+    return principal;
+  }
+
   async function providerView(caller: Caller, visibleToUserName: string): Promise<WatchView> {
     if (caller.kind === "user") {
       const user = caller.principal;
-      return (provider) => (canSee(user, provider) ? withoutAgentToken(provider) : undefined);
+      return (provider) => (canSee(user, provider) ? withoutAttachment(provider) : undefined);
     }
     if (!visibleToUserName) return (provider) => provider;
     const user = await store.findUser(visibleToUserName);
@@ -145,17 +175,13 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
   }
 }
 
-function userOnly(caller: Caller, method: string): Principal {
-  if (caller.kind !== "user") throw unauthenticated(`${method} takes the provider owner's API key`);
-  return caller.principal;
-}
-
 function meshOnly(caller: Caller, method: string): void {
   if (caller.kind !== "mesh") throw unauthenticated(`${method} takes the mesh token`);
 }
 
-function withoutAgentToken(provider: Provider): Provider {
-  return provider.agentToken === "" ? provider : create(ProviderSchema, { ...provider, agentToken: "" });
+/** withoutAttachment hides from users where an agent is attached: gateways' internal addresses are the mesh's business. */
+function withoutAttachment(provider: Provider): Provider {
+  return provider.endpoint === "" && provider.linkId === "" ? provider : create(ProviderSchema, { ...provider, endpoint: "", linkId: "" });
 }
 
 function notFoundKey(keyId: string): ConnectError {

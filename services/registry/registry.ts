@@ -4,6 +4,7 @@ import { ConfigError } from "../shared/config-error.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { formatHostPort, type HostPort } from "../shared/host-port.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
+import type { ServerTls } from "../shared/tls-files.js";
 import { createCallerAuth } from "./caller-auth.js";
 import { ProviderTable } from "./provider-table.js";
 import { createRegistryMetrics, type RegistryMetrics } from "./registry-metrics.js";
@@ -36,6 +37,8 @@ export interface RegistryOptions {
   readonly maxMessageBytes?: number;
   /** shutdownGraceMs is how long close() lets calls in flight finish. */
   readonly shutdownGraceMs?: number;
+  /** tls, when set, makes the gRPC port serve TLS with this certificate chain and key (readServerTls). */
+  readonly tls?: ServerTls | undefined;
 }
 
 /** RegistrySettings are a registry's options with every default applied and checked. */
@@ -49,6 +52,7 @@ export interface RegistrySettings {
   readonly ttlMs: number;
   readonly maxMessageBytes: number | undefined;
   readonly shutdownGraceMs: number;
+  readonly tls: ServerTls | undefined;
 }
 
 /** RegistryAddresses are where a listening registry is. */
@@ -91,6 +95,7 @@ export function resolveRegistryOptions(options: RegistryOptions): RegistrySettin
     ttlMs,
     maxMessageBytes: options.maxMessageBytes,
     shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+    tls: options.tls,
   });
 }
 
@@ -119,6 +124,7 @@ export function createRegistry(options: RegistryOptions): Registry {
   const server = createGrpcServer({
     services: [bindService(RegistryService, service, metrics.observeRpc)],
     ...(settings.maxMessageBytes === undefined ? {} : { maxMessageBytes: settings.maxMessageBytes }),
+    tls: settings.tls,
   });
   const metricsServer = settings.metricsListen ? createMetricsServer(metrics.registry) : undefined;
 

@@ -22,3 +22,21 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(timer) };
   },
 };
+
+/** every calls fn each intervalMs on the clock until the handle is cancelled. */
+export function every(clock: Clock, intervalMs: number, fn: () => void): TimerHandle {
+  let timer: TimerHandle | undefined;
+  let cancelled = false;
+  const tick = () => {
+    if (cancelled) return;
+    timer = clock.setTimer(tick, intervalMs);
+    fn();
+  };
+  timer = clock.setTimer(tick, intervalMs);
+  return {
+    cancel() {
+      cancelled = true;
+      timer?.cancel();
+    },
+  };
+}

@@ -1,16 +1,14 @@
 import type { Metadata } from "@grpc/grpc-js";
 
 /**
- * HTTP_HEARTBEAT_METADATA marks a Heartbeat the gateway relays for an agent that reports over HTTP
- * (`POST /api/inference/agent/heartbeat/`). Such an agent may serve no AgentService: the registry then accepts an
- * empty endpoint, which registers the provider as listed but not routable. Anyone may set the mark; all it allows is
- * a provider that no gateway routes to, under the caller's own key.
+ * AGENT_KEY_METADATA carries an attached agent's API key on the Heartbeat a gateway relays for it. The gateway
+ * authenticates with the mesh token, which alone may say where an agent is attached (endpoint, gateway and link);
+ * the agent's key makes the registry check the owner and the provider id exactly as for the owner's own heartbeat.
  */
-export const HTTP_HEARTBEAT_METADATA = "infermesh-heartbeat-via";
-/** HTTP_HEARTBEAT_VALUE is the mark's value. */
-export const HTTP_HEARTBEAT_VALUE = "http";
+export const AGENT_KEY_METADATA = "infermesh-agent-key";
 
-/** relayedOverHttp tells whether a call carries the HTTP heartbeat mark. */
-export function relayedOverHttp(metadata: Metadata): boolean {
-  return metadata.get(HTTP_HEARTBEAT_METADATA).includes(HTTP_HEARTBEAT_VALUE);
+/** relayedAgentKey is the agent key a relayed heartbeat carries, if any. */
+export function relayedAgentKey(metadata: Metadata): string | undefined {
+  const [value] = metadata.get(AGENT_KEY_METADATA);
+  return typeof value === "string" && value !== "" ? value : undefined;
 }

@@ -2,7 +2,6 @@ import {
   AGENT_SETTING_CHECKS,
   type AgentConfig,
   type AgentSettings,
-  DEFAULT_AGENT_LISTEN,
   DEFAULT_DISCOVERY_INTERVAL_MS,
   DEFAULT_LOG_LEVEL,
   DEFAULT_MAX_CONCURRENCY,
@@ -10,6 +9,7 @@ import {
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_UPSTREAM_TIMEOUT_MS,
   parseUpstream,
+  REMOVED_SETTINGS,
   readAgentConfigFile,
   resolveAgentConfig,
   SCALAR_SETTINGS,
@@ -21,7 +21,7 @@ import { listInWords } from "../../services/shared/config-values.js";
 import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
 import { type FlagSpec, type FlagSpecs, type ParsedFlags, parseFlags } from "./flags.js";
 import { type ReadTextFile, readSecret, readTextFile } from "./secret-flag.js";
-import { API_KEY_FLAGS, LOG_LEVEL_FLAG, REGISTRY_ADDRESS_FLAG } from "./shared-flags.js";
+import { API_KEY_FLAGS, CA_FILE_FLAG, LOG_LEVEL_FLAG, MESH_URL_FLAG } from "./shared-flags.js";
 
 /** agentFlag declares one of the agent's own flags, whose variable is INFERMESH_AGENT_<FLAG>. */
 function agentFlag(name: string, value: string, description: string): FlagSpec {
@@ -33,12 +33,11 @@ function agentFlag(name: string, value: string, description: string): FlagSpec {
  * Defaults are applied after flags and file are merged, so --help names them in the descriptions.
  */
 export const AGENT_FLAGS: FlagSpecs = {
-  registry: REGISTRY_ADDRESS_FLAG,
+  mesh: MESH_URL_FLAG,
   ...API_KEY_FLAGS,
-  listen: agentFlag("listen", "HOST:PORT", `gRPC listen address (default ${DEFAULT_AGENT_LISTEN})`),
-  advertise: agentFlag("advertise", "HOST:PORT", "the address gateways dial (default: the listen address, port as bound)"),
-  id: agentFlag("id", "ID", "provider id, 1 to 128 of A-Z a-z 0-9 . _ : - (default: derived from host, address and key)"),
-  name: agentFlag("name", "NAME", "display name, shown as owned_by on /v1/models (default: the host name)"),
+  "ca-file": CA_FILE_FLAG,
+  name: agentFlag("name", "NAME", "this machine's name in the mesh, its identity across restarts and addresses (default: the host name)"),
+  id: agentFlag("id", "ID", "provider id, 1 to 128 of A-Z a-z 0-9 . _ : - (default: derived from your user and --name)"),
   upstream: {
     ...agentFlag(
       "upstream",
@@ -68,6 +67,9 @@ export const AGENT_FLAGS: FlagSpecs = {
     `longest wait for an upstream's headers or next bytes, in milliseconds (default ${DEFAULT_UPSTREAM_TIMEOUT_MS})`,
   ),
   "log-level": { ...LOG_LEVEL_FLAG, description: `${LOG_LEVEL_FLAG.description} (default ${DEFAULT_LOG_LEVEL})` },
+  ...Object.fromEntries(
+    Object.entries(REMOVED_SETTINGS).map(([name, why]) => [name, agentFlag(name, "-", `removed: ${why}`)] as const),
+  ),
 };
 
 /**
@@ -76,10 +78,13 @@ export const AGENT_FLAGS: FlagSpecs = {
  */
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): AgentConfig {
   const flags = parseFlags(AGENT_FLAGS, argv, env);
+  for (const [name, why] of Object.entries(REMOVED_SETTINGS)) {
+    if (flags.string(name) !== undefined) throw new ConfigError(flags.setting(name), `${flags.setting(name)} is no longer used: ${why}`);
+  }
   const file = flags.string("config");
   const fromFile = file === undefined ? {} : readAgentConfigFile(file, readFile);
   const fromFlags = settingsFromFlags(flags, readFile);
-  if (fromFlags.registry === undefined && fromFile.registry === undefined) throw missing(flags, "registry");
+  if (fromFlags.mesh === undefined && fromFile.mesh === undefined) throw missing(flags, "mesh");
   if (fromFlags.apiKey === undefined && fromFile.apiKey === undefined) {
     throw missing(flags, "api-key", `; --api-key-file FILE (or ${flags.spec("api-key-file").env}) keeps it off the command line`);
   }

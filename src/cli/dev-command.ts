@@ -134,9 +134,8 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     say(`starting an agent for the simulator at ${sim.url}`);
     const agent = createAgent({
       config: resolveAgentConfig({
-        registry: `http://127.0.0.1:${registryPort}`,
+        mesh: `http://127.0.0.1:${httpPort}`,
         apiKey,
-        listen: { host: LOOPBACK, port: 0 },
         name: "dev-agent",
         shutdownGraceMs: STOP_GRACE_MS,
         // One simulator serves every kind; each upstream entry exposes the models of its type.
@@ -149,8 +148,9 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
       log: createLogger("agent", logLevel),
     });
     stops.push(() => agent.close());
-    const addresses = await agent.listen();
-    say(`agent ready: provider ${addresses.providerId} at ${addresses.endpoint}; waiting for the gateway to route to it`);
+    const { providerId } = await agent.listen();
+    if (providerId === undefined) throw new Error(`the agent could not attach to the gateway at http://127.0.0.1:${httpPort}`);
+    say(`agent ready: provider ${providerId}, attached to the gateway; waiting for the gateway to route to it`);
     // One process, one /metrics: the gateway's serves the registry's and the agent's metrics as well.
     for (const source of [registry.metrics.registry, agent.metrics.registry]) {
       for (const { name } of source.getMetricsAsArray()) {
@@ -160,10 +160,10 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     }
     collectProcessMetrics(gateway.metrics.registry);
 
-    await waitUntil(() => gateway.table.provider(addresses.providerId) !== undefined, READY_TIMEOUT_MS);
+    await waitUntil(() => gateway.table.provider(providerId) !== undefined, READY_TIMEOUT_MS);
     const served = agent.models().map((m) => m.id);
     say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: models ${served.join(", ")}; Ctrl-C stops everything`);
-    say(`more agents join with: ${agentJoinHint(registryPort, absolutePath(keyFile))}`);
+    say(`more agents join with: ${agentJoinHint(httpPort, absolutePath(keyFile))}`);
     say(
       `InferenceService (gRPC) for internal callers: 127.0.0.1:${grpcPort} (with health and reflection: grpcurl -plaintext 127.0.0.1:${grpcPort} list)`,
     );
@@ -184,10 +184,10 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
  * agentJoinHint is the command line that adds an agent to a running `infermesh dev`. The key travels as the file dev
  * keeps it in, never on the command line, which `ps` shows to every user of the machine.
  */
-export function agentJoinHint(registryPort: number, keyFile: string): string {
+export function agentJoinHint(gatewayPort: number, keyFile: string): string {
   // Quoted for the shell when the path needs it, so that the line can be pasted as it is.
   const file = /^[\w./-]+$/.test(keyFile) ? keyFile : `'${keyFile.replaceAll("'", `'\\''`)}'`;
-  return `infermesh agent --registry http://127.0.0.1:${registryPort} --api-key-file ${file} --listen 127.0.0.1:0 --upstream llm=URL`;
+  return `infermesh agent --mesh http://127.0.0.1:${gatewayPort} --api-key-file ${file} --upstream llm=URL`;
 }
 
 /**

@@ -10,6 +10,7 @@ import { parseLogLevel, parseMs } from "../../services/shared/config-values.js";
 import { formatHostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
+import { readServerTls } from "../../services/shared/tls-files.js";
 import type { RunnableCommand } from "./command.js";
 import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { type ReadTextFile, readTextFile } from "./secret-flag.js";
@@ -49,6 +50,18 @@ export const REGISTRY_FLAGS: FlagSpecs = {
     description: `milliseconds without a heartbeat before a provider goes offline (default ${DEFAULT_TTL_INTERVALS} heartbeat intervals)`,
     env: "INFERMESH_REGISTRY_TTL_MS",
   },
+  "tls-cert": {
+    type: "string",
+    value: "FILE",
+    description: "PEM certificate chain (leaf first) to serve gRPC over TLS with; needs --tls-key",
+    env: "INFERMESH_REGISTRY_TLS_CERT",
+  },
+  "tls-key": {
+    type: "string",
+    value: "FILE",
+    description: "PEM private key of --tls-cert, unencrypted",
+    env: "INFERMESH_REGISTRY_TLS_KEY",
+  },
   "log-level": { ...LOG_LEVEL_FLAG, default: "info" },
 };
 
@@ -74,6 +87,10 @@ export function parseRegistryConfig(
   const ttl = flags.string("ttl-ms");
   const logLevel = parseLogLevel(flags.setting("log-level"), requireString(flags, "log-level"));
   const metrics = flags.string("metrics-listen");
+  const tls = readServerTls(flags.string("tls-cert"), flags.string("tls-key"), {
+    cert: flags.setting("tls-cert"),
+    key: flags.setting("tls-key"),
+  });
   return Object.freeze({
     listen: parseHostPort(flags.setting("listen"), requireString(flags, "listen")),
     dbPath: requireString(flags, "db"),
@@ -81,6 +98,7 @@ export function parseRegistryConfig(
     metricsListen: metrics ? parseHostPort(flags.setting("metrics-listen"), metrics) : undefined,
     heartbeatIntervalMs,
     ...(ttl === undefined ? {} : { ttlMs: parseMs(flags.setting("ttl-ms"), ttl, heartbeatIntervalMs) }),
+    tls,
     logLevel,
   });
 }
@@ -97,6 +115,7 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
     log.info(
       {
         listen: formatHostPort(addresses.grpc),
+        tls: config.tls !== undefined,
         metricsPort: addresses.metrics?.port,
         db: config.dbPath,
         heartbeatIntervalMs: registry.settings.heartbeatIntervalMs,

@@ -64,6 +64,22 @@ export const REGISTRY_ADDRESS_FLAG: FlagSpec = {
   env: "INFERMESH_REGISTRY",
 };
 
+/** CA_FILE_FLAG adds a certificate authority to those a client trusts for https:// addresses (a private CA, a test one). */
+export const CA_FILE_FLAG: FlagSpec = {
+  type: "string",
+  value: "FILE",
+  description: "PEM file of certificate authorities to trust for https:// addresses, besides the system's (NODE_EXTRA_CA_CERTS works too)",
+  env: "INFERMESH_CA_FILE",
+};
+
+/** MESH_URL_FLAG is the mesh's public URL an agent dials. */
+export const MESH_URL_FLAG: FlagSpec = {
+  type: "string",
+  value: "URL",
+  description: "the mesh's public URL, the one OpenAI clients use (https://mesh.example.org, with or without /v1); the agent dials it and opens no port",
+  env: "INFERMESH_MESH",
+};
+
 /** LOG_LEVEL_FLAG is --log-level; each command adds its own default. */
 export const LOG_LEVEL_FLAG: FlagSpec = {
   type: "string",
@@ -78,6 +94,8 @@ export const SHARED_VARIABLES: readonly string[] = [
   ...Object.values(MESH_TOKEN_FLAGS).map((spec) => spec.env),
   ...Object.values(API_KEY_FLAGS).map((spec) => spec.env),
   REGISTRY_ADDRESS_FLAG.env,
+  CA_FILE_FLAG.env,
+  MESH_URL_FLAG.env,
   LOG_LEVEL_FLAG.env,
 ];
 

@@ -57,7 +57,6 @@ export interface MeshAgent {
   readonly agent: Agent;
   readonly simulator: Simulator;
   readonly providerId: string;
-  readonly endpoint: string;
 }
 
 /** Mesh is a whole mesh on loopback: a registry, a gateway, and agents added per user. */
@@ -95,9 +94,8 @@ export async function startMesh(
       const { url } = await simulator.listen();
       const agent = createAgent({
         config: resolveAgentConfig({
-          registry: `http://${registry.address}`,
+          mesh: gateway.baseUrl,
           apiKey,
-          listen: { host: "127.0.0.1", port: 0 },
           name: `${user}-agent-${agents.length}`,
           upstreams: upstreamsFor(type, upstreamUrl ?? url, sim),
           logLevel: "silent",
@@ -106,12 +104,13 @@ export async function startMesh(
         }),
         log: createLogger("agent", "silent"),
       });
-      const { providerId, endpoint } = await agent.listen();
+      const { providerId } = await agent.listen();
+      if (providerId === undefined) throw new Error(`the agent of ${user} could not attach to the gateway`);
       await waitFor(`agent ${providerId} in the gateway's table`, () => {
         const provider = gateway.gateway.table.provider(providerId);
         return provider !== undefined && provider.models.length > 0;
       });
-      const meshAgent = { agent, simulator, providerId, endpoint };
+      const meshAgent = { agent, simulator, providerId };
       agents.push(meshAgent);
       return meshAgent;
     },

@@ -1,7 +1,9 @@
-import { type RegistryFixture, startRegistry } from "../../../test/support/registry-fixture.js";
+import { type GatewayFixture, startGateway } from "../../../test/support/gateway-fixture.js";
+import { MESH_TOKEN, type RegistryFixture, startRegistry } from "../../../test/support/registry-fixture.js";
 import type { StockClient } from "../../../test/support/stock-grpc-client.js";
+import { waitFor } from "../../../test/support/wait-for.js";
+import type { GatewayOptions } from "../../gateway/gateway.js";
 import type { RegistryOptions } from "../../registry/registry.js";
-import { formatHostPort } from "../../shared/host-port.js";
 import { createLogger } from "../../shared/logger.js";
 import { type Agent, type AgentAddresses, type AgentOptions, createAgent } from "../agent.js";
 import { type AgentSettings, resolveAgentConfig, type UpstreamSettings } from "../agent-config.js";
@@ -24,26 +26,33 @@ export interface AgentFixtureOptions {
   readonly registryOptions?: Partial<Omit<RegistryOptions, "store" | "meshToken">>;
   /** user owns the API key the agent registers with. */
   readonly user?: string;
-  /** settings are the agent's settings besides the registry, its key, its port and its upstreams. */
-  readonly settings?: Omit<AgentSettings, "registry" | "apiKey" | "upstreams">;
+  /** gatewayOptions configure the gateway the agent attaches to. */
+  readonly gatewayOptions?: Partial<Omit<GatewayOptions, "registry" | "meshToken">>;
+  /** settings are the agent's settings besides the mesh, its key and its upstreams. */
+  readonly settings?: Omit<AgentSettings, "mesh" | "apiKey" | "upstreams">;
   /** agent are createAgent's options besides the config and the log (hostname, version, backoffs). */
   readonly agent?: Omit<AgentOptions, "config" | "log">;
   /** mediaClient gives the client the gateway's media message limit, for events larger than gRPC's default 4 MiB. */
   readonly mediaClient?: boolean;
 }
 
-/** AgentFixture is a started agent on a loopback port, registered with a real registry, and a stock client to it. */
+/**
+ * AgentFixture is a started agent attached to a real gateway (and its registry), and a stock AgentService client to
+ * that gateway, as the mesh's other gateways call it: every call goes down the agent's link.
+ */
 export interface AgentFixture {
   readonly registry: RegistryFixture;
+  readonly gateway: GatewayFixture;
+  readonly providerId: string;
   /** apiKey is the user's key the agent registered with; callers presenting it to the agent are refused. */
   readonly apiKey: string;
   readonly agent: Agent;
   readonly addresses: AgentAddresses;
-  /** client is a stock grpc-js AgentService client, as any gateway written against the protos would have. */
+  /** client is a stock grpc-js AgentService client of the gateway, every call aimed at this agent's provider. */
   readonly client: StockClient;
-  /** token is the agent token callers must present. */
+  /** token is the mesh token the gateway's AgentService requires. */
   readonly token: string;
-  /** close stops the client, the agent (1 s of grace), the model servers, then the registry when the fixture owns it. */
+  /** close stops the client, the agent (1 s of grace), the model servers, the gateway, then the registry when the fixture owns it. */
   close(): Promise<void>;
 }
 
@@ -60,10 +69,10 @@ export async function startAgentFixture(options: AgentFixtureOptions): Promise<A
   const registry =
     options.registry ?? (await startRegistry({ heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS, ...options.registryOptions }));
   const apiKey = await registry.keyFor(options.user ?? "alice");
+  const gateway = await startGateway(registry.address, options.gatewayOptions);
   const config = resolveAgentConfig({
-    registry: `http://${registry.address}`,
+    mesh: gateway.baseUrl,
     apiKey,
-    listen: { host: "127.0.0.1", port: 0 },
     shutdownGraceMs: STOP_GRACE_MS,
     ...options.settings,
     upstreams: options.upstreams,
@@ -72,6 +81,7 @@ export async function startAgentFixture(options: AgentFixtureOptions): Promise<A
   const stopAll = async (): Promise<void> => {
     await agent.close();
     for (const server of options.servers ?? []) await server.close();
+    await gateway.stop();
     if (ownsRegistry) await registry.stop();
   };
   let addresses: AgentAddresses;
@@ -81,18 +91,37 @@ export async function startAgentFixture(options: AgentFixtureOptions): Promise<A
     await stopAll();
     throw error;
   }
-  const address = formatHostPort(addresses.grpc);
-  const client = options.mediaClient === true ? mediaAgentClient(address) : agentClient(address);
+  const providerId = addresses.providerId;
+  if (providerId === undefined) {
+    await stopAll();
+    throw new Error("the agent did not attach to the gateway");
+  }
+  await waitFor("the agent in the gateway's table", () => gateway.gateway.table.provider(providerId) !== undefined);
+  const stock = options.mediaClient === true ? mediaAgentClient(gateway.grpcAddress) : agentClient(gateway.grpcAddress);
+  const client = aimedAt(stock, providerId);
   return {
     registry,
+    gateway,
+    providerId,
     apiKey,
     agent,
     addresses,
     client,
-    token: agent.agentToken,
+    token: MESH_TOKEN,
     async close() {
       client.close();
       await stopAll();
     },
   };
+}
+
+/** aimedAt makes every Infer request of a stock client name the provider, as a gateway forwarding to a peer does. */
+function aimedAt(client: StockClient, providerId: string): StockClient {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (property !== "infer" || typeof value !== "function") return value;
+      return (request: object, ...rest: unknown[]) => (value as (...args: unknown[]) => unknown).call(target, { ...request, providerId }, ...rest);
+    },
+  });
 }

@@ -10,7 +10,6 @@ import {
   InferRequestSchema,
   InferResponseSchema,
 } from "../../../gen/infermesh/v1/inference_pb.js";
-import type { Provider } from "../../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, systemClock, type TimerHandle } from "../clock.js";
 import { AgentSessions } from "./http2-sessions.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./message-limits.js";
@@ -36,20 +35,25 @@ const QUEUED_PARTS_HIGH_WATER = 64;
 const QUEUED_BYTES_HIGH_WATER = 1024 * 1024;
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
-/** AgentCalls opens Infer streams to agents, over one pooled HTTP/2 connection per agent endpoint. */
-export interface AgentCalls {
+/**
+ * PeerCalls opens AgentService.Infer streams to the other gateways of the mesh, for providers whose agent holds its
+ * link there, over one pooled HTTP/2 connection per gateway.
+ */
+export interface PeerCalls {
   /**
-   * infer calls the provider's agent and yields the answer's parts. Aborting signal cancels the call (and so the
-   * agent's upstream request). gRPC failures surface as ConnectErrors with the gRPC code.
+   * infer asks the gateway at endpoint to serve the call on the provider's link, and yields the answer's parts.
+   * Aborting signal cancels the call (and so the agent's upstream request). gRPC failures surface as ConnectErrors.
    */
-  infer(provider: Provider, call: InferenceCall, signal: AbortSignal): AsyncIterable<InferencePart>;
+  infer(endpoint: string, providerId: string, call: InferenceCall, signal: AbortSignal): AsyncIterable<InferencePart>;
   /** forget closes the connection to an endpoint that is no longer in use. */
   forget(endpoint: string): void;
   close(): void;
 }
 
-/** AgentCallsOptions tunes the connections to agents. */
-export interface AgentCallsOptions {
+/** PeerCallsOptions tunes the connections to peer gateways. */
+export interface PeerCallsOptions {
+  /** meshToken is the credential peers require. */
+  readonly meshToken: string;
   readonly maxMessageBytes?: number;
   /** clock tells the time calls' deadlines are measured against. */
   readonly clock?: Clock;
@@ -63,7 +67,7 @@ export interface AgentCallsOptions {
  * load balancing, a channel state machine, a deprecated-API wrapper per call) cost twice the CPU per call of this one
  * (bench/grpc-client-bench.ts). The rest of the mesh's gRPC, off the hot path, stays on grpc-js.
  */
-export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
+export function createPeerCalls(options: PeerCallsOptions): PeerCalls {
   const sessions = new AgentSessions({
     keepaliveMs: options.keepaliveMs ?? DEFAULT_AGENT_KEEPALIVE_MS,
     keepaliveTimeoutMs: DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS,
@@ -71,25 +75,16 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
   });
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const clock = options.clock ?? systemClock;
-  const authorizations = new WeakMap<Provider, string>();
-
-  function authorization(provider: Provider): string {
-    let value = authorizations.get(provider);
-    if (value === undefined) {
-      value = `Bearer ${provider.agentToken}`;
-      authorizations.set(provider, value);
-    }
-    return value;
-  }
+  const authorization = `Bearer ${options.meshToken}`;
 
   return {
-    infer(provider, call, signal) {
+    infer(endpoint, providerId, call, signal) {
       const headers: http2.OutgoingHttpHeaders = {
         ":method": "POST",
         ":path": INFER_PATH,
         "content-type": "application/grpc",
         te: "trailers",
-        authorization: authorization(provider),
+        authorization,
       };
       const deadlineMs = call.deadline ? timestampMs(call.deadline) : undefined;
       if (deadlineMs !== undefined) {
@@ -97,12 +92,12 @@ export function createAgentCalls(options: AgentCallsOptions = {}): AgentCalls {
         if (remainingMs <= 0) return failed(new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded));
         headers["grpc-timeout"] = timeoutHeader(remainingMs);
       }
-      const request = frameMessage(toBinary(InferRequestSchema, create(InferRequestSchema, { call })));
+      const request = frameMessage(toBinary(InferRequestSchema, create(InferRequestSchema, { call, providerId })));
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = sessions.request(provider.endpoint, headers);
+        stream = sessions.request(endpoint, headers);
       } catch (error) {
-        return failed(new ConnectError(`cannot call the agent: ${messageOf(error)}`, Code.Unavailable, undefined, undefined, error));
+        return failed(new ConnectError(`cannot reach the gateway holding the agent's link: ${messageOf(error)}`, Code.Unavailable, undefined, undefined, error));
       }
       stream.end(request);
       return new InferCall(stream, new MessageReader(maxMessageBytes), signal, deadlineMs, clock);

@@ -23,9 +23,18 @@ export interface RegistryClient {
   close(): void;
 }
 
-/** createRegistryClient makes a RegistryService client of the registry at baseUrl, "http://host:port". */
-export function createRegistryClient(baseUrl: string, keepalive: RegistryKeepalive): RegistryClient {
-  const sessions = new Http2SessionManager(baseUrl, keepalive);
+/** RegistryClientTls is how a client checks a registry's certificate when baseUrl is https://. */
+export interface RegistryClientTls {
+  /** ca is the certificate authorities to trust (trustedCas's answer); Node's defaults when undefined. */
+  readonly ca?: string[] | undefined;
+}
+
+/**
+ * createRegistryClient makes a RegistryService client of the registry at baseUrl: "http://host:port" for plaintext
+ * HTTP/2, "https://host:port" for TLS, checked against tls.ca.
+ */
+export function createRegistryClient(baseUrl: string, keepalive: RegistryKeepalive, tls: RegistryClientTls = {}): RegistryClient {
+  const sessions = new Http2SessionManager(baseUrl, keepalive, tls.ca === undefined ? undefined : { ca: tls.ca });
   const client = createClient(RegistryService, createGrpcTransport({ baseUrl, sessionManager: sessions }));
   return { client, close: () => sessions.abort() };
 }

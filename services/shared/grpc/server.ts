@@ -4,6 +4,7 @@ import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import type { ServerTls } from "../tls-files.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./message-limits.js";
 import { addReflection } from "./reflection.js";
 
@@ -80,11 +81,13 @@ export interface GrpcServerOptions {
   readonly services: readonly ServiceBinding[];
   /** maxMessageBytes bounds a message either way; bigger ones fail with RESOURCE_EXHAUSTED. */
   readonly maxMessageBytes?: number;
+  /** tls, when set, is the certificate chain and key the server serves TLS with; it serves plaintext HTTP/2 otherwise. */
+  readonly tls?: ServerTls | undefined;
 }
 
 /** GrpcServer is a gRPC server ready to listen. */
 export interface GrpcServer {
-  /** listen binds "host:port" (port 0 for any) without TLS and resolves the bound port. */
+  /** listen binds "host:port" (port 0 for any), with TLS when the options give it, and resolves the bound port. */
   listen(address: string): Promise<number>;
   /** notServing tells health checkers the server is going away, before close() ends its calls. */
   notServing(): void;
@@ -109,6 +112,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     server,
     options.services.map((binding) => binding.service),
   );
+  // Clients are not asked for certificates: callers prove who they are with bearer tokens in metadata.
+  const credentials = options.tls
+    ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)
+    : grpc.ServerCredentials.createInsecure();
   let bound = false;
   const notServing = () => {
     for (const name of ["", ...names]) health.setStatus(name, "NOT_SERVING");
@@ -116,7 +123,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   return {
     listen(address) {
       return new Promise((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+        server.bindAsync(address, credentials, (error, port) => {
           if (!error) {
             bound = true;
             return resolve(port);
