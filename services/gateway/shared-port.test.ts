@@ -307,10 +307,10 @@ describe("createSharedPort (cleartext): the preface decides, whatever the TCP re
     const socket = net.connect(running.port, "127.0.0.1");
     cleanups.push(() => socket.destroy());
     await once(socket, "connect");
-    const request = Buffer.from(
+    const postEcho = Buffer.from(
       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
     );
-    const response = await rawExchange(socket, () => running.accepted[0], request, 30);
+    const response = await rawExchange(socket, () => running.accepted[0], postEcho, 30);
     expect({ statusLine: response.split("\r\n")[0], body: response.split("\r\n\r\n")[1] }).to.deep.equal({
       statusLine: "HTTP/1.1 200 OK",
       body: "hello",

@@ -8,6 +8,9 @@ import type { FastifyServerFactory } from "fastify";
 /** HTTP2_PREFACE is how every HTTP/2 client opens a connection (RFC 9113 §3.4); no HTTP/1 request starts with it. */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
+/** DEFAULT_SNIFF_TIMEOUT_MS is Node's default headersTimeout, for a server whose own is off (0). */
+export const DEFAULT_SNIFF_TIMEOUT_MS = 60_000;
+
 /** DEFAULT_HTTP2_CLOSE_GRACE_MS is how long a closing port lets HTTP/2 streams run on after its GOAWAY. */
 export const DEFAULT_HTTP2_CLOSE_GRACE_MS = 1_000;
 
@@ -22,7 +25,7 @@ export interface SharedPortOptions {
   /**
    * sniffTimeoutMs is how long a connection may take to tell its protocol before it is closed: in cleartext, to send
    * the bytes that tell HTTP/2 from HTTP/1.1 (by default the HTTP server's headersTimeout, the time Node gives HTTP/1.1
-   * headers); under TLS, to finish its handshake (by default Node's handshakeTimeout, 120 s).
+   * headers, or DEFAULT_SNIFF_TIMEOUT_MS when that is off); under TLS, to finish its handshake (by default Node's handshakeTimeout, 120 s).
    */
   readonly sniffTimeoutMs?: number;
   /** http2CloseGraceMs is how long streams may run after the GOAWAY that closing sends, before their session is cut. */
@@ -164,13 +167,16 @@ function routeConnections(server: http.Server | https.Server, options: SharedPor
     });
     server.on(event, (socket: tls.TLSSocket) => {
       // _parent is the TCP socket the TLS socket wraps: Node sets it on every server-side TLS socket.
-      undecided.delete((socket as { _parent?: net.Socket })._parent as net.Socket);
+      const raw = (socket as { _parent?: net.Socket })._parent;
+      if (raw !== undefined) undecided.delete(raw);
       if (socket.alpnProtocol === "h2") toHttp2(socket);
       else toHttp1(socket);
     });
   } else {
     server.on(event, (socket: net.Socket) =>
-      sniff(socket, options.sniffTimeoutMs ?? server.headersTimeout, undecided, (isHttp2) => (isHttp2 ? toHttp2(socket) : toHttp1(socket))),
+      sniff(socket, options.sniffTimeoutMs ?? (server.headersTimeout || DEFAULT_SNIFF_TIMEOUT_MS), undecided, (isHttp2) =>
+        isHttp2 ? toHttp2(socket) : toHttp1(socket),
+      ),
     );
   }
 
@@ -220,7 +226,7 @@ function sniff(socket: net.Socket, timeoutMs: number, undecided: Set<net.Socket>
     const isHttp2 = HTTP2_PREFACE.compare(seen, 0, length, 0, length) === 0;
     if (isHttp2 && length < HTTP2_PREFACE.length) return;
     stop();
-    // Paused first: unshifting into a flowing stream would hand the bytes straight back to no one.
+    // Paused first: a flowing stream would emit the unshifted bytes at once, before the next parser listens.
     socket.pause();
     socket.unshift(seen);
     decide(isHttp2);
