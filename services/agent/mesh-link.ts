@@ -4,12 +4,19 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type InferenceCall, InferenceCallSchema, type InferencePartSchema } from "../../gen/infermesh/v1/inference_pb.js";
-import { type AttachResponse, AttachRequestSchema, AttachResponseSchema, type CallRequest } from "../../gen/infermesh/v1/link_pb.js";
+import { AttachRequestSchema, type AttachResponse, AttachResponseSchema, type CallRequest } from "../../gen/infermesh/v1/link_pb.js";
 import type { HeartbeatRequestSchema, HeartbeatResponse } from "../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, every, type TimerHandle } from "../shared/clock.js";
 import { grpcMessage, MessageReader, statusCode } from "../shared/grpc/wire.js";
 import { FrameWriter } from "../shared/link/frame-writer.js";
-import { ANSWER_PART_BYTES, ATTACH_PATH, INITIAL_CALL_CREDIT, PING_INTERVAL_MS, partBytes, SILENCE_LIMIT_MS } from "../shared/link/link-protocol.js";
+import {
+  ANSWER_PART_BYTES,
+  ATTACH_PATH,
+  INITIAL_CALL_CREDIT,
+  PING_INTERVAL_MS,
+  partBytes,
+  SILENCE_LIMIT_MS,
+} from "../shared/link/link-protocol.js";
 import type { Logger } from "../shared/logger.js";
 import { tlsFailureHint } from "../shared/tls-files.js";
 import type { AbortableCall } from "./call-tracker.js";
@@ -228,6 +235,8 @@ class LinkSession {
       this.#error ??= error;
     });
     this.#stream.on("close", () => this.#end());
+    // The mesh ended the link: this side ends too.
+    this.#stream.on("end", () => this.#stream.close());
     this.#ticker = every(options.clock, PING_INTERVAL_MS, () => {
       if (options.clock.now() - this.#lastHeardMs > SILENCE_LIMIT_MS) {
         this.#status ??= { code: Code.Unavailable, message: `the mesh went silent for ${SILENCE_LIMIT_MS} ms` };
@@ -303,7 +312,10 @@ class LinkSession {
           this.#events.attached(response);
           const intervalMs = response.heartbeatInterval ? durationMs(response.heartbeatInterval) : DEFAULT_HEARTBEAT_INTERVAL_MS;
           this.#heartbeatTimer?.cancel();
-          this.#heartbeatTimer = this.#options.clock.setTimer(() => this.#sendHeartbeat(), clamp(intervalMs, MIN_INTERVAL_MS, MAX_INTERVAL_MS));
+          this.#heartbeatTimer = this.#options.clock.setTimer(
+            () => this.#sendHeartbeat(),
+            clamp(intervalMs, MIN_INTERVAL_MS, MAX_INTERVAL_MS),
+          );
         } else {
           this.#options.log.warn({ code: Code[code], cause: why }, "the registry refused a heartbeat");
           this.#heartbeatTimer?.cancel();
@@ -377,7 +389,9 @@ class LinkSession {
 
   #send(frame: NonNullable<MessageInitShape<typeof AttachRequestSchema>["frame"]>): void {
     if (this.#ended) return;
-    this.#writer.send(toBinary(AttachRequestSchema, create(AttachRequestSchema, { frame } as MessageInitShape<typeof AttachRequestSchema>)));
+    this.#writer.send(
+      toBinary(AttachRequestSchema, create(AttachRequestSchema, { frame } as MessageInitShape<typeof AttachRequestSchema>)),
+    );
   }
 
   #end(): void {

@@ -9,8 +9,8 @@ import type { HeartbeatRequest, HeartbeatResponse, Principal } from "../../gen/i
 import { bearerToken } from "../shared/bearer.js";
 import { type Clock, every, type TimerHandle } from "../shared/clock.js";
 import { GrpcWireError, MessageReader, STATUS_OK } from "../shared/grpc/wire.js";
-import { ATTACH_PATH, CALL_CHUNK_BYTES, PING_INTERVAL_MS, SILENCE_LIMIT_MS } from "../shared/link/link-protocol.js";
 import { FrameWriter } from "../shared/link/frame-writer.js";
+import { ATTACH_PATH, CALL_CHUNK_BYTES, PING_INTERVAL_MS, SILENCE_LIMIT_MS } from "../shared/link/link-protocol.js";
 import type { Logger } from "../shared/logger.js";
 import { providerIdFor } from "../shared/provider-id.js";
 import { LinkCall } from "./link-call.js";
@@ -183,7 +183,11 @@ class AgentLink {
     this.#reader = new MessageReader(options.maxMessageBytes);
     this.#lastHeardMs = options.clock.now();
     stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-    stream.on("wantTrailers", () => stream.sendTrailers(this.#trailers));
+    stream.on("wantTrailers", () => {
+      stream.sendTrailers(this.#trailers);
+      // The agent may not have ended its side; the link is over either way.
+      setImmediate(() => stream.close());
+    });
     this.#writer = new FrameWriter(stream);
     stream.on("data", this.#onData);
     stream.on("end", () => this.close(STATUS_OK, "the agent ended its link"));
@@ -311,7 +315,10 @@ class AgentLink {
           const refusal = ConnectError.from(error);
           this.#send({ case: "heartbeat", value: { code: refusal.code, message: refusal.rawMessage } });
           // A refused owner, id or key ends the link; a registry that is away does not: the agent heartbeats again.
-          const final = this.#providerId === undefined ? refusal.code !== Code.Unavailable && refusal.code !== Code.DeadlineExceeded : refusal.code === Code.Unauthenticated;
+          const final =
+            this.#providerId === undefined
+              ? refusal.code !== Code.Unavailable && refusal.code !== Code.DeadlineExceeded
+              : refusal.code === Code.Unauthenticated;
           if (final) this.close(refusal.code, refusal.rawMessage);
         },
       )
@@ -351,6 +358,8 @@ function refuse(stream: http2.ServerHttp2Stream, code: Code, message: string): v
     { ":status": 200, "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeURIComponent(message) },
     { endStream: true },
   );
+  // The caller may still be sending; the call is over either way.
+  setImmediate(() => stream.close());
 }
 
 function messageOf(error: unknown): string {

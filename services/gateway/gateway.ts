@@ -110,7 +110,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
     onFrameDropped: () => metrics.linkFramesDropped.inc(),
   });
-  const peers = createPeerCalls({ meshToken: settings.meshToken, maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES, clock });
+  // Gateways of one mesh share their TLS setting: a peer's internal port speaks TLS when this one's does.
+  const peers = createPeerCalls({
+    meshToken: settings.meshToken,
+    maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
+    clock,
+    tls: settings.tls ? { ca: settings.ca } : undefined,
+  });
   const providerHealth = new ProviderHealth({ clock, ...settings.circuit });
   // A provider that comes back starts with a clean record.
   onJoined = (provider) => providerHealth.forget(provider.id);

@@ -157,7 +157,12 @@ function routeConnections(server: http.Server | https.Server, options: SharedPor
   const toHttp1 = (socket: net.Socket) => {
     for (const listener of http1Listeners) Reflect.apply(listener, server, [socket]);
   };
-  const toHttp2 = (socket: net.Socket) => h2.emit("connection", socket);
+  const toHttp2 = (socket: net.Socket) => {
+    // The HTTP server accepts sockets half-open, as HTTP/1.1 needs; an HTTP/2 peer that ends its side is gone, and its
+    // session must learn so at once, not at the next keepalive.
+    socket.on("end", () => socket.destroy());
+    h2.emit("connection", socket);
+  };
 
   if (options.tls) {
     // Until its handshake is done a connection is the TLS server's alone; tracked here, closing can drop it too.

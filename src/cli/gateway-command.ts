@@ -13,11 +13,12 @@ import { parseLogLevel, parseMs, parseRegistryUrl, parseWholeNumber } from "../.
 import { formatHostPort, type HostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
+import { readServerTls, trustedCas } from "../../services/shared/tls-files.js";
 import type { RunnableCommand } from "./command.js";
 import { type FlagSpec, type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { DEFAULT_REGISTRY_LISTEN } from "./registry-command.js";
 import { type ReadTextFile, readTextFile } from "./secret-flag.js";
-import { LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, REGISTRY_ADDRESS_FLAG, requireMeshToken } from "./shared-flags.js";
+import { CA_FILE_FLAG, LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, REGISTRY_ADDRESS_FLAG, requireMeshToken } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /** DEFAULT_GATEWAY_LISTEN is the OpenAI HTTP address unless told otherwise. */
@@ -40,6 +41,20 @@ function gatewayFlag(name: string, value: string, defaultValue: string | number,
 export const GATEWAY_FLAGS: FlagSpecs = {
   listen: gatewayFlag("listen", "HOST:PORT", DEFAULT_GATEWAY_LISTEN, "OpenAI HTTP listen address"),
   "grpc-listen": gatewayFlag("grpc-listen", "HOST:PORT", DEFAULT_GATEWAY_GRPC_LISTEN, "InferenceService gRPC listen address"),
+  advertise: {
+    type: "string",
+    value: "HOST:PORT",
+    description: "the internal address other gateways forward calls to, for agents attached here (default: --grpc-listen's)",
+    env: "INFERMESH_GATEWAY_ADVERTISE",
+  },
+  "tls-cert": {
+    type: "string",
+    value: "FILE",
+    description: "PEM certificate chain: both ports serve TLS (with --tls-key)",
+    env: "INFERMESH_GATEWAY_TLS_CERT",
+  },
+  "tls-key": { type: "string", value: "FILE", description: "PEM private key of --tls-cert", env: "INFERMESH_GATEWAY_TLS_KEY" },
+  "ca-file": CA_FILE_FLAG,
   registry: { ...REGISTRY_ADDRESS_FLAG, default: `http://${DEFAULT_REGISTRY_LISTEN}` },
   ...MESH_TOKEN_FLAGS,
   "request-timeout-ms": gatewayFlag(
@@ -102,10 +117,20 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
   const flags = parseFlags(GATEWAY_FLAGS, argv, env);
   const meshToken = requireMeshToken(flags, readFile);
   const value = (name: string) => [flags.setting(name), requireString(flags, name)] as const;
+  const optional = <T>(name: string, parse: (setting: string, text: string) => T): T | undefined => {
+    const text = flags.string(name);
+    return text === undefined ? undefined : parse(flags.setting(name), text);
+  };
   const count = (name: string, unit: string) => parseWholeNumber(...value(name), 0, 1_000_000_000, unit);
   return Object.freeze({
     listen: parseHostPort(...value("listen")),
     grpcListen: parseHostPort(...value("grpc-listen")),
+    advertise: optional("advertise", (setting, text) => parseHostPort(setting, text, 1)),
+    tls: readServerTls(flags.string("tls-cert"), flags.string("tls-key"), {
+      cert: flags.setting("tls-cert"),
+      key: flags.setting("tls-key"),
+    }),
+    ca: trustedCas(flags.string("ca-file"), flags.setting("ca-file")),
     registry: parseRegistryUrl(...value("registry")),
     meshToken,
     requestTimeoutMs: parseMs(...value("request-timeout-ms")),

@@ -8,6 +8,8 @@ export interface AgentSessionOptions {
   readonly keepaliveTimeoutMs: number;
   /** windowBytes is the HTTP/2 flow-control window, per stream and per connection. */
   readonly windowBytes: number;
+  /** tls dials with TLS, trusting ca (Node's defaults when undefined). */
+  readonly tls?: { readonly ca: readonly string[] | undefined } | undefined;
 }
 
 /**
@@ -66,8 +68,9 @@ export class AgentSessions {
   }
 
   #connect(endpoint: string): Session {
-    const { keepaliveMs, keepaliveTimeoutMs, windowBytes } = this.#options;
-    const connection = http2.connect(`http://${endpoint}`, {
+    const { keepaliveMs, keepaliveTimeoutMs, windowBytes, tls } = this.#options;
+    const connection = http2.connect(`${tls ? "https" : "http"}://${endpoint}`, {
+      ...(tls?.ca ? { ca: [...tls.ca] } : {}),
       settings: { initialWindowSize: windowBytes, enablePush: false },
       // Node refuses new streams past this much buffered memory; with thousands of streams on one connection that
       // would fail healthy calls, so, as grpc-js does, the limit is lifted and flow control bounds the memory.

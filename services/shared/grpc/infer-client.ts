@@ -54,6 +54,8 @@ export interface PeerCalls {
 export interface PeerCallsOptions {
   /** meshToken is the credential peers require. */
   readonly meshToken: string;
+  /** tls dials peers with TLS, trusting ca (Node's defaults when undefined). */
+  readonly tls?: { readonly ca: readonly string[] | undefined } | undefined;
   readonly maxMessageBytes?: number;
   /** clock tells the time calls' deadlines are measured against. */
   readonly clock?: Clock;
@@ -72,6 +74,7 @@ export function createPeerCalls(options: PeerCallsOptions): PeerCalls {
     keepaliveMs: options.keepaliveMs ?? DEFAULT_AGENT_KEEPALIVE_MS,
     keepaliveTimeoutMs: DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS,
     windowBytes: AGENT_FLOW_CONTROL_WINDOW_BYTES,
+    tls: options.tls,
   });
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const clock = options.clock ?? systemClock;
@@ -97,7 +100,15 @@ export function createPeerCalls(options: PeerCallsOptions): PeerCalls {
       try {
         stream = sessions.request(endpoint, headers);
       } catch (error) {
-        return failed(new ConnectError(`cannot reach the gateway holding the agent's link: ${messageOf(error)}`, Code.Unavailable, undefined, undefined, error));
+        return failed(
+          new ConnectError(
+            `cannot reach the gateway holding the agent's link: ${messageOf(error)}`,
+            Code.Unavailable,
+            undefined,
+            undefined,
+            error,
+          ),
+        );
       }
       stream.end(request);
       return new InferCall(stream, new MessageReader(maxMessageBytes), signal, deadlineMs, clock);
