@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyReply } from "fastify";
@@ -201,9 +200,21 @@ async function drainTrailer(iterator: AsyncIterator<InferencePart>, observer: An
   }
 }
 
-async function drainOrClose(res: ServerResponse): Promise<void> {
-  if (res.destroyed) return;
-  await Promise.race([once(res, "drain"), once(res, "close")]);
+/**
+ * drainOrClose waits until the response has room again or is gone. Both listeners go once either fires: a client
+ * that stays slow for a long stream waits thousands of times, and a listener left behind each time would pile up.
+ */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }
 
 /** asGatewayError turns a failed agent call into the error the client gets. */
