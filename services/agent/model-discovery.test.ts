@@ -3,10 +3,12 @@ import { Modality, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { createLogger } from "../shared/logger.js";
-import { resolveAgentConfig, type UpstreamSettings } from "./agent-config.js";
-import { ModelDiscovery } from "./model-discovery.js";
-import { type FakeUpstream, replay, startFakeUpstream } from "./test-support/fake-upstream.js";
+import { createSimulator, type Simulator } from "../sim/simulator.js";
+import { DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, type UpstreamConfig, type UpstreamSettings } from "./agent-config.js";
+import { isConnectionFailure, ModelDiscovery } from "./model-discovery.js";
+import { type FakeHandler, type FakeUpstream, llamaServer, replay, sampleBody, startFakeUpstream } from "./test-support/fake-upstream.js";
 import { UpstreamClient } from "./upstream-client.js";
+import { advertisedModels, servingUpstreams } from "./upstream-models.js";
 
 const OLLAMA_TAGS = {
   models: [
@@ -18,6 +20,39 @@ const OLLAMA_TAGS = {
   ],
 };
 
+/** upstreamConfig is an upstream as the agent's configuration resolves it, with its defaults. */
+function upstreamConfig(settings: UpstreamSettings): UpstreamConfig {
+  return {
+    type: settings.type,
+    kind: settings.kind ?? "openai",
+    url: settings.url,
+    engine: settings.engine,
+    declare: settings.declare,
+    expose: settings.expose,
+    hide: settings.hide ?? [],
+    capabilities: settings.capabilities ?? {},
+    maxConcurrency: settings.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
+    maxQueue: settings.maxQueue ?? DEFAULT_MAX_QUEUE,
+    apiKey: settings.apiKey,
+  };
+}
+
+/** propsWith is llama-server's captured /props answer with some of its fields replaced. */
+function propsWith(changes: Readonly<Record<string, unknown>>): string {
+  return JSON.stringify({ ...(JSON.parse(sampleBody("props").toString("utf8")) as object), ...changes });
+}
+
+/** answerJson answers every request with status and a JSON body. */
+function answerJson(status: number, body: unknown): FakeHandler {
+  return (_request, response) => {
+    response.writeHead(status, { "content-type": "application/json" });
+    response.end(typeof body === "string" ? body : JSON.stringify(body));
+  };
+}
+
+/** resetConnection answers every request by cutting its connection, as a server that dies in the middle does. */
+const resetConnection: FakeHandler = (_request, response) => void response.socket?.destroy();
+
 describe("model discovery against a fake upstream", () => {
   const log = createLogger("agent-test", "silent");
   let upstream: FakeUpstream;
@@ -27,15 +62,15 @@ describe("model discovery against a fake upstream", () => {
   let changes: number;
 
   function discover(settings: Partial<UpstreamSettings> = {}): ModelDiscovery {
-    const config = resolveAgentConfig({
-      registry: "http://127.0.0.1:1",
-      apiKey: "k",
-      upstreams: [{ type: "llm", url: upstream.url, ...settings }],
-    });
-    const targets = config.upstreams.map((upstreamConfig) => {
-      const client = new UpstreamClient({ url: upstreamConfig.url, apiKey: upstreamConfig.apiKey, connections: 2, timeoutMs: 2_000 });
+    return discoverAll([{ type: "llm", url: upstream.url, ...settings }]);
+  }
+
+  function discoverAll(upstreams: readonly UpstreamSettings[]): ModelDiscovery {
+    const targets = upstreams.map((settings) => {
+      const config = upstreamConfig(settings);
+      const client = new UpstreamClient({ url: config.url, apiKey: config.apiKey, connections: 2, timeoutMs: 2_000 });
       clients.push(client);
-      return { config: upstreamConfig, client };
+      return { config, client };
     });
     discovery = new ModelDiscovery({
       targets,
@@ -46,6 +81,11 @@ describe("model discovery against a fake upstream", () => {
       onChange: () => changes++,
     });
     return discovery;
+  }
+
+  /** modelsByType lists each upstream's models as "type id" pairs, in configuration order. */
+  function modelsByType(d: ModelDiscovery): string[][] {
+    return d.states().map((state) => state.models.map((m) => `${ServiceType[m.serviceType]} ${m.id}`));
   }
 
   beforeEach(async () => {
@@ -62,16 +102,17 @@ describe("model discovery against a fake upstream", () => {
     await upstream.close();
   });
 
-  it("reads llama-server's OpenAI list: id, type, default modalities, its serving context and size", async () => {
+  it("reads llama-server's OpenAI list and its /props: id, type, modalities, features, its serving context and size", async () => {
     const d = discover();
     await d.start();
-    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(["GET /v1/models"]);
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(["GET /v1/models", "GET /props"]);
     const [model] = d.models();
     expect(model).to.deep.include({
       id: "models/tiny-random.gguf",
       serviceType: ServiceType.LLM,
       inputModalities: [Modality.TEXT],
       outputModalities: [Modality.TEXT],
+      supportedFeatures: [],
       contextLength: 256,
       engine: "llamacpp",
       parameterCount: 4178240n,
@@ -215,5 +256,327 @@ describe("model discovery against a fake upstream", () => {
     await d.start();
     expect(d.states()[0]?.up).to.equal(false);
     expect(d.states()[0]?.cause).to.match(/lists no models.*not JSON/);
+  });
+
+  it("takes vision, audio and tool support from llama-server's /props, asked only of a one-model llm server that may be llama.cpp", async () => {
+    const models = llamaServer();
+    const capable = propsWith({
+      modalities: { vision: true, video: false, audio: true },
+      chat_template_caps: { supports_tools: true, supports_tool_calls: true },
+    });
+    upstream.handler = (request, response) =>
+      request.path === "/props" ? answerJson(200, capable)(request, response) : models(request, response);
+    const d = discover();
+    await d.start();
+    expect(d.models().map((m) => [m.id, m.inputModalities, m.supportedFeatures, m.engine])).to.deep.equal([
+      ["models/tiny-random.gguf", [Modality.TEXT, Modality.IMAGE, Modality.AUDIO], ["vision", "tools"], "llamacpp"],
+    ]);
+    d.stop();
+
+    const overridden = discover({ capabilities: { "*": { inputModalities: [Modality.TEXT], supportedFeatures: [] } } });
+    await overridden.start();
+    expect(overridden.models().map((m) => [m.inputModalities, m.supportedFeatures])).to.deep.equal([[[Modality.TEXT], []]]);
+    overridden.stop();
+
+    // An unknown engine is asked: a llama-server that does not say who owns its model still answers /props.
+    upstream.requests.length = 0;
+    const unnamed = { object: "list", data: [{ id: "local-model", object: "model" }] };
+    upstream.handler = (request, response) =>
+      request.path === "/props" ? answerJson(200, capable)(request, response) : answerJson(200, unnamed)(request, response);
+    const unknown = discover();
+    await unknown.start();
+    expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/v1/models", "/props"]);
+    expect(unknown.models().map((m) => [m.id, m.inputModalities, m.supportedFeatures, m.engine])).to.deep.equal([
+      ["local-model", [Modality.TEXT, Modality.IMAGE, Modality.AUDIO], ["vision", "tools"], "llamacpp"],
+    ]);
+    unknown.stop();
+
+    // A server without /props keeps its listing as it is.
+    upstream.handler = (request, response) =>
+      request.path === "/props" ? replay(response, "err_404") : answerJson(200, unnamed)(request, response);
+    const plain = discover();
+    await plain.start();
+    expect(plain.states()[0]?.up).to.equal(true);
+    expect(plain.models().map((m) => [m.id, m.inputModalities, m.supportedFeatures, m.engine])).to.deep.equal([
+      ["local-model", [Modality.TEXT], [], "other"],
+    ]);
+    plain.stop();
+
+    // Not asked: a server that lists several models (llama-server's router mode), an stt upstream, a known other engine.
+    upstream.requests.length = 0;
+    const two = JSON.parse(sampleBody("models").toString("utf8")) as { data: { id: string }[] };
+    two.data.push({ ...(two.data[0] as { id: string }), id: "second.gguf" });
+    upstream.handler = answerJson(200, two);
+    const router = discover();
+    await router.start();
+    expect(router.models().map((m) => [m.id, m.inputModalities])).to.deep.equal([
+      ["models/tiny-random.gguf", [Modality.TEXT]],
+      ["second.gguf", [Modality.TEXT]],
+    ]);
+    router.stop();
+    upstream.handler = answerJson(200, { object: "list", data: [{ id: "whisper-1", object: "model" }] });
+    const stt = discover({ type: "stt" });
+    await stt.start();
+    stt.stop();
+    upstream.handler = answerJson(200, { object: "list", data: [{ id: "Qwen/Qwen3-8B", object: "model", owned_by: "vllm" }] });
+    const vllm = discover();
+    await vllm.start();
+    expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/v1/models", "/v1/models", "/v1/models"]);
+  });
+
+  it("withdraws a server's models at once when a call cannot reach it, probes it every second, and restores them when it answers", async () => {
+    const elsewhere = await startFakeUpstream();
+    try {
+      const d = discoverAll([
+        { type: "llm", url: upstream.url },
+        { type: "stt", url: upstream.url, declare: ["whisper-1"] },
+        { type: "llm", url: elsewhere.url },
+      ]);
+      await d.start();
+      expect(d.states().map((state) => state.up)).to.deep.equal([true, true, true]);
+      const before = changes;
+
+      await upstream.close();
+      d.reportUnreachable(0, "cannot connect to the local llm server: connection refused (is the server running?)");
+      expect(d.states().map((state) => [state.up, state.cause])).to.deep.equal([
+        [false, "cannot connect to the local llm server: connection refused (is the server running?)"],
+        [false, "cannot connect to the local llm server: connection refused (is the server running?)"],
+        [true, undefined],
+      ]);
+      expect(modelsByType(d), "only the other server's model is left").to.deep.equal([[], [], ["LLM models/tiny-random.gguf"]]);
+      expect(changes, "one change, told at once").to.equal(before + 1);
+      d.reportUnreachable(1, "a second call failed too");
+      expect(changes, "a server already down is not reported twice").to.equal(before + 1);
+      expect(d.states()[1]?.cause).to.match(/connection refused/);
+
+      expect(clock.pendingTimers, "two quick probes and the other server's check").to.equal(3);
+      clock.advance(1_000);
+      await waitFor("the first probes to fail", () => clock.pendingTimers === 3);
+      upstream.requests.length = 0;
+      await upstream.reopen();
+      clock.advance(1_999);
+      expect(upstream.requests, "the probe delay doubled to 2 s").to.have.length(0);
+      clock.advance(1);
+      await waitFor("the server's upstreams to come back", () => d.states().every((state) => state.up));
+      expect(modelsByType(d)).to.deep.equal([["LLM models/tiny-random.gguf"], ["STT whisper-1"], ["LLM models/tiny-random.gguf"]]);
+      expect(changes).to.equal(before + 3);
+      expect(clock.pendingTimers, "back to the usual interval").to.equal(3);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  it("probes an unreachable server at 1, 2, 4, then every 5 s, and ignores a check that began before the report", async () => {
+    const models = llamaServer();
+    const d = discover();
+    await d.start();
+    const before = changes;
+
+    let release: (() => void) | undefined;
+    upstream.handler = (request, response) => {
+      if (request.path === "/props") release = () => replay(response, "props");
+      else models(request, response);
+    };
+    clock.advance(30_000);
+    await waitFor("the usual check to ask for /props", () => release);
+    d.reportUnreachable(0, "the local llm server closed the connection unexpectedly (ECONNRESET: read ECONNRESET)");
+    upstream.handler = resetConnection;
+    release?.();
+
+    let seen = upstream.requests.length;
+    for (const delayMs of [1_000, 2_000, 4_000, 5_000, 5_000]) {
+      clock.advance(delayMs - 1);
+      expect(upstream.requests, `no probe before ${delayMs} ms`).to.have.length(seen);
+      clock.advance(1);
+      await waitFor(`the probe after ${delayMs} ms to fail`, () => upstream.requests.length === seen + 1 && clock.pendingTimers === 1);
+      seen++;
+    }
+    expect(d.states()[0]).to.deep.include({ up: false, models: [] });
+    expect(d.states()[0]?.cause).to.match(/closed the connection unexpectedly/);
+    expect(changes, "the answer to the check begun before the report was ignored").to.equal(before + 1);
+
+    upstream.handler = models;
+    clock.advance(5_000);
+    await waitFor("the server to come back", () => d.states()[0]?.up);
+    expect(d.models().map((m) => m.id)).to.deep.equal(["models/tiny-random.gguf"]);
+    expect(changes).to.equal(before + 2);
+  });
+
+  it("advertises each model of a server configured under several types under one type; a server of its own lists all", async () => {
+    const localAi = {
+      object: "list",
+      data: [
+        { id: "gpt-4", object: "model" },
+        { id: "whisper-1", object: "model" },
+        { id: "tts-1", object: "model" },
+        { id: "stablediffusion", object: "model" },
+        { id: "text-embedding-ada-002", object: "model" },
+        { id: "speaches-large", object: "model", task: "automatic-speech-recognition" },
+        { id: "kokoro-chat", object: "model", service_type: "llm" },
+        { id: "mystery", object: "model" },
+      ],
+    };
+    upstream.handler = answerJson(200, localAi);
+    const own = await startFakeUpstream(answerJson(200, localAi));
+    try {
+      const d = discoverAll([
+        { type: "llm", url: upstream.url },
+        { type: "stt", url: `${upstream.url}/` },
+        { type: "stt", url: own.url },
+      ]);
+      await d.start();
+      expect(modelsByType(d)).to.deep.equal([
+        ["LLM gpt-4", "LLM text-embedding-ada-002", "LLM kokoro-chat", "LLM mystery"],
+        ["STT whisper-1", "STT speaches-large"],
+        localAi.data.map((model) => `STT ${model.id}`),
+      ]);
+      d.stop();
+
+      const claimed = discoverAll([
+        { type: "llm", url: upstream.url, expose: ["WHISPER-1", "gpt-4"] },
+        { type: "stt", url: upstream.url, declare: ["gpt-4"] },
+        { type: "tts", url: upstream.url },
+      ]);
+      await claimed.start();
+      expect(modelsByType(claimed), "a model an upstream exposes or declares is that upstream's").to.deep.equal([
+        ["LLM gpt-4", "LLM whisper-1"],
+        ["STT gpt-4"],
+        ["TTS tts-1"],
+      ]);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe("model discovery of a simulator serving several kinds", () => {
+  let sim: Simulator | undefined;
+  const clients: UpstreamClient[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+    await sim?.close();
+  });
+
+  it("advertises each model under the kind the simulator states for it, behind one upstream per kind on one URL", async () => {
+    sim = createSimulator({
+      models: [
+        { id: "sim-llama" },
+        { id: "sim-whisper", kind: "stt" },
+        { id: "sim-diffusion", kind: "image" },
+        { id: "sim-voice", kind: "tts" },
+        { id: "voice-chat", kind: "llm" },
+      ],
+    });
+    const { url } = await sim.listen();
+    const targets = (["tts", "image", "stt", "llm"] as const).map((type) => {
+      const client = new UpstreamClient({ url, apiKey: undefined, connections: 1, timeoutMs: 2_000 });
+      clients.push(client);
+      return { config: upstreamConfig({ type, url }), client };
+    });
+    const discovery = new ModelDiscovery({
+      targets,
+      clock: new ManualClock(),
+      log: createLogger("agent-test", "silent"),
+      intervalMs: 30_000,
+      onChange: () => {},
+    });
+    await discovery.start();
+    discovery.stop();
+    expect(
+      discovery.states().map((state) => state.models.map((m) => [m.id, m.serviceType, m.inputModalities, m.outputModalities])),
+    ).to.deep.equal([
+      [["sim-voice", ServiceType.TTS, [Modality.TEXT], [Modality.AUDIO]]],
+      [["sim-diffusion", ServiceType.IMAGE, [Modality.TEXT, Modality.IMAGE], [Modality.IMAGE]]],
+      [["sim-whisper", ServiceType.STT, [Modality.AUDIO], [Modality.TEXT]]],
+      [
+        ["sim-llama", ServiceType.LLM, [Modality.TEXT], [Modality.TEXT]],
+        ["voice-chat", ServiceType.LLM, [Modality.TEXT], [Modality.TEXT]],
+      ],
+    ]);
+  });
+});
+
+describe("servingUpstreams", () => {
+  const url = "http://127.0.0.1:8080";
+  const llm = upstreamConfig({ type: "llm", url });
+  const stt = upstreamConfig({ type: "stt", url });
+  const image = upstreamConfig({ type: "image", url });
+  const tts = upstreamConfig({ type: "tts", url });
+
+  it("picks the upstream a model's stated type names, else the one its id suggests, else the first; none for a type not configured", () => {
+    const picked = (model: Parameters<typeof servingUpstreams>[0], upstreams = [stt, llm]) =>
+      servingUpstreams(model, upstreams).map((upstream) => upstream.type);
+    expect(picked({ id: "whisper-large-v3", serviceType: "llm" })).to.deep.equal(["llm"]);
+    expect(picked({ id: "faster-whisper-large-v3" })).to.deep.equal(["stt"]);
+    expect(picked({ id: "parakeet-tdt-0.6b" })).to.deep.equal(["stt"]);
+    expect(picked({ id: "nomic-embed-text" })).to.deep.equal(["llm"]);
+    expect(picked({ id: "qwen3:8b" })).to.deep.equal(["stt"], "the first configured");
+    expect(picked({ id: "qwen3:8b" }, [llm, stt])).to.deep.equal(["llm"]);
+    expect(picked({ id: "kokoro-82m" })).to.deep.equal([], "a speech model is no chat model");
+    expect(picked({ id: "gpt-4o-mini-tts" }, [llm, tts])).to.deep.equal(["tts"]);
+    expect(picked({ id: "xtts_v2" }, [llm, tts])).to.deep.equal(["tts"]);
+    expect(picked({ id: "mattsmith-7b" }, [llm, tts])).to.deep.equal(["llm"]);
+    expect(picked({ id: "sdxl-turbo" }, [llm, image])).to.deep.equal(["image"]);
+    expect(picked({ id: "sd-1.5" }, [llm, image])).to.deep.equal(["image"]);
+    expect(picked({ id: "flux.1-schnell" }, [llm, image])).to.deep.equal(["image"]);
+    expect(picked({ id: "mistral-small", serviceType: "image" }, [llm, image])).to.deep.equal(["image"]);
+    expect(picked({ id: "gpt-4-vision-preview" }, [image, llm])).to.deep.equal(["image"], "the first configured: its id says nothing");
+    expect(picked({ id: "llama-3-sdk-assistant" }, [llm, image]), "short tokens stand alone").to.deep.equal(["llm"]);
+  });
+
+  it("leaves a shared server's declared upstream as declared, and an upstream of its own as it is", () => {
+    const declared = upstreamConfig({ type: "stt", url, declare: ["gpt-4"] });
+    const listing = { models: [{ id: "gpt-4" }, { id: "whisper-1" }], engine: undefined };
+    expect(advertisedModels(listing, declared, [llm, declared]).map((m) => m.id)).to.deep.equal(["gpt-4", "whisper-1"]);
+    expect(advertisedModels(listing, llm, [llm, declared]).map((m) => m.id)).to.deep.equal([]);
+    expect(advertisedModels(listing, stt).map((m) => m.id)).to.deep.equal(["gpt-4", "whisper-1"]);
+  });
+});
+
+describe("isConnectionFailure", () => {
+  let upstream: FakeUpstream;
+  let client: UpstreamClient;
+
+  beforeEach(async () => {
+    upstream = await startFakeUpstream();
+    client = new UpstreamClient({ url: upstream.url, apiKey: undefined, connections: 1, timeoutMs: 200 });
+  });
+
+  afterEach(async () => {
+    await client.close();
+    await upstream.close();
+  });
+
+  async function failureOf(): Promise<unknown> {
+    try {
+      const response = await client.get("/v1/models", { signal: new AbortController().signal });
+      await response.body.dump();
+      return undefined;
+    } catch (error) {
+      return error;
+    }
+  }
+
+  it("tells a server that is gone (refused, reset) from one that answers late or with an error status", async () => {
+    upstream.handler = answerJson(500, { error: { code: 500, message: "boom" } });
+    expect(await failureOf(), "an HTTP error status is an answer").to.equal(undefined);
+    upstream.handler = resetConnection;
+    const reset = await failureOf();
+    upstream.handler = () => {};
+    const late = await failureOf();
+    await upstream.close();
+    const refused = await failureOf();
+    expect([reset, late, refused].map((error) => (error as { code?: unknown }).code)).to.deep.equal([
+      "UND_ERR_SOCKET",
+      "UND_ERR_HEADERS_TIMEOUT",
+      "ECONNREFUSED",
+    ]);
+    expect([reset, late, refused].map(isConnectionFailure)).to.deep.equal([true, false, true]);
+    const refusedInside = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
+    expect(isConnectionFailure(new AggregateError([refusedInside], "happy eyeballs"))).to.equal(true);
+    expect(isConnectionFailure(new TypeError("fetch failed", { cause: refusedInside }))).to.equal(true);
+    expect(isConnectionFailure(new Error("the local llm server answered HTTP 503"))).to.equal(false);
+    expect(isConnectionFailure(undefined)).to.equal(false);
   });
 });

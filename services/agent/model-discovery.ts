@@ -6,13 +6,24 @@ import type { UpstreamConfig, UpstreamKind } from "./agent-config.js";
 import { parseSdModels, SD_MODELS_PATH } from "./automatic1111-adapter.js";
 import { mediaType, readBody, type UpstreamClient } from "./upstream-client.js";
 import { describeUpstreamFailure } from "./upstream-failure.js";
-import { advertisedModels, type ModelListing, parseOllamaTags, parseOpenAiModelList } from "./upstream-models.js";
+import {
+  advertisedModels,
+  type ModelListing,
+  parseLlamaProps,
+  parseOllamaTags,
+  parseOpenAiModelList,
+  withLlamaProps,
+} from "./upstream-models.js";
 import { WHISPER_CPP_PROBE_PATH } from "./whisper-cpp-adapter.js";
 
 /** DEFAULT_DISCOVERY_TIMEOUT_MS bounds one model-list request; a local server answers it at once even when busy. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 5_000;
 /** DEFAULT_INITIAL_BACKOFF_MS is the first retry delay after an upstream is found down; it doubles from there. */
 export const DEFAULT_INITIAL_BACKOFF_MS = 1_000;
+/** DEFAULT_UNREACHABLE_PROBE_MS is the first probe delay after a call found an upstream unreachable; it doubles from there. */
+export const DEFAULT_UNREACHABLE_PROBE_MS = 1_000;
+/** DEFAULT_MAX_UNREACHABLE_PROBE_MS caps the probe delay of an upstream a call found unreachable. */
+export const DEFAULT_MAX_UNREACHABLE_PROBE_MS = 5_000;
 /** MAX_LIST_BYTES bounds a model list answer. */
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
 
@@ -41,7 +52,7 @@ export interface DiscoveryTarget {
 
 /** UpstreamState is what discovery knows about one upstream now. */
 export interface UpstreamState {
-  /** up is true when its last model-list request succeeded. */
+  /** up is true when its last model-list request succeeded and no call found it unreachable since. */
   readonly up: boolean;
   /** models are what it advertises: empty while down. */
   readonly models: readonly Model[];
@@ -60,16 +71,28 @@ export interface ModelDiscoveryOptions {
   /** maxBackoffMs caps the retry delay of an upstream that is down; intervalMs by default. */
   readonly maxBackoffMs?: number;
   readonly requestTimeoutMs?: number;
+  /** unreachableProbeMs is the first probe delay after reportUnreachable; DEFAULT_UNREACHABLE_PROBE_MS by default. */
+  readonly unreachableProbeMs?: number;
+  /** maxUnreachableProbeMs caps that delay as it doubles; DEFAULT_MAX_UNREACHABLE_PROBE_MS by default. */
+  readonly maxUnreachableProbeMs?: number;
   /** onChange hears that an upstream came up, went down, or changed its models. */
   readonly onChange: () => void;
 }
 
 interface Slot {
   readonly target: DiscoveryTarget;
+  /** server names the server this upstream is on; upstreams configured with the same base URL share it. */
+  readonly server: string;
+  /** sharing are the upstreams on the same server, this one included, in configuration order. */
+  readonly sharing: readonly UpstreamConfig[];
   state: UpstreamState;
   failures: number;
   checked: boolean;
   timer: TimerHandle | undefined;
+  /** unreachable is set from a call's connection failure until the server answers: it is probed at a quick pace. */
+  unreachable: boolean;
+  /** epoch counts the reported failures, so that a check begun before one does not undo it. */
+  epoch: number;
 }
 
 /**
@@ -79,6 +102,12 @@ interface Slot {
  * once it answers its probe (PROBE_PATHS) with anything but a 5xx. An upstream that does not answer is down: its
  * models are withdrawn and it is retried with capped exponential backoff. Each change of state is logged once, so the
  * log tells the story without repeating it every retry.
+ *
+ * A call that cannot reach an upstream says so through reportUnreachable: its models leave at once, without waiting
+ * for the next check, and it is probed every second or so until it answers. A llama-server that serves one model is
+ * also asked its `GET /props`, for the model's input modalities and whether its chat template takes tools. Upstreams
+ * configured with the same base URL are one server: each model it lists is advertised under one of their types only
+ * (see servingUpstreams).
  */
 export class ModelDiscovery {
   readonly #options: ModelDiscoveryOptions;
@@ -88,12 +117,17 @@ export class ModelDiscovery {
 
   constructor(options: ModelDiscoveryOptions) {
     this.#options = options;
-    this.#slots = options.targets.map((target) => ({
+    const servers = options.targets.map((target) => serverOf(target.config.url));
+    this.#slots = options.targets.map((target, index) => ({
       target,
+      server: servers[index] as string,
+      sharing: options.targets.filter((_, other) => servers[other] === servers[index]).map((other) => other.config),
       state: { up: false, models: [], cause: "not checked yet" },
       failures: 0,
       checked: false,
       timer: undefined,
+      unreachable: false,
+      epoch: 0,
     }));
   }
 
@@ -107,6 +141,36 @@ export class ModelDiscovery {
     this.#stopped = true;
     for (const slot of this.#slots) slot.timer?.cancel();
     for (const controller of this.#requests) controller.abort(new Error("discovery stopped"));
+  }
+
+  /**
+   * reportUnreachable tells discovery that a call could not reach the upstream at upstreamIndex (configuration order):
+   * a connection refused, reset or timed out (see isConnectionFailure), not an HTTP error status. The upstream, and
+   * every upstream on the same server, goes down at once, its models withdrawn and onChange told; it is then probed
+   * after unreachableProbeMs, doubling up to maxUnreachableProbeMs, and its models return when it answers. A report
+   * on an upstream that is already down changes nothing.
+   */
+  reportUnreachable(upstreamIndex: number, cause: string): void {
+    const reported = this.#slots[upstreamIndex];
+    if (this.#stopped || reported === undefined) return;
+    let changed = false;
+    for (const slot of this.#slots) {
+      if (slot.server !== reported.server || !slot.state.up) continue;
+      slot.timer?.cancel();
+      slot.epoch++;
+      slot.unreachable = true;
+      slot.failures = 1;
+      slot.state = { up: false, models: [], cause };
+      const delayMs = this.#retryDelayMs(slot);
+      slot.timer = this.#options.clock.setTimer(() => void this.#check(slot), delayMs);
+      const { config } = slot.target;
+      this.#options.log.warn(
+        { upstream: config.url, type: config.type, cause, retryInMs: delayMs },
+        "upstream unreachable; its models are withdrawn until it answers",
+      );
+      changed = true;
+    }
+    if (changed) this.#options.onChange();
   }
 
   /** states are the upstreams' states, in configuration order. */
@@ -138,6 +202,7 @@ export class ModelDiscovery {
     const { config } = slot.target;
     const controller = new AbortController();
     this.#requests.add(controller);
+    const epoch = slot.epoch;
     let listing: ModelListing | undefined;
     let cause = "";
     try {
@@ -147,14 +212,15 @@ export class ModelDiscovery {
     } finally {
       this.#requests.delete(controller);
     }
-    if (this.#stopped) return;
+    if (this.#stopped || slot.epoch !== epoch) return;
     const previous = slot.state;
     const firstCheck = !slot.checked;
     slot.checked = true;
     let delayMs: number;
     if (listing) {
       slot.failures = 0;
-      slot.state = { up: true, models: advertisedModels(listing, config), cause: undefined };
+      slot.unreachable = false;
+      slot.state = { up: true, models: advertisedModels(listing, config, slot.sharing), cause: undefined };
       delayMs = intervalMs;
       const ids = slot.state.models.map((m) => m.id);
       if (!previous.up) log.info({ upstream: config.url, type: config.type, models: ids }, "upstream up");
@@ -163,9 +229,7 @@ export class ModelDiscovery {
       }
     } else {
       slot.failures++;
-      const initial = this.#options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
-      const cap = this.#options.maxBackoffMs ?? intervalMs;
-      delayMs = Math.min(cap, initial * 2 ** Math.min(slot.failures - 1, 30));
+      delayMs = this.#retryDelayMs(slot);
       slot.state = { up: false, models: [], cause };
       const fields = { upstream: config.url, type: config.type, cause, retryInMs: delayMs };
       if (previous.up || firstCheck) log.warn(fields, "upstream down; its models are withdrawn until it answers");
@@ -173,6 +237,18 @@ export class ModelDiscovery {
     }
     slot.timer = clock.setTimer(() => void this.#check(slot), delayMs);
     if (previous.up !== slot.state.up || !sameModels(previous.models, slot.state.models)) this.#options.onChange();
+  }
+
+  /** #retryDelayMs is the wait before the next check of a slot that is down, by its count of failures in a row. */
+  #retryDelayMs(slot: Slot): number {
+    const options = this.#options;
+    const initial = slot.unreachable
+      ? (options.unreachableProbeMs ?? DEFAULT_UNREACHABLE_PROBE_MS)
+      : (options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS);
+    const cap = slot.unreachable
+      ? (options.maxUnreachableProbeMs ?? DEFAULT_MAX_UNREACHABLE_PROBE_MS)
+      : (options.maxBackoffMs ?? options.intervalMs);
+    return Math.min(cap, initial * 2 ** Math.min(slot.failures - 1, 30));
   }
 
   get #timeoutMs(): number {
@@ -191,11 +267,31 @@ export class ModelDiscovery {
     if (config.kind === "whispercpp") throw new ListingError(`${config.url}: whisper.cpp cannot list its model; declare it`);
     const openAi = await this.#getJson(target, "/v1/models", signal);
     const listing = openAi.json === undefined ? undefined : parseOpenAiModelList(openAi.json);
-    if (listing) return listing;
+    if (listing) return this.#withProps(target, listing, signal);
     const ollama = await this.#getJson(target, "/api/tags", signal);
     const tags = ollama.json === undefined ? undefined : parseOllamaTags(ollama.json);
     if (tags) return tags;
     throw new ListingError(`${target.config.url} lists no models: GET /v1/models ${openAi.problem}; GET /api/tags ${ollama.problem}`);
+  }
+
+  /**
+   * #withProps adds what llama-server's `GET /props` says to the listing of an llm upstream that serves one model and
+   * is llama.cpp, or might be (its engine unknown). Its props describe that one model; in router mode, where one
+   * server lists many, asking for each model's props could load it, so they are not asked. A server that does not
+   * answer props keeps its listing as it is.
+   */
+  async #withProps(target: DiscoveryTarget, listing: ModelListing, signal: AbortSignal): Promise<ModelListing> {
+    const { config } = target;
+    const engine = config.engine ?? listing.engine;
+    if (config.type !== "llm" || listing.models.length !== 1 || (engine !== undefined && engine !== "llamacpp")) return listing;
+    try {
+      const answer = await this.#getJson(target, LLAMA_PROPS_PATH, signal);
+      const props = answer.json === undefined ? undefined : parseLlamaProps(answer.json);
+      return props === undefined ? listing : withLlamaProps(listing, props);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      return listing;
+    }
   }
 
   async #probe(target: DiscoveryTarget, declared: readonly string[], signal: AbortSignal): Promise<ModelListing> {
@@ -219,6 +315,53 @@ export class ModelDiscovery {
     } catch {
       return { problem: `answered ${mediaType(response.contentType) || "a body"} that is not JSON` };
     }
+  }
+}
+
+/** LLAMA_PROPS_PATH is where llama-server describes the model it serves. */
+const LLAMA_PROPS_PATH = "/props";
+
+/**
+ * CONNECTION_FAILURES are the error codes of a call that could not reach its server or lost it: refused, reset,
+ * closed, unreachable, or a connect that timed out. A server that is slow to answer (headers or body timeouts) is
+ * busy, not gone, and an HTTP error status is an answer.
+ */
+const CONNECTION_FAILURES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/**
+ * isConnectionFailure tells whether an error from a call to an upstream means the server is not there (see
+ * CONNECTION_FAILURES): the error the call path hands to reportUnreachable. It looks through `cause` chains and
+ * AggregateErrors (happy-eyeballs connects) for the first error that carries a code.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { readonly code?: unknown }).code;
+    if (typeof code === "string") return CONNECTION_FAILURES.has(code);
+    current = current instanceof AggregateError && current.errors.length > 0 ? current.errors[0] : current.cause;
+  }
+  return false;
+}
+
+/** serverOf names the server behind a base URL, so that two spellings of one URL name one server. */
+function serverOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname.replace(/\/+$/, "")}`;
+  } catch {
+    return url;
   }
 }
 

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Modality, type Model, ModelSchema } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { serviceTypeOf } from "../shared/inference-catalog.js";
-import type { CapabilityOverride, UpstreamConfig } from "./agent-config.js";
+import { SERVICE_TYPE_NAMES, serviceTypeOf } from "../shared/inference-catalog.js";
+import type { CapabilityOverride, UpstreamConfig, UpstreamType } from "./agent-config.js";
 
 /** UNKNOWN_ENGINE is the engine of a server that neither the config nor its answers name (inference.club's word). */
 export const UNKNOWN_ENGINE = "other";
@@ -21,7 +21,53 @@ export interface DiscoveredModel {
   readonly quantization?: string;
   /** vision is true when the server says the model reads images. */
   readonly vision?: boolean;
+  /** audio is true when the server says the model reads sound. */
+  readonly audio?: boolean;
+  /** tools is true when the server says the model's chat template takes tool definitions. */
+  readonly tools?: boolean;
+  /** serviceType is the type the server states for the model, where it states one (see STATED_TYPES). */
+  readonly serviceType?: UpstreamType;
 }
+
+/**
+ * STATED_TYPES read the words model servers use for what a model serves, in a model entry's `service_type` (the
+ * mesh's own /v1/models and the simulator), `type` (LM Studio's "llm", "vlm", "embeddings") or `task` (Hugging Face
+ * pipeline tags, as speaches lists them). Embedding models count as "llm": the mesh has no type of its own for them,
+ * and an llm server is the one that serves them.
+ */
+const STATED_TYPES: ReadonlyMap<string, UpstreamType> = new Map<string, UpstreamType>([
+  ...SERVICE_TYPE_NAMES.map((name): [string, UpstreamType] => [name, name]),
+  ["vlm", "llm"],
+  ["embeddings", "llm"],
+  ["embedding", "llm"],
+  ["text-generation", "llm"],
+  ["image-text-to-text", "llm"],
+  ["feature-extraction", "llm"],
+  ["sentence-similarity", "llm"],
+  ["automatic-speech-recognition", "stt"],
+  ["speech-to-text", "stt"],
+  ["transcription", "stt"],
+  ["text-to-speech", "tts"],
+  ["text-to-audio", "tts"],
+  ["text-to-image", "image"],
+  ["image-to-image", "image"],
+  ["image-generation", "image"],
+]);
+
+/** STATED_TYPE_FIELDS are the fields of a model entry that may state its type, the most specific first. */
+const STATED_TYPE_FIELDS = ["service_type", "type", "task"] as const;
+
+/**
+ * NAME_TYPES guess a model's type from its id, for servers that do not say it (LocalAI lists bare ids): the first
+ * pattern that matches wins, so speech-to-text is tested before text-to-speech. Short tokens such as "stt" or "sd"
+ * must stand alone, so that they do not match inside other words.
+ */
+const NAME_TYPES: readonly (readonly [RegExp, UpstreamType])[] = [
+  [/whisper|transcri|parakeet|speech-?to-?text|speech2text|(?<![a-z])(?:stt|asr)(?![a-z])/i, "stt"],
+  [/(?<![a-z])tts|tts(?![a-z])|text-?to-?speech|speech|kokoro|piper|bark|voice|orpheus/i, "tts"],
+  [/stable-?diffusion|sdxl|(?<![a-z])sd(?:[-_.\d]|$)|flux|dall-?e|image|(?<![a-z])img(?![a-z])/i, "image"],
+  [/embed/i, "llm"],
+];
 
 /** ModelListing is what one discovery answer says: the models, and the engine when the answer reveals it. */
 export interface ModelListing {
@@ -51,11 +97,13 @@ export function parseOpenAiModelList(json: unknown): ModelListing | undefined {
       positive(entry["context_length"]) ?? positive(entry["max_model_len"]) ?? positive(meta["n_ctx"]) ?? positive(meta["n_ctx_train"]);
     const parameters = meta["n_params"];
     const vision = capabilities.get(entry["id"])?.some((c) => c === "multimodal" || c === "vision");
+    const serviceType = statedServiceType(entry);
     models.push({
       id: entry["id"],
       ...(contextLength === undefined ? {} : { contextLength }),
       ...(isCount(parameters) ? { parameterCount: BigInt(parameters) } : {}),
       ...(vision ? { vision } : {}),
+      ...(serviceType === undefined ? {} : { serviceType }),
     });
   }
   return { models, engine };
@@ -84,13 +132,92 @@ export function parseOllamaTags(json: unknown): ModelListing | undefined {
 }
 
 /**
+ * LlamaProps is what llama-server's `GET /props` says of the model it serves: the kinds of input its multimodal
+ * projector reads (`modalities`, in recent builds) and whether its chat template takes tool definitions
+ * (`chat_template_caps.supports_tools`). A field the build does not report is undefined.
+ */
+export interface LlamaProps {
+  readonly vision: boolean | undefined;
+  readonly audio: boolean | undefined;
+  readonly tools: boolean | undefined;
+}
+
+/**
+ * parseLlamaProps reads llama-server's `GET /props` answer, or returns undefined when the JSON is not one (it always
+ * carries `default_generation_settings`, and `build_info` or `model_path`).
+ */
+export function parseLlamaProps(json: unknown): LlamaProps | undefined {
+  if (!isObject(json) || !isObject(json["default_generation_settings"])) return undefined;
+  if (typeof json["build_info"] !== "string" && typeof json["model_path"] !== "string") return undefined;
+  const modalities = isObject(json["modalities"]) ? json["modalities"] : {};
+  const caps = isObject(json["chat_template_caps"]) ? json["chat_template_caps"] : {};
+  return { vision: flag(modalities["vision"]), audio: flag(modalities["audio"]), tools: flag(caps["supports_tools"]) };
+}
+
+/**
+ * withLlamaProps applies what `/props` says to the one model of a single-model llama-server: its word on vision and
+ * audio replaces the guess from the `models` list's "multimodal" capability, which does not tell the two apart.
+ */
+export function withLlamaProps(listing: ModelListing, props: LlamaProps): ModelListing {
+  const [model, ...others] = listing.models;
+  if (model === undefined || others.length > 0) return listing;
+  const updated: DiscoveredModel = {
+    ...model,
+    ...(props.vision === undefined ? {} : { vision: props.vision }),
+    ...(props.audio === undefined ? {} : { audio: props.audio }),
+    ...(props.tools === undefined ? {} : { tools: props.tools }),
+  };
+  return { models: [updated], engine: listing.engine ?? "llamacpp" };
+}
+
+/** statedServiceType reads the type a model entry states for itself, if any (see STATED_TYPES). */
+export function statedServiceType(entry: Readonly<Record<string, unknown>>): UpstreamType | undefined {
+  for (const field of STATED_TYPE_FIELDS) {
+    const value = entry[field];
+    const type = typeof value === "string" ? STATED_TYPES.get(value.trim().toLowerCase()) : undefined;
+    if (type !== undefined) return type;
+  }
+  return undefined;
+}
+
+/** serviceTypeByName guesses a model's type from its id (see NAME_TYPES); undefined when the id says nothing. */
+export function serviceTypeByName(id: string): UpstreamType | undefined {
+  return NAME_TYPES.find(([pattern]) => pattern.test(id))?.[1];
+}
+
+/**
+ * servingUpstreams decides which of the upstreams configured on one server advertise a model that server lists (one
+ * server, several `--upstream TYPE=URL`: LocalAI, the simulator), so that each model is advertised under its own
+ * type only. Upstreams that name the model in their `declare` or `expose` lists claim it; else the one whose type
+ * the server states for it; else the one its id suggests (serviceTypeByName); else the first configured. A model
+ * whose stated or suggested type none of them has is advertised by none: a speech model is no chat model because
+ * the server also serves chat. upstreams are in configuration order.
+ */
+export function servingUpstreams(model: DiscoveredModel, upstreams: readonly UpstreamConfig[]): UpstreamConfig[] {
+  const id = model.id.toLowerCase();
+  const named = (ids: readonly string[] | undefined) => ids?.some((other) => other.toLowerCase() === id) ?? false;
+  const claiming = upstreams.filter((upstream) => named(upstream.declare) || named(upstream.expose));
+  if (claiming.length > 0) return claiming;
+  const type = model.serviceType ?? serviceTypeByName(model.id);
+  if (type !== undefined) return upstreams.filter((upstream) => upstream.type === type).slice(0, 1);
+  return upstreams.slice(0, 1);
+}
+
+/**
  * advertisedModels turns a listing into the models this upstream advertises: the expose/hide lists applied, the
  * upstream's service type, modalities defaulting by type, the config's capability overrides (the "*" entry for every
  * model, then the model's own entry), the engine. Ids the registry would refuse, and repeats, are left out.
+ * sharing lists every upstream configured on the same server, this one included, in configuration order: when there
+ * are several, a listed model is advertised only by the upstream servingUpstreams picks.
  */
-export function advertisedModels(listing: ModelListing, upstream: UpstreamConfig): Model[] {
+export function advertisedModels(
+  listing: ModelListing,
+  upstream: UpstreamConfig,
+  sharing: readonly UpstreamConfig[] = [upstream],
+): Model[] {
   const expose = upstream.expose === undefined ? undefined : new Set(upstream.expose.map((id) => id.toLowerCase()));
   const hide = new Set(upstream.hide.map((id) => id.toLowerCase()));
+  const shared = sharing.length > 1 && upstream.declare === undefined;
   const seen = new Set<string>();
   const type = serviceTypeOf(upstream.type);
   const models: Model[] = [];
@@ -98,16 +225,21 @@ export function advertisedModels(listing: ModelListing, upstream: UpstreamConfig
     const key = discovered.id.toLowerCase();
     if (discovered.id.trim() === "" || discovered.id.length > MAX_MODEL_ID_LENGTH || seen.has(key)) continue;
     if ((expose !== undefined && !expose.has(key)) || hide.has(key)) continue;
+    if (shared && !servingUpstreams(discovered, sharing).includes(upstream)) continue;
     seen.add(key);
     const override = capabilityOverride(upstream.capabilities, discovered.id);
-    const vision = upstream.type === "llm" && discovered.vision === true;
+    const llm = upstream.type === "llm";
+    const vision = llm && discovered.vision === true;
+    const audio = llm && discovered.audio === true;
+    const inputs = vision || audio ? [Modality.TEXT, ...(vision ? [Modality.IMAGE] : []), ...(audio ? [Modality.AUDIO] : [])] : type.inputs;
+    const features = [...(vision ? ["vision"] : []), ...(llm && discovered.tools === true ? ["tools"] : [])];
     models.push(
       create(ModelSchema, {
         id: discovered.id,
         serviceType: type.serviceType,
-        inputModalities: [...(override.inputModalities ?? (vision ? [Modality.TEXT, Modality.IMAGE] : type.inputs))],
+        inputModalities: [...(override.inputModalities ?? inputs)],
         outputModalities: [...(override.outputModalities ?? type.outputs)],
-        supportedFeatures: [...(override.supportedFeatures ?? (vision ? ["vision"] : []))],
+        supportedFeatures: [...(override.supportedFeatures ?? features)],
         contextLength: override.contextLength ?? discovered.contextLength ?? 0,
         engine: upstream.engine ?? listing.engine ?? UNKNOWN_ENGINE,
         quantization: discovered.quantization ?? "",
@@ -145,6 +277,10 @@ function parameterSize(value: unknown): bigint | undefined {
   if (!match) return undefined;
   const scale = { K: 1e3, M: 1e6, B: 1e9, T: 1e12 }[(match[2] as string).toUpperCase() as "K" | "M" | "B" | "T"];
   return BigInt(Math.round(Number(match[1]) * scale));
+}
+
+function flag(value: unknown): boolean | undefined {
+  return typeof value === "boolean" ? value : undefined;
 }
 
 function isCount(value: unknown): value is number {

@@ -208,8 +208,14 @@ export class CompletionStreamFrames implements StreamFrames {
   }
 }
 
-/** modelsListBody is /v1/models: an Ollama-style `models` list and the OpenAI `data` list, as llama-server sends. */
+/**
+ * modelsListBody is /v1/models: an Ollama-style `models` list and the OpenAI `data` list, as llama-server sends. A
+ * simulator that serves models of several kinds, which no llama-server does, says each model's kind in a last
+ * `service_type` field of its `data` entry, in the mesh's words (as the gateway's own /v1/models does), so that one
+ * simulator can stand for a multi-type server such as LocalAI.
+ */
 export function modelsListBody(models: readonly ResolvedModel[], createdSeconds: number): string {
+  const mixed = models.some((model) => model.kind !== models[0]?.kind);
   return JSON.stringify({
     models: models.map((model) => ({
       name: model.id,
@@ -250,6 +256,7 @@ export function modelsListBody(models: readonly ResolvedModel[], createdSeconds:
         size: 16712960,
         ftype: "all F32",
       },
+      ...(mixed ? { service_type: model.kind } : {}),
     })),
   });
 }

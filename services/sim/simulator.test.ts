@@ -143,6 +143,25 @@ describe("llama-server simulator", () => {
       expect(dig(answer, "model")).to.equal("tiny-llama");
     });
 
+    it("says each model's kind in a service_type field when it serves several kinds, and only then", async () => {
+      const { url } = await start({ models: [{ id: "chat" }, { id: "ears", kind: "stt" }, { id: "voice", kind: "tts" }] });
+      const listed = JSON.parse((await call(url, "/v1/models")).text);
+      expect((dig(listed, "data") as unknown[]).map((entry) => [dig(entry, "id"), dig(entry, "service_type")])).to.deep.equal([
+        ["chat", "llm"],
+        ["ears", "stt"],
+        ["voice", "tts"],
+      ]);
+      expect(keysOf(dig(listed, "data", 0))).to.deep.equal([...keysOf(dig(sampleJson("models.body"), "data", 0)), "service_type"]);
+      const single = await start({
+        models: [
+          { id: "ears", kind: "stt" },
+          { id: "more-ears", kind: "stt" },
+        ],
+      });
+      const plain = JSON.parse((await call(single.url, "/v1/models")).text);
+      expect(keysOf(dig(plain, "data", 1))).to.deep.equal(keysOf(dig(sampleJson("models.body"), "data", 0)));
+    });
+
     it("answers /health like llama-server and a minimal /props", async () => {
       const { url } = await start();
       const health = await call(url, "/health");

@@ -101,12 +101,13 @@ function listen(server: Server, port: number): Promise<number> {
 }
 
 /**
- * llamaServer answers like the captured llama-server: /v1/models, and chat or completions replayed from the samples,
+ * llamaServer answers like the captured llama-server: /v1/models and /props, and chat or completions replayed from the samples,
  * streamed ones in small pieces (a few bytes each) so that events arrive split across reads.
  */
 export function llamaServer(): FakeHandler {
   return (request, response) => {
     if (request.method === "GET" && request.path === "/v1/models") return replay(response, "models");
+    if (request.method === "GET" && request.path === "/props") return replay(response, "props");
     const body = JSON.parse(request.body.toString("utf8") || "{}") as { stream?: boolean };
     if (request.path === "/v1/chat/completions") return replay(response, body.stream ? "chat_stream" : "chat_nonstream", 7);
     if (request.path === "/v1/completions") return replay(response, body.stream ? "completions_stream" : "completions", 7);
