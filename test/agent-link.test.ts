@@ -224,6 +224,7 @@ describe("agents' links: nobody where they don't belong, and the link as the liv
         return calls.length > 0 ? calls : undefined;
       },
       20_000,
+      100,
     );
     const pieces = box.frames.filter((frame) => frame.case === "call" && frame.value.callId === given?.id);
     expect(pieces.length).to.be.greaterThan(100);

@@ -72,6 +72,8 @@ export class MeshLink {
   readonly #options: MeshLinkOptions;
   readonly #target: { readonly origin: string; readonly path: string };
   #session: LinkSession | undefined;
+  /** #retiring are links whose gateway is going away, finishing their calls while a new link serves. */
+  readonly #retiring = new Set<LinkSession>();
   #failures = 0;
   #attachedOnce = false;
   #stopped = false;
@@ -115,7 +117,7 @@ export class MeshLink {
   async close(): Promise<void> {
     this.#stopped = true;
     this.#retry?.cancel();
-    await this.#session?.end();
+    await Promise.all([this.#session?.end(), ...[...this.#retiring].map((session) => session.end())]);
   }
 
   #dial(): void {
@@ -131,11 +133,21 @@ export class MeshLink {
         this.#settleStart();
       },
       ended: (code, message, error) => this.#onEnded(session, code, message, error),
+      retiring: () => {
+        // The gateway is going away (GOAWAY): a new link takes over now, through the load balancer, while this one
+        // finishes the calls it carries.
+        if (this.#session !== session || this.#stopped) return;
+        this.#options.log.info({ mesh: this.#options.meshUrl }, "the gateway is going away; dialling a new link");
+        this.#session = undefined;
+        this.#retiring.add(session);
+        this.#dial();
+      },
     });
     this.#session = session;
   }
 
   #onEnded(session: LinkSession, code: Code, message: string, error: unknown): void {
+    if (this.#retiring.delete(session)) return;
     if (this.#session === session) this.#session = undefined;
     if (this.#stopped) return;
     this.#failures++;
@@ -180,6 +192,8 @@ export function attachTarget(meshUrl: string): { origin: string; path: string } 
 interface SessionEvents {
   attached(response: HeartbeatResponse): void;
   ended(code: Code, message: string, error: unknown): void;
+  /** retiring: the gateway sent GOAWAY; this link takes no new calls from it once its calls are done. */
+  retiring(): void;
 }
 
 interface RunningCall {
@@ -219,6 +233,7 @@ class LinkSession {
       this.#error ??= error;
     });
     this.#session.on("connect", () => this.#session.setLocalWindowSize?.(32 * 1024 * 1024));
+    this.#session.on("goaway", () => events.retiring());
     this.#stream = this.#session.request({
       ":method": "POST",
       ":path": target.path,

@@ -53,6 +53,8 @@ export class AgentLinks {
   readonly #options: AgentLinksOptions;
   readonly #links = new Set<AgentLink>();
   readonly #byProvider = new Map<string, AgentLink>();
+  /** #offline are deregistrations under way, which a closing gateway waits for. */
+  readonly #offline = new Set<Promise<void>>();
 
   constructor(options: AgentLinksOptions) {
     this.#options = options;
@@ -123,9 +125,13 @@ export class AgentLinks {
     });
   }
 
-  /** close ends every link; their calls fail at once with UNAVAILABLE and the agents reconnect elsewhere. */
-  close(): void {
+  /**
+   * close ends every link; their calls fail at once with UNAVAILABLE and the agents reconnect elsewhere. It resolves
+   * once the registry has taken their providers offline (or failed to).
+   */
+  async close(): Promise<void> {
     for (const link of [...this.#links]) link.close(Code.Unavailable, "the gateway is shutting down");
+    await Promise.all([...this.#offline]);
   }
 
   #open(stream: http2.ServerHttp2Stream, apiKey: string, principal: Principal): void {
@@ -135,9 +141,13 @@ export class AgentLinks {
         this.#byProvider.set(providerId, link);
         if (previous && previous !== link) previous.close(Code.Aborted, "the agent attached again on a newer link");
       },
-      closed: (providerId) => {
+      closed: (providerId, offline) => {
         this.#links.delete(link);
         if (providerId !== undefined && this.#byProvider.get(providerId) === link) this.#byProvider.delete(providerId);
+        if (offline) {
+          this.#offline.add(offline);
+          void offline.finally(() => this.#offline.delete(offline));
+        }
       },
     });
     this.#links.add(link);
@@ -148,7 +158,7 @@ export class AgentLinks {
 interface LinkEvents {
   /** accepted: the registry accepted the link's claim to providerId. */
   accepted(providerId: string): void;
-  closed(providerId: string | undefined): void;
+  closed(providerId: string | undefined, offline: Promise<void> | undefined): void;
 }
 
 /**
@@ -245,13 +255,14 @@ class AgentLink {
     this.#trailers = { "grpc-status": String(code), "grpc-message": encodeURIComponent(reason) };
     if (!this.#stream.destroyed && !this.#stream.closed) this.#stream.end();
     const providerId = this.#providerId;
-    this.#events.closed(providerId);
+    let offline: Promise<void> | undefined;
     if (providerId !== undefined) {
       this.#options.log.info({ providerId, linkId: this.#linkId, reason }, "agent detached");
-      this.#options.registry.deregister(providerId, this.#linkId).catch((error: unknown) => {
+      offline = this.#options.registry.deregister(providerId, this.#linkId).catch((error: unknown) => {
         this.#options.log.warn({ providerId, cause: messageOf(error) }, "could not take a detached agent offline");
       });
     }
+    this.#events.closed(providerId, offline);
   }
 
   readonly #onData = (chunk: Buffer): void => {

@@ -207,7 +207,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       // The links stay up while calls on them finish; then agents learn of the stop as their links close, and dial
       // again (another gateway, behind a load balancer). Their sockets are the server's too: it closes after them.
       await links.whenIdle(graceMs);
-      links.close();
+      await links.close();
       port.closeHttp2Sessions();
       await stopped;
       clearTimeout(force);
