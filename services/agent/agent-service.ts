@@ -12,6 +12,7 @@ import type { AbortableCall, CallTracker } from "./call-tracker.js";
 import { type ConcurrencyLimiter, QueueFullError, type Release } from "./concurrency-limiter.js";
 import type { InferResponseInit } from "./inference-parts.js";
 import type { ServeCall } from "./mesh-link.js";
+import { isConnectionFailure } from "./model-discovery.js";
 import type { UpstreamClient } from "./upstream-client.js";
 import { type UpstreamRoute, upstreamRoute } from "./upstream-routes.js";
 import { type Candidate, selectUpstream } from "./upstream-selection.js";
@@ -21,6 +22,8 @@ export interface ServingUpstream extends Candidate {
   readonly config: UpstreamConfig;
   readonly client: UpstreamClient;
   readonly limiter: ConcurrencyLimiter;
+  /** reportUnreachable takes the upstream's models out of routing at once, until it answers again. */
+  readonly reportUnreachable: (cause: string) => void;
 }
 
 /** AgentServiceDeps are what the Infer handler works with. */
@@ -114,8 +117,10 @@ export function createAgentService(deps: AgentServiceDeps): ServeCall {
         maxBodyBytes: deps.maxBodyBytes,
         onHeaders: () => stopHeadersTimer(),
         clock: deps.clock,
-        onFailure: (cause) =>
-          log.warn({ requestId: call.requestId, model: call.model, upstream: upstream.config.url, cause }, "upstream failed"),
+        onFailure: (cause, error) => {
+          log.warn({ requestId: call.requestId, model: call.model, upstream: upstream.config.url, cause }, "upstream failed");
+          if (isConnectionFailure(error)) upstream.reportUnreachable(cause);
+        },
       });
     } finally {
       stopTimer();

@@ -108,6 +108,7 @@ export function createAgent(options: AgentOptions): Agent {
   });
   const serving: ServingUpstream[] = upstreams.map((upstream, index) => ({
     ...upstream,
+    reportUnreachable: (cause: string) => discovery.reportUnreachable(index, cause),
     get models() {
       return discovery.states()[index]?.models ?? [];
     },

@@ -33,8 +33,8 @@ export interface UpstreamExchange {
   readonly maxBodyBytes: number;
   /** onHeaders is called when the upstream's response headers arrive. */
   readonly onHeaders: () => void;
-  /** onFailure hears why the upstream failed, as the upstream_error part says it. */
-  readonly onFailure: (message: string) => void;
+  /** onFailure hears why the upstream failed, as the upstream_error part says it, and the error behind it if any. */
+  readonly onFailure: (message: string, error?: unknown) => void;
   /** clock dates what the agent itself writes into answers (the `created` of translated image answers). */
   readonly clock: Clock;
 }
@@ -156,12 +156,12 @@ export function* failure(exchange: UpstreamExchange, error: unknown, context: st
     error instanceof BodyTooLargeError || error instanceof SseEventTooLargeError
       ? `${server}: ${error.message}`
       : describeUpstreamFailure(error, server, exchange.timeoutMs);
-  return yield* upstreamError(exchange, `${message}${context}`);
+  return yield* upstreamError(exchange, `${message}${context}`, error);
 }
 
 /** upstreamError ends the call with one upstream_error part, and tells onFailure why. */
-export function* upstreamError(exchange: UpstreamExchange, message: string): Generator<InferResponseInit, CallOutcome> {
-  exchange.onFailure(message);
+export function* upstreamError(exchange: UpstreamExchange, message: string, error?: unknown): Generator<InferResponseInit, CallOutcome> {
+  exchange.onFailure(message, error);
   yield errorPart(ErrorKind.UPSTREAM, message);
   return "upstream_error";
 }

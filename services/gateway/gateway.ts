@@ -1,6 +1,6 @@
+import { networkInterfaces } from "node:os";
 import fastifyRateLimit from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
-import { networkInterfaces } from "node:os";
 import { AgentService, InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Principal, Provider } from "../../gen/infermesh/v1/registry_pb.js";
 import { createPeerCalls } from "../shared/grpc/infer-client.js";
@@ -22,8 +22,8 @@ import { registerMediaRoutes } from "./media-routes.js";
 import { meshCalls } from "./mesh-calls.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
 import { HEALTH_SCHEMA, METRICS_SCHEMA } from "./openai-schemas.js";
-import { ProviderHealth } from "./provider-health.js";
 import { createPeerService } from "./peer-service.js";
+import { ProviderHealth } from "./provider-health.js";
 import { perKeyRateLimit } from "./rate-limits.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
 import { RoutingTable } from "./routing-table.js";
@@ -74,7 +74,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     onJoined: (provider) => onJoined(provider),
     onLeft: (provider) => onLeft(provider),
   });
-  const registryLink = connectRegistry({ registry: settings.registry, meshToken: settings.meshToken, table, log: settings.log });
+  const registryLink = connectRegistry({
+    registry: settings.registry,
+    meshToken: settings.meshToken,
+    table,
+    log: settings.log,
+    ca: settings.ca,
+  });
   const metrics = createGatewayMetrics();
   const auth = new AuthCache({ authenticate: (key) => registryLink.authenticate(key), clock, ttlMs: settings.authTtlMs });
   const authenticate = async (apiKey: string): Promise<Principal | undefined> => {
@@ -174,7 +180,10 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const inferenceService = createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: settings.requestTimeoutMs });
   const grpcServer = createGrpcServer({
-    services: [bindService(InferenceService, inferenceService), bindService(AgentService, createPeerService(settings.meshToken, links, table))],
+    services: [
+      bindService(InferenceService, inferenceService),
+      bindService(AgentService, createPeerService(settings.meshToken, links, table)),
+    ],
     maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
     tls: settings.tls,
   });

@@ -27,6 +27,8 @@ export interface RegistryLinkOptions {
   readonly meshToken: string;
   readonly table: RoutingTable;
   readonly log: Logger;
+  /** ca is what an https:// registry's certificate must chain to; Node's defaults when undefined. */
+  readonly ca?: readonly string[] | undefined;
 }
 
 /**
@@ -35,7 +37,11 @@ export interface RegistryLinkOptions {
  * snapshot replaces the table whole.
  */
 export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
-  const { client, close } = createRegistryClient(options.registry, { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 });
+  const { client, close } = createRegistryClient(
+    options.registry,
+    { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 },
+    options.ca ? { ca: [...options.ca] } : {},
+  );
   const headers = { authorization: `Bearer ${options.meshToken}` };
   const controller = new AbortController();
   let connected = false;

@@ -160,7 +160,9 @@ describe("the infermesh command line", () => {
       INFERMESH_MESH_TOKEN_FILE: ["infermesh gateway --mesh-token-file", "infermesh registry --mesh-token-file"],
       INFERMESH_API_KEY: ["infermesh agent --api-key"],
       INFERMESH_API_KEY_FILE: ["infermesh agent --api-key-file"],
-      INFERMESH_REGISTRY: ["infermesh agent --registry", "infermesh gateway --registry"],
+      INFERMESH_REGISTRY: ["infermesh gateway --registry"],
+      INFERMESH_MESH: ["infermesh agent --mesh"],
+      INFERMESH_CA_FILE: ["infermesh agent --ca-file", "infermesh gateway --ca-file"],
       INFERMESH_LOG_LEVEL: [
         "infermesh agent --log-level",
         "infermesh dev --log-level",
