@@ -1,14 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Modality } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { ConfigError } from "../shared/config-error.js";
-import {
-  listInWords,
-  parseBaseUrl,
-  parseLogLevel,
-  parseMs,
-  parseNonEmpty,
-  parseWholeNumber,
-} from "../shared/config-values.js";
+import { listInWords, parseBaseUrl, parseLogLevel, parseMs, parseNonEmpty, parseWholeNumber } from "../shared/config-values.js";
 import { type HostPort, parseHostPort } from "../shared/host-port.js";
 import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
 import { nearestName } from "../shared/nearest-name.js";

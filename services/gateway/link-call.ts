@@ -61,7 +61,10 @@ export class LinkCall implements AsyncIterableIterator<InferencePart> {
     this.#deadline =
       deadlineMs === undefined
         ? undefined
-        : clock.setTimer(() => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), deadlineMs - clock.now());
+        : clock.setTimer(
+            () => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
+            deadlineMs - clock.now(),
+          );
   }
 
   /** over is true once the call has ended, however. */

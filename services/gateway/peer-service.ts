@@ -11,7 +11,11 @@ import type { RoutingTable } from "./routing-table.js";
  * holds its link here goes down that link. Only mesh-token holders may call it; the owner comes from this gateway's
  * own copy of the registry's record, never from the caller.
  */
-export function createPeerService(meshToken: string, links: AgentLinks, table: RoutingTable): GrpcImplementation<typeof AgentService.method> {
+export function createPeerService(
+  meshToken: string,
+  links: AgentLinks,
+  table: RoutingTable,
+): GrpcImplementation<typeof AgentService.method> {
   const isMeshToken = secretMatcher(meshToken);
   return {
     async *infer(request, { metadata, signal }) {
