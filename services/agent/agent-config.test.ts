@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { refusal as configError, refusalMessage as usageError } from "../../test/support/config-errors.js";
+import { providerIdFor } from "../shared/provider-id.js";
 import {
   type AgentConfig,
   type AgentSettings,
@@ -8,11 +9,10 @@ import {
   readAgentConfigFile,
   resolveAgentConfig,
 } from "./agent-config.js";
-import { advertisedEndpoint, defaultProviderId, newAgentToken } from "./provider-identity.js";
 import { expectSampleConfig, SAMPLE_CONFIG_FILE } from "./test-support/sample-config-file.js";
 
 const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
-const BASE: AgentSettings = { registry: "http://127.0.0.1:7700", apiKey: KEY };
+const BASE: AgentSettings = { mesh: "https://mesh.example.org", apiKey: KEY };
 
 /** fromFile reads the config file text under the name path, as `--config path` would. */
 function fromFile(path: string, text: string): AgentSettings {
@@ -30,7 +30,7 @@ describe("agent configuration", () => {
     );
     expect(Object.isFrozen(config)).to.equal(true);
     expect(config.name).to.equal("second");
-    expect(config.listen).to.deep.equal({ host: "127.0.0.1", port: 7701 });
+    expect(config).to.deep.include({ mesh: "https://mesh.example.org", caFile: undefined, id: undefined, metricsListen: undefined });
     expect(config.logLevel).to.equal("info");
     expect(config.upstreams.map((u) => [u.type, u.url, u.maxConcurrency, u.maxQueue])).to.deep.equal([
       ["llm", "http://127.0.0.1:8080", DEFAULT_MAX_CONCURRENCY, 3],
@@ -40,10 +40,11 @@ describe("agent configuration", () => {
     expect(config.shutdownGraceMs).to.equal(10_000);
   });
 
-  it("refuses settings without a registry, a key or an upstream, and an upstream given twice, naming the field", () => {
+  it("refuses settings without a mesh, a key or an upstream, and an upstream given twice, naming the field", () => {
     const upstreams = [parseUpstream("--upstream", "http://x:1")];
-    expect(configError(() => resolveAgentConfig({ apiKey: KEY, upstreams })).setting).to.equal("registry");
-    expect(usageError(() => resolveAgentConfig({ registry: "http://r:1", upstreams }))).to.equal(`the agent's "api_key" is required`);
+    expect(configError(() => resolveAgentConfig({ apiKey: KEY, upstreams })).setting).to.equal("mesh");
+    expect(usageError(() => resolveAgentConfig({ apiKey: KEY, upstreams }))).to.equal(`the agent's "mesh" is required`);
+    expect(usageError(() => resolveAgentConfig({ mesh: "http://m:1", upstreams }))).to.equal(`the agent's "api_key" is required`);
     expect(usageError(() => resolveAgentConfig(BASE))).to.equal(`the agent's "upstreams" is required`);
     expect(
       usageError(() => resolveAgentConfig({ ...BASE, upstreams }, { upstreams: [parseUpstream("--upstream", "llm=http://x:1/")] })),
@@ -76,9 +77,32 @@ describe("agent configuration", () => {
     expect(bad({ upstream_timeout_ms: 5 })).to.equal(
       "--config c.json: field upstream_timeout_ms expects a whole number of milliseconds from 100 to 86400000, got '5'",
     );
-    expect(bad({ listen: 7701 })).to.equal("--config c.json: field listen expects a string, got the number 7701");
+    expect(bad({ metrics_listen: 9100 })).to.equal("--config c.json: field metrics_listen expects a string, got the number 9100");
+    expect(bad({ mesh: "mesh.example.org:443" })).to.equal(
+      "--config c.json: field mesh expects an http:// or https:// URL, got 'mesh.example.org:443'",
+    );
+    expect(bad({ ca_file: "" })).to.match(/^--config c\.json: field ca_file /);
     expect(bad({ upstreams: {} })).to.equal("--config c.json: field upstreams expects a list, got an object");
     expect(bad({ apiKey: KEY }), "only snake_case names are fields").to.match(/field apiKey: unknown field; did you mean api_key\?$/);
+  });
+
+  it("reads the mesh's public URL as OpenAI clients use it, and the CA file to trust for it", () => {
+    const settings = fromFile("c.json", JSON.stringify({ mesh: "https://mesh.example.org:8443/infermesh/v1/", ca_file: "ca.pem" }));
+    expect(settings).to.deep.equal({ mesh: "https://mesh.example.org:8443/infermesh", caFile: "ca.pem" });
+  });
+
+  it("refuses the fields of agents that gateways dialled, saying what to use instead", () => {
+    const bad = (json: unknown) => usageError(() => fromFile("c.json", JSON.stringify(json)));
+    expect(bad({ registry: "10.0.0.1:7700" })).to.equal(
+      "--config c.json: field registry: no longer used: the agent reaches the mesh through its public URL: use --mesh URL (the gateway's, as OpenAI clients use it)",
+    );
+    expect(bad({ listen: "0.0.0.0:7701" })).to.equal(
+      "--config c.json: field listen: no longer used: the agent opens no port: it dials the mesh (--mesh URL)",
+    );
+    expect(bad({ advertise: "10.0.0.5:7701" })).to.equal(
+      "--config c.json: field advertise: no longer used: the agent opens no port: it dials the mesh (--mesh URL)",
+    );
+    expect(configError(() => fromFile("c.json", JSON.stringify({ registry: "r:1" }))).setting).to.equal("--config c.json: field registry");
   });
 
   it("suggests the nearest field for a misspelt one, and lists the known ones when none is near", () => {
@@ -172,33 +196,21 @@ function readError(code: string): never {
 }
 
 describe("provider identity", () => {
-  it("derives a stable, readable provider id that differs by endpoint and by key id, and hides the key", () => {
-    const id = defaultProviderId("GPU-Box.local", "10.0.0.5:7701", KEY);
+  it("derives a stable, readable provider id from the owner and the name, apart for two owners of one name", () => {
+    const id = providerIdFor("user-1", "GPU-Box.local");
     expect(id).to.match(/^gpu-box\.local-[0-9a-f]{12}$/);
-    expect(defaultProviderId("GPU-Box.local", "10.0.0.5:7701", KEY)).to.equal(id);
-    expect(defaultProviderId("GPU-Box.local", "10.0.0.5:7702", KEY)).not.to.equal(id);
-    expect(defaultProviderId("GPU-Box.local", "10.0.0.5:7701", KEY.replace("0123", "4567"))).not.to.equal(id);
-    expect(defaultProviderId("GPU-Box.local", "10.0.0.5:7701", KEY.replace("secret", "other!"))).to.equal(id);
-    expect(id).not.to.contain("secret");
-    expect(defaultProviderId("!!!", "h:1", "not-an-im-key")).to.match(/^agent-[0-9a-f]{12}$/);
+    expect(providerIdFor("user-1", "GPU-Box.local")).to.equal(id);
+    expect(providerIdFor("user-2", "GPU-Box.local")).not.to.equal(id);
+    expect(providerIdFor("user-1", "gpu box")).to.match(/^gpu-box-[0-9a-f]{12}$/);
+    expect(providerIdFor("user-1", "!!!")).to.match(/^agent-[0-9a-f]{12}$/);
+    expect(providerIdFor("user-1", "x".repeat(300))).to.have.length(64 + 1 + 12);
   });
 
-  it("advertises the bound port, and an external address for a wildcard listen host", () => {
-    const interfaces = {
-      lo: [{ address: "127.0.0.1", family: "IPv4", internal: true } as never],
-      eth0: [{ address: "192.168.1.20", family: "IPv4", internal: false } as never],
-    };
-    expect(advertisedEndpoint({ host: "127.0.0.1", port: 0 }, 4321, undefined, interfaces)).to.equal("127.0.0.1:4321");
-    expect(advertisedEndpoint({ host: "0.0.0.0", port: 7701 }, 7701, undefined, interfaces)).to.equal("192.168.1.20:7701");
-    expect(advertisedEndpoint({ host: "0.0.0.0", port: 0 }, 5000, { host: "agent.example", port: 0 }, interfaces)).to.equal(
-      "agent.example:5000",
+  it("takes an --id of its own, checked as the registry checks ids", () => {
+    const upstreams = [parseUpstream("--upstream", "http://x:1")];
+    expect(resolveAgentConfig({ ...BASE, id: "box:1", upstreams }).id).to.equal("box:1");
+    expect(usageError(() => fromFile("c.json", JSON.stringify({ id: "has space" })))).to.equal(
+      "--config c.json: field id expects 1 to 128 letters, digits, '.', '_', ':' or '-', got 'has space'",
     );
-    expect(advertisedEndpoint({ host: "::", port: 1 }, 1, undefined, { lo: interfaces.lo })).to.equal("127.0.0.1:1");
-  });
-
-  it("draws a fresh 256-bit agent token each time", () => {
-    const token = newAgentToken();
-    expect(token).to.match(/^[A-Za-z0-9_-]{43}$/);
-    expect(newAgentToken()).not.to.equal(token);
   });
 });

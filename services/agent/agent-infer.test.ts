@@ -3,6 +3,7 @@ import { expect } from "chai";
 import { MESH_TOKEN, type RegistryFixture, startRegistry } from "../../test/support/registry-fixture.js";
 import { bearer, type StockClient, stockClient, unary } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
+import { type Clock, systemClock } from "../shared/clock.js";
 import { createSimulator, expectedCompletionText, type Simulator } from "../sim/simulator.js";
 import type { Agent } from "./agent.js";
 import type { UpstreamSettings } from "./agent-config.js";
@@ -32,6 +33,25 @@ function withModels(handler: FakeHandler): FakeHandler {
   return (request, response) => (request.path === "/v1/models" ? models(request, response) : handler(request, response));
 }
 
+/** ListedProvider is a Provider as a stock RegistryService client decodes it, the fields these tests read. */
+interface ListedProvider {
+  id: string;
+  endpoint: string;
+  gatewayId: string;
+  linkId: string;
+  models: { id: string }[];
+}
+
+/** callDeadline is InferenceCall.deadline at epoch ms, in proto-loader's form. */
+function callDeadline(ms: number): { seconds: string; nanos: number } {
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
+}
+
+/** aheadBy is the system clock run aheadMs fast, as on a machine whose clock is not the gateway's. */
+function aheadBy(aheadMs: number): Clock {
+  return { now: () => systemClock.now() + aheadMs, setTimer: (fn, delayMs) => systemClock.setTimer(fn, delayMs) };
+}
+
 function kinds(result: InferResult): string[] {
   return result.parts.map((part) => part.part);
 }
@@ -51,15 +71,18 @@ describe("agent Infer (stock grpc-js client)", () => {
   let client: StockClient;
   let token: string;
 
-  /** startAgent starts a fake llama-server and an agent of it, registered with the registry all these tests share. */
-  async function startAgent(settings: Partial<UpstreamSettings> = {}): Promise<void> {
+  /**
+   * startAgent starts a fake llama-server and an agent of it, attached to a gateway of the registry all these tests
+   * share; clock, when given, is the agent's.
+   */
+  async function startAgent(settings: Partial<UpstreamSettings> = {}, clock?: Clock): Promise<void> {
     upstream = await startFakeUpstream();
     fixture = await startAgentFixture({
       registry,
       upstreams: [{ type: "llm", url: upstream.url, ...settings }],
       servers: [upstream],
       settings: { metricsListen: { host: "127.0.0.1", port: 0 } },
-      agent: { hostname: "test-host" },
+      agent: { hostname: "test-host", ...(clock ? { clock } : {}) },
     });
     ({ apiKey, agent, client, token } = fixture);
   }
@@ -78,21 +101,35 @@ describe("agent Infer (stock grpc-js client)", () => {
   describe("with a llama-server replaying real captures", () => {
     beforeEach(() => startAgent());
 
-    it("is called with the agent token that the registry shows to the mesh token only", async () => {
+    it("is reached at the gateway it attached to, which the registry shows to the mesh token only, never to users", async () => {
       const registryClient = stockClient("RegistryService", registry.address);
+      const list = async (credential: string) =>
+        (await unary<{ providers: ListedProvider[] }>(registryClient, "listProviders", {}, bearer(credential))).providers;
       try {
-        const listed = await waitFor("the agent to register", async () => {
-          const { providers } = await unary<{ providers: { agentToken: string; models: { id: string }[] }[] }>(
-            registryClient,
-            "listProviders",
-            {},
-            bearer(MESH_TOKEN),
-          );
-          return providers[0];
-        });
+        const listed = await waitFor("the agent to register", async () => (await list(MESH_TOKEN))[0]);
         expect(listed.models.map((m) => m.id)).to.deep.equal([MODEL]);
-        const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, listed.agentToken);
+        expect(listed).to.deep.include({
+          id: fixture?.providerId,
+          endpoint: fixture?.gateway.grpcAddress,
+          gatewayId: fixture?.gateway.gateway.settings.gatewayId,
+        });
+        expect(listed.linkId).to.match(/^[0-9a-f-]{36}$/);
+        const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
         expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+
+        const [own] = await list(apiKey);
+        expect(own, "the owner sees the provider, not where it is attached").to.deep.include({ id: listed.id, endpoint: "", linkId: "" });
+        const naming = await unary(
+          registryClient,
+          "heartbeat",
+          { providerId: "alice-direct", name: "direct", endpoint: "10.0.0.1:50051" },
+          bearer(apiKey),
+        ).then(
+          () => undefined,
+          (error: grpc.ServiceError) => error,
+        );
+        expect(naming?.code, "a user may not name an endpoint for gateways to dial").to.equal(grpc.status.INVALID_ARGUMENT);
+        expect(naming?.details).to.contain("endpoint, gateway_id and link_id are set by the gateway");
       } finally {
         registryClient.close();
       }
@@ -158,10 +195,11 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(completion.parts.at(-1)?.trailer?.usage).to.deep.include({ promptTokens: 5, completionTokens: 4 });
     });
 
-    it("refuses callers without the agent token, the user's API key and the mesh token included", async () => {
-      for (const credential of [undefined, apiKey, MESH_TOKEN, `${token.slice(0, -2)}xx`, ""]) {
+    it("is called through the gateway's AgentService, which refuses callers without the mesh token, the user's API key included", async () => {
+      for (const credential of [undefined, apiKey, `${token.slice(0, -2)}xx`, ""]) {
         const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, credential);
         expect(result.status.code, String(credential)).to.equal(grpc.status.UNAUTHENTICATED);
+        expect(result.status.details).to.equal("AgentService takes the mesh token: it serves the mesh's gateways only");
         expect(result.parts).to.deep.equal([]);
       }
       expect(upstream.requests.filter((r) => r.method === "POST")).to.deep.equal([]);
@@ -228,13 +266,13 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(result.parts[3]?.error?.message).to.contain("after 2 events");
     });
 
-    it("answers a passed call deadline with a timeout part and aborts the upstream request", async () => {
+    it("ends a call at its passed call deadline with DEADLINE_EXCEEDED after the parts relayed, and aborts the upstream request", async () => {
       upstream.handler = withModels(stallStream);
-      const deadlineMs = Date.now() + 300;
-      const deadline = { seconds: String(Math.floor(deadlineMs / 1000)), nanos: (deadlineMs % 1000) * 1e6 };
+      const deadline = callDeadline(Date.now() + 300);
       const result = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }), deadline }, token);
-      expect(kinds(result)).to.deep.equal(["head", "event", "error"]);
-      expect(result.parts[2]?.error).to.deep.include({ kind: "ERROR_KIND_TIMEOUT", type: "timeout", httpStatus: 504 });
+      expect(result.status.code).to.equal(grpc.status.DEADLINE_EXCEEDED);
+      expect(result.status.details).to.equal("the call's deadline passed");
+      expect(kinds(result)).to.deep.equal(["head", "event"]);
       await waitFor("the upstream to see the abort", () => upstream.aborted.length === 1, 1_000);
     });
 
@@ -245,17 +283,36 @@ describe("agent Infer (stock grpc-js client)", () => {
       await waitFor("the upstream to see the abort", () => upstream.aborted.length === 1, 1_000);
     });
 
-    it("counts calls by operation and outcome on /metrics", async () => {
+    it("counts calls by operation and outcome on /metrics, and its heartbeats on the link", async () => {
       await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
-      await infer(client, { model: "nope", body: chatBody("nope") }, undefined);
+      await infer(client, { model: "nope", body: chatBody("nope") }, token);
+      const refused = await infer(client, { model: MODEL, body: chatBody(MODEL) }, undefined);
+      expect(refused.status.code, "refused at the gateway, never reaching the agent").to.equal(grpc.status.UNAUTHENTICATED);
       const { metrics } = await agent.listen();
       const text = await (await fetch(`http://127.0.0.1:${metrics?.port}/metrics`)).text();
       expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="ok"} 1');
-      expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="unauthenticated"} 1');
+      expect(text).to.contain('infermesh_agent_requests_total{operation="chat_completion",outcome="not_found"} 1');
+      expect(text).not.to.contain('outcome="unauthenticated"');
+      expect(text).to.match(/infermesh_agent_heartbeats_total\{outcome="ok"\} [1-9]/);
+      expect(text).not.to.contain('infermesh_agent_heartbeats_total{outcome="failed"}');
       expect(text).to.match(/infermesh_agent_requests_in_flight 0/);
       expect(text).to.match(/infermesh_agent_requests_queued 0/);
       expect(text).to.match(/infermesh_agent_upstream_headers_seconds_count\{operation="chat_completion"\} 1/);
       expect(text).to.match(/infermesh_agent_models_advertised 1/);
+    });
+  });
+
+  describe("with an agent whose clock runs ahead of the gateway's", () => {
+    beforeEach(() => startAgent({}, aheadBy(500)));
+
+    it("answers a call deadline that passed by its own clock with a timeout part, and aborts the upstream request", async () => {
+      upstream.handler = withModels(stallStream);
+      const deadline = callDeadline(Date.now() + 800);
+      const result = await infer(client, { model: MODEL, stream: true, body: chatBody(MODEL, { stream: true }), deadline }, token);
+      expect(result.status.code, result.status.details).to.equal(grpc.status.OK);
+      expect(kinds(result)).to.deep.equal(["head", "event", "error"]);
+      expect(result.parts[2]?.error).to.deep.include({ kind: "ERROR_KIND_TIMEOUT", type: "timeout", httpStatus: 504 });
+      await waitFor("the upstream to see the abort", () => upstream.aborted.length === 1, 1_000);
     });
   });
 
@@ -265,10 +322,13 @@ describe("agent Infer (stock grpc-js client)", () => {
     it("sends the upstream's key as a Bearer token, for discovery and for inference", async () => {
       const result = await infer(client, { model: MODEL, body: chatBody(MODEL) }, token);
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
-      expect(upstream.requests.map((r) => [r.method, r.path, r.headers.authorization])).to.deep.equal([
-        ["GET", "/v1/models", "Bearer upstream-secret"],
-        ["POST", "/v1/chat/completions", "Bearer upstream-secret"],
-      ]);
+      const seen = upstream.requests.map((r) => [r.method, r.path, r.headers.authorization]);
+      expect(seen[0], "discovery").to.deep.equal(["GET", "/v1/models", "Bearer upstream-secret"]);
+      expect(seen.at(-1), "inference").to.deep.equal(["POST", "/v1/chat/completions", "Bearer upstream-secret"]);
+      expect(
+        seen.filter(([, , authorization]) => authorization !== "Bearer upstream-secret"),
+        "every probe carries the key too",
+      ).to.deep.equal([]);
     });
   });
 
@@ -306,12 +366,13 @@ describe("agent Infer against the model-server simulator", () => {
   let simulator: Simulator;
   let agent: Agent;
   let client: StockClient;
+  let token: string;
 
   before(async () => {
     simulator = createSimulator({ models: [{ id: "sim-llama" }], tokensPerSecond: 50, timeToFirstTokenMs: 0 });
     const { url } = await simulator.listen();
     fixture = await startAgentFixture({ user: "bob", upstreams: [{ type: "llm", url }], servers: [simulator] });
-    ({ agent, client } = fixture);
+    ({ agent, client, token } = fixture);
   });
 
   after(() => fixture.close());
@@ -320,7 +381,7 @@ describe("agent Infer against the model-server simulator", () => {
     const open = openInfer(
       client,
       { model: "sim-llama", stream: true, body: chatBody("sim-llama", { stream: true, max_tokens: 500 }) },
-      agent.agentToken,
+      token,
     );
     await waitFor("a few events", () => open.parts.filter((p) => p.part === "event").length >= 3, 5_000);
     const cancelledAt = Date.now();
@@ -333,8 +394,8 @@ describe("agent Infer against the model-server simulator", () => {
   });
 
   it("returns the simulator's non-streamed answer whole, on a kept-alive connection", async () => {
-    const first = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 3 }) }, agent.agentToken);
-    const second = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 3 }) }, agent.agentToken);
+    const first = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 3 }) }, token);
+    const second = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 3 }) }, token);
     for (const result of [first, second]) {
       expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
       const answer = JSON.parse(String(result.parts[1]?.data)) as { choices: { message: { content: string } }[] };

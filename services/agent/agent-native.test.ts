@@ -41,20 +41,21 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
   let record: NativeRecord;
   let agent: Agent;
   let client: StockClient;
+  let token: string;
 
   function transcription(fields: Record<string, string | string[]>, media = [AUDIO], extra: Partial<StockCall> = {}): Promise<InferResult> {
     const body = Buffer.from(JSON.stringify({ model: WHISPER_MODEL, ...fields }));
-    return infer(client, { operation: "OPERATION_TRANSCRIPTION", model: WHISPER_MODEL, body, media, ...extra }, agent.agentToken);
+    return infer(client, { operation: "OPERATION_TRANSCRIPTION", model: WHISPER_MODEL, body, media, ...extra }, token);
   }
 
   function generation(body: Record<string, unknown>, extra: Partial<StockCall> = {}): Promise<InferResult> {
     const bytes = Buffer.from(JSON.stringify({ model: SD_MODEL, ...body }));
-    return infer(client, { operation: "OPERATION_IMAGE_GENERATION", model: SD_MODEL, body: bytes, ...extra }, agent.agentToken);
+    return infer(client, { operation: "OPERATION_IMAGE_GENERATION", model: SD_MODEL, body: bytes, ...extra }, token);
   }
 
   function edit(fields: Record<string, string>, media: StockMediaFile[]): Promise<InferResult> {
     const body = Buffer.from(JSON.stringify({ model: SD_MODEL, ...fields }));
-    return infer(client, { operation: "OPERATION_IMAGE_EDIT", model: SD_MODEL, body, media }, agent.agentToken);
+    return infer(client, { operation: "OPERATION_IMAGE_EDIT", model: SD_MODEL, body, media }, token);
   }
 
   before(async () => {
@@ -71,7 +72,7 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
       agent: { hostname: "native-host" },
       mediaClient: true,
     });
-    ({ agent, client } = fixture);
+    ({ agent, client, token } = fixture);
   });
 
   after(() => fixture.close());

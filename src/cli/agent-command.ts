@@ -9,8 +9,11 @@ import type { RunnableCommand } from "./command.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /**
- * runAgent starts an agent beside local model servers and serves until SIGTERM or SIGINT, then drains: new calls are
- * refused, calls in flight get the grace period, the provider is deregistered, and the process exits 0.
+ * runAgent starts an agent beside local model servers: it dials the mesh (--mesh) and serves the calls that come down
+ * its link until SIGTERM or SIGINT, then drains: new calls are refused, calls in flight get the grace period, the link
+ * closes (the mesh takes the provider offline at once), and the process exits 0. A mesh that refuses the agent at
+ * start (its key, its provider id, the TLS handshake) stops it with LinkRefused's one line and exit code 1; one that
+ * cannot be reached yet is dialled again until it can.
  */
 export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = parseAgentConfig(argv, env);
@@ -46,7 +49,7 @@ function packageVersion(): string {
 export const AGENT_COMMAND: RunnableCommand = {
   name: "agent",
   summary: "serve local model servers (llama-server, Ollama, vLLM, ...) to the mesh",
-  synopsis: "agent --registry URL --api-key-file FILE --upstream [TYPE=][KIND+]URL[#MODEL]... [flags]",
+  synopsis: "agent --mesh URL --api-key-file FILE --upstream [TYPE=][KIND+]URL[#MODEL]... [flags]",
   flags: AGENT_FLAGS,
   run: runAgent,
 };

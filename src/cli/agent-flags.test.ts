@@ -2,12 +2,13 @@ import { expect } from "chai";
 import { type AgentConfig, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE } from "../../services/agent/agent-config.js";
 import { expectSampleConfig, SAMPLE_CONFIG_FILE } from "../../services/agent/test-support/sample-config-file.js";
 import { ConfigError } from "../../services/shared/config-error.js";
-import { fakeFiles, refusalMessage as usageError } from "../../test/support/config-errors.js";
+import { refusal as configError, fakeFiles, UNPREFIXED_EXPORTS, refusalMessage as usageError } from "../../test/support/config-errors.js";
 import { parseAgentConfig } from "./agent-flags.js";
 import { UsageError } from "./flags.js";
 
 const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
-const BASE = ["--registry", "127.0.0.1:7700", "--api-key", KEY];
+const MESH = "https://mesh.example.org";
+const BASE = ["--mesh", `${MESH}/v1`, "--api-key", KEY];
 
 function parse(argv: readonly string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}): AgentConfig {
   return parseAgentConfig(argv, env, fakeFiles(files));
@@ -21,12 +22,14 @@ describe("infermesh agent's flags", () => {
       "http://127.0.0.1:8080/v1/",
       "--upstream",
       "tts=http://127.0.0.1:8880",
-      "--listen",
-      "0.0.0.0:7701",
+      "--ca-file",
+      "ca.pem",
+      "--metrics-listen",
+      "0.0.0.0:9100",
     ]);
     expect(Object.isFrozen(config)).to.equal(true);
-    expect(config.registry).to.equal("http://127.0.0.1:7700");
-    expect(config.listen).to.deep.equal({ host: "0.0.0.0", port: 7701 });
+    expect(config).to.deep.include({ mesh: MESH, apiKey: KEY, caFile: "ca.pem", id: undefined, name: undefined });
+    expect(config.metricsListen).to.deep.equal({ host: "0.0.0.0", port: 9100 });
     expect(config.upstreams.map((u) => [u.type, u.url, u.maxConcurrency, u.maxQueue])).to.deep.equal([
       ["llm", "http://127.0.0.1:8080", DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE],
       ["tts", "http://127.0.0.1:8880", DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE],
@@ -35,37 +38,58 @@ describe("infermesh agent's flags", () => {
     expect(config.shutdownGraceMs).to.equal(10_000);
   });
 
-  it("takes every flag from its variable (INFERMESH_AGENT_*, and the shared INFERMESH_REGISTRY and INFERMESH_API_KEY), flags winning", () => {
+  it("takes every flag from its variable (INFERMESH_AGENT_*, and the shared INFERMESH_MESH, INFERMESH_CA_FILE and INFERMESH_API_KEY), flags winning", () => {
     const config = parse(["--max-queue", "3"], {
-      INFERMESH_REGISTRY: "https://registry.example:443",
+      INFERMESH_MESH: "https://mesh.example.org:443/v1",
+      INFERMESH_CA_FILE: "/etc/infermesh/ca.pem",
       INFERMESH_API_KEY: KEY,
       INFERMESH_AGENT_UPSTREAM: "llm=http://a:1,stt=http://b:2",
       INFERMESH_AGENT_MAX_QUEUE: "9",
       INFERMESH_AGENT_MAX_CONCURRENCY: "2",
-      INFERMESH_AGENT_LISTEN: "127.0.0.1:0",
+      INFERMESH_AGENT_METRICS_LISTEN: "127.0.0.1:0",
+      INFERMESH_AGENT_NAME: "gpu box",
+      INFERMESH_AGENT_ID: "box-1",
       INFERMESH_LOG_LEVEL: "debug",
     });
-    expect(config.registry).to.equal("https://registry.example");
+    expect(config).to.deep.include({ mesh: MESH, caFile: "/etc/infermesh/ca.pem", name: "gpu box", id: "box-1" });
     expect(config.upstreams.map((u) => [u.type, u.url, u.maxConcurrency, u.maxQueue])).to.deep.equal([
       ["llm", "http://a:1", 2, 3],
       ["stt", "http://b:2", 2, 3],
     ]);
-    expect(config.listen).to.deep.equal({ host: "127.0.0.1", port: 0 });
+    expect(config.metricsListen).to.deep.equal({ host: "127.0.0.1", port: 0 });
     expect(config.logLevel).to.equal("debug");
   });
 
-  it("ignores the variables of other commands: INFERMESH_LISTEN, INFERMESH_UPSTREAM, INFERMESH_SIM_API_KEY", () => {
+  it("ignores the variables of other commands: a gateway's INFERMESH_REGISTRY and INFERMESH_LISTEN, INFERMESH_UPSTREAM, INFERMESH_SIM_API_KEY", () => {
     const config = parse([...BASE, "--upstream", "http://x:1"], {
-      INFERMESH_LISTEN: "0.0.0.0:1",
+      ...UNPREFIXED_EXPORTS,
+      INFERMESH_REGISTRY: "10.0.0.1:7700",
+      INFERMESH_ADVERTISE: "10.0.0.2:7001",
       INFERMESH_UPSTREAM: "tts=http://y:2",
       INFERMESH_MAX_QUEUE: "1",
     });
-    expect(config.listen).to.deep.equal({ host: "127.0.0.1", port: 7701 });
+    expect(config.metricsListen).to.equal(undefined);
     expect(config.upstreams.map((u) => u.url)).to.deep.equal(["http://x:1"]);
     expect(config.upstreams[0]?.maxQueue).to.equal(DEFAULT_MAX_QUEUE);
-    expect(() => parse(["--registry", "r:1", "--upstream", "http://x:1"], { INFERMESH_SIM_API_KEY: KEY })).to.throw(
-      ConfigError,
-      /--api-key/,
+    expect(() => parse(["--mesh", MESH, "--upstream", "http://x:1"], { INFERMESH_SIM_API_KEY: KEY })).to.throw(ConfigError, /--api-key/);
+  });
+
+  it("refuses the flags of agents that gateways dialled, and their variables, saying what to use instead", () => {
+    const args = [...BASE, "--upstream", "http://x:1"];
+    const meshInstead = "the agent reaches the mesh through its public URL: use --mesh URL (the gateway's, as OpenAI clients use it)";
+    const noPort = "the agent opens no port: it dials the mesh (--mesh URL)";
+    expect(usageError(() => parse([...args, "--registry", "127.0.0.1:7700"]))).to.equal(`--registry is no longer used: ${meshInstead}`);
+    expect(usageError(() => parse(["--registry", "127.0.0.1:7700", "--upstream", "http://x:1"]))).to.equal(
+      `--registry is no longer used: ${meshInstead}`,
+    );
+    expect(usageError(() => parse([...args, "--listen", "0.0.0.0:7701"]))).to.equal(`--listen is no longer used: ${noPort}`);
+    expect(usageError(() => parse([...args, "--advertise", "10.0.0.5:7701"]))).to.equal(`--advertise is no longer used: ${noPort}`);
+    expect(usageError(() => parse(args, { INFERMESH_AGENT_LISTEN: "127.0.0.1:0" }))).to.equal(
+      `INFERMESH_AGENT_LISTEN is no longer used: ${noPort}`,
+    );
+    expect(configError(() => parse([...args, "--listen", "0.0.0.0:7701"])).setting).to.equal("--listen");
+    expect(usageError(() => parse([...args, "--config", "old.json"], {}, { "old.json": '{"registry":"10.0.0.1:7700"}' }))).to.equal(
+      `--config old.json: field registry: no longer used: ${meshInstead}`,
     );
   });
 
@@ -82,15 +106,20 @@ describe("infermesh agent's flags", () => {
   });
 
   it("names the flag or the file's field in every error", () => {
-    expect(usageError(() => parse(["--upstream", "http://x:1"]))).to.match(/--registry \(or INFERMESH_REGISTRY/);
-    expect(usageError(() => parse(["--registry", "r:1", "--upstream", "http://x:1"]))).to.match(/--api-key/);
+    expect(usageError(() => parse(["--upstream", "http://x:1"]))).to.match(/--mesh \(or INFERMESH_MESH/);
+    expect(usageError(() => parse(["--mesh", MESH, "--upstream", "http://x:1"]))).to.match(/--api-key/);
+    expect(usageError(() => parse(["--mesh", "mesh.example.org:443", "--api-key", KEY, "--upstream", "http://x:1"]))).to.equal(
+      "--mesh expects an http:// or https:// URL, got 'mesh.example.org:443'",
+    );
     expect(usageError(() => parse(BASE))).to.match(/--upstream .*"upstreams"/);
     expect(usageError(() => parse([...BASE, "--upstream", "gpu=http://x:1"]))).to.match(/--upstream: unknown upstream type 'gpu'/);
     expect(usageError(() => parse([...BASE, "--upstream", "ftp://x"]))).to.match(/--upstream expects an http/);
     expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--max-concurrency", "0"]))).to.match(
       /--max-concurrency expects a whole number of requests from 1/,
     );
-    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--listen", "nope"]))).to.match(/--listen expects HOST:PORT/);
+    expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--metrics-listen", "nope"]))).to.match(
+      /--metrics-listen expects HOST:PORT/,
+    );
     expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--id", "has space"]))).to.match(/--id expects/);
     expect(usageError(() => parse([...BASE, "--upstream", "http://x:1", "--upstream", "llm=http://x:1/"]))).to.match(/given twice/);
     expect(usageError(() => parse([...BASE, "--config", "missing.json"]))).to.match(/--config missing.json: cannot read it \(ENOENT\)/);
@@ -108,9 +137,9 @@ describe("infermesh agent's flags", () => {
 
   it("says what is missing in full, pointing at --api-key-file to keep the key off the command line", () => {
     expect(usageError(() => parse(["--upstream", "http://x:1", "--api-key", KEY]))).to.equal(
-      `--registry (or INFERMESH_REGISTRY, or the config file's "registry") is required`,
+      `--mesh (or INFERMESH_MESH, or the config file's "mesh") is required`,
     );
-    expect(usageError(() => parse(["--registry", "r:1", "--upstream", "http://x:1"]))).to.equal(
+    expect(usageError(() => parse(["--mesh", MESH, "--upstream", "http://x:1"]))).to.equal(
       `--api-key (or INFERMESH_API_KEY, or the config file's "api_key") is required; --api-key-file FILE (or INFERMESH_API_KEY_FILE) keeps it off the command line`,
     );
     expect(usageError(() => parse(BASE))).to.equal(
@@ -120,8 +149,11 @@ describe("infermesh agent's flags", () => {
 
   it("names the variable, not the flag, when a bad value came from the environment, in the value's unit", () => {
     const args = [...BASE, "--upstream", "http://x:1"];
-    expect(usageError(() => parse(args, { INFERMESH_AGENT_LISTEN: "localhost" }))).to.equal(
-      "INFERMESH_AGENT_LISTEN expects HOST:PORT with a port from 0 to 65535, got 'localhost'",
+    expect(usageError(() => parse(args, { INFERMESH_AGENT_METRICS_LISTEN: "localhost" }))).to.equal(
+      "INFERMESH_AGENT_METRICS_LISTEN expects HOST:PORT with a port from 0 to 65535, got 'localhost'",
+    );
+    expect(usageError(() => parse(["--api-key", KEY, "--upstream", "http://x:1"], { INFERMESH_MESH: "ftp://mesh" }))).to.equal(
+      "INFERMESH_MESH expects an http:// or https:// URL, got 'ftp://mesh'",
     );
     expect(usageError(() => parse(args, { INFERMESH_AGENT_SHUTDOWN_GRACE_MS: "10s" }))).to.equal(
       "INFERMESH_AGENT_SHUTDOWN_GRACE_MS expects a whole number of milliseconds from 0 to 3600000, got '10s'",
@@ -148,7 +180,7 @@ describe("infermesh agent's flags", () => {
   });
 
   describe("--api-key-file", () => {
-    const args = ["--registry", "r:1", "--upstream", "http://x:1"];
+    const args = ["--mesh", MESH, "--upstream", "http://x:1"];
 
     it("reads the key from a file, trimmed, from the flag or INFERMESH_API_KEY_FILE", () => {
       expect(parse([...args, "--api-key-file", "key"], {}, { key: `  ${KEY}\n` }).apiKey).to.equal(KEY);

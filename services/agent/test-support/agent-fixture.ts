@@ -4,6 +4,7 @@ import type { StockClient } from "../../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../../test/support/wait-for.js";
 import type { GatewayOptions } from "../../gateway/gateway.js";
 import type { RegistryOptions } from "../../registry/registry.js";
+import { parseHostPort } from "../../shared/host-port.js";
 import { createLogger } from "../../shared/logger.js";
 import { type Agent, type AgentAddresses, type AgentOptions, createAgent } from "../agent.js";
 import { type AgentSettings, resolveAgentConfig, type UpstreamSettings } from "../agent-config.js";
@@ -42,6 +43,7 @@ export interface AgentFixtureOptions {
  */
 export interface AgentFixture {
   readonly registry: RegistryFixture;
+  /** gateway is the gateway the agent attached to: after restartGateway(), the new one. */
   readonly gateway: GatewayFixture;
   readonly providerId: string;
   /** apiKey is the user's key the agent registered with; callers presenting it to the agent are refused. */
@@ -52,6 +54,11 @@ export interface AgentFixture {
   readonly client: StockClient;
   /** token is the mesh token the gateway's AgentService requires. */
   readonly token: string;
+  /**
+   * restartGateway stops the gateway and starts another with the same options on the same ports, as an operator's
+   * restart does: the agent's link breaks, and the client reaches the new gateway at the old address.
+   */
+  restartGateway(): Promise<void>;
   /** close stops the client, the agent (1 s of grace), the model servers, the gateway, then the registry when the fixture owns it. */
   close(): Promise<void>;
 }
@@ -63,13 +70,16 @@ const STOP_GRACE_MS = 1_000;
 
 const log = createLogger("agent-test", "silent");
 
-/** startAgentFixture starts a registry (unless given), an agent of the upstreams on 127.0.0.1:0, and a client. */
+/**
+ * startAgentFixture starts a registry (unless given), a gateway on 127.0.0.1:0, an agent of the upstreams attached to
+ * it, and a client of the gateway aimed at the agent.
+ */
 export async function startAgentFixture(options: AgentFixtureOptions): Promise<AgentFixture> {
   const ownsRegistry = options.registry === undefined;
   const registry =
     options.registry ?? (await startRegistry({ heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS, ...options.registryOptions }));
   const apiKey = await registry.keyFor(options.user ?? "alice");
-  const gateway = await startGateway(registry.address, options.gatewayOptions);
+  let gateway = await startGateway(registry.address, options.gatewayOptions);
   const config = resolveAgentConfig({
     mesh: gateway.baseUrl,
     apiKey,
@@ -101,13 +111,21 @@ export async function startAgentFixture(options: AgentFixtureOptions): Promise<A
   const client = aimedAt(stock, providerId);
   return {
     registry,
-    gateway,
     providerId,
     apiKey,
     agent,
     addresses,
     client,
     token: MESH_TOKEN,
+    get gateway() {
+      return gateway;
+    },
+    async restartGateway() {
+      const http = { host: "127.0.0.1", port: Number(new URL(gateway.baseUrl).port) };
+      const grpc = parseHostPort("gateway", gateway.grpcAddress);
+      await gateway.stop();
+      gateway = await startGateway(registry.address, { ...options.gatewayOptions, listen: http, grpcListen: grpc });
+    },
     async close() {
       client.close();
       await stopAll();
@@ -121,7 +139,8 @@ function aimedAt(client: StockClient, providerId: string): StockClient {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (property !== "infer" || typeof value !== "function") return value;
-      return (request: object, ...rest: unknown[]) => (value as (...args: unknown[]) => unknown).call(target, { ...request, providerId }, ...rest);
+      return (request: object, ...rest: unknown[]) =>
+        (value as (...args: unknown[]) => unknown).call(target, { ...request, providerId }, ...rest);
     },
   });
 }

@@ -82,7 +82,23 @@ export function openInfer(client: StockClient, call: StockCall, token: string | 
     else parts.push(...response.parts);
   });
   stream.on("error", () => {});
-  const done = new Promise<InferResult>((resolve) => stream.on("status", (status) => resolve({ parts, status })));
+  // grpc-js emits "status" as soon as the trailers arrive, while the last messages may still wait in the stream's
+  // buffer: the call is done once the stream has closed too, every part delivered.
+  const done = new Promise<InferResult>((resolve) => {
+    let status: grpc.StatusObject | undefined;
+    let closed = false;
+    const settle = () => {
+      if (status !== undefined && closed) resolve({ parts, status });
+    };
+    stream.on("status", (received: grpc.StatusObject) => {
+      status = received;
+      settle();
+    });
+    stream.on("close", () => {
+      closed = true;
+      settle();
+    });
+  });
   return { call: stream, parts, done };
 }
 

@@ -3,12 +3,14 @@ import { Modality } from "../../../gen/infermesh/v1/capabilities_pb.js";
 import { type AgentConfig, DEFAULT_MAX_QUEUE } from "../agent-config.js";
 
 /**
- * SAMPLE_CONFIG_FILE is an agent's `--config` file using every kind of field: top-level settings, an upstream with
- * models to expose and hide, capability overrides, limits and its own API key.
+ * SAMPLE_CONFIG_FILE is an agent's `--config` file using every kind of field: top-level settings (the mesh's URL as
+ * OpenAI clients use it, and a private CA to trust for it), an upstream with models to expose and hide, capability
+ * overrides, limits and its own API key.
  */
 export const SAMPLE_CONFIG_FILE = JSON.stringify({
-  registry: "10.0.0.1:7700",
+  mesh: "https://mesh.example.org/v1/",
   api_key: "from-file",
+  ca_file: "/etc/infermesh/ca.pem",
   name: "gpu box",
   max_concurrency: 8,
   upstreams: [
@@ -31,7 +33,8 @@ export const SAMPLE_CONFIG_FILE = JSON.stringify({
  */
 export function expectSampleConfig(config: AgentConfig, apiKey: string): void {
   expect(config.apiKey).to.equal(apiKey);
-  expect(config.registry).to.equal("http://10.0.0.1:7700");
+  expect(config.mesh, "the mesh's base URL, its /v1 dropped").to.equal("https://mesh.example.org");
+  expect(config.caFile).to.equal("/etc/infermesh/ca.pem");
   expect(config.name).to.equal("gpu box");
   const [llm, image] = config.upstreams;
   expect(llm).to.deep.include({ engine: "llamacpp", maxConcurrency: 8, maxQueue: 2, apiKey: "upstream-secret", hide: ["draft"] });
