@@ -17,6 +17,7 @@ import {
   partBytes,
   SILENCE_LIMIT_MS,
 } from "../shared/link/link-protocol.js";
+import { SilenceWatch } from "../shared/link/silence-watch.js";
 import type { Logger } from "../shared/logger.js";
 import { tlsFailureHint } from "../shared/tls-files.js";
 import type { AbortableCall } from "./call-tracker.js";
@@ -252,8 +253,9 @@ class LinkSession {
     this.#stream.on("close", () => this.#end());
     // The mesh ended the link: this side ends too.
     this.#stream.on("end", () => this.#stream.close());
+    const silence = new SilenceWatch(options.clock, () => this.#lastHeardMs);
     this.#ticker = every(options.clock, PING_INTERVAL_MS, () => {
-      if (options.clock.now() - this.#lastHeardMs > SILENCE_LIMIT_MS) {
+      if (silence.exceeded()) {
         this.#status ??= { code: Code.Unavailable, message: `the mesh went silent for ${SILENCE_LIMIT_MS} ms` };
         this.#session.destroy();
       } else {
@@ -272,11 +274,12 @@ class LinkSession {
 
   /** end closes the link from this side and waits until it is closed. */
   async end(): Promise<void> {
-    if (!this.#ended && !this.#stream.destroyed) this.#stream.end();
+    // What the calls sent last (their trailers) goes out before the end of the stream.
+    if (!this.#ended && !this.#stream.destroyed) this.#writer.end();
     const timer = this.#options.clock.setTimer(() => this.#session.destroy(), 2_000);
     await this.#closed;
     timer.cancel();
-    this.#session.close();
+    this.#session.destroy();
   }
 
   #sendHeartbeat(): void {
@@ -381,7 +384,9 @@ class LinkSession {
       for await (const message of this.#options.serve(call, context)) {
         const parts = message.part ? [message.part] : (message.parts ?? []);
         for (const batch of linkSized(parts)) {
-          if (controller.signal.aborted) break;
+          // A call the gateway cancelled, or a link that is gone, has no reader; the agent's own reasons to stop (a
+          // deadline, a shutdown) still yield their last part, which the gateway is waiting for.
+          if (controller.signal.reason instanceof CallCancelled || this.#ended) break;
           this.#answer(callId, batch, undefined);
           running.credit -= batch.reduce((sum, part) => sum + partBytes(part as Parameters<typeof partBytes>[0]), 0);
           if (running.credit <= 0) await creditOrAbort(running);
@@ -419,7 +424,8 @@ class LinkSession {
     this.#calls.clear();
     for (const resolve of this.#heartbeatWaiters) resolve(false);
     this.#heartbeatWaiters = [];
-    if (!this.#session.destroyed) this.#session.close();
+    // The stream is over, and a session that lingers would keep the process alive.
+    if (!this.#session.destroyed) this.#session.destroy();
     const status = this.#status ?? errorStatus(this.#error);
     this.#events.ended(status.code, status.message, this.#error);
   }

@@ -11,6 +11,7 @@ import { type Clock, every, type TimerHandle } from "../shared/clock.js";
 import { GrpcWireError, MessageReader, STATUS_OK } from "../shared/grpc/wire.js";
 import { FrameWriter } from "../shared/link/frame-writer.js";
 import { ATTACH_PATH, CALL_CHUNK_BYTES, PING_INTERVAL_MS, SILENCE_LIMIT_MS } from "../shared/link/link-protocol.js";
+import { SilenceWatch } from "../shared/link/silence-watch.js";
 import type { Logger } from "../shared/logger.js";
 import { providerIdFor } from "../shared/provider-id.js";
 import { LinkCall } from "./link-call.js";
@@ -203,11 +204,12 @@ class AgentLink {
     stream.on("end", () => this.close(STATUS_OK, "the agent ended its link"));
     stream.on("close", () => this.close(Code.Unavailable, "the agent's link closed"));
     const openedMs = this.#lastHeardMs;
+    const silence = new SilenceWatch(options.clock, () => this.#lastHeardMs);
     this.#ticker = every(options.clock, PING_INTERVAL_MS, () => {
       const now = options.clock.now();
       if (this.#providerId === undefined && !this.#heartbeating && now - openedMs > FIRST_HEARTBEAT_WAIT_MS) {
         this.close(Code.InvalidArgument, "no heartbeat: a link's first frame is the agent's heartbeat");
-      } else if (now - this.#lastHeardMs > SILENCE_LIMIT_MS) {
+      } else if (silence.exceeded()) {
         this.close(Code.Unavailable, `the agent went silent for ${SILENCE_LIMIT_MS} ms`);
       } else {
         this.#send({ case: "ping", value: {} });
@@ -304,7 +306,7 @@ class AgentLink {
       return;
     }
     this.#heartbeating = true;
-    const providerId = this.#providerId ?? (request.providerId || providerIdFor(this.principal.userName, request.name));
+    const providerId = this.#providerId ?? (request.providerId || providerIdFor(this.principal.userId, request.name));
     request.providerId = providerId;
     request.endpoint = this.#options.endpoint;
     request.gatewayId = this.#options.gatewayId;

@@ -5,11 +5,6 @@ import type { CallEnd } from "../../gen/infermesh/v1/link_pb.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
 import { CREDIT_STEP_BYTES, INITIAL_CALL_CREDIT, partBytes } from "../shared/link/link-protocol.js";
 
-/**
- * OVERRUN_BYTES is how far past its credit an agent may get before the call is cut: an agent that ignores credit is
- * broken or hostile, and must not make the gateway buffer without bound.
- */
-const OVERRUN_BYTES = 2 * INITIAL_CALL_CREDIT;
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
 /** LinkCallOptions are one call's ties to its link. */
@@ -37,9 +32,15 @@ export class LinkCall implements AsyncIterableIterator<InferencePart> {
   readonly #deadline: TimerHandle | undefined;
   #parts: InferencePart[] = [];
   #read = 0;
-  /** #unread counts the bytes queued and not yet read; #unthanked those read since the last grant. */
-  #unread = 0;
+  /** #unthanked counts the bytes read since the last grant. */
   #unthanked = 0;
+  /**
+   * #granted and #received count the answer's bytes the agent may send and has sent. The agent starts a frame only
+   * while it has credit, so one frame may go past it (a large event), but none may start beyond it: an agent that
+   * ignores credit is broken or hostile, and must not make the gateway buffer without bound.
+   */
+  #granted = INITIAL_CALL_CREDIT;
+  #received = 0;
   /** #outcome is undefined while the call runs, null once it succeeded. */
   #outcome: ConnectError | null | undefined;
   #waiter: { resolve: (result: IteratorResult<InferencePart>) => void; reject: (error: unknown) => void } | undefined;
@@ -96,13 +97,14 @@ export class LinkCall implements AsyncIterableIterator<InferencePart> {
   /** push takes the parts of one answer frame, and its end when the frame carries one. */
   push(parts: readonly InferencePart[], end: CallEnd | undefined): void {
     if (this.#outcome !== undefined) return;
-    for (const part of parts) {
-      this.#parts.push(part);
-      this.#unread += partBytes(part);
-    }
-    if (this.#unread > OVERRUN_BYTES) {
+    if (parts.length > 0 && this.#received >= this.#granted) {
       this.#cancel(new ConnectError("the agent sent more of the answer than it was granted", Code.ResourceExhausted));
       return;
+    }
+    for (const part of parts) {
+      const bytes = partBytes(part);
+      this.#parts.push(part);
+      this.#received += bytes;
     }
     if (end) this.#finish(end.code === 0 ? null : new ConnectError(end.message, end.code as Code));
     this.#wake();
@@ -140,10 +142,10 @@ export class LinkCall implements AsyncIterableIterator<InferencePart> {
       this.#read = 0;
     }
     const bytes = partBytes(part);
-    this.#unread -= bytes;
     if (this.#outcome === undefined) {
       this.#unthanked += bytes;
       if (this.#unthanked >= CREDIT_STEP_BYTES) {
+        this.#granted += this.#unthanked;
         this.#options.grant(this.#unthanked);
         this.#unthanked = 0;
       }

@@ -55,6 +55,17 @@ export class FrameWriter {
     return !this.#closed && this.#queuedBytes + this.#stream.writableLength >= HIGH_WATER_BYTES;
   }
 
+  /** end writes what is queued, bulk sources whole, and ends the stream. */
+  end(): void {
+    if (this.#closed) return;
+    const frames = this.#queue;
+    for (const source of this.#bulk) for (let next = source.next(); !next.done; next = source.next()) frames.push(frameMessage(next.value));
+    this.close();
+    if (this.#stream.destroyed || this.#stream.writableEnded) return;
+    if (frames.length > 0) this.#stream.write(Buffer.concat(frames));
+    this.#stream.end();
+  }
+
   /** close drops whatever is still queued and releases anyone waiting: the stream is gone. */
   close(): void {
     this.#closed = true;
