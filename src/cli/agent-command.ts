@@ -2,9 +2,10 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createAgent } from "../../services/agent/agent.js";
+import type { DiscoveredServer } from "../../services/agent/local-servers.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
-import { AGENT_FLAGS, parseAgentConfig } from "./agent-flags.js";
+import { AGENT_FLAGS, discoverAgentConfig } from "./agent-flags.js";
 import type { RunnableCommand } from "./command.js";
 import { onShutdownSignal } from "./shutdown.js";
 
@@ -16,8 +17,11 @@ import { onShutdownSignal } from "./shutdown.js";
  * cannot be reached yet is dialled again until it can.
  */
 export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const config = parseAgentConfig(argv, env);
+  let found: readonly DiscoveredServer[] = [];
+  const config = await discoverAgentConfig(argv, env, { onFound: (servers) => (found = servers) });
   const log = createLogger("agent", config.logLevel);
+  if (found.length > 0)
+    log.info({ found: found.map(({ type, url, engine, models }) => ({ type, url, engine, models })) }, "local model servers found");
   const agent = createAgent({ config, log, version: packageVersion() });
   collectProcessMetrics(agent.metrics.registry);
   try {

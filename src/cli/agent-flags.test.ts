@@ -3,7 +3,7 @@ import { type AgentConfig, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE } from "..
 import { expectSampleConfig, SAMPLE_CONFIG_FILE } from "../../services/agent/test-support/sample-config-file.js";
 import { ConfigError } from "../../services/shared/config-error.js";
 import { refusal as configError, fakeFiles, UNPREFIXED_EXPORTS, refusalMessage as usageError } from "../../test/support/config-errors.js";
-import { parseAgentConfig } from "./agent-flags.js";
+import { discoverAgentConfig, parseAgentConfig } from "./agent-flags.js";
 import { UsageError } from "./flags.js";
 
 const KEY = "im_0123456789abcdef_secretsecretsecretsecretsecretsecretsecret1";
@@ -209,6 +209,53 @@ describe("infermesh agent's flags", () => {
       expect(usageError(() => parse(args, { INFERMESH_API_KEY: KEY, INFERMESH_API_KEY_FILE: "key" }, { key: KEY }))).to.equal(
         "INFERMESH_API_KEY and INFERMESH_API_KEY_FILE are both given; give one of them",
       );
+    });
+  });
+
+  describe("--discover", () => {
+    const found = [
+      { type: "llm" as const, url: "http://127.0.0.1:8080", engine: "llamacpp", models: ["qwen"] },
+      { type: "llm" as const, url: "http://127.0.0.1:11434", engine: "ollama", models: ["llama3"] },
+    ];
+
+    it("serves the servers found on this machine beside the configured ones, the configured one winning its port", async () => {
+      let told: readonly unknown[] = [];
+      const config = await discoverAgentConfig(
+        [...BASE, "--discover", "--upstream", "stt=http://localhost:8080"],
+        {},
+        {
+          discover: async () => found,
+          onFound: (servers) => (told = servers),
+        },
+      );
+      expect(config.upstreams.map((u) => [u.type, u.url, u.engine])).to.deep.equal([
+        ["stt", "http://localhost:8080", undefined],
+        ["llm", "http://127.0.0.1:11434", "ollama"],
+      ]);
+      expect(told).to.have.length(1);
+    });
+
+    it("needs no --upstream, and says so when it finds nothing to serve", async () => {
+      const config = await discoverAgentConfig([...BASE, "--discover"], {}, { discover: async () => found });
+      expect(config.upstreams).to.have.length(2);
+      const error = await discoverAgentConfig([...BASE], { INFERMESH_AGENT_DISCOVER: "true" }, { discover: async () => [] }).then(
+        () => undefined,
+        (failure: unknown) => failure,
+      );
+      expect(error).to.be.instanceOf(ConfigError);
+      expect((error as Error).message).to.equal(
+        "--discover found no model server on 127.0.0.1 ports 8080, 11434, 8000, 1234; start one, or give --upstream TYPE=URL",
+      );
+    });
+
+    it("is not asked for without the flag, and the missing --upstream names it", async () => {
+      let asked = false;
+      const error = await discoverAgentConfig([...BASE], {}, { discover: async () => ((asked = true), found) }).then(
+        () => undefined,
+        (failure: unknown) => failure,
+      );
+      expect(asked).to.equal(false);
+      expect((error as Error).message).to.match(/--upstream .* is required, or --discover/);
     });
   });
 });

@@ -16,6 +16,12 @@ import {
   type ScalarSetting,
   UPSTREAM_KINDS,
 } from "../../services/agent/agent-config.js";
+import {
+  type DiscoveredServer,
+  discoverLocalServers,
+  LOCAL_SERVER_PORTS,
+  unconfiguredServers,
+} from "../../services/agent/local-servers.js";
 import { ConfigError } from "../../services/shared/config-error.js";
 import { listInWords } from "../../services/shared/config-values.js";
 import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
@@ -47,6 +53,11 @@ export const AGENT_FLAGS: FlagSpecs = {
     ),
     multiple: true,
   },
+  discover: {
+    type: "boolean",
+    description: `also serve the model servers found on this machine's usual ports (${LOCAL_SERVER_PORTS.join(", ")}: llama.cpp, Ollama, vLLM, LM Studio, LocalAI)`,
+    env: "INFERMESH_AGENT_DISCOVER",
+  },
   "max-concurrency": agentFlag("max-concurrency", "N", `requests per upstream at once (default ${DEFAULT_MAX_CONCURRENCY})`),
   "max-queue": agentFlag("max-queue", "N", `requests waiting per upstream before refusing (default ${DEFAULT_MAX_QUEUE})`),
   config: agentFlag("config", "FILE", "JSON file describing upstreams in full; flags and variables override it"),
@@ -67,9 +78,7 @@ export const AGENT_FLAGS: FlagSpecs = {
     `longest wait for an upstream's headers or next bytes, in milliseconds (default ${DEFAULT_UPSTREAM_TIMEOUT_MS})`,
   ),
   "log-level": { ...LOG_LEVEL_FLAG, description: `${LOG_LEVEL_FLAG.description} (default ${DEFAULT_LOG_LEVEL})` },
-  ...Object.fromEntries(
-    Object.entries(REMOVED_SETTINGS).map(([name, why]) => [name, agentFlag(name, "-", `removed: ${why}`)] as const),
-  ),
+  ...Object.fromEntries(Object.entries(REMOVED_SETTINGS).map(([name, why]) => [name, agentFlag(name, "-", `removed: ${why}`)] as const)),
 };
 
 /**
@@ -77,6 +86,46 @@ export const AGENT_FLAGS: FlagSpecs = {
  * upstreams from both are served. A bad value throws a ConfigError naming the flag, the variable or the file's field.
  */
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv, readFile: ReadTextFile = readTextFile): AgentConfig {
+  const { sources } = readAgentSources(argv, env, readFile, false);
+  return resolveAgentConfig(...sources);
+}
+
+/**
+ * discoverAgentConfig is parseAgentConfig with `--discover`: the model servers found on this machine's usual ports
+ * join the configured upstreams (a configured one on the same port wins), and then none need be configured. It says
+ * what it found through onFound, and fails with a ConfigError naming the ports when there is nothing to serve.
+ */
+export async function discoverAgentConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  options: {
+    readonly readFile?: ReadTextFile;
+    readonly discover?: () => Promise<DiscoveredServer[]>;
+    readonly onFound?: (found: readonly DiscoveredServer[]) => void;
+  } = {},
+): Promise<AgentConfig> {
+  const { flags, sources } = readAgentSources(argv, env, options.readFile ?? readTextFile, true);
+  if (!flags.boolean("discover")) return resolveAgentConfig(...sources);
+  const configured = sources.flatMap((source) => source.upstreams ?? []);
+  const found = unconfiguredServers(await (options.discover ?? discoverLocalServers)(), configured);
+  options.onFound?.(found);
+  if (configured.length === 0 && found.length === 0) {
+    throw new ConfigError(
+      "--discover",
+      `--discover found no model server on 127.0.0.1 ports ${LOCAL_SERVER_PORTS.join(", ")}; start one, or give --upstream TYPE=URL`,
+    );
+  }
+  const discovered = found.map(({ type, url, engine }) => ({ type, url, ...(engine === undefined ? {} : { engine }) }));
+  return resolveAgentConfig(...sources, { upstreams: discovered });
+}
+
+/** readAgentSources reads `--config FILE` (if any), then flags and their variables, and checks what is required. */
+function readAgentSources(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  readFile: ReadTextFile,
+  mayDiscover: boolean,
+): { flags: ParsedFlags; sources: AgentSettings[] } {
   const flags = parseFlags(AGENT_FLAGS, argv, env);
   for (const [name, why] of Object.entries(REMOVED_SETTINGS)) {
     if (flags.string(name) !== undefined) throw new ConfigError(flags.setting(name), `${flags.setting(name)} is no longer used: ${why}`);
@@ -88,8 +137,11 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (fromFlags.apiKey === undefined && fromFile.apiKey === undefined) {
     throw missing(flags, "api-key", `; --api-key-file FILE (or ${flags.spec("api-key-file").env}) keeps it off the command line`);
   }
-  if (fromFlags.upstreams === undefined && fromFile.upstreams === undefined) throw missing(flags, "upstream", "", "upstreams");
-  return resolveAgentConfig(fromFile, fromFlags);
+  const discovers = mayDiscover && flags.boolean("discover");
+  if (fromFlags.upstreams === undefined && fromFile.upstreams === undefined && !discovers) {
+    throw missing(flags, "upstream", mayDiscover ? ", or --discover" : "", "upstreams");
+  }
+  return { flags, sources: [fromFile, fromFlags] };
 }
 
 /** settingsFromFlags reads the flags and variables that were given; errors name the flag or the variable. */
