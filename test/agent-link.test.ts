@@ -153,6 +153,8 @@ describe("agents' links: nobody where they don't belong, and the link as the liv
     expect(statuses).to.have.length(1000);
     expect(new Set(statuses)).to.deep.equal(new Set([Code.Unauthenticated]));
     expect(gateway.links.size).to.equal(1);
+    const links = await gateway.metrics.registry.getSingleMetricAsString("infermesh_gateway_agent_links");
+    expect(links).to.match(/^infermesh_gateway_agent_links 1$/m);
     await waitFor("memory back near its baseline", () => heapAfterGc() - baseline < 8 * 1024 * 1024, 10_000, 200);
   });
 

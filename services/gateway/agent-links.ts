@@ -42,6 +42,8 @@ export interface AgentLinksOptions {
   readonly maxMessageBytes: number;
   /** onFrameDropped hears of a frame for a call the agent was not given, or one already over. */
   readonly onFrameDropped?: () => void;
+  /** onLinkCount hears how many links are open whenever that changes. */
+  readonly onLinkCount?: (count: number) => void;
 }
 
 /**
@@ -144,6 +146,7 @@ export class AgentLinks {
       },
       closed: (providerId, offline) => {
         this.#links.delete(link);
+        this.#options.onLinkCount?.(this.#links.size);
         if (providerId !== undefined && this.#byProvider.get(providerId) === link) this.#byProvider.delete(providerId);
         if (offline) {
           this.#offline.add(offline);
@@ -152,6 +155,7 @@ export class AgentLinks {
       },
     });
     this.#links.add(link);
+    this.#options.onLinkCount?.(this.#links.size);
     stream.resume();
   }
 }

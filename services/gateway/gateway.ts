@@ -115,6 +115,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     log: settings.log,
     maxMessageBytes: MEDIA_MAX_MESSAGE_BYTES,
     onFrameDropped: () => metrics.linkFramesDropped.inc(),
+    onLinkCount: (count) => metrics.agentLinks.set(count),
   });
   // Gateways of one mesh share their TLS setting: a peer's internal port speaks TLS when this one's does.
   const peers = createPeerCalls({
