@@ -313,6 +313,8 @@ class LinkSession {
         this.#onCall(frame.value);
         return;
       case "cancel":
+        // A call cancelled while its pieces were still on their way is forgotten, pieces and all.
+        this.#assembling.delete(frame.value.callId);
         this.#calls.get(frame.value.callId)?.controller.abort(new CallCancelled("the mesh cancelled the call"));
         return;
       case "credit": {

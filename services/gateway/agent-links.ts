@@ -230,6 +230,7 @@ class AgentLink {
     if (this.#closed) return failed(new ConnectError("the agent's link closed", Code.Unavailable));
     const callId = this.#nextCallId;
     this.#nextCallId = callId === 0xffff_ffff ? 1 : callId + 1;
+    let cancelled = false;
     const linkCall = new LinkCall({
       callId,
       call,
@@ -237,6 +238,7 @@ class AgentLink {
       clock: this.#options.clock,
       grant: (bytes) => this.#send({ case: "credit", value: { callId, bytes } }),
       cancel: () => {
+        cancelled = true;
         this.#calls.delete(callId);
         this.#send({ case: "cancel", value: { callId } });
       },
@@ -246,7 +248,7 @@ class AgentLink {
     this.#calls.set(callId, linkCall);
     const bytes = toBinary(InferenceCallSchema, call);
     if (bytes.length <= CALL_CHUNK_BYTES) this.#send({ case: "call", value: { callId, chunk: bytes, last: true } });
-    else this.#writer.sendBulk(callChunks(callId, bytes));
+    else this.#writer.sendBulk(callChunks(callId, bytes, () => cancelled));
     return linkCall;
   }
 
@@ -355,9 +357,12 @@ class AgentLink {
 
 type MessageInitFrame = NonNullable<Parameters<typeof create<typeof AttachResponseSchema>>[1]>["frame"] & {};
 
-/** callChunks yields a large call's pieces, encoded, for the writer to interleave with other calls' frames. */
-function* callChunks(callId: number, bytes: Uint8Array): Generator<Uint8Array> {
-  for (let at = 0; at < bytes.length; at += CALL_CHUNK_BYTES) {
+/**
+ * callChunks yields a large call's pieces, encoded, for the writer to interleave with other calls' frames; a call
+ * cancelled meanwhile sends no more of them.
+ */
+function* callChunks(callId: number, bytes: Uint8Array, cancelled: () => boolean): Generator<Uint8Array> {
+  for (let at = 0; at < bytes.length && !cancelled(); at += CALL_CHUNK_BYTES) {
     const chunk = bytes.subarray(at, at + CALL_CHUNK_BYTES);
     const last = at + CALL_CHUNK_BYTES >= bytes.length;
     yield toBinary(AttachResponseSchema, create(AttachResponseSchema, { frame: { case: "call", value: { callId, chunk, last } } }));
