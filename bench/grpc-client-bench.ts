@@ -1,9 +1,11 @@
 /**
  * grpc-client-bench compares, in one run, the CPU a gRPC client spends per AgentService.Infer call: grpc-js's
  * general client, connect-node's gRPC transport, and the gateway's own client on node:http2
- * (services/shared/grpc/infer-client.ts). The server is the same grpc-js AgentService in a child process, answering
- * every call with one whole non-streamed answer, as the agent does. It prints client CPU µs per call and calls/s at
- * 64 concurrent calls, and p50/p99 latency one call at a time.
+ * (services/shared/grpc/infer-client.ts, createPeerCalls). AgentService.Infer is the hop between gateways: a call that
+ * lands on one gateway for an agent whose link another holds goes there with the mesh token. The server is the same
+ * grpc-js AgentService in a child process, answering every call with one whole non-streamed answer, as the gateway
+ * holding the link relays the agent's. It prints client CPU µs per call and calls/s at 64 concurrent calls, and
+ * p50/p99 latency one call at a time.
  *
  * Run: npx tsx bench/grpc-client-bench.ts [--calls 30000]
  */
@@ -21,12 +23,14 @@ import {
   type InferResponse,
   InferResponseSchema,
 } from "../gen/infermesh/v1/inference_pb.js";
-import { ProviderSchema } from "../gen/infermesh/v1/registry_pb.js";
-import { createAgentCalls } from "../services/shared/grpc/infer-client.js";
+import { createPeerCalls } from "../services/shared/grpc/infer-client.js";
 import { bindService, createGrpcServer } from "../services/shared/grpc/server.js";
 import { percentiles } from "./latency-percentiles.js";
 
+/** TOKEN stands for the mesh token, which peer gateways present. */
 const TOKEN = "bench-token";
+/** PROVIDER_ID names the agent whose link the serving gateway would hold. */
+const PROVIDER_ID = "bench-provider";
 const ANSWER = new TextEncoder().encode(
   JSON.stringify({ object: "chat.completion", choices: [{ message: { role: "assistant", content: "token ".repeat(16) } }] }),
 );
@@ -56,13 +60,12 @@ if (process.argv[2] === "--serve") {
   const endpoint = `127.0.0.1:${port}`;
   const call = { model: "m", requestId: "bench", body: new TextEncoder().encode('{"model":"m","messages":[]}') };
   const inferenceCall = create(InferenceCallSchema, call);
-  const request = create(InferRequestSchema, { call: inferenceCall });
+  const request = create(InferRequestSchema, { call: inferenceCall, providerId: PROVIDER_ID });
   const path = `/${AgentService.typeName}/${AgentService.method.infer.name}`;
 
   const grpcJs = new grpc.Client(endpoint, grpc.credentials.createInsecure());
   const connect = createClient(AgentService, createGrpcTransport({ baseUrl: `http://${endpoint}` }));
-  const mesh = createAgentCalls();
-  const provider = create(ProviderSchema, { id: "p", endpoint, agentToken: TOKEN });
+  const peers = createPeerCalls({ meshToken: TOKEN });
   const clients: Record<string, () => Promise<number>> = {
     "grpc-js": async () => {
       const metadata = new grpc.Metadata();
@@ -85,7 +88,7 @@ if (process.argv[2] === "--serve") {
     },
     "gateway (node:http2)": async () => {
       let parts = 0;
-      for await (const _part of mesh.infer(provider, inferenceCall, new AbortController().signal)) parts++;
+      for await (const _part of peers.infer(endpoint, PROVIDER_ID, inferenceCall, new AbortController().signal)) parts++;
       return parts;
     },
   };
@@ -113,7 +116,7 @@ if (process.argv[2] === "--serve") {
     );
   }
   grpcJs.close();
-  mesh.close();
+  peers.close();
   child.kill();
   process.exit(0);
 }

@@ -1,12 +1,14 @@
 /**
  * heartbeat-load simulates agents for the registry bench: their heartbeats (pre-encoded, 2-3 models with capabilities
- * and a load), a closed loop that sends them as fast as the registry answers, and a paced sender.
+ * and a load) as the gateways they are attached to relay them (the mesh token, the agent's key beside it, and where the
+ * agent is attached), a closed loop that sends them as fast as the registry answers, and a paced sender.
  */
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { Modality, type ModelSchema, ServiceType } from "../gen/infermesh/v1/capabilities_pb.js";
 import { HeartbeatRequestSchema, ProviderState, RegistryService, Visibility } from "../gen/infermesh/v1/registry_pb.js";
+import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 
 /** MAX_CONCURRENCY_REPORTED is the agents' max_concurrency; paced loads cycle through 1..this. */
 const MAX_CONCURRENCY_REPORTED = 8;
@@ -16,10 +18,12 @@ const STEADY_IN_FLIGHT = 0;
 const CALL_DEADLINE_MS = 10_000;
 /** PACE_TICK_MS is the paced sender's granularity: the heartbeats due are sent on each tick. */
 const PACE_TICK_MS = 5;
+/** GATEWAYS is how many gateways the agents are spread over, round robin; each relays its agents' heartbeats. */
+const GATEWAYS = 8;
 
 const HEARTBEAT_PATH = `/${RegistryService.typeName}/${RegistryService.method.heartbeat.name}`;
 
-/** Agent is one simulated agent: its provider id, its owner's credentials and its pre-encoded heartbeat. */
+/** Agent is one simulated agent: its provider id, the relay's credentials with its owner's key, its pre-encoded heartbeat. */
 export interface Agent {
   readonly id: string;
   readonly client: grpc.Client;
@@ -78,13 +82,16 @@ const LOAD_BYTES: readonly Buffer[] = Array.from({ length: MAX_CONCURRENCY_REPOR
 );
 
 /**
- * makeAgents builds `count` agents owned by apiKeys.length users (a contiguous block each) and spread round robin
- * over the channel pool. Half serve three models, half two; a quarter are public, a quarter shared with one user.
+ * makeAgents builds `count` agents owned by apiKeys.length users (a contiguous block each), attached to GATEWAYS
+ * gateways and spread round robin over the channel pool. Half serve three models, half two; a quarter are public, a
+ * quarter shared with one user. Each heartbeat is the one a gateway relays: the mesh token authenticates the gateway,
+ * the owner's key rides beside it, and the gateway fills in where the agent is attached (endpoint, gateway, link).
  */
-export function makeAgents(count: number, apiKeys: readonly string[], pool: readonly grpc.Client[]): Agent[] {
+export function makeAgents(count: number, meshToken: string, apiKeys: readonly string[], pool: readonly grpc.Client[]): Agent[] {
   const metadata = apiKeys.map((key) => {
     const entry = new grpc.Metadata();
-    entry.set("authorization", `Bearer ${key}`);
+    entry.set("authorization", `Bearer ${meshToken}`);
+    entry.set(AGENT_KEY_METADATA, key);
     return entry;
   });
   const perUser = Math.ceil(count / apiKeys.length);
@@ -99,11 +106,12 @@ export function makeAgents(count: number, apiKeys: readonly string[], pool: read
     const request = create(HeartbeatRequestSchema, {
       providerId: `bench-agent-${i}`,
       name: `rig ${i}`,
-      endpoint: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7450`,
+      endpoint: `10.0.0.${1 + (i % GATEWAYS)}:7443`,
+      gatewayId: `bench-gateway-${i % GATEWAYS}`,
+      linkId: randomUUID(),
       models: i % 2 === 0 ? [CHAT_MODEL, VISION_MODEL, SPEECH_MODEL] : [CHAT_MODEL, VISION_MODEL],
       state: ProviderState.ACCEPTING,
       sharing,
-      agentToken: randomBytes(24).toString("base64url"),
       version: "0.1.0",
     });
     return {

@@ -8,7 +8,8 @@
  *
  *   direct  client -> simulator
  *   nginx   client -> nginx (keep-alive upstream, unbuffered) -> simulator
- *   mesh    client -> gateway (HTTP) -> gRPC stream -> agent -> HTTP (undici) -> simulator   (+ registry, off the path)
+ *   mesh    client -> gateway (HTTP) -> agent's link (one gRPC stream it dialled) -> agent -> HTTP (undici) -> simulator
+ *           (+ registry, off the path)
  *
  * Phases, each bounded in time:
  * 1. chat: non-streamed chat completions (16 tokens, no pacing) with wrk at 1, 16 and 64 connections, closed loop:
@@ -845,7 +846,8 @@ async function main(): Promise<void> {
     options: reportedOptions,
     openFiles: plan ? { soft: plan.soft, hard: plan.hard, children: plan.openFiles ?? null } : null,
     notes: {
-      paths: "direct: client -> simulator; nginx: client -> nginx -> simulator; mesh: client -> gateway -> gRPC -> agent -> simulator",
+      paths:
+        "direct: client -> simulator; nginx: client -> nginx -> simulator; mesh: client -> gateway -> agent's link -> agent -> simulator",
       chat: "wrk closed loop, non-streamed chat completions; latencies in ms; cpuUsPerRequest per service; otherCores = machine - services - wrk",
       ttfb: "sequential short streams over one kept-alive connection: ms to the response headers and to the first body byte",
       chunks: "SSE events delivered per second over the window, all streams open and paced by the simulator",

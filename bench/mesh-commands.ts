@@ -1,7 +1,7 @@
 /**
  * mesh-commands writes the command lines of the mesh's services, as the bench and the fault suite run them: the
- * simulator, the registry, the gateway and an agent, each on a loopback port of its own. Secrets (the mesh token, the
- * API key) go in env, which `ps` does not show.
+ * simulator, the registry and the gateway, each on a loopback port of its own, and agents, which open none and dial
+ * the gateway. Secrets (the mesh token, the API key) go in env, which `ps` does not show.
  */
 
 /** ServiceCommand is one `infermesh` service: its arguments, its secrets and the log line that says it serves. */
@@ -52,9 +52,11 @@ export function registryCommand(options: {
   };
 }
 
-/** gatewayCommand runs the gateway on an HTTP port, its gRPC port on any free one. */
+/** gatewayCommand runs the gateway on an HTTP port (its agents dial it there too), its gRPC port on any free one unless given. */
 export function gatewayCommand(options: {
   readonly port: number;
+  /** grpcPort is the internal gRPC port (InferenceService, and AgentService for peer gateways); 0 for any free one. */
+  readonly grpcPort?: number;
   readonly registryUrl: string;
   readonly meshToken: string;
   readonly logLevel: string;
@@ -66,7 +68,7 @@ export function gatewayCommand(options: {
       "--listen",
       `127.0.0.1:${options.port}`,
       "--grpc-listen",
-      "127.0.0.1:0",
+      `127.0.0.1:${options.grpcPort ?? 0}`,
       "--registry",
       options.registryUrl,
       "--log-level",
@@ -78,13 +80,15 @@ export function gatewayCommand(options: {
   };
 }
 
-/** agentCommand runs an agent serving one llm upstream, registered under the API key's user. */
+/**
+ * agentCommand runs an agent serving one llm upstream under the API key's user. It opens no port: it dials the mesh at
+ * meshUrl (the gateway's public base URL, as OpenAI clients use it) and holds its one link there.
+ */
 export function agentCommand(options: {
-  readonly port: number;
-  readonly registryUrl: string;
+  readonly meshUrl: string;
   readonly apiKey: string;
   readonly name: string;
-  /** id is the provider id; by default the agent derives one from its host. */
+  /** id is the provider id; by default the agent derives one from its user and name. */
   readonly id?: string;
   readonly upstreamUrl: string;
   readonly logLevel: string;
@@ -93,10 +97,8 @@ export function agentCommand(options: {
   return {
     args: [
       "agent",
-      "--registry",
-      options.registryUrl,
-      "--listen",
-      `127.0.0.1:${options.port}`,
+      "--mesh",
+      options.meshUrl,
       ...(options.id === undefined ? [] : ["--id", options.id]),
       "--name",
       options.name,

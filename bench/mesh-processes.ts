@@ -1,7 +1,8 @@
 /**
  * mesh-processes starts what bench/mesh-bench.ts measures, each in a process of its own so that CPU time and resident
  * memory can be read per process from /proc: the llama-server simulator, and in front of it the mesh (registry,
- * gateway and agent, the real `infermesh` commands) and nginx, the reference proxy. Everything listens on loopback.
+ * gateway and agent, the real `infermesh` commands) and nginx, the reference proxy. Everything listens on loopback;
+ * the agent listens nowhere: it dials the gateway's public port and holds its one link there.
  * Secrets (the mesh token, the API key) reach the children through INFERMESH_* variables, never argv, and are never
  * printed. stopAll stops them in an order that lets each drain; killAll is the synchronous last resort on exit.
  */
@@ -115,8 +116,9 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
   };
 
   const stopAll = async () => {
-    // Clients before servers: gateway, then the agent (which deregisters from the registry), then the rest.
-    const order = ["gateway", "agent", "nginx", "simulator", "registry"];
+    // Clients before servers: the agent first (it is the gateway's client now; closing its link takes it offline),
+    // then the gateway, then the rest.
+    const order = ["agent", "gateway", "nginx", "simulator", "registry"];
     const ordered = [...started].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
     // nginx stops gracefully on SIGQUIT, and at once on SIGTERM; the services drain on SIGTERM.
     for (const service of ordered) {
@@ -125,7 +127,7 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
   };
 
   try {
-    const [simPort, registryPort, gatewayPort, agentPort, nginxPort] = (await freePorts(5)) as [number, number, number, number, number];
+    const [simPort, registryPort, gatewayPort, nginxPort] = (await freePorts(4)) as [number, number, number, number];
     const direct = `http://127.0.0.1:${simPort}`;
     const registryUrl = `http://127.0.0.1:${registryPort}`;
 
@@ -160,12 +162,13 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
       true,
     );
 
-    options.log(`starting the agent on 127.0.0.1:${agentPort}`);
+    // The agent dials the gateway: it starts once the gateway listens, as an agent joins a running mesh.
+    await waitUntilListening(gateway, `http://127.0.0.1:${gatewayPort}/health`);
+    options.log(`starting the agent, attaching to the gateway at 127.0.0.1:${gatewayPort}`);
     const agent = nodeService(
       "agent",
       agentCommand({
-        port: agentPort,
-        registryUrl,
+        meshUrl: `http://127.0.0.1:${gatewayPort}`,
         apiKey,
         name: "bench-agent",
         upstreamUrl: direct,
@@ -264,9 +267,28 @@ function watchService(name: string, child: ChildProcess, withChildren = false): 
   };
 }
 
+/** waitUntilListening polls a service's health URL until it answers at all; a service that exits meanwhile fails the start. */
+async function waitUntilListening(service: Spawned, url: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (hasExited(service.child)) throw new Error(`${service.name} exited during start-up:\n${service.logTail()}`);
+    const answered = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
+      async (response) => {
+        await response.arrayBuffer();
+        return true;
+      },
+      () => false,
+    );
+    if (answered) return;
+    if (Date.now() > deadline) throw new Error(`${service.name} did not listen within ${READY_TIMEOUT_MS} ms:\n${service.logTail()}`);
+    await sleep(100);
+  }
+}
+
 /**
  * waitUntilRouted polls until a chat request answers 200 directly, through nginx and through the mesh (the agent
- * registered and the gateway's routing table has its model); a service that exits meanwhile fails the start at once.
+ * attached to the gateway, and the gateway's routing table has its model); a service that exits meanwhile fails the
+ * start at once.
  */
 async function waitUntilRouted(processes: MeshProcesses, services: readonly Spawned[]): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;

@@ -3,6 +3,9 @@
  * N it starts a fresh registry (createRegistry on a SQLite store in a temp dir) in a child process,
  * bench/registry-child.ts, so that the registry's CPU and memory are measured apart from this load generator, then:
  *
+ * Agents heartbeat through the gateway their link is attached to, which relays each heartbeat to the registry with the
+ * mesh token and the agent's key (bench/heartbeat-load.ts sends them as 8 such gateways would):
+ *
  * 1. registration: every agent sends its first heartbeat (N providers claimed, N changes on the watch stream);
  * 2. idle: one second without calls, for the registry's baseline CPU with N live TTL timers;
  * 3. max: heartbeats for the N provider ids, round robin, over a pool of grpc-js channels with a bounded number of
@@ -306,7 +309,7 @@ async function measureAgents(count: number, options: BenchOptions, resources: Re
   await Promise.all([...pool, watchClient].map((client) => waitForReady(client)));
   const watch = await openWatch(watchClient, meshToken, CHANNEL_READY_TIMEOUT_MS);
   resources.watch = watch;
-  const agents = makeAgents(count, child.apiKeys, pool);
+  const agents = makeAgents(count, meshToken, child.apiKeys, pool);
 
   log("registering");
   const registrationFrom = await sample(child);

@@ -22,6 +22,8 @@ export interface FaultMeshOptions {
   readonly gatewayArgs: readonly string[];
   readonly agentArgs: readonly string[];
   readonly simArgs: readonly string[];
+  /** cli is how the processes run `infermesh`; the fresher of the build and the sources when absent. */
+  readonly cli?: CliCommand;
 }
 
 /** FaultMesh is the mesh under test: real processes on loopback ports the OS gave out. */
@@ -30,8 +32,10 @@ export interface FaultMesh {
   readonly gateway: MeshProcess;
   readonly agents: readonly MeshProcess[];
   readonly sims: readonly MeshProcess[];
-  /** gatewayUrl is the gateway's HTTP base URL, without "/v1". */
+  /** gatewayUrl is the gateway's HTTP base URL, without "/v1"; the agents dial it too. */
   readonly gatewayUrl: string;
+  /** gatewayGrpc is the gateway's internal gRPC address, where peers call AgentService.Infer with the mesh token. */
+  readonly gatewayGrpc: string;
   /** registryUrl is the registry's gRPC base URL. */
   readonly registryUrl: string;
   readonly simUrls: readonly string[];
@@ -50,18 +54,17 @@ export interface FaultMesh {
 
 /**
  * startFaultMesh starts, each as its own `infermesh` process: one registry (short heartbeat and TTL, so failures are
- * noticed quickly), one gateway, and per agent one simulator; all agents serve the same model for one user, with a
- * key made by `infermesh keys create`. It resolves once every process logged that it is ready.
+ * noticed quickly), one gateway on fixed ports (a restart comes back on the same ones), and per agent one simulator;
+ * all agents serve the same model for one user, with a key made by `infermesh keys create`, and attach to the gateway
+ * through its public URL. It resolves once every process logged that it is ready.
  */
 export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMesh> {
   const n = options.agents;
-  const [registryPort, gatewayPort, ...rest] = (await freePorts(2 + 2 * n)) as [number, number, ...number[]];
-  const agentPorts = rest.slice(0, n);
-  const simPorts = rest.slice(n);
+  const [registryPort, gatewayPort, gatewayGrpcPort, ...simPorts] = (await freePorts(3 + n)) as [number, number, number, ...number[]];
   const meshToken = randomBytes(24).toString("base64url");
   const dbPath = join(options.runDir, "infermesh.db");
   const crashes: Crash[] = [];
-  const cli = freshestCli();
+  const cli = options.cli ?? freshestCli();
   const env = withoutInfermeshVariables(process.env);
   const make = (name: string, command: ServiceCommand) =>
     new MeshProcess({
@@ -78,26 +81,29 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
   const simUrls = simPorts.map((port) => `http://127.0.0.1:${port}`);
   const { heartbeatIntervalMs, ttlMs, logLevel } = options;
   const registry = make("registry", registryCommand({ port: registryPort, dbPath, meshToken, logLevel, heartbeatIntervalMs, ttlMs }));
-  const gateway = make("gateway", gatewayCommand({ port: gatewayPort, registryUrl, meshToken, logLevel, extraArgs: options.gatewayArgs }));
-  const agentIds = agentPorts.map((_, i) => `fault-agent-${i + 1}`);
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const gateway = make(
+    "gateway",
+    gatewayCommand({ port: gatewayPort, grpcPort: gatewayGrpcPort, registryUrl, meshToken, logLevel, extraArgs: options.gatewayArgs }),
+  );
+  const agentIds = Array.from({ length: n }, (_, i) => `fault-agent-${i + 1}`);
   const all = () => [registry, gateway, ...agents, ...sims];
   let agents: MeshProcess[] = [];
   try {
     // Two stages, each in parallel: on a loaded 2-core machine every start costs seconds of compiling and loading.
     // The store waits on SQLite's busy timeout, so `keys create` and the registry may open the new file together;
-    // the gateway and the agents reach the registry by themselves once it listens.
+    // the gateway reaches the registry by itself once it listens. The agents dial the gateway once it is ready.
     const [apiKey] = await Promise.all([
       createApiKey(cli, { dbPath, user: FAULT_USER, label: "fault suite" }, { cwd: REPO_DIR, env }),
       registry.start(),
       gateway.start(),
       ...sims.map((sim) => sim.start()),
     ]);
-    agents = agentPorts.map((port, i) => {
-      const id = agentIds[i] as string;
+    agents = agentIds.map((id, i) => {
       const upstreamUrl = simUrls[i] as string;
       return make(
         `agent-${i + 1}`,
-        agentCommand({ port, registryUrl, apiKey, id, name: id, upstreamUrl, logLevel, extraArgs: options.agentArgs }),
+        agentCommand({ meshUrl: gatewayUrl, apiKey, id, name: id, upstreamUrl, logLevel, extraArgs: options.agentArgs }),
       );
     });
     await Promise.all(agents.map((agent) => agent.start()));
@@ -106,7 +112,8 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
       gateway,
       agents,
       sims,
-      gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+      gatewayUrl,
+      gatewayGrpc: `127.0.0.1:${gatewayGrpcPort}`,
       registryUrl,
       simUrls,
       apiKey,

@@ -1,6 +1,8 @@
+import { AGENT_RETURN_LIMIT_MS, type AgentReturn, lateAgents } from "./agent-return.js";
 import { OUTCOMES, type Outcome } from "./answer-classifier.js";
 import type { InjectedFault } from "./fault-injector.js";
 import { isKill } from "./fault-schedule.js";
+import { GATEWAY_KILLED } from "./gateway-cuts.js";
 import type { RequestRecord } from "./load-driver.js";
 import type { Check } from "./mesh-checks.js";
 import type { Crash } from "./mesh-process.js";
@@ -30,6 +32,8 @@ export interface FaultSummary {
   readonly counts: OutcomeCounts;
   readonly lostStreams: number;
   readonly lostBodies: number;
+  /** cutByGatewayKill counts the clean errors that were connections refused or cut by the killed gateway. */
+  readonly cutByGatewayKill: number;
   readonly errors: ReadonlyMap<string, number>;
   readonly anomalies: ReadonlyMap<string, number>;
   readonly windows: readonly WindowSummary[];
@@ -38,16 +42,22 @@ export interface FaultSummary {
   /** problems are the hung and lost requests, each with the faults whose windows it overlapped. */
   readonly problems: readonly { readonly record: RequestRecord; readonly faults: readonly number[] }[];
   readonly faults: readonly InjectedFault[];
+  /** returns are the agents' returns after each gateway fault. */
+  readonly returns: readonly AgentReturn[];
   readonly checks: readonly Check[];
   readonly crashes: readonly Crash[];
   /** failures say why the run failed; empty when it passed. */
   readonly failures: readonly string[];
 }
 
-/** summarize folds a run into a FaultSummary; a fault's window lasts from its signal to tailMs after its healing. */
+/**
+ * summarize folds a run into a FaultSummary; a fault's window lasts from its signal to tailMs after its healing. The
+ * records are read as attributeGatewayCuts left them.
+ */
 export function summarize(
   records: readonly RequestRecord[],
   faults: readonly InjectedFault[],
+  returns: readonly AgentReturn[],
   checks: readonly Check[],
   crashes: readonly Crash[],
   tailMs: number,
@@ -83,18 +93,26 @@ export function summarize(
   for (const fault of faults) {
     if (fault.injectedAtMs !== undefined && fault.healedAtMs === undefined) failures.push(`fault #${fault.id}: ${fault.note}`);
   }
+  for (const back of returns) {
+    for (const agent of lateAgents(back)) {
+      const when = agent.backAfterMs === undefined ? `not back (${agent.detail})` : `back after ${agent.backAfterMs} ms`;
+      failures.push(`${agent.name} ${when} after #${back.fault.id} ${back.fault.kind}, more than ${AGENT_RETURN_LIMIT_MS} ms`);
+    }
+  }
   for (const check of checks) if (!check.ok) failures.push(`check failed: ${check.name} (${check.detail})`);
   return {
     sent: records.length,
     counts: all.counts,
     lostStreams,
     lostBodies,
+    cutByGatewayKill: records.filter((r) => r.outcome === "clean_error" && r.error?.startsWith(GATEWAY_KILLED)).length,
     errors: all.errors,
     anomalies,
     windows,
     calm: window("no fault", undefined, 0, endMs, calmRecords),
     problems,
     faults,
+    returns,
     checks,
     crashes,
     failures,
@@ -141,12 +159,25 @@ export function formatReport(summary: FaultSummary, run: RunDescription): string
   row("requests sent", summary.sent);
   row("succeeded", counts.succeeded);
   row("failed with a clean error", counts.clean_error, formatTally(summary.errors));
+  if (summary.cutByGatewayKill > 0) row("  of which refused or cut by the killed gateway", summary.cutByGatewayKill);
   row("hung (must be 0)", counts.hung);
   row("lost streams without an error frame (must be 0)", summary.lostStreams);
   row("lost non-streamed answers (must be 0)", summary.lostBodies);
   if (summary.anomalies.size > 0) {
     const total = [...summary.anomalies.values()].reduce((a, b) => a + b, 0);
     row("anomalies (not counted as failures)", total, formatTally(summary.anomalies));
+  }
+  if (summary.returns.length > 0) {
+    lines.push("");
+    lines.push(`agents back on a link after each gateway fault (from its restart or SIGCONT; limit ${s(AGENT_RETURN_LIMIT_MS)}):`);
+    for (const back of summary.returns) {
+      const each = back.agents.map((a) => `${a.name} ${a.backAfterMs === undefined ? `not back (${a.detail})` : s(a.backAfterMs)}`);
+      const late = lateAgents(back).length;
+      lines.push(`  ${late === 0 ? "ok  " : "FAIL"} #${back.fault.id} ${back.fault.kind}: ${each.join(", ")}`);
+      for (const agent of lateAgents(back)) {
+        for (const failure of agent.failures.slice(0, 5)) lines.push(`         ${agent.name} probe failed, first at ${failure}`);
+      }
+    }
   }
   lines.push("");
   lines.push(`by fault window (from the signal to ${s(run.tailMs)} after the target is back; windows overlap; wait: longest wait`);

@@ -22,6 +22,11 @@ export interface LoadOptions {
   readonly tokensPerSecond: number;
   /** errorPauseMs is a client's pause after a request that did not succeed, so that fast failures stay bounded. */
   readonly errorPauseMs: number;
+  /**
+   * unreachablePauseMs is the pause after a request that got no response head at all (the gateway refused or cut the
+   * connection), longer as clients back off from a server that is down, so its outage does not flood the figures.
+   */
+  readonly unreachablePauseMs: number;
   /** now is the suite's clock: ms since the load began. */
   readonly now: () => number;
   /** stopping says when clients send no new request; those in flight still finish. */
@@ -42,6 +47,9 @@ export interface RequestRecord extends Verdict {
   /** maxGapMs is the longest silence the client saw after the head, between two body chunks: a stall's length. */
   readonly maxGapMs: number;
   readonly status: number | undefined;
+  /** ending is how the exchange ended on the client's side, and failure the client error's message if it broke. */
+  readonly ending: Ending;
+  readonly failure: string | undefined;
   /** tail is the end of the body of a request that did not succeed cleanly, for diagnosis. */
   readonly tail: string | undefined;
 }
@@ -58,7 +66,7 @@ export async function runLoad(options: LoadOptions): Promise<RequestRecord[]> {
       const index = sequence++;
       const record = await send(options, dispatcher, random, `${options.requestIdPrefix}-${index}`);
       records.push(record);
-      if (record.outcome !== "succeeded") await sleep(options.errorPauseMs);
+      if (record.outcome !== "succeeded") await sleep(record.headersMs === undefined ? options.unreachablePauseMs : options.errorPauseMs);
     }
   };
   try {
@@ -133,7 +141,7 @@ export async function sendChat(
   if (ending !== "complete" && headersMs !== undefined) maxGapMs = Math.max(maxGapMs, endMs - lastChunkMs);
   const verdict = classifyAnswer({ stream, status, contentType, body: text, ending, failure });
   const tail = verdict.outcome === "succeeded" && verdict.anomalies.length === 0 ? undefined : text.slice(-400);
-  return { ...verdict, id, stream, maxTokens, startMs, endMs, headersMs, maxGapMs, status, tail };
+  return { ...verdict, id, stream, maxTokens, startMs, endMs, headersMs, maxGapMs, status, ending, failure, tail };
 }
 
 async function send(options: LoadOptions, dispatcher: Agent, random: Random, id: string): Promise<RequestRecord> {

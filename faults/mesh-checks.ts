@@ -1,12 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent, request } from "undici";
-import { InferenceCallSchema, type InferencePart, Operation } from "../gen/infermesh/v1/inference_pb.js";
 import { type Principal, type Provider, RegistryService } from "../gen/infermesh/v1/registry_pb.js";
-import { type AgentCalls, createAgentCalls } from "../services/shared/grpc/infer-client.js";
+import { type LinkProbe, probeLink } from "./agent-return.js";
 import type { FaultMesh } from "./fault-mesh.js";
 import { chatBody, sendChat } from "./load-driver.js";
 
@@ -23,12 +20,22 @@ export interface Check {
   readonly detail: string;
 }
 
+/** callerOf asks the registry (mesh token) whose the run's API key is, for the calls made down the agents' links. */
+export async function callerOf(mesh: FaultMesh): Promise<Principal | undefined> {
+  const registry = createClient(RegistryService, createGrpcTransport({ baseUrl: mesh.registryUrl }));
+  return registry
+    .authenticate({ apiKey: mesh.apiKey }, { headers: { authorization: `Bearer ${mesh.meshToken}` }, timeoutMs: CHECK_TIMEOUT_MS })
+    .then((response) => response.principal)
+    .catch(() => undefined);
+}
+
 /**
  * checkMesh runs after the load: every process still alive must serve. The registry lists every agent online (mesh
- * token), each agent answers a chat completion called on it directly (so it and its simulator serve), each simulator
- * lists its model, the gateway answers a streamed and a plain chat completion, and its in-flight gauge is back at 0.
+ * token) and attached to one gateway, each agent answers a chat completion sent down its link (AgentService.Infer at
+ * the gateway, as a peer gateway calls it: so the link, the agent and its simulator serve), each simulator lists its
+ * model, the gateway answers a streamed and a plain chat completion, and its in-flight gauge is back at 0.
  */
-export async function checkMesh(mesh: FaultMesh, now: () => number): Promise<Check[]> {
+export async function checkMesh(mesh: FaultMesh, now: () => number, probe: LinkProbe): Promise<Check[]> {
   const checks: Check[] = [];
   const transport = createGrpcTransport({ baseUrl: mesh.registryUrl });
   const registry = createClient(RegistryService, transport);
@@ -53,24 +60,21 @@ export async function checkMesh(mesh: FaultMesh, now: () => number): Promise<Che
     ok: registryError === "" && mesh.agentIds.every((id) => providers.has(id)),
     detail: registryError || `online: ${[...providers.keys()].sort().join(", ") || "none"}`,
   });
+  // One gateway: every agent's record says its link is there, at the gateway's internal address.
+  const attachments = new Set(mesh.agentIds.map((id) => `${providers.get(id)?.gatewayId ?? "?"} at ${providers.get(id)?.endpoint ?? "?"}`));
+  checks.push({
+    name: "registry records every agent attached to the gateway",
+    ok: attachments.size === 1 && mesh.agentIds.every((id) => providers.get(id)?.endpoint === mesh.gatewayGrpc),
+    detail: [...attachments].join("; "),
+  });
 
-  const principal = await registry
-    .authenticate({ apiKey: mesh.apiKey }, { headers, timeoutMs: CHECK_TIMEOUT_MS })
-    .then((response) => response.principal)
-    .catch(() => undefined);
-  const agentCalls = createAgentCalls();
-  try {
-    for (const [i, id] of mesh.agentIds.entries()) {
-      const provider = providers.get(id);
-      const name = `agent-${i + 1} (${id}) and sim-${i + 1} serve a call made on the agent directly`;
-      if (!provider) {
-        checks.push({ name, ok: false, detail: "not online in the registry" });
-        continue;
-      }
-      checks.push({ name, ...(await inferDirectly(agentCalls, provider, principal)) });
+  for (const [i, id] of mesh.agentIds.entries()) {
+    const name = `agent-${i + 1} (${id}) and sim-${i + 1} serve a call sent down the agent's link`;
+    if (!providers.has(id)) {
+      checks.push({ name, ok: false, detail: "not online in the registry" });
+      continue;
     }
-  } finally {
-    agentCalls.close();
+    checks.push({ name, ...(await probeLink(probe, id, `fault-check-${id}`, CHECK_TIMEOUT_MS)) });
   }
 
   for (const [i, url] of mesh.simUrls.entries()) {
@@ -128,33 +132,6 @@ export async function checkMesh(mesh: FaultMesh, now: () => number): Promise<Che
     checks.push({ name: `${process.name} is running`, ok: process.state === "running", detail: `${process.state}, pid ${process.pid}` });
   }
   return checks;
-}
-
-/** inferDirectly calls AgentService.Infer on one agent, with the mesh credential the registry handed out. */
-async function inferDirectly(agentCalls: AgentCalls, provider: Provider, principal: Principal | undefined): Promise<Omit<Check, "name">> {
-  const call = create(InferenceCallSchema, {
-    operation: Operation.CHAT_COMPLETION,
-    model: "sim-llama",
-    stream: false,
-    requestId: `fault-check-${provider.id}`,
-    deadline: timestampFromMs(Date.now() + CHECK_TIMEOUT_MS),
-    ...(principal ? { caller: principal } : {}),
-    body: new TextEncoder().encode(chatBody("sim-llama", false, 4, 200, "check")),
-  });
-  const parts: InferencePart["part"][] = [];
-  try {
-    for await (const part of agentCalls.infer(provider, call, AbortSignal.timeout(CHECK_TIMEOUT_MS))) parts.push(part.part);
-  } catch (error) {
-    return { ok: false, detail: error instanceof Error ? error.message : String(error) };
-  }
-  const head = parts[0]?.case === "head" ? parts[0].value : undefined;
-  const ok = head?.status === 200 && parts.some((p) => p.case === "data") && parts.at(-1)?.case === "trailer";
-  return {
-    ok,
-    detail: parts
-      .map((p) => (p.case === "head" ? `head ${p.value.status}` : p.case === "error" ? `error ${p.value.message}` : p.case))
-      .join(", "),
-  };
 }
 
 /** gaugeSum adds up every series of a metric in a Prometheus text exposition. */

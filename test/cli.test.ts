@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
+import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 import { prometheusScrapeConfig } from "../src/cli/scrape-config.js";
 import { type CliProcess, runCli, spawnCli } from "./support/cli-process.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
@@ -53,13 +54,22 @@ describe("the infermesh command", function () {
     it("accepts a key created by `keys create` at once, and refuses it once `keys revoke` ran", async () => {
       const key = (await runCli(["keys", "create", "--user", "alice", "--db", db])).stdout.trim();
       const client = stockClient("RegistryService", address);
+      // The agent's heartbeat as the gateway it attached to relays it: the mesh token, and the agent's key beside it.
+      const relayed = bearer(MESH);
+      relayed.set(AGENT_KEY_METADATA, key);
       try {
-        const heartbeat = { providerId: "box", endpoint: "127.0.0.1:9", models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] };
-        const response = await unary<{ provider: { ownerUserName: string } }>(client, "heartbeat", heartbeat, bearer(key));
+        const heartbeat = {
+          providerId: "box",
+          endpoint: "127.0.0.1:9",
+          gatewayId: "gateway-1",
+          linkId: "link-1",
+          models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }],
+        };
+        const response = await unary<{ provider: { ownerUserName: string } }>(client, "heartbeat", heartbeat, relayed);
         expect(response.provider.ownerUserName).to.equal("alice");
         const revoked = await runCli(["keys", "revoke", key.split("_")[1] as string, "--db", db]);
         expect(revoked.code).to.equal(0);
-        const error = await unary(client, "heartbeat", heartbeat, bearer(key)).then(
+        const error = await unary(client, "heartbeat", heartbeat, relayed).then(
           () => undefined,
           (e: grpc.ServiceError) => e,
         );
@@ -106,6 +116,25 @@ describe("the infermesh command", function () {
     });
     results.forEach((result, i) => {
       expect(result.stderr.trim().split("\n"), (cases[i]?.[0] ?? []).join(" ")).to.have.length(1);
+    });
+  });
+
+  it("agent stops on a flag of the agents gateways dialled, or without --mesh, with one line saying what to use, exit 2", async () => {
+    const cases: [string[], string][] = [
+      [
+        ["agent", "--registry", "http://127.0.0.1:7700", "--api-key", "k", "--upstream", "http://127.0.0.1:1"],
+        "infermesh agent: --registry is no longer used: the agent reaches the mesh through its public URL: use --mesh URL",
+      ],
+      [["agent", "--listen", "127.0.0.1:0"], "infermesh agent: --listen is no longer used: the agent opens no port: it dials the mesh"],
+      [["agent", "--advertise", "10.0.0.1:7000"], "infermesh agent: --advertise is no longer used: the agent opens no port"],
+      [["agent", "--api-key", "k", "--upstream", "http://127.0.0.1:1"], "infermesh agent: --mesh (or INFERMESH_MESH"],
+    ];
+    const results = await Promise.all(cases.map(([args]) => runCli(args)));
+    results.forEach((result, i) => {
+      const [args, message] = cases[i] as [string[], string];
+      expect([result.code, result.stdout], args.join(" ")).to.deep.equal([2, ""]);
+      expect(result.stderr.trim().split("\n"), args.join(" ")).to.have.length(1);
+      expect(result.stderr, args.join(" ")).to.contain(message);
     });
   });
 

@@ -47,22 +47,33 @@ describe("infermesh dev", function () {
       const chat = await client.chat.completions.create({ model: "sim-llama", messages, max_tokens: 3 });
       expect(chat.choices[0]?.message.content).to.equal(expectedCompletionText(messages, 3));
 
-      // The printed way to add an agent works as printed, with the key read from dev's own file, never on argv.
+      // The printed way to add an agent works as printed: it dials the gateway's public port (the base URL without
+      // /v1), with the key read from dev's own file, never on argv, and the gateway then routes to it.
       const hint = dev
         .stdout()
         .split("\n")
         .find((line) => line.startsWith("# more agents join with: "));
       expect(hint).to.match(
-        /^# more agents join with: infermesh agent --registry http:\/\/127\.0\.0\.1:\d+ --api-key-file \S+ --listen 127\.0\.0\.1:0 --upstream llm=URL$/,
+        /^# more agents join with: infermesh agent --mesh http:\/\/127\.0\.0\.1:\d+ --api-key-file \S+ --upstream llm=URL$/,
       );
       expect(hint)
-        .to.contain(`--api-key-file ${join(data, "dev-api-key")} `)
+        .to.contain(`--mesh ${env.url.replace(/\/v1$/, "")} `)
+        .and.to.contain(`--api-key-file ${join(data, "dev-api-key")} `)
         .and.not.to.contain(env.key);
       const simUrl = /# simulator ready: (http:\/\/\S+),/.exec(dev.stdout())?.[1];
       const args = (hint as string).slice("# more agents join with: infermesh ".length).replace("llm=URL", `llm=${simUrl}`).split(" ");
-      const joined = spawnCli([...args, "--id", "joined-agent"]);
+      const joined = spawnCli([...args, "--id", "joined-agent", "--name", "joined-box"]);
       try {
-        expect(await joined.waitForLog("registered with the registry", 30_000)).to.deep.include({ providerId: "joined-agent" });
+        expect(await joined.waitForLog("attached to the mesh", 30_000)).to.deep.include({ providerId: "joined-agent" });
+        await waitFor(
+          "the gateway to route sim-llama to the joined agent too",
+          async () => {
+            const owners = (await client.models.list()).data.find((m) => m.id === "sim-llama")?.owned_by.split(",") ?? [];
+            return owners.includes("joined-box") && owners.includes("dev-agent");
+          },
+          10_000,
+          50,
+        );
       } finally {
         joined.child.kill("SIGTERM");
         expect((await joined.exited).code).to.equal(0);

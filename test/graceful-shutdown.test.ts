@@ -7,7 +7,8 @@ import { START_DEADLINE_MS, spawnCli } from "./support/cli-process.js";
 import { MESH_TOKEN, type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
 import { waitFor } from "./support/wait-for.js";
 
-// SIGTERM on a gateway process in the middle of a stream: it stops taking new work, finishes the stream, exits 0.
+// SIGTERM on a gateway process in the middle of a stream: it stops taking new work, finishes the stream on the
+// agent's link, then closes the link, and exits 0.
 
 describe("a gateway stopped with SIGTERM", function () {
   this.timeout(2 * START_DEADLINE_MS);
@@ -37,16 +38,16 @@ describe("a gateway stopped with SIGTERM", function () {
       const baseUrl = `http://${ready.listen as string}`;
       agent = createAgent({
         config: resolveAgentConfig({
-          registry: `http://${registry.address}`,
+          mesh: baseUrl,
           apiKey: key,
-          listen: { host: "127.0.0.1", port: 0 },
           upstreams: [{ type: "llm", url: simulator.url as string }],
           logLevel: "silent",
           shutdownGraceMs: 500,
         }),
         log: createLogger("agent", "silent"),
       });
-      await agent.listen();
+      const { providerId } = await agent.listen();
+      expect(providerId, "attached to the gateway").to.be.a("string");
       const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
       await waitFor(
         "the model at the gateway",
@@ -74,6 +75,15 @@ describe("a gateway stopped with SIGTERM", function () {
       const exit = await gateway.exited;
       expect(exit.code).to.equal(0);
       expect(exit.stderr).to.contain('"msg":"gateway stopped"');
+      // The link stayed up while the stream on it finished; it closed with the gateway, which took the agent offline.
+      expect(exit.stderr).to.contain('"msg":"agent detached"');
+      await waitFor("the agent to notice", () => !agent.connected, 10_000, 20);
+      await waitFor(
+        "the agent offline in the registry",
+        () => registry.server.table.get(providerId as string)?.online === false,
+        5_000,
+        20,
+      );
     } finally {
       if (gateway.child.exitCode === null) gateway.child.kill("SIGKILL");
       await gateway.exited;

@@ -20,7 +20,7 @@ describe("a registry outage", function () {
 
   after(() => mesh.stop());
 
-  it("keeps the gateway routing on its table, then the watch and the agent's registration come back by themselves", async () => {
+  it("keeps the gateway routing on its table and the agent's link up, then the watch and the agent's registration come back by themselves", async () => {
     const key = await mesh.registry.keyFor("erin");
     const erin = await mesh.addAgent({ user: "erin", apiKey: key });
     const client = new OpenAI({ baseURL: `${mesh.gateway.baseUrl}/v1`, apiKey: key, maxRetries: 0 });
@@ -31,10 +31,19 @@ describe("a registry outage", function () {
     await mesh.registry.outage();
     await waitFor("the gateway to notice", () => !mesh.gateway.gateway.registryLink.connected, 10_000);
     for (let i = 0; i < 3; i++) expect(await ask(), `answer ${i + 1} during the outage`).to.equal(ANSWER);
+    // The heartbeats the gateway relays fail while the registry is away; that is no reason to drop the agent's link.
+    expect(erin.agent.connected, "the agent's link during the outage").to.equal(true);
+    expect(mesh.gateway.gateway.links.attached(erin.providerId), "the gateway's end of the link").to.equal(true);
 
     await mesh.registry.restart();
     await waitFor("the watch to reconnect", () => mesh.gateway.gateway.registryLink.connected, 15_000, 20);
     await waitFor("the agent to re-register", () => mesh.registry.server.table.get(erin.providerId)?.online === true, 15_000, 20);
+    // The registry learns again where the agent is attached: from the relayed heartbeats, not from the agent.
+    const record = mesh.registry.server.table.get(erin.providerId);
+    expect({ gatewayId: record?.gatewayId, endpoint: record?.endpoint }).to.deep.equal({
+      gatewayId: mesh.gateway.gateway.settings.gatewayId,
+      endpoint: mesh.gateway.grpcAddress,
+    });
     await waitFor("the gateway to route to it again", () => mesh.gateway.gateway.table.provider(erin.providerId) !== undefined, 15_000, 20);
     expect(await ask()).to.equal(ANSWER);
   });

@@ -26,7 +26,10 @@ export interface CliProcess {
   stderr(): string;
   /** exited resolves when the process ends. */
   readonly exited: Promise<CliResult>;
-  /** waitForLog waits for a JSON log line on stderr whose msg matches, and returns it parsed. */
+  /**
+   * waitForLog waits for a JSON log line on stderr whose msg matches, and returns it parsed; it fails at once, with
+   * the end of stderr, when the process ends without having logged it.
+   */
   waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
@@ -44,9 +47,16 @@ export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, c
   });
   let out = "";
   let err = "";
+  let ended: string | undefined;
   child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
-  const exited = new Promise<CliResult>((resolve) => child.once("close", (code) => resolve({ code, stdout: out, stderr: err })));
+  // "close", not "exit": it comes once stderr is read to its end, so a line logged just before the exit is seen.
+  const exited = new Promise<CliResult>((resolve) =>
+    child.once("close", (code, signal) => {
+      ended = signal === null ? `code ${code}` : `signal ${signal}`;
+      resolve({ code, stdout: out, stderr: err });
+    }),
+  );
   return {
     child,
     stdout: () => out,
@@ -61,6 +71,7 @@ export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, c
             const entry = JSON.parse(line) as Record<string, unknown>;
             if (entry.msg === msg) return entry;
           }
+          if (ended !== undefined) throw new Error(`infermesh ${args[0]} ended (${ended}) before logging '${msg}':\n${err.slice(-1_000)}`);
           return undefined;
         },
         timeoutMs,
