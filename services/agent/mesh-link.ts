@@ -81,6 +81,7 @@ export class MeshLink {
   #retry: TimerHandle | undefined;
   #started: { resolve: () => void; reject: (error: Error) => void } | undefined;
   #providerId: string | undefined;
+  #alive: NodeJS.Timeout | undefined;
 
   constructor(options: MeshLinkOptions) {
     this.#options = options;
@@ -103,6 +104,9 @@ export class MeshLink {
    * provider, or the TLS handshake failed, so that a misconfigured agent stops with one clear line.
    */
   start(): Promise<void> {
+    // The link is what keeps an agent running: between two dials only its retry timer is pending, and the clock's
+    // timers do not hold the process, so this handle does until close().
+    this.#alive ??= setInterval(() => {}, 60_000);
     return new Promise((resolve, reject) => {
       this.#started = { resolve, reject };
       this.#dial();
@@ -118,6 +122,7 @@ export class MeshLink {
   async close(): Promise<void> {
     this.#stopped = true;
     this.#retry?.cancel();
+    clearInterval(this.#alive);
     await Promise.all([this.#session?.end(), ...[...this.#retiring].map((session) => session.end())]);
   }
 
@@ -157,6 +162,7 @@ export class MeshLink {
     if (!this.#attachedOnce && (REFUSALS.has(code) || hint !== undefined)) {
       const why = hint ?? message;
       this.#stopped = true;
+      clearInterval(this.#alive);
       this.#settleStart(new LinkRefused(`the mesh at ${this.#options.meshUrl} refused this agent: ${why}`));
       return;
     }
