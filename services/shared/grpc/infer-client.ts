@@ -18,14 +18,14 @@ import { frameMessage, GrpcWireError, grpcMessage, MessageReader, STATUS_OK, sta
 const INFER_PATH = `/${AgentService.typeName}/${AgentService.method.infer.name}`;
 
 /**
- * DEFAULT_AGENT_KEEPALIVE_MS is the ping interval on connections to agents, and DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS how
- * long a ping may go unanswered: an agent that vanishes without closing its connection (a frozen process, a machine
+ * DEFAULT_AGENT_KEEPALIVE_MS is the ping interval on connections to peer gateways, and DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS
+ * how long a ping may go unanswered: a peer that vanishes without closing its connection (a frozen process, a machine
  * that lost power) fails its streams within their sum. The timeout is not shorter because a busy event loop (at
  * either end) may answer a ping late, and dropping a healthy connection fails every call on it.
  */
 export const DEFAULT_AGENT_KEEPALIVE_MS = 1_000;
 export const DEFAULT_AGENT_KEEPALIVE_TIMEOUT_MS = 4_000;
-/** AGENT_FLOW_CONTROL_WINDOW_BYTES is the HTTP/2 window to agents: the default 64 KiB stalls many concurrent streams. */
+/** AGENT_FLOW_CONTROL_WINDOW_BYTES is the HTTP/2 window to peers: the default 64 KiB stalls many concurrent streams. */
 const AGENT_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 /**
  * QUEUED_PARTS_HIGH_WATER and QUEUED_BYTES_HIGH_WATER bound the unread parts a call buffers before it stops reading
@@ -64,10 +64,10 @@ export interface PeerCallsOptions {
 }
 
 /**
- * createAgentCalls builds the gateway's client side of AgentService.Infer: gRPC over node:http2 directly, with
- * protobuf-es encoding. It is the hottest path of the mesh, and grpc-js's general client (interceptors, filters,
- * load balancing, a channel state machine, a deprecated-API wrapper per call) cost twice the CPU per call of this one
- * (bench/grpc-client-bench.ts). The rest of the mesh's gRPC, off the hot path, stays on grpc-js.
+ * createPeerCalls builds the gateway's client side of AgentService.Infer, the hop to the gateway holding an agent's
+ * link: gRPC over node:http2 directly, with protobuf-es encoding. Every call that lands on another gateway than its
+ * agent's takes it, and grpc-js's general client (interceptors, filters, load balancing, a channel state machine, a
+ * deprecated-API wrapper per call) cost twice the CPU per call of this one (bench/grpc-client-bench.ts).
  */
 export function createPeerCalls(options: PeerCallsOptions): PeerCalls {
   const sessions = new AgentSessions({
