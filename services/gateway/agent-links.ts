@@ -327,6 +327,11 @@ class AgentLink {
             this.#events.accepted(providerId);
             this.#options.log.info({ providerId, linkId: this.#linkId, owner: this.principal.userName }, "agent attached");
           }
+          // The agent learns how the registry sees it as its owner would, never the gateways' internal addresses.
+          if (response.provider) {
+            response.provider.endpoint = "";
+            response.provider.linkId = "";
+          }
           this.#send({ case: "heartbeat", value: { response } });
         },
         (error: unknown) => {
