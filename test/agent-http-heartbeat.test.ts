@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import { httpProviderId } from "../services/gateway/agent-report.js";
+import { providerIdFor } from "../services/shared/provider-id.js";
 import { type Mesh, startMesh } from "./support/mesh-fixture.js";
 import { MESH_TOKEN } from "./support/registry-fixture.js";
 import { bearer, type StockClient, stockClient, unary } from "./support/stock-grpc-client.js";
@@ -14,6 +14,8 @@ interface StockProvider {
   ownerUserName: string;
   name: string;
   endpoint: string;
+  gatewayId: string;
+  linkId: string;
   online: boolean;
   state: string;
   version: string;
@@ -100,7 +102,7 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
 
     const response = await heartbeat({ name: "http-box", version: "club-agent/1.2", models: [MODEL_JSON] });
     expect(response.status).to.equal(200);
-    const providerId = httpProviderId((await mesh.registry.store.authenticate(aliceKey))?.userId as string, "http-box");
+    const providerId = providerIdFor((await mesh.registry.store.authenticate(aliceKey))?.userId as string, "http-box");
     expect(await response.json()).to.deep.equal({
       status: "ok",
       provider_id: providerId,
@@ -114,24 +116,19 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
     await unary(
       registry,
       "heartbeat",
-      {
-        providerId: "grpc-box",
-        name: "grpc-box",
-        version: "club-agent/1.2",
-        endpoint: "127.0.0.1:7000",
-        agentToken: "t",
-        models: [MODEL_PROTO],
-      },
+      { providerId: "grpc-box", name: "grpc-box", version: "club-agent/1.2", models: [MODEL_PROTO] },
       bearer(aliceKey),
     );
     const providers = await listed(aliceKey);
     const viaHttp = providers.find((p) => p.id === providerId);
     const viaGrpc = providers.find((p) => p.id === "grpc-box");
-    const comparable = (p: StockProvider | undefined) => p && { ...p, id: "", name: "", endpoint: "", lastHeartbeatTime: null };
+    const comparable = (p: StockProvider | undefined) => p && { ...p, id: "", name: "", lastHeartbeatTime: null };
     expect(comparable(viaHttp)).to.deep.equal(comparable(viaGrpc));
-    expect([viaHttp?.ownerUserName, viaHttp?.name, viaHttp?.endpoint, viaHttp?.online, viaHttp?.state]).to.deep.equal([
+    // Neither is attached to a gateway: both are listed, and neither is routed to.
+    expect([viaHttp?.ownerUserName, viaHttp?.name, viaHttp?.endpoint, viaHttp?.gatewayId, viaHttp?.online, viaHttp?.state]).to.deep.equal([
       "alice",
       "http-box",
+      "",
       "",
       true,
       "PROVIDER_STATE_ACCEPTING",
@@ -231,8 +228,10 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
       [{ models: [{ type: "llm" }] }, 400, "models[0].id", /required/],
       [{ models: [{ id: "m", type: "llm", input_modalities: ["smell"] }] }, 400, "models[0].input_modalities", /text, image, audio, video/],
       [{ models: [{ id: "m", type: "llm", context_length: -1 }] }, 400, "models[0].context_length", /whole number/],
-      [{ endpoint: "127.0.0.1:9000", models: [] }, 400, "agent_token", /agent_token/],
-      [{ endpoint: "not an endpoint", agent_token: "t", models: [] }, 400, null, /invalid endpoint/],
+      // The mesh dials no address a user names, whatever credential comes with it.
+      [{ endpoint: "127.0.0.1:9000", models: [] }, 400, "endpoint", /^'endpoint' is not accepted: the mesh dials no agent/],
+      [{ endpoint: "gateway.internal:7100", agent_token: "t", models: [] }, 400, "endpoint", /infermesh agent --mesh URL/],
+      [{ endpoint: "", models: [] }, 400, "endpoint", /'endpoint' is not accepted/],
       [{ id: "bad id!", models: [] }, 400, null, /invalid provider_id/],
       [
         {
@@ -279,9 +278,9 @@ describe("inference.club's HTTP agent heartbeat on the gateway", function () {
     expect(metrics).to.contain('infermesh_gateway_agent_heartbeats_total{outcome="accepted"} 3');
   });
 
-  // A provider that registered over HTTP has no AgentService endpoint: the registry lists it, the gateway's table holds
-  // it, and the routing table leaves it out of its index.
-  it("never routes to a provider registered without an endpoint: its model is not listed and answers 404", async () => {
+  // A provider that registered over HTTP holds no link to any gateway (no gateway_id): the registry lists it, the
+  // gateway's table holds it, and the routing table leaves it out of its index.
+  it("never routes to a provider that reports over HTTP: its model is not listed and answers 404", async () => {
     await heartbeat({ name: "http-only", models: [MODEL_JSON] });
     await waitFor("the provider in the gateway's table", () => [...mesh.gateway.gateway.table.providers()].length === 1);
     const headers = { authorization: `Bearer ${aliceKey}`, "content-type": "application/json" };

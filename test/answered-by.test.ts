@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { ErrorKind } from "../gen/infermesh/v1/inference_pb.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { registerScriptedAgent, type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
+import { attachScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
 import { bearer, stockClient } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -39,13 +39,16 @@ describe("which provider answered: blame and credit", function () {
   this.timeout(30_000);
   let registry: RegistryFixture;
   let gateway: GatewayFixture;
-  let a: ScriptedAgent;
-  let b: ScriptedAgent;
+  let agents: ScriptedAgent[];
   let key: string;
   const logLines: Record<string, unknown>[] = [];
 
-  const heartbeat = (id: string, agent: ScriptedAgent, models: object[], load = 0) =>
-    registerScriptedAgent(registry.address, key, id, agent, models, { load: { inFlight: load } });
+  /** attach attaches a scripted agent as alice's provider id, serving models and reporting load. */
+  const attach = async (id: string, script: Script, models: object[], load = 0) => {
+    const agent = await attachScriptedAgent(gateway.baseUrl, key, id, models, script, { load: { inFlight: load } });
+    agents.push(agent);
+    return agent;
+  };
 
   /** inferOverGrpc calls the gateway's InferenceService.Infer and resolves its status. */
   const inferOverGrpc = (call: object): Promise<StockStatus> => {
@@ -72,8 +75,7 @@ describe("which provider answered: blame and credit", function () {
     logLines.length = 0;
     registry = await startRegistry();
     key = await registry.keyFor("alice");
-    a = await startScriptedAgent("token-a-0123456789abcdef", answers('{"from":"a"}'));
-    b = await startScriptedAgent("token-b-0123456789abcdef", answers('{"from":"b"}'));
+    agents = [];
     const log = pino(
       { level: "debug" },
       new Writable({
@@ -87,14 +89,13 @@ describe("which provider answered: blame and credit", function () {
   });
 
   afterEach(async () => {
-    await gateway.stop();
-    await a.close();
-    await b.close();
-    await registry.stop();
+    for (const agent of agents) await agent.close();
+    await gateway?.stop();
+    await registry?.stop();
   });
 
   it("never counts a malformed gRPC call against a provider, even for a model named in another case", async () => {
-    await heartbeat("a", a, [{ id: "whisper-m", serviceType: "SERVICE_TYPE_STT" }]);
+    const a = await attach("a", answers('{"from":"a"}'), [{ id: "whisper-m", serviceType: "SERVICE_TYPE_STT" }]);
     await waitFor("provider a", () => gateway.gateway.table.provider("a"));
     const audio = [{ role: "MEDIA_ROLE_AUDIO", filename: "a.wav", contentType: "audio/wav", data: Buffer.from("RIFF") }];
     const malformed = [
@@ -107,7 +108,7 @@ describe("which provider answered: blame and credit", function () {
     expect(a.calls, "no malformed call reaches the agent").to.have.length(0);
 
     // Were a's circuit open, every call would now go to b.
-    await heartbeat("b", b, [{ id: "whisper-m", serviceType: "SERVICE_TYPE_STT" }]);
+    const b = await attach("b", answers('{"from":"b"}'), [{ id: "whisper-m", serviceType: "SERVICE_TYPE_STT" }]);
     await waitFor("provider b", () => gateway.gateway.table.provider("b"));
     const valid = { operation: "OPERATION_TRANSCRIPTION", model: "WHISPER-M", body: Buffer.from('{"model":"WHISPER-M"}'), media: audio };
     for (let i = 0; i < 4; i++) expect((await inferOverGrpc(valid)).code).to.equal(0);
@@ -116,7 +117,7 @@ describe("which provider answered: blame and credit", function () {
   });
 
   it("never counts a malformed HTTP request against a provider", async () => {
-    await heartbeat("a", a, [
+    const a = await attach("a", answers('{"from":"a"}'), [
       { id: "m", serviceType: "SERVICE_TYPE_LLM" },
       { id: "whisper-m", serviceType: "SERVICE_TYPE_STT" },
     ]);
@@ -134,7 +135,7 @@ describe("which provider answered: blame and credit", function () {
     expect(statuses).to.deep.equal([400, 400, 400, 400]);
     expect(a.calls).to.have.length(0);
 
-    await heartbeat("b", b, [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }]);
+    const b = await attach("b", answers('{"from":"b"}'), [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }]);
     await waitFor("provider b", () => gateway.gateway.table.provider("b"));
     for (let i = 0; i < 4; i++) {
       expect(
@@ -145,10 +146,9 @@ describe("which provider answered: blame and credit", function () {
   });
 
   it("names the provider and model that answered after a failover in metrics and logs, not the first one tried", async () => {
-    a.script = upstreamDown;
     // b reports load, so a is tried first; a serves the model as 'Echo', b as 'echo'.
-    await heartbeat("a", a, [{ id: "Echo", serviceType: "SERVICE_TYPE_LLM" }]);
-    await heartbeat("b", b, [{ id: "echo", serviceType: "SERVICE_TYPE_LLM" }], 5);
+    const a = await attach("a", upstreamDown, [{ id: "Echo", serviceType: "SERVICE_TYPE_LLM" }]);
+    const b = await attach("b", answers('{"from":"b"}'), [{ id: "echo", serviceType: "SERVICE_TYPE_LLM" }], 5);
     await waitFor("both providers", () => gateway.gateway.table.provider("a") && gateway.gateway.table.provider("b"));
 
     const response = await post("/v1/chat/completions", JSON.stringify({ model: "ECHO", messages: [{ role: "user", content: "hi" }] }));

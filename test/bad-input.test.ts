@@ -3,6 +3,7 @@ import { runInNewContext } from "node:vm";
 import { expect } from "chai";
 import OpenAI from "openai";
 import { AgentService, InferenceService } from "../gen/infermesh/v1/inference_pb.js";
+import { AgentLinkService } from "../gen/infermesh/v1/link_pb.js";
 import { RegistryService } from "../gen/infermesh/v1/registry_pb.js";
 import { expectedCompletionText } from "../services/sim/simulator.js";
 import type { BadInputCase, CorpusContext } from "./bad-input/corpus-types.js";
@@ -26,7 +27,7 @@ const MEMORY_ROUNDS = 3;
 /** MIN_CASES_PER_TARGET is how many cases each endpoint, RPC and kind of bad route must have at least. */
 const MIN_CASES_PER_TARGET = 4;
 /** RPCS are the contract's RPCs, "RegistryService/Heartbeat" and so on, from the generated service descriptors. */
-const RPCS: readonly string[] = [RegistryService, InferenceService, AgentService].flatMap((service) =>
+const RPCS: readonly string[] = [RegistryService, InferenceService, AgentService, AgentLinkService].flatMap((service) =>
   service.methods.map((method) => `${service.name}/${method.name}`),
 );
 const UNKNOWN_ROUTES = "unknown routes and wrong methods";
@@ -92,11 +93,14 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
       apiKey,
       otherKey: await mesh.registry.keyFor("bob"),
       meshToken: MESH_TOKEN,
-      agentToken: agent.agent.agentToken,
       providerId: agent.providerId,
       models: MODELS,
     };
-    clients = new GrpcClients({ registry: mesh.registry.address, gateway: mesh.gateway.grpcAddress, agent: agent.endpoint });
+    clients = new GrpcClients({
+      registry: mesh.registry.address,
+      gateway: mesh.gateway.grpcAddress,
+      link: new URL(mesh.gateway.baseUrl).host,
+    });
   });
 
   after(async () => {

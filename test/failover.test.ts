@@ -1,8 +1,9 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import { ErrorKind } from "../gen/infermesh/v1/inference_pb.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { registerScriptedAgent, type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
+import { attachScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
 import { waitFor } from "./support/wait-for.js";
 
 // Failover before the first byte, and passive health: two providers of one user serve the same model.
@@ -32,8 +33,7 @@ describe("failover and passive health", function () {
   let b: ScriptedAgent;
   let key: string;
 
-  const heartbeat = (id: string, agent: { endpoint: string; token: string }) =>
-    registerScriptedAgent(registry.address, key, id, agent, [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }]);
+  const attach = (id: string) => attachScriptedAgent(gateway.baseUrl, key, id, [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }], ok(id));
 
   const chat = async (stream = false) => {
     const response = await fetch(`${gateway.baseUrl}/v1/chat/completions`, {
@@ -47,19 +47,18 @@ describe("failover and passive health", function () {
   beforeEach(async () => {
     registry = await startRegistry();
     key = await registry.keyFor("alice");
-    a = await startScriptedAgent("token-a-0123456789abcdef", ok("a"));
-    b = await startScriptedAgent("token-b-0123456789abcdef", ok("b"));
-    await heartbeat("a", a);
-    await heartbeat("b", b);
-    gateway = await startGateway(registry.address, { circuit: { failureThreshold: 2, cooldownMs: 300 } });
+    gateway = await startGateway(registry.address, { circuit: { failureThreshold: 2, cooldownMs: 60_000 } });
+    a = await attach("a");
+    b = await attach("b");
     await waitFor("both providers", () => gateway.gateway.table.provider("a") && gateway.gateway.table.provider("b"));
   });
 
   afterEach(async () => {
-    await gateway.stop();
-    await a.close();
-    await b.close();
-    await registry.stop();
+    // A setup that failed part way leaves nothing running behind.
+    await a?.close();
+    await b?.close();
+    await gateway?.stop();
+    await registry?.stop();
   });
 
   it("tries the other provider when the first one's model server fails before the first byte", async () => {
@@ -84,13 +83,39 @@ describe("failover and passive health", function () {
     expect(a.calls.length + b.calls.length, "one try and one failover").to.equal(2);
   });
 
-  it("fails over when a provider is unreachable, and skips it afterwards while its circuit is open", async () => {
-    await a.close();
+  it("fails over when a provider is unavailable, and skips it afterwards while its circuit is open", async () => {
+    // biome-ignore lint/correctness/useYield: a call that fails before its first part yields nothing
+    a.script = async function* () {
+      throw new ConnectError("the agent cannot take calls", Code.Unavailable);
+    };
     const bodies = [];
     for (let i = 0; i < 6; i++) bodies.push((await chat()).body);
     expect(new Set(bodies)).to.deep.equal(new Set(['{"from":"b"}']));
     expect(b.calls).to.have.length(6);
+    expect(a.calls, "a's circuit opened after its second failure in a row").to.have.length(2);
     expect(gateway.gateway.table.provider("a")).to.exist;
+  });
+
+  it("fails over when a provider's link drops before the first byte, and routes nothing more to it", async () => {
+    a.script = async function* (_call, signal) {
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    };
+    // b reports load, so that the first request goes to a.
+    await b.heartbeat(undefined, { load: { inFlight: 5 } });
+    await waitFor("b's load in the table", () => gateway.gateway.table.provider("b")?.load?.inFlight === 5);
+    const pending = chat();
+    await waitFor("a's call", () => a.calls.length === 1);
+    await a.close();
+    expect(await pending).to.deep.equal({ status: 200, body: '{"from":"b"}' });
+    expect(a.cancelled, "the agent's call ended with its link").to.deep.equal([a.calls[0]?.requestId]);
+
+    const after = [await chat(), await chat()];
+    expect(after).to.deep.equal([
+      { status: 200, body: '{"from":"b"}' },
+      { status: 200, body: '{"from":"b"}' },
+    ]);
+    expect(a.calls, "nothing more went down a's closed link").to.have.length(1);
+    await waitFor("a to go offline in the gateway's table", () => gateway.gateway.table.provider("a") === undefined);
   });
 
   it("never fails over after the first byte, nor on a 4xx", async () => {

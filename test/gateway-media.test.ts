@@ -7,13 +7,11 @@ import OpenAI, { APIError, toFile } from "openai";
 import { type InferenceCall, MediaRole, Operation } from "../gen/infermesh/v1/inference_pb.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
-import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { attachScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
 import { waitFor } from "./support/wait-for.js";
 
 // The gateway's media endpoints against a scripted agent: what reaches the mesh, and how answers come back.
 
-const AGENT_TOKEN = "scripted-media-agent-token-0123";
 const MAX_UPLOAD = 25 * 1024 * 1024;
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 const decode = (call: InferenceCall | undefined) => JSON.parse(new TextDecoder().decode(call?.body)) as Record<string, unknown>;
@@ -38,34 +36,28 @@ describe("gateway media endpoints against a scripted agent", function () {
     dir = mkdtempSync(join(tmpdir(), "infermesh-media-"));
     registry = await startRegistry();
     const key = await registry.keyFor("alice");
-    agent = await startScriptedAgent(AGENT_TOKEN, answer("application/json", Buffer.from('{"text":"ok"}')));
-    const registryClient = stockClient("RegistryService", registry.address);
-    await unary(
-      registryClient,
-      "heartbeat",
-      {
-        providerId: "media-box",
-        endpoint: agent.endpoint,
-        agentToken: AGENT_TOKEN,
-        models: [
-          { id: "whisper-1", serviceType: "SERVICE_TYPE_STT" },
-          { id: "painter", serviceType: "SERVICE_TYPE_IMAGE" },
-          { id: "voice", serviceType: "SERVICE_TYPE_TTS" },
-          { id: "chatty", serviceType: "SERVICE_TYPE_LLM" },
-        ],
-      },
-      bearer(key),
-    );
-    registryClient.close();
     gateway = await startGateway(registry.address);
+    agent = await attachScriptedAgent(
+      gateway.baseUrl,
+      key,
+      "media-box",
+      [
+        { id: "whisper-1", serviceType: "SERVICE_TYPE_STT" },
+        { id: "painter", serviceType: "SERVICE_TYPE_IMAGE" },
+        { id: "voice", serviceType: "SERVICE_TYPE_TTS" },
+        { id: "chatty", serviceType: "SERVICE_TYPE_LLM" },
+      ],
+      answer("application/json", Buffer.from('{"text":"ok"}')),
+    );
     await waitFor("the provider", () => gateway.gateway.table.provider("media-box"));
     client = new OpenAI({ baseURL: `${gateway.baseUrl}/v1`, apiKey: key, maxRetries: 2 });
   });
 
   after(async () => {
-    await gateway.stop();
-    await agent.close();
-    await registry.stop();
+    // A setup that failed part way leaves nothing running behind.
+    await agent?.close();
+    await gateway?.stop();
+    await registry?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -3,14 +3,13 @@ import { expect } from "chai";
 import { Operation } from "../gen/infermesh/v1/inference_pb.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
-import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { attachScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
+import { bearer, stockClient } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
-// The gateway against a scripted agent (a test double of a real AgentService): the gateway's own behaviour,
-// with exact control of what the provider sends. End-to-end runs with real agents live in mesh.test.ts.
+// The gateway against a scripted agent (a test double of a real agent, attached over its link): the gateway's own
+// behaviour, with exact control of what the provider sends. End-to-end runs with real agents live in mesh.test.ts.
 
-const AGENT_TOKEN = "scripted-agent-token-0123456789";
 const encode = (text: string) => new TextEncoder().encode(text);
 
 const jsonAnswer = (body: string): Script =>
@@ -43,32 +42,26 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
   before(async () => {
     registry = await startRegistry();
     aliceKey = await registry.keyFor("alice");
-    agent = await startScriptedAgent(AGENT_TOKEN, jsonAnswer("{}"));
-    const client = stockClient("RegistryService", registry.address);
-    await unary(
-      client,
-      "heartbeat",
-      {
-        providerId: "alice-agent",
-        name: "alice's box",
-        endpoint: agent.endpoint,
-        agentToken: AGENT_TOKEN,
-        models: [
-          { id: "Llama-3", serviceType: "SERVICE_TYPE_LLM", supportedFeatures: ["tools"], contextLength: 8192, engine: "llamacpp" },
-          { id: "kokoro", serviceType: "SERVICE_TYPE_TTS" },
-        ],
-      },
-      bearer(aliceKey),
-    );
-    client.close();
     gateway = await startGateway(registry.address, { keepaliveMs: 40 });
+    agent = await attachScriptedAgent(
+      gateway.baseUrl,
+      aliceKey,
+      "alice-agent",
+      [
+        { id: "Llama-3", serviceType: "SERVICE_TYPE_LLM", supportedFeatures: ["tools"], contextLength: 8192, engine: "llamacpp" },
+        { id: "kokoro", serviceType: "SERVICE_TYPE_TTS" },
+      ],
+      jsonAnswer("{}"),
+      { name: "alice's box" },
+    );
     await waitFor("the provider in the gateway's table", () => gateway.gateway.table.provider("alice-agent"));
   });
 
   after(async () => {
-    await gateway.stop();
-    await agent.close();
-    await registry.stop();
+    // A setup that failed part way leaves nothing running behind.
+    await agent?.close();
+    await gateway?.stop();
+    await registry?.stop();
   });
 
   beforeEach(() => {
@@ -335,6 +328,11 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
     expect(text).to.match(/infermesh_gateway_time_to_first_token_seconds_count\{operation="chat_completion",model="Llama-3"\} \d+/);
     expect(text).to.match(/infermesh_gateway_request_duration_seconds_count\{operation="chat_completion"\} \d+/);
     expect(text).not.to.contain("random-name-1");
+  });
+
+  it("counts the agents' links open on it in /metrics", async () => {
+    const links = async () => /^infermesh_gateway_agent_links (\d+)$/m.exec(await (await fetch(`${gateway.baseUrl}/metrics`)).text())?.[1];
+    expect({ open: gateway.gateway.links.size, metric: await links() }).to.deep.equal({ open: 1, metric: "1" });
   });
 
   it("answers unknown routes with a 404 envelope", async () => {

@@ -96,49 +96,39 @@ describe("gRPC server reflection and health on every gRPC server", function () {
     await mesh.stop();
   });
 
+  // Agents open no port: they dial the gateway. The gateway's gRPC port serves InferenceService to users and
+  // AgentService to the other gateways, which forward calls for the agents attached to it.
   const servers = () => [
-    {
-      name: "registry",
-      address: mesh.registry.address,
-      service: RegistryService.typeName,
-      file: "infermesh/v1/registry.proto",
-      methods: RegistryService.methods,
-    },
-    {
-      name: "agent",
-      address: agent.endpoint,
-      service: AgentService.typeName,
-      file: "infermesh/v1/inference.proto",
-      methods: AgentService.methods,
-    },
-    {
-      name: "gateway",
-      address: mesh.gateway.grpcAddress,
-      service: InferenceService.typeName,
-      file: "infermesh/v1/inference.proto",
-      methods: InferenceService.methods,
-    },
+    { name: "registry", address: mesh.registry.address, services: [RegistryService] },
+    { name: "gateway", address: mesh.gateway.grpcAddress, services: [InferenceService, AgentService] },
   ];
+  const FILES: Record<string, string> = {
+    [RegistryService.typeName]: "infermesh/v1/registry.proto",
+    [InferenceService.typeName]: "infermesh/v1/inference.proto",
+    [AgentService.typeName]: "infermesh/v1/inference.proto",
+  };
 
-  it("lists each server's own service, health and reflection, with reflection v1 and v1alpha", async () => {
+  it("lists each server's own services, health and reflection, with reflection v1 and v1alpha", async () => {
     for (const server of servers()) {
       for (const version of ["v1", "v1alpha"] as const) {
         const listed = await connect(server.address, version).listServices();
-        expect(listed, `${server.name} ${version}`).to.deep.equal([...STANDARD, server.service].sort());
+        expect(listed, `${server.name} ${version}`).to.deep.equal([...STANDARD, ...server.services.map((s) => s.typeName)].sort());
       }
     }
   });
 
   it("describes each service from the file buf compiled, with every import resolvable (as grpcurl needs)", async () => {
     for (const server of servers()) {
-      const { registry, files } = await resolveLikeGrpcurl(connect(server.address), server.service);
-      expect(files[0]?.name, server.name).to.equal(server.file);
-      expect(files.map((f) => f.name)).to.include.members(["infermesh/v1/capabilities.proto"]);
-      const service = registry.getService(server.service);
-      expect(
-        service?.methods.map((m) => [m.name, m.methodKind]),
-        server.name,
-      ).to.deep.equal(server.methods.map((m) => [m.name, m.methodKind]));
+      for (const expected of server.services) {
+        const { registry, files } = await resolveLikeGrpcurl(connect(server.address), expected.typeName);
+        expect(files[0]?.name, expected.typeName).to.equal(FILES[expected.typeName]);
+        expect(files.map((f) => f.name)).to.include.members(["infermesh/v1/capabilities.proto"]);
+        const service = registry.getService(expected.typeName);
+        expect(
+          service?.methods.map((m) => [m.name, m.methodKind]),
+          `${server.name} ${expected.typeName}`,
+        ).to.deep.equal(expected.methods.map((m) => [m.name, m.methodKind]));
+      }
     }
   });
 
@@ -195,7 +185,7 @@ describe("gRPC server reflection and health on every gRPC server", function () {
 
     for (const server of servers()) {
       const { registry: health } = await resolveLikeGrpcurl(connect(server.address), "grpc.health.v1.Health");
-      for (const service of ["", server.service]) {
+      for (const service of ["", ...server.services.map((s) => s.typeName)]) {
         const answer = await callReflected(server.address, health, "grpc.health.v1.Health/Check", { service });
         expect(answer, `${server.name} '${service}'`).to.deep.equal({ status: "SERVING" });
       }

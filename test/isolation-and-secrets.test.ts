@@ -1,9 +1,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import OpenAI, { type APIError, toFile } from "openai";
+import { AttachRequestSchema, type AttachResponse, AttachResponseSchema } from "../gen/infermesh/v1/link_pb.js";
+import { frameMessage, MessageReader } from "../services/shared/grpc/wire.js";
+import { ATTACH_PATH } from "../services/shared/link/link-protocol.js";
 import { testWav } from "../services/sim/simulator.js";
 import { type CliProcess, START_DEADLINE_MS, spawnCli } from "./support/cli-process.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
@@ -73,10 +78,55 @@ describe("tenant isolation on every endpoint", function () {
   });
 });
 
+describe("what an attached agent learns of the mesh", function () {
+  this.timeout(30_000);
+  let mesh: Mesh;
+
+  before(async () => {
+    mesh = await startMesh();
+  });
+  after(() => mesh.stop());
+
+  // An agent runs on its owner's machine: it is told how the registry sees it, as its owner's ListProviders would show
+  // it, never the gateways' internal addresses nor its link's id, which are the mesh's business.
+  it("is told its provider on its link without the gateway's internal endpoint or its link id", async () => {
+    const key = await mesh.registry.keyFor("alice");
+    const session = http2.connect(mesh.gateway.baseUrl);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": ATTACH_PATH,
+        "content-type": "application/grpc",
+        te: "trailers",
+        authorization: `Bearer ${key}`,
+      });
+      stream.on("error", () => {});
+      const heartbeat = create(AttachRequestSchema, { frame: { case: "heartbeat", value: { providerId: "alice-box", models: [] } } });
+      stream.write(frameMessage(toBinary(AttachRequestSchema, heartbeat)));
+      const reader = new MessageReader(1024 * 1024);
+      const outcome = await new Promise<AttachResponse["frame"]>((resolve) =>
+        stream.on("data", (chunk: Buffer) => reader.push(chunk, (message) => resolve(fromBinary(AttachResponseSchema, message).frame))),
+      );
+      const provider = outcome.case === "heartbeat" ? outcome.value.response?.provider : undefined;
+      expect(
+        provider && { id: provider.id, ownerUserName: provider.ownerUserName, endpoint: provider.endpoint, linkId: provider.linkId },
+      ).to.deep.equal({
+        id: "alice-box",
+        ownerUserName: "alice",
+        endpoint: "",
+        linkId: "",
+      });
+      stream.close();
+    } finally {
+      session.close();
+    }
+  });
+});
+
 describe("secrets in logs", function () {
   this.timeout(4 * START_DEADLINE_MS);
 
-  it("never writes an API key, the mesh token or an agent token to any log of a full run at debug level", async () => {
+  it("never writes an API key or the mesh token to any log of a full run at debug level, the agent's key relayed included", async () => {
     const meshToken = `mesh-${"s3cr3t".repeat(6)}`;
     const processes: CliProcess[] = [];
     const env = { INFERMESH_MESH_TOKEN: meshToken, INFERMESH_LOG_LEVEL: "debug" };
@@ -92,10 +142,8 @@ describe("secrets in logs", function () {
       const gateway = spawnCli(["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryAddress], env);
       processes.push(gateway);
       const baseUrl = `http://${(await gateway.waitForLog("gateway ready")).listen as string}`;
-      const agent = spawnCli(
-        ["agent", "--registry", registryAddress, "--api-key", key, "--listen", "127.0.0.1:0", "--upstream", simUrl],
-        env,
-      );
+      // The agent dials the gateway; the gateway relays its heartbeats, the agent's key beside the mesh token.
+      const agent = spawnCli(["agent", "--mesh", baseUrl, "--api-key", key, "--upstream", simUrl], env);
       processes.push(agent);
       await agent.waitForLog("agent ready");
 
@@ -112,10 +160,17 @@ describe("secrets in logs", function () {
       await client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }).catch(() => undefined);
 
       const registryClient = stockClient("RegistryService", registryAddress);
-      const { providers } = await unary<{ providers: { agentToken: string }[] }>(registryClient, "listProviders", {}, bearer(meshToken));
+      const { providers } = await unary<{ providers: { gatewayId: string; linkId: string }[] }>(
+        registryClient,
+        "listProviders",
+        {},
+        bearer(meshToken),
+      );
       registryClient.close();
-      const agentToken = providers[0]?.agentToken ?? "";
-      expect(agentToken).to.have.length.above(20);
+      expect(
+        providers.map((p) => ({ relayed: p.gatewayId !== "", linked: p.linkId !== "" })),
+        "the agent's heartbeats came relayed by the gateway",
+      ).to.deep.equal([{ relayed: true, linked: true }]);
 
       for (const p of processes) p.child.kill("SIGTERM");
       const logs = (await Promise.all(processes.map((p) => p.exited))).map((r) => r.stdout + r.stderr).join("\n");
@@ -125,7 +180,6 @@ describe("secrets in logs", function () {
         ["API key secret", key.slice("im_".length + 16 + 1)],
         ["wrong API key", wrongKey],
         ["mesh token", meshToken],
-        ["agent token", agentToken],
       ] as const) {
         expect(logs.includes(secret), `${name} found in the logs`).to.equal(false);
       }

@@ -2,13 +2,11 @@ import { expect } from "chai";
 import OpenAI, { type APIError } from "openai";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { type Script, type ScriptedAgent, startScriptedAgent } from "./support/scripted-agent.js";
-import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { attachScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
 import { waitFor } from "./support/wait-for.js";
 
 // Per-key rate limits, concurrent streams and request-size guardrails.
 
-const TOKEN = "limits-agent-token-0123456789";
 const encode = (text: string) => new TextEncoder().encode(text);
 
 const answer: Script = async function* (call) {
@@ -22,7 +20,9 @@ describe("rate limits and guardrails", function () {
   this.timeout(30_000);
   let registry: RegistryFixture;
   let gateway: GatewayFixture;
-  let agent: ScriptedAgent;
+  const agents: ScriptedAgent[] = [];
+  /** script answers the calls of every user's agent. */
+  let script: Script = answer;
   let aliceKey: string;
   let bobKey: string;
 
@@ -37,32 +37,33 @@ describe("rate limits and guardrails", function () {
     registry = await startRegistry();
     aliceKey = await registry.keyFor("alice");
     bobKey = await registry.keyFor("bob");
-    agent = await startScriptedAgent(TOKEN, answer);
-    const client = stockClient("RegistryService", registry.address);
-    for (const [id, key] of [
-      ["alice-box", aliceKey],
-      ["bob-box", bobKey],
-    ] as const) {
-      await unary(
-        client,
-        "heartbeat",
-        { providerId: id, endpoint: agent.endpoint, agentToken: TOKEN, models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] },
-        bearer(key),
-      );
-    }
-    client.close();
     gateway = await startGateway(registry.address, {
       rateLimits: { inferencePerMinute: 3, modelsPerMinute: 2, concurrentStreams: 1 },
       guardrails: { maxMessages: 3, maxInputChars: 50, maxTokens: 100 },
     });
+    await attach("alice-box", aliceKey);
+    await attach("bob-box", bobKey);
     await waitFor("providers", () => gateway.gateway.table.provider("alice-box") && gateway.gateway.table.provider("bob-box"));
   });
 
   after(async () => {
-    await gateway.stop();
-    await agent.close();
-    await registry.stop();
+    for (const agent of agents) await agent.close();
+    await gateway?.stop();
+    await registry?.stop();
   });
+
+  /** attach attaches an agent for key's user as providerId, serving "m" by the shared script. */
+  const attach = async (providerId: string, key: string) => {
+    const agent = await attachScriptedAgent(
+      gateway.baseUrl,
+      key,
+      providerId,
+      [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }],
+      (call, signal) => script(call, signal),
+    );
+    agents.push(agent);
+    return agent;
+  };
 
   it("limits inference per key per minute: 429 with Retry-After and X-RateLimit-* headers, other keys unaffected", async () => {
     const first = await chat(aliceKey);
@@ -95,7 +96,7 @@ describe("rate limits and guardrails", function () {
     const key = await registry.keyFor("bob");
     let release: () => void = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
-    agent.script = async function* (call) {
+    script = async function* (call) {
       yield { part: { part: { case: "head", value: { status: 200, contentType: "text/event-stream" } } } };
       if (call.requestId === "hold") await released;
       yield { part: { part: { case: "event", value: { data: encode("[DONE]") } } } };
@@ -113,19 +114,12 @@ describe("rate limits and guardrails", function () {
     release();
     await held.text();
     expect((await chat(key, { stream: true })).status).to.equal(200);
-    agent.script = answer;
+    script = answer;
   });
 
   it("answers too many messages or too much input with 413 request_too_large, and clamps max_tokens", async () => {
     const key = await registry.keyFor("carol-key-owner");
-    const client = stockClient("RegistryService", registry.address);
-    await unary(
-      client,
-      "heartbeat",
-      { providerId: "carol-box", endpoint: agent.endpoint, agentToken: TOKEN, models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }] },
-      bearer(key),
-    );
-    client.close();
+    const carols = await attach("carol-box", key);
     await waitFor("carol's provider", () => gateway.gateway.table.provider("carol-box"));
     const many = await chat(key, { messages: Array.from({ length: 4 }, () => ({ role: "user", content: "x" })) });
     expect(many.status).to.equal(413);
@@ -133,7 +127,7 @@ describe("rate limits and guardrails", function () {
     const long = await chat(key, { messages: [{ role: "user", content: [{ type: "text", text: "y".repeat(51) }] }] });
     expect(long.status).to.equal(413);
     await (await chat(key, { max_tokens: 100_000, max_completion_tokens: 50 })).text();
-    const sent = JSON.parse(new TextDecoder().decode(agent.calls.at(-1)?.body)) as Record<string, unknown>;
+    const sent = JSON.parse(new TextDecoder().decode(carols.calls.at(-1)?.body)) as Record<string, unknown>;
     expect(sent).to.include({ max_tokens: 100, max_completion_tokens: 50 });
   });
 });

@@ -4,7 +4,9 @@ import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
 import { InferRequestSchema, type InferResponse, InferResponseSchema, Operation } from "../gen/infermesh/v1/inference_pb.js";
 import { expectedCompletionText } from "../services/sim/simulator.js";
+import { startGateway } from "./support/gateway-fixture.js";
 import { type Mesh, type MeshAgent, startMesh, startTap } from "./support/mesh-fixture.js";
+import { MESH_TOKEN } from "./support/registry-fixture.js";
 import { bearer, stockClient } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -218,16 +220,38 @@ describe("the walking mesh (openai SDK -> gateway -> agent -> simulator)", funct
     expect(trailer).to.exist;
   });
 
-  it("refuses a direct Infer call to an agent without the mesh credential, even with the owner's API key", async () => {
-    const direct = new grpc.Client(alice.endpoint, grpc.credentials.createInsecure());
+  it("answers on a second gateway by forwarding to the gateway that holds the agent's link", async () => {
+    const second = await startGateway(mesh.registry.address);
+    try {
+      await waitFor("alice's provider in the second gateway's table", () => second.gateway.table.provider(alice.providerId));
+      const viaSecond = new OpenAI({ baseURL: `${second.baseUrl}/v1`, apiKey: aliceKey, maxRetries: 0 });
+      const chatsBefore = alice.simulator.requestCounts.get("/v1/chat/completions") ?? 0;
+      const completion = await viaSecond.chat.completions.create({ model: "sim-llama", messages: MESSAGES, max_tokens: 8 });
+      expect(completion.choices[0]?.message.content).to.equal(expectedCompletionText(MESSAGES, 8));
+      expect({
+        held: [mesh.gateway.gateway.links.attached(alice.providerId), second.gateway.links.attached(alice.providerId)],
+        forwardedTo: second.gateway.table.provider(alice.providerId)?.endpoint,
+        served: (alice.simulator.requestCounts.get("/v1/chat/completions") ?? 0) - chatsBefore,
+      }).to.deep.equal({ held: [true, false], forwardedTo: mesh.gateway.grpcAddress, served: 1 });
+    } finally {
+      await second.stop();
+    }
+  });
+
+  // Agents open no port: the one AgentService in the mesh is the gateways' (on their internal gRPC port), which
+  // forwards a call down the link of the provider it names. Only gateways, with the mesh token, may call it.
+  it("refuses a forwarded Infer call to a gateway without the mesh credential, even with the owner's API key", async () => {
+    const direct = new grpc.Client(mesh.gateway.grpcAddress, grpc.credentials.createInsecure());
     const request = create(InferRequestSchema, {
+      providerId: alice.providerId,
       call: {
         operation: Operation.CHAT_COMPLETION,
         model: "sim-llama",
-        body: Buffer.from(JSON.stringify({ model: "sim-llama", messages: MESSAGES })),
+        requestId: "forwarded",
+        body: Buffer.from(JSON.stringify({ model: "sim-llama", messages: MESSAGES, max_tokens: 4 })),
       },
     });
-    for (const token of [undefined, aliceKey]) {
+    const infer = async (token: string | undefined) => {
       const stream = direct.makeServerStreamRequest(
         "/infermesh.v1.AgentService/Infer",
         (r: typeof request) => Buffer.from(toBinary(InferRequestSchema, r)),
@@ -235,13 +259,31 @@ describe("the walking mesh (openai SDK -> gateway -> agent -> simulator)", funct
         request,
         bearer(token),
       );
+      const parts: string[] = [];
       const status = await new Promise<grpc.StatusObject>((resolve) => {
-        stream.on("data", () => {});
+        stream.on("data", (response: InferResponse) => parts.push(String(response.part?.part.case)));
         stream.on("error", () => {});
         stream.on("status", resolve);
       });
-      expect(status.code, `token ${token === undefined ? "none" : "user key"}`).to.equal(grpc.status.UNAUTHENTICATED);
+      return { code: grpc.status[status.code], parts };
+    };
+    const chatsBefore = alice.simulator.requestCounts.get("/v1/chat/completions") ?? 0;
+    for (const token of [undefined, aliceKey]) {
+      expect(await infer(token), `token ${token === undefined ? "none" : "user key"}`).to.deep.equal({
+        code: "UNAUTHENTICATED",
+        parts: [],
+      });
     }
+    expect(alice.simulator.requestCounts.get("/v1/chat/completions") ?? 0, "no refused call reached the agent").to.equal(chatsBefore);
+
+    // A peer gateway, with the mesh token, is served down the agent's link.
+    const served = await infer(MESH_TOKEN);
+    expect({ code: served.code, first: served.parts[0], last: served.parts.at(-1) }).to.deep.equal({
+      code: "OK",
+      first: "head",
+      last: "trailer",
+    });
+    expect(alice.simulator.requestCounts.get("/v1/chat/completions")).to.equal(chatsBefore + 1);
     direct.close();
   });
 });

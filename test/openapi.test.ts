@@ -99,6 +99,22 @@ describe("GET /openapi.json", () => {
     expect(Object.keys(speech)).to.include.members(["audio/mpeg", "audio/wav", "audio/flac", "text/event-stream"]);
   });
 
+  it("documents the HTTP agent heartbeat without an address for the mesh to dial", () => {
+    const body = document.paths["/api/inference/agent/heartbeat/"]?.post?.requestBody?.content["application/json"]?.schema as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(body.properties).sort()).to.deep.equal([
+      "accepting_requests",
+      "id",
+      "load",
+      "models",
+      "name",
+      "services",
+      "sharing",
+      "version",
+    ]);
+  });
+
   it("marks uploads as binary files in the multipart forms", () => {
     const form = (path: string) =>
       document.paths[path]?.post?.requestBody?.content["multipart/form-data"]?.schema as {

@@ -77,21 +77,11 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
         INFERMESH_MESH_TOKEN: MESH,
       },
     );
-    const agent = start(
-      [
-        "agent",
-        "--registry",
-        registryReady.listen as string,
-        "--upstream",
-        `llm=${simUrl}`,
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-      ],
-      { INFERMESH_API_KEY: apiKey },
-    );
     const gatewayAddress = (await gateway.waitForLog("gateway ready")).listen as string;
+    // The agent dials the gateway's public address, as OpenAI clients use it.
+    const agent = start(["agent", "--mesh", `http://${gatewayAddress}`, "--upstream", `llm=${simUrl}`, "--metrics-listen", "127.0.0.1:0"], {
+      INFERMESH_API_KEY: apiKey,
+    });
     const agentMetrics = `127.0.0.1:${(await agent.waitForLog("agent ready")).metricsPort as number}`;
 
     const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
@@ -127,6 +117,8 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
       "infermesh_gateway_requests_in_flight gauge",
       "infermesh_gateway_tokens_total counter",
       "infermesh_gateway_agent_heartbeats_total counter",
+      "infermesh_gateway_agent_links gauge",
+      "infermesh_gateway_link_frames_dropped_total counter",
     ]);
     expect(expositions.gateway).to.match(
       /^infermesh_gateway_tokens_total\{operation="chat_completion",model="sim-llama",type="input"\} [1-9]/m,

@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { expect } from "chai";
 import { protoPath as healthProtoPath } from "grpc-health-check";
+import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 import { createMetricsServer } from "../services/shared/metrics-server.js";
 import { MESH_TOKEN, type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
 import { bearer, type StockClient, stockClient, unary } from "./support/stock-grpc-client.js";
@@ -13,7 +14,9 @@ interface StockProvider {
   id: string;
   ownerUserName: string;
   online: boolean;
-  agentToken: string;
+  endpoint: string;
+  gatewayId: string;
+  linkId: string;
   load: { inFlight: number };
   models: { id: string; serviceType: string }[];
 }
@@ -64,12 +67,20 @@ class Watch {
 function heartbeatFor(providerId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     providerId,
-    endpoint: "127.0.0.1:7000",
     models: [{ id: "llama-3", serviceType: "SERVICE_TYPE_LLM", supportedFeatures: ["tools"], contextLength: 8192 }],
     load: { inFlight: 0, maxConcurrency: 4 },
-    agentToken: `agent-secret-${providerId}`,
     ...extra,
   };
+}
+
+/** ATTACHED is where a relayed heartbeat says its agent is attached: a gateway's internal address, its id, the link. */
+const ATTACHED = { endpoint: "10.0.0.5:7100", gatewayId: "gateway-1", linkId: "link-1" };
+
+/** relayMetadata is what a gateway relaying an attached agent's heartbeat sends: the mesh token and the agent's key. */
+function relayMetadata(agentKey: string | undefined, token = MESH_TOKEN): grpc.Metadata {
+  const metadata = bearer(token);
+  if (agentKey !== undefined) metadata.set(AGENT_KEY_METADATA, agentKey);
+  return metadata;
 }
 
 async function expectCode(promise: Promise<unknown>, code: grpc.status): Promise<grpc.ServiceError> {
@@ -122,7 +133,86 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
     expect(providers.map((p) => p.id)).to.deep.equal(["alice-box"]);
     expect(providers[0]?.models).to.have.length(1);
     expect(providers[0]?.models[0]).to.include({ id: "llama-3", serviceType: "SERVICE_TYPE_LLM" });
-    expect(providers[0]?.agentToken, "users never see agent tokens").to.equal("");
+  });
+
+  it("records where a relayed agent is attached for gateways, and hides the gateway's address and link from users", async () => {
+    const response = await unary<{ provider: StockProvider }>(
+      client,
+      "heartbeat",
+      heartbeatFor("alice-box", ATTACHED),
+      relayMetadata(aliceKey),
+    );
+    expect(response.provider).to.include({ id: "alice-box", ownerUserName: "alice", ...ATTACHED });
+    const attachment = (p: StockProvider | undefined) => p && [p.id, p.endpoint, p.gatewayId, p.linkId];
+    const listedTo = async (token: string) =>
+      (await unary<{ providers: StockProvider[] }>(client, "listProviders", {}, bearer(token))).providers.map(attachment);
+    expect(await listedTo(MESH_TOKEN)).to.deep.equal([["alice-box", "10.0.0.5:7100", "gateway-1", "link-1"]]);
+    expect(await listedTo(aliceKey), "users never see where gateways are").to.deep.equal([["alice-box", "", "gateway-1", ""]]);
+    const [asMesh, asAlice] = [watch(MESH_TOKEN), watch(aliceKey)];
+    await waitFor("both snapshots", () => asMesh.online.has("alice-box") && asAlice.online.has("alice-box"));
+    expect([asMesh, asAlice].map((w) => attachment(w.online.get("alice-box")))).to.deep.equal([
+      ["alice-box", "10.0.0.5:7100", "gateway-1", "link-1"],
+      ["alice-box", "", "gateway-1", ""],
+    ]);
+  });
+
+  it("refuses a user's heartbeat that says where an agent is attached: only a relaying gateway may", async () => {
+    for (const [field, value] of Object.entries(ATTACHED)) {
+      const error = await expectCode(
+        unary(client, "heartbeat", heartbeatFor("alice-box", { [field]: value }), bearer(aliceKey)),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      expect(error.details, field).to.equal(
+        "endpoint, gateway_id and link_id are set by the gateway an agent attaches to, never by the agent (run `infermesh agent --mesh URL`)",
+      );
+    }
+    const { providers } = await unary<{ providers: StockProvider[] }>(
+      client,
+      "listProviders",
+      { includeOffline: true },
+      bearer(MESH_TOKEN),
+    );
+    expect(providers).to.deep.equal([]);
+  });
+
+  it("takes a relayed heartbeat only with the mesh token and a valid key of the provider's owner", async () => {
+    const relay = (metadata: grpc.Metadata, providerId = "alice-box") =>
+      unary(client, "heartbeat", heartbeatFor(providerId, ATTACHED), metadata);
+    const refusals = [
+      await expectCode(relay(relayMetadata(undefined)), grpc.status.UNAUTHENTICATED),
+      await expectCode(relay(relayMetadata(`${aliceKey.slice(0, -4)}AAAA`)), grpc.status.UNAUTHENTICATED),
+      await expectCode(relay(relayMetadata(aliceKey, bobKey)), grpc.status.INVALID_ARGUMENT),
+    ].map((error) => error.details);
+    expect(refusals).to.deep.equal([
+      "Heartbeat takes the provider owner's API key",
+      "invalid or revoked API key",
+      "endpoint, gateway_id and link_id are set by the gateway an agent attaches to, never by the agent (run `infermesh agent --mesh URL`)",
+    ]);
+    await relay(relayMetadata(aliceKey));
+    const stolen = await expectCode(relay(relayMetadata(bobKey)), grpc.status.UNAUTHENTICATED);
+    expect(stolen.details).to.match(/belongs to another user/);
+    const { providers } = await unary<{ providers: StockProvider[] }>(client, "listProviders", {}, bearer(MESH_TOKEN));
+    expect(providers.map((p) => [p.id, p.ownerUserName])).to.deep.equal([["alice-box", "alice"]]);
+  });
+
+  it("deregisters for a closed link only while the provider is still attached on that link", async () => {
+    const w = watch(MESH_TOKEN);
+    await unary(client, "heartbeat", heartbeatFor("alice-box", ATTACHED), relayMetadata(aliceKey));
+    // The agent attaches again through another gateway before the first one notices its old link closed.
+    await unary(
+      client,
+      "heartbeat",
+      heartbeatFor("alice-box", { ...ATTACHED, gatewayId: "gateway-2", linkId: "link-2" }),
+      relayMetadata(aliceKey),
+    );
+    const deregister = (linkId: string) =>
+      unary<{ wasOnline: boolean }>(client, "deregister", { providerId: "alice-box", linkId }, bearer(MESH_TOKEN));
+    expect(await deregister("link-1"), "the old link's gateway").to.deep.equal({ wasOnline: false });
+    await waitFor("the newer link on the watch", () => w.online.get("alice-box")?.linkId === "link-2");
+    expect(w.online.get("alice-box")).to.include({ online: true, gatewayId: "gateway-2" });
+    expect(await deregister("link-2"), "the current link's gateway").to.deep.equal({ wasOnline: true });
+    await waitFor("offline change", () => !w.online.has("alice-box"));
+    expect(w.events.at(-1)?.change?.cause).to.equal("CHANGE_CAUSE_DEREGISTERED");
   });
 
   it("streams a snapshot, then every change, to a watcher with the mesh token", async () => {
@@ -130,7 +220,6 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
     const w = watch(MESH_TOKEN);
     await waitFor("snapshot", () => w.events.length >= 1);
     expect(w.events[0]?.snapshot?.providers.map((p) => p.id)).to.deep.equal(["alice-box"]);
-    expect(w.events[0]?.snapshot?.providers[0]?.agentToken, "gateways learn agent tokens").to.equal("agent-secret-alice-box");
 
     await unary(client, "heartbeat", heartbeatFor("alice-box", { load: { inFlight: 3, maxConcurrency: 4 } }), bearer(aliceKey));
     await unary(client, "heartbeat", heartbeatFor("bob-box"), bearer(bobKey));
@@ -159,12 +248,20 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
   });
 
   it("refuses a heartbeat for a provider id that another user owns, and keeps the owner's provider", async () => {
-    await unary(client, "heartbeat", heartbeatFor("shared-name"), bearer(aliceKey));
-    const error = await expectCode(
-      unary(client, "heartbeat", heartbeatFor("shared-name", { endpoint: "10.0.0.1:1" }), bearer(bobKey)),
+    await unary(client, "heartbeat", heartbeatFor("shared-name", ATTACHED), relayMetadata(aliceKey));
+    const error = await expectCode(unary(client, "heartbeat", heartbeatFor("shared-name"), bearer(bobKey)), grpc.status.UNAUTHENTICATED);
+    expect(error.details).to.match(/belongs to another user/);
+    // Nor may bob's agent take it over by attaching to a gateway under that id.
+    const relayed = await expectCode(
+      unary(
+        client,
+        "heartbeat",
+        heartbeatFor("shared-name", { ...ATTACHED, endpoint: "10.0.0.6:7100", linkId: "link-bob" }),
+        relayMetadata(bobKey),
+      ),
       grpc.status.UNAUTHENTICATED,
     );
-    expect(error.details).to.match(/belongs to another user/);
+    expect(relayed.details).to.match(/belongs to another user/);
     await expectCode(unary(client, "deregister", { providerId: "shared-name" }, bearer(bobKey)), grpc.status.UNAUTHENTICATED);
     const { providers } = await unary<{ providers: (StockProvider & { endpoint: string })[] }>(
       client,
@@ -172,8 +269,8 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
       {},
       bearer(MESH_TOKEN),
     );
-    expect(providers.map((p) => [p.id, p.ownerUserName, p.endpoint, p.online])).to.deep.equal([
-      ["shared-name", "alice", "127.0.0.1:7000", true],
+    expect(providers.map((p) => [p.id, p.ownerUserName, p.endpoint, p.linkId, p.online])).to.deep.equal([
+      ["shared-name", "alice", "10.0.0.5:7100", "link-1", true],
     ]);
   });
 
@@ -246,14 +343,17 @@ describe("registry over gRPC (stock @grpc/grpc-js client)", () => {
       ["empty model id", { models: [{ id: "", serviceType: "SERVICE_TYPE_LLM" }] }, /models\[0\]\.id/],
       ["unknown service type", { models: [{ id: "m", serviceType: 99 }] }, /service_type/],
       ["unspecified service type", { models: [{ id: "m" }] }, /service_type/],
-      ["malformed endpoint", { endpoint: "not an endpoint" }, /endpoint/],
-      ["endpoint without port", { endpoint: "127.0.0.1" }, /endpoint/],
-      ["port out of range", { endpoint: "127.0.0.1:70000" }, /endpoint/],
       ["empty provider id", { providerId: "" }, /provider_id/],
+      // A relaying gateway's report of where the agent is attached is checked too.
+      ["malformed endpoint", { ...ATTACHED, endpoint: "not an endpoint" }, /invalid endpoint/],
+      ["endpoint without port", { ...ATTACHED, endpoint: "127.0.0.1" }, /invalid endpoint/],
+      ["port out of range", { ...ATTACHED, endpoint: "127.0.0.1:70000" }, /invalid endpoint/],
+      ["overlong link id", { ...ATTACHED, linkId: "l".repeat(257) }, /invalid link_id/],
     ];
     for (const [what, fields, message] of bad) {
+      const metadata = "gatewayId" in fields ? relayMetadata(aliceKey) : bearer(aliceKey);
       const error = await expectCode(
-        unary(client, "heartbeat", heartbeatFor("alice-box", fields), bearer(aliceKey)),
+        unary(client, "heartbeat", heartbeatFor("alice-box", fields), metadata),
         grpc.status.INVALID_ARGUMENT,
       ).catch((e: Error) => {
         throw new Error(`${what}: ${e.message}`);

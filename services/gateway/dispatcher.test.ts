@@ -33,10 +33,14 @@ type AgentCalls = DispatcherOptions["agents"];
 /** Script answers one call to a provider, as an agent would: the answer's parts, or a thrown ConnectError. */
 type Script = (call: InferenceCall, signal: AbortSignal) => AsyncIterable<InferencePart>;
 
-/** ScriptedAgents is a fake AgentCalls: each provider answers by its script, and every call is recorded. */
+/**
+ * ScriptedAgents is a fake AgentCalls: each provider answers by its script, and every call is recorded. A provider in
+ * unreachable has no link anywhere, as one that reports over HTTP or whose gateway takes no forwarded calls.
+ */
 class ScriptedAgents implements AgentCalls {
   readonly calls: { readonly provider: string; readonly call: InferenceCall }[] = [];
   readonly scripts = new Map<string, Script>();
+  readonly unreachable = new Set<string>();
 
   infer(provider: { readonly id: string }, call: InferenceCall, signal: AbortSignal): AsyncIterable<InferencePart> {
     this.calls.push({ provider: provider.id, call });
@@ -45,8 +49,9 @@ class ScriptedAgents implements AgentCalls {
     return script(call, signal);
   }
 
-  forget(): void {}
-  close(): void {}
+  reachable(provider: { readonly id: string }): boolean {
+    return !this.unreachable.has(provider.id);
+  }
 
   /** providersCalled are the providers called so far, in order. */
   get providersCalled(): string[] {
@@ -161,7 +166,7 @@ function provider(id: string, init: Partial<ProviderInit> = {}): ProviderInit {
     id,
     ownerUserId: "u1",
     online: true,
-    endpoint: `${id}.example:7000`,
+    gatewayId: "gateway-1",
     models: [{ id: "m", serviceType: ServiceType.LLM }],
     ...init,
   };
@@ -208,6 +213,20 @@ describe("Dispatcher", () => {
     it("breaks a tie in requests in flight by the lower load the provider reported", () => {
       const m = mesh([provider("a", { load: { inFlight: 5 } }), provider("b", { load: { inFlight: 0 } })]);
       expect([routeOf(m), routeOf(m), routeOf(m)]).to.deep.equal(["b", "b", "b"]);
+    });
+
+    it("routes only to providers whose agent a call can reach, and fails over to none that cannot", async () => {
+      const m = mesh([provider("a"), provider("listed-only"), provider("b")]);
+      m.agents.unreachable.add("listed-only");
+      m.agents.scripts.set("a", throws(Code.Unavailable, "connection refused"));
+      m.agents.scripts.set("b", throws(Code.Unavailable, "connection refused"));
+      const routes = [routeOf(m), routeOf(m), routeOf(m), routeOf(m)];
+      const dispatch = m.dispatcher.dispatch(request());
+      expect({ routes, read: await read(dispatch), called: m.agents.providersCalled }).to.deep.equal({
+        routes: ["a", "b", "a", "b"],
+        read: { parts: [], thrown: "Unavailable: connection refused" },
+        called: ["a", "b"],
+      });
     });
 
     it("takes turns among providers equally busy", async () => {
@@ -490,6 +509,24 @@ describe("Dispatcher", () => {
         refusal(() => m.dispatcher.dispatch(request({ model: "private" }))),
         refusal(() => m.dispatcher.dispatch(request({ model: "nowhere", operation: Operation.TRANSCRIPTION }))),
       ]).to.deep.equal([noProvider("nowhere", "model"), noProvider("private", "model"), noProvider("nowhere", "speech-to-text model")]);
+      expect(m.agents.calls).to.deep.equal([]);
+    });
+
+    it("answers 404 no_provider when the only providers of the model have no link a call could go down", () => {
+      const m = mesh([provider("http-only"), provider("gone-gateway")]);
+      m.agents.unreachable.add("http-only");
+      m.agents.unreachable.add("gone-gateway");
+      expect(refusal(() => m.dispatcher.dispatch(request()))).to.deep.equal({
+        status: 404,
+        body: {
+          error: {
+            message: "No online provider serving model 'm' for this user.",
+            type: "no_provider",
+            param: "model",
+            code: "model_not_found",
+          },
+        },
+      });
       expect(m.agents.calls).to.deep.equal([]);
     });
 

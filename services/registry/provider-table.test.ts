@@ -18,7 +18,9 @@ const TTL_MS = 30_000;
 function heartbeat(overrides: Omit<MessageInitShape<typeof HeartbeatRequestSchema>, "$typeName"> = {}): HeartbeatRequest {
   return create(HeartbeatRequestSchema, {
     providerId: "p1",
-    endpoint: "127.0.0.1:7000",
+    endpoint: "10.0.0.5:7100",
+    gatewayId: "gateway-1",
+    linkId: "link-1",
     models: [{ id: "llama", serviceType: ServiceType.LLM }],
     load: { inFlight: 0, maxConcurrency: 4 },
     ...overrides,
@@ -99,6 +101,24 @@ describe("ProviderTable", () => {
     table.heartbeat(alice, heartbeat());
     expect(table.get("p1")?.online).to.equal(true);
     expect(table.onlineCount).to.equal(1);
+  });
+
+  it("records where the agent is attached, and counts its attaching elsewhere as a change", () => {
+    const { provider } = table.heartbeat(alice, heartbeat());
+    expect(provider).to.include({ endpoint: "10.0.0.5:7100", gatewayId: "gateway-1", linkId: "link-1" });
+    const moved = table.heartbeat(alice, heartbeat({ endpoint: "10.0.0.6:7100", gatewayId: "gateway-2", linkId: "link-2" }));
+    expect(moved.changed).to.equal(true);
+    expect(table.get("p1")).to.include({ endpoint: "10.0.0.6:7100", gatewayId: "gateway-2", linkId: "link-2" });
+  });
+
+  it("deregisters for a link only while the provider is still attached on that link", () => {
+    table.heartbeat(alice, heartbeat());
+    table.heartbeat(alice, heartbeat({ gatewayId: "gateway-2", linkId: "link-2" }));
+    expect(table.deregister("p1", "link-1"), "a link the agent has left").to.equal(false);
+    expect(table.get("p1")?.online).to.equal(true);
+    expect(table.deregister("p1", "link-2")).to.equal(true);
+    expect(table.get("p1")?.online).to.equal(false);
+    expect(changes.map((c) => c.cause)).to.deep.equal([ChangeCause.HEARTBEAT, ChangeCause.HEARTBEAT, ChangeCause.DEREGISTERED]);
   });
 
   it("forgets an offline provider after the retention period", () => {

@@ -6,11 +6,9 @@ export interface CorpusContext {
   readonly apiKey: string;
   /** otherKey is another user's key: that user has no providers and sees none of the first user's. */
   readonly otherKey: string;
-  /** meshToken is the gateways' credential at the registry. */
+  /** meshToken is the gateways' credential at the registry and at each other's AgentService. */
   readonly meshToken: string;
-  /** agentToken is the credential the agent accepts Infer calls with. */
-  readonly agentToken: string;
-  /** providerId is the agent's provider id, owned by the apiKey's user. */
+  /** providerId is the agent's provider id, owned by the apiKey's user; its agent is attached to the gateway. */
   readonly providerId: string;
   readonly models: { readonly llm: string; readonly stt: string; readonly image: string; readonly tts: string };
 }
@@ -31,6 +29,11 @@ export interface HttpExpectation {
   readonly code?: string | null;
   readonly param?: string | null;
   readonly reachesModel?: boolean;
+  /**
+   * closed marks a raw case that rightly gets no HTTP/1.1 answer: the connection closes at once (the public port takes
+   * an HTTP/2 preface as HTTP/2, and answers bad framing after it with GOAWAY). status is then unused.
+   */
+  readonly closed?: true;
 }
 
 /** HttpCase is one request to the gateway's HTTP façade, sent with node:http. */
@@ -55,11 +58,20 @@ export interface RawHttpCase {
   readonly expect: HttpExpectation;
 }
 
-/** GrpcTarget is the server a gRPC case calls. */
-export type GrpcTarget = "registry" | "gateway" | "agent";
+/**
+ * GrpcTarget is the server a gRPC case calls: the registry, the gateway's gRPC port (InferenceService for users,
+ * AgentService for the other gateways), or the gateway's public port, where agents attach over HTTP/2.
+ */
+export type GrpcTarget = "registry" | "gateway" | "link";
 
 /** GrpcCredential is the `authorization` metadata a gRPC case sends. */
-export type GrpcCredential = "none" | "user" | "other-user" | "mesh" | "agent" | { readonly header: string };
+export type GrpcCredential = "none" | "user" | "other-user" | "mesh" | { readonly header: string };
+
+/**
+ * GrpcMethodKind is how a case's call is made: one message each way, one message and a stream back, or (Attach) one
+ * message on a stream that the client ends once the server has answered, or the server ends it first.
+ */
+export type GrpcMethodKind = "unary" | "server_streaming" | "bidi_streaming";
 
 /**
  * GrpcExpectation is the outcome class of a gRPC case: the status code (one of several where the contract allows
@@ -78,7 +90,7 @@ export interface GrpcCase {
   readonly target: GrpcTarget;
   /** path is the full method path, "/infermesh.v1.RegistryService/Heartbeat". */
   readonly path: string;
-  readonly streaming: boolean;
+  readonly methodKind: GrpcMethodKind;
   readonly credential: GrpcCredential;
   /** extraMetadata are more metadata entries, added after the credential. */
   readonly extraMetadata?: (context: CorpusContext) => readonly (readonly [key: string, value: string])[];

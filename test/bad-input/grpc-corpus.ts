@@ -3,12 +3,15 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { AgentService, type InferenceCallSchema, InferenceService, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import { AgentLinkService } from "../../gen/infermesh/v1/link_pb.js";
 import { RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
+import { AGENT_KEY_METADATA } from "../../services/shared/heartbeat-relay.js";
 import { MiB } from "./bodies.js";
-import type { CorpusContext, GrpcCase, GrpcCredential, GrpcExpectation, GrpcTarget } from "./corpus-types.js";
+import type { CorpusContext, GrpcCase, GrpcCredential, GrpcExpectation, GrpcMethodKind, GrpcTarget } from "./corpus-types.js";
 
-// The gRPC half of the bad-input corpus: every RegistryService method, InferenceService.Infer at the gateway and
-// AgentService.Infer at the agent, sent raw protobuf bytes through a generic client.
+// The gRPC half of the bad-input corpus: every RegistryService method, InferenceService.Infer and AgentService.Infer
+// (the one gateways forward to each other) at the gateway's gRPC port, and AgentLinkService.Attach on the gateway's
+// public port, where agents attach: raw protobuf bytes through a generic client.
 
 function encode<S extends DescMessage>(schema: S, init: MessageInitShape<S>): Buffer {
   const message = toBinary(schema, create(schema, init));
@@ -29,13 +32,14 @@ const badArgument: GrpcExpectation = { code: status.INVALID_ARGUMENT };
 const notFound: GrpcExpectation = { code: status.NOT_FOUND };
 const unimplemented: GrpcExpectation = { code: status.UNIMPLEMENTED };
 const unauthenticated: GrpcExpectation = { code: status.UNAUTHENTICATED };
+const unavailable: GrpcExpectation = { code: status.UNAVAILABLE };
 /** undecodable: a message that is not protobuf is bad input, whoever sent it. */
 const undecodable: GrpcExpectation = { code: [status.INVALID_ARGUMENT] };
 
 type MethodSpec = {
   readonly name: string;
   readonly path: string;
-  readonly streaming: boolean;
+  readonly methodKind: GrpcMethodKind;
   readonly target: GrpcTarget;
   /** credential is the one a well-formed call of this method needs. */
   readonly credential: GrpcCredential;
@@ -45,14 +49,22 @@ type MethodSpec = {
 const REGISTRY = RegistryService.method;
 const PNG_BYTES = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 type HeartbeatInit = MessageInitShape<typeof REGISTRY.heartbeat.input>;
-const heartbeat = (c: CorpusContext, init: HeartbeatInit = {}) =>
-  encode(REGISTRY.heartbeat.input, {
-    providerId: "bad-input-probe",
-    endpoint: "127.0.0.1:9",
-    name: "probe",
-    models: [{ id: c.models.llm, serviceType: ServiceType.LLM }],
-    ...init,
-  });
+const heartbeatInit = (c: CorpusContext, init: HeartbeatInit = {}): HeartbeatInit => ({
+  providerId: "bad-input-probe",
+  name: "probe",
+  models: [{ id: c.models.llm, serviceType: ServiceType.LLM }],
+  ...init,
+});
+const heartbeat = (c: CorpusContext, init: HeartbeatInit = {}) => encode(REGISTRY.heartbeat.input, heartbeatInit(c, init));
+/** ATTACHED is where a relaying gateway says an agent is attached; only a gateway, with the mesh token, may say it. */
+const ATTACHED = { endpoint: "10.0.0.5:7100", gatewayId: "gateway-probe", linkId: "link-probe" } as const;
+/** relayedFor is the metadata that goes with the mesh token on a relayed heartbeat: the agent's key. */
+const relayedFor =
+  (key: (c: CorpusContext) => string): GrpcCase["extraMetadata"] =>
+  (c) => [[AGENT_KEY_METADATA, key(c)]];
+/** attachFrame is an agent's first frame on its link: a heartbeat. */
+const attachFrame = (c: CorpusContext, init: HeartbeatInit = {}) =>
+  encode(AgentLinkService.method.attach.input, { frame: { case: "heartbeat", value: heartbeatInit(c, init) } });
 
 type CallInit = MessageInitShape<typeof InferenceCallSchema>;
 
@@ -65,11 +77,14 @@ function callInit(c: CorpusContext, init: CallInit = {}): CallInit {
     ...init,
   };
 }
-const agentInfer = (c: CorpusContext, init: CallInit = {}) => encode(AgentService.method.infer.input, { call: callInit(c, init) });
+/** peerInfer is a call one gateway forwards to the gateway holding the provider's link. */
+const peerInfer = (c: CorpusContext, init: CallInit = {}, providerId = c.providerId) =>
+  encode(AgentService.method.infer.input, { providerId, call: callInit(c, init) });
 const gatewayInfer = (c: CorpusContext, init: CallInit = {}) => encode(InferenceService.method.infer.input, { call: callInit(c, init) });
 
 function registryMethod(name: string, credential: GrpcCredential, valid: MethodSpec["valid"], streaming = false): MethodSpec {
-  return { name, path: `/infermesh.v1.RegistryService/${name}`, streaming, target: "registry", credential, valid };
+  const methodKind = streaming ? "server_streaming" : "unary";
+  return { name, path: `/infermesh.v1.RegistryService/${name}`, methodKind, target: "registry", credential, valid };
 }
 
 const METHODS: readonly MethodSpec[] = [
@@ -84,7 +99,7 @@ const METHODS: readonly MethodSpec[] = [
   {
     name: "InferenceService.Infer",
     path: "/infermesh.v1.InferenceService/Infer",
-    streaming: true,
+    methodKind: "server_streaming",
     target: "gateway",
     credential: "user",
     valid: gatewayInfer,
@@ -92,10 +107,18 @@ const METHODS: readonly MethodSpec[] = [
   {
     name: "AgentService.Infer",
     path: "/infermesh.v1.AgentService/Infer",
-    streaming: true,
-    target: "agent",
-    credential: "agent",
-    valid: agentInfer,
+    methodKind: "server_streaming",
+    target: "gateway",
+    credential: "mesh",
+    valid: (c) => peerInfer(c),
+  },
+  {
+    name: "AgentLinkService.Attach",
+    path: "/infermesh.v1.AgentLinkService/Attach",
+    methodKind: "bidi_streaming",
+    target: "link",
+    credential: "user",
+    valid: (c) => attachFrame(c),
   },
 ];
 
@@ -119,7 +142,7 @@ function grpcCase(
     name: `${method.name}: ${name}`,
     target: method.target,
     path: method.path,
-    streaming: method.streaming,
+    methodKind: method.methodKind,
     credential,
     ...(extraMetadata ? { extraMetadata } : {}),
     message,
@@ -141,6 +164,13 @@ function heartbeatCases(): GrpcCase[] {
   const hb = method("Heartbeat");
   const send = (name: string, init: (c: CorpusContext) => HeartbeatInit, expect = badArgument, credential: GrpcCredential = "user") =>
     grpcCase(hb, name, credential, (c) => heartbeat(c, init(c)), expect);
+  /** relay sends a heartbeat as a gateway relays an attached agent's: the mesh token, and the agent's key beside it. */
+  const relay = (
+    name: string,
+    init: (c: CorpusContext) => HeartbeatInit,
+    expect = badArgument,
+    agentKey = (c: CorpusContext) => c.apiKey,
+  ) => grpcCase(hb, `relayed: ${name}`, "mesh", (c) => heartbeat(c, { ...ATTACHED, ...init(c) }), expect, relayedFor(agentKey));
   const model = (c: CorpusContext, init: object) => [{ id: c.models.llm, serviceType: ServiceType.LLM, ...init }];
   return [
     grpcCase(hb, "an empty message", "user", () => Buffer.alloc(0), badArgument),
@@ -150,8 +180,26 @@ function heartbeatCases(): GrpcCase[] {
     send("a provider id with a slash", () => ({ providerId: "../etc" })),
     send("an empty provider id", () => ({ providerId: "" })),
     grpcCase(hb, "invalid UTF-8 in the provider id", "user", () => Buffer.from([0x0a, 0x03, 0x61, 0xff, 0xfe]), undecodable),
-    ...["", "nohost", ":80", "host:0", "host:65536", "host:abc", "[::1]", "a b:80", "http://x:80", "-bad-.example:80"].map((endpoint) =>
-      send(`endpoint '${endpoint}'`, () => ({ endpoint })),
+    // Only a gateway relaying an attached agent's heartbeat may say where the agent is attached.
+    send("a user naming an endpoint for gateways to dial", () => ({ endpoint: "10.0.0.5:7100" })),
+    send("a user naming the gateway holding the link", () => ({ gatewayId: ATTACHED.gatewayId })),
+    send("a user naming the link", () => ({ linkId: ATTACHED.linkId })),
+    ...["nohost", ":80", "host:0", "host:65536", "host:abc", "[::1]", "a b:80", "http://x:80", "-bad-.example:80"].map((endpoint) =>
+      relay(`endpoint '${endpoint}'`, () => ({ endpoint })),
+    ),
+    relay("a gateway id of 257 characters", () => ({ gatewayId: "g".repeat(257) })),
+    relay("a link id of 257 characters", () => ({ linkId: "l".repeat(257) })),
+    relay(
+      "a garbage agent key",
+      () => ({}),
+      unauthenticated,
+      () => "im_0000000000000000_not-a-key",
+    ),
+    relay(
+      "another user's provider id",
+      (c) => ({ providerId: c.providerId }),
+      unauthenticated,
+      (c) => c.otherKey,
     ),
     send("a model with an empty id", (c) => ({ models: model(c, { id: "" }) })),
     send("a model id of spaces", (c) => ({ models: model(c, { id: "   " }) })),
@@ -171,7 +219,6 @@ function heartbeatCases(): GrpcCase[] {
     send("sharing visibility 99", () => ({ sharing: { visibility: UNKNOWN } })),
     send("a name of 257 characters", () => ({ name: "n".repeat(257) })),
     send("a version of 257 characters", () => ({ version: "v".repeat(257) })),
-    send("an agent token of 513 characters", () => ({ agentToken: "t".repeat(513) })),
     send("the mesh token instead of the owner's key", () => ({}), unauthenticated, "mesh"),
     send("another user's provider id", (c) => ({ providerId: c.providerId }), unauthenticated, "other-user"),
     send("a 5 MiB message over the registry's 4 MiB limit", () => ({ name: "n".repeat(5 * MiB) }), { code: status.RESOURCE_EXHAUSTED }),
@@ -189,14 +236,14 @@ function heartbeatCases(): GrpcCase[] {
       badArgument,
       () => [["x-padding", "p".repeat(8 * 1024)]],
     ),
-    // The mark a gateway puts on heartbeats it relays for HTTP agents excuses an empty endpoint, never a malformed one.
+    // The agent-key metadata makes a relay only beside the mesh token: with a user's key it is no relay at all.
     grpcCase(
       hb,
-      "the HTTP-relay mark with a malformed endpoint",
+      "the agent-key metadata with a user's key naming an endpoint",
       "user",
-      (c) => heartbeat(c, { endpoint: "nohost" }),
+      (c) => heartbeat(c, ATTACHED),
       badArgument,
-      () => [["infermesh-heartbeat-via", "http"]],
+      relayedFor((c) => c.apiKey),
     ),
   ];
 }
@@ -217,7 +264,14 @@ function registryCases(): GrpcCase[] {
     grpcCase(dereg, "an empty provider id", "user", deregister(""), badArgument),
     grpcCase(dereg, "a provider id with spaces", "user", deregister("not an id"), badArgument),
     grpcCase(dereg, "another user's provider", "other-user", (c) => deregister(c.providerId)(), unauthenticated),
-    grpcCase(dereg, "the mesh token", "mesh", (c) => deregister(c.providerId)(), unauthenticated),
+    // A gateway deregisters for a link it held; a link the agent is not on takes nothing offline (the runs after check).
+    grpcCase(
+      dereg,
+      "the mesh token for a link the provider is not on",
+      "mesh",
+      (c) => encode(REGISTRY.deregister.input, { providerId: c.providerId, linkId: "link-probe" }),
+      { code: status.OK },
+    ),
     grpcCase(auth, "a user's key instead of the mesh token", "user", (c) => authenticate(c.apiKey)(), unauthenticated),
     grpcCase(auth, "an empty API key", "mesh", authenticate(""), unauthenticated),
     grpcCase(auth, "a garbage API key", "mesh", authenticate("sk-garbage"), unauthenticated),
@@ -270,7 +324,10 @@ function registryCases(): GrpcCase[] {
   ];
 }
 
-/** inferCases are bad calls of Infer, at the gateway (InferenceService) and at the agent (AgentService). */
+/**
+ * inferCases are bad calls of Infer at the gateway: InferenceService for users, and AgentService, which another
+ * gateway calls to have a call go down the link of an agent attached here (and so past the agent's own checks).
+ */
 function inferCases(): GrpcCase[] {
   const gateway = method("InferenceService.Infer");
   const agent = method("AgentService.Infer");
@@ -289,15 +346,15 @@ function inferCases(): GrpcCase[] {
   });
   const both = (name: string, init: (c: CorpusContext) => CallInit, atGateway: GrpcExpectation, atAgent: GrpcExpectation): GrpcCase[] => [
     grpcCase(gateway, name, "user", (c) => gatewayInfer(c, init(c)), atGateway),
-    grpcCase(agent, name, "agent", (c) => agentInfer(c, init(c)), atAgent),
+    grpcCase(agent, name, "mesh", (c) => peerInfer(c, init(c)), atAgent),
   ];
   return [
-    grpcCase(gateway, "the agent token instead of an API key", "agent", (c) => gatewayInfer(c), unauthenticated),
     grpcCase(gateway, "the mesh token instead of an API key", "mesh", (c) => gatewayInfer(c), unauthenticated),
-    grpcCase(agent, "a user's API key instead of the agent token", "user", (c) => agentInfer(c), unauthenticated),
-    grpcCase(agent, "the mesh token instead of the agent token", "mesh", (c) => agentInfer(c), unauthenticated),
+    grpcCase(agent, "the provider owner's API key instead of the mesh token", "user", (c) => peerInfer(c), unauthenticated),
+    grpcCase(agent, "another user's API key instead of the mesh token", "other-user", (c) => peerInfer(c), unauthenticated),
     grpcCase(gateway, "no call", "user", () => Buffer.alloc(0), badArgument),
-    grpcCase(agent, "no call", "agent", () => Buffer.alloc(0), badArgument),
+    grpcCase(agent, "no call", "mesh", (c) => encode(AgentService.method.infer.input, { providerId: c.providerId }), badArgument),
+    grpcCase(agent, "a provider that is not online", "mesh", (c) => peerInfer(c, {}, "no-such-provider"), unavailable),
     ...both("operation unspecified", () => ({ operation: Operation.UNSPECIFIED }), badArgument, unimplemented),
     ...both("operation 99", () => ({ operation: UNKNOWN }), badArgument, unimplemented),
     ...both("an empty model", () => ({ model: "" }), badArgument, badArgument),
@@ -315,15 +372,12 @@ function inferCases(): GrpcCase[] {
     ),
     ...both("an image edit with only a mask", (c) => edit(c, [{ role: MediaRole.MASK, data: PNG_BYTES }]), badArgument, badArgument),
     ...both("an image edit with audio", (c) => edit(c, [{ role: MediaRole.IMAGE, data: PNG_BYTES }, audio]), badArgument, badArgument),
-    // Past its checks the agent answers in band (see agent-service.ts): a passed deadline is a timeout part.
+    // A call whose deadline has passed is not sent down the link at all.
     ...both(
       "a deadline in the past",
       () => ({ deadline: timestampFromMs(Date.now() - 60_000) }),
       { code: status.DEADLINE_EXCEEDED },
-      {
-        code: status.OK,
-        inBandStatus: 504,
-      },
+      { code: status.DEADLINE_EXCEEDED },
     ),
     grpcCase(gateway, "a chat body that is not JSON", "user", (c) => gatewayInfer(c, { body: Buffer.from("{") }), badArgument),
     grpcCase(gateway, "a chat body that is a JSON array", "user", (c) => gatewayInfer(c, { body: Buffer.from("[]") }), badArgument),
@@ -349,8 +403,8 @@ function inferCases(): GrpcCase[] {
     grpcCase(
       agent,
       "a chat body that is not JSON goes to the model server as sent",
-      "agent",
-      (c) => agentInfer(c, { body: Buffer.from("{") }),
+      "mesh",
+      (c) => peerInfer(c, { body: Buffer.from("{") }),
       {
         code: status.OK,
         inBandStatus: 502,
@@ -360,7 +414,31 @@ function inferCases(): GrpcCase[] {
   ];
 }
 
+/**
+ * attachCases are agents attaching wrongly to the gateway's public port. A link's first frame is the agent's
+ * heartbeat, which the gateway relays to the registry: what the registry refuses ends the link with its code.
+ */
+function attachCases(): GrpcCase[] {
+  const attach = method("AgentLinkService.Attach");
+  const frame = (name: string, init: (c: CorpusContext) => HeartbeatInit, expect: GrpcExpectation, credential: GrpcCredential = "user") =>
+    grpcCase(attach, name, credential, (c) => attachFrame(c, init(c)), expect);
+  /** elsewhere is a call of another RPC on the public port, which serves Attach only over HTTP/2. */
+  const elsewhere = (name: string, path: string): GrpcCase => ({
+    ...grpcCase(attach, name, "user", (c) => attachFrame(c), unimplemented),
+    path,
+  });
+  return [
+    frame("the mesh token instead of the owner's key", () => ({}), unauthenticated, "mesh"),
+    frame("a first heartbeat with a provider id with a space", () => ({ providerId: "has space" }), badArgument),
+    frame("a first heartbeat with a model with an empty id", () => ({ models: [{ id: "", serviceType: ServiceType.LLM }] }), badArgument),
+    frame("a first heartbeat with service type 99", (c) => ({ models: [{ id: c.models.llm, serviceType: UNKNOWN }] }), badArgument),
+    frame("a first heartbeat for another user's provider id", (c) => ({ providerId: c.providerId }), unauthenticated, "other-user"),
+    elsewhere("InferenceService.Infer on the public port", "/infermesh.v1.InferenceService/Infer"),
+    elsewhere("RegistryService.Heartbeat on the public port", "/infermesh.v1.RegistryService/Heartbeat"),
+  ];
+}
+
 /** grpcCorpus is every gRPC case. */
 export function grpcCorpus(): GrpcCase[] {
-  return [...everyMethodCases(), ...heartbeatCases(), ...registryCases(), ...inferCases()];
+  return [...everyMethodCases(), ...heartbeatCases(), ...registryCases(), ...inferCases(), ...attachCases()];
 }

@@ -652,7 +652,16 @@ function rawCases(): RawHttpCase[] {
     raw("a header line without a colon", request("GET /v1/models HTTP/1.1", ["this is not a header"])),
     raw("an unknown method", request("BREW /v1/models HTTP/1.1", [])),
     raw("a garbage request line", () => Buffer.from("\u0001\u0002 garbage\r\n\r\n", "latin1")),
-    raw("an HTTP/2 preface on the HTTP/1.1 port", () => Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1")),
+    // One port serves HTTP/1.1 and, for agents' links, HTTP/2 with prior knowledge: a preface makes the connection
+    // HTTP/2, and what follows it must be HTTP/2 frames.
+    raw(
+      "an HTTP/2 preface followed by HTTP/1.1 text",
+      () => Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n", "latin1"),
+      {
+        status: 0,
+        closed: true,
+      },
+    ),
     raw("a NUL byte in a header value", request("GET /v1/models HTTP/1.1", ["X-Bad: a\u0000b"])),
     raw("an obsolete folded header", request("GET /v1/models HTTP/1.1", ["X-Folded: a", " b"])),
     raw("a space before the colon", request("GET /v1/models HTTP/1.1", ["X-Bad : y"])),

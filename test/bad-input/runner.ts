@@ -10,6 +10,8 @@ export const CASE_TIMEOUT_MS = 15_000;
 /** MAX_ERROR_BODY_BYTES bounds an error answer: the gateway must not echo a huge input back. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_READ_BYTES = 32 * 1024 * 1024;
+/** CLOSED_WITHOUT_ANSWER is how a raw case ends when the gateway closes the connection without an HTTP/1.1 answer. */
+const CLOSED_WITHOUT_ANSWER = "the connection closed without an answer";
 
 /** HttpObserved is how an HTTP case ended: an answer, or no answer at all. */
 export type HttpObserved =
@@ -97,9 +99,7 @@ export function sendRaw(baseUrl: string, testCase: RawHttpCase, context: CorpusC
       if (answer) settle(answer);
     });
     socket.on("error", () => {});
-    socket.on("close", () =>
-      settle(parseAnswer(Buffer.concat(chunks)) ?? { kind: "no-answer", error: "the connection closed without an answer" }),
-    );
+    socket.on("close", () => settle(parseAnswer(Buffer.concat(chunks)) ?? { kind: "no-answer", error: CLOSED_WITHOUT_ANSWER }));
     socket.write(testCase.bytes(context));
   });
 }
@@ -171,7 +171,17 @@ export class GrpcClients {
     const identity = (bytes: Buffer) => bytes;
     const message = testCase.message(context);
     const deadline = Date.now() + CASE_TIMEOUT_MS;
-    if (!testCase.streaming) {
+    if (testCase.methodKind === "bidi_streaming") {
+      return new Promise((resolve) => {
+        const call = client.makeBidiStreamRequest(testCase.path, identity, identity, metadata, { deadline });
+        // The client says no more once the server has answered its message; a server that ends the call first wins.
+        call.on("data", () => call.end());
+        call.on("error", () => {});
+        call.on("status", (status: grpc.StatusObject) => resolve({ code: status.code, details: status.details }));
+        call.write(message);
+      });
+    }
+    if (testCase.methodKind === "unary") {
       return new Promise((resolve) => {
         client.makeUnaryRequest(testCase.path, identity, identity, message, metadata, { deadline }, (error) => {
           resolve(error ? { code: error.code, details: error.details } : { code: grpc.status.OK, details: "" });
@@ -211,8 +221,6 @@ function credentialHeader(credential: GrpcCase["credential"], context: CorpusCon
       return `Bearer ${context.otherKey}`;
     case "mesh":
       return `Bearer ${context.meshToken}`;
-    case "agent":
-      return `Bearer ${context.agentToken}`;
     default:
       return credential.header;
   }
@@ -220,6 +228,12 @@ function credentialHeader(credential: GrpcCase["credential"], context: CorpusCon
 
 /** httpProblems lists how an HTTP answer misses its expectation; empty when it meets it. */
 export function httpProblems(method: string, observed: HttpObserved, expect: HttpExpectation): string[] {
+  if (expect.closed) {
+    if (observed.kind === "no-answer" && observed.error === CLOSED_WITHOUT_ANSWER) return [];
+    return [
+      observed.kind === "answer" ? `an HTTP/1.1 answer ${observed.status}, expected the connection closed` : `no answer: ${observed.error}`,
+    ];
+  }
   if (observed.kind === "no-answer") return [`no answer: ${observed.error}`];
   const problems: string[] = [];
   if (observed.status !== expect.status) problems.push(`status ${observed.status}, expected ${expect.status}`);
