@@ -2,10 +2,9 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { InferenceCall, InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
 import type { CallEnd } from "../../gen/infermesh/v1/link_pb.js";
+import { AnswerQueue } from "../shared/answer-queue.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
 import { CREDIT_STEP_BYTES, INITIAL_CALL_CREDIT, partBytes } from "../shared/link/link-protocol.js";
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
 /** LinkCallOptions are one call's ties to its link. */
 export interface LinkCallOptions {
@@ -27,11 +26,9 @@ export interface LinkCallOptions {
  * agent's CallEnd: OK ends the iteration, any other code throws a ConnectError with it. The caller's abort, the
  * deadline, and a reader that stops early cancel the call on the link.
  */
-export class LinkCall implements AsyncIterableIterator<InferencePart> {
+export class LinkCall extends AnswerQueue {
   readonly #options: LinkCallOptions;
   readonly #deadline: TimerHandle | undefined;
-  #parts: InferencePart[] = [];
-  #read = 0;
   /** #unthanked counts the bytes read since the last grant. */
   #unthanked = 0;
   /**
@@ -41,20 +38,18 @@ export class LinkCall implements AsyncIterableIterator<InferencePart> {
    */
   #granted = INITIAL_CALL_CREDIT;
   #received = 0;
-  /** #outcome is undefined while the call runs, null once it succeeded. */
-  #outcome: ConnectError | null | undefined;
-  #waiter: { resolve: (result: IteratorResult<InferencePart>) => void; reject: (error: unknown) => void } | undefined;
 
   constructor(options: LinkCallOptions) {
+    super();
     this.#options = options;
     const { call, signal, clock } = options;
     const deadlineMs = call.deadline ? timestampMs(call.deadline) : undefined;
     if (signal.aborted) {
-      this.#outcome = new ConnectError("the call was cancelled", Code.Canceled);
+      this.settle(new ConnectError("the call was cancelled", Code.Canceled));
     } else if (deadlineMs !== undefined && deadlineMs <= clock.now()) {
-      this.#outcome = new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded);
+      this.settle(new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded));
     }
-    if (this.#outcome) {
+    if (this.over) {
       this.#deadline = undefined;
       return;
     }
@@ -63,106 +58,57 @@ export class LinkCall implements AsyncIterableIterator<InferencePart> {
       deadlineMs === undefined
         ? undefined
         : clock.setTimer(
-            () => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
+            () => this.cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
             deadlineMs - clock.now(),
           );
   }
 
-  /** over is true once the call has ended, however. */
-  get over(): boolean {
-    return this.#outcome !== undefined;
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<InferencePart>> {
-    if (this.#read < this.#parts.length) return Promise.resolve(this.#take());
-    if (this.#outcome === null) return Promise.resolve(DONE);
-    if (this.#outcome) return Promise.reject(this.#outcome);
-    return new Promise((resolve, reject) => {
-      this.#waiter = { resolve, reject };
-    });
-  }
-
-  /** return is a reader that stops early: the call is cancelled, so the agent stops too. */
-  return(): Promise<IteratorResult<InferencePart>> {
-    this.#cancel(new ConnectError("the answer is no longer read", Code.Canceled));
-    this.#parts = [];
-    this.#read = 0;
-    return Promise.resolve(DONE);
-  }
-
   /** push takes the parts of one answer frame, and its end when the frame carries one. */
   push(parts: readonly InferencePart[], end: CallEnd | undefined): void {
-    if (this.#outcome !== undefined) return;
+    if (this.over) return;
     if (parts.length > 0 && this.#received >= this.#granted) {
-      this.#cancel(new ConnectError("the agent sent more of the answer than it was granted", Code.ResourceExhausted));
+      this.cancel(new ConnectError("the agent sent more of the answer than it was granted", Code.ResourceExhausted));
       return;
     }
     for (const part of parts) {
-      const bytes = partBytes(part);
-      this.#parts.push(part);
-      this.#received += bytes;
+      this.enqueue(part);
+      this.#received += partBytes(part);
     }
     if (end) this.#finish(end.code === 0 ? null : new ConnectError(end.message, end.code as Code));
-    this.#wake();
+    this.wake();
   }
 
   /** fail ends the call from the link's side (the link closed); nothing is sent to the agent. */
   fail(error: ConnectError): void {
     this.#finish(error);
-    this.#wake();
+    this.wake();
+  }
+
+  protected cancel(error: ConnectError): void {
+    if (this.over) return;
+    this.#finish(error, true);
+    this.wake();
+  }
+
+  protected override taken(part: InferencePart): void {
+    if (this.over) return;
+    this.#unthanked += partBytes(part);
+    if (this.#unthanked >= CREDIT_STEP_BYTES) {
+      this.#granted += this.#unthanked;
+      this.#options.grant(this.#unthanked);
+      this.#unthanked = 0;
+    }
   }
 
   readonly #onAbort = (): void => {
-    this.#cancel(new ConnectError("the call was cancelled", Code.Canceled));
+    this.cancel(new ConnectError("the call was cancelled", Code.Canceled));
   };
 
-  #cancel(error: ConnectError): void {
-    if (this.#outcome !== undefined) return;
-    this.#finish(error, true);
-    this.#wake();
-  }
-
   #finish(outcome: ConnectError | null, cancelled = false): void {
-    if (this.#outcome !== undefined) return;
-    this.#outcome = outcome;
+    if (!this.settle(outcome)) return;
     this.#options.signal.removeEventListener("abort", this.#onAbort);
     this.#deadline?.cancel();
     if (cancelled) this.#options.cancel();
     else this.#options.done();
-  }
-
-  #take(): IteratorResult<InferencePart> {
-    const part = this.#parts[this.#read++] as InferencePart;
-    if (this.#read === this.#parts.length) {
-      this.#parts = [];
-      this.#read = 0;
-    }
-    const bytes = partBytes(part);
-    if (this.#outcome === undefined) {
-      this.#unthanked += bytes;
-      if (this.#unthanked >= CREDIT_STEP_BYTES) {
-        this.#granted += this.#unthanked;
-        this.#options.grant(this.#unthanked);
-        this.#unthanked = 0;
-      }
-    }
-    return { value: part, done: false };
-  }
-
-  #wake(): void {
-    const waiter = this.#waiter;
-    if (!waiter) return;
-    if (this.#read < this.#parts.length) {
-      this.#waiter = undefined;
-      waiter.resolve(this.#take());
-    } else if (this.#outcome !== undefined) {
-      this.#waiter = undefined;
-      if (this.#outcome === null) waiter.resolve(DONE);
-      else waiter.reject(this.#outcome);
-    }
   }
 }

@@ -10,6 +10,7 @@ import {
   InferRequestSchema,
   InferResponseSchema,
 } from "../../../gen/infermesh/v1/inference_pb.js";
+import { AnswerQueue } from "../answer-queue.js";
 import { type Clock, systemClock, type TimerHandle } from "../clock.js";
 import { AgentSessions } from "./http2-sessions.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./message-limits.js";
@@ -33,7 +34,6 @@ const AGENT_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
  */
 const QUEUED_PARTS_HIGH_WATER = 64;
 const QUEUED_BYTES_HIGH_WATER = 1024 * 1024;
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
 /**
  * PeerCalls opens AgentService.Infer streams to the other gateways of the mesh, for providers whose agent holds its
@@ -127,23 +127,19 @@ export function createPeerCalls(options: PeerCallsOptions): PeerCalls {
  * QUEUED_PARTS_HIGH_WATER unread ones the stream is paused, so HTTP/2 flow control slows the agent to the client's
  * pace. It ends with the call's gRPC status: OK ends the iteration, anything else throws a ConnectError with the code.
  */
-class InferCall implements AsyncIterableIterator<InferencePart> {
+class InferCall extends AnswerQueue {
   readonly #stream: http2.ClientHttp2Stream;
   readonly #reader: MessageReader;
   readonly #signal: AbortSignal;
   readonly #deadline: TimerHandle | undefined;
-  #parts: InferencePart[] = [];
-  #read = 0;
   #queuedBytes = 0;
   #paused = false;
-  /** #outcome is set once the call is over: undefined while it runs, null when it succeeded. */
-  #outcome: ConnectError | null | undefined;
   #httpStatus = 200;
   #grpcStatus: Code | typeof STATUS_OK | undefined;
   #grpcMessage = "";
-  #waiter: { resolve: (result: IteratorResult<InferencePart>) => void; reject: (error: unknown) => void } | undefined;
 
   constructor(stream: http2.ClientHttp2Stream, reader: MessageReader, signal: AbortSignal, deadlineMs: number | undefined, clock: Clock) {
+    super();
     this.#stream = stream;
     this.#reader = reader;
     this.#signal = signal;
@@ -157,31 +153,10 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
       deadlineMs === undefined
         ? undefined
         : clock.setTimer(
-            () => this.#cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
+            () => this.cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
             Math.max(0, deadlineMs - clock.now()),
           );
     if (signal.aborted) this.#onAbort();
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<InferencePart>> {
-    if (this.#read < this.#parts.length) return Promise.resolve(this.#take());
-    if (this.#outcome === null) return Promise.resolve(DONE);
-    if (this.#outcome) return Promise.reject(this.#outcome);
-    return new Promise((resolve, reject) => {
-      this.#waiter = { resolve, reject };
-    });
-  }
-
-  /** return is a reader that stops early: the call is cancelled, so the agent stops too. */
-  return(): Promise<IteratorResult<InferencePart>> {
-    if (this.#outcome === undefined) this.#cancel(new ConnectError("the answer is no longer read", Code.Canceled));
-    this.#parts = [];
-    this.#read = 0;
-    return Promise.resolve(DONE);
   }
 
   readonly #onHeaders = (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader): void => {
@@ -197,8 +172,8 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
   readonly #onMessage = (message: Buffer): void => {
     this.#queuedBytes += message.length;
     const response = fromBinary(InferResponseSchema, message);
-    if (response.part) this.#parts.push(response.part);
-    else for (const part of response.parts) this.#parts.push(part);
+    if (response.part) this.enqueue(response.part);
+    else for (const part of response.parts) this.enqueue(part);
   };
 
   readonly #onData = (chunk: Buffer): void => {
@@ -206,15 +181,15 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
       this.#reader.push(chunk, this.#onMessage);
     } catch (error) {
       const code = error instanceof GrpcWireError ? error.code : Code.Internal;
-      this.#cancel(new ConnectError(`the agent's answer is malformed: ${messageOf(error)}`, code, undefined, undefined, error));
+      this.cancel(new ConnectError(`the agent's answer is malformed: ${messageOf(error)}`, code, undefined, undefined, error));
       return;
     }
-    const queued = this.#parts.length - this.#read;
+    const queued = this.queued;
     if ((queued > QUEUED_PARTS_HIGH_WATER || this.#queuedBytes > QUEUED_BYTES_HIGH_WATER) && queued > 0 && !this.#paused) {
       this.#paused = true;
       this.#stream.pause();
     }
-    this.#wake();
+    this.wake();
   };
 
   readonly #onError = (error: Error): void => {
@@ -222,7 +197,7 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
   };
 
   readonly #onClose = (): void => {
-    if (this.#outcome !== undefined) return;
+    if (this.over) return;
     if (this.#grpcStatus === STATUS_OK) {
       this.#finish(this.#reader.hasPartialMessage ? new ConnectError("the agent's answer ended mid-message", Code.Internal) : null);
     } else if (this.#grpcStatus !== undefined) {
@@ -239,49 +214,30 @@ class InferCall implements AsyncIterableIterator<InferencePart> {
   };
 
   readonly #onAbort = (): void => {
-    this.#cancel(new ConnectError("the call was cancelled", Code.Canceled));
+    this.cancel(new ConnectError("the call was cancelled", Code.Canceled));
   };
 
-  /** #cancel ends the call from this side: the stream is reset, so the agent learns of it at once. */
-  #cancel(error: ConnectError): void {
-    if (this.#outcome !== undefined) return;
+  /** cancel ends the call from this side: the stream is reset, so the peer learns of it at once. */
+  protected cancel(error: ConnectError): void {
+    if (this.over) return;
     this.#finish(error);
     if (!this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 
+  protected override taken(_part: InferencePart, drained: boolean): void {
+    if (!drained) return;
+    this.#queuedBytes = 0;
+    if (this.#paused) {
+      this.#paused = false;
+      this.#stream.resume();
+    }
+  }
+
   #finish(outcome: ConnectError | null): void {
-    if (this.#outcome !== undefined) return;
-    this.#outcome = outcome;
+    if (!this.settle(outcome)) return;
     this.#signal.removeEventListener("abort", this.#onAbort);
     this.#deadline?.cancel();
-    this.#wake();
-  }
-
-  #take(): IteratorResult<InferencePart> {
-    const part = this.#parts[this.#read++] as InferencePart;
-    if (this.#read === this.#parts.length) {
-      this.#parts = [];
-      this.#read = 0;
-      this.#queuedBytes = 0;
-      if (this.#paused) {
-        this.#paused = false;
-        this.#stream.resume();
-      }
-    }
-    return { value: part, done: false };
-  }
-
-  #wake(): void {
-    const waiter = this.#waiter;
-    if (!waiter) return;
-    if (this.#read < this.#parts.length) {
-      this.#waiter = undefined;
-      waiter.resolve(this.#take());
-    } else if (this.#outcome !== undefined) {
-      this.#waiter = undefined;
-      if (this.#outcome === null) waiter.resolve(DONE);
-      else waiter.reject(this.#outcome);
-    }
+    this.wake();
   }
 }
 
