@@ -59,6 +59,8 @@ export interface Agent {
   readonly draining: boolean;
   /** connected is true while the agent's link to the mesh is attached. */
   readonly connected: boolean;
+  /** providerId is the agent's id in the mesh, once a link was attached. */
+  readonly providerId: string | undefined;
   /**
    * listen binds the metrics port when configured (the agent opens no other), discovers the upstreams' models once,
    * then dials the mesh and resolves once attached, or once a first attempt failed for a reason a retry may fix. It
@@ -219,6 +221,9 @@ export function createAgent(options: AgentOptions): Agent {
     },
     get connected() {
       return link?.connected ?? false;
+    },
+    get providerId() {
+      return link?.providerId;
     },
     listen() {
       listening ??= run();

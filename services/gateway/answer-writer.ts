@@ -138,9 +138,17 @@ async function streamAnswer(
     watched?.wrote();
     return res.write(bytes);
   };
+  let cut = false;
   const fail = (error: GatewayError) => {
-    if (!format.events) res.destroy();
-    else if (!res.destroyed) res.write(sseErrorFrame(error.detail));
+    if (format.events) {
+      if (!res.destroyed) res.write(sseErrorFrame(error.detail));
+      return;
+    }
+    // The bytes written so far reach the client, then the connection ends without HTTP's end of body, so the client
+    // sees a truncated answer. A destroy would drop them: HTTP holds a response's first bytes back until the next tick.
+    cut = true;
+    if (res.socket && !res.socket.destroyed) res.socket.end();
+    else res.destroy();
   };
   try {
     for (let next = await iterator.next(); !next.done && !res.destroyed; next = await iterator.next()) {
@@ -168,7 +176,7 @@ async function streamAnswer(
   } finally {
     clearImmediate(flushHeaders);
     watched?.stop();
-    if (!res.writableEnded && !res.destroyed) res.end();
+    if (!cut && !res.writableEnded && !res.destroyed) res.end();
   }
 }
 

@@ -104,8 +104,9 @@ export async function startMesh(
         }),
         log: createLogger("agent", "silent"),
       });
-      const { providerId } = await agent.listen();
-      if (providerId === undefined) throw new Error(`the agent of ${user} could not attach to the gateway`);
+      await agent.listen();
+      // A first dial may fail on a loaded machine; the agent dials again by itself.
+      const providerId = await waitFor(`the agent of ${user} attached`, () => agent.providerId);
       await waitFor(`agent ${providerId} in the gateway's table`, () => {
         const provider = gateway.gateway.table.provider(providerId);
         return provider !== undefined && provider.models.length > 0;

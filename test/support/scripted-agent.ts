@@ -5,6 +5,7 @@ import { MeshLink } from "../../services/agent/mesh-link.js";
 import { systemClock } from "../../services/shared/clock.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../../services/shared/grpc/message-limits.js";
 import { createLogger } from "../../services/shared/logger.js";
+import { waitFor } from "./wait-for.js";
 
 /** Script answers one Infer call; it may wait on the call's signal to act like a slow provider. */
 export type Script = (call: InferenceCall, signal: AbortSignal) => AsyncIterable<MessageInitShape<typeof InferResponseSchema>>;
@@ -69,6 +70,7 @@ export async function attachScriptedAgent(
     close: () => link.close(),
   };
   await link.start();
-  if (!link.connected) throw new Error(`the scripted agent ${providerId} could not attach to ${gatewayUrl}`);
+  // A first dial may fail on a loaded machine; the link dials again by itself.
+  await waitFor(`the scripted agent ${providerId} attached to ${gatewayUrl}`, () => link.connected);
   return agent;
 }
