@@ -33,7 +33,11 @@ const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]", "[::0]", "[0:0:0:0:0:0:
  * bound one. Port 0 stands for the port actually bound. A wildcard host (0.0.0.0, ::) cannot be dialled, so the first
  * external IPv4 address stands in, or loopback on a machine without one.
  */
-export function advertisedAddress(bound: HostPort, advertise: HostPort | undefined, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): string {
+export function advertisedAddress(
+  bound: HostPort,
+  advertise: HostPort | undefined,
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>,
+): string {
   const chosen = advertise ?? bound;
   const port = chosen.port === 0 ? bound.port : chosen.port;
   const host = WILDCARD_HOSTS.has(chosen.host) ? (firstExternalIpv4(interfaces) ?? "127.0.0.1") : chosen.host;

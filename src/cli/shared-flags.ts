@@ -76,7 +76,8 @@ export const CA_FILE_FLAG: FlagSpec = {
 export const MESH_URL_FLAG: FlagSpec = {
   type: "string",
   value: "URL",
-  description: "the mesh's public URL, the one OpenAI clients use (https://mesh.example.org, with or without /v1); the agent dials it and opens no port",
+  description:
+    "the mesh's public URL, the one OpenAI clients use (https://mesh.example.org, with or without /v1); the agent dials it and opens no port",
   env: "INFERMESH_MESH",
 };
 
