@@ -106,7 +106,12 @@ describe("an agent holds no listening socket", function () {
       ]);
       // Read while the answers are open, and again after: the agent listened at no point.
       const during = tcpSockets(pid);
-      const statuses = await Promise.all(answers.map(async (response) => (await response.arrayBuffer(), response.status)));
+      const statuses = await Promise.all(
+        answers.map(async (response) => {
+          await response.arrayBuffer();
+          return response.status;
+        }),
+      );
       expect(statuses).to.deep.equal([200, 200, 200, 200, 200, 200]);
       expect(image.length).to.be.greaterThan(0);
       const after = tcpSockets(pid);

@@ -250,7 +250,16 @@ describe("infermesh agent's flags", () => {
 
     it("is not asked for without the flag, and the missing --upstream names it", async () => {
       let asked = false;
-      const error = await discoverAgentConfig([...BASE], {}, { discover: async () => ((asked = true), found) }).then(
+      const error = await discoverAgentConfig(
+        [...BASE],
+        {},
+        {
+          discover: async () => {
+            asked = true;
+            return found;
+          },
+        },
+      ).then(
         () => undefined,
         (failure: unknown) => failure,
       );
