@@ -1,4 +1,8 @@
 import * as http2 from "node:http2";
+import * as net from "node:net";
+import { isIP } from "node:net";
+import type { Duplex } from "node:stream";
+import * as tls from "node:tls";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
@@ -234,12 +238,14 @@ class LinkSession {
     this.#events = events;
     this.#reader = new MessageReader(options.maxMessageBytes);
     this.#lastHeardMs = options.clock.now();
-    const tls = target.origin.startsWith("https:") && options.ca ? { ca: [...options.ca] } : {};
-    this.#session = http2.connect(target.origin, { ...tls, settings: { initialWindowSize: 8 * 1024 * 1024 } });
+    this.#session = http2.connect(target.origin, {
+      settings: { initialWindowSize: 8 * 1024 * 1024 },
+      createConnection: () => dial(new URL(target.origin), options.ca),
+    });
     this.#session.on("error", (error) => {
       this.#error ??= error;
     });
-    this.#session.on("connect", () => this.#session.setLocalWindowSize?.(32 * 1024 * 1024));
+    this.#session.on("connect", () => this.#session.setLocalWindowSize(32 * 1024 * 1024));
     this.#session.on("goaway", () => events.retiring());
     this.#stream = this.#session.request({
       ":method": "POST",
@@ -437,6 +443,25 @@ class LinkSession {
     const status = this.#status ?? errorStatus(this.#error);
     this.#events.ended(status.code, status.message, this.#error);
   }
+}
+
+/**
+ * dial opens the link's TCP (or TLS, offering only h2) connection with Nagle's algorithm off: calls and their answers
+ * are small frames that must not wait for the acknowledgement of the last ones.
+ */
+function dial(url: URL, ca: readonly string[] | undefined): Duplex {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const secure = url.protocol === "https:";
+  const socket = net.connect({ host, port: Number(url.port || (secure ? 443 : 80)), noDelay: true });
+  if (!secure) return socket;
+  return tls.connect({
+    socket,
+    // host is what the certificate must name (an IP address is checked against its IP entries).
+    host,
+    ALPNProtocols: ["h2"],
+    ...(isIP(host) ? {} : { servername: host }),
+    ...(ca ? { ca: [...ca] } : {}),
+  });
 }
 
 /** CallCancelled is the abort reason of a call the gateway cancelled: its answer is no longer sent. */
