@@ -40,9 +40,16 @@ function refusal(options: Partial<GatewayOptions>): { setting: string; message: 
 describe("gateway options", () => {
   it("apply every default once, into complete frozen settings", () => {
     const settings = resolveGatewayOptions(REQUIRED);
+    // A gateway names itself in the registry's records of where agents are attached: a fresh id per process.
+    expect(settings.gatewayId).to.match(/^[0-9a-f-]{36}$/);
+    expect(resolveGatewayOptions(REQUIRED).gatewayId).to.not.equal(settings.gatewayId);
     expect(settings).to.deep.equal({
       ...REQUIRED,
       grpcListen: undefined,
+      advertise: undefined,
+      tls: undefined,
+      ca: undefined,
+      gatewayId: settings.gatewayId,
       clock: systemClock,
       requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
       streamTimeoutMs: DEFAULT_STREAM_TIMEOUT_MS,

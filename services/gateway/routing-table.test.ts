@@ -7,8 +7,8 @@ import { RoutingTable } from "./routing-table.js";
 
 const owner = { userId: "u1", userName: "alice" };
 
-function provider(id: string, endpoint = `127.0.0.1:${1000 + id.length}`): Provider {
-  return create(ProviderSchema, { id, ownerUserId: "u1", online: true, endpoint, models: [{ id: "m", serviceType: ServiceType.LLM }] });
+function provider(id: string, gatewayId = "gateway-1"): Provider {
+  return create(ProviderSchema, { id, ownerUserId: "u1", online: true, gatewayId, models: [{ id: "m", serviceType: ServiceType.LLM }] });
 }
 
 const snapshot = (...providers: Provider[]) => create(WatchProvidersResponseSchema, { event: { case: "snapshot", value: { providers } } });
@@ -55,7 +55,7 @@ describe("RoutingTable", () => {
     expect(ids(fresh)).to.deep.equal(["c"]);
   });
 
-  it("never routes to a provider without an endpoint", () => {
+  it("never routes to a provider no gateway holds a link to (one that reports over HTTP)", () => {
     const table = new RoutingTable();
     table.apply(snapshot(provider("http-only", "")));
     expect(table.lookup(owner, "m", ServiceType.LLM).kind).to.equal("none");
