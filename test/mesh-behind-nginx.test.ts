@@ -142,7 +142,12 @@ describe("a gateway serving TLS itself", function () {
   before(async () => {
     registry = await startRegistry();
     key = await registry.keyFor("alice");
-    gateway = await startGateway(registry.address, { tls: readServerTls(certificates.certFile, certificates.keyFile) });
+    // Its internal port serves TLS too, under the name its certificate carries, for peers forwarding to it.
+    gateway = await startGateway(registry.address, {
+      tls: readServerTls(certificates.certFile, certificates.keyFile),
+      ca: [certificates.ca.toString()],
+      grpcListen: { host: "localhost", port: 0 },
+    });
   });
 
   after(async () => {
@@ -168,6 +173,36 @@ describe("a gateway serving TLS itself", function () {
     } finally {
       await agent.close();
       await simulator.close();
+    }
+  });
+
+  it("forwards over TLS to a peer gateway: a call on a second TLS gateway reaches the agent attached to the first", async () => {
+    const peer = await startGateway(registry.address, {
+      tls: readServerTls(certificates.certFile, certificates.keyFile),
+      ca: [certificates.ca.toString()],
+      grpcListen: { host: "localhost", port: 0 },
+    });
+    const port = new URL(gateway.baseUrl).port;
+    const { agent, simulator } = await startHomeAgent(`https://localhost:${port}`, key, "far-model", certificates.caFile);
+    try {
+      const { providerId } = await agent.listen();
+      await waitFor(
+        "the agent in the peer's table",
+        () => providerId !== undefined && peer.gateway.table.provider(providerId) !== undefined,
+      );
+      expect(peer.gateway.links.size).to.equal(0);
+      const response = await chat(
+        `https://localhost:${new URL(peer.baseUrl).port}`,
+        key,
+        "far-model",
+        new UndiciAgent({ connect: { ca: certificates.ca } }),
+      );
+      expect(response.status).to.equal(200);
+      expect(((await response.json()) as { model: string }).model).to.equal("far-model");
+    } finally {
+      await agent.close();
+      await simulator.close();
+      await peer.stop();
     }
   });
 
