@@ -504,15 +504,16 @@ describe("servingUpstreams", () => {
   const image = upstreamConfig({ type: "image", url });
   const tts = upstreamConfig({ type: "tts", url });
 
-  it("picks the upstream a model's stated type names, else the one its id suggests, else the first; none for a type not configured", () => {
+  it("picks the upstream a model's stated type names, else the one its id suggests, else the llm one or the first; none for a type not configured", () => {
     const picked = (model: Parameters<typeof servingUpstreams>[0], upstreams = [stt, llm]) =>
       servingUpstreams(model, upstreams).map((upstream) => upstream.type);
     expect(picked({ id: "whisper-large-v3", serviceType: "llm" })).to.deep.equal(["llm"]);
     expect(picked({ id: "faster-whisper-large-v3" })).to.deep.equal(["stt"]);
     expect(picked({ id: "parakeet-tdt-0.6b" })).to.deep.equal(["stt"]);
     expect(picked({ id: "nomic-embed-text" })).to.deep.equal(["llm"]);
-    expect(picked({ id: "qwen3:8b" })).to.deep.equal(["stt"], "the first configured");
+    expect(picked({ id: "qwen3:8b" })).to.deep.equal(["llm"], "a model that says nothing is most likely a chat model");
     expect(picked({ id: "qwen3:8b" }, [llm, stt])).to.deep.equal(["llm"]);
+    expect(picked({ id: "qwen3:8b" }, [tts, stt])).to.deep.equal(["tts"], "the first configured, without an llm one");
     expect(picked({ id: "kokoro-82m" })).to.deep.equal([], "a speech model is no chat model");
     expect(picked({ id: "gpt-4o-mini-tts" }, [llm, tts])).to.deep.equal(["tts"]);
     expect(picked({ id: "xtts_v2" }, [llm, tts])).to.deep.equal(["tts"]);
@@ -521,7 +522,7 @@ describe("servingUpstreams", () => {
     expect(picked({ id: "sd-1.5" }, [llm, image])).to.deep.equal(["image"]);
     expect(picked({ id: "flux.1-schnell" }, [llm, image])).to.deep.equal(["image"]);
     expect(picked({ id: "mistral-small", serviceType: "image" }, [llm, image])).to.deep.equal(["image"]);
-    expect(picked({ id: "gpt-4-vision-preview" }, [image, llm])).to.deep.equal(["image"], "the first configured: its id says nothing");
+    expect(picked({ id: "gpt-4-vision-preview" }, [image, llm])).to.deep.equal(["llm"], "its id says nothing: the llm one");
     expect(picked({ id: "llama-3-sdk-assistant" }, [llm, image]), "short tokens stand alone").to.deep.equal(["llm"]);
   });
 

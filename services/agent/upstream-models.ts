@@ -189,7 +189,8 @@ export function serviceTypeByName(id: string): UpstreamType | undefined {
  * servingUpstreams decides which of the upstreams configured on one server advertise a model that server lists (one
  * server, several `--upstream TYPE=URL`: LocalAI, the simulator), so that each model is advertised under its own
  * type only. Upstreams that name the model in their `declare` or `expose` lists claim it; else the one whose type
- * the server states for it; else the one its id suggests (serviceTypeByName); else the first configured. A model
+ * the server states for it; else the one its id suggests (serviceTypeByName); else the llm one, as a model that says
+ * nothing about itself is most likely a chat model ("gpt-4" on LocalAI), or the first configured without one. A model
  * whose stated or suggested type none of them has is advertised by none: a speech model is no chat model because
  * the server also serves chat. upstreams are in configuration order.
  */
@@ -200,7 +201,8 @@ export function servingUpstreams(model: DiscoveredModel, upstreams: readonly Ups
   if (claiming.length > 0) return claiming;
   const type = model.serviceType ?? serviceTypeByName(model.id);
   if (type !== undefined) return upstreams.filter((upstream) => upstream.type === type).slice(0, 1);
-  return upstreams.slice(0, 1);
+  const llm = upstreams.find((upstream) => upstream.type === "llm");
+  return llm ? [llm] : upstreams.slice(0, 1);
 }
 
 /**
