@@ -1,17 +1,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import OpenAI, { type APIError, toFile } from "openai";
-import { AttachRequestSchema, type AttachResponse, AttachResponseSchema } from "../gen/infermesh/v1/link_pb.js";
-import { frameMessage, MessageReader } from "../services/shared/grpc/wire.js";
-import { ATTACH_PATH } from "../services/shared/link/link-protocol.js";
 import { testWav } from "../services/sim/simulator.js";
 import { type CliProcess, START_DEADLINE_MS, spawnCli } from "./support/cli-process.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
+import { openRawLink } from "./support/raw-link.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -91,22 +87,10 @@ describe("what an attached agent learns of the mesh", function () {
   // it, never the gateways' internal addresses nor its link's id, which are the mesh's business.
   it("is told its provider on its link without the gateway's internal endpoint or its link id", async () => {
     const key = await mesh.registry.keyFor("alice");
-    const session = http2.connect(mesh.gateway.baseUrl);
+    const link = openRawLink(mesh.gateway.baseUrl, key);
     try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": ATTACH_PATH,
-        "content-type": "application/grpc",
-        te: "trailers",
-        authorization: `Bearer ${key}`,
-      });
-      stream.on("error", () => {});
-      const heartbeat = create(AttachRequestSchema, { frame: { case: "heartbeat", value: { providerId: "alice-box", models: [] } } });
-      stream.write(frameMessage(toBinary(AttachRequestSchema, heartbeat)));
-      const reader = new MessageReader(1024 * 1024);
-      const outcome = await new Promise<AttachResponse["frame"]>((resolve) =>
-        stream.on("data", (chunk: Buffer) => reader.push(chunk, (message) => resolve(fromBinary(AttachResponseSchema, message).frame))),
-      );
+      link.send({ case: "heartbeat", value: { providerId: "alice-box", models: [] } });
+      const outcome = await waitFor("the heartbeat's outcome", () => link.frames.find((frame) => frame.case === "heartbeat"));
       const provider = outcome.case === "heartbeat" ? outcome.value.response?.provider : undefined;
       expect(
         provider && { id: provider.id, ownerUserName: provider.ownerUserName, endpoint: provider.endpoint, linkId: provider.linkId },
@@ -116,9 +100,8 @@ describe("what an attached agent learns of the mesh", function () {
         endpoint: "",
         linkId: "",
       });
-      stream.close();
     } finally {
-      session.close();
+      link.destroy();
     }
   });
 });
