@@ -7,7 +7,7 @@ import { createLogger } from "../services/shared/logger.js";
 import { readServerTls } from "../services/shared/tls-files.js";
 import { createSimulator, type Simulator } from "../services/sim/simulator.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
-import { type NginxProxy, startNginx } from "./support/nginx-fixture.js";
+import { type NginxProxy, skipWithoutNginx, startNginx } from "./support/nginx-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
 import { testCertificates } from "./support/test-certificates.js";
 import { waitFor } from "./support/wait-for.js";
@@ -56,6 +56,10 @@ describe("several gateways behind nginx (TLS, round robin), agents that know onl
   let key: string;
   let home: { agent: Agent; simulator: Simulator }[];
   const trusting = new UndiciAgent({ connect: { ca: certificates.ca } });
+
+  before(function () {
+    skipWithoutNginx(this);
+  });
 
   beforeEach(async () => {
     registry = await startRegistry();

@@ -4,7 +4,7 @@ import * as http2 from "node:http2";
 import { request as httpsRequest } from "node:https";
 import type { AddressInfo } from "node:net";
 import { expect } from "chai";
-import { type NginxProxy, startNginx } from "./support/nginx-fixture.js";
+import { type NginxProxy, skipWithoutNginx, startNginx } from "./support/nginx-fixture.js";
 import { testCertificates } from "./support/test-certificates.js";
 
 /** Backend is a tiny HTTP/1.1 server that answers with its name and remembers the headers it saw. */
@@ -57,6 +57,10 @@ describe("the test nginx (test/support/nginx-fixture.ts)", function () {
       request.once("error", reject).end();
     });
 
+  before(function () {
+    skipWithoutNginx(this);
+  });
+
   before(async () => {
     for (const name of ["A", "B"]) {
       const seen: IncomingHttpHeaders[] = [];
@@ -87,6 +91,7 @@ describe("the test nginx (test/support/nginx-fixture.ts)", function () {
     for (const backend of backends) backend.seen.length = 0;
   });
   after(async () => {
+    if (h2c === undefined) return;
     for (const backend of backends) backend.server.closeAllConnections();
     await Promise.all([
       ...backends.map((backend) => new Promise((resolve) => backend.server.close(resolve))),

@@ -13,6 +13,18 @@ import { waitFor } from "./wait-for.js";
 
 /** NGINX_BINARY is where Debian's nginx package installs nginx. */
 export const NGINX_BINARY = "/usr/sbin/nginx";
+
+/**
+ * skipWithoutNginx skips a suite on a machine without Debian's nginx, saying so; in CI, which installs it (.ci/run),
+ * a missing nginx is a failure instead.
+ */
+export function skipWithoutNginx(context: Mocha.Context): void {
+  if (existsSync(NGINX_BINARY)) return;
+  const message = `${NGINX_BINARY} is missing (Debian package 'nginx')`;
+  if (process.env.CI) throw new Error(message);
+  console.warn(`      skipped: ${message}`);
+  context.skip();
+}
 /** READY_TIMEOUT_MS is how long nginx may take to accept connections once started. */
 const READY_TIMEOUT_MS = 15_000;
 /** STOP_GRACE_MS is how long nginx may take to quit on SIGQUIT before it is killed. */
