@@ -57,11 +57,8 @@ describe("the test nginx (test/support/nginx-fixture.ts)", function () {
       request.once("error", reject).end();
     });
 
-  before(function () {
+  before(async function () {
     skipWithoutNginx(this);
-  });
-
-  before(async () => {
     for (const name of ["A", "B"]) {
       const seen: IncomingHttpHeaders[] = [];
       const server = createServer((request, response) => {
