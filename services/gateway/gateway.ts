@@ -139,6 +139,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     ...(settings.tls ? { tls: settings.tls } : {}),
     onStream: (stream, headers) => links.handleStream(stream, headers),
     http2Options: { settings: { initialWindowSize: LINK_WINDOW_BYTES } },
+    http2ConnectionWindowBytes: LINK_WINDOW_BYTES,
     http2CloseGraceMs: settings.shutdownGraceMs,
   });
 

@@ -23,6 +23,11 @@ export interface SharedPortOptions {
   /** http2Options configure the HTTP/2 sessions: `settings` (initialWindowSize, …), maxSessionMemory, and so on. */
   readonly http2Options?: http2.ServerOptions;
   /**
+   * http2ConnectionWindowBytes is each HTTP/2 connection's receive window; HTTP/2's 64 KiB by default. Settings set
+   * only the window of each stream: many calls on one stream (an agent's link) need the connection's to match.
+   */
+  readonly http2ConnectionWindowBytes?: number;
+  /**
    * sniffTimeoutMs is how long a connection may take to tell its protocol before it is closed: in cleartext, to send
    * the bytes that tell HTTP/2 from HTTP/1.1 (by default the HTTP server's headersTimeout, the time Node gives HTTP/1.1
    * headers, or DEFAULT_SNIFF_TIMEOUT_MS when that is off); under TLS, to finish its handshake (by default Node's handshakeTimeout, 120 s).
@@ -141,6 +146,7 @@ function routeConnections(server: http.Server | https.Server, options: SharedPor
     entry.cut.unref();
   };
   h2.on("session", (session: http2.ServerHttp2Session) => {
+    if (options.http2ConnectionWindowBytes !== undefined) session.setLocalWindowSize(options.http2ConnectionWindowBytes);
     const entry: SessionEntry = { cut: undefined };
     sessions.set(session, entry);
     session.once("close", () => {
