@@ -6,6 +6,7 @@ import type { InferenceCall, InferencePart } from "../../gen/infermesh/v1/infere
 import { InferenceCallSchema } from "../../gen/infermesh/v1/inference_pb.js";
 import { type AttachRequest, AttachRequestSchema, AttachResponseSchema, type CallAnswer } from "../../gen/infermesh/v1/link_pb.js";
 import type { HeartbeatRequest, HeartbeatResponse, Principal } from "../../gen/infermesh/v1/registry_pb.js";
+import { failedCall } from "../shared/answer-queue.js";
 import { bearerToken } from "../shared/bearer.js";
 import { type Clock, every, type TimerHandle } from "../shared/clock.js";
 import { GrpcWireError, MessageReader, STATUS_OK } from "../shared/grpc/wire.js";
@@ -15,7 +16,6 @@ import { SilenceWatch } from "../shared/link/silence-watch.js";
 import type { Logger } from "../shared/logger.js";
 import { providerIdFor } from "../shared/provider-id.js";
 import { LinkCall } from "./link-call.js";
-import { failed } from "./mesh-calls.js";
 
 /** FIRST_HEARTBEAT_WAIT_MS is how long a new link may stay silent before its first heartbeat; then it is closed. */
 const FIRST_HEARTBEAT_WAIT_MS = 10_000;
@@ -110,7 +110,7 @@ export class AgentLinks {
   infer(providerId: string, ownerUserId: string, call: InferenceCall, signal: AbortSignal): AsyncIterable<InferencePart> {
     const link = this.#byProvider.get(providerId);
     if (!link || link.principal.userId !== ownerUserId) {
-      return failed(new ConnectError(`provider '${providerId}' is not attached to this gateway`, Code.Unavailable));
+      return failedCall(new ConnectError(`provider '${providerId}' is not attached to this gateway`, Code.Unavailable));
     }
     return link.call(call, signal);
   }
@@ -227,7 +227,7 @@ class AgentLink {
 
   /** call sends a call on this link; see AgentLinks.infer. */
   call(call: InferenceCall, signal: AbortSignal): AsyncIterable<InferencePart> {
-    if (this.#closed) return failed(new ConnectError("the agent's link closed", Code.Unavailable));
+    if (this.#closed) return failedCall(new ConnectError("the agent's link closed", Code.Unavailable));
     const callId = this.#nextCallId;
     this.#nextCallId = callId === 0xffff_ffff ? 1 : callId + 1;
     let cancelled = false;

@@ -54,13 +54,7 @@ export class LinkCall extends AnswerQueue {
       return;
     }
     signal.addEventListener("abort", this.#onAbort);
-    this.#deadline =
-      deadlineMs === undefined
-        ? undefined
-        : clock.setTimer(
-            () => this.cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
-            deadlineMs - clock.now(),
-          );
+    this.#deadline = this.deadlineTimer(deadlineMs, clock);
   }
 
   /** push takes the parts of one answer frame, and its end when the frame carries one. */

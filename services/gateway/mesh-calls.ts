@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { InferenceCall, InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Provider } from "../../gen/infermesh/v1/registry_pb.js";
+import { failedCall } from "../shared/answer-queue.js";
 import type { PeerCalls } from "../shared/grpc/infer-client.js";
 import type { AgentLinks } from "./agent-links.js";
 
@@ -25,16 +26,13 @@ export function meshCalls(gatewayId: string, links: AgentLinks, peers: PeerCalls
     infer(provider, call, signal) {
       if (provider.gatewayId === gatewayId) return links.infer(provider.id, provider.ownerUserId, call, signal);
       if (provider.endpoint !== "") return peers.infer(provider.endpoint, provider.id, call, signal);
-      return failed(new ConnectError(`provider '${provider.id}' is attached to a gateway that takes no forwarded calls`, Code.Unavailable));
+      return failedCall(
+        new ConnectError(`provider '${provider.id}' is attached to a gateway that takes no forwarded calls`, Code.Unavailable),
+      );
     },
     reachable(provider) {
       if (provider.gatewayId === gatewayId) return links.attached(provider.id);
       return provider.gatewayId !== "" && provider.endpoint !== "";
     },
   };
-}
-
-/** failed is a call that failed before it began. */
-export function failed(error: ConnectError): AsyncIterable<InferencePart> {
-  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }) };
 }

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { InferencePart } from "../../gen/infermesh/v1/inference_pb.js";
+import type { Clock, TimerHandle } from "./clock.js";
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
@@ -46,6 +47,15 @@ export abstract class AnswerQueue implements AsyncIterableIterator<InferencePart
   /** cancel ends the call from the reader's side, telling whoever serves it; it calls settle. */
   protected abstract cancel(error: ConnectError): void;
 
+  /** deadlineTimer cancels the call when deadlineMs (epoch ms) passes; undefined when there is no deadline. */
+  protected deadlineTimer(deadlineMs: number | undefined, clock: Clock): TimerHandle | undefined {
+    if (deadlineMs === undefined) return undefined;
+    return clock.setTimer(
+      () => this.cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
+      Math.max(0, deadlineMs - clock.now()),
+    );
+  }
+
   /** taken hears of each part the reader takes; drained is true when it was the last one queued. */
   protected taken(_part: InferencePart, _drained: boolean): void {}
 
@@ -90,4 +100,9 @@ export abstract class AnswerQueue implements AsyncIterableIterator<InferencePart
     this.taken(part, drained);
     return { value: part, done: false };
   }
+}
+
+/** failedCall is a call that failed before it began: its answer is the error. */
+export function failedCall(error: ConnectError): AsyncIterable<InferencePart> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }) };
 }

@@ -10,7 +10,7 @@ import {
   InferRequestSchema,
   InferResponseSchema,
 } from "../../../gen/infermesh/v1/inference_pb.js";
-import { AnswerQueue } from "../answer-queue.js";
+import { AnswerQueue, failedCall } from "../answer-queue.js";
 import { type Clock, systemClock, type TimerHandle } from "../clock.js";
 import { AgentSessions } from "./http2-sessions.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./message-limits.js";
@@ -92,7 +92,7 @@ export function createPeerCalls(options: PeerCallsOptions): PeerCalls {
       const deadlineMs = call.deadline ? timestampMs(call.deadline) : undefined;
       if (deadlineMs !== undefined) {
         const remainingMs = deadlineMs - clock.now();
-        if (remainingMs <= 0) return failed(new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded));
+        if (remainingMs <= 0) return failedCall(new ConnectError("the call's deadline passed before it began", Code.DeadlineExceeded));
         headers["grpc-timeout"] = timeoutHeader(remainingMs);
       }
       const request = frameMessage(toBinary(InferRequestSchema, create(InferRequestSchema, { call, providerId })));
@@ -100,7 +100,7 @@ export function createPeerCalls(options: PeerCallsOptions): PeerCalls {
       try {
         stream = sessions.request(endpoint, headers);
       } catch (error) {
-        return failed(
+        return failedCall(
           new ConnectError(
             `cannot reach the gateway holding the agent's link: ${messageOf(error)}`,
             Code.Unavailable,
@@ -149,13 +149,7 @@ class InferCall extends AnswerQueue {
     stream.on("error", this.#onError);
     stream.on("close", this.#onClose);
     signal.addEventListener("abort", this.#onAbort);
-    this.#deadline =
-      deadlineMs === undefined
-        ? undefined
-        : clock.setTimer(
-            () => this.cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)),
-            Math.max(0, deadlineMs - clock.now()),
-          );
+    this.#deadline = this.deadlineTimer(deadlineMs, clock);
     if (signal.aborted) this.#onAbort();
   }
 
@@ -247,13 +241,6 @@ class InferCall extends AnswerQueue {
  */
 function codeForReset(rstCode: number): Code {
   return rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM ? Code.ResourceExhausted : Code.Unavailable;
-}
-
-/** failed is a call that failed before it began. */
-function failed(error: ConnectError): AsyncIterable<InferencePart> {
-  return {
-    [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }),
-  };
 }
 
 function messageOf(error: unknown): string {
