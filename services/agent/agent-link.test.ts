@@ -229,7 +229,8 @@ describe("agent and its link to the mesh", () => {
       const provider = registry.server.table.get(providerId);
       return provider?.online && provider.linkId !== before;
     });
-    expect(agent.connected).to.equal(true);
+    // The registry records the link before its answer travels back down to the agent.
+    await waitFor("the agent to hear it is attached", () => agent.connected);
     const answered = await waitFor("a call through the new gateway", async () => {
       const result = await infer(client, { model: "sim-llama", body: chatBody("sim-llama", { max_tokens: 2 }) }, token);
       return result.status.code === grpc.status.OK && result;
