@@ -5,6 +5,7 @@ import {
   type AgentConfig,
   type AgentSettings,
   DEFAULT_MAX_CONCURRENCY,
+  parseShare,
   parseUpstream,
   readAgentConfigFile,
   resolveAgentConfig,
@@ -187,6 +188,54 @@ describe("agent configuration", () => {
     expect(bad({ upstreams: [{ url: "http://x:1", models: { declare: [] } }] })).to.match(/models\.declare: list at least one model/);
     expect(bad({ upstreams: [{ url: "http://x:1", models: { announce: [] } }] })).to.match(
       /unknown field \(known: declare, expose and hide\)/,
+    );
+  });
+});
+
+describe("the agent's sharing", () => {
+  const upstreams = [parseUpstream("--upstream", "http://x:1")];
+
+  it("reads private, public and users:NAME,... into frozen data, names trimmed and each kept once in order", () => {
+    expect(parseShare("--share", "private")).to.deep.equal({ visibility: "private", allowedUsers: [] });
+    expect(parseShare("--share", " PUBLIC ")).to.deep.equal({ visibility: "public", allowedUsers: [] });
+    const users = parseShare("--share", "Users:bob, alice@example.org,bob,carol.x_y-1");
+    expect(users).to.deep.equal({ visibility: "users", allowedUsers: ["bob", "alice@example.org", "carol.x_y-1"] });
+    expect(Object.isFrozen(users) && Object.isFrozen(users.allowedUsers)).to.equal(true);
+    expect(parseShare("--share", `users:${"a".repeat(64)}`).allowedUsers).to.deep.equal(["a".repeat(64)]);
+  });
+
+  it("is undefined unless given, so that the agent sends none and its owner's choice stays", () => {
+    expect(resolveAgentConfig({ ...BASE, upstreams }).share).to.equal(undefined);
+    expect(resolveAgentConfig({ ...BASE, upstreams, share: parseShare("s", "public") }).share?.visibility).to.equal("public");
+  });
+
+  it("refuses any other form, an empty list and a name the registry would refuse, saying which forms it takes", () => {
+    const forms = "private, public or users:NAME[,NAME...]";
+    expect(usageError(() => parseShare("--share", "friends"))).to.equal(`--share expects ${forms}, got 'friends'`);
+    expect(usageError(() => parseShare("--share", "users"))).to.equal(`--share expects ${forms}, got 'users'`);
+    expect(usageError(() => parseShare("--share", ""))).to.equal(`--share expects ${forms}, got ''`);
+    expect(usageError(() => parseShare("--share", "users: "))).to.equal(`--share expects ${forms} naming at least one user, got 'users: '`);
+    const names = `--share expects ${forms} with user names of 1 to 64 of A-Z a-z 0-9 . _ @ -`;
+    expect(usageError(() => parseShare("--share", "users:alice,bob smith"))).to.equal(
+      `${names}, got 'bob smith' in 'users:alice,bob smith'`,
+    );
+    expect(usageError(() => parseShare("--share", "users:alice,"))).to.equal(`${names}, got '' in 'users:alice,'`);
+    expect(usageError(() => parseShare("--share", `users:${"a".repeat(65)}`))).to.match(/got 'a{65}'/);
+    expect(configError(() => parseShare("INFERMESH_AGENT_SHARE", "all")).setting).to.equal("INFERMESH_AGENT_SHARE");
+  });
+
+  it("reads the config file's share in the same form, naming the field in errors", () => {
+    expect(fromFile("c.json", JSON.stringify({ share: "users:alice,bob" }))).to.deep.equal({
+      share: { visibility: "users", allowedUsers: ["alice", "bob"] },
+    });
+    expect(usageError(() => fromFile("c.json", JSON.stringify({ share: "everyone" })))).to.equal(
+      "--config c.json: field share expects private, public or users:NAME[,NAME...], got 'everyone'",
+    );
+    expect(usageError(() => fromFile("c.json", JSON.stringify({ share: ["alice"] })))).to.equal(
+      "--config c.json: field share expects a string, got a list",
+    );
+    expect(usageError(() => fromFile("c.json", JSON.stringify({ shares: "public" })))).to.equal(
+      "--config c.json: field shares: unknown field; did you mean share?",
     );
   });
 });

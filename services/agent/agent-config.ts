@@ -43,6 +43,10 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
 export const DEFAULT_LOG_LEVEL = "info";
 
 const PROVIDER_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** USER_NAME is what a mesh user's name may be: the registry's own rule, so that a name it refuses fails here, at start. */
+const USER_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
+/** SHARE_FORMS are the forms of --share and the config file's "share", as messages name them. */
+const SHARE_FORMS = "private, public or users:NAME[,NAME...]";
 const MAX_NAME_LENGTH = 256;
 const MAX_FEATURES = 64;
 const MAX_SHORT_TEXT = 64;
@@ -83,6 +87,16 @@ export interface UpstreamConfig {
   readonly apiKey: string | undefined;
 }
 
+/**
+ * SharingData is who besides its owner may use a provider's models: nobody (private), everybody in the mesh (public),
+ * or the users named in allowedUsers (users).
+ */
+export interface SharingData {
+  readonly visibility: "private" | "users" | "public";
+  /** allowedUsers are user names, each once; empty unless visibility is "users". */
+  readonly allowedUsers: readonly string[];
+}
+
 /** AgentConfig is `infermesh agent`'s configuration, parsed once and frozen. */
 export interface AgentConfig {
   /** mesh is the mesh's public base URL, "https://host[:port][/prefix]" (a trailing "/v1" dropped). */
@@ -92,6 +106,11 @@ export interface AgentConfig {
   readonly caFile: string | undefined;
   readonly id: string | undefined;
   readonly name: string | undefined;
+  /**
+   * share is the sharing the agent was started with, sent with every heartbeat; undefined sends none, so the policy
+   * its owner set through the API (or private, for a new provider) stays.
+   */
+  readonly share: SharingData | undefined;
   readonly upstreams: readonly UpstreamConfig[];
   readonly metricsListen: HostPort | undefined;
   readonly discoveryIntervalMs: number;
@@ -122,6 +141,7 @@ export interface AgentSettings {
   readonly caFile?: string;
   readonly id?: string;
   readonly name?: string;
+  readonly share?: SharingData;
   readonly upstreams?: readonly UpstreamSettings[];
   readonly maxConcurrency?: number;
   readonly maxQueue?: number;
@@ -148,6 +168,7 @@ export const AGENT_SETTING_CHECKS: {
   caFile: (where, value) => parseNonEmpty(where, string(where, value)),
   id: (where, value) => providerId(where, string(where, value)),
   name: (where, value) => displayName(where, string(where, value)),
+  share: (where, value) => parseShare(where, string(where, value)),
   maxConcurrency: (where, value) => parseWholeNumber(where, value, 1, 10_000, "requests"),
   maxQueue: (where, value) => parseWholeNumber(where, value, 0, 1_000_000, "requests"),
   metricsListen: (where, value) => parseHostPort(where, string(where, value)),
@@ -224,6 +245,7 @@ export function resolveAgentConfig(...sources: readonly AgentSettings[]): AgentC
     caFile: merged.caFile,
     id: merged.id,
     name: merged.name,
+    share: merged.share,
     upstreams: Object.freeze(upstreams),
     metricsListen: merged.metricsListen,
     discoveryIntervalMs: merged.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS,
@@ -398,6 +420,28 @@ function providerId(where: string, value: string): string {
     throw new ConfigError(where, `${where} expects 1 to 128 letters, digits, '.', '_', ':' or '-', got '${value}'`);
   }
   return value;
+}
+
+/**
+ * parseShare reads a sharing written on one line: `private`, `public`, or `users:NAME[,NAME...]` naming at least one
+ * user (names checked as the registry checks them, each kept once, in the order given). Keywords are read in any case.
+ */
+export function parseShare(where: string, value: string): SharingData {
+  const text = value.trim();
+  const keyword = text.toLowerCase();
+  if (keyword === "private" || keyword === "public") return Object.freeze({ visibility: keyword, allowedUsers: Object.freeze([]) });
+  if (!keyword.startsWith("users:")) throw new ConfigError(where, `${where} expects ${SHARE_FORMS}, got '${value}'`);
+  const list = text.slice("users:".length);
+  if (list.trim() === "") throw new ConfigError(where, `${where} expects ${SHARE_FORMS} naming at least one user, got '${value}'`);
+  const names = list.split(",").map((name) => name.trim());
+  const bad = names.find((name) => !USER_NAME.test(name));
+  if (bad !== undefined) {
+    throw new ConfigError(
+      where,
+      `${where} expects ${SHARE_FORMS} with user names of 1 to 64 of A-Z a-z 0-9 . _ @ -, got '${bad}' in '${value}'`,
+    );
+  }
+  return Object.freeze({ visibility: "users", allowedUsers: Object.freeze([...new Set(names)]) });
 }
 
 function displayName(where: string, value: string): string {

@@ -1,13 +1,14 @@
+import { randomUUID } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import type { Model } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { ProviderState } from "../../gen/infermesh/v1/registry_pb.js";
+import { ProviderState, Visibility } from "../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import type { HostPort } from "../shared/host-port.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
 import { trustedCas } from "../shared/tls-files.js";
-import type { AgentConfig } from "./agent-config.js";
+import type { AgentConfig, SharingData } from "./agent-config.js";
 import { type AgentMetrics, createAgentMetrics } from "./agent-metrics.js";
 import { createAgentService, type ServingUpstream } from "./agent-service.js";
 import { AgentShuttingDown, CallTracker } from "./call-tracker.js";
@@ -36,6 +37,11 @@ export interface AgentOptions {
   /** discoveryBackoff overrides the retry backoff of upstreams that are down (tests shorten it). */
   readonly discoveryBackoff?: { readonly initialMs: number; readonly maxMs: number };
   readonly maxBodyBytes?: number;
+  /**
+   * instanceId names this run of the agent in its heartbeats, the same across its reconnects: the registry applies
+   * the agent's --share over its owner's choice only when a new run reports it. A random UUID by default.
+   */
+  readonly instanceId?: string;
 }
 
 /** AgentAddresses tell where a started agent serves metrics, if anywhere, and who it is in the mesh. */
@@ -85,6 +91,8 @@ export function createAgent(options: AgentOptions): Agent {
   const log = options.log ?? createLogger("agent", config.logLevel);
   const hostname = options.hostname ?? osHostname();
   const version = options.version ?? "dev";
+  const instanceId = options.instanceId ?? randomUUID();
+  const sharing = config.share === undefined ? {} : { sharing: sharingMessage(config.share) };
 
   const upstreams = config.upstreams.map((upstream) => ({
     config: upstream,
@@ -159,6 +167,8 @@ export function createAgent(options: AgentOptions): Agent {
       load: load(),
       state: draining ? ProviderState.DRAINING : ProviderState.ACCEPTING,
       version,
+      instanceId,
+      ...sharing,
     });
     link = new MeshLink({
       meshUrl: config.mesh,
@@ -257,6 +267,18 @@ function within(promise: Promise<unknown>, ms: number, clock: Clock): Promise<bo
       },
     );
   });
+}
+
+/** VISIBILITIES are the configured visibilities' proto values. */
+const VISIBILITIES: Readonly<Record<SharingData["visibility"], Visibility>> = {
+  private: Visibility.PRIVATE,
+  users: Visibility.USERS,
+  public: Visibility.PUBLIC,
+};
+
+/** sharingMessage is a configured sharing as a heartbeat carries it. */
+function sharingMessage(share: SharingData): NonNullable<HeartbeatReport["sharing"]> {
+  return { visibility: VISIBILITIES[share.visibility], allowedUsers: [...share.allowedUsers] };
 }
 
 function sum(values: readonly number[]): number {

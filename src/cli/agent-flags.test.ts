@@ -166,6 +166,35 @@ describe("infermesh agent's flags", () => {
     );
   });
 
+  it("reads --share, from INFERMESH_AGENT_SHARE too, winning over the config file's share; none given, none sent", () => {
+    const args = [...BASE, "--upstream", "http://x:1"];
+    expect(parse(args).share).to.equal(undefined);
+    expect(parse([...args, "--share", "users:alice,bob,alice"]).share).to.deep.equal({
+      visibility: "users",
+      allowedUsers: ["alice", "bob"],
+    });
+    expect(parse(args, { INFERMESH_AGENT_SHARE: "public" }).share).to.deep.equal({ visibility: "public", allowedUsers: [] });
+    expect(parse([...args, "--share", "private"], { INFERMESH_AGENT_SHARE: "public" }).share?.visibility).to.equal("private");
+    const files = { "agent.json": JSON.stringify({ share: "public" }) };
+    expect(parse([...args, "--config", "agent.json"], {}, files).share?.visibility).to.equal("public");
+    expect(parse([...args, "--config", "agent.json", "--share", "users:carol"], {}, files).share).to.deep.equal({
+      visibility: "users",
+      allowedUsers: ["carol"],
+    });
+    expect(parse([...args, "--config", "agent.json"], { INFERMESH_AGENT_SHARE: "private" }, files).share?.visibility).to.equal("private");
+  });
+
+  it("names the flag or its variable when --share is bad, with the forms it takes", () => {
+    const args = [...BASE, "--upstream", "http://x:1"];
+    expect(usageError(() => parse([...args, "--share", "everyone"]))).to.equal(
+      "--share expects private, public or users:NAME[,NAME...], got 'everyone'",
+    );
+    expect(usageError(() => parse(args, { INFERMESH_AGENT_SHARE: "users:" }))).to.equal(
+      "INFERMESH_AGENT_SHARE expects private, public or users:NAME[,NAME...] naming at least one user, got 'users:'",
+    );
+    expect(usageError(() => parse([...args, "--share", "users:bob/1"]))).to.match(/^--share expects .* got 'bob\/1' in 'users:bob\/1'$/);
+  });
+
   it("suggests the nearest flag for an unknown one", () => {
     const error = (() => {
       try {

@@ -44,6 +44,12 @@ export const AGENT_FLAGS: FlagSpecs = {
   "ca-file": CA_FILE_FLAG,
   name: agentFlag("name", "NAME", "this machine's name in the mesh, its identity across restarts and addresses (default: the host name)"),
   id: agentFlag("id", "ID", "provider id, 1 to 128 of A-Z a-z 0-9 . _ : - (default: derived from your user and --name)"),
+  share: agentFlag(
+    "share",
+    "private|public|users:NAME,...",
+    "who besides you may use this machine's models: nobody, every user of the mesh, or the users named " +
+      "(default: the sharing set through the API stays, private for a new machine)",
+  ),
   upstream: {
     ...agentFlag(
       "upstream",
