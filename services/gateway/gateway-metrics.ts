@@ -43,6 +43,10 @@ export interface GatewayMetrics {
   readonly linkFramesDropped: Counter;
   /** agentLinks is the number of agents' links open on this gateway. */
   readonly agentLinks: Gauge;
+  /** usageRecordsWritten counts usage records the registry took (usage-recorder.ts). */
+  readonly usageRecordsWritten: Counter;
+  /** usageRecordsDropped counts usage records lost: dropped when the buffer was full, or left unsent at shutdown. */
+  readonly usageRecordsDropped: Counter;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -105,6 +109,16 @@ export function createGatewayMetrics(): GatewayMetrics {
     agentLinks: new Gauge({
       name: "infermesh_gateway_agent_links",
       help: "Agents' links open on this gateway.",
+      registers,
+    }),
+    usageRecordsWritten: new Counter({
+      name: "infermesh_gateway_usage_records_written_total",
+      help: "Usage records of answered requests that the registry took.",
+      registers,
+    }),
+    usageRecordsDropped: new Counter({
+      name: "infermesh_gateway_usage_records_dropped_total",
+      help: "Usage records lost: the oldest, dropped while the registry was unreachable and the buffer full, or left unsent when the gateway stopped.",
       registers,
     }),
   };
