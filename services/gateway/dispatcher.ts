@@ -81,7 +81,7 @@ export class Dispatcher {
   route(request: Pick<DispatchRequest, "principal" | "model" | "operation">, tried?: ReadonlySet<string>): Route {
     const needed = serviceTypeOf(OPERATIONS[request.operation].serviceType);
     const lookup = this.#table.lookup(request.principal, request.model, needed.serviceType);
-    if (lookup.kind === "none") throw noProvider(request.model, needed.noun);
+    if (lookup.kind === "none") throw noProvider(request.model, needed.noun, lookup.reason);
     if (lookup.kind === "wrong_type") {
       const others = lookup.otherTypes.flatMap((type) => serviceTypeInfo(type) ?? []);
       const kind = others.length > 0 ? `${others[0]?.article} ${others.map((type) => type.name).join(" or ")}` : "another kind of";
@@ -91,7 +91,11 @@ export class Dispatcher {
       );
     }
     const untried = lookup.routes.filter((r) => !tried?.has(r.provider.id) && this.#agents.reachable(r.provider));
-    if (untried.length === 0) throw noProvider(request.model, needed.noun);
+    if (untried.length === 0) {
+      // Listed but not reachable from here: their links closed a moment ago, and the registry has yet to say so.
+      const own = lookup.routes.every((r) => r.provider.ownerUserId === request.principal.userId);
+      throw noProvider(request.model, needed.noun, own ? { code: "providers_offline", sinceMs: undefined } : undefined);
+    }
     const healthy = untried.filter((r) => this.#health.available(r.provider.id));
     // When every circuit is open, trying a provider beats refusing: one of them may have recovered.
     return this.#leastBusy(healthy.length > 0 ? healthy : untried);

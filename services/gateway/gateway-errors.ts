@@ -2,17 +2,20 @@ import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Code } from "@connectrpc/connect";
 import type { InferenceError } from "../../gen/infermesh/v1/inference_pb.js";
+import type { NoRouteReason } from "./routing-table.js";
 import { httpFailureFor } from "./status-mapping.js";
 
 /** MAX_ECHOED_CHARS bounds how much of a client's input an error message repeats back. */
 const MAX_ECHOED_CHARS = 256;
 
-/** OpenAIError is the body of OpenAI's error envelope, `{"error": {...}}`. */
+/** OpenAIError is the body of OpenAI's error envelope, `{"error": {...}}`; a few errors add a field of their own. */
 export interface OpenAIError {
   readonly message: string;
   readonly type: string;
   readonly param: string | null;
   readonly code: string | null;
+  /** offline_since is when the caller's own provider of the model went offline (no_provider, providers_offline). */
+  readonly offline_since?: string;
 }
 
 /** ErrorDetail is what an error may add to its message: the offending parameter, OpenAI's code, the cause. */
@@ -77,6 +80,18 @@ export function invalidApiKey(presented: boolean): GatewayError {
   return new GatewayError(401, "authentication_error", message, { code: "invalid_api_key" });
 }
 
+/** sessionExpired is the 401 of a session cookie the registry no longer accepts: signed out, expired, or disabled. */
+export function sessionExpired(): GatewayError {
+  return new GatewayError(401, "authentication_error", "Your session has ended: sign in again.", { code: "session_expired" });
+}
+
+/** csrfRefused is the 403 of a write a session cookie authenticates without the session's CSRF token. */
+export function csrfRefused(): GatewayError {
+  return new GatewayError(403, "permission_error", "A write authenticated by a session cookie needs the session's X-CSRF-Token header.", {
+    code: "csrf_token_invalid",
+  });
+}
+
 /** permissionDenied is a 403: the key is good, but what it asks for belongs to someone else. */
 export function permissionDenied(message: string, detail: ErrorDetail = {}): GatewayError {
   return new GatewayError(403, "permission_error", message, detail);
@@ -89,13 +104,18 @@ export function notFound(message: string, detail: ErrorDetail = {}): GatewayErro
 
 /**
  * noProvider is inference.club's 404 for a model no online provider of the caller serves; noun names the kind of
- * model ("speech-to-text model"). A model the caller may not use gets exactly the same answer.
+ * model ("speech-to-text model"), and the code says why (see NoRouteReason). A model the caller may not use gets
+ * exactly the answer of a model nobody serves.
  */
-export function noProvider(model: string, noun = "model"): GatewayError {
-  return new GatewayError(404, "no_provider", `No online provider serving ${noun} '${echoed(model)}' for this user.`, {
+export function noProvider(model: string, noun = "model", reason: NoRouteReason = { code: "model_not_served" }): GatewayError {
+  const error = new GatewayError(404, "no_provider", `No online provider serving ${noun} '${echoed(model)}' for this user.`, {
     param: "model",
-    code: "model_not_found",
+    code: reason.code,
   });
+  if (reason.code === "providers_offline" && reason.sinceMs !== undefined) {
+    return Object.assign(error, { detail: { ...error.detail, offline_since: new Date(reason.sinceMs).toISOString() } });
+  }
+  return error;
 }
 
 /** rateLimited is a 429 rate_limit_exceeded; code says which limit. */

@@ -70,7 +70,26 @@ export interface GatewayOptions {
   readonly circuit?: Partial<CircuitOptions>;
   /** shutdownGraceMs is how long close() lets requests in flight finish before cutting them. */
   readonly shutdownGraceMs?: number;
+  /** signup is who may make an account from the web: anyone ("open"), invited users ("invite", the default), nobody. */
+  readonly signup?: SignupMode;
+  /** metricsListen, when set, serves Prometheus' GET /metrics there: the operator's port, not the public one. */
+  readonly metricsListen?: HostPort | undefined;
+  /** publicMetrics also serves /metrics on the public port, as `infermesh dev` does on loopback. */
+  readonly publicMetrics?: boolean;
+  /** sessionTtlMs is how long a signed-in session lasts. */
+  readonly sessionTtlMs?: number;
+  /** usageFlushMs is how often answered requests' usage records go to the registry, in one batch. */
+  readonly usageFlushMs?: number;
 }
+
+/** SIGNUP_MODES are the values of GatewayOptions.signup. */
+export const SIGNUP_MODES = ["open", "invite", "closed"] as const;
+/** SignupMode is one of SIGNUP_MODES. */
+export type SignupMode = (typeof SIGNUP_MODES)[number];
+/** DEFAULT_SESSION_TTL_MS is how long a signed-in session lasts: 7 days. */
+export const DEFAULT_SESSION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+/** DEFAULT_USAGE_FLUSH_MS is how often usage records are written: at most this much is lost when a gateway is killed. */
+export const DEFAULT_USAGE_FLUSH_MS = 1_000;
 
 /** GatewaySettings are a gateway's options with every default applied and checked. */
 export interface GatewaySettings {
@@ -96,6 +115,11 @@ export interface GatewaySettings {
   readonly rateLimits: RateLimits;
   readonly circuit: CircuitOptions;
   readonly shutdownGraceMs: number;
+  readonly signup: SignupMode;
+  readonly metricsListen: HostPort | undefined;
+  readonly publicMetrics: boolean;
+  readonly sessionTtlMs: number;
+  readonly usageFlushMs: number;
 }
 
 /**
@@ -126,7 +150,14 @@ export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings 
     rateLimits: Object.freeze({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }),
     circuit: Object.freeze({ failureThreshold: DEFAULT_FAILURE_THRESHOLD, cooldownMs: DEFAULT_COOLDOWN_MS, ...options.circuit }),
     shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+    signup: options.signup ?? "invite",
+    metricsListen: options.metricsListen,
+    publicMetrics: options.publicMetrics ?? false,
+    sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
+    usageFlushMs: options.usageFlushMs ?? DEFAULT_USAGE_FLUSH_MS,
   };
+  if (!SIGNUP_MODES.includes(settings.signup))
+    throw new ConfigError("signup", `the gateway's signup must be one of ${SIGNUP_MODES.join(", ")}, got ${String(settings.signup)}`);
   const counts: readonly (readonly [string, number, number])[] = [
     ["requestTimeoutMs", settings.requestTimeoutMs, 1],
     ["streamTimeoutMs", settings.streamTimeoutMs, 1],
@@ -145,6 +176,8 @@ export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings 
     ["circuit.failureThreshold", settings.circuit.failureThreshold, 1],
     ["circuit.cooldownMs", settings.circuit.cooldownMs, 0],
     ["shutdownGraceMs", settings.shutdownGraceMs, 0],
+    ["sessionTtlMs", settings.sessionTtlMs, 1000],
+    ["usageFlushMs", settings.usageFlushMs, 1],
   ];
   for (const [name, value, min] of counts) {
     if (!Number.isSafeInteger(value) || value < min)

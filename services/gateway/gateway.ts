@@ -8,6 +8,8 @@ import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { AGENT_KEY_METADATA } from "../shared/heartbeat-relay.js";
 import { advertisedAddress, formatHostPort, type HostPort } from "../shared/host-port.js";
+import { createMetricsServer } from "../shared/metrics-server.js";
+import { accountRoutes } from "./account-routes.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
 import { AgentLinks } from "./agent-links.js";
 import { AuthCache } from "./auth-cache.js";
@@ -18,16 +20,19 @@ import { type GatewayOptions, type GatewaySettings, resolveGatewayOptions } from
 import { createHttpApp } from "./http-app.js";
 import { createInferenceHandler } from "./inference-handler.js";
 import { createInferenceService } from "./inference-service.js";
+import { LoginLimiter } from "./login-limiter.js";
 import { registerMediaRoutes } from "./media-routes.js";
 import { meshCalls } from "./mesh-calls.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
 import { HEALTH_SCHEMA, METRICS_SCHEMA } from "./openai-schemas.js";
 import { createPeerService } from "./peer-service.js";
 import { ProviderHealth } from "./provider-health.js";
+import { providerRoutes } from "./provider-routes.js";
 import { perKeyRateLimit } from "./rate-limits.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
 import { RoutingTable } from "./routing-table.js";
 import { createSharedPort } from "./shared-port.js";
+import { usageRoutes } from "./usage-routes.js";
 
 /** LINK_WINDOW_BYTES is the HTTP/2 window of an agent's link: many calls share it, so the default 64 KiB would stall them. */
 const LINK_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -40,6 +45,8 @@ export type { GatewayOptions, GatewaySettings } from "./gateway-options.js";
 export interface GatewayAddresses {
   readonly http: HostPort;
   readonly grpc: HostPort | undefined;
+  /** metrics is where Prometheus' GET /metrics is served, when metricsListen is set. */
+  readonly metrics: HostPort | undefined;
 }
 
 /** Gateway is a gateway ready to listen: the OpenAI HTTP façade and the InferenceService gRPC face. */
@@ -88,6 +95,14 @@ export function createGateway(options: GatewayOptions): Gateway {
       return await auth.principal(apiKey);
     } catch (error) {
       throw unavailable("cannot check the API key: the registry is unreachable", error);
+    }
+  };
+  const sessions = new AuthCache({ authenticate: (id) => registryLink.resolveSession(id), clock, ttlMs: settings.authTtlMs });
+  const resolveSession = async (sessionId: string): Promise<Principal | undefined> => {
+    try {
+      return await sessions.principal(sessionId);
+    } catch (error) {
+      throw unavailable("cannot check the session: the registry is unreachable", error);
     }
   };
 
@@ -149,6 +164,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     bodyLimitBytes: settings.bodyLimitBytes,
     maxUploadBytes: settings.maxUploadBytes,
     authenticate,
+    resolveSession,
   });
   // A plugin, so these routes are added once @fastify/swagger is loaded and it documents them.
   void http.register(async (ops) => {
@@ -157,12 +173,26 @@ export function createGateway(options: GatewayOptions): Gateway {
       status: "ok",
       registry: registryLink.connected ? "connected" : "disconnected",
     }));
+    // Metrics name every user's models: they are the operator's, on --metrics-listen, unless asked for here.
+    if (!settings.publicMetrics) return;
     ops.get("/metrics", { schema: METRICS_SCHEMA }, async (_request, reply) => {
       void reply.header("content-type", metrics.registry.contentType);
       return metrics.registry.metrics();
     });
   });
+  const metricsServer = settings.metricsListen ? createMetricsServer(metrics.registry) : undefined;
   void http.register(agentHttpRoutes, { registry: registryLink.registry, authenticate, metrics });
+  const controlPlane = { accounts: registryLink.accounts, meshHeaders: registryLink.meshHeaders };
+  void http.register(accountRoutes, {
+    ...controlPlane,
+    registry: registryLink.registry,
+    signup: settings.signup,
+    tls: settings.tls !== undefined,
+    limiter: new LoginLimiter(clock),
+    forgetSession: (sessionId) => sessions.forget(sessionId),
+  });
+  void http.register(providerRoutes, { ...controlPlane, table });
+  void http.register(usageRoutes, { ...controlPlane, clock });
   void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
   observeInferenceRequests(http, metrics, settings.log);
   const handle = createInferenceHandler({
@@ -205,7 +235,11 @@ export function createGateway(options: GatewayOptions): Gateway {
         port: await grpcServer.listen(formatHostPort(settings.grpcListen)),
       };
       if (grpc) endpoint = advertisedAddress(grpc, settings.advertise, networkInterfaces());
-      return { http: { host: settings.listen.host, port: httpPort }, grpc: grpc || undefined };
+      const metricsAt = settings.metricsListen && {
+        host: settings.metricsListen.host,
+        port: (await metricsServer?.listen(settings.metricsListen.host, settings.metricsListen.port)) ?? 0,
+      };
+      return { http: { host: settings.listen.host, port: httpPort }, grpc: grpc || undefined, metrics: metricsAt || undefined };
     },
     async close() {
       const graceMs = settings.shutdownGraceMs;
@@ -225,6 +259,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       clearInterval(sweep);
       peers.close();
       registryLink.close();
+      await metricsServer?.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import fastifyCookie from "@fastify/cookie";
 import fastifyMultipart from "@fastify/multipart";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
@@ -13,16 +14,32 @@ import Fastify, {
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
 import type { Logger } from "../shared/logger.js";
-import { answerClientError, GatewayError, internalError, invalidApiKey, refusedHttp, tooLarge, unknownRoute } from "./gateway-errors.js";
-import { BEARER_AUTH, OPENAPI_INFO } from "./openai-schemas.js";
+import {
+  answerClientError,
+  csrfRefused,
+  GatewayError,
+  internalError,
+  invalidApiKey,
+  refusedHttp,
+  sessionExpired,
+  tooLarge,
+  unknownRoute,
+} from "./gateway-errors.js";
+import { BEARER_AUTH, OPENAPI_INFO, SESSION_COOKIE_AUTH } from "./openai-schemas.js";
 import { requestValidatorCompiler } from "./request-validation.js";
+import { CSRF_HEADER, csrfTokenMatches, sessionIdOf } from "./session-cookie.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    /** principal is the authenticated caller of a /v1/ route, set by the auth hook. */
+    /** principal is the authenticated caller of a /v1/ or members' /api/ route, set by the auth hook. */
     principal: Principal;
+    /** sessionId is the session that authenticated the request, when a session cookie did rather than an API key. */
+    sessionId: string | undefined;
   }
 }
+
+/** SAFE_METHODS change nothing, so a session cookie alone authenticates them; other methods need the CSRF token too. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -35,6 +52,17 @@ export interface HttpAppOptions {
   readonly maxUploadBytes: number;
   /** authenticate resolves an API key to its caller, undefined for a bad key; it throws when it cannot tell. */
   readonly authenticate: (apiKey: string) => Promise<Principal | undefined>;
+  /** resolveSession resolves a session id to its user, undefined when it is not valid; it throws when it cannot tell. */
+  readonly resolveSession: (sessionId: string) => Promise<Principal | undefined>;
+}
+
+/**
+ * authenticated tells whether a path needs a caller: the OpenAI routes and the members' /api/, but not sign-in
+ * (/api/auth/) and not the agents' HTTP heartbeat (/api/inference/), which check their own credentials.
+ */
+function authenticated(url: string): boolean {
+  if (url.startsWith("/v1/")) return true;
+  return url.startsWith("/api/") && !url.startsWith("/api/auth/") && !url.startsWith("/api/inference/");
 }
 
 /**
@@ -74,20 +102,32 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   http.setValidatorCompiler(requestValidatorCompiler);
   http.setSerializerCompiler(() => (data) => JSON.stringify(data));
   void http.register(fastifyMultipart, { limits: { fileSize: options.maxUploadBytes } });
+  // Parsed on demand (sessionIdOf), not on every request: API-key traffic carries no cookie worth the work.
+  void http.register(fastifyCookie, { hook: false });
   // Registered before every route, so its onRoute hook sees each one's schema.
   void http.register(fastifySwagger, {
     openapi: {
       openapi: "3.1.0",
       info: OPENAPI_INFO,
-      components: { securitySchemes: { bearerAuth: BEARER_AUTH } },
+      components: { securitySchemes: { bearerAuth: BEARER_AUTH, sessionCookie: SESSION_COOKIE_AUTH } },
       security: [{ bearerAuth: [] }],
     },
   });
   void http.register(fastifySwaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
+  http.decorateRequest("sessionId", undefined);
   http.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
-    if (!request.url.startsWith("/v1/")) return;
+    if (!authenticated(request.url)) return;
     const header = request.headers.authorization;
+    const sessionId = header === undefined ? sessionIdOf(request) : undefined;
+    if (sessionId !== undefined) {
+      const principal = await options.resolveSession(sessionId);
+      if (!principal) throw sessionExpired();
+      if (!SAFE_METHODS.has(request.method) && !csrfTokenMatches(sessionId, request.headers[CSRF_HEADER])) throw csrfRefused();
+      request.principal = principal;
+      request.sessionId = sessionId;
+      return;
+    }
     const apiKey = bearerToken(header);
     if (!apiKey) throw invalidApiKey(typeof header === "string" && header.length > 0);
     const principal = await options.authenticate(apiKey);

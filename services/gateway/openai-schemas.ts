@@ -24,6 +24,14 @@ export const OPENAPI_INFO = {
 /** BEARER_AUTH is the security scheme every /v1 endpoint uses: an infermesh API key as a bearer token. */
 export const BEARER_AUTH = { type: "http", scheme: "bearer", description: "An infermesh API key." } as const;
 
+/** SESSION_COOKIE_AUTH is a signed-in browser's session; writes also need its X-CSRF-Token header. */
+export const SESSION_COOKIE_AUTH = {
+  type: "apiKey",
+  in: "cookie",
+  name: "infermesh_session",
+  description: "The session POST /api/auth/login starts; writes need the X-CSRF-Token header it returned.",
+} as const;
+
 /** MAX_CHOICES is OpenAI's bound on a completion's `n`. */
 export const MAX_CHOICES = 128;
 /** MAX_IMAGES is OpenAI's bound on the images one request asks for. */
@@ -67,7 +75,8 @@ const errorEnvelope = {
   },
 } as const;
 
-const errors = {
+/** ERROR_RESPONSES documents the 4xx and 5xx answers of every route: OpenAI's envelope. */
+export const ERROR_RESPONSES = {
   "4xx": {
     description: "The request was refused (bad input, bad key, unknown model, rate limit).",
     content: { "application/json": { schema: errorEnvelope } },
@@ -78,7 +87,11 @@ const errors = {
   },
 } as const;
 
-const json = (schema: object, description: string) => ({ description, content: { "application/json": { schema } } });
+const errors = ERROR_RESPONSES;
+
+/** jsonResponse documents a JSON answer. */
+export const jsonResponse = (schema: object, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = jsonResponse;
 
 const usage = {
   type: "object",

@@ -1,4 +1,5 @@
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { AccountService } from "../../gen/infermesh/v1/accounts_pb.js";
 import type { Principal, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { createRegistryClient } from "../shared/grpc/registry-client.js";
 import type { Logger } from "../shared/logger.js";
@@ -16,7 +17,13 @@ export interface RegistryLink {
   readonly connected: boolean;
   /** registry is the link's RegistryService client, for the gateway's other calls to the registry. */
   readonly registry: Client<typeof RegistryService>;
+  /** accounts is the link's AccountService client. */
+  readonly accounts: Client<typeof AccountService>;
+  /** meshHeaders are the headers every call the gateway makes on its own authority carries. */
+  readonly meshHeaders: Readonly<Record<string, string>>;
   authenticate(apiKey: string): Promise<Principal | undefined>;
+  /** resolveSession resolves a session id to its user, undefined when it is not valid. */
+  resolveSession(sessionId: string): Promise<Principal | undefined>;
   close(): void;
 }
 
@@ -37,7 +44,7 @@ export interface RegistryLinkOptions {
  * snapshot replaces the table whole.
  */
 export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
-  const { client, close } = createRegistryClient(
+  const { client, accounts, close } = createRegistryClient(
     options.registry,
     { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 },
     options.ca ? { ca: [...options.ca] } : {},
@@ -52,7 +59,8 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
     let backoffMs = WATCH_BACKOFF_START_MS;
     while (!controller.signal.aborted) {
       try {
-        for await (const response of client.watchProviders({}, { headers, signal: controller.signal })) {
+        const watch = client.watchProviders({ includeOffline: true }, { headers, signal: controller.signal });
+        for await (const response of watch) {
           options.table.apply(response);
           if (!connected) {
             connected = true;
@@ -82,20 +90,26 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
       return connected;
     },
     registry: client,
-    async authenticate(apiKey) {
-      try {
-        const response = await client.authenticate({ apiKey }, { headers, timeoutMs: AUTHENTICATE_TIMEOUT_MS });
-        return response.principal;
-      } catch (error) {
-        if (error instanceof ConnectError && error.code === Code.Unauthenticated) return undefined;
-        throw error;
-      }
-    },
+    accounts,
+    meshHeaders: headers,
+    authenticate: (apiKey) => refusedAsUndefined(client.authenticate({ apiKey }, { headers, timeoutMs: AUTHENTICATE_TIMEOUT_MS })),
+    resolveSession: (sessionId) =>
+      refusedAsUndefined(accounts.resolveSession({ sessionId }, { headers, timeoutMs: AUTHENTICATE_TIMEOUT_MS })),
     close: () => {
       controller.abort();
       close();
     },
   };
+}
+
+/** refusedAsUndefined reads a credential check: its principal, undefined when refused; other failures reject. */
+async function refusedAsUndefined(check: Promise<{ principal?: Principal | undefined }>): Promise<Principal | undefined> {
+  try {
+    return (await check).principal;
+  } catch (error) {
+    if (error instanceof ConnectError && error.code === Code.Unauthenticated) return undefined;
+    throw error;
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

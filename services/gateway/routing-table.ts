@@ -1,5 +1,6 @@
+import { create } from "@bufbuild/protobuf";
 import type { Model, ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { type Provider, ProviderState, type WatchProvidersResponse } from "../../gen/infermesh/v1/registry_pb.js";
+import { type Provider, ProviderSchema, ProviderState, type WatchProvidersResponse } from "../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, systemClock, type TimerHandle } from "../shared/clock.js";
 import { canSee, type Viewer } from "../shared/visibility.js";
 
@@ -22,12 +23,29 @@ export interface RoutingTableOptions {
   readonly onLeft?: (provider: Provider) => void;
 }
 
+/**
+ * NoRouteReason says why a caller has no provider for a model, in terms that reveal nothing of providers the caller
+ * may not use: "model_not_served" (none the caller may use serves it), "providers_offline" (the caller's own went
+ * offline), "providers_paused" (the caller's own are paused), "providers_draining" (those the caller may use are
+ * shutting down).
+ */
+export type NoRouteReason =
+  | { readonly code: "model_not_served" }
+  | { readonly code: "providers_offline"; readonly sinceMs: number | undefined }
+  | { readonly code: "providers_paused" }
+  | { readonly code: "providers_draining" };
+
 /** RouteLookup is the outcome of looking a model up for a caller and a service type. */
 export type RouteLookup =
   | { readonly kind: "found"; readonly routes: readonly Route[] }
   /** otherTypes: the caller can reach the model, but only with these service types. */
   | { readonly kind: "wrong_type"; readonly otherTypes: readonly ServiceType[] }
-  | { readonly kind: "none" };
+  | { readonly kind: "none"; readonly reason: NoRouteReason };
+
+/** OFFLINE_MEMORY_MS is how long the table remembers a provider that went offline, to tell its owner when. */
+export const OFFLINE_MEMORY_MS = 60 * 60 * 1000;
+/** MAX_OFFLINE_REMEMBERED bounds that memory. */
+const MAX_OFFLINE_REMEMBERED = 10_000;
 
 /**
  * RoutingTable is the gateway's copy of the registry's online providers, fed by WatchProviders, indexed by
@@ -35,6 +53,8 @@ export type RouteLookup =
  */
 export class RoutingTable {
   readonly #providers = new Map<string, Provider>();
+  /** #offline holds providers that went offline, with when the gateway learnt it, for their owners' error messages. */
+  readonly #offline = new Map<string, { readonly provider: Provider; readonly atMs: number }>();
   /** #unconfirmed holds providers a reconnect snapshot did not list, until their grace period ends. */
   readonly #unconfirmed = new Map<string, number>();
   readonly #options: RoutingTableOptions;
@@ -58,7 +78,10 @@ export class RoutingTable {
     if (event.case === "snapshot") {
       const listed = new Set<string>();
       for (const provider of event.value.providers) {
-        if (!provider.online) continue;
+        if (!provider.online) {
+          this.#rememberOffline(provider);
+          continue;
+        }
         listed.add(provider.id);
         this.#put(provider);
       }
@@ -72,10 +95,25 @@ export class RoutingTable {
     } else if (event.case === "change" && event.value.provider) {
       const provider = event.value.provider;
       if (provider.online) this.#put(provider);
-      else this.#remove(provider.id);
+      else {
+        this.#remove(provider.id);
+        this.#rememberOffline(provider);
+      }
     } else {
       return;
     }
+    this.#dirty = true;
+    this.#version++;
+  }
+
+  /**
+   * applyOwnerChange takes an owner's decision (paused, sharing) into the table as soon as the gateway that relayed it
+   * hears back, before the registry's watch brings it: the owner's next call through this gateway sees it.
+   */
+  applyOwnerChange(changed: Provider): void {
+    const held = this.#providers.get(changed.id);
+    if (!held) return;
+    this.#providers.set(changed.id, create(ProviderSchema, { ...held, paused: changed.paused, sharing: changed.sharing }));
     this.#dirty = true;
     this.#version++;
   }
@@ -88,6 +126,7 @@ export class RoutingTable {
   #put(provider: Provider): void {
     const joined = !this.#providers.has(provider.id);
     this.#providers.set(provider.id, provider);
+    this.#offline.delete(provider.id);
     this.#unconfirmed.delete(provider.id);
     if (joined) this.#options.onJoined?.(provider);
   }
@@ -98,6 +137,15 @@ export class RoutingTable {
     this.#providers.delete(id);
     this.#unconfirmed.delete(id);
     this.#options.onLeft?.(provider);
+  }
+
+  #rememberOffline(provider: Provider): void {
+    this.#offline.delete(provider.id);
+    if (this.#offline.size >= MAX_OFFLINE_REMEMBERED) {
+      const oldest = this.#offline.keys().next();
+      if (!oldest.done) this.#offline.delete(oldest.value);
+    }
+    this.#offline.set(provider.id, { provider, atMs: this.#clock().now() });
   }
 
   #scheduleSweep(): void {
@@ -139,27 +187,65 @@ export class RoutingTable {
   }
 
   /**
-   * lookup finds the accepting providers the viewer may use that serve the model with the service type; when there
-   * are none, it says whether the viewer could reach the model with another type.
+   * lookup finds the providers the viewer may use now that serve the model with the service type: the viewer's own
+   * when any is online and accepting, else those shared with the viewer. When there are none it says why, or that
+   * the viewer could reach the model with another type. Another user's provider that the viewer may not use, or that
+   * its owner paused, counts exactly as if it did not exist.
    */
   lookup(viewer: Viewer, modelId: string, serviceType: ServiceType): RouteLookup {
     const candidates = this.#index().get(modelId.toLowerCase()) ?? [];
-    const routes: Route[] = [];
+    const own: Route[] = [];
+    const shared: Route[] = [];
     const otherTypes = new Set<ServiceType>();
+    let paused = false;
+    let draining = false;
     for (const route of candidates) {
-      if (!canSee(viewer, route.provider)) continue;
+      const { provider } = route;
+      const mine = provider.ownerUserId === viewer.userId;
+      if (!mine && (provider.paused || !canSee(viewer, provider))) continue;
       if (route.model.serviceType !== serviceType) otherTypes.add(route.model.serviceType);
-      else if (route.provider.state !== ProviderState.DRAINING) routes.push(route);
+      else if (provider.paused) paused = true;
+      else if (provider.state === ProviderState.DRAINING) draining = true;
+      else (mine ? own : shared).push(route);
     }
-    if (routes.length > 0) return { kind: "found", routes };
+    if (own.length > 0) return { kind: "found", routes: own };
+    if (shared.length > 0) return { kind: "found", routes: shared };
+    if (paused) return { kind: "none", reason: { code: "providers_paused" } };
+    if (draining) return { kind: "none", reason: { code: "providers_draining" } };
     if (otherTypes.size > 0) return { kind: "wrong_type", otherTypes: [...otherTypes] };
-    return { kind: "none" };
+    return { kind: "none", reason: this.#offlineReason(viewer, modelId.toLowerCase(), serviceType) };
   }
 
-  /** visibleModels lists every route the viewer may use, for /v1/models. */
+  /** #offlineReason looks for the viewer's own providers of the model that went offline recently. */
+  #offlineReason(viewer: Viewer, modelKey: string, serviceType: ServiceType): NoRouteReason {
+    const forgetBefore = this.#clock().now() - OFFLINE_MEMORY_MS;
+    let sinceMs: number | undefined;
+    let found = false;
+    for (const [id, { provider, atMs }] of this.#offline) {
+      if (atMs < forgetBefore) {
+        this.#offline.delete(id);
+        continue;
+      }
+      if (provider.ownerUserId !== viewer.userId) continue;
+      if (!provider.models.some((m) => m.serviceType === serviceType && m.id.toLowerCase() === modelKey)) continue;
+      found = true;
+      const seen = provider.lastHeartbeatTime ? Number(provider.lastHeartbeatTime.seconds) * 1000 : atMs;
+      sinceMs = Math.max(sinceMs ?? 0, seen);
+    }
+    return found ? { code: "providers_offline", sinceMs } : { code: "model_not_served" };
+  }
+
+  /**
+   * visibleRoutes lists every route the viewer may use, for /v1/models: per model, the viewer's own providers when
+   * they serve it, else those shared with the viewer; another user's paused provider is left out.
+   */
   visibleRoutes(viewer: Viewer): Route[] {
     const routes: Route[] = [];
-    for (const list of this.#index().values()) for (const route of list) if (canSee(viewer, route.provider)) routes.push(route);
+    for (const list of this.#index().values()) {
+      const own = list.filter((route) => route.provider.ownerUserId === viewer.userId);
+      if (own.length > 0) routes.push(...own);
+      else for (const route of list) if (!route.provider.paused && canSee(viewer, route.provider)) routes.push(route);
+    }
     return routes;
   }
 

@@ -7,10 +7,10 @@ import {
   type Provider,
   ProviderSchema,
   ProviderState,
-  Visibility,
 } from "../../gen/infermesh/v1/registry_pb.js";
 import type { Clock, TimerHandle } from "../shared/clock.js";
-import type { Principal } from "./store/registry-store.js";
+import { DEFAULT_PROVIDER_SETTINGS, sharingMessage } from "./provider-settings.js";
+import type { Principal, ProviderSettings } from "./store/registry-store.js";
 
 /** DEFAULT_OFFLINE_RETENTION_MS is how long an offline provider stays listable (include_offline) before it is forgotten. */
 export const DEFAULT_OFFLINE_RETENTION_MS = 60 * 60 * 1000;
@@ -41,6 +41,8 @@ interface Entry {
   provider: Provider;
   /** request is the heartbeat that produced provider, for the cheap unchanged check. */
   request: HeartbeatRequest | undefined;
+  /** settings are its owner's decisions that provider reflects. */
+  settings: ProviderSettings;
   timer: TimerHandle | undefined;
 }
 
@@ -65,11 +67,20 @@ export class ProviderTable {
     this.#onChange = options.onChange;
   }
 
-  /** heartbeat records a validated heartbeat from the provider's owner and restarts its TTL. */
-  heartbeat(owner: Principal, request: HeartbeatRequest): HeartbeatOutcome {
+  /**
+   * heartbeat records a validated heartbeat from the provider's owner and restarts its TTL; settings are what the
+   * owner decided about the provider (paused, sharing).
+   */
+  heartbeat(owner: Principal, request: HeartbeatRequest, settings: ProviderSettings = DEFAULT_PROVIDER_SETTINGS): HeartbeatOutcome {
     const entry = this.#entries.get(request.providerId);
     const previous = entry?.provider;
-    if (entry && previous?.online && entry.request && equals(HeartbeatRequestSchema, entry.request, request)) {
+    if (
+      entry &&
+      previous?.online &&
+      entry.settings === settings &&
+      entry.request &&
+      equals(HeartbeatRequestSchema, entry.request, request)
+    ) {
       // The steady state: same report as last time. Only the clock moves; watchers hear nothing.
       previous.lastHeartbeatTime = timestampFromMs(this.#clock.now());
       entry.timer?.cancel();
@@ -87,7 +98,8 @@ export class ProviderTable {
       state: request.state === ProviderState.UNSPECIFIED ? ProviderState.ACCEPTING : request.state,
       online: true,
       lastHeartbeatTime: timestampFromMs(this.#clock.now()),
-      sharing: request.sharing ?? { visibility: Visibility.PRIVATE },
+      sharing: sharingMessage(settings.sharing),
+      paused: settings.paused,
       version: request.version,
       gatewayId: request.gatewayId,
       linkId: request.linkId,
@@ -97,8 +109,9 @@ export class ProviderTable {
       entry.timer?.cancel();
       entry.provider = provider;
       entry.request = request;
+      entry.settings = settings;
     }
-    const current = entry ?? { provider, request, timer: undefined };
+    const current = entry ?? { provider, request, settings, timer: undefined };
     if (!entry) this.#entries.set(provider.id, current);
     if (!previous?.online) this.#onlineCount++;
     current.timer = this.#expiryTimer(provider.id, this.#ttlMs);
@@ -111,6 +124,26 @@ export class ProviderTable {
     // A gateway whose link closed must not undo the agent's attaching again elsewhere meanwhile.
     if (linkId !== "" && this.#entries.get(providerId)?.provider.linkId !== linkId) return false;
     return this.#goOffline(providerId, ChangeCause.DEREGISTERED);
+  }
+
+  /**
+   * applySettings shows an owner's new decision (paused, sharing) on a provider the table holds, online or not, and
+   * tells watchers at once; returns the provider after the change, or undefined when the table does not hold it.
+   */
+  applySettings(providerId: string, settings: ProviderSettings): Provider | undefined {
+    const entry = this.#entries.get(providerId);
+    if (!entry) return undefined;
+    entry.settings = settings;
+    const provider = create(ProviderSchema, { ...entry.provider, paused: settings.paused, sharing: sharingMessage(settings.sharing) });
+    if (sameButForHeartbeatTime(entry.provider, provider)) return entry.provider;
+    entry.provider = provider;
+    this.#onChange({ provider, cause: ChangeCause.OWNER });
+    return provider;
+  }
+
+  /** instanceId is the agent process that last heartbeated for a provider, "" when unknown. */
+  instanceId(providerId: string): string {
+    return this.#entries.get(providerId)?.request?.instanceId ?? "";
   }
 
   /** get returns a provider by id, online or not. */

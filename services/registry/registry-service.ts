@@ -16,6 +16,7 @@ import { canSee } from "../shared/visibility.js";
 import type { Caller, CallerAuth } from "./caller-auth.js";
 import { unauthenticated } from "./caller-auth.js";
 import { validateHeartbeat, validateProviderId } from "./heartbeat-validation.js";
+import { type ProviderSettingsCache, withAgentSharing } from "./provider-settings.js";
 import type { ProviderTable } from "./provider-table.js";
 import type { RegistryMetrics } from "./registry-metrics.js";
 import type { ApiKeyRecord, Principal, RegistryStore } from "./store/registry-store.js";
@@ -32,6 +33,7 @@ export interface RegistryServiceDeps {
   readonly table: ProviderTable;
   readonly hub: WatchHub;
   readonly metrics: RegistryMetrics;
+  readonly settings: ProviderSettingsCache;
   readonly heartbeatIntervalMs: number;
   readonly ttlMs: number;
 }
@@ -41,7 +43,7 @@ export interface RegistryServiceDeps {
  * only what is theirs, and only mesh-token callers ever see an agent's token.
  */
 export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementation<typeof RegistryService.method> {
-  const { store, auth, table, hub, metrics } = deps;
+  const { store, auth, table, hub, metrics, settings } = deps;
   const heartbeatInterval = durationFromMs(deps.heartbeatIntervalMs);
   const ttl = durationFromMs(deps.ttlMs);
 
@@ -62,7 +64,13 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
         const principal = await heartbeatOwner(await auth.authenticate(metadata), metadata, request);
         validateHeartbeat(request);
         await ownedBy(principal, request.providerId);
-        const { provider, changed } = table.heartbeat(principal, request);
+        let decided = await settings.get(request.providerId);
+        const started = withAgentSharing(decided, request);
+        if (started) {
+          await settings.save(request.providerId, started);
+          decided = started;
+        }
+        const { provider, changed } = table.heartbeat(principal, request, decided);
         metrics.heartbeats.inc({ outcome: "accepted" });
         return changed ? { heartbeatInterval, ttl, provider } : { heartbeatInterval, ttl };
       } catch (error) {
@@ -89,9 +97,11 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
       return { providers };
     },
 
-    async *watchProviders(_request, { metadata, signal }) {
+    async *watchProviders(request, { metadata, signal }) {
       const caller = await auth.authenticate(metadata);
-      yield* hub.watch(table.providers(), await providerView(caller, ""), signal);
+      // Only the mesh learns of offline providers: it tells their owners when their provider went away.
+      const includeOffline = request.includeOffline && caller.kind === "mesh";
+      yield* hub.watch(table.providers(includeOffline), await providerView(caller, ""), signal);
     },
 
     async authenticate(request, { metadata }) {
@@ -130,8 +140,9 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
 
     async revokeApiKey(request, { metadata }) {
       const caller = await auth.authenticate(metadata);
-      if (caller.kind === "user") {
-        const own = await store.listApiKeys({ userName: caller.principal.userName, includeRevoked: true });
+      const owner = caller.kind === "user" ? caller.principal.userName : request.userName;
+      if (owner) {
+        const own = await store.listApiKeys({ userName: owner, includeRevoked: true });
         if (!own.some((key) => key.id === request.keyId)) throw notFoundKey(request.keyId);
       }
       const record = await store.revokeApiKey(request.keyId);
@@ -196,5 +207,6 @@ function apiKeyMessage(record: ApiKeyRecord): ApiKey {
     label: record.label,
     createTime: timestampFromMs(record.createdAtMs),
     ...(record.revokedAtMs === undefined ? {} : { revokeTime: timestampFromMs(record.revokedAtMs) }),
+    ...(record.lastUsedAtMs === undefined ? {} : { lastUseTime: timestampFromMs(record.lastUsedAtMs) }),
   });
 }

@@ -1,3 +1,4 @@
+import { AccountService } from "../../gen/infermesh/v1/accounts_pb.js";
 import { ChangeCause, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { ConfigError } from "../shared/config-error.js";
@@ -5,7 +6,9 @@ import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { formatHostPort, type HostPort } from "../shared/host-port.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
 import type { ServerTls } from "../shared/tls-files.js";
+import { createAccountService } from "./account-service.js";
 import { createCallerAuth } from "./caller-auth.js";
+import { ProviderSettingsCache } from "./provider-settings.js";
 import { ProviderTable } from "./provider-table.js";
 import { createRegistryMetrics, type RegistryMetrics } from "./registry-metrics.js";
 import { createRegistryService } from "./registry-service.js";
@@ -18,6 +21,8 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 export const DEFAULT_TTL_INTERVALS = 3;
 /** DEFAULT_SHUTDOWN_GRACE_MS is how long calls in flight may finish on close. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+/** DEFAULT_SESSION_TTL_MS is how long a signed-in session lasts: 7 days. */
+export const DEFAULT_SESSION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 /** MIN_HEARTBEAT_INTERVAL_MS keeps agents from being told to heartbeat in a busy loop. */
 export const MIN_HEARTBEAT_INTERVAL_MS = 50;
 
@@ -39,6 +44,8 @@ export interface RegistryOptions {
   readonly shutdownGraceMs?: number;
   /** tls, when set, makes the gRPC port serve TLS with this certificate chain and key (readServerTls). */
   readonly tls?: ServerTls | undefined;
+  /** sessionTtlMs is how long a signed-in session lasts. */
+  readonly sessionTtlMs?: number;
 }
 
 /** RegistrySettings are a registry's options with every default applied and checked. */
@@ -53,6 +60,7 @@ export interface RegistrySettings {
   readonly maxMessageBytes: number | undefined;
   readonly shutdownGraceMs: number;
   readonly tls: ServerTls | undefined;
+  readonly sessionTtlMs: number;
 }
 
 /** RegistryAddresses are where a listening registry is. */
@@ -96,6 +104,7 @@ export function resolveRegistryOptions(options: RegistryOptions): RegistrySettin
     maxMessageBytes: options.maxMessageBytes,
     shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
     tls: options.tls,
+    sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
   });
 }
 
@@ -112,17 +121,27 @@ export function createRegistry(options: RegistryOptions): Registry {
     },
   });
   const metrics = createRegistryMetrics({ onlineProviders: () => table.providers(), watchers: () => hub.size });
+  const auth = createCallerAuth(settings.store, settings.meshToken);
+  const providerSettings = new ProviderSettingsCache(settings.store);
   const service = createRegistryService({
     store: settings.store,
-    auth: createCallerAuth(settings.store, settings.meshToken),
+    auth,
     table,
     hub,
     metrics,
+    settings: providerSettings,
     heartbeatIntervalMs: settings.heartbeatIntervalMs,
     ttlMs: settings.ttlMs,
   });
+  const accounts = createAccountService({
+    store: settings.store,
+    auth,
+    table,
+    settings: providerSettings,
+    sessionTtlMs: settings.sessionTtlMs,
+  });
   const server = createGrpcServer({
-    services: [bindService(RegistryService, service, metrics.observeRpc)],
+    services: [bindService(RegistryService, service, metrics.observeRpc), bindService(AccountService, accounts, metrics.observeRpc)],
     ...(settings.maxMessageBytes === undefined ? {} : { maxMessageBytes: settings.maxMessageBytes }),
     tls: settings.tls,
   });

@@ -8,6 +8,8 @@ export interface GatewayFixture {
   readonly gateway: Gateway;
   readonly baseUrl: string;
   readonly grpcAddress: string;
+  /** metricsUrl is the operator's metrics address, "http://host:port", when the gateway has one. */
+  readonly metricsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -23,6 +25,9 @@ export async function startGateway(
     listen: { host: "127.0.0.1", port: 0 },
     grpcListen: { host: "127.0.0.1", port: 0 },
     shutdownGraceMs: 1_000,
+    // The tests read the gateway's metrics where `infermesh dev` serves them; test/control-plane.test.ts checks that a
+    // gateway keeps them off its public port by default.
+    publicMetrics: true,
     ...options,
   });
   const addresses = await gateway.listen();
@@ -31,6 +36,7 @@ export async function startGateway(
     gateway,
     baseUrl: `http://${formatHostPort(addresses.http)}`,
     grpcAddress: formatHostPort(addresses.grpc ?? addresses.http),
+    metricsUrl: addresses.metrics && `http://${formatHostPort(addresses.metrics)}`,
     stop: () => gateway.close(),
   };
 }

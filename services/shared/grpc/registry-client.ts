@@ -1,5 +1,6 @@
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { AccountService } from "../../../gen/infermesh/v1/accounts_pb.js";
 import { RegistryService } from "../../../gen/infermesh/v1/registry_pb.js";
 
 /**
@@ -16,9 +17,10 @@ export interface RegistryKeepalive {
   readonly pingTimeoutMs: number;
 }
 
-/** RegistryClient is a RegistryService client with the one session it runs on. */
+/** RegistryClient is a RegistryService client, and an AccountService client, with the one session both run on. */
 export interface RegistryClient {
   readonly client: Client<typeof RegistryService>;
+  readonly accounts: Client<typeof AccountService>;
   /** close ends the session; calls still on it fail. */
   close(): void;
 }
@@ -35,6 +37,10 @@ export interface RegistryClientTls {
  */
 export function createRegistryClient(baseUrl: string, keepalive: RegistryKeepalive, tls: RegistryClientTls = {}): RegistryClient {
   const sessions = new Http2SessionManager(baseUrl, keepalive, tls.ca === undefined ? undefined : { ca: tls.ca });
-  const client = createClient(RegistryService, createGrpcTransport({ baseUrl, sessionManager: sessions }));
-  return { client, close: () => sessions.abort() };
+  const transport = createGrpcTransport({ baseUrl, sessionManager: sessions });
+  return {
+    client: createClient(RegistryService, transport),
+    accounts: createClient(AccountService, transport),
+    close: () => sessions.abort(),
+  };
 }
