@@ -255,7 +255,8 @@ describe("providers: pause, sharing, and why a model has no provider", function 
     ((await api(apiKey, "/v1/models")).json.data as { id: string; owned_by: string }[]).map((m) => `${m.id}@${m.owned_by}`);
 
   before(async () => {
-    mesh = await startMesh();
+    // Frequent heartbeats, so that a test can see an agent's heartbeats after an owner's decision; a long TTL.
+    mesh = await startMesh({ heartbeatIntervalMs: 300, ttlMs: 10_000 });
     aliceKey = await mesh.registry.keyFor("alice");
     bobKey = await mesh.registry.keyFor("bob");
     carolKey = await mesh.registry.keyFor("carol");
@@ -359,6 +360,33 @@ describe("providers: pause, sharing, and why a model has no provider", function 
     const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
     expect(Math.abs(median(medians.secret) - median(medians.nothing)), "same timing class").to.be.below(25);
     expect(chats(bobs), "bob's machine never called").to.equal(0);
+  });
+
+  it("applies the sharing an agent starts with, lets the owner's choice win until the agent restarts with it", async () => {
+    const erin = await mesh.registry.keyFor("erin");
+    const share = { visibility: "public", allowedUsers: [] } as const;
+    const settings = { id: "erin-box", share };
+    const first = await mesh.addAgent({ user: "erin", apiKey: erin, sim: { models: [{ id: "erin-model", kind: "llm" }] }, settings });
+    await waitFor("bob to see erin's shared model", async () => (await modelIds(bobKey)).includes("erin-model@erin-agent-0"));
+    const set = await api(erin, "/api/providers/erin-box/sharing", "PUT", { visibility: "private" });
+    expect(set.status).to.equal(200);
+    const decidedAt = Date.now();
+    expect(await modelIds(bobKey)).not.to.include("erin-model@erin-agent-0");
+    await waitFor(
+      "two more heartbeats of the same agent",
+      () => {
+        const seen = mesh.registry.server.table.get("erin-box")?.lastHeartbeatTime;
+        return seen !== undefined && Number(seen.seconds) * 1000 + seen.nanos / 1e6 > decidedAt + 700;
+      },
+      5_000,
+    );
+    expect(await modelIds(bobKey), "the running agent's --share does not undo the owner").not.to.include("erin-model@erin-agent-0");
+    await first.agent.close();
+    const second = await mesh.addAgent({ user: "erin", apiKey: erin, sim: { models: [{ id: "erin-model", kind: "llm" }] }, settings });
+    expect(second.providerId).to.equal("erin-box");
+    await waitFor("the restarted agent's --share to apply", async () =>
+      (await modelIds(bobKey)).some((id) => id.startsWith("erin-model@")),
+    );
   });
 
   it("tells an owner when their provider went offline", async () => {

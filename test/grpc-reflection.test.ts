@@ -2,6 +2,7 @@ import { create, createFileRegistry, type FileRegistry, fromBinary, toBinary, to
 import { type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
+import { AccountService } from "../gen/infermesh/v1/accounts_pb.js";
 import { AgentService, InferenceService } from "../gen/infermesh/v1/inference_pb.js";
 import { RegistryService } from "../gen/infermesh/v1/registry_pb.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
@@ -99,11 +100,12 @@ describe("gRPC server reflection and health on every gRPC server", function () {
   // Agents open no port: they dial the gateway. The gateway's gRPC port serves InferenceService to users and
   // AgentService to the other gateways, which forward calls for the agents attached to it.
   const servers = () => [
-    { name: "registry", address: mesh.registry.address, services: [RegistryService] },
+    { name: "registry", address: mesh.registry.address, services: [RegistryService, AccountService] },
     { name: "gateway", address: mesh.gateway.grpcAddress, services: [InferenceService, AgentService] },
   ];
   const FILES: Record<string, string> = {
     [RegistryService.typeName]: "infermesh/v1/registry.proto",
+    [AccountService.typeName]: "infermesh/v1/accounts.proto",
     [InferenceService.typeName]: "infermesh/v1/inference.proto",
     [AgentService.typeName]: "infermesh/v1/inference.proto",
   };

@@ -56,18 +56,42 @@ describe("GET /openapi.json", () => {
       "/v1/images/edits": ["post"],
       "/api/inference/agent/heartbeat/": ["post"],
       "/api/inference/agent/register/": ["post"],
+      "/api/auth/login": ["post"],
+      "/api/auth/signup": ["post"],
+      "/api/auth/invite": ["post"],
+      "/api/auth/session": ["get"],
+      "/api/auth/logout": ["post"],
+      "/api/me": ["get"],
+      "/api/keys": ["get", "post"],
+      "/api/keys/{id}": ["delete"],
+      "/api/usage": ["get"],
+      "/api/providers": ["get"],
+      "/api/providers/{id}/pause": ["post"],
+      "/api/providers/{id}/resume": ["post"],
+      "/api/providers/{id}/sharing": ["put"],
       "/health": ["get"],
-      "/metrics": ["get"],
     });
+    expect(document.paths["/metrics"], "metrics are the operator's, on --metrics-listen").to.equal(undefined);
   });
 
-  it("requires a bearer API key everywhere but /health and /metrics", () => {
+  it("requires a bearer API key everywhere but /health and sign-in; members' routes take the session cookie too", () => {
     expect(document.components.securitySchemes).to.deep.equal({
       bearerAuth: { type: "http", scheme: "bearer", description: "An infermesh API key." },
+      sessionCookie: {
+        type: "apiKey",
+        in: "cookie",
+        name: "infermesh_session",
+        description: "The session POST /api/auth/login starts; writes need the X-CSRF-Token header it returned.",
+      },
     });
     expect(document.security).to.deep.equal([{ bearerAuth: [] }]);
     expect(document.paths["/health"]?.get?.security).to.deep.equal([]);
-    expect(document.paths["/metrics"]?.get?.security).to.deep.equal([]);
+    for (const path of ["/api/auth/login", "/api/auth/signup", "/api/auth/invite"]) {
+      expect(document.paths[path]?.post?.security, path).to.deep.equal([]);
+    }
+    for (const path of ["/api/keys", "/api/usage", "/api/providers"]) {
+      expect(document.paths[path]?.get?.security, path).to.deep.equal([{ bearerAuth: [] }, { sessionCookie: [] }]);
+    }
     expect(document.paths["/v1/models"]?.get?.security).to.equal(undefined);
   });
 
@@ -91,7 +115,11 @@ describe("GET /openapi.json", () => {
     expect(answerTypes("/v1/completions")).to.deep.equal(["application/json", "text/event-stream"]);
     expect(answerTypes("/v1/images/generations")).to.deep.equal(["application/json", "text/event-stream"]);
     expect(answerTypes("/v1/audio/transcriptions")).to.deep.equal(["application/json", "text/event-stream", "text/plain", "text/vtt"]);
-    expect(answerTypes("/metrics", "get")).to.deep.equal(["text/plain"]);
+    for (const path of ["/api/auth/login", "/api/keys", "/api/providers/{id}/sharing"]) {
+      const method = path === "/api/providers/{id}/sharing" ? "put" : "post";
+      const body = document.paths[path]?.[method]?.requestBody?.content ?? {};
+      expect(Object.keys(body), path).to.deep.equal(["application/json"]);
+    }
     const speech = document.paths["/v1/audio/speech"]?.post?.responses["200"]?.content ?? {};
     for (const [type, media] of Object.entries(speech)) {
       if (type !== "text/event-stream") expect(media.schema, type).to.deep.equal({ type: "string", format: "binary" });

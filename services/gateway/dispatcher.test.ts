@@ -500,7 +500,7 @@ describe("Dispatcher", () => {
             message: `No online provider serving ${noun} '${model}' for this user.`,
             type: "no_provider",
             param: "model",
-            code: "model_not_found",
+            code: "model_not_served",
           },
         },
       });
@@ -512,7 +512,7 @@ describe("Dispatcher", () => {
       expect(m.agents.calls).to.deep.equal([]);
     });
 
-    it("answers 404 no_provider when the only providers of the model have no link a call could go down", () => {
+    it("answers 404 no_provider, providers_offline, when the caller's providers of the model have no link a call could go down", () => {
       const m = mesh([provider("http-only"), provider("gone-gateway")]);
       m.agents.unreachable.add("http-only");
       m.agents.unreachable.add("gone-gateway");
@@ -523,7 +523,7 @@ describe("Dispatcher", () => {
             message: "No online provider serving model 'm' for this user.",
             type: "no_provider",
             param: "model",
-            code: "model_not_found",
+            code: "providers_offline",
           },
         },
       });

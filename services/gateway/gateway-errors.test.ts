@@ -128,12 +128,16 @@ describe("gateway errors", () => {
       });
     });
 
-    it("noProvider is a 404 no_provider naming the model, with the noun of its kind", () => {
-      expect([answer(noProvider("sim-llama")), answer(noProvider("whisper", "speech-to-text model"))]).to.deep.equal([
+    it("noProvider is a 404 no_provider naming the model, with the noun of its kind and the reason's code", () => {
+      expect([
+        answer(noProvider("sim-llama")),
+        answer(noProvider("whisper", "speech-to-text model", { code: "providers_paused" })),
+        answer(noProvider("m", "model", { code: "providers_offline", sinceMs: Date.UTC(2026, 11, 2) })),
+      ]).to.deep.equal([
         {
           status: 404,
           retryAfterSeconds: undefined,
-          body: envelope("No online provider serving model 'sim-llama' for this user.", "no_provider", "model", "model_not_found"),
+          body: envelope("No online provider serving model 'sim-llama' for this user.", "no_provider", "model", "model_not_served"),
         },
         {
           status: 404,
@@ -142,8 +146,18 @@ describe("gateway errors", () => {
             "No online provider serving speech-to-text model 'whisper' for this user.",
             "no_provider",
             "model",
-            "model_not_found",
+            "providers_paused",
           ),
+        },
+        {
+          status: 404,
+          retryAfterSeconds: undefined,
+          body: {
+            error: {
+              ...envelope("No online provider serving model 'm' for this user.", "no_provider", "model", "providers_offline").error,
+              offline_since: "2026-12-02T00:00:00.000Z",
+            },
+          },
         },
       ]);
     });

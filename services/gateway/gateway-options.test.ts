@@ -8,8 +8,10 @@ import { DEFAULT_FAILOVER_ATTEMPTS } from "./dispatcher.js";
 import {
   DEFAULT_BODY_LIMIT_BYTES,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_SESSION_TTL_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_STREAM_TIMEOUT_MS,
+  DEFAULT_USAGE_FLUSH_MS,
   type GatewayOptions,
   resolveGatewayOptions,
 } from "./gateway-options.js";
@@ -63,6 +65,11 @@ describe("gateway options", () => {
       rateLimits: DEFAULT_RATE_LIMITS,
       circuit: { failureThreshold: DEFAULT_FAILURE_THRESHOLD, cooldownMs: DEFAULT_COOLDOWN_MS },
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+      signup: "invite",
+      metricsListen: undefined,
+      publicMetrics: false,
+      sessionTtlMs: DEFAULT_SESSION_TTL_MS,
+      usageFlushMs: DEFAULT_USAGE_FLUSH_MS,
     });
     expect(Object.isFrozen(settings)).to.equal(true);
   });

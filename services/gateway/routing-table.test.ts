@@ -1,7 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
-import { type Provider, ProviderSchema, WatchProvidersResponseSchema } from "../../gen/infermesh/v1/registry_pb.js";
+import {
+  type Provider,
+  ProviderSchema,
+  ProviderState,
+  Visibility,
+  WatchProvidersResponseSchema,
+} from "../../gen/infermesh/v1/registry_pb.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { RoutingTable } from "./routing-table.js";
 
@@ -59,5 +65,76 @@ describe("RoutingTable", () => {
     const table = new RoutingTable();
     table.apply(snapshot(provider("http-only", "")));
     expect(table.lookup(owner, "m", ServiceType.LLM).kind).to.equal("none");
+  });
+
+  describe("why a caller has no provider", () => {
+    const bob = { userId: "u2", userName: "bob" };
+    const of = (id: string, owner: string, fields: Partial<Provider> = {}) =>
+      create(ProviderSchema, {
+        id,
+        ownerUserId: owner,
+        online: true,
+        gatewayId: "g",
+        models: [{ id: "m", serviceType: ServiceType.LLM }],
+        ...fields,
+      });
+    const change = (p: Provider) => create(WatchProvidersResponseSchema, { event: { case: "change", value: { provider: p } } });
+    const reason = (table: RoutingTable, viewer = owner, type = ServiceType.LLM) => {
+      const found = table.lookup(viewer, "M", type);
+      return found.kind === "none" ? found.reason : found.kind;
+    };
+
+    it("says model_not_served when nobody the caller may use serves it, whatever others' providers do", () => {
+      const table = new RoutingTable();
+      table.apply(snapshot(of("bobs", "u2"), of("bobs-paused", "u2", { paused: true, sharing: { visibility: Visibility.PUBLIC } })));
+      expect(reason(table)).to.deep.equal({ code: "model_not_served" });
+      table.apply(change(of("bobs-gone", "u2", { online: false })));
+      expect(reason(table), "another user's offline provider stays secret").to.deep.equal({ code: "model_not_served" });
+    });
+
+    it("says providers_paused to the owner of a paused provider, and hides it from everyone else", () => {
+      const table = new RoutingTable();
+      table.apply(snapshot(of("mine", "u1", { paused: true, sharing: { visibility: Visibility.PUBLIC } })));
+      expect(reason(table)).to.deep.equal({ code: "providers_paused" });
+      expect(reason(table, bob)).to.deep.equal({ code: "model_not_served" });
+      expect(table.visibleRoutes(bob)).to.deep.equal([]);
+      expect(table.visibleRoutes(owner).map((r) => r.provider.id)).to.deep.equal(["mine"]);
+    });
+
+    it("says providers_draining when every provider the caller may use is shutting down", () => {
+      const table = new RoutingTable();
+      table.apply(
+        snapshot(of("shared", "u2", { state: ProviderState.DRAINING, sharing: { visibility: Visibility.USERS, allowedUsers: ["alice"] } })),
+      );
+      expect(reason(table)).to.deep.equal({ code: "providers_draining" });
+    });
+
+    it("says providers_offline, with when, for the caller's own provider that left; from a snapshot too", () => {
+      const clock = new ManualClock();
+      const table = new RoutingTable({ clock });
+      table.apply(snapshot(of("mine", "u1")));
+      table.apply(change(of("mine", "u1", { online: false, lastHeartbeatTime: { seconds: 1_700_000_000n, nanos: 0 } })));
+      expect(reason(table)).to.deep.equal({ code: "providers_offline", sinceMs: 1_700_000_000_000 });
+      expect(reason(table, owner, ServiceType.STT), "only for the model's type").to.deep.equal({ code: "model_not_served" });
+      const restarted = new RoutingTable({ clock });
+      restarted.apply(snapshot(of("mine", "u1", { online: false })));
+      expect(reason(restarted)).to.deep.equal({ code: "providers_offline", sinceMs: clock.now() });
+      restarted.apply(change(of("mine", "u1")));
+      expect(reason(restarted)).to.equal("found");
+      clock.advance(2 * 60 * 60 * 1000);
+      expect(reason(table), "forgotten after an hour").to.deep.equal({ code: "model_not_served" });
+    });
+
+    it("prefers the caller's own providers and falls back to shared ones", () => {
+      const table = new RoutingTable();
+      table.apply(snapshot(of("mine", "u1"), of("shared", "u2", { sharing: { visibility: Visibility.PUBLIC } })));
+      const routed = () => {
+        const found = table.lookup(owner, "m", ServiceType.LLM);
+        return found.kind === "found" ? found.routes.map((r) => r.provider.id) : [];
+      };
+      expect(routed()).to.deep.equal(["mine"]);
+      table.apply(change(of("mine", "u1", { state: ProviderState.DRAINING })));
+      expect(routed()).to.deep.equal(["shared"]);
+    });
   });
 });

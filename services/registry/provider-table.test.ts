@@ -6,10 +6,12 @@ import {
   type HeartbeatRequest,
   HeartbeatRequestSchema,
   ProviderState,
+  SharingSchema,
   Visibility,
 } from "../../gen/infermesh/v1/registry_pb.js";
 import { ManualClock } from "../../test/support/manual-clock.js";
 import { canSee } from "../shared/visibility.js";
+import { sharingData } from "./provider-settings.js";
 import { type ProviderChangeEvent, ProviderTable } from "./provider-table.js";
 
 const alice = { userId: "u-alice", userName: "alice", keyId: "k1" };
@@ -169,10 +171,11 @@ describe("ProviderTable", () => {
 describe("canSee", () => {
   const bob = { userId: "u-bob", userName: "bob" };
   const owned = (visibility: Visibility, allowedUsers: string[] = []) =>
-    new ProviderTable({ clock: new ManualClock(), ttlMs: 1, onChange: () => {} }).heartbeat(
-      alice,
-      heartbeat({ sharing: { visibility, allowedUsers } }),
-    ).provider;
+    new ProviderTable({ clock: new ManualClock(), ttlMs: 1, onChange: () => {} }).heartbeat(alice, heartbeat(), {
+      paused: false,
+      sharing: sharingData(create(SharingSchema, { visibility, allowedUsers })),
+      sharingInstanceId: "",
+    }).provider;
 
   it("lets a user see their own providers whatever the sharing", () => {
     expect(canSee(alice, owned(Visibility.PRIVATE))).to.equal(true);

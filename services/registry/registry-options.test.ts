@@ -3,6 +3,7 @@ import { systemClock } from "../shared/clock.js";
 import { ConfigError } from "../shared/config-error.js";
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_SESSION_TTL_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_TTL_INTERVALS,
   type RegistryOptions,
@@ -26,6 +27,7 @@ describe("registry options", () => {
       ttlMs: DEFAULT_HEARTBEAT_INTERVAL_MS * DEFAULT_TTL_INTERVALS,
       maxMessageBytes: undefined,
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+      sessionTtlMs: DEFAULT_SESSION_TTL_MS,
       tls: undefined,
     });
     expect(resolveRegistryOptions({ ...REQUIRED, heartbeatIntervalMs: 200 }).ttlMs).to.equal(200 * DEFAULT_TTL_INTERVALS);
