@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
+import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 import { prometheusScrapeConfig } from "../src/cli/scrape-config.js";
 import { type CliProcess, runCli, spawnCli } from "./support/cli-process.js";
@@ -26,6 +27,7 @@ describe("the infermesh command", function () {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it("keys create prints the new key alone on stdout, and keys list shows it without the secret", async () => {
+    await createSqliteStore({ path: db }).close();
     const created = await runCli(["keys", "create", "--user", "alice", "--db", db]);
     expect(created.code).to.equal(0);
     expect(created.stdout).to.match(KEY_SHAPE);
@@ -34,6 +36,20 @@ describe("the infermesh command", function () {
     expect(listed.code).to.equal(0);
     expect(listed.stdout).to.contain(keyId).and.to.contain("alice");
     expect(listed.stdout).not.to.contain(created.stdout.trim());
+  });
+
+  it("keys and users on a --db path that does not exist say how a database is made and make none (keys create made one, and printed a key no registry knew)", async () => {
+    const missing = join(dir, "typo.db");
+    const results = await Promise.all([
+      runCli(["keys", "create", "--user", "alice", "--db", missing]),
+      runCli(["users", "list"], { INFERMESH_DB: missing }),
+    ]);
+    const how = `names '${missing}', which does not exist; \`infermesh registry --db ${missing}\` makes the database when it starts (\`infermesh dev\` makes one in its --data folder)\n`;
+    expect(results).to.deep.equal([
+      { code: 2, stdout: "", stderr: `infermesh keys create: --db ${how}` },
+      { code: 2, stdout: "", stderr: `infermesh users list: INFERMESH_DB ${how}` },
+    ]);
+    expect(existsSync(missing)).to.equal(false);
   });
 
   describe("with a registry running on the same database", () => {

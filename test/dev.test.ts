@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
+import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { expectedCompletionText } from "../services/sim/simulator.js";
-import { spawnCli } from "./support/cli-process.js";
+import { type CliProcess, spawnCli } from "./support/cli-process.js";
 import { waitFor } from "./support/wait-for.js";
 
 // `npm start` as a newcomer runs it: one command, two export lines, a working OpenAI endpoint, a clean Ctrl-C.
@@ -85,6 +86,74 @@ describe("infermesh dev", function () {
     } finally {
       if (dev.child.exitCode === null) dev.child.kill("SIGKILL");
       await dev.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  it("shows the dev user's dashboard password on the first start only, and lets one key run 64 streams at once", async () => {
+    const data = mkdtempSync(join(tmpdir(), "infermesh-dev-"));
+    const db = join(data, "infermesh.db");
+    const start = () => spawnCli(["dev", "--port", "0", "--registry-port", "0", "--data", data]);
+    const ready = (dev: CliProcess) =>
+      waitFor("the OPENAI_* lines", () => (/^OPENAI_API_KEY=(\S+)$/m.exec(dev.stdout()) ? dev.stdout() : undefined), 30_000, 50);
+    const stop = async (dev: CliProcess) => {
+      if (dev.child.exitCode === null) dev.child.kill("SIGINT");
+      return (await dev.exited).code;
+    };
+    const checkPassword = async (password: string) => {
+      const store = createSqliteStore({ path: db });
+      try {
+        return (await store.checkPassword("dev", password))?.name;
+      } finally {
+        await store.close();
+      }
+    };
+    try {
+      const first = start();
+      let password: string;
+      try {
+        const stdout = await ready(first);
+        const url = /^OPENAI_BASE_URL=(\S+)\/v1$/m.exec(stdout)?.[1] as string;
+        const key = /^OPENAI_API_KEY=(\S+)$/m.exec(stdout)?.[1] as string;
+        const shown = /^# dashboard: (\S+) \(user dev, password ([A-Za-z0-9_-]{16}) — shown once, stored hashed\)$/m.exec(stdout);
+        expect(shown, stdout).not.to.equal(null);
+        expect(shown?.[1]).to.equal(`${url}/`);
+        password = shown?.[2] as string;
+        expect(stdout.split(password)).to.have.length(2);
+
+        // No per-key cap on streams: a batch of 64 from one local user is queued by the agent, never refused.
+        const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
+        const messages = [{ role: "user" as const, content: "hello" }];
+        const texts = await Promise.all(
+          Array.from({ length: 64 }, async () => {
+            const stream = await client.chat.completions.create({ model: "sim-llama", messages, max_tokens: 3, stream: true });
+            let text = "";
+            for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+            return text;
+          }),
+        );
+        expect(new Set(texts)).to.deep.equal(new Set([expectedCompletionText(messages, 3)]));
+        expect((await fetch(`${url}/metrics`)).status, "dev serves /metrics on its one port").to.equal(200);
+      } finally {
+        expect(await stop(first)).to.equal(0);
+      }
+      expect(await checkPassword(password)).to.equal("dev");
+
+      const second = start();
+      try {
+        const stdout = await ready(second);
+        expect(stdout).to.match(
+          new RegExp(
+            `^# dashboard: http://127\\.0\\.0\\.1:\\d+/ \\(user dev, with the password shown on the first start; a new one: infermesh users password dev --db ${db.replaceAll(".", "\\.")}\\)$`,
+            "m",
+          ),
+        );
+        expect(stdout).not.to.contain(password);
+      } finally {
+        expect(await stop(second)).to.equal(0);
+      }
+      expect(await checkPassword(password), "the second start kept the password").to.equal("dev");
+    } finally {
       rmSync(data, { recursive: true, force: true });
     }
   });

@@ -155,14 +155,20 @@ describe("the infermesh command line", () => {
     expect(
       Object.fromEntries([...byVariable].filter(([variable]) => SHARED_VARIABLES.includes(variable)).map(([v, f]) => [v, [...f].sort()])),
     ).to.deep.equal({
-      INFERMESH_DB: ["infermesh keys --db", "infermesh registry --db"],
+      INFERMESH_DB: ["infermesh keys --db", "infermesh registry --db", "infermesh usage --db", "infermesh users --db"],
       INFERMESH_MESH_TOKEN: ["infermesh gateway --mesh-token", "infermesh registry --mesh-token"],
       INFERMESH_MESH_TOKEN_FILE: ["infermesh gateway --mesh-token-file", "infermesh registry --mesh-token-file"],
-      INFERMESH_API_KEY: ["infermesh agent --api-key"],
-      INFERMESH_API_KEY_FILE: ["infermesh agent --api-key-file"],
+      INFERMESH_API_KEY: ["infermesh agent --api-key", "infermesh providers --api-key", "infermesh usage --api-key"],
+      INFERMESH_API_KEY_FILE: ["infermesh agent --api-key-file", "infermesh providers --api-key-file", "infermesh usage --api-key-file"],
       INFERMESH_REGISTRY: ["infermesh gateway --registry"],
-      INFERMESH_MESH: ["infermesh agent --mesh"],
-      INFERMESH_CA_FILE: ["infermesh agent --ca-file", "infermesh gateway --ca-file"],
+      INFERMESH_MESH: ["infermesh agent --mesh", "infermesh providers --mesh", "infermesh usage --mesh"],
+      INFERMESH_PUBLIC_URL: ["infermesh users --url"],
+      INFERMESH_CA_FILE: [
+        "infermesh agent --ca-file",
+        "infermesh gateway --ca-file",
+        "infermesh providers --ca-file",
+        "infermesh usage --ca-file",
+      ],
       INFERMESH_LOG_LEVEL: [
         "infermesh agent --log-level",
         "infermesh dev --log-level",

@@ -1,14 +1,8 @@
 import { ConfigError } from "../../services/shared/config-error.js";
 import { nearestName } from "../../services/shared/nearest-name.js";
-import { type Command, type CommandGroup, commandName, isCommandGroup } from "./command.js";
+import { type Command, type CommandGroup, type CommandOutput, commandName, isCommandGroup } from "./command.js";
 import { commandHelp } from "./command-help.js";
 import { UsageError } from "./flags.js";
-
-/** CommandOutput is where a command line writes what it prints for people (stdout) and why it failed (stderr). */
-export interface CommandOutput {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
 
 /**
  * runCommandLine finds the command argv names under root and runs it, answering `--help`, `-h` and `help` at every
@@ -44,7 +38,7 @@ export async function runCommandLine(
       output.stdout(commandHelp(path));
       return 0;
     }
-    await command.run(rest, env);
+    await command.run(rest, env, output);
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

@@ -1,5 +1,11 @@
 import type { FlagSpecs } from "./flags.js";
 
+/** CommandOutput is where a command line writes what it prints for people (stdout) and why it failed (stderr). */
+export interface CommandOutput {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
 /** RunnableCommand is an `infermesh` command that does something, as `registry` or `keys create`. */
 export interface RunnableCommand {
   /** name is the word that selects the command. */
@@ -9,8 +15,8 @@ export interface RunnableCommand {
   /** synopsis is how it is called, after "infermesh"; --help shows it first. */
   readonly synopsis: string;
   readonly flags: FlagSpecs;
-  /** run runs the command with the arguments after its name; --help never reaches it. */
-  readonly run: (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<void>;
+  /** run runs the command with the arguments after its name, printing to output; --help never reaches it. */
+  readonly run: (argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput) => Promise<void>;
 }
 
 /** CommandGroup is a word that only selects further commands, as `keys` (and `infermesh` itself). */

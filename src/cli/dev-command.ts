@@ -12,11 +12,12 @@ import { SERVICE_TYPE_NAMES } from "../../services/shared/inference-catalog.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import { createSimulator, type SimulatedModel } from "../../services/sim/simulator.js";
-import type { RunnableCommand } from "./command.js";
+import type { CommandOutput, RunnableCommand } from "./command.js";
 import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { LOG_LEVEL_FLAG } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 import { parseSimulatedModel } from "./sim-command.js";
+import { generatePassword } from "./users-command.js";
 
 /** DEV_MODELS are the simulator's models unless --model says otherwise: one of each service type. */
 export const DEV_MODELS: readonly SimulatedModel[] = [
@@ -76,7 +77,7 @@ export const DEV_FLAGS: FlagSpecs = {
  * the llama-server simulator as its model server. It prints shell-ready OPENAI_BASE_URL and OPENAI_API_KEY lines
  * (everything else it prints starts with '#'), and stops every part cleanly on Ctrl-C.
  */
-export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput): Promise<void> {
   const flags = parseFlags(DEV_FLAGS, argv, env);
   const port = parsePort(flags.setting("port"), requireString(flags, "port"));
   const registryPortWanted = parsePort(flags.setting("registry-port"), requireString(flags, "registry-port"));
@@ -84,7 +85,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
   const keyFile = join(dataDir, DEV_KEY_FILE);
   const logLevel = parseLogLevel(flags.setting("log-level"), requireString(flags, "log-level"));
   const models = flags.strings("model").map((value) => parseSimulatedModel(flags.setting("model"), value));
-  const say = (line: string) => process.stdout.write(`# ${line}\n`);
+  const say = (line: string) => output.stdout(`# ${line}\n`);
   const started = Date.now();
   const log = createLogger("dev", logLevel);
 
@@ -95,8 +96,9 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     for (const stop of stops.reverse()) await stop().catch((error: unknown) => log.error({ err: error }, "stop failed"));
   };
   try {
-    say(`starting the registry (database ${join(dataDir, "infermesh.db")})`);
-    const store = createSqliteStore({ path: join(dataDir, "infermesh.db") });
+    const dbPath = join(dataDir, "infermesh.db");
+    say(`starting the registry (database ${dbPath})`);
+    const store = createSqliteStore({ path: dbPath });
     stops.push(() => store.close());
     const registry = createRegistry({
       store,
@@ -124,6 +126,11 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
       listen: { host: LOOPBACK, port },
       grpcListen: { host: LOOPBACK, port: 0 },
       shutdownGraceMs: STOP_GRACE_MS,
+      // One process on loopback: /metrics on the one port, no cap on one user's streams (a local batch runs many at
+      // once), and accounts only by invite or by the dev user's password below.
+      publicMetrics: true,
+      rateLimits: { concurrentStreams: 0 },
+      signup: "invite",
     });
     const gatewayAddresses = await gateway.listen();
     const httpPort = gatewayAddresses.http.port;
@@ -170,8 +177,9 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
     say(
       `Prometheus metrics of all three services: http://127.0.0.1:${httpPort}/metrics (scrape config: infermesh metrics-config --gateway 127.0.0.1:${httpPort})`,
     );
+    say(dashboardLine(httpPort, await setFirstDevPassword(store), dbPath));
     say("point any OpenAI client at the mesh: export these two lines in another shell");
-    process.stdout.write(`OPENAI_BASE_URL=http://127.0.0.1:${httpPort}/v1\nOPENAI_API_KEY=${apiKey}\n`);
+    output.stdout(`OPENAI_BASE_URL=http://127.0.0.1:${httpPort}/v1\nOPENAI_API_KEY=${apiKey}\n`);
     await onShutdownSignal(log);
     say("stopping");
   } finally {
@@ -185,9 +193,34 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv): P
  * keeps it in, never on the command line, which `ps` shows to every user of the machine.
  */
 export function agentJoinHint(gatewayPort: number, keyFile: string): string {
-  // Quoted for the shell when the path needs it, so that the line can be pasted as it is.
-  const file = /^[\w./-]+$/.test(keyFile) ? keyFile : `'${keyFile.replaceAll("'", `'\\''`)}'`;
-  return `infermesh agent --mesh http://127.0.0.1:${gatewayPort} --api-key-file ${file} --upstream llm=URL`;
+  return `infermesh agent --mesh http://127.0.0.1:${gatewayPort} --api-key-file ${shellWord(keyFile)} --upstream llm=URL`;
+}
+
+/**
+ * dashboardLine says where the dashboard is and how the dev user signs in: with the password, on the start that set
+ * it (the only time it is shown), or else with the command that sets a new one.
+ */
+export function dashboardLine(gatewayPort: number, newPassword: string | undefined, dbPath: string): string {
+  const url = `http://127.0.0.1:${gatewayPort}/`;
+  if (newPassword !== undefined) return `dashboard: ${url} (user ${DEV_USER}, password ${newPassword} — shown once, stored hashed)`;
+  return `dashboard: ${url} (user ${DEV_USER}, with the password shown on the first start; a new one: infermesh users password ${DEV_USER} --db ${shellWord(dbPath)})`;
+}
+
+/** shellWord quotes a path for the shell when it needs it, so that a printed command line can be pasted as it is. */
+function shellWord(path: string): string {
+  return /^[\w./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * setFirstDevPassword gives the dev user a random dashboard password when it has none yet, and returns it; undefined
+ * when it had one, which is kept (only its hash is stored, so it cannot be shown again).
+ */
+async function setFirstDevPassword(store: RegistryStore): Promise<string | undefined> {
+  const user = await store.findUser(DEV_USER);
+  if (user?.hasPassword) return undefined;
+  const password = generatePassword();
+  await store.setPassword(DEV_USER, password);
+  return password;
 }
 
 /**

@@ -138,6 +138,21 @@ export function requireString(flags: ParsedFlags, name: string): string {
   return value;
 }
 
+/**
+ * requirePositionals returns a command's positional arguments, exactly one per name in names ("KEY_ID", "NAME"), or
+ * throws a UsageError naming the first one missing (with hint, which says where to find one) or the first extra.
+ */
+export function requirePositionals(flags: ParsedFlags, names: readonly string[], hint: string): string[] {
+  const given = flags.positionals;
+  const missing = names[given.length];
+  if (missing !== undefined) throw new UsageError(missing, `${/^[AEIOU]/.test(missing) ? "an" : "a"} ${missing} is required (${hint})`);
+  if (given.length > names.length) {
+    const wanted = names.length === 1 ? `one ${names[0]}` : names.join(" and ");
+    throw new UsageError(given[names.length] as string, `takes ${wanted}, got ${given.length}: ${given.join(" ")}`);
+  }
+  return [...given];
+}
+
 /** placeholder is what --help and messages show for a flag's value. */
 export function placeholder(name: string, spec: FlagSpec): string {
   return spec.value ?? name.toUpperCase().replaceAll("-", "_");

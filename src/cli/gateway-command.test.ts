@@ -33,4 +33,20 @@ describe("infermesh gateway's flags", () => {
       "--stream-timeout-ms expects a whole number of milliseconds from 1 to 86400000, got '0'",
     );
   });
+
+  it("reads --signup (default invite) and --metrics-listen (default none), or their variables, refusing other values", () => {
+    expect(parseGatewayConfig([], EXPORTED)).to.deep.include({ signup: "invite", metricsListen: undefined });
+    expect(parseGatewayConfig(["--signup", "open", "--metrics-listen", "10.0.0.1:9465"], EXPORTED)).to.deep.include({
+      signup: "open",
+      metricsListen: { host: "10.0.0.1", port: 9465 },
+    });
+    const fromEnv = { ...EXPORTED, INFERMESH_GATEWAY_SIGNUP: "closed", INFERMESH_GATEWAY_METRICS_LISTEN: "127.0.0.1:0" };
+    expect(parseGatewayConfig([], fromEnv)).to.deep.include({ signup: "closed", metricsListen: { host: "127.0.0.1", port: 0 } });
+    expect(message(() => parseGatewayConfig(["--signup", "anyone"], EXPORTED))).to.equal(
+      "--signup expects open, invite or closed, got 'anyone'",
+    );
+    expect(message(() => parseGatewayConfig([], { ...EXPORTED, INFERMESH_GATEWAY_METRICS_LISTEN: "9465" }))).to.equal(
+      "INFERMESH_GATEWAY_METRICS_LISTEN expects HOST:PORT with a port from 0 to 65535, got '9465'",
+    );
+  });
 });

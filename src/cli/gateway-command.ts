@@ -5,11 +5,14 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_STREAM_TIMEOUT_MS,
   type GatewayOptions,
+  SIGNUP_MODES,
+  type SignupMode,
 } from "../../services/gateway/gateway-options.js";
 import { DEFAULT_GUARDRAILS } from "../../services/gateway/guardrails.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
 import { DEFAULT_RATE_LIMITS } from "../../services/gateway/rate-limits.js";
-import { parseLogLevel, parseMs, parseRegistryUrl, parseWholeNumber } from "../../services/shared/config-values.js";
+import { ConfigError } from "../../services/shared/config-error.js";
+import { listInWords, parseLogLevel, parseMs, parseRegistryUrl, parseWholeNumber } from "../../services/shared/config-values.js";
 import { formatHostPort, type HostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
@@ -25,6 +28,8 @@ import { onShutdownSignal } from "./shutdown.js";
 export const DEFAULT_GATEWAY_LISTEN = "127.0.0.1:8080";
 /** DEFAULT_GATEWAY_GRPC_LISTEN is InferenceService's address unless told otherwise. */
 export const DEFAULT_GATEWAY_GRPC_LISTEN = "127.0.0.1:7702";
+/** DEFAULT_GATEWAY_SIGNUP is who may make an account in the browser unless told otherwise: the invited. */
+export const DEFAULT_GATEWAY_SIGNUP: SignupMode = "invite";
 
 /** gatewayFlag declares one of the gateway's own flags, whose variable is INFERMESH_GATEWAY_<FLAG>. */
 function gatewayFlag(name: string, value: string, defaultValue: string | number, description: string): FlagSpec {
@@ -47,6 +52,18 @@ export const GATEWAY_FLAGS: FlagSpecs = {
     description: "the internal address other gateways forward calls to, for agents attached here (default: --grpc-listen's)",
     env: "INFERMESH_GATEWAY_ADVERTISE",
   },
+  "metrics-listen": {
+    type: "string",
+    value: "HOST:PORT",
+    description: "HTTP address serving Prometheus /metrics, for the operator's network; the public --listen port does not serve it",
+    env: "INFERMESH_GATEWAY_METRICS_LISTEN",
+  },
+  signup: gatewayFlag(
+    "signup",
+    "MODE",
+    DEFAULT_GATEWAY_SIGNUP,
+    "who may make an account in the browser: open (anyone), invite (only with a link from `infermesh users add`), closed (nobody: operators add accounts with `infermesh users add` and `infermesh users password`)",
+  ),
   "tls-cert": {
     type: "string",
     value: "FILE",
@@ -126,6 +143,8 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     listen: parseHostPort(...value("listen")),
     grpcListen: parseHostPort(...value("grpc-listen")),
     advertise: optional("advertise", (setting, text) => parseHostPort(setting, text, 1)),
+    metricsListen: optional("metrics-listen", parseHostPort),
+    signup: parseSignup(...value("signup")),
     tls: readServerTls(flags.string("tls-cert"), flags.string("tls-key"), {
       cert: flags.setting("tls-cert"),
       key: flags.setting("tls-key"),
@@ -152,6 +171,14 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
   });
 }
 
+/** parseSignup reads --signup: one of SIGNUP_MODES. */
+function parseSignup(where: string, text: string): SignupMode {
+  if (!(SIGNUP_MODES as readonly string[]).includes(text)) {
+    throw new ConfigError(where, `${where} expects ${listInWords(SIGNUP_MODES)}, got '${text}'`);
+  }
+  return text as SignupMode;
+}
+
 /** runGateway starts a gateway and serves until SIGTERM or SIGINT. */
 export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = parseGatewayConfig(argv, env);
@@ -161,7 +188,12 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   try {
     const addresses = await gateway.listen();
     log.info(
-      { listen: formatHostPort(addresses.http), grpcListen: addresses.grpc && formatHostPort(addresses.grpc), registry: config.registry },
+      {
+        listen: formatHostPort(addresses.http),
+        grpcListen: addresses.grpc && formatHostPort(addresses.grpc),
+        registry: config.registry,
+        signup: config.signup,
+      },
       "gateway ready",
     );
   } catch (error) {

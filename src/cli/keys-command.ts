@@ -1,8 +1,9 @@
-import type { ApiKeyRecord, RegistryStore } from "../../services/registry/store/registry-store.js";
-import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
-import type { CommandGroup, RunnableCommand } from "./command.js";
-import { type FlagSpec, type FlagSpecs, type ParsedFlags, parseFlags, requireString, UsageError } from "./flags.js";
+import type { ApiKeyRecord } from "../../services/registry/store/registry-store.js";
+import type { CommandGroup, CommandOutput, RunnableCommand } from "./command.js";
+import { type FlagSpec, type FlagSpecs, parseFlags, requirePositionals, requireString } from "./flags.js";
+import { registryDatabase, withRegistryDatabase } from "./registry-database.js";
 import { DB_FLAG } from "./shared-flags.js";
+import { formatTable, isoTime } from "./text-table.js";
 
 const USER_FLAG: FlagSpec = { type: "string", value: "NAME", description: "the key's owner", env: "INFERMESH_KEYS_USER" };
 
@@ -23,72 +24,42 @@ export const KEYS_LIST_FLAGS: FlagSpecs = {
 /** KEYS_REVOKE_FLAGS are `infermesh keys revoke`'s flags. */
 export const KEYS_REVOKE_FLAGS: FlagSpecs = { db: DB_FLAG };
 
-/**
- * withStore runs action on the registry's SQLite file itself. That works while a registry runs on the same file,
- * which sees the change on its next call.
- */
-async function withStore(flags: ParsedFlags, action: (store: RegistryStore) => Promise<void>): Promise<void> {
-  const store = createSqliteStore({ path: requireString(flags, "db") });
-  try {
-    await action(store);
-  } finally {
-    await store.close();
-  }
-}
-
 /** runKeysCreate creates a key and prints it alone on stdout, so that scripts can capture it. */
-export async function runKeysCreate(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+export async function runKeysCreate(argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput): Promise<void> {
   const flags = parseFlags(KEYS_CREATE_FLAGS, argv, env);
   const user = requireString(flags, "user");
-  await withStore(flags, async (store) => {
+  await withRegistryDatabase(registryDatabase(flags), async (store) => {
     const created = await store.createApiKey(user, flags.string("label") ?? "");
-    process.stdout.write(`${created.apiKey}\n`);
+    output.stdout(`${created.apiKey}\n`);
   });
 }
 
 /** runKeysList prints a table of key ids, owners and dates; never a key. */
-export async function runKeysList(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+export async function runKeysList(argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput): Promise<void> {
   const flags = parseFlags(KEYS_LIST_FLAGS, argv, env);
   const user = flags.string("user");
-  await withStore(flags, async (store) => {
+  await withRegistryDatabase(registryDatabase(flags), async (store) => {
     const keys = await store.listApiKeys({ includeRevoked: flags.boolean("all"), ...(user ? { userName: user } : {}) });
-    process.stdout.write(formatKeys(keys));
+    output.stdout(formatKeys(keys));
   });
 }
 
 /** runKeysRevoke revokes one key by its id. */
-export async function runKeysRevoke(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+export async function runKeysRevoke(argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput): Promise<void> {
   const flags = parseFlags(KEYS_REVOKE_FLAGS, argv, env, true);
-  const [keyId, ...extra] = flags.positionals;
-  if (!keyId) throw new UsageError("KEY_ID", "a KEY_ID is required (`infermesh keys list` shows them)");
-  if (extra.length > 0)
-    throw new UsageError(extra[0] as string, `takes one KEY_ID, got ${flags.positionals.length}: ${flags.positionals.join(" ")}`);
-  await withStore(flags, async (store) => {
+  const [keyId] = requirePositionals(flags, ["KEY_ID"], "`infermesh keys list` shows them") as [string];
+  await withRegistryDatabase(registryDatabase(flags), async (store) => {
     const record = await store.revokeApiKey(keyId);
     if (!record) throw new Error(`no API key with id '${keyId}'`);
-    process.stdout.write(`revoked ${record.id} (${record.userName})\n`);
+    output.stdout(`revoked ${record.id} (${record.userName})\n`);
   });
 }
 
 function formatKeys(keys: readonly ApiKeyRecord[]): string {
-  const rows = [["KEY_ID", "USER", "CREATED", "REVOKED", "LABEL"]];
-  for (const key of keys) {
-    rows.push([
-      key.id,
-      key.userName,
-      new Date(key.createdAtMs).toISOString(),
-      key.revokedAtMs === undefined ? "-" : new Date(key.revokedAtMs).toISOString(),
-      key.label,
-    ]);
-  }
-  const widths = rows.reduce<number[]>((max, row) => row.map((cell, i) => Math.max(max[i] ?? 0, cell.length)), []);
-  const lines = rows.map((row) =>
-    row
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd(),
+  return formatTable(
+    ["KEY_ID", "USER", "CREATED", "REVOKED", "LABEL"],
+    keys.map((key) => [key.id, key.userName, isoTime(key.createdAtMs), isoTime(key.revokedAtMs), key.label]),
   );
-  return `${lines.join("\n")}\n`;
 }
 
 const KEYS_CREATE_COMMAND: RunnableCommand = {

@@ -1,5 +1,5 @@
 import { parseDialAddress, parseWholeNumber } from "../../services/shared/config-values.js";
-import type { RunnableCommand } from "./command.js";
+import type { CommandOutput, RunnableCommand } from "./command.js";
 import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { DEFAULT_GATEWAY_LISTEN } from "./gateway-command.js";
 import { prometheusScrapeConfig, type ScrapeTargets } from "./scrape-config.js";
@@ -58,9 +58,9 @@ export function parseMetricsConfig(argv: readonly string[], env: NodeJS.ProcessE
 }
 
 /** runMetricsConfig prints a Prometheus scrape configuration for the given services on stdout. */
-export async function runMetricsConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+export async function runMetricsConfig(argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput): Promise<void> {
   const config = parseMetricsConfig(argv, env);
-  process.stdout.write(prometheusScrapeConfig(config.targets, config.scrapeIntervalSeconds));
+  output.stdout(prometheusScrapeConfig(config.targets, config.scrapeIntervalSeconds));
 }
 
 /** METRICS_CONFIG_COMMAND is `infermesh metrics-config`. */

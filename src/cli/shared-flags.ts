@@ -72,6 +72,18 @@ export const CA_FILE_FLAG: FlagSpec = {
   env: "INFERMESH_CA_FILE",
 };
 
+/** DEFAULT_MESH_URL is the mesh's public URL unless told otherwise: `infermesh dev`'s gateway. */
+export const DEFAULT_MESH_URL = "http://127.0.0.1:8080";
+
+/** PUBLIC_URL_FLAG is the mesh's public URL as people open it in a browser, which links made for them start with. */
+export const PUBLIC_URL_FLAG: FlagSpec = {
+  type: "string",
+  default: DEFAULT_MESH_URL,
+  value: "URL",
+  description: "the mesh's public URL as people open it in a browser (https://mesh.example.org); invite links start with it",
+  env: "INFERMESH_PUBLIC_URL",
+};
+
 /** MESH_URL_FLAG is the mesh's public URL an agent dials. */
 export const MESH_URL_FLAG: FlagSpec = {
   type: "string",
@@ -97,6 +109,7 @@ export const SHARED_VARIABLES: readonly string[] = [
   REGISTRY_ADDRESS_FLAG.env,
   CA_FILE_FLAG.env,
   MESH_URL_FLAG.env,
+  PUBLIC_URL_FLAG.env,
   LOG_LEVEL_FLAG.env,
 ];
 
