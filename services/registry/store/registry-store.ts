@@ -48,7 +48,10 @@ export interface RegistryStore {
 
   /** recordUsage stores records in one transaction, skipping ids already stored; returns how many were new. */
   recordUsage(records: readonly UsageRecordData[]): Promise<number>;
-  /** queryUsage sums usage over [fromMs, toMs) for a scope, grouped as asked. */
+  /**
+   * queryUsage sums usage over [fromMs, toMs) for a scope, grouped as asked: one row per group that had requests,
+   * ordered by its group values, so that an empty groupBy gives one row of totals, or none for a range without usage.
+   */
   queryUsage(query: UsageQuery): Promise<UsageRowData[]>;
 
   /** providerSettings is what owners decided about their providers, by id, for the ids asked (all when omitted). */
