@@ -60,11 +60,14 @@ export function gatewayCommand(options: {
   readonly registryUrl: string;
   readonly meshToken: string;
   readonly logLevel: string;
+  /** metricsPort serves the gateway's metrics (the operator's port), when set. */
+  readonly metricsPort?: number;
   readonly extraArgs?: readonly string[];
 }): ServiceCommand {
   return {
     args: [
       "gateway",
+      ...(options.metricsPort === undefined ? [] : ["--metrics-listen", `127.0.0.1:${options.metricsPort}`]),
       "--listen",
       `127.0.0.1:${options.port}`,
       "--grpc-listen",

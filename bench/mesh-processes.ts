@@ -6,8 +6,10 @@
  * Secrets (the mesh token, the API key) reach the children through INFERMESH_* variables, never argv, and are never
  * printed. stopAll stops them in an order that lets each drain; killAll is the synchronous last resort on exit.
  */
+
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -138,15 +140,17 @@ export async function startMeshProcesses(options: MeshProcessOptions): Promise<M
       simCommand({ port: simPort, model: MODEL, extraArgs: ["--tokens-per-second", "0", "--ttft-ms", "0"] }),
     );
 
+    options.log(`starting the registry on 127.0.0.1:${registryPort}`);
+    const registry = nodeService("registry", registryCommand({ port: registryPort, dbPath, meshToken, logLevel: SERVICE_LOG_LEVEL }));
+
     options.log("creating the bench user's API key");
+    // `keys create` refuses a database that does not exist yet: the registry makes it as it starts.
+    await waitForFile(dbPath, START_FILE_TIMEOUT_MS);
     const apiKey = await createApiKey(
       options.cli,
       { dbPath, user: "bench", label: "mesh bench" },
       { ...launchOptions, openFiles: undefined },
     );
-
-    options.log(`starting the registry on 127.0.0.1:${registryPort}`);
-    const registry = nodeService("registry", registryCommand({ port: registryPort, dbPath, meshToken, logLevel: SERVICE_LOG_LEVEL }));
 
     options.log(`starting the gateway on 127.0.0.1:${gatewayPort}`);
     const gateway = nodeService(
@@ -318,5 +322,17 @@ async function waitUntilRouted(processes: MeshProcesses, services: readonly Spaw
       }
       await sleep(100);
     }
+  }
+}
+
+/** START_FILE_TIMEOUT_MS bounds the wait for the registry to make its database. */
+const START_FILE_TIMEOUT_MS = 60_000;
+
+/** waitForFile resolves once path exists, or rejects after timeoutMs. */
+async function waitForFile(path: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -34,6 +34,8 @@ export interface FaultMesh {
   readonly sims: readonly MeshProcess[];
   /** gatewayUrl is the gateway's HTTP base URL, without "/v1"; the agents dial it too. */
   readonly gatewayUrl: string;
+  /** metricsUrl is where the gateway serves its metrics, the operator's port. */
+  readonly metricsUrl: string;
   /** gatewayGrpc is the gateway's internal gRPC address, where peers call AgentService.Infer with the mesh token. */
   readonly gatewayGrpc: string;
   /** registryUrl is the registry's gRPC base URL. */
@@ -60,7 +62,13 @@ export interface FaultMesh {
  */
 export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMesh> {
   const n = options.agents;
-  const [registryPort, gatewayPort, gatewayGrpcPort, ...simPorts] = (await freePorts(3 + n)) as [number, number, number, ...number[]];
+  const [registryPort, gatewayPort, gatewayGrpcPort, metricsPort, ...simPorts] = (await freePorts(4 + n)) as [
+    number,
+    number,
+    number,
+    number,
+    ...number[],
+  ];
   const meshToken = randomBytes(24).toString("base64url");
   const dbPath = join(options.runDir, "infermesh.db");
   const crashes: Crash[] = [];
@@ -84,21 +92,25 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   const gateway = make(
     "gateway",
-    gatewayCommand({ port: gatewayPort, grpcPort: gatewayGrpcPort, registryUrl, meshToken, logLevel, extraArgs: options.gatewayArgs }),
+    gatewayCommand({
+      port: gatewayPort,
+      grpcPort: gatewayGrpcPort,
+      metricsPort,
+      registryUrl,
+      meshToken,
+      logLevel,
+      extraArgs: options.gatewayArgs,
+    }),
   );
   const agentIds = Array.from({ length: n }, (_, i) => `fault-agent-${i + 1}`);
   const all = () => [registry, gateway, ...agents, ...sims];
   let agents: MeshProcess[] = [];
   try {
-    // Two stages, each in parallel: on a loaded 2-core machine every start costs seconds of compiling and loading.
-    // The store waits on SQLite's busy timeout, so `keys create` and the registry may open the new file together;
-    // the gateway reaches the registry by itself once it listens. The agents dial the gateway once it is ready.
-    const [apiKey] = await Promise.all([
-      createApiKey(cli, { dbPath, user: FAULT_USER, label: "fault suite" }, { cwd: REPO_DIR, env }),
-      registry.start(),
-      gateway.start(),
-      ...sims.map((sim) => sim.start()),
-    ]);
+    // Stages, each in parallel where it can be: on a loaded 2-core machine every start costs seconds of compiling and
+    // loading. `keys create` needs the database the registry makes; the gateway reaches the registry by itself once it
+    // listens. The agents dial the gateway once it is ready.
+    await Promise.all([registry.start(), gateway.start(), ...sims.map((sim) => sim.start())]);
+    const apiKey = await createApiKey(cli, { dbPath, user: FAULT_USER, label: "fault suite" }, { cwd: REPO_DIR, env });
     agents = agentIds.map((id, i) => {
       const upstreamUrl = simUrls[i] as string;
       return make(
@@ -113,6 +125,7 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
       agents,
       sims,
       gatewayUrl,
+      metricsUrl: `http://127.0.0.1:${metricsPort}`,
       gatewayGrpc: `127.0.0.1:${gatewayGrpcPort}`,
       registryUrl,
       simUrls,

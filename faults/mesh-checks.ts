@@ -111,7 +111,7 @@ export async function checkMesh(mesh: FaultMesh, now: () => number, probe: LinkP
     const gaugeBy = Date.now() + GAUGE_SETTLE_MS;
     do {
       try {
-        const response = await request(`${mesh.gatewayUrl}/metrics`, { dispatcher, signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
+        const response = await request(`${mesh.metricsUrl}/metrics`, { dispatcher, signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
         inFlight = gaugeSum(await response.body.text(), "infermesh_gateway_requests_in_flight");
         gaugeError = "";
       } catch (error) {

@@ -63,21 +63,34 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
 
   it("scrapes gateway, registry and agent run as commands, each passing promtool, and queries counters back", async () => {
     const db = join(dir, "infermesh.db");
-    const apiKey = (await runCli(["keys", "create", "--user", "alice", "--db", db])).stdout.trim();
     const registry = start(["registry", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db], {
       INFERMESH_MESH_TOKEN: MESH,
     });
     const sim = start(["sim", "--listen", "127.0.0.1:0", "--model", "sim-llama"]);
     const registryReady = await registry.waitForLog("registry ready");
+    // The registry makes its database; `infermesh keys` works on one that exists.
+    const apiKey = (await runCli(["keys", "create", "--user", "alice", "--db", db])).stdout.trim();
     const registryMetrics = `127.0.0.1:${registryReady.metricsPort as number}`;
     const simUrl = (await sim.waitForLog("simulator ready")).url as string;
     const gateway = start(
-      ["gateway", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--registry", registryReady.listen as string],
-      {
-        INFERMESH_MESH_TOKEN: MESH,
-      },
+      [
+        "gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--registry",
+        registryReady.listen as string,
+      ],
+      { INFERMESH_MESH_TOKEN: MESH },
     );
-    const gatewayAddress = (await gateway.waitForLog("gateway ready")).listen as string;
+    const gatewayReady = await gateway.waitForLog("gateway ready");
+    const gatewayAddress = gatewayReady.listen as string;
+    // Metrics name every user's models: the operator's port serves them, the public one does not.
+    const gatewayMetrics = `127.0.0.1:${gatewayReady.metricsPort as number}`;
+    expect((await fetch(`http://${gatewayAddress}/metrics`)).status).to.equal(404);
     // The agent dials the gateway's public address, as OpenAI clients use it.
     const agent = start(["agent", "--mesh", `http://${gatewayAddress}`, "--upstream", `llm=${simUrl}`, "--metrics-listen", "127.0.0.1:0"], {
       INFERMESH_API_KEY: apiKey,
@@ -101,7 +114,7 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
     await chat.text();
 
     const expositions = {
-      gateway: await scrape(gatewayAddress),
+      gateway: await scrape(gatewayMetrics),
       registry: await scrape(registryMetrics),
       agent: await scrape(agentMetrics),
     };
@@ -147,7 +160,7 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
     const printed = await runCli([
       "metrics-config",
       "--gateway",
-      gatewayAddress,
+      gatewayMetrics,
       "--registry",
       registryMetrics,
       "--agent",
@@ -189,7 +202,7 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
         250,
       );
     const requests = await counted('infermesh_gateway_requests_total{route="/v1/chat/completions",status_class="2xx"}');
-    expect(requests.map((s) => [s.metric.model, s.metric.instance, s.value[1]])).to.deep.equal([["sim-llama", gatewayAddress, "1"]]);
+    expect(requests.map((s) => [s.metric.model, s.metric.instance, s.value[1]])).to.deep.equal([["sim-llama", gatewayMetrics, "1"]]);
     const agentCalls = await counted('infermesh_agent_requests_total{operation="chat_completion",outcome="ok"}');
     expect(agentCalls.map((s) => s.value[1])).to.deep.equal(["1"]);
     const heartbeats = await counted('infermesh_registry_heartbeats_total{outcome="accepted"}');

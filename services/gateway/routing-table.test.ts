@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
@@ -69,7 +69,7 @@ describe("RoutingTable", () => {
 
   describe("why a caller has no provider", () => {
     const bob = { userId: "u2", userName: "bob" };
-    const of = (id: string, owner: string, fields: Partial<Provider> = {}) =>
+    const of = (id: string, owner: string, fields: MessageInitShape<typeof ProviderSchema> = {}) =>
       create(ProviderSchema, {
         id,
         ownerUserId: owner,
