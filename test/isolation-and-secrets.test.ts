@@ -109,7 +109,7 @@ describe("what an attached agent learns of the mesh", function () {
 describe("secrets in logs", function () {
   this.timeout(4 * START_DEADLINE_MS);
 
-  it("never writes an API key or the mesh token to any log of a full run at debug level, the agent's key relayed included", async () => {
+  it("never writes an API key, a password, a session or the mesh token to any log of a full run at debug level", async () => {
     const meshToken = `mesh-${"s3cr3t".repeat(6)}`;
     const processes: CliProcess[] = [];
     const env = { INFERMESH_MESH_TOKEN: meshToken, INFERMESH_LOG_LEVEL: "debug" };
@@ -142,6 +142,25 @@ describe("secrets in logs", function () {
       await new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: wrongKey, maxRetries: 0 }).models.list().catch(() => undefined);
       await client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }).catch(() => undefined);
 
+      // A member's way in: an invite sets a password, a sign-in starts a session, a wrong password fails.
+      const password = `pw-${"h1dden".repeat(4)}`;
+      const invite = (await spawnCli(["users", "add", "june", "--db", join(dir, "db.sqlite"), "--url", baseUrl]).exited).stdout;
+      const inviteToken = /#token=([\w-]+)/.exec(invite)?.[1] as string;
+      const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+        fetch(`${baseUrl}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify(body),
+        });
+      expect((await post("/api/auth/invite", { token: inviteToken, password })).status).to.equal(200);
+      const login = await post("/api/auth/login", { name: "june", password });
+      const session = /infermesh_session=([^;]+)/.exec(login.headers.get("set-cookie") ?? "")?.[1] as string;
+      const { csrf_token: csrf } = (await login.json()) as { csrf_token: string };
+      expect((await post("/api/keys", { label: "x" }, { cookie: `infermesh_session=${session}`, "x-csrf-token": csrf })).status).to.equal(
+        201,
+      );
+      expect((await post("/api/auth/login", { name: "june", password: `${password}-wrong` })).status).to.equal(401);
+
       const registryClient = stockClient("RegistryService", registryAddress);
       const { providers } = await unary<{ providers: { gatewayId: string; linkId: string }[] }>(
         registryClient,
@@ -163,6 +182,11 @@ describe("secrets in logs", function () {
         ["API key secret", key.slice("im_".length + 16 + 1)],
         ["wrong API key", wrongKey],
         ["mesh token", meshToken],
+        ["password", password],
+        ["invite token", inviteToken],
+        ["session id", session],
+        ["session secret", session.slice("ims_".length + 16 + 1)],
+        ["CSRF token", csrf],
       ] as const) {
         expect(logs.includes(secret), `${name} found in the logs`).to.equal(false);
       }

@@ -222,6 +222,8 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
       50,
     );
     const address = /http:\/\/(127\.0\.0\.1:\d+)\/metrics/.exec(metricsLine)?.[1] as string;
+    // dev's last line comes once it listens for Ctrl-C.
+    await waitFor("dev's key line", () => dev.stdout().includes("OPENAI_API_KEY="), START_DEADLINE_MS, 50);
     const exposition = await scrape(address);
     expect(await promtoolCheckMetrics(exposition)).to.deep.equal({ code: 0, output: "" });
     expect(families(exposition)).to.include.members([

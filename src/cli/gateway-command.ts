@@ -191,6 +191,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
       {
         listen: formatHostPort(addresses.http),
         grpcListen: addresses.grpc && formatHostPort(addresses.grpc),
+        metricsPort: addresses.metrics?.port,
         registry: config.registry,
         signup: config.signup,
       },
