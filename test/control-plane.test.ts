@@ -195,6 +195,23 @@ describe("members' accounts, sessions and keys (/api/auth, /api/keys)", function
     }
   });
 
+  it("marks the session cookie Secure when the page came over TLS through a proxy the gateway trusts", async () => {
+    await invited("trent", "trent's password");
+    const trusting = await startGateway(mesh.registry.address, { trustProxy: "127.0.0.1" });
+    try {
+      const login = (baseUrl: string) =>
+        fetch(`${baseUrl}/api/auth/login`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-forwarded-proto": "https" },
+          body: JSON.stringify({ name: "trent", password: "trent's password" }),
+        });
+      expect((await login(trusting.baseUrl)).headers.get("set-cookie")).to.match(/; Secure/);
+      expect((await login(mesh.gateway.baseUrl)).headers.get("set-cookie"), "a header from anyone").not.to.match(/; Secure/);
+    } finally {
+      await trusting.stop();
+    }
+  });
+
   it("takes sign-ups only where they are open, and invites unless sign-up is closed", async () => {
     const signUp = (baseUrl: string, name: string) =>
       new Browser(baseUrl).fetch("/api/auth/signup", { method: "POST", body: { name, password: "long enough" } });

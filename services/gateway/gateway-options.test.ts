@@ -70,6 +70,7 @@ describe("gateway options", () => {
       publicMetrics: false,
       sessionTtlMs: DEFAULT_SESSION_TTL_MS,
       usageFlushMs: DEFAULT_USAGE_FLUSH_MS,
+      trustProxy: undefined,
     });
     expect(Object.isFrozen(settings)).to.equal(true);
   });

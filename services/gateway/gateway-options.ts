@@ -80,6 +80,11 @@ export interface GatewayOptions {
   readonly sessionTtlMs?: number;
   /** usageFlushMs is how often answered requests' usage records go to the registry, in one batch. */
   readonly usageFlushMs?: number;
+  /**
+   * trustProxy names the load balancers in front of the gateway (addresses or CIDR ranges, comma-separated): their
+   * X-Forwarded-For and X-Forwarded-Proto then give the client's address (sign-in limits count per address) and scheme.
+   */
+  readonly trustProxy?: string | undefined;
 }
 
 /** SIGNUP_MODES are the values of GatewayOptions.signup. */
@@ -120,6 +125,7 @@ export interface GatewaySettings {
   readonly publicMetrics: boolean;
   readonly sessionTtlMs: number;
   readonly usageFlushMs: number;
+  readonly trustProxy: string | undefined;
 }
 
 /**
@@ -155,6 +161,7 @@ export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings 
     publicMetrics: options.publicMetrics ?? false,
     sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     usageFlushMs: options.usageFlushMs ?? DEFAULT_USAGE_FLUSH_MS,
+    trustProxy: options.trustProxy,
   };
   if (!SIGNUP_MODES.includes(settings.signup))
     throw new ConfigError("signup", `the gateway's signup must be one of ${SIGNUP_MODES.join(", ")}, got ${String(settings.signup)}`);

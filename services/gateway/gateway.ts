@@ -165,6 +165,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     maxUploadBytes: settings.maxUploadBytes,
     authenticate,
     resolveSession,
+    trustProxy: settings.trustProxy,
   });
   // A plugin, so these routes are added once @fastify/swagger is loaded and it documents them.
   void http.register(async (ops) => {

@@ -54,6 +54,8 @@ export interface HttpAppOptions {
   readonly authenticate: (apiKey: string) => Promise<Principal | undefined>;
   /** resolveSession resolves a session id to its user, undefined when it is not valid; it throws when it cannot tell. */
   readonly resolveSession: (sessionId: string) => Promise<Principal | undefined>;
+  /** trustProxy names the proxies whose X-Forwarded-* headers are believed (Fastify's trustProxy). */
+  readonly trustProxy?: string | undefined;
 }
 
 /**
@@ -78,6 +80,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     // One line per request is the access log's job, not the service log's: it would cost more than the proxying.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes,
+    ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
     genReqId: (request) => {
       const given = request.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();

@@ -40,7 +40,8 @@ export function setSessionCookie(request: FastifyRequest, reply: FastifyReply, s
     path: "/",
     httpOnly: true,
     sameSite: "lax",
-    secure: tls || request.headers["x-forwarded-proto"] === "https",
+    // request.protocol reads X-Forwarded-Proto only from a trusted proxy (trustProxy).
+    secure: tls || request.protocol === "https",
     expires: new Date(expiresAtMs),
   });
 }

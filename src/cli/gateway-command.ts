@@ -58,6 +58,13 @@ export const GATEWAY_FLAGS: FlagSpecs = {
     description: "HTTP address serving Prometheus /metrics, for the operator's network; the public --listen port does not serve it",
     env: "INFERMESH_GATEWAY_METRICS_LISTEN",
   },
+  "trust-proxy": {
+    type: "string",
+    value: "ADDRESSES",
+    description:
+      "the load balancers in front of the gateway (addresses or CIDR ranges, comma-separated), whose X-Forwarded-For and -Proto name the client",
+    env: "INFERMESH_GATEWAY_TRUST_PROXY",
+  },
   signup: gatewayFlag(
     "signup",
     "MODE",
@@ -144,6 +151,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     grpcListen: parseHostPort(...value("grpc-listen")),
     advertise: optional("advertise", (setting, text) => parseHostPort(setting, text, 1)),
     metricsListen: optional("metrics-listen", parseHostPort),
+    trustProxy: flags.string("trust-proxy"),
     signup: parseSignup(...value("signup")),
     tls: readServerTls(flags.string("tls-cert"), flags.string("tls-key"), {
       cert: flags.setting("tls-cert"),
