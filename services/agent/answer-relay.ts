@@ -74,9 +74,10 @@ export async function* relayAnswer(
 
 /**
  * relayEvents relays a 2xx text/event-stream answer: the head, the events with their data bytes as sent and their
- * event names, then a trailer with the usage and finish reasons the events reported. The events one read of the body
- * completes travel together in one message (with the head, when the first events came with the headers): a model
- * server that flushes several tokens at once costs one message, not one each. A stream that breaks, or ends in the
+ * event names, then a trailer with the usage and finish reasons the events reported, and the images or audio they
+ * carried (see StreamSummary). The events one read of the body completes travel together in one message (with the
+ * head, when the first events came with the headers): a model server that flushes several tokens at once costs one
+ * message, not one each. A stream that breaks, or ends in the
  * middle of an event, ends with one upstream_error part after the events already relayed.
  */
 export async function* relayEvents(
@@ -89,7 +90,7 @@ export async function* relayEvents(
   let pendingHead = response.body.readableLength > 0 ? head : undefined;
   if (!pendingHead) yield head;
   const parser = new SseParser(maxEventBytes);
-  const summary = new StreamSummary();
+  const summary = new StreamSummary(exchange.call);
   let events = 0;
   try {
     for await (const chunk of response.body as AsyncIterable<Buffer>) {

@@ -1,5 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { TrailerSchema, UsageSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { type InferenceCall, Operation, type TrailerSchema, type UsageSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { AudioDurationMeter, type AudioFormat } from "./audio-duration.js";
+import { JsonDataCounter } from "./json-data-counter.js";
+import { mediaType } from "./upstream-client.js";
 
 /** UsageInit is a proto Usage under construction. */
 export type UsageInit = MessageInitShape<typeof UsageSchema>;
@@ -7,15 +10,45 @@ export type UsageInit = MessageInitShape<typeof UsageSchema>;
 /** TrailerInit is a proto Trailer under construction. */
 export type TrailerInit = MessageInitShape<typeof TrailerSchema>;
 
+/** SummarizedCall is what of a call decides what its answer's trailer counts. */
+export type SummarizedCall = Pick<InferenceCall, "operation" | "body">;
+
+/** MAX_SUMMARIZED_BYTES bounds a JSON answer kept aside to read its usage; a larger one is relayed without. */
+export const MAX_SUMMARIZED_BYTES = 8 * 1024 * 1024;
+
 const MAX_UINT32 = 0xffff_ffff;
 const TOKEN_KEYS = ["prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens"];
 
 /**
- * summarizeJsonAnswer reads an OpenAI answer for the trailer: its usage and, for chat and completions, its choices'
- * finish reasons in choice order. Anything missing or malformed is left out rather than guessed.
+ * MediaCount is what a trailer counts besides tokens: the audio's length as the server reported it (a transcription's
+ * input), the length of the audio relayed (speech, measured from its bytes), or the images returned.
  */
-export function summarizeJsonAnswer(body: unknown): TrailerInit {
-  const summary = new AnswerSummary();
+type MediaCount = "none" | "reported_audio" | "relayed_audio" | "images";
+
+/** mediaCountOf says what an operation's trailer counts besides tokens. */
+function mediaCountOf(operation: Operation): MediaCount {
+  switch (operation) {
+    case Operation.TRANSCRIPTION:
+      return "reported_audio";
+    case Operation.SPEECH:
+      return "relayed_audio";
+    case Operation.IMAGE_GENERATION:
+    case Operation.IMAGE_EDIT:
+      return "images";
+    case Operation.CHAT_COMPLETION:
+    case Operation.COMPLETION:
+    case Operation.UNSPECIFIED:
+      return "none";
+  }
+}
+
+/**
+ * summarizeJsonAnswer reads an OpenAI answer for the trailer: its usage, for chat and completions its choices' finish
+ * reasons in choice order, for a transcription the audio's length it reports, for images how many it holds (`data`).
+ * Anything missing or malformed is left out rather than guessed.
+ */
+export function summarizeJsonAnswer(body: unknown, operation: Operation): TrailerInit {
+  const summary = new AnswerSummary(mediaCountOf(operation));
   summary.add(body);
   return summary.trailer();
 }
@@ -23,15 +56,29 @@ export function summarizeJsonAnswer(body: unknown): TrailerInit {
 /**
  * StreamSummary collects usage and finish reasons from a streamed answer's events without parsing every chunk: only
  * an event whose bytes hold a `"usage"` object or a string `"finish_reason"` is parsed, which in a typical stream is
- * the last one or two. JSON escapes quotes inside strings, so generated text cannot fake the unescaped key.
+ * the last one or two; an image stream's `...completed` events are parsed to count its images, and a speech stream's
+ * `speech.audio.delta` events to measure the audio they carry. JSON escapes quotes inside strings, so generated text
+ * cannot fake the unescaped key.
  */
 export class StreamSummary {
-  readonly #summary = new AnswerSummary();
+  readonly #summary: AnswerSummary;
+  readonly #count: MediaCount;
+
+  constructor(call: SummarizedCall) {
+    this.#count = mediaCountOf(call.operation);
+    const audio = this.#count === "relayed_audio" ? new AudioDurationMeter(declaredAudio("", requestedAudio(call))) : undefined;
+    this.#summary = new AnswerSummary(this.#count, audio);
+  }
 
   /** observe looks at one event's data. */
   observe(data: Uint8Array): void {
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    if (!keyWithValue(bytes, USAGE_KEY, OPEN_BRACE) && !keyWithValue(bytes, FINISH_REASON_KEY, QUOTE)) return;
+    const wanted =
+      keyWithValue(bytes, USAGE_KEY, OPEN_BRACE) ||
+      keyWithValue(bytes, FINISH_REASON_KEY, QUOTE) ||
+      (this.#count === "images" && bytes.includes(COMPLETED)) ||
+      (this.#count === "relayed_audio" && bytes.includes(SPEECH_DELTA));
+    if (!wanted) return;
     let chunk: unknown;
     try {
       chunk = JSON.parse(bytes.toString("utf8"));
@@ -47,15 +94,91 @@ export class StreamSummary {
   }
 }
 
+/**
+ * BodySummary reads a 2xx body that is not an event stream as it is relayed, piece by piece: a JSON answer of up to
+ * MAX_SUMMARIZED_BYTES is kept aside and read whole (see summarizeJsonAnswer); a larger image answer is let go and its
+ * images counted as they pass instead (see JsonDataCounter); speech is measured by an AudioDurationMeter, which keeps
+ * only header bytes.
+ */
+export class BodySummary {
+  readonly #count: MediaCount;
+  #chunks: Uint8Array[] | undefined;
+  #size = 0;
+  #images: JsonDataCounter | undefined;
+  readonly #audio: AudioDurationMeter | undefined;
+
+  constructor(call: SummarizedCall, contentType: string) {
+    this.#count = mediaCountOf(call.operation);
+    this.#chunks = /^application\/([\w.+-]*\+)?json$/.test(mediaType(contentType)) ? [] : undefined;
+    this.#audio = this.#count === "relayed_audio" ? new AudioDurationMeter(declaredAudio(contentType, requestedAudio(call))) : undefined;
+  }
+
+  /** add reads the next piece of the body. */
+  add(chunk: Uint8Array): void {
+    this.#audio?.push(chunk);
+    this.#images?.push(chunk);
+    if (!this.#chunks) return;
+    this.#size += chunk.length;
+    if (this.#size <= MAX_SUMMARIZED_BYTES) {
+      this.#chunks.push(chunk);
+      return;
+    }
+    if (this.#count === "images") {
+      this.#images = new JsonDataCounter();
+      for (const kept of this.#chunks) this.#images.push(kept);
+      this.#images.push(chunk);
+    }
+    this.#chunks = undefined;
+  }
+
+  /** trailer is what the body reported. */
+  trailer(): TrailerInit {
+    const summary = new AnswerSummary(this.#count, this.#audio);
+    if (this.#chunks) {
+      try {
+        summary.add(JSON.parse(Buffer.concat(this.#chunks, this.#size).toString("utf8")));
+      } catch {
+        // Not JSON after all: nothing to read in it.
+      }
+    }
+    if (this.#images) summary.addImages(this.#images.count);
+    return summary.trailer();
+  }
+}
+
 /** AnswerSummary folds answer bodies or chunks: the last usage wins, and each choice keeps its last finish reason. */
 class AnswerSummary {
+  readonly #count: MediaCount;
+  readonly #audio: AudioDurationMeter | undefined;
   #usage: UsageInit | undefined;
   readonly #finishReasons = new Map<number, string>();
+  #reportedSeconds = 0;
+  #images = 0;
+
+  constructor(count: MediaCount, audio?: AudioDurationMeter) {
+    this.#count = count;
+    this.#audio = audio;
+  }
 
   add(body: unknown): void {
     if (!isObject(body)) return;
     const usage = usageOf(body["usage"]);
     if (usage) this.#usage = usage;
+    switch (this.#count) {
+      case "reported_audio":
+        this.#reportedSeconds = reportedSeconds(body) ?? this.#reportedSeconds;
+        break;
+      case "images":
+        if (Array.isArray(body["data"])) this.#images += body["data"].length;
+        if (body["type"] === "image_generation.completed" || body["type"] === "image_edit.completed") this.#images++;
+        break;
+      case "relayed_audio":
+        if (body["type"] === "speech.audio.delta" && typeof body["audio"] === "string")
+          this.#audio?.push(Buffer.from(body["audio"], "base64"));
+        break;
+      case "none":
+        break;
+    }
     const choices = body["choices"];
     if (!Array.isArray(choices)) return;
     choices.forEach((choice: unknown, position) => {
@@ -65,9 +188,58 @@ class AnswerSummary {
     });
   }
 
+  addImages(count: number): void {
+    this.#images += count;
+  }
+
   trailer(): TrailerInit {
     const finishReasons = [...this.#finishReasons.entries()].sort(([a], [b]) => a - b).map(([, reason]) => reason);
-    return this.#usage ? { usage: this.#usage, finishReasons } : { finishReasons };
+    const audioSeconds = this.#count === "relayed_audio" ? (this.#audio?.seconds() ?? 0) : this.#reportedSeconds;
+    const images = Math.min(MAX_UINT32, this.#images);
+    if (!this.#usage && audioSeconds === 0 && images === 0) return { finishReasons };
+    return {
+      usage: { ...this.#usage, ...(audioSeconds > 0 ? { audioSeconds } : {}), ...(images > 0 ? { images } : {}) },
+      finishReasons,
+    };
+  }
+}
+
+/**
+ * reportedSeconds reads the length of the audio a transcription answer (or its stream's `transcript.text.done`)
+ * reports: usage `{"type": "duration", "seconds": N}` where the server gives one (OpenAI's whisper-1, in every
+ * response format), else verbose_json's top-level `duration`, so that one audio counts the same in every format.
+ */
+function reportedSeconds(body: Readonly<Record<string, unknown>>): number | undefined {
+  const usage = body["usage"];
+  if (isObject(usage) && usage["type"] === "duration" && isSeconds(usage["seconds"])) return usage["seconds"];
+  return isSeconds(body["duration"]) ? body["duration"] : undefined;
+}
+
+function isSeconds(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0;
+}
+
+/** PCM_TYPES are the content types of headerless samples. */
+const PCM_TYPES = new Set(["audio/pcm", "audio/l16", "audio/x-pcm", "audio/raw"]);
+
+/**
+ * declaredAudio is the format an AudioDurationMeter is told: only pcm, which has no signature to recognise, needs
+ * telling. A content type that names another audio type wins over the request, the server having sent what it names.
+ */
+function declaredAudio(contentType: string, requested: string | undefined): AudioFormat | undefined {
+  const type = mediaType(contentType);
+  if (PCM_TYPES.has(type)) return "pcm";
+  if (type.startsWith("audio/")) return undefined;
+  return requested === "pcm" ? "pcm" : undefined;
+}
+
+/** requestedAudio is a speech call's `response_format`, when its body says. */
+function requestedAudio(call: SummarizedCall): string | undefined {
+  try {
+    const body: unknown = JSON.parse(Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength).toString("utf8"));
+    return isObject(body) && typeof body["response_format"] === "string" ? body["response_format"] : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -106,6 +278,8 @@ function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
 
 const USAGE_KEY = Buffer.from('"usage"');
 const FINISH_REASON_KEY = Buffer.from('"finish_reason"');
+const COMPLETED = Buffer.from('.completed"');
+const SPEECH_DELTA = Buffer.from('"speech.audio.delta"');
 const OPEN_BRACE = 0x7b;
 const QUOTE = 0x22;
 const COLON = 0x3a;

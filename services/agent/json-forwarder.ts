@@ -42,6 +42,6 @@ async function* relayJson(exchange: UpstreamExchange, response: UpstreamResponse
       `${exchange.server} answered HTTP ${response.status} with a body that is not JSON (${type}): ${text}`,
     );
   }
-  yield* wholeAnswer(response.status, response.contentType || "application/json", body, summarizeJsonAnswer(json));
+  yield* wholeAnswer(response.status, response.contentType || "application/json", body, summarizeJsonAnswer(json, exchange.call.operation));
   return "ok";
 }

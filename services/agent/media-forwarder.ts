@@ -1,18 +1,16 @@
 import { parseFormFields } from "../shared/form-fields.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import { type CallOutcome, failure, relayAnswer, type UpstreamExchange } from "./answer-relay.js";
-import { summarizeJsonAnswer, type TrailerInit } from "./answer-summary.js";
+import { BodySummary } from "./answer-summary.js";
 import { dataParts, headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
 import { buildForm, openAiFormParts } from "./multipart-form.js";
-import { mediaType, type UpstreamResponse } from "./upstream-client.js";
+import type { UpstreamResponse } from "./upstream-client.js";
 
 /**
  * MEDIA_MAX_EVENT_BYTES bounds one event of a media stream: an image stream's partial and final images arrive whole,
  * in base64, in one event each, and an event cannot be split across gRPC messages.
  */
 export const MEDIA_MAX_EVENT_BYTES = MEDIA_MAX_MESSAGE_BYTES - 64 * 1024;
-/** MAX_SUMMARIZED_BYTES bounds a JSON answer kept aside to read its usage; a larger one is relayed without. */
-export const MAX_SUMMARIZED_BYTES = 8 * 1024 * 1024;
 
 /**
  * forwardMediaForm serves the multipart operations (transcriptions, image edits) against an OpenAI-compatible
@@ -51,14 +49,14 @@ export async function* forwardMediaJson(exchange: UpstreamExchange): AsyncGenera
 
 /**
  * relayBody streams a 2xx body: each piece the server wrote becomes data parts (at most DATA_PART_BYTES each) as soon
- * as it arrives, never buffered, so speech reaches the client while the server still speaks. A JSON body small enough
- * is kept aside too, for the usage in the trailer. A body that breaks off ends with one upstream_error part after the
- * bytes already relayed.
+ * as it arrives, never buffered, so speech reaches the client while the server still speaks. Each piece is read on
+ * its way for the trailer (see BodySummary): a JSON body's usage and images, speech's length. A body that breaks off
+ * ends with one upstream_error part after the bytes already relayed.
  */
 async function* relayBody(exchange: UpstreamExchange, response: UpstreamResponse): AsyncGenerator<InferResponseInit, CallOutcome> {
   const contentType = response.contentType || "application/octet-stream";
   yield headPart(response.status, contentType);
-  const summary = new JsonSummary(contentType);
+  const summary = new BodySummary(exchange.call, contentType);
   let bytes = 0;
   try {
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
@@ -71,34 +69,4 @@ async function* relayBody(exchange: UpstreamExchange, response: UpstreamResponse
   }
   yield trailerPart(summary.trailer());
   return "ok";
-}
-
-/** JsonSummary keeps a JSON answer of up to MAX_SUMMARIZED_BYTES to read its usage; other answers pass unread. */
-class JsonSummary {
-  #chunks: Buffer[] | undefined;
-  #size = 0;
-
-  constructor(contentType: string) {
-    this.#chunks = isJson(contentType) ? [] : undefined;
-  }
-
-  add(chunk: Buffer): void {
-    if (!this.#chunks) return;
-    this.#size += chunk.length;
-    if (this.#size > MAX_SUMMARIZED_BYTES) this.#chunks = undefined;
-    else this.#chunks.push(chunk);
-  }
-
-  trailer(): TrailerInit {
-    if (!this.#chunks) return {};
-    try {
-      return summarizeJsonAnswer(JSON.parse(Buffer.concat(this.#chunks, this.#size).toString("utf8")));
-    } catch {
-      return {};
-    }
-  }
-}
-
-function isJson(contentType: string): boolean {
-  return /^application\/([\w.+-]*\+)?json$/.test(mediaType(contentType));
 }
