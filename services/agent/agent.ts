@@ -191,6 +191,7 @@ export function createAgent(options: AgentOptions): Agent {
         attached: link.connected,
         providerId: link.providerId,
         name,
+        ...(config.share === undefined ? {} : { share: config.share }),
         metricsPort,
         upstreams: serving.map((upstream, index) => ({
           url: upstream.config.url,
