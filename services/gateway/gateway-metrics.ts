@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { KnownOperation } from "../shared/inference-catalog.js";
 import { operationLabel } from "../shared/inference-catalog.js";
@@ -125,11 +125,18 @@ export function createGatewayMetrics(): GatewayMetrics {
 }
 
 /**
+ * AnsweredListener hears of each request to an inference route as it ends: its operation, the status the client got
+ * (499 when it left first) and the time from its arrival, in seconds.
+ */
+export type AnsweredListener = (request: FastifyRequest, operation: KnownOperation, status: number, seconds: number) => void;
+
+/**
  * observeInferenceRequests counts and times every request to an inference route (those whose config names an
  * operation), whatever answers it: the route's own 4xx, the handler, a failure. A request ends when its response
- * closes, finished or cut; one whose client left before any answer counts as 499, as proxies log it.
+ * closes, finished or cut; one whose client left before any answer counts as 499, as proxies log it. onAnswered, when
+ * given, hears of each one then too (the usage records, usage-capture.ts), from the same one close listener.
  */
-export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayMetrics, log: Logger): void {
+export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayMetrics, log: Logger, onAnswered?: AnsweredListener): void {
   app.decorateRequest("receivedAtNs", 0n);
   // A callback hook, not an async one: it runs on every request and need not cost a promise.
   app.addHook("onRequest", (request, reply, done) => {
@@ -145,6 +152,7 @@ export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayM
       metrics.inFlight.dec({ route });
       metrics.duration.observe({ operation: operationLabel(operation) }, seconds);
       metrics.requests.inc({ route, model: answeredBy?.model.id ?? UNROUTED_MODEL, status_class: `${Math.floor(status / 100)}xx` });
+      onAnswered?.(request, operation, status, seconds);
       // Checked first, so that a request does not build a log line nobody reads.
       if (!log.isLevelEnabled("debug")) return;
       log.debug(

@@ -7,6 +7,7 @@ import { type GatewayMetrics, secondsSince, TOKEN_TYPES } from "./gateway-metric
 import type { InferenceRequest } from "./inference-request.js";
 import { StreamSlots } from "./rate-limits.js";
 import { SilenceTicker } from "./silence-ticker.js";
+import { AnswerTally } from "./usage-capture.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -36,20 +37,24 @@ export type InferenceHandler = (request: FastifyRequest, reply: FastifyReply, in
 /**
  * createInferenceHandler builds the path every inference endpoint shares after its own reading: a stream slot for the
  * key, the deadline, dispatch (routing, failover, circuit breakers), the answer written as it comes, and the client's
- * disconnect cancelling the call. Time to first byte and tokens are measured under the model that answered.
+ * disconnect cancelling the call. Time to first byte and tokens are measured under the model that answered, and kept
+ * in the request's tally for its usage record.
  */
 export function createInferenceHandler(options: InferenceHandlerOptions): InferenceHandler {
   const { metrics, clock } = options;
   const streams = new StreamSlots(options.maxConcurrentStreams);
   const silence = new SilenceTicker(options.keepaliveMs);
   return async (request, reply, inference) => {
-    const release = inference.stream ? streams.take(request.principal.keyId) : undefined;
+    const tally = new AnswerTally(inference.model);
+    request.tally = tally;
+    let release: (() => void) | undefined;
     const controller = new AbortController();
     const onClose = () => {
       if (!reply.raw.writableFinished) controller.abort();
     };
     reply.raw.once("close", onClose);
     try {
+      release = inference.stream ? streams.take(request.principal.keyId) : undefined;
       const dispatch = options.dispatcher.dispatch({
         ...inference,
         principal: request.principal,
@@ -65,8 +70,12 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
         hideUsageChunks: inference.hideUsageChunks,
         observer: {
           // From the request's arrival, as its duration is: reading and validating it is part of the wait.
-          firstByte: () => metrics.timeToFirstToken.observe(labels(), secondsSince(request.receivedAtNs)),
+          firstByte: () => {
+            tally.firstByteSeconds = secondsSince(request.receivedAtNs);
+            metrics.timeToFirstToken.observe(labels(), tally.firstByteSeconds);
+          },
           trailer: ({ usage }) => {
+            tally.usage = usage;
             if (!usage) return;
             metrics.tokens.inc({ ...labels(), type: TOKEN_TYPES.input }, usage.promptTokens);
             metrics.tokens.inc({ ...labels(), type: TOKEN_TYPES.output }, usage.completionTokens);
@@ -74,6 +83,7 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
         },
       });
     } finally {
+      tally.end();
       release?.();
       reply.raw.removeListener("close", onClose);
     }
