@@ -5,6 +5,7 @@ import { listInWords, parseBaseUrl, parseLogLevel, parseMs, parseNonEmpty, parse
 import { type HostPort, parseHostPort } from "../shared/host-port.js";
 import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
 import { nearestName } from "../shared/nearest-name.js";
+import { USER_NAME_PATTERN } from "../shared/user-name.js";
 
 /** UpstreamType is the service type of a local server's models: every model of an upstream has the same one. */
 export type UpstreamType = ServiceTypeName;
@@ -43,8 +44,6 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
 export const DEFAULT_LOG_LEVEL = "info";
 
 const PROVIDER_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-/** USER_NAME is what a mesh user's name may be: the registry's own rule, so that a name it refuses fails here, at start. */
-const USER_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 /** SHARE_FORMS are the forms of --share and the config file's "share", as messages name them. */
 const SHARE_FORMS = "private, public or users:NAME[,NAME...]";
 const MAX_NAME_LENGTH = 256;
@@ -434,7 +433,7 @@ export function parseShare(where: string, value: string): SharingData {
   const list = text.slice("users:".length);
   if (list.trim() === "") throw new ConfigError(where, `${where} expects ${SHARE_FORMS} naming at least one user, got '${value}'`);
   const names = list.split(",").map((name) => name.trim());
-  const bad = names.find((name) => !USER_NAME.test(name));
+  const bad = names.find((name) => !USER_NAME_PATTERN.test(name));
   if (bad !== undefined) {
     throw new ConfigError(
       where,

@@ -1,7 +1,5 @@
+import { USER_NAME_PATTERN } from "../../shared/user-name.js";
 import { InvalidUserNameError } from "./store-errors.js";
-
-/** USER_NAME_PATTERN is what a user name may be: short, and safe to print in logs, tables and shell commands. */
-export const USER_NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
 
 /** assertUserName throws InvalidUserNameError unless userName matches USER_NAME_PATTERN. */
 export function assertUserName(userName: string): void {
