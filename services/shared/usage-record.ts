@@ -1,3 +1,7 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type UsageRecord, UsageRecordSchema } from "../../gen/infermesh/v1/accounts_pb.js";
+
 /**
  * UsageRecordData is one answered inference request, as UsageRecord in accounts.proto: what gateways record and the
  * registry stores. Times are milliseconds; ttfbMs is 0 when no byte of the answer's body went out.
@@ -25,4 +29,10 @@ export interface UsageRecordData {
   readonly images: number;
   readonly ttfbMs: number;
   readonly durationMs: number;
+}
+
+/** usageRecordMessage is a record as AccountService.RecordUsage carries it. */
+export function usageRecordMessage(record: UsageRecordData): UsageRecord {
+  const { timeMs, ...fields } = record;
+  return create(UsageRecordSchema, { ...fields, time: timestampFromMs(timeMs) });
 }
