@@ -2,14 +2,17 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { expect } from "chai";
 import OpenAI from "openai";
+import { AccountService } from "../gen/infermesh/v1/accounts_pb.js";
 import { AgentService, InferenceService } from "../gen/infermesh/v1/inference_pb.js";
 import { AgentLinkService } from "../gen/infermesh/v1/link_pb.js";
 import { RegistryService } from "../gen/infermesh/v1/registry_pb.js";
+import { DEFAULT_LOGIN_LIMITS } from "../services/gateway/login-limiter.js";
 import { expectedCompletionText } from "../services/sim/simulator.js";
+import { apiCorpus } from "./bad-input/api-corpus.js";
 import type { BadInputCase, CorpusContext } from "./bad-input/corpus-types.js";
 import { grpcCorpus } from "./bad-input/grpc-corpus.js";
 import { httpCorpus } from "./bad-input/http-corpus.js";
-import { GrpcClients, grpcProblems, httpProblems, sendHttp, sendRaw } from "./bad-input/runner.js";
+import { GrpcClients, grpcProblems, httpProblems, resolved, sendHttp, sendRaw } from "./bad-input/runner.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { MESH_TOKEN } from "./support/registry-fixture.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
@@ -27,22 +30,43 @@ const MEMORY_ROUNDS = 3;
 /** MIN_CASES_PER_TARGET is how many cases each endpoint, RPC and kind of bad route must have at least. */
 const MIN_CASES_PER_TARGET = 4;
 /** RPCS are the contract's RPCs, "RegistryService/Heartbeat" and so on, from the generated service descriptors. */
-const RPCS: readonly string[] = [RegistryService, InferenceService, AgentService, AgentLinkService].flatMap((service) =>
+const RPCS: readonly string[] = [RegistryService, AccountService, InferenceService, AgentService, AgentLinkService].flatMap((service) =>
   service.methods.map((method) => `${service.name}/${method.name}`),
 );
 const UNKNOWN_ROUTES = "unknown routes and wrong methods";
 const UNKNOWN_RPCS = "unknown services and methods";
 const RAW_FRAMING = "raw HTTP framing";
 
-/** targetOf names what a case is sent to: an endpoint ("POST /v1/completions"), an RPC, or a kind of bad address. */
-function targetOf(testCase: BadInputCase, endpoints: ReadonlySet<string>): string {
+/** SESSION_TTL_MS is how long the corpus's session lasts: longer than any run. */
+const SESSION_TTL_MS = 60 * 60 * 1000;
+
+/** Endpoint is a documented method and path template ("DELETE /api/keys/{id}") with a matcher for concrete paths. */
+interface Endpoint {
+  readonly name: string;
+  readonly matches: (method: string, path: string) => boolean;
+}
+
+/** endpointOf reads a template: each `{param}` stands for one path segment. */
+function endpointOf(method: string, template: string): Endpoint {
+  const escaped = template.split(/\{[^}/]+\}/).map((part) => part.replace(/[.*+?^$()|[\]\\]/g, "\\$&"));
+  const pattern = new RegExp(`^${escaped.join("[^/]+")}$`);
+  return { name: `${method} ${template}`, matches: (m, path) => m === method && pattern.test(path) };
+}
+
+/** targetOf names what a case is sent to: an endpoint ("DELETE /api/keys/{id}"), an RPC, or a kind of bad address. */
+function targetOf(testCase: BadInputCase, endpoints: readonly Endpoint[], context: CorpusContext): string {
   if (testCase.kind === "raw") return RAW_FRAMING;
   if (testCase.kind === "grpc") {
     const rpc = testCase.path.replace(/^\/infermesh\.v1\./, "");
     return RPCS.includes(rpc) ? rpc : UNKNOWN_RPCS;
   }
-  const endpoint = `${testCase.method} ${testCase.path.split("?")[0] as string}`;
-  return endpoints.has(endpoint) ? endpoint : UNKNOWN_ROUTES;
+  const path = resolved(testCase.path, context).split("?")[0] as string;
+  return endpoints.find((endpoint) => endpoint.matches(testCase.method, path))?.name ?? UNKNOWN_ROUTES;
+}
+
+/** documented tells whether the corpus must cover a documented path: the OpenAI façade and the members' API. */
+function documented(path: string): boolean {
+  return path.startsWith("/v1/") || (path.startsWith("/api/") && !path.startsWith("/api/inference/"));
 }
 
 /** CaseResult is how one case went: what missed its target, if anything. */
@@ -67,7 +91,7 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
   let context: CorpusContext;
   let reachedModel = 0;
   let rounds = 0;
-  const corpus: BadInputCase[] = [...httpCorpus(), ...grpcCorpus()];
+  const corpus: BadInputCase[] = [...httpCorpus(), ...apiCorpus(), ...grpcCorpus()];
 
   before(async () => {
     // No rate limits: the corpus sends hundreds of requests a minute with one key, and 429 is not what it tests.
@@ -89,12 +113,20 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
     agent.simulator.events.on("request", (seen) => {
       if (seen.method === "POST") reachedModel++;
     });
+    const otherKey = await mesh.registry.keyFor("bob");
+    const { store } = mesh.registry;
+    const [alice, bob] = [await store.findUser("alice"), await store.findUser("bob")];
+    if (!alice || !bob) throw new Error("the store lost a user it just made");
     context = {
       apiKey,
-      otherKey: await mesh.registry.keyFor("bob"),
+      otherKey,
       meshToken: MESH_TOKEN,
       providerId: agent.providerId,
       models: MODELS,
+      userId: alice.id,
+      otherUserId: bob.id,
+      spareKeyId: (await store.createApiKey("alice", "spare")).record.id,
+      sessionId: (await store.createSession(alice.id, SESSION_TTL_MS)).sessionId,
     };
     clients = new GrpcClients({
       registry: mesh.registry.address,
@@ -149,25 +181,26 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
     return lines;
   }
 
-  it(`covers every /v1 endpoint the gateway documents and every RPC of the contract, each with ${MIN_CASES_PER_TARGET} cases or more`, async () => {
+  it(`covers every /v1/ and members' /api/ endpoint the gateway documents and every RPC of the contract, each with ${MIN_CASES_PER_TARGET} cases or more`, async () => {
     const names = corpus.map((c) => c.name);
     expect(new Set(names).size, "case names are unique").to.equal(names.length);
     // The façade's endpoints as the gateway's own OpenAPI document lists them, so a new endpoint needs its cases here.
     const document = (await mesh.gateway.gateway.http.inject({ method: "GET", url: "/openapi.json" })).json() as {
       paths: Record<string, Record<string, unknown>>;
     };
-    const endpoints = new Set(
-      Object.entries(document.paths)
-        .filter(([path]) => path.startsWith("/v1/"))
-        .flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`)),
-    );
+    const endpoints = Object.entries(document.paths)
+      .filter(([path]) => documented(path))
+      .flatMap(([path, item]) => Object.keys(item).map((method) => endpointOf(method.toUpperCase(), path)));
     const byTarget = new Map<string, number>();
     for (const testCase of corpus) {
-      const target = targetOf(testCase, endpoints);
+      const target = targetOf(testCase, endpoints, context);
       byTarget.set(target, (byTarget.get(target) ?? 0) + 1);
     }
     console.log(`      ${corpus.length} cases: ${[...byTarget].map(([target, count]) => `${target} ${count}`).join(", ")}`);
-    const targets = [...endpoints, ...RPCS, UNKNOWN_ROUTES, UNKNOWN_RPCS, RAW_FRAMING];
+    const targets = [...endpoints.map((endpoint) => endpoint.name), ...RPCS, UNKNOWN_ROUTES, UNKNOWN_RPCS, RAW_FRAMING];
+    // Failed sign-ins count against the address for 15 minutes, over every round of the corpus this file runs.
+    const failedSignIns = corpus.filter((c) => c.kind === "http" && c.expect.code === "invalid_credentials").length;
+    expect(failedSignIns * (1 + MEMORY_ROUNDS), "failed sign-ins over every round").to.be.below(DEFAULT_LOGIN_LIMITS.perAddress);
     const thin = targets.filter((target) => (byTarget.get(target) ?? 0) < MIN_CASES_PER_TARGET);
     expect(thin, `targets with fewer than ${MIN_CASES_PER_TARGET} cases`).to.deep.equal([]);
   });

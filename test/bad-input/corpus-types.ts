@@ -11,10 +11,30 @@ export interface CorpusContext {
   /** providerId is the agent's provider id, owned by the apiKey's user; its agent is attached to the gateway. */
   readonly providerId: string;
   readonly models: { readonly llm: string; readonly stt: string; readonly image: string; readonly tts: string };
+  /** userId and otherUserId are the ids of the apiKey's user and of the otherKey's. */
+  readonly userId: string;
+  readonly otherUserId: string;
+  /** spareKeyId is the id of a second key of the apiKey's user, which cases try to revoke as the other user. */
+  readonly spareKeyId: string;
+  /** sessionId is a signed-in session of the apiKey's user, for the session cookie's cases; no case ends it. */
+  readonly sessionId: string;
 }
 
-/** Auth is how a case authenticates: the user's valid key, nothing, or a raw `authorization` header value. */
-export type Auth = "valid" | "none" | { readonly header: string | ((context: CorpusContext) => string) };
+/** ContextValue is a value given as it is, or made from the context when the case runs. */
+export type ContextValue = string | ((context: CorpusContext) => string);
+
+/**
+ * SessionAuth is a session cookie: its value, and, where given, the X-CSRF-Token header that goes with it and an
+ * Authorization header beside it. A case with no Authorization header and no cookie is "none".
+ */
+export interface SessionAuth {
+  readonly session: ContextValue;
+  readonly csrf?: ContextValue;
+  readonly authorization?: ContextValue;
+}
+
+/** Auth is how a case authenticates: the user's valid key, nothing, a raw `authorization` header value, or a session. */
+export type Auth = "valid" | "none" | { readonly header: ContextValue } | SessionAuth;
 
 /**
  * HttpExpectation is the outcome class of an HTTP case: the status, and (unless the method is HEAD) OpenAI's envelope
@@ -41,7 +61,8 @@ export interface HttpCase {
   readonly kind: "http";
   readonly name: string;
   readonly method: string;
-  readonly path: string;
+  /** path is the path and query; a function where it names something the mesh made, a provider's id. */
+  readonly path: ContextValue;
   readonly auth: Auth;
   readonly headers?: Readonly<Record<string, string>>;
   /** body builds the request body when the case runs, so big bodies live only while they are sent. */

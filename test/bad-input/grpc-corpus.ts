@@ -1,17 +1,18 @@
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
+import { AccountService, UsageGroup, UsageScope } from "../../gen/infermesh/v1/accounts_pb.js";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { AgentService, type InferenceCallSchema, InferenceService, MediaRole, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { AgentLinkService } from "../../gen/infermesh/v1/link_pb.js";
-import { RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
+import { RegistryService, Visibility } from "../../gen/infermesh/v1/registry_pb.js";
 import { AGENT_KEY_METADATA } from "../../services/shared/heartbeat-relay.js";
 import { MiB } from "./bodies.js";
 import type { CorpusContext, GrpcCase, GrpcCredential, GrpcExpectation, GrpcMethodKind, GrpcTarget } from "./corpus-types.js";
 
-// The gRPC half of the bad-input corpus: every RegistryService method, InferenceService.Infer and AgentService.Infer
-// (the one gateways forward to each other) at the gateway's gRPC port, and AgentLinkService.Attach on the gateway's
-// public port, where agents attach: raw protobuf bytes through a generic client.
+// The gRPC half of the bad-input corpus: every RegistryService and AccountService method, InferenceService.Infer and
+// AgentService.Infer (the one gateways forward to each other) at the gateway's gRPC port, and AgentLinkService.Attach
+// on the gateway's public port, where agents attach: raw protobuf bytes through a generic client.
 
 function encode<S extends DescMessage>(schema: S, init: MessageInitShape<S>): Buffer {
   const message = toBinary(schema, create(schema, init));
@@ -29,6 +30,7 @@ const MALFORMED: readonly { readonly name: string; readonly bytes: Buffer }[] = 
 const UNKNOWN = 99 as never;
 
 const badArgument: GrpcExpectation = { code: status.INVALID_ARGUMENT };
+const alreadyExists: GrpcExpectation = { code: status.ALREADY_EXISTS };
 const notFound: GrpcExpectation = { code: status.NOT_FOUND };
 const unimplemented: GrpcExpectation = { code: status.UNIMPLEMENTED };
 const unauthenticated: GrpcExpectation = { code: status.UNAUTHENTICATED };
@@ -87,7 +89,48 @@ function registryMethod(name: string, credential: GrpcCredential, valid: MethodS
   return { name, path: `/infermesh.v1.RegistryService/${name}`, methodKind, target: "registry", credential, valid };
 }
 
+const ACCOUNTS = AccountService.method;
+/** STRONG_PASSWORD passes the password rule (8 characters or more), so that only the case's one fault is left. */
+const STRONG_PASSWORD = "correct horse battery";
+/** NO_SUCH_USER_ID is a user id the store never made (it makes UUIDs). */
+const NO_SUCH_USER_ID = "no-such-user-id";
+
+function accountMethod(name: string, valid: MethodSpec["valid"]): MethodSpec {
+  return {
+    name: `AccountService.${name}`,
+    path: `/infermesh.v1.AccountService/${name}`,
+    methodKind: "unary",
+    target: "registry",
+    credential: "mesh",
+    valid,
+  };
+}
+
 const METHODS: readonly MethodSpec[] = [
+  // Valid and harmless: made-up names and ids, so that nothing of the corpus's users changes should a check let one
+  // of these through.
+  accountMethod("CreateUser", () => encode(ACCOUNTS.createUser.input, { userName: "bad-input-probe" })),
+  accountMethod("ListUsers", () => encode(ACCOUNTS.listUsers.input, {})),
+  accountMethod("SetUserDisabled", () => encode(ACCOUNTS.setUserDisabled.input, { userName: "bad-input-nobody", disabled: true })),
+  accountMethod("SignUp", () => encode(ACCOUNTS.signUp.input, { userName: "bad-input-probe", password: STRONG_PASSWORD })),
+  accountMethod("AcceptInvite", () => encode(ACCOUNTS.acceptInvite.input, { inviteToken: "no-such-invite", password: STRONG_PASSWORD })),
+  accountMethod("CheckPassword", () => encode(ACCOUNTS.checkPassword.input, { userName: "bad-input-nobody", password: STRONG_PASSWORD })),
+  accountMethod("CreateSession", () => encode(ACCOUNTS.createSession.input, { userId: NO_SUCH_USER_ID })),
+  accountMethod("ResolveSession", () => encode(ACCOUNTS.resolveSession.input, { sessionId: "no-such-session" })),
+  accountMethod("RevokeSessions", () => encode(ACCOUNTS.revokeSessions.input, { sessionId: "no-such-session" })),
+  accountMethod("RecordUsage", () => encode(ACCOUNTS.recordUsage.input, { records: [] })),
+  accountMethod("QueryUsage", () => encode(ACCOUNTS.queryUsage.input, { userId: NO_SUCH_USER_ID, scope: UsageScope.CALLER })),
+  accountMethod("ListOwnProviders", () => encode(ACCOUNTS.listOwnProviders.input, { userId: NO_SUCH_USER_ID })),
+  accountMethod("SetProviderPaused", () =>
+    encode(ACCOUNTS.setProviderPaused.input, { userId: NO_SUCH_USER_ID, providerId: "no-such-provider", paused: false }),
+  ),
+  accountMethod("SetProviderSharing", () =>
+    encode(ACCOUNTS.setProviderSharing.input, {
+      userId: NO_SUCH_USER_ID,
+      providerId: "no-such-provider",
+      sharing: { visibility: Visibility.PRIVATE },
+    }),
+  ),
   registryMethod("Heartbeat", "user", (c) => heartbeat(c)),
   registryMethod("Deregister", "user", () => encode(REGISTRY.deregister.input, { providerId: "bad-input-probe" })),
   registryMethod("ListProviders", "mesh", () => encode(REGISTRY.listProviders.input, {})),
@@ -325,6 +368,151 @@ function registryCases(): GrpcCase[] {
 }
 
 /**
+ * accountCases are bad calls of AccountService, which only the mesh calls (gateways for their members, and operators'
+ * tools): a member's own key is refused, whatever it asks.
+ */
+function accountCases(): GrpcCase[] {
+  const accountOnly = METHODS.filter((m) => m.path.startsWith("/infermesh.v1.AccountService/"));
+  const send = <S extends DescMessage>(
+    name: string,
+    caseName: string,
+    schema: S,
+    init: (c: CorpusContext) => MessageInitShape<S>,
+    expect: GrpcExpectation,
+  ) => grpcCase(method(`AccountService.${name}`), caseName, "mesh", (c) => encode(schema, init(c)), expect);
+  const createUser = (caseName: string, userName: string, expect = badArgument) =>
+    send("CreateUser", caseName, ACCOUNTS.createUser.input, () => ({ userName }), expect);
+  const signUp = (caseName: string, userName: string, password: string, expect = badArgument) =>
+    send("SignUp", caseName, ACCOUNTS.signUp.input, () => ({ userName, password }), expect);
+  const acceptInvite = (caseName: string, inviteToken: string, password: string, expect: GrpcExpectation) =>
+    send("AcceptInvite", caseName, ACCOUNTS.acceptInvite.input, () => ({ inviteToken, password }), expect);
+  const query = (caseName: string, init: (c: CorpusContext) => MessageInitShape<typeof ACCOUNTS.queryUsage.input>) =>
+    send("QueryUsage", caseName, ACCOUNTS.queryUsage.input, init, badArgument);
+  const paused = ACCOUNTS.setProviderPaused.input;
+  const sharing = ACCOUNTS.setProviderSharing.input;
+  return [
+    ...accountOnly.map((m) => grpcCase(m, "a user's API key instead of the mesh token", "user", m.valid, unauthenticated)),
+    createUser("a user name with a space", "has space"),
+    createUser("an empty user name", ""),
+    createUser("a user name of 65 characters", "u".repeat(65)),
+    createUser("a user name with a slash", "../etc"),
+    createUser("a user name outside ASCII", "名前"),
+    createUser("a taken user name", "alice", alreadyExists),
+    send(
+      "SetUserDisabled",
+      "a user nobody has",
+      ACCOUNTS.setUserDisabled.input,
+      () => ({ userName: "bad-input-nobody", disabled: true }),
+      notFound,
+    ),
+    send(
+      "SetUserDisabled",
+      "enabling a user nobody has",
+      ACCOUNTS.setUserDisabled.input,
+      () => ({ userName: "bad-input-nobody" }),
+      notFound,
+    ),
+    signUp("a password of 7 characters", "bad-input-weak", "1234567"),
+    signUp("an empty password", "bad-input-weak", ""),
+    signUp("a password of 5,000 characters", "bad-input-long", "p".repeat(5000)),
+    signUp("a user name with a space", "has space", STRONG_PASSWORD),
+    signUp("a taken user name", "alice", STRONG_PASSWORD, alreadyExists),
+    acceptInvite("an invite token nobody issued", "no-such-invite", STRONG_PASSWORD, notFound),
+    acceptInvite("an empty invite token", "", STRONG_PASSWORD, notFound),
+    acceptInvite("a password of 7 characters", "no-such-invite", "1234567", badArgument),
+    send(
+      "CheckPassword",
+      "a wrong password",
+      ACCOUNTS.checkPassword.input,
+      () => ({ userName: "alice", password: "not alice's password" }),
+      unauthenticated,
+    ),
+    send(
+      "CheckPassword",
+      "a password of 5,000 characters",
+      ACCOUNTS.checkPassword.input,
+      () => ({ userName: "alice", password: "p".repeat(5000) }),
+      unauthenticated,
+    ),
+    // The store refuses a session to a user it does not know or has disabled alike.
+    send("CreateSession", "a user nobody has", ACCOUNTS.createSession.input, () => ({ userId: NO_SUCH_USER_ID }), {
+      code: status.FAILED_PRECONDITION,
+    }),
+    send(
+      "ResolveSession",
+      "a session nobody started",
+      ACCOUNTS.resolveSession.input,
+      () => ({ sessionId: "no-such-session" }),
+      unauthenticated,
+    ),
+    send("ResolveSession", "an empty session id", ACCOUNTS.resolveSession.input, () => ({ sessionId: "" }), unauthenticated),
+    send(
+      "RecordUsage",
+      "10,001 records, over the 10,000 of a batch",
+      ACCOUNTS.recordUsage.input,
+      () => ({ records: Array.from({ length: 10_001 }, () => ({})) }),
+      badArgument,
+    ),
+    query("group 99", (c) => ({ userId: c.userId, groupBy: [UNKNOWN] })),
+    query("group unspecified", (c) => ({ userId: c.userId, groupBy: [UsageGroup.UNSPECIFIED] })),
+    // UNSPECIFIED reads as CALLER, as the contract says; a number it does not define is bad input, as group 99 is.
+    query("scope 99", (c) => ({ userId: c.userId, scope: UNKNOWN })),
+    query("the caller's scope without a user", () => ({ scope: UsageScope.CALLER })),
+    query("the provider owner's scope without a user", () => ({ scope: UsageScope.PROVIDER_OWNER })),
+    send(
+      "SetProviderPaused",
+      "a provider nobody has",
+      paused,
+      (c) => ({ userId: c.userId, providerId: "no-such-provider", paused: true }),
+      notFound,
+    ),
+    send(
+      "SetProviderPaused",
+      "another user's provider",
+      paused,
+      (c) => ({ userId: c.otherUserId, providerId: c.providerId, paused: false }),
+      notFound,
+    ),
+    send(
+      "SetProviderPaused",
+      "a user nobody has",
+      paused,
+      (c) => ({ userId: NO_SUCH_USER_ID, providerId: c.providerId, paused: false }),
+      notFound,
+    ),
+    send(
+      "SetProviderSharing",
+      "visibility unspecified",
+      sharing,
+      (c) => ({ userId: c.userId, providerId: c.providerId, sharing: { visibility: Visibility.UNSPECIFIED } }),
+      badArgument,
+    ),
+    send(
+      "SetProviderSharing",
+      "visibility 99",
+      sharing,
+      (c) => ({ userId: c.userId, providerId: c.providerId, sharing: { visibility: UNKNOWN } }),
+      badArgument,
+    ),
+    send("SetProviderSharing", "no sharing", sharing, (c) => ({ userId: c.userId, providerId: c.providerId }), badArgument),
+    send(
+      "SetProviderSharing",
+      "another user's provider",
+      sharing,
+      (c) => ({ userId: c.otherUserId, providerId: c.providerId, sharing: { visibility: Visibility.PRIVATE } }),
+      notFound,
+    ),
+    send(
+      "SetProviderSharing",
+      "a provider nobody has",
+      sharing,
+      (c) => ({ userId: c.userId, providerId: "no-such-provider", sharing: { visibility: Visibility.PRIVATE } }),
+      notFound,
+    ),
+  ];
+}
+
+/**
  * inferCases are bad calls of Infer at the gateway: InferenceService for users, and AgentService, which another
  * gateway calls to have a call go down the link of an agent attached here (and so past the agent's own checks).
  */
@@ -440,5 +628,5 @@ function attachCases(): GrpcCase[] {
 
 /** grpcCorpus is every gRPC case. */
 export function grpcCorpus(): GrpcCase[] {
-  return [...everyMethodCases(), ...heartbeatCases(), ...registryCases(), ...inferCases(), ...attachCases()];
+  return [...everyMethodCases(), ...heartbeatCases(), ...registryCases(), ...accountCases(), ...inferCases(), ...attachCases()];
 }

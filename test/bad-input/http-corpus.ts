@@ -20,23 +20,24 @@ import type { Auth, CorpusContext, HttpCase, HttpExpectation, RawHttpCase } from
 
 // The HTTP half of the bad-input corpus: every endpoint of the OpenAI façade, each request wrong in one way.
 
-const JSON_TYPE = { "content-type": "application/json" };
+/** JSON_TYPE is the content type of a JSON body. */
+export const JSON_TYPE = { "content-type": "application/json" };
 const JSON_LINES = ["Content-Type: application/json"];
 const FORM = { "content-type": FORM_TYPE };
 
 /** The outcome classes, as OpenAI and the mesh's error contract name them. */
-const invalid = (code?: string | null, param?: string | null): HttpExpectation => ({
+export const invalid = (code?: string | null, param?: string | null): HttpExpectation => ({
   status: 400,
   type: "invalid_request_error",
   ...(code === undefined ? {} : { code }),
   ...(param === undefined ? {} : { param }),
 });
-const unauthorized: HttpExpectation = { status: 401, type: "authentication_error", code: "invalid_api_key" };
-const noProvider: HttpExpectation = { status: 404, type: "no_provider", code: "model_not_found", param: "model" };
+export const unauthorized: HttpExpectation = { status: 401, type: "authentication_error", code: "invalid_api_key" };
+const noProvider: HttpExpectation = { status: 404, type: "no_provider", code: "model_not_served", param: "model" };
 const wrongType: HttpExpectation = invalid("model_not_supported", "model");
-const tooLarge: HttpExpectation = { status: 413, type: "invalid_request_error", code: "request_too_large" };
-const unknownRoute: HttpExpectation = { status: 404, type: "invalid_request_error", code: "unknown_url" };
-const badJson = invalid("invalid_json");
+export const tooLarge: HttpExpectation = { status: 413, type: "invalid_request_error", code: "request_too_large" };
+export const unknownRoute: HttpExpectation = { status: 404, type: "invalid_request_error", code: "unknown_url" };
+export const badJson = invalid("invalid_json");
 
 const WAV = testWav(0.05);
 const PNG = tinyPng({ width: 8, height: 8 });
@@ -89,7 +90,8 @@ const ENDPOINTS: readonly Endpoint[] = [
   { method: "GET", path: "/v1/no-such-endpoint", headers: {} },
 ];
 
-const BAD_CREDENTIALS: readonly { readonly name: string; readonly auth: Auth }[] = [
+/** BAD_CREDENTIALS are Authorization headers that authenticate nobody. */
+export const BAD_CREDENTIALS: readonly { readonly name: string; readonly auth: Auth }[] = [
   { name: "no Authorization header", auth: "none" },
   { name: "'Bearer' without a token", auth: { header: "Bearer" } },
   { name: "Basic credentials", auth: { header: "Basic YWxpY2U6c2VjcmV0" } },
@@ -681,7 +683,7 @@ function rawCases(): RawHttpCase[] {
   ];
 }
 
-/** httpCorpus is every HTTP case. */
+/** httpCorpus is every case of the OpenAI façade and of HTTP itself. */
 export function httpCorpus(): (HttpCase | RawHttpCase)[] {
   return [
     ...authCases(),

@@ -3,7 +3,8 @@ import { connect } from "node:net";
 import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
-import type { CorpusContext, GrpcCase, GrpcTarget, HttpCase, HttpExpectation, RawHttpCase } from "./corpus-types.js";
+import { CSRF_HEADER, SESSION_COOKIE } from "../../services/gateway/session-cookie.js";
+import type { ContextValue, CorpusContext, GrpcCase, GrpcTarget, HttpCase, HttpExpectation, RawHttpCase } from "./corpus-types.js";
 
 /** CASE_TIMEOUT_MS bounds every case on the client side: a case that takes longer is a hang. */
 export const CASE_TIMEOUT_MS = 15_000;
@@ -26,13 +27,23 @@ export interface GrpcObserved {
   readonly inBandStatus?: number;
 }
 
+/** resolved is a context value as this run makes it. */
+export function resolved(value: ContextValue, context: CorpusContext): string {
+  return typeof value === "string" ? value : value(context);
+}
+
 /** sendHttp sends a case with node:http on a fresh connection and reads the whole answer. */
 export function sendHttp(baseUrl: string, testCase: HttpCase, context: CorpusContext): Promise<HttpObserved> {
   const url = new URL(baseUrl);
   const headers: Record<string, string | number> = { ...testCase.headers };
   const auth = testCase.auth;
   if (auth === "valid") headers.authorization = `Bearer ${context.apiKey}`;
-  else if (auth !== "none") headers.authorization = typeof auth.header === "string" ? auth.header : auth.header(context);
+  else if (auth !== "none" && "header" in auth) headers.authorization = resolved(auth.header, context);
+  else if (auth !== "none") {
+    headers.cookie = `${SESSION_COOKIE}=${resolved(auth.session, context)}`;
+    if (auth.csrf !== undefined) headers[CSRF_HEADER] = resolved(auth.csrf, context);
+    if (auth.authorization !== undefined) headers.authorization = resolved(auth.authorization, context);
+  }
   const body = testCase.body?.(context);
   if (body) headers["content-length"] = body.length;
   return new Promise((resolve) => {
@@ -45,7 +56,7 @@ export function sendHttp(baseUrl: string, testCase: HttpCase, context: CorpusCon
       resolve(observed);
     };
     const req = httpRequest(
-      { host: url.hostname, port: url.port, method: testCase.method, path: testCase.path, headers, agent: false },
+      { host: url.hostname, port: url.port, method: testCase.method, path: resolved(testCase.path, context), headers, agent: false },
       (res) => {
         answered = true;
         const chunks: Buffer[] = [];
