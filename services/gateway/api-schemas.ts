@@ -11,7 +11,13 @@ const NO_AUTH: readonly Record<string, string[]>[] = [];
 /** Routes under /api/ take the API key or the session cookie (with X-CSRF-Token on writes). */
 const MEMBER_AUTH = [{ bearerAuth: [] }, { sessionCookie: [] }];
 
-const userName = { type: "string", minLength: 1, maxLength: 64, description: "1 to 64 of A-Z a-z 0-9 . _ @ -" } as const;
+const userName = {
+  type: "string",
+  minLength: 1,
+  maxLength: 64,
+  pattern: "^[A-Za-z0-9._@-]+$",
+  description: "1 to 64 of A-Z a-z 0-9 . _ @ -",
+} as const;
 const password = { type: "string", minLength: 1, maxLength: 1024 } as const;
 const unixSeconds = { type: ["integer", "null"], description: "Unix time in seconds" } as const;
 

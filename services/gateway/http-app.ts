@@ -80,6 +80,8 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     // One line per request is the access log's job, not the service log's: it would cost more than the proxying.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes,
+    // Provider ids run to 128 characters; Fastify's default stops path parameters at 100.
+    routerOptions: { maxParamLength: 256 },
     ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
     genReqId: (request) => {
       const given = request.headers["x-request-id"];

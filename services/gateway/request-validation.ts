@@ -1,7 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { Ajv, type AnySchema, type ErrorObject, type ValidateFunction } from "ajv";
 import type { FastifySchemaCompiler } from "fastify";
-import { type GatewayError, invalidRequest } from "./gateway-errors.js";
+import { echoed, type GatewayError, invalidRequest } from "./gateway-errors.js";
 
 /** JsonObject is a parsed JSON request body. */
 export type JsonObject = Record<string, unknown>;
@@ -186,6 +186,10 @@ function validationError(error: ErrorObject | undefined, root: SchemaNode): Gate
     }
     case "pattern":
       return invalidRequest(`${named} must be ${schema.description ?? "in the documented format"}.`, { ...detail, code: "invalid_value" });
+    case "additionalProperties": {
+      const extra = paramOf([...path, String((error.params as { additionalProperty: string }).additionalProperty)]);
+      return invalidRequest(`Unrecognized request argument supplied: ${echoed(extra)}`, { param: extra, code: "unknown_parameter" });
+    }
     default:
       return invalidRequest(`${named} ${error.message ?? "is not valid"}.`, { ...detail, code: "invalid_value" });
   }

@@ -13,6 +13,7 @@ import {
 } from "../../gen/infermesh/v1/accounts_pb.js";
 import { type Provider, ProviderSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import type { GrpcImplementation } from "../shared/grpc/server.js";
+import { USER_NAME_PATTERN } from "../shared/user-name.js";
 import type { CallerAuth } from "./caller-auth.js";
 import { unauthenticated } from "./caller-auth.js";
 import { type ProviderSettingsCache, sharingData, sharingMessage, withOwnerSharing } from "./provider-settings.js";
@@ -172,6 +173,7 @@ export function createAccountService(deps: AccountServiceDeps): GrpcImplementati
       await ownProvider(request.userId, request.providerId);
       const sharing = sharingData(request.sharing);
       if (!sharing) throw new ConnectError("sharing.visibility must be private, users or public", Code.InvalidArgument);
+      checkAllowedUsers(sharing.allowedUsers);
       const decided = withOwnerSharing(await settings.get(request.providerId), sharing, table.instanceId(request.providerId));
       await settings.save(request.providerId, decided);
       table.applySettings(request.providerId, decided);
@@ -192,6 +194,17 @@ async function accountCall<T>(call: () => Promise<T>): Promise<T> {
     if (error instanceof SessionRefusedError) throw new ConnectError(error.message, Code.FailedPrecondition);
     throw error;
   }
+}
+
+/** MAX_ALLOWED_USERS bounds the users one provider is shared with by name. */
+const MAX_ALLOWED_USERS = 256;
+
+function checkAllowedUsers(names: readonly string[]): void {
+  if (names.length > MAX_ALLOWED_USERS) {
+    throw new ConnectError(`a provider is shared with at most ${MAX_ALLOWED_USERS} users by name`, Code.InvalidArgument);
+  }
+  const bad = names.find((name) => !USER_NAME_PATTERN.test(name));
+  if (bad !== undefined) throw new ConnectError(new InvalidUserNameError(bad).message, Code.InvalidArgument);
 }
 
 function checkPasswordLength(password: string): void {
@@ -254,7 +267,14 @@ function usageQuery(request: {
   endTime?: Timestamp | undefined;
   groupBy: UsageGroup[];
 }): UsageQuery {
-  const scope = request.scope === UsageScope.PROVIDER_OWNER ? "provider_owner" : request.scope === UsageScope.ALL ? "all" : "caller";
+  const scopes: Readonly<Record<UsageScope, UsageQuery["scope"]>> = {
+    [UsageScope.UNSPECIFIED]: "caller",
+    [UsageScope.CALLER]: "caller",
+    [UsageScope.PROVIDER_OWNER]: "provider_owner",
+    [UsageScope.ALL]: "all",
+  };
+  const scope = scopes[request.scope];
+  if (scope === undefined) throw new ConnectError(`unknown usage scope ${request.scope}`, Code.InvalidArgument);
   if (scope !== "all" && request.userId === "") throw new ConnectError("user_id is required unless scope is ALL", Code.InvalidArgument);
   const groupBy: UsageGroupBy[] = [];
   for (const group of request.groupBy) {

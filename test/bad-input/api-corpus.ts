@@ -17,7 +17,8 @@ const refused: HttpExpectation = invalid();
 /** notAnObject is a JSON body that is not the object the route's schema asks for. */
 const notAnObject: HttpExpectation = invalid("invalid_type", "body");
 /** extraField is a body with a property its schema does not have (additionalProperties: false). */
-const extraField: HttpExpectation = invalid("invalid_value", "body");
+/** extraField: a field the route does not take, named as OpenAI names one. */
+const extraField: HttpExpectation = invalid("unknown_parameter", "admin");
 
 /** BOGUS_SESSION is a session cookie no registry issued. */
 const BOGUS_SESSION = "not-a-session-id";
