@@ -27,8 +27,9 @@ export interface UsageRecorderOptions {
 /**
  * UsageRecorder buffers the usage records of answered requests and sends them off the request path: every flushMs,
  * and as soon as a batch is full, one send in flight at a time. A batch the registry did not take stays first in line
- * and goes again on the next tick (no sooner, however many records arrive meanwhile); records carry ids, so a batch sent twice is stored once. While sends fail the
- * buffer holds at most maxBuffered records, dropping the oldest beyond that.
+ * and goes again on the next tick, no sooner however many records arrive meanwhile; records carry ids, so a batch
+ * sent twice is stored once. While sends fail the buffer holds at most maxBuffered records, dropping the oldest beyond
+ * that. Its timer runs on the injected clock, whose timers do not keep the process alive.
  */
 export class UsageRecorder {
   readonly #send: (records: readonly UsageRecordData[]) => Promise<void>;
