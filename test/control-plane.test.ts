@@ -384,11 +384,12 @@ describe("providers: pause, sharing, and why a model has no provider", function 
     const share = { visibility: "public", allowedUsers: [] } as const;
     const settings = { id: "erin-box", share };
     const first = await mesh.addAgent({ user: "erin", apiKey: erin, sim: { models: [{ id: "erin-model", kind: "llm" }] }, settings });
-    await waitFor("bob to see erin's shared model", async () => (await modelIds(bobKey)).includes("erin-model@erin-agent-0"));
+    const erinsModel = `erin-model@${mesh.gateway.gateway.table.provider("erin-box")?.name}`;
+    await waitFor("bob to see erin's shared model", async () => (await modelIds(bobKey)).includes(erinsModel));
     const set = await api(erin, "/api/providers/erin-box/sharing", "PUT", { visibility: "private" });
     expect(set.status).to.equal(200);
     const decidedAt = Date.now();
-    expect(await modelIds(bobKey)).not.to.include("erin-model@erin-agent-0");
+    expect(await modelIds(bobKey)).not.to.include(erinsModel);
     await waitFor(
       "two more heartbeats of the same agent",
       () => {
@@ -397,7 +398,7 @@ describe("providers: pause, sharing, and why a model has no provider", function 
       },
       5_000,
     );
-    expect(await modelIds(bobKey), "the running agent's --share does not undo the owner").not.to.include("erin-model@erin-agent-0");
+    expect(await modelIds(bobKey), "the running agent's --share does not undo the owner").not.to.include(erinsModel);
     await first.agent.close();
     const second = await mesh.addAgent({ user: "erin", apiKey: erin, sim: { models: [{ id: "erin-model", kind: "llm" }] }, settings });
     expect(second.providerId).to.equal("erin-box");

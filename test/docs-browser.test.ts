@@ -60,10 +60,12 @@ describe("the /docs explorer in headless Chromium", function () {
 
     await page.goto(`${mesh.gateway.baseUrl}/docs`);
     await page.locator("button.btn.authorize").first().click();
+    // The dialog offers each scheme in a form of its own: the API key's (bearerAuth) and the session cookie's.
     const dialog = page.locator(".modal-ux");
-    await dialog.locator("input").first().fill(key);
-    await dialog.locator("button.authorize").click();
-    await dialog.locator("button.btn-done").click();
+    const bearer = dialog.locator("form").filter({ hasText: "bearerAuth" });
+    await bearer.locator("input").first().fill(key);
+    await bearer.locator("button.authorize").click();
+    await bearer.locator("button.btn-done").click();
 
     const operation = page.locator("#operations-models-listModels");
     await operation.locator(".opblock-summary").first().click();
