@@ -422,6 +422,38 @@ describe("providers: pause, sharing, and why a model has no provider", function 
   });
 });
 
+describe("usage records of a gateway that stops", () => {
+  it("writes what it had not written yet when it closes, as on SIGTERM", async function () {
+    this.timeout(30_000);
+    const mesh = await startMesh();
+    // A flush interval longer than the test: only the close can write these records.
+    const gateway = await startGateway(mesh.registry.address, { usageFlushMs: 600_000 });
+    try {
+      const key = await mesh.registry.keyFor("alice");
+      await mesh.addAgent({ user: "alice", apiKey: key });
+      await waitFor("the second gateway to route", () => gateway.gateway.table.providers().next().done === false);
+      const openai = new OpenAI({ baseURL: `${gateway.baseUrl}/v1`, apiKey: key, maxRetries: 0 });
+      for (let i = 0; i < 3; i++) await openai.chat.completions.create({ model: "sim-llama", messages: [{ role: "user", content: "hi" }] });
+      const alice = await mesh.registry.store.findUser("alice");
+      const total = async () =>
+        (
+          await mesh.registry.store.queryUsage({
+            scope: "caller",
+            userId: alice?.id ?? "",
+            fromMs: 0,
+            toMs: Date.now() + 1000,
+            groupBy: [],
+          })
+        )[0]?.requests ?? 0;
+      expect(await total(), "nothing written before the close").to.equal(0);
+      await gateway.stop();
+      expect(await total()).to.equal(3);
+    } finally {
+      await mesh.stop();
+    }
+  });
+});
+
 describe("the gateway's metrics are the operator's", () => {
   it("serves /metrics on --metrics-listen and not on the public port", async function () {
     this.timeout(30_000);

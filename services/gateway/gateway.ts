@@ -29,15 +29,20 @@ import { createPeerService } from "./peer-service.js";
 import { ProviderHealth } from "./provider-health.js";
 import { providerRoutes } from "./provider-routes.js";
 import { perKeyRateLimit } from "./rate-limits.js";
+import { recordUsageRequest } from "./record-usage-request.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
 import { RoutingTable } from "./routing-table.js";
 import { createSharedPort } from "./shared-port.js";
+import { UsageCapture } from "./usage-capture.js";
+import { UsageRecorder } from "./usage-recorder.js";
 import { usageRoutes } from "./usage-routes.js";
 
 /** LINK_WINDOW_BYTES is the HTTP/2 window of an agent's link: many calls share it, so the default 64 KiB would stall them. */
 const LINK_WINDOW_BYTES = 16 * 1024 * 1024;
 /** REGISTRY_RELAY_TIMEOUT_MS bounds one heartbeat or deregistration relayed for an attached agent. */
 const REGISTRY_RELAY_TIMEOUT_MS = 5_000;
+/** USAGE_SEND_TIMEOUT_MS bounds one batch of usage records sent to the registry; a batch that times out goes again. */
+const USAGE_SEND_TIMEOUT_MS = 5_000;
 
 export type { GatewayOptions, GatewaySettings } from "./gateway-options.js";
 
@@ -195,7 +200,20 @@ export function createGateway(options: GatewayOptions): Gateway {
   void http.register(providerRoutes, { ...controlPlane, table });
   void http.register(usageRoutes, { ...controlPlane, clock });
   void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
-  observeInferenceRequests(http, metrics, settings.log);
+  const usageRecorder = new UsageRecorder({
+    send: async (records) => {
+      await registryLink.accounts.recordUsage(recordUsageRequest(records), {
+        headers: registryLink.meshHeaders,
+        timeoutMs: USAGE_SEND_TIMEOUT_MS,
+      });
+    },
+    clock,
+    flushMs: settings.usageFlushMs,
+    metrics,
+    log: settings.log,
+  });
+  const usage = new UsageCapture(usageRecorder, clock);
+  observeInferenceRequests(http, metrics, settings.log, usage.answered);
   const handle = createInferenceHandler({
     maxConcurrentStreams: settings.rateLimits.concurrentStreams,
     dispatcher,
@@ -211,7 +229,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     registerMediaRoutes(api, { handle, maxUploadBytes: settings.maxUploadBytes });
   });
 
-  const inferenceService = createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: settings.requestTimeoutMs });
+  const inferenceService = createInferenceService({
+    dispatcher,
+    authenticate,
+    clock,
+    requestTimeoutMs: settings.requestTimeoutMs,
+    usage,
+  });
   const grpcServer = createGrpcServer({
     services: [
       bindService(InferenceService, inferenceService),
@@ -258,6 +282,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       await stopped;
       clearTimeout(force);
       clearInterval(sweep);
+      // Every request has ended and been recorded: what is buffered goes to the registry before the link closes.
+      await usageRecorder.close(graceMs);
       peers.close();
       registryLink.close();
       await metricsServer?.close();

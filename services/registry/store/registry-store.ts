@@ -1,3 +1,5 @@
+import type { UsageRecordData } from "../../shared/usage-record.js";
+
 /**
  * RegistryStore is the registry's durable state: users, API keys and who owns which provider id. The embedded
  * SQLite store implements it for one registry; a shared store (PostgreSQL, Redis) can implement it for several
@@ -89,25 +91,8 @@ export interface CreatedSession {
   readonly expiresAtMs: number;
 }
 
-/** UsageRecordData is one answered request, as UsageRecord in accounts.proto. */
-export interface UsageRecordData {
-  readonly id: string;
-  readonly timeMs: number;
-  readonly userId: string;
-  readonly keyId: string;
-  readonly providerId: string;
-  readonly providerOwnerId: string;
-  readonly providerName: string;
-  readonly model: string;
-  readonly operation: string;
-  readonly status: number;
-  readonly promptTokens: number;
-  readonly completionTokens: number;
-  readonly audioSeconds: number;
-  readonly images: number;
-  readonly ttfbMs: number;
-  readonly durationMs: number;
-}
+/** UsageRecordData is one answered request: the type gateways record (services/shared/usage-record.ts). */
+export type { UsageRecordData } from "../../shared/usage-record.js";
 
 /** UsageGroupBy is a dimension usage is grouped by. */
 export type UsageGroupBy = "day" | "hour" | "model" | "key" | "provider" | "user";
