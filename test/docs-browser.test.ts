@@ -82,4 +82,31 @@ describe("the /docs explorer in headless Chromium", function () {
     expect(await status.innerText()).to.equal("200");
     expect(sent).to.deep.equal([`Bearer ${key}`]);
   });
+
+  it("takes an invited member from the invite link to a working API key, with no console error", async () => {
+    mesh = await startMesh();
+    const { inviteToken } = await mesh.registry.store.createUser("perry", 24 * 3600_000);
+    profile = await mkdtemp(join(tmpdir(), "infermesh-chromium-"));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const problems: string[] = [];
+    page.on("console", (message) => {
+      if (message.type() === "error") problems.push(message.text());
+    });
+    page.on("requestfailed", (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`));
+
+    await page.goto(`${mesh.gateway.baseUrl}/invite#token=${inviteToken}`);
+    await page.getByLabel("New password (8 characters or more)").fill("perry's password");
+    await page.getByLabel("The same again").fill("perry's password");
+    await page.getByRole("button", { name: "Set password and sign in" }).click();
+    await page.getByText("signed in as perry").waitFor({ timeout: 15_000 });
+    expect(new URL(page.url()).hash, "the token leaves the address bar").to.equal("");
+    await page.getByRole("button", { name: "Make a key" }).click();
+    const output = page.locator("output#key");
+    await output.filter({ hasText: /^im_/ }).waitFor({ timeout: 15_000 });
+    const key = (await output.textContent()) as string;
+    const models = await fetch(`${mesh.gateway.baseUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+    expect(models.status).to.equal(200);
+    expect(problems).to.deep.equal([]);
+  });
 });

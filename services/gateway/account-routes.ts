@@ -17,7 +17,7 @@ import {
 import { csrfRefused, GatewayError, rateLimited, sessionExpired } from "./gateway-errors.js";
 import type { SignupMode } from "./gateway-options.js";
 import type { LoginLimiter } from "./login-limiter.js";
-import { fromControlPlane } from "./registry-errors.js";
+import { controlPlaneRoute, fromControlPlane } from "./registry-errors.js";
 import type { JsonBody } from "./request-validation.js";
 import { CSRF_HEADER, clearSessionCookie, csrfTokenFor, csrfTokenMatches, sessionIdOf, setSessionCookie } from "./session-cookie.js";
 
@@ -68,20 +68,10 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     await accounts.revokeSessions({ sessionId }, call);
   }
 
-  const guarded =
-    <R extends FastifyRequest>(handler: (request: R, reply: FastifyReply) => Promise<unknown>) =>
-    async (request: R, reply: FastifyReply) => {
-      try {
-        return await handler(request, reply);
-      } catch (error) {
-        throw fromControlPlane(error);
-      }
-    };
-
   app.post(
     "/api/auth/login",
     { schema: LOGIN_SCHEMA },
-    guarded(async (request: FastifyRequest<Body<{ name: string; password: string }>>, reply) => {
+    controlPlaneRoute(async (request: FastifyRequest<Body<{ name: string; password: string }>>, reply) => {
       const { name, password } = request.body.json;
       const waitSeconds = options.limiter.retryAfterSeconds(request.ip, name);
       if (waitSeconds > 0) throw rateLimited("Too many failed sign-ins; try again later.", "login_rate_limited", waitSeconds);
@@ -101,7 +91,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.post(
     "/api/auth/signup",
     { schema: SIGNUP_SCHEMA },
-    guarded(async (request: FastifyRequest<Body<{ name: string; password: string }>>, reply) => {
+    controlPlaneRoute(async (request: FastifyRequest<Body<{ name: string; password: string }>>, reply) => {
       if (options.signup !== "open") throw signupRefused(options.signup);
       const { name, password } = request.body.json;
       const { user } = await accounts.signUp({ userName: name, password }, call);
@@ -112,7 +102,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.post(
     "/api/auth/invite",
     { schema: INVITE_SCHEMA },
-    guarded(async (request: FastifyRequest<Body<{ token: string; password: string }>>, reply) => {
+    controlPlaneRoute(async (request: FastifyRequest<Body<{ token: string; password: string }>>, reply) => {
       if (options.signup === "closed") throw signupRefused("closed");
       const { token, password } = request.body.json;
       const { user } = await accounts.acceptInvite({ inviteToken: token, password }, call);
@@ -123,7 +113,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.get(
     "/api/auth/session",
     { schema: SESSION_SCHEMA },
-    guarded(async (request) => {
+    controlPlaneRoute(async (request) => {
       const sessionId = sessionIdOf(request);
       if (!sessionId) throw sessionExpired();
       const principal = await sessionPrincipal(sessionId);
@@ -134,7 +124,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.post(
     "/api/auth/logout",
     { schema: LOGOUT_SCHEMA },
-    guarded(async (request, reply) => {
+    controlPlaneRoute(async (request, reply) => {
       const sessionId = sessionIdOf(request);
       if (sessionId) {
         if (!csrfTokenMatches(sessionId, request.headers[CSRF_HEADER])) throw csrfRefused();
@@ -164,7 +154,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.get(
     "/api/keys",
     { schema: KEYS_LIST_SCHEMA },
-    guarded(async (request) => {
+    controlPlaneRoute(async (request) => {
       const { keys } = await registry.listApiKeys({ userName: request.principal.userName }, call);
       return { object: "list", data: keys.map(keyEntry) };
     }),
@@ -173,7 +163,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.post(
     "/api/keys",
     { schema: KEYS_CREATE_SCHEMA },
-    guarded(async (request: FastifyRequest<Body<{ label?: string }>>, reply) => {
+    controlPlaneRoute(async (request: FastifyRequest<Body<{ label?: string }>>, reply) => {
       const label = request.body.json.label ?? "";
       const created = await registry.createApiKey({ userName: request.principal.userName, label }, call);
       return reply.code(201).send({ ...(created.key ? keyEntry(created.key) : {}), key: created.apiKey });
@@ -183,7 +173,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.delete(
     "/api/keys/:id",
     { schema: KEYS_REVOKE_SCHEMA },
-    guarded(async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    controlPlaneRoute(async (request: FastifyRequest<{ Params: { id: string } }>) => {
       const { key } = await registry.revokeApiKey({ keyId: request.params.id, userName: request.principal.userName }, call);
       return { id: key?.id ?? request.params.id, object: "api_key", revoked: true };
     }),

@@ -20,6 +20,7 @@ import { type GatewayOptions, type GatewaySettings, resolveGatewayOptions } from
 import { createHttpApp } from "./http-app.js";
 import { createInferenceHandler } from "./inference-handler.js";
 import { createInferenceService } from "./inference-service.js";
+import { invitePage } from "./invite-page.js";
 import { LoginLimiter } from "./login-limiter.js";
 import { registerMediaRoutes } from "./media-routes.js";
 import { meshCalls } from "./mesh-calls.js";
@@ -198,6 +199,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     forgetSession: (sessionId) => sessions.forget(sessionId),
   });
   void http.register(providerRoutes, { ...controlPlane, table });
+  void http.register(invitePage);
   void http.register(usageRoutes, { ...controlPlane, clock });
   void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
   const usageRecorder = new UsageRecorder({

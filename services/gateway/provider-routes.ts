@@ -5,7 +5,7 @@ import { type Provider, ProviderState, Visibility } from "../../gen/infermesh/v1
 import { serviceTypeName } from "../shared/inference-catalog.js";
 import { CONTROL_PLANE_TIMEOUT_MS } from "./account-routes.js";
 import { PROVIDER_PAUSE_SCHEMA, PROVIDER_SHARING_SCHEMA, PROVIDERS_LIST_SCHEMA } from "./api-schemas.js";
-import { fromControlPlane } from "./registry-errors.js";
+import { controlPlaneRoute, fromControlPlane } from "./registry-errors.js";
 import type { JsonBody } from "./request-validation.js";
 import type { RoutingTable } from "./routing-table.js";
 
@@ -33,14 +33,14 @@ export async function providerRoutes(app: FastifyInstance, options: ProviderRout
   const call = { headers: options.meshHeaders, timeoutMs: CONTROL_PLANE_TIMEOUT_MS };
   const { accounts } = options;
 
-  app.get("/api/providers", { schema: PROVIDERS_LIST_SCHEMA }, async (request) => {
-    try {
+  app.get(
+    "/api/providers",
+    { schema: PROVIDERS_LIST_SCHEMA },
+    controlPlaneRoute(async (request) => {
       const { providers } = await accounts.listOwnProviders({ userId: request.principal.userId }, call);
       return { object: "list", data: providers.map(providerEntry) };
-    } catch (error) {
-      throw fromControlPlane(error);
-    }
-  });
+    }),
+  );
 
   for (const [action, paused] of [
     ["pause", true],
@@ -49,39 +49,22 @@ export async function providerRoutes(app: FastifyInstance, options: ProviderRout
     app.post(
       `/api/providers/:id/${action}`,
       { schema: PROVIDER_PAUSE_SCHEMA },
-      async (request: FastifyRequest<{ Params: { id: string } }>) => {
-        try {
-          const { provider } = await accounts.setProviderPaused(
-            { userId: request.principal.userId, providerId: request.params.id, paused },
-            call,
-          );
-          return answer(provider);
-        } catch (error) {
-          throw fromControlPlane(error);
-        }
-      },
+      controlPlaneRoute(async (request: FastifyRequest<{ Params: { id: string } }>) => {
+        const change = { userId: request.principal.userId, providerId: request.params.id, paused };
+        return answer((await accounts.setProviderPaused(change, call)).provider);
+      }),
     );
   }
 
   app.put(
     "/api/providers/:id/sharing",
     { schema: PROVIDER_SHARING_SCHEMA },
-    async (request: FastifyRequest<{ Params: { id: string }; Body: JsonBody & { json: SharingBody } }>) => {
+    controlPlaneRoute(async (request: FastifyRequest<{ Params: { id: string }; Body: JsonBody & { json: SharingBody } }>) => {
       const { visibility, users = [] } = request.body.json;
-      try {
-        const { provider } = await accounts.setProviderSharing(
-          {
-            userId: request.principal.userId,
-            providerId: request.params.id,
-            sharing: { visibility: VISIBILITIES[visibility], allowedUsers: visibility === "users" ? [...users] : [] },
-          },
-          call,
-        );
-        return answer(provider);
-      } catch (error) {
-        throw fromControlPlane(error);
-      }
-    },
+      const sharing = { visibility: VISIBILITIES[visibility], allowedUsers: visibility === "users" ? [...users] : [] };
+      const change = { userId: request.principal.userId, providerId: request.params.id, sharing };
+      return answer((await accounts.setProviderSharing(change, call)).provider);
+    }),
   );
 
   /** answer applies the change to this gateway's table at once (the registry's watch brings it to the others). */

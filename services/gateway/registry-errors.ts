@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { GatewayError, internalError, invalidRequest, notFound, unavailable } from "./gateway-errors.js";
 
 /**
@@ -25,4 +26,17 @@ export function fromControlPlane(error: unknown): GatewayError {
     default:
       return internalError("The registry failed to answer.", error);
   }
+}
+
+/** controlPlaneRoute wraps a members' route handler so that a failed registry call answers as fromControlPlane says. */
+export function controlPlaneRoute<R extends FastifyRequest>(
+  handler: (request: R, reply: FastifyReply) => Promise<unknown>,
+): (request: R, reply: FastifyReply) => Promise<unknown> {
+  return async (request, reply) => {
+    try {
+      return await handler(request, reply);
+    } catch (error) {
+      throw fromControlPlane(error);
+    }
+  };
 }

@@ -6,7 +6,7 @@ import type { Clock } from "../shared/clock.js";
 import { CONTROL_PLANE_TIMEOUT_MS } from "./account-routes.js";
 import { USAGE_GROUPS, USAGE_SCHEMA } from "./api-schemas.js";
 import { echoed, invalidRequest } from "./gateway-errors.js";
-import { fromControlPlane } from "./registry-errors.js";
+import { controlPlaneRoute } from "./registry-errors.js";
 
 /** DEFAULT_USAGE_RANGE_MS is the range /api/usage sums when the caller names no start: 30 days. */
 export const DEFAULT_USAGE_RANGE_MS = 30 * 24 * 60 * 60 * 1000;
@@ -43,14 +43,16 @@ export interface UsageRoutesOptions {
  */
 export async function usageRoutes(app: FastifyInstance, options: UsageRoutesOptions): Promise<void> {
   const call = { headers: options.meshHeaders, timeoutMs: CONTROL_PLANE_TIMEOUT_MS };
-  app.get("/api/usage", { schema: USAGE_SCHEMA }, async (request: FastifyRequest<{ Querystring: UsageQueryString }>) => {
-    const query = request.query;
-    const toMs = query.to === undefined ? options.clock.now() : parseTime(query.to, "to");
-    const fromMs = query.from === undefined ? toMs - DEFAULT_USAGE_RANGE_MS : parseTime(query.from, "from");
-    if (fromMs > toMs) throw invalidRequest("'from' must not be later than 'to'.", { param: "from" });
-    const groupBy = parseGroups(query.group_by);
-    const scope = query.scope ?? "mine";
-    try {
+  app.get(
+    "/api/usage",
+    { schema: USAGE_SCHEMA },
+    controlPlaneRoute(async (request: FastifyRequest<{ Querystring: UsageQueryString }>) => {
+      const query = request.query;
+      const toMs = query.to === undefined ? options.clock.now() : parseTime(query.to, "to");
+      const fromMs = query.from === undefined ? toMs - DEFAULT_USAGE_RANGE_MS : parseTime(query.from, "from");
+      if (fromMs > toMs) throw invalidRequest("'from' must not be later than 'to'.", { param: "from" });
+      const groupBy = parseGroups(query.group_by);
+      const scope = query.scope ?? "mine";
       const { rows } = await options.accounts.queryUsage(
         {
           userId: request.principal.userId,
@@ -69,10 +71,8 @@ export async function usageRoutes(app: FastifyInstance, options: UsageRoutesOpti
         to: new Date(toMs).toISOString(),
         data: rows.map((row) => usageEntry(row, groupBy)),
       };
-    } catch (error) {
-      throw fromControlPlane(error);
-    }
-  });
+    }),
+  );
 }
 
 /** parseTime reads an ISO-8601 time or Unix seconds. */
