@@ -3,21 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { readServerTls } from "../services/shared/tls-files.js";
-import { runCommandLine } from "../src/cli/command-line.js";
-import { INFERMESH } from "../src/cli/infermesh-commands.js";
 import { startGateway } from "./support/gateway-fixture.js";
+import { ISO_TIME as ISO, infermesh } from "./support/in-process-cli.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { testCertificates } from "./support/test-certificates.js";
-
-/** infermesh runs a command line in this process, as bin/infermesh.js would, and collects what it printed. */
-async function infermesh(argv: readonly string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCommandLine(INFERMESH, argv, env, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
-
-const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`;
 
 // `infermesh providers` and `infermesh usage` as a member runs them: against a real gateway's /api, with the key in a file.
 

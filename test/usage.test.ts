@@ -5,16 +5,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import type { UsageRecordData } from "../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
-import { runCommandLine } from "../src/cli/command-line.js";
-import { INFERMESH } from "../src/cli/infermesh-commands.js";
-
-/** infermesh runs a command line in this process, as bin/infermesh.js would, and collects what it printed. */
-async function infermesh(argv: readonly string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCommandLine(INFERMESH, argv, env, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
+import { infermesh } from "./support/in-process-cli.js";
 
 const DAY_MS = 24 * 3600_000;
 const MAY_1 = Date.parse("2025-05-01T00:00:00Z");

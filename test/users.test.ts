@@ -4,18 +4,8 @@ import { join } from "node:path";
 import { expect } from "chai";
 import type { RegistryStore } from "../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
-import { runCommandLine } from "../src/cli/command-line.js";
-import { INFERMESH } from "../src/cli/infermesh-commands.js";
+import { ISO_TIME as ISO, infermesh } from "./support/in-process-cli.js";
 
-/** infermesh runs a command line in this process, as bin/infermesh.js would, and collects what it printed. */
-async function infermesh(argv: readonly string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCommandLine(INFERMESH, argv, env, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
-
-const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`;
 const PASSWORD = "correct horse battery";
 
 describe("infermesh users", () => {

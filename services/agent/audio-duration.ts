@@ -110,6 +110,41 @@ function readerFor(head: Uint8Array, declared: AudioFormat | undefined): AudioRe
   return undefined;
 }
 
+/**
+ * ChunkWalker reads a container header by header as its bytes arrive: bytes a header needs that have not all come
+ * yet wait for the next chunk, and bodies nobody needs are skipped unread.
+ */
+abstract class ChunkWalker implements AudioReader {
+  #carry: Uint8Array = new Uint8Array(0);
+  /** skip is how many bytes to pass over before the next header. */
+  protected skip = 0;
+  /** ended stops the walk: the length is known, or what follows is not this container's. */
+  protected ended = false;
+
+  push(chunk: Uint8Array): void {
+    if (this.ended) return;
+    const data = concat(this.#carry, chunk);
+    let at = 0;
+    while (at < data.length && !this.ended) {
+      if (this.skip > 0) {
+        const skipped = Math.min(this.skip, data.length - at);
+        this.skip -= skipped;
+        at += skipped;
+        continue;
+      }
+      const next = this.step(data, at);
+      if (next === undefined) break;
+      at = next;
+    }
+    this.#carry = this.ended ? new Uint8Array(0) : copied(data, at);
+  }
+
+  abstract seconds(): number | undefined;
+
+  /** step reads what starts at `at` and returns where reading goes on, or undefined to wait for more bytes. */
+  protected abstract step(data: Uint8Array, at: number): number | undefined;
+}
+
 /** PcmReader counts OpenAI's pcm bytes. */
 class PcmReader implements AudioReader {
   #bytes = 0;
@@ -188,32 +223,19 @@ class WavReader implements AudioReader {
  * measured without decoding them, their headers are found by their sync code, and one counts only if it starts
  * exactly where the last one ended, which data that happens to contain a sync code and a right CRC does not.
  */
-class FlacReader implements AudioReader {
-  #carry: Uint8Array = new Uint8Array(0);
-  #skip = 4;
+class FlacReader extends ChunkWalker {
+  protected override skip = 4;
   #lastBlock = false;
   #streamInfo: { readonly rate: number; readonly totalSamples: number; readonly blockSize: number } | undefined;
   #inFrames = false;
   /** #end is where the last frame counted ends, in samples: where the next one must start. */
   #end = 0;
 
-  push(chunk: Uint8Array): void {
-    if (this.#streamInfo && this.#streamInfo.totalSamples > 0) return;
-    const data = concat(this.#carry, chunk);
-    let at = 0;
-    while (at < data.length) {
-      if (this.#skip > 0) {
-        const skipped = Math.min(this.#skip, data.length - at);
-        this.#skip -= skipped;
-        at += skipped;
-        continue;
-      }
-      const next = this.#inFrames ? this.#frame(data, at) : this.#metadata(data, at);
-      if (next === undefined) break;
-      at = next;
-      if (this.#streamInfo && this.#streamInfo.totalSamples > 0) return;
-    }
-    this.#carry = copied(data, at);
+  protected step(data: Uint8Array, at: number): number | undefined {
+    const next = this.#inFrames ? this.#frame(data, at) : this.#metadata(data, at);
+    // A length STREAMINFO states is the answer: nothing after it needs reading.
+    if (this.#streamInfo && this.#streamInfo.totalSamples > 0) this.ended = true;
+    return next;
   }
 
   seconds(): number | undefined {
@@ -241,7 +263,7 @@ class FlacReader implements AudioReader {
       if (rate === 0) throw new NotAudio("FLAC STREAMINFO with a sample rate of 0");
       this.#streamInfo = { rate, totalSamples, blockSize: uint16be(data, info) };
     }
-    this.#skip = length;
+    this.skip = length;
     return at + 4;
   }
 
@@ -332,42 +354,21 @@ interface OggStream {
  * granule position, less Opus's pre-skip, over its rate, is the length. A page that does not start where the last one
  * ended ends the walk.
  */
-class OggReader implements AudioReader {
-  #carry: Uint8Array = new Uint8Array(0);
-  #skip = 0;
-  #ended = false;
+class OggReader extends ChunkWalker {
   #stream: OggStream | undefined;
   #granule: bigint | undefined;
-
-  push(chunk: Uint8Array): void {
-    if (this.#ended) return;
-    const data = concat(this.#carry, chunk);
-    let at = 0;
-    while (at < data.length && !this.#ended) {
-      if (this.#skip > 0) {
-        const skipped = Math.min(this.#skip, data.length - at);
-        this.#skip -= skipped;
-        at += skipped;
-        continue;
-      }
-      const next = this.#page(data, at);
-      if (next === undefined) break;
-      at = next;
-    }
-    this.#carry = this.#ended ? new Uint8Array(0) : copied(data, at);
-  }
 
   seconds(): number | undefined {
     if (!this.#stream || this.#granule === undefined) return undefined;
     return Math.max(0, Number(this.#granule) - this.#stream.preSkip) / this.#stream.rate;
   }
 
-  /** #page reads the page header at `at` and returns where its body starts, or undefined to wait for more bytes. */
-  #page(data: Uint8Array, at: number): number | undefined {
+  /** step reads the page header at `at` and returns where its body starts, or undefined to wait for more bytes. */
+  protected step(data: Uint8Array, at: number): number | undefined {
     if (data.length - at < OGG_PAGE_HEADER_BYTES) return undefined;
     if (ascii(data, at, at + 4) !== "OggS" || data[at + 4] !== 0) {
       if (!this.#stream) throw new NotAudio("not an Ogg page");
-      this.#ended = true;
+      this.ended = true;
       return undefined;
     }
     const segments = data[at + 26] as number;
@@ -384,7 +385,7 @@ class OggReader implements AudioReader {
     const granule = view(data).getBigInt64(at + 6, true);
     // -1 marks a page on which no packet ends.
     if (this.#stream?.serial === serial && granule !== -1n) this.#granule = granule;
-    this.#skip = bodyLength;
+    this.skip = bodyLength;
     return bodyAt;
   }
 }
@@ -408,44 +409,23 @@ const MPEG_INSPECT_BYTES = 64;
  * VBRI header is no audio; the frame count it states, when it states one, gives the length instead of the walk. A
  * header that is missing where the last frame ended (ID3v1 or APE tags, junk) ends the walk.
  */
-class FrameReader implements AudioReader {
-  #carry: Uint8Array = new Uint8Array(0);
-  #skip = 0;
-  #ended = false;
+class FrameReader extends ChunkWalker {
   #syntax: MpegFrame["syntax"] | undefined;
   #stated: number | undefined;
   readonly #duration = new SampleCount();
-
-  push(chunk: Uint8Array): void {
-    if (this.#ended) return;
-    const data = concat(this.#carry, chunk);
-    let at = 0;
-    while (at < data.length && !this.#ended) {
-      if (this.#skip > 0) {
-        const skipped = Math.min(this.#skip, data.length - at);
-        this.#skip -= skipped;
-        at += skipped;
-        continue;
-      }
-      const next = this.#next(data, at);
-      if (next === undefined) break;
-      at = next;
-    }
-    this.#carry = this.#ended ? new Uint8Array(0) : copied(data, at);
-  }
 
   seconds(): number | undefined {
     if (this.#stated !== undefined) return this.#stated;
     return this.#syntax === undefined ? undefined : this.#duration.seconds();
   }
 
-  /** #next reads the tag or frame header at `at` and returns where its body starts, or undefined to wait for more. */
-  #next(data: Uint8Array, at: number): number | undefined {
+  /** step reads the tag or frame header at `at` and returns where its body starts, or undefined to wait for more. */
+  protected step(data: Uint8Array, at: number): number | undefined {
     if (this.#syntax === undefined) {
       if (data.length - at < 10) return undefined;
       if (ascii(data, at, at + 3) === "ID3") {
         const flags = data[at + 5] as number;
-        this.#skip = 10 + syncsafe(data, at + 6) + (flags & 0x10 ? 10 : 0);
+        this.skip = 10 + syncsafe(data, at + 6) + (flags & 0x10 ? 10 : 0);
         return at;
       }
     }
@@ -453,7 +433,7 @@ class FrameReader implements AudioReader {
     if (frame === "short") return undefined;
     if (frame === undefined || (this.#syntax !== undefined && frame.syntax !== this.#syntax)) {
       if (this.#syntax === undefined) throw new NotAudio("no MPEG audio or ADTS frame after the tags");
-      this.#ended = true;
+      this.ended = true;
       return undefined;
     }
     if (this.#syntax === undefined && frame.syntax === "mpeg") {
@@ -462,13 +442,13 @@ class FrameReader implements AudioReader {
       const stated = statedFrames(data, at, frame);
       if (stated !== undefined) {
         if (stated > 0) this.#stated = (stated * frame.samples) / frame.rate;
-        this.#skip = frame.length;
+        this.skip = frame.length;
         return at;
       }
     }
     this.#syntax = frame.syntax;
     this.#duration.add(frame.samples, frame.rate);
-    this.#skip = frame.length;
+    this.skip = frame.length;
     return at;
   }
 }

@@ -11,6 +11,14 @@ const NO_AUTH: readonly Record<string, string[]>[] = [];
 /** Routes under /api/ take the API key or the session cookie (with X-CSRF-Token on writes). */
 const MEMBER_AUTH = [{ bearerAuth: [] }, { sessionCookie: [] }];
 
+/** idParams is a route's `{id}` path parameter, up to maxLength characters. */
+const idParams = (maxLength: number) =>
+  ({ type: "object", required: ["id"], properties: { id: { type: "string", minLength: 1, maxLength } } }) as const;
+
+/** listOf documents a `{"object": "list", "data": [...]}` answer. */
+const listOf = (items: object, description: string) =>
+  jsonResponse({ type: "object", properties: { object: { const: "list" }, data: { type: "array", items } } }, description);
+
 const userName = {
   type: "string",
   minLength: 1,
@@ -132,7 +140,7 @@ export const KEYS_LIST_SCHEMA = {
   tags: MEMBERS,
   security: MEMBER_AUTH,
   response: {
-    200: jsonResponse({ type: "object", properties: { object: { const: "list" }, data: { type: "array", items: apiKey } } }, "Keys."),
+    200: listOf(apiKey, "Keys."),
     ...ERROR_RESPONSES,
   },
 } as const satisfies FastifySchema;
@@ -150,18 +158,12 @@ export const KEYS_CREATE_SCHEMA = {
   response: { 201: jsonResponse(apiKey, "The new key, with its secret."), ...ERROR_RESPONSES },
 } as const satisfies FastifySchema;
 
-const keyIdParams = {
-  type: "object",
-  required: ["id"],
-  properties: { id: { type: "string", minLength: 1, maxLength: 64 } },
-} as const;
-
 /** KEYS_REVOKE_SCHEMA is DELETE /api/keys/{id}. */
 export const KEYS_REVOKE_SCHEMA = {
   summary: "Revoke an API key: it stops working within 2 s on every gateway",
   tags: MEMBERS,
   security: MEMBER_AUTH,
-  params: keyIdParams,
+  params: idParams(64),
   response: {
     200: jsonResponse(
       { type: "object", properties: { id: { type: "string" }, object: { const: "api_key" }, revoked: { const: true } } },
@@ -266,19 +268,12 @@ export const PROVIDERS_LIST_SCHEMA = {
   tags: MEMBERS,
   security: MEMBER_AUTH,
   response: {
-    200: jsonResponse(
-      { type: "object", properties: { object: { const: "list" }, data: { type: "array", items: provider } } },
-      "Providers.",
-    ),
+    200: listOf(provider, "Providers."),
     ...ERROR_RESPONSES,
   },
 } as const satisfies FastifySchema;
 
-const providerParams = {
-  type: "object",
-  required: ["id"],
-  properties: { id: { type: "string", minLength: 1, maxLength: 128 } },
-} as const;
+const providerParams = idParams(128);
 
 /** PROVIDER_PAUSE_SCHEMA is POST /api/providers/{id}/pause and /resume. */
 export const PROVIDER_PAUSE_SCHEMA = {
