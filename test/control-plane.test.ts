@@ -11,6 +11,7 @@ class Browser {
   cookie = "";
   csrf = "";
   setCookie = "";
+  signedIn = "";
 
   constructor(readonly baseUrl: string) {}
 
@@ -24,10 +25,12 @@ class Browser {
       headers,
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
     });
-    const setCookie = response.headers.get("set-cookie");
-    if (setCookie) {
-      this.setCookie = setCookie;
-      this.cookie = setCookie.split(";")[0] ?? "";
+    const cookies = response.headers.getSetCookie();
+    const session = cookies.find((cookie) => cookie.startsWith("infermesh_session="));
+    if (session) {
+      this.setCookie = session;
+      this.signedIn = cookies.find((cookie) => cookie.startsWith("infermesh_signed_in=")) ?? "";
+      this.cookie = session.split(";")[0] ?? "";
     }
     const text = await response.text();
     const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
@@ -79,6 +82,8 @@ describe("members' accounts, sessions and keys (/api/auth, /api/keys)", function
     expect(signIn.setCookie).to.match(/^infermesh_session=ims_[0-9a-f]{16}_[\w-]{43};/);
     expect(signIn.setCookie).to.include("HttpOnly").and.include("SameSite=Lax").and.include("Path=/");
     expect(signIn.setCookie, "no Secure over plain HTTP").not.to.include("Secure");
+    expect(signIn.signedIn, "the pages' hint: no secret, readable by script").to.match(/^infermesh_signed_in=1; /);
+    expect(signIn.signedIn).not.to.include("HttpOnly");
     expect(login.json.csrf_token).to.be.a("string").with.length.above(20);
 
     const created = await signIn.fetch("/api/keys", { method: "POST", body: { label: "laptop" } });

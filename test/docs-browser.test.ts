@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { type BrowserContext, chromium } from "playwright-core";
 import { type Mesh, startMesh } from "./support/mesh-fixture.js";
+import { waitFor } from "./support/wait-for.js";
 
 // The explorer at /docs as an integrator uses it: a real Chromium, Authorize with an API key, then Try it out on
 // GET /v1/models against a real mesh. Needs Debian's `chromium`; CI installs it, so there a missing browser fails.
@@ -83,7 +84,7 @@ describe("the /docs explorer in headless Chromium", function () {
     expect(sent).to.deep.equal([`Bearer ${key}`]);
   });
 
-  it("takes an invited member from the invite link to a working API key, with no console error", async () => {
+  it("takes an invited member from the invite link to a working API key, and back in by signing in, with no console error", async () => {
     mesh = await startMesh();
     const { inviteToken } = await mesh.registry.store.createUser("perry", 24 * 3600_000);
     profile = await mkdtemp(join(tmpdir(), "infermesh-chromium-"));
@@ -99,14 +100,25 @@ describe("the /docs explorer in headless Chromium", function () {
     await page.getByLabel("New password (8 characters or more)").fill("perry's password");
     await page.getByLabel("The same again").fill("perry's password");
     await page.getByRole("button", { name: "Set password and sign in" }).click();
-    await page.getByText("signed in as perry").waitFor({ timeout: 15_000 });
+    await page.getByText("Signed in as perry.").waitFor({ timeout: 15_000 });
     expect(new URL(page.url()).hash, "the token leaves the address bar").to.equal("");
+    await page.getByLabel("A label for a new key").fill("laptop");
     await page.getByRole("button", { name: "Make a key" }).click();
     const output = page.locator("output#key");
     await output.filter({ hasText: /^im_/ }).waitFor({ timeout: 15_000 });
     const key = (await output.textContent()) as string;
     const models = await fetch(`${mesh.gateway.baseUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
     expect(models.status).to.equal(200);
+    await page.getByRole("cell", { name: "laptop", exact: true }).waitFor();
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("User name").fill("perry");
+    await page.getByLabel("Password", { exact: true }).fill("perry's password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Revoke key laptop" }).click();
+    await page.getByRole("cell", { name: "laptop", exact: true }).waitFor({ state: "detached" });
+    const me = () => fetch(`${mesh?.gateway.baseUrl}/api/me`, { headers: { authorization: `Bearer ${key}` } });
+    await waitFor("the revoked key refused", async () => (await me()).status === 401, 2_000);
     expect(problems).to.deep.equal([]);
   });
 });

@@ -1,4 +1,5 @@
 import { networkInterfaces } from "node:os";
+import { Code, ConnectError } from "@connectrpc/connect";
 import fastifyRateLimit from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
 import { AgentService, InferenceService } from "../../gen/infermesh/v1/inference_pb.js";
@@ -20,9 +21,9 @@ import { type GatewayOptions, type GatewaySettings, resolveGatewayOptions } from
 import { createHttpApp } from "./http-app.js";
 import { createInferenceHandler } from "./inference-handler.js";
 import { createInferenceService } from "./inference-service.js";
-import { invitePage } from "./invite-page.js";
 import { LoginLimiter } from "./login-limiter.js";
 import { registerMediaRoutes } from "./media-routes.js";
+import { memberPages } from "./member-pages.js";
 import { meshCalls } from "./mesh-calls.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
 import { HEALTH_SCHEMA, METRICS_SCHEMA } from "./openai-schemas.js";
@@ -199,7 +200,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     forgetSession: (sessionId) => sessions.forget(sessionId),
   });
   void http.register(providerRoutes, { ...controlPlane, table });
-  void http.register(invitePage);
+  void http.register(memberPages);
   void http.register(usageRoutes, { ...controlPlane, clock });
   void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
   const usageRecorder = new UsageRecorder({
@@ -209,6 +210,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         timeoutMs: USAGE_SEND_TIMEOUT_MS,
       });
     },
+    refused: (error) => error instanceof ConnectError && (error.code === Code.InvalidArgument || error.code === Code.ResourceExhausted),
     clock,
     flushMs: settings.usageFlushMs,
     metrics,

@@ -3,6 +3,11 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 
 /** SESSION_COOKIE is the cookie a signed-in browser carries: the session id, which the registry stores hashed. */
 export const SESSION_COOKIE = "infermesh_session";
+/**
+ * SIGNED_IN_COOKIE tells the gateway's own pages, which cannot read the HttpOnly session cookie, that a session may
+ * exist, so that a signed-out visit does not ask for one (and log a 401). It holds no secret.
+ */
+export const SIGNED_IN_COOKIE = "infermesh_signed_in";
 /** CSRF_HEADER carries the CSRF token on every write a session cookie authenticates. */
 export const CSRF_HEADER = "x-csrf-token";
 
@@ -36,17 +41,15 @@ export function sessionIdOf(request: FastifyRequest): string | undefined {
  * or fetch sends it with a write), Secure when the page came over TLS, for as long as the session lasts.
  */
 export function setSessionCookie(request: FastifyRequest, reply: FastifyReply, sessionId: string, expiresAtMs: number, tls: boolean): void {
-  void reply.setCookie(SESSION_COOKIE, sessionId, {
-    path: "/",
-    httpOnly: true,
-    sameSite: "lax",
-    // request.protocol reads X-Forwarded-Proto only from a trusted proxy (trustProxy).
-    secure: tls || request.protocol === "https",
-    expires: new Date(expiresAtMs),
-  });
+  // request.protocol reads X-Forwarded-Proto only from a trusted proxy (trustProxy).
+  const secure = tls || request.protocol === "https";
+  const expires = new Date(expiresAtMs);
+  void reply.setCookie(SESSION_COOKIE, sessionId, { path: "/", httpOnly: true, sameSite: "lax", secure, expires });
+  void reply.setCookie(SIGNED_IN_COOKIE, "1", { path: "/", sameSite: "lax", secure, expires });
 }
 
 /** clearSessionCookie tells the browser to drop its session. */
 export function clearSessionCookie(reply: FastifyReply): void {
   void reply.clearCookie(SESSION_COOKIE, { path: "/" });
+  void reply.clearCookie(SIGNED_IN_COOKIE, { path: "/" });
 }

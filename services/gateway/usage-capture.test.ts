@@ -31,7 +31,7 @@ import { registerMediaRoutes } from "./media-routes.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
 import { ProviderHealth } from "./provider-health.js";
 import { RoutingTable } from "./routing-table.js";
-import { UsageCapture } from "./usage-capture.js";
+import { AnswerTally, MAX_RECORDED_MODEL_CHARS, UsageCapture } from "./usage-capture.js";
 import { UsageRecorder } from "./usage-recorder.js";
 
 /** PartInit is one part as written in a script: which case, and its value. */
@@ -180,6 +180,11 @@ const auth = { authorization: `Bearer ${ALICE_KEY}`, "content-type": "applicatio
 const chat = (extra: object = {}) => JSON.stringify({ model: "sim-llama", messages: [{ role: "user", content: "hi" }], ...extra });
 
 describe("usage capture (services/gateway/usage-capture.ts)", () => {
+  it("keeps at most 256 characters of a model name a client made up, so that one record cannot weigh megabytes", () => {
+    expect(new AnswerTally("m".repeat(10 * 1024 * 1024)).model).to.equal("m".repeat(MAX_RECORDED_MODEL_CHARS));
+    expect(new AnswerTally("sim-llama").model).to.equal("sim-llama");
+  });
+
   it("records an answered chat request: the caller, the provider and its owner, the served model, the usage, the times", async () => {
     const s = stack();
     s.agents.script = [head(), data('{"choices":[]}'), trailer({ promptTokens: 3, completionTokens: 5, totalTokens: 8 })];

@@ -13,6 +13,9 @@ declare module "fastify" {
   }
 }
 
+/** MAX_RECORDED_MODEL_CHARS bounds the model name a usage record keeps for a request no provider answered. */
+export const MAX_RECORDED_MODEL_CHARS = 256;
+
 /**
  * AnswerTally is what the path answering an inference request learns that its usage record needs and the request's
  * end cannot see: the model asked for, when the answer's first byte went out, and the provider's usage report. It is
@@ -20,7 +23,7 @@ declare module "fastify" {
  * the client's response may have closed.
  */
 export class AnswerTally {
-  /** model is the model as the client named it. */
+  /** model is the model as the client named it, cut to MAX_RECORDED_MODEL_CHARS: a made-up name can be megabytes. */
   readonly model: string;
   /** firstByteSeconds is the time from the request's arrival to the answer's first body byte; 0 while none went out. */
   firstByteSeconds = 0;
@@ -30,7 +33,7 @@ export class AnswerTally {
   #whenEnded: (() => void) | undefined;
 
   constructor(model: string) {
-    this.model = model;
+    this.model = model.length > MAX_RECORDED_MODEL_CHARS ? model.slice(0, MAX_RECORDED_MODEL_CHARS) : model;
   }
 
   /** end marks the answer done with: its trailer read, or never coming. */

@@ -15,7 +15,7 @@ class RegistryDouble {
   readonly sends: string[][] = [];
   readonly stored = new Map<string, UsageRecordData>();
   /** plan decides the next sends: "fail" refuses one, a Gate holds one until it opens; empty means store. */
-  readonly plan: ("fail" | Gate)[] = [];
+  readonly plan: ("fail" | "refuse" | Gate)[] = [];
   inFlight = 0;
   maxInFlight = 0;
 
@@ -26,6 +26,7 @@ class RegistryDouble {
     try {
       const step = this.plan.shift();
       if (step === "fail") throw new Error("registry unreachable");
+      if (step === "refuse") throw new RefusedBatch();
       if (step) await step.opened;
       for (const record of records) if (!this.stored.has(record.id)) this.stored.set(record.id, record);
     } finally {
@@ -39,12 +40,16 @@ class RegistryDouble {
   }
 }
 
+/** RefusedBatch is the registry's answer to a batch it will never take (a record too large, say). */
+class RefusedBatch extends Error {}
+
 function setup(options: { batchSize?: number; maxBuffered?: number } = {}) {
   const clock = new ManualClock();
   const registry = new RegistryDouble();
   const metrics = createGatewayMetrics();
   const recorder = new UsageRecorder({
     send: registry.send,
+    refused: (error) => error instanceof RefusedBatch,
     clock,
     flushMs: FLUSH_MS,
     metrics,
@@ -136,6 +141,20 @@ describe("UsageRecorder", () => {
     expect(registry.sends).to.deep.equal([["r0", "r1"], ["r0", "r1"], ["r2", "r3"], ["r4"]]);
     expect(registry.storedModels).to.deep.equal(models(0, 5));
     expect({ buffered: recorder.buffered, ...(await counters()) }).to.deep.equal({ buffered: 0, written: 5, dropped: 0 });
+    await recorder.close(1_000);
+  });
+
+  it("drops a batch the registry refuses for good, counting it, and sends the ones behind it at once", async () => {
+    const { registry, recorder, record, counters } = setup({ batchSize: 2 });
+    registry.plan.push("refuse");
+    record(5);
+    await settled();
+    expect(registry.sends).to.deep.equal([
+      ["r0", "r1"],
+      ["r2", "r3"],
+    ]);
+    expect(registry.storedModels).to.deep.equal(["r2", "r3"]);
+    expect({ buffered: recorder.buffered, ...(await counters()) }).to.deep.equal({ buffered: 1, written: 2, dropped: 2 });
     await recorder.close(1_000);
   });
 

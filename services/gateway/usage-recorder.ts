@@ -15,6 +15,11 @@ const USAGE_RETRY_MS = 250;
 export interface UsageRecorderOptions {
   /** send stores one batch (AccountService.RecordUsage); it rejects when the batch may not have been stored. */
   readonly send: (records: readonly UsageRecordData[]) => Promise<void>;
+  /**
+   * refused tells a send's failure that sending the same batch again cannot cure (the registry found it invalid or
+   * too large): such a batch is dropped and counted, so that one bad batch never holds up the records behind it.
+   */
+  readonly refused?: (error: unknown) => boolean;
   readonly clock: Clock;
   /** flushMs is how often buffered records are sent: at most this much is lost when the process is killed. */
   readonly flushMs: number;
@@ -33,6 +38,7 @@ export interface UsageRecorderOptions {
  */
 export class UsageRecorder {
   readonly #send: (records: readonly UsageRecordData[]) => Promise<void>;
+  readonly #refused: (error: unknown) => boolean;
   readonly #clock: Clock;
   readonly #batchSize: number;
   readonly #maxBuffered: number;
@@ -55,6 +61,7 @@ export class UsageRecorder {
 
   constructor(options: UsageRecorderOptions) {
     this.#send = options.send;
+    this.#refused = options.refused ?? (() => false);
     this.#clock = options.clock;
     this.#batchSize = options.batchSize ?? DEFAULT_USAGE_BATCH_SIZE;
     this.#maxBuffered = options.maxBuffered ?? DEFAULT_USAGE_MAX_BUFFERED;
@@ -148,6 +155,15 @@ export class UsageRecorder {
           // Through then(), so that a send that throws at once still leaves this call after its first await.
           await Promise.resolve(batch).then(this.#send);
         } catch (error) {
+          if (this.#refused(error)) {
+            this.#log.error({ err: error, records: batch.length }, "the registry refused a batch of usage records; dropped");
+            if (this.#batches[0] === batch) {
+              this.#batches.shift();
+              this.#buffered -= batch.length;
+              this.#metrics.usageRecordsDropped.inc(batch.length);
+            }
+            continue;
+          }
           if (!this.#failing) this.#log.warn({ err: error, records: this.#buffered }, "cannot record usage; will try again");
           this.#failing = true;
           return;

@@ -25,6 +25,19 @@ import { InvalidUserNameError, SessionRefusedError, UserExistsError, WeakPasswor
 export const INVITE_TTL_MS = 24 * 60 * 60 * 1000;
 /** MAX_USAGE_BATCH bounds one RecordUsage call. */
 export const MAX_USAGE_BATCH = 10_000;
+/** MAX_USAGE_TEXT_CHARS bounds each id and name of a usage record. */
+const MAX_USAGE_TEXT_CHARS = 512;
+/** USAGE_TEXT_FIELDS are a usage record's ids and names. */
+const USAGE_TEXT_FIELDS = [
+  "id",
+  "userId",
+  "keyId",
+  "providerId",
+  "providerOwnerId",
+  "providerName",
+  "model",
+  "operation",
+] as const satisfies readonly (keyof UsageRecord)[];
 /**
  * MAX_PASSWORD_UNITS bounds a password's UTF-16 units before the store sees it: a guard against huge input only, as the
  * store checks its rule (8 to 1,024 characters) itself.
@@ -145,6 +158,9 @@ export function createAccountService(deps: AccountServiceDeps): GrpcImplementati
       if (request.records.length > MAX_USAGE_BATCH) {
         throw new ConnectError(`a usage batch holds at most ${MAX_USAGE_BATCH} records`, Code.InvalidArgument);
       }
+      const tooLong = request.records.find((record) => USAGE_TEXT_FIELDS.some((field) => record[field].length > MAX_USAGE_TEXT_CHARS));
+      if (tooLong)
+        throw new ConnectError(`a usage record's ids and names have at most ${MAX_USAGE_TEXT_CHARS} characters`, Code.InvalidArgument);
       return { stored: await store.recordUsage(request.records.map(usageRecordData)) };
     },
 

@@ -570,7 +570,7 @@ function routeCases(): HttpCase[] {
     route("GET", "/v1/../etc/passwd"),
     route("GET", "/v1/%2e%2e/%2e%2e/etc/passwd"),
     route("GET", "/v1/no-such-endpoint", "none", unauthorized),
-    route("GET", "/", "none"),
+    route("POST", "/", "none"),
     route("GET", "/v2/models", "none"),
     route("POST", "/V1/CHAT/COMPLETIONS", "none"),
     route("GET", "/v1", "none"),
