@@ -161,12 +161,15 @@ describe("members' accounts, sessions and keys (/api/auth, /api/keys)", function
   it("stops a disabled user's keys and sessions within 2 s, and the operator can end a user's sessions", async () => {
     const browser = await invited("heidi");
     const key = await mesh.registry.keyFor("heidi");
+    const { providerId } = await mesh.addAgent({ user: "heidi", apiKey: key, sim: { models: [{ id: "heidi-model", kind: "llm" }] } });
     const byKey = () => fetch(`${mesh.gateway.baseUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
     expect((await byKey()).status).to.equal(200);
     expect((await browser.fetch("/api/me")).status).to.equal(200);
     await mesh.registry.store.setUserDisabled("heidi", true);
     await waitFor("the key refused", async () => (await byKey()).status === 401, 2_000);
     await waitFor("the session refused", async () => (await browser.fetch("/api/me")).status === 401, 2_000);
+    // Heartbeats come every 10 s here: the agent's link ends on the gateway's own check of its key.
+    await waitFor("the agent's link ended", () => !mesh.gateway.gateway.links.attached(providerId), 2_500);
     await mesh.registry.store.setUserDisabled("heidi", false);
     await waitFor("the key back", async () => (await byKey()).status === 200, 2_000);
 

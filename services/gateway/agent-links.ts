@@ -185,6 +185,7 @@ class AgentLink {
   #lastHeardMs: number;
   #providerId: string | undefined;
   #heartbeating = false;
+  #checkingKey = false;
   #pendingHeartbeat: HeartbeatRequest | undefined;
   #closed = false;
   #trailers: http2.OutgoingHttpHeaders = { "grpc-status": String(Code.Unavailable) };
@@ -217,8 +218,28 @@ class AgentLink {
         this.close(Code.Unavailable, `the agent went silent for ${SILENCE_LIMIT_MS} ms`);
       } else {
         this.#send({ case: "ping", value: {} });
+        this.#recheckKey();
       }
     });
+  }
+
+  /**
+   * #recheckKey asks, through the gateway's short cache, whether the owner's key still holds: a key revoked or a user
+   * disabled ends the link within the cache's life, not at the next heartbeat. A registry that cannot answer ends
+   * nothing.
+   */
+  #recheckKey(): void {
+    if (this.#checkingKey) return;
+    this.#checkingKey = true;
+    this.#options.authenticate(this.#apiKey).then(
+      (principal) => {
+        this.#checkingKey = false;
+        if (!principal) this.close(Code.Unauthenticated, "invalid or revoked API key");
+      },
+      () => {
+        this.#checkingKey = false;
+      },
+    );
   }
 
   get callsInFlight(): number {
