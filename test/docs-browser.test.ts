@@ -112,6 +112,8 @@ describe("the /docs explorer in headless Chromium", function () {
     await page.getByRole("cell", { name: "laptop", exact: true }).waitFor();
 
     await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByText("Signed out.").waitFor();
+    await page.reload();
     await page.getByLabel("User name").fill("perry");
     await page.getByLabel("Password", { exact: true }).fill("perry's password");
     await page.getByRole("button", { name: "Sign in" }).click();

@@ -144,7 +144,12 @@ $("make").addEventListener("click", async () => {
 
 $("signout").addEventListener("click", async () => {
   await api("POST", "/api/auth/logout").catch(() => {});
-  location.replace("/");
+  csrf = "";
+  signedIn = undefined;
+  $("account").hidden = true;
+  $("key").textContent = "";
+  $("signin").hidden = false;
+  say("Signed out.");
 });
 
 if (location.pathname === "${INVITE_PATH}") {
