@@ -88,7 +88,7 @@ describe("infermesh providers and usage, through the mesh's API", function () {
     expect(await as("alice", ["providers", "share", box.providerId, "friends"])).to.deep.equal({
       code: 2,
       stdout: "",
-      stderr: "infermesh providers share: expects a sharing policy, private, public or users:NAME[,NAME]..., got 'friends'\n",
+      stderr: "infermesh providers share: expects private, public or users:NAME[,NAME...], got 'friends'\n",
     });
     expect((await as("alice", ["providers", "share", box.providerId])).stderr).to.equal(
       "infermesh providers share: a POLICY is required (`infermesh providers list` shows yours; POLICY is private, public or users:NAME[,NAME]...)\n",

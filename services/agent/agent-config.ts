@@ -5,7 +5,7 @@ import { listInWords, parseBaseUrl, parseLogLevel, parseMs, parseNonEmpty, parse
 import { type HostPort, parseHostPort } from "../shared/host-port.js";
 import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
 import { nearestName } from "../shared/nearest-name.js";
-import { USER_NAME_PATTERN } from "../shared/user-name.js";
+import { parseSharingPolicy, type SharingPolicy } from "../shared/sharing-policy.js";
 
 /** UpstreamType is the service type of a local server's models: every model of an upstream has the same one. */
 export type UpstreamType = ServiceTypeName;
@@ -44,8 +44,6 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
 export const DEFAULT_LOG_LEVEL = "info";
 
 const PROVIDER_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-/** SHARE_FORMS are the forms of --share and the config file's "share", as messages name them. */
-const SHARE_FORMS = "private, public or users:NAME[,NAME...]";
 const MAX_NAME_LENGTH = 256;
 const MAX_FEATURES = 64;
 const MAX_SHORT_TEXT = 64;
@@ -86,15 +84,8 @@ export interface UpstreamConfig {
   readonly apiKey: string | undefined;
 }
 
-/**
- * SharingData is who besides its owner may use a provider's models: nobody (private), everybody in the mesh (public),
- * or the users named in allowedUsers (users).
- */
-export interface SharingData {
-  readonly visibility: "private" | "users" | "public";
-  /** allowedUsers are user names, each once; empty unless visibility is "users". */
-  readonly allowedUsers: readonly string[];
-}
+/** SharingData is who besides its owner may use a provider's models. */
+export type SharingData = SharingPolicy;
 
 /** AgentConfig is `infermesh agent`'s configuration, parsed once and frozen. */
 export interface AgentConfig {
@@ -426,21 +417,9 @@ function providerId(where: string, value: string): string {
  * user (names checked as the registry checks them, each kept once, in the order given). Keywords are read in any case.
  */
 export function parseShare(where: string, value: string): SharingData {
-  const text = value.trim();
-  const keyword = text.toLowerCase();
-  if (keyword === "private" || keyword === "public") return Object.freeze({ visibility: keyword, allowedUsers: Object.freeze([]) });
-  if (!keyword.startsWith("users:")) throw new ConfigError(where, `${where} expects ${SHARE_FORMS}, got '${value}'`);
-  const list = text.slice("users:".length);
-  if (list.trim() === "") throw new ConfigError(where, `${where} expects ${SHARE_FORMS} naming at least one user, got '${value}'`);
-  const names = list.split(",").map((name) => name.trim());
-  const bad = names.find((name) => !USER_NAME_PATTERN.test(name));
-  if (bad !== undefined) {
-    throw new ConfigError(
-      where,
-      `${where} expects ${SHARE_FORMS} with user names of 1 to 64 of A-Z a-z 0-9 . _ @ -, got '${bad}' in '${value}'`,
-    );
-  }
-  return Object.freeze({ visibility: "users", allowedUsers: Object.freeze([...new Set(names)]) });
+  const policy = parseSharingPolicy(value);
+  if ("refusal" in policy) throw new ConfigError(where, `${where} ${policy.refusal}`);
+  return policy;
 }
 
 function displayName(where: string, value: string): string {

@@ -1,3 +1,4 @@
+import { parseSharingPolicy, SHARING_FORMS } from "../../services/shared/sharing-policy.js";
 import type { CommandGroup, CommandOutput, RunnableCommand } from "./command.js";
 import { type FlagSpecs, type ParsedFlags, parseFlags, requirePositionals, UsageError } from "./flags.js";
 import { callMeshApi } from "./mesh-api-client.js";
@@ -35,24 +36,14 @@ export const PROVIDERS_LIST_FLAGS: FlagSpecs = {
   json: { type: "boolean", description: "print the API's JSON answer instead of a table", env: "INFERMESH_PROVIDERS_JSON" },
 };
 
-/** SHARING_SYNTAX is how a sharing policy is written on the command line. */
-const SHARING_SYNTAX = "private, public or users:NAME[,NAME]...";
 /** PROVIDER_LIST_HINT says where provider ids are found. */
 const PROVIDER_LIST_HINT = "`infermesh providers list` shows yours";
 
-/**
- * parseSharing reads a sharing policy as the command line writes it: "private" (the owner alone), "public" (every
- * user of the mesh), or "users:alice,bob" (the owner and those users).
- */
+/** parseSharing reads a sharing policy as the command line writes it (parseSharingPolicy), as the mesh's API takes it. */
 export function parseSharing(text: string): ApiSharing {
-  if (text === "private" || text === "public") return { visibility: text, users: [] };
-  const listed = /^users:(.*)$/.exec(text)?.[1];
-  const users = (listed ?? "")
-    .split(",")
-    .map((name) => name.trim())
-    .filter((name) => name !== "");
-  if (listed === undefined || users.length === 0) throw new UsageError(text, `expects a sharing policy, ${SHARING_SYNTAX}, got '${text}'`);
-  return { visibility: "users", users: [...new Set(users)] };
+  const policy = parseSharingPolicy(text);
+  if ("refusal" in policy) throw new UsageError(text, policy.refusal);
+  return { visibility: policy.visibility, users: policy.allowedUsers };
 }
 
 /** formatSharing writes a sharing policy back as parseSharing reads it. */
@@ -105,10 +96,7 @@ async function changeProvider(argv: readonly string[], env: NodeJS.ProcessEnv, o
 /** runProvidersShare sets who besides the caller may use one of the caller's providers. */
 export async function runProvidersShare(argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput): Promise<void> {
   const flags = parseFlags(PROVIDERS_FLAGS, argv, env, true);
-  const [id, policy] = requirePositionals(flags, ["ID", "POLICY"], `${PROVIDER_LIST_HINT}; POLICY is ${SHARING_SYNTAX}`) as [
-    string,
-    string,
-  ];
+  const [id, policy] = requirePositionals(flags, ["ID", "POLICY"], `${PROVIDER_LIST_HINT}; POLICY is ${SHARING_FORMS}`) as [string, string];
   const sharing = parseSharing(policy);
   const provider = await callWithFlags<ApiProvider>(flags, "PUT", `/api/providers/${encodeURIComponent(id)}/sharing`, sharing);
   output.stdout(`${describe(provider)} is shared: ${formatSharing(provider.sharing)}\n`);

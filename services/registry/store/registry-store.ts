@@ -1,3 +1,4 @@
+import type { SharingPolicy } from "../../shared/sharing-policy.js";
 import type { UsageRecordData } from "../../shared/usage-record.js";
 
 /**
@@ -132,10 +133,7 @@ export interface ProviderSettings {
 }
 
 /** SharingData is a sharing policy: who besides the owner may use a provider. */
-export interface SharingData {
-  readonly visibility: "private" | "users" | "public";
-  readonly allowedUsers: readonly string[];
-}
+export type SharingData = SharingPolicy;
 
 /** Principal is a user as authenticated through one of their keys, or a session (keyId "session:<public id>"). */
 export interface Principal {
