@@ -91,7 +91,7 @@ describe("infermesh providers and usage, through the mesh's API", function () {
       stderr: "infermesh providers share: expects private, public or users:NAME[,NAME...], got 'friends'\n",
     });
     expect((await as("alice", ["providers", "share", box.providerId])).stderr).to.equal(
-      "infermesh providers share: a POLICY is required (`infermesh providers list` shows yours; POLICY is private, public or users:NAME[,NAME]...)\n",
+      "infermesh providers share: a POLICY is required (`infermesh providers list` shows yours; POLICY is private, public or users:NAME[,NAME...])\n",
     );
   });
 

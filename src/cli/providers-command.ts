@@ -136,7 +136,7 @@ const PROVIDERS_SUBCOMMANDS: readonly RunnableCommand[] = [
   {
     name: "share",
     summary: "set who may use one of your providers: private (you), public (everyone), users:alice,bob (you and them)",
-    synopsis: "providers share ID private|public|users:NAME[,NAME]... [--mesh URL] [--api-key-file FILE]",
+    synopsis: "providers share ID private|public|users:NAME[,NAME...] [--mesh URL] [--api-key-file FILE]",
     flags: PROVIDERS_FLAGS,
     run: runProvidersShare,
   },
