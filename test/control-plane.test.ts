@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import OpenAI, { type APIError } from "openai";
+import { ProviderState } from "../gen/infermesh/v1/registry_pb.js";
 import { startGateway } from "./support/gateway-fixture.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { waitFor } from "./support/wait-for.js";
@@ -413,6 +414,37 @@ describe("providers: pause, sharing, and why a model has no provider", function 
     await waitFor("the restarted agent's --share to apply", async () =>
       (await modelIds(bobKey)).some((id) => id.startsWith("erin-model@")),
     );
+  });
+
+  it("tells a caller whose providers are all shutting down that they are draining", async () => {
+    const frank = await mesh.registry.keyFor("frank");
+    const draining = await mesh.addAgent({
+      user: "frank",
+      apiKey: frank,
+      // 20 tokens a second: the stream outlasts the test, and keeps the agent draining.
+      sim: { models: [{ id: "frank-model", kind: "llm" }], tokensPerSecond: 20 },
+      settings: { shutdownGraceMs: 10_000 },
+    });
+    const openai = new OpenAI({ baseURL: `${mesh.gateway.baseUrl}/v1`, apiKey: frank, maxRetries: 0 });
+    const controller = new AbortController();
+    const stream = await openai.chat.completions.create(
+      { model: "frank-model", messages: [{ role: "user", content: "a long one" }], max_tokens: 2000, stream: true },
+      { signal: controller.signal },
+    );
+    const reading = (async () => {
+      for await (const _ of stream);
+    })().catch(() => undefined);
+    const stopped = draining.agent.close();
+    await waitFor(
+      "the provider draining",
+      () => mesh.gateway.gateway.table.provider(draining.providerId)?.state === ProviderState.DRAINING,
+    );
+    const refused = await failure(chat(frank, "frank-model"));
+    expect(refused.status).to.equal(404);
+    expect(refused.error).to.deep.include({ type: "no_provider", code: "providers_draining" });
+    controller.abort();
+    await reading;
+    await stopped;
   });
 
   it("tells an owner when their provider went offline", async () => {
