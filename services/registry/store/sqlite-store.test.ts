@@ -651,6 +651,34 @@ describe("createSqliteStore", () => {
       expect(await store.resolveSession(bobs.sessionId)).to.deep.include({ userName: "bob" });
     });
 
+    it("forgets a user's dead sessions when they start a new one, and expired invites when one is used", async () => {
+      const store = open();
+      const user = await store.signUp("alice", "a fine password");
+      const expiring = await store.createSession(user.id, 1_000);
+      const revoked = await store.createSession(user.id, 60_000);
+      const live = await store.createSession(user.id, 60_000);
+      await store.revokeSession(revoked.sessionId);
+      const stale = await store.createUser("bob", 1_000);
+      const fresh = await store.createUser("carol", 60_000);
+      clockMs += 1_000;
+      await store.createSession(user.id, 60_000);
+      expect(await store.acceptInvite(fresh.inviteToken, "carol's password")).to.include({ name: "carol" });
+      const raw = rawDatabase();
+      try {
+        const ids = (raw.prepare("SELECT id FROM sessions").all() as { id: string }[]).map((row) => row.id);
+        expect(ids).to.have.length(2).and.include(live.sessionId.slice(4, 20));
+        expect(ids).not.to.include.members([expiring.sessionId.slice(4, 20), revoked.sessionId.slice(4, 20)]);
+        const invites = raw.prepare("SELECT user_id FROM invites").all() as { user_id: string }[];
+        expect(
+          invites.map((row) => row.user_id),
+          "bob's expired invite is gone, carol's used one stays",
+        ).to.deep.equal([fresh.user.id]);
+      } finally {
+        raw.close();
+      }
+      expect(await store.acceptInvite(stale.inviteToken, "bob's password")).to.equal(undefined);
+    });
+
     it("stores only the SHA-256 of a session id", async () => {
       const store = open();
       const user = await store.signUp("alice", "a fine password");

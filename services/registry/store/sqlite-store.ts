@@ -284,6 +284,12 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
     return { user, inviteToken, inviteExpiresAtMs };
   });
 
+  // A user's sessions that can never be used again go when they start a new one; expired invites when one is used.
+  const deleteDeadSessions = db.prepare<[userId: string, nowMs: number]>(
+    `DELETE FROM sessions WHERE user_id = ? AND (revoked_at_ms IS NOT NULL OR expires_at_ms <= ?)`,
+  );
+  const deleteExpiredInvites = db.prepare<[nowMs: number]>(`DELETE FROM invites WHERE expires_at_ms <= ?`);
+
   const acceptInviteTransaction = db.transaction((tokenHash: Buffer, passwordHash: string): User | undefined => {
     const nowMs = now();
     const invite = selectUsableInvite.get(tokenHash, nowMs);
@@ -291,6 +297,7 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
       return undefined;
     }
     updateInviteUsed.run(nowMs, tokenHash);
+    deleteExpiredInvites.run(nowMs);
     updatePassword.run(passwordHash, invite.user_id);
     const row = selectUserById.get(invite.user_id);
     return row === undefined ? undefined : toUser(row);
@@ -322,6 +329,7 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
     }
     const { sessionId, publicId } = generateSessionId();
     const createdAtMs = now();
+    deleteDeadSessions.run(userId, createdAtMs);
     const expiresAtMs = createdAtMs + ttlMs;
     insertSession.run(publicId, hashSessionId(sessionId), userId, createdAtMs, expiresAtMs);
     return { sessionId, expiresAtMs };
