@@ -36,6 +36,16 @@ export interface RegistryStore {
   signUp(userName: string, password: string): Promise<User>;
   /** acceptInvite sets the password of the invite's account and uses the invite up; undefined for a bad, used or expired one. */
   acceptInvite(inviteToken: string, password: string): Promise<User | undefined>;
+  /**
+   * createSignInLink makes a token that signs the named account in once, valid for ttlMs, whether or not it has a
+   * password; undefined for an unknown name. Like an invite's, it waits unused while the account is disabled.
+   */
+  createSignInLink(userName: string, ttlMs: number): Promise<CreatedSignInLink | undefined>;
+  /**
+   * useSignInLink uses a sign-in link's token up and returns its account; undefined for a bad, used or expired token,
+   * an invite's token, or a disabled account.
+   */
+  useSignInLink(token: string): Promise<User | undefined>;
   /** checkPassword returns the account when the password is its own and it is enabled; undefined otherwise, in similar time. */
   checkPassword(userName: string, password: string): Promise<User | undefined>;
   /** setPassword sets an account's password directly (the operator's and `infermesh dev`'s path); undefined for an unknown name. */
@@ -84,6 +94,12 @@ export interface CreatedUser {
   readonly user: User;
   readonly inviteToken: string;
   readonly inviteExpiresAtMs: number;
+}
+
+/** CreatedSignInLink is a new one-time sign-in link's token, shown once and stored hashed, and when it stops working. */
+export interface CreatedSignInLink {
+  readonly token: string;
+  readonly expiresAtMs: number;
 }
 
 /** CreatedSession is a new session; sessionId is the cookie's value, shown once and stored hashed. */

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 
 /** SQLITE_SCHEMA_VERSION is the schema this code reads and writes, kept in the `user_version` pragma. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /**
  * SCHEMA_V1 is version 1: users, their API keys and who owns which provider id. Every statement is idempotent, so
@@ -92,6 +92,14 @@ const SCHEMA_V2 = `
 `;
 
 /**
+ * INVITES_V3_COLUMNS are the columns version 3 adds to invites: what a token does, set a password (the invites of
+ * version 2, hence the default) or sign in once. A token works only for its own purpose.
+ */
+const INVITES_V3_COLUMNS: readonly (readonly [name: string, definition: string])[] = [
+  ["purpose", "TEXT NOT NULL DEFAULT 'password' CHECK (purpose IN ('password', 'sign_in'))"],
+];
+
+/**
  * MIGRATIONS brings a file from one version to the next: MIGRATIONS[v] turns version v into v + 1. A fresh file
  * (version 0) runs them all, so every new store goes through the same steps as an upgraded one.
  */
@@ -101,6 +109,7 @@ const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
     addMissingColumns(db, "users", USERS_V2_COLUMNS);
     db.exec(SCHEMA_V2);
   },
+  (db) => addMissingColumns(db, "invites", INVITES_V3_COLUMNS),
 ];
 
 /**

@@ -465,6 +465,7 @@ describe("createSqliteStore", () => {
             created_at_ms: clockMs,
             expires_at_ms: inviteExpiresAtMs,
             used_at_ms: null,
+            purpose: "password",
           },
         ]);
       } finally {
@@ -577,6 +578,111 @@ describe("createSqliteStore", () => {
       expect(await store.authenticate(apiKey)).to.deep.include({ userName: "alice" });
       expect(await store.resolveSession(sessionId)).to.deep.include({ userName: "alice" });
       expect(await store.checkPassword("alice", "a fine password")).to.deep.include({ name: "alice" });
+    });
+  });
+
+  describe("sign-in links", () => {
+    it("signs an account in once, whether or not it has a password, and changes nothing else", async () => {
+      const store = open();
+      const invited = await store.createUser("alice", 60_000);
+      const bob = await store.signUp("bob", "bob's password");
+      clockMs += 1_000;
+
+      const alices = await store.createSignInLink("alice", 60_000);
+      expect(alices).to.deep.equal({ token: alices?.token, expiresAtMs: clockMs + 60_000 });
+      expect(alices?.token).to.match(/^[A-Za-z0-9_-]{43}$/);
+      const bobs = await store.createSignInLink("bob", 60_000);
+      expect(bobs?.token).not.to.equal(alices?.token);
+
+      expect(await store.useSignInLink(alices?.token as string)).to.deep.equal(invited.user);
+      expect(await store.useSignInLink(alices?.token as string), "used twice").to.equal(undefined);
+      expect(await store.useSignInLink(bobs?.token as string)).to.deep.equal(bob);
+      expect(await store.checkPassword("bob", "bob's password"), "the password stays").to.deep.equal(bob);
+      expect(await store.acceptInvite(invited.inviteToken, "alice's password"), "the invite still works").to.deep.include({
+        name: "alice",
+        hasPassword: true,
+      });
+    });
+
+    it("refuses a link at and after its expiry, and unknown and malformed tokens", async () => {
+      const store = open();
+      await store.createApiKey("alice");
+      const early = await store.createSignInLink("alice", 60_000);
+      const late = await store.createSignInLink("alice", 60_000);
+      clockMs += 59_999;
+      expect(await store.useSignInLink(early?.token as string)).to.deep.include({ name: "alice" });
+      clockMs += 1;
+      expect(await store.useSignInLink(late?.token as string)).to.equal(undefined);
+
+      const live = (await store.createSignInLink("alice", 60_000))?.token as string;
+      for (const token of ["", "not a token", `${live}A`, live.slice(0, -1), live.replace(/.$/, (c) => (c === "A" ? "B" : "A"))]) {
+        expect(await store.useSignInLink(token), JSON.stringify(token)).to.equal(undefined);
+      }
+      expect(await store.useSignInLink(live), "the real one, after the bad ones").to.deep.include({ name: "alice" });
+    });
+
+    it("never takes an invite's token as a sign-in link, nor a sign-in link's as an invite", async () => {
+      const store = open();
+      const { inviteToken } = await store.createUser("alice", 60_000);
+      const link = (await store.createSignInLink("alice", 60_000))?.token as string;
+      expect(await store.useSignInLink(inviteToken)).to.equal(undefined);
+      expect(await store.acceptInvite(link, "a fine password")).to.equal(undefined);
+      expect(await store.findUser("alice"), "no password set").to.deep.include({ hasPassword: false });
+      // Neither attempt used the other token up.
+      expect(await store.useSignInLink(link)).to.deep.include({ name: "alice" });
+      expect(await store.acceptInvite(inviteToken, "a fine password")).to.deep.include({ name: "alice", hasPassword: true });
+    });
+
+    it("keeps a disabled account's link for when it is enabled again", async () => {
+      const store = open();
+      await store.createApiKey("alice");
+      await store.setUserDisabled("alice", true);
+      const link = (await store.createSignInLink("alice", 60_000))?.token as string;
+      expect(await store.useSignInLink(link)).to.equal(undefined);
+      await store.setUserDisabled("alice", false);
+      expect(await store.useSignInLink(link)).to.deep.include({ name: "alice", disabledAtMs: undefined });
+    });
+
+    it("makes no link for an unknown name or a bad lifetime, and no account either", async () => {
+      const store = open();
+      await store.createApiKey("alice");
+      expect(await store.createSignInLink("nobody", 60_000)).to.equal(undefined);
+      expect(await store.createSignInLink("al ice", 60_000)).to.equal(undefined);
+      for (const ttl of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        expect(await rejection(store.createSignInLink("alice", ttl)), String(ttl)).to.be.instanceOf(RangeError);
+      }
+      expect((await store.listUsers()).map((user) => user.name)).to.deep.equal(["alice"]);
+      const raw = rawDatabase();
+      try {
+        expect(raw.prepare("SELECT COUNT(*) AS n FROM invites").get()).to.deep.equal({ n: 0 });
+      } finally {
+        raw.close();
+      }
+    });
+
+    it("stores only the SHA-256 of a link's token, marked as a sign-in link", async () => {
+      const store = open();
+      const { record } = await store.createApiKey("alice");
+      const link = await store.createSignInLink("alice", 60_000);
+      clockMs += 5;
+      await store.useSignInLink(link?.token as string);
+      const raw = rawDatabase();
+      try {
+        expect(raw.prepare("SELECT * FROM invites").all()).to.deep.equal([
+          {
+            token_hash: createHash("sha256")
+              .update(link?.token as string)
+              .digest(),
+            user_id: record.userId,
+            created_at_ms: clockMs - 5,
+            expires_at_ms: link?.expiresAtMs,
+            used_at_ms: clockMs,
+            purpose: "sign_in",
+          },
+        ]);
+      } finally {
+        raw.close();
+      }
     });
   });
 
@@ -708,22 +814,27 @@ describe("createSqliteStore", () => {
     });
   });
 
-  it("never writes a password, session id or invite token to disk", async () => {
+  it("never writes a password, session id, invite token or sign-in link to disk", async () => {
     const store = open();
     const invited = await store.createUser("alice", 60_000);
     await store.acceptInvite(invited.inviteToken, "alice's password");
     const bob = await store.signUp("bob", "bob's password");
     const { sessionId } = await store.createSession(bob.id, 60_000);
+    const used = (await store.createSignInLink("bob", 60_000))?.token as string;
+    await store.useSignInLink(used);
+    const unused = (await store.createSignInLink("bob", 60_000))?.token as string;
     await store.close();
     opened = [];
 
-    const secrets = ["alice's password", "bob's password", invited.inviteToken, sessionId, sessionId.slice(21)];
+    const secrets = ["alice's password", "bob's password", invited.inviteToken, sessionId, sessionId.slice(21), used, unused];
     for (const file of readdirSync(dir)) {
       const bytes = readFileSync(join(dir, file));
       for (const secret of secrets) {
         expect(bytes.indexOf(Buffer.from(secret, "utf8")), `${secret} in ${file}`).to.equal(-1);
       }
-      expect(bytes.indexOf(Buffer.from(invited.inviteToken, "base64url")), `raw invite token in ${file}`).to.equal(-1);
+      for (const token of [invited.inviteToken, used, unused]) {
+        expect(bytes.indexOf(Buffer.from(token, "base64url")), `raw token in ${file}`).to.equal(-1);
+      }
       expect(bytes.indexOf(Buffer.from(sessionId.slice(21), "base64url")), `raw session secret in ${file}`).to.equal(-1);
     }
   });
@@ -1063,6 +1174,64 @@ describe("createSqliteStore", () => {
       PRAGMA user_version = 1;
     `;
 
+    /**
+     * SCHEMA_V2 is the schema infermesh wrote at version 2, as it was released: version 1's tables, with passwords and
+     * disabling on users, and invites, sessions, usage and provider settings.
+     */
+    const SCHEMA_V2 = `
+      CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT UNIQUE NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        password_hash TEXT NULL,
+        disabled_at_ms INTEGER NULL
+      );
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users (id),
+        key_hash BLOB NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        created_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER NULL
+      );
+      CREATE INDEX api_keys_user_id ON api_keys (user_id);
+      CREATE TABLE providers (id TEXT PRIMARY KEY, owner_user_id TEXT NOT NULL REFERENCES users (id), created_at_ms INTEGER NOT NULL);
+      CREATE INDEX providers_owner_user_id ON providers (owner_user_id);
+      CREATE TABLE invites (
+        token_hash BLOB PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users (id),
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        used_at_ms INTEGER NULL
+      );
+      CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        secret_hash BLOB NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users (id),
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER NULL
+      );
+      CREATE INDEX sessions_user_id ON sessions (user_id);
+      CREATE TABLE usage (
+        id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, user_id TEXT NOT NULL, key_id TEXT NOT NULL,
+        provider_id TEXT NOT NULL, provider_owner_id TEXT NOT NULL, provider_name TEXT NOT NULL, model TEXT NOT NULL,
+        operation TEXT NOT NULL, status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+        audio_seconds REAL NOT NULL, images INTEGER NOT NULL, ttfb_ms REAL NOT NULL, duration_ms REAL NOT NULL
+      );
+      CREATE INDEX usage_time_ms ON usage (time_ms);
+      CREATE INDEX usage_user_id_time_ms ON usage (user_id, time_ms);
+      CREATE INDEX usage_provider_owner_id_time_ms ON usage (provider_owner_id, time_ms);
+      CREATE INDEX usage_key_id_time_ms ON usage (key_id, time_ms);
+      CREATE TABLE provider_settings (
+        provider_id TEXT PRIMARY KEY REFERENCES providers (id),
+        paused INTEGER NOT NULL,
+        sharing_json TEXT NULL,
+        sharing_instance_id TEXT NOT NULL
+      );
+      PRAGMA user_version = 2;
+    `;
+
     /** writeVersion1File makes a version 1 file holding alice, one of her keys and her provider. */
     function writeVersion1File(extraSql = ""): string {
       const { apiKey, keyId } = generateApiKey();
@@ -1117,12 +1286,48 @@ describe("createSqliteStore", () => {
 
       const raw = rawDatabase();
       try {
-        expect(raw.pragma("user_version", { simple: true })).to.equal(2);
+        expect(raw.pragma("user_version", { simple: true })).to.equal(3);
       } finally {
         raw.close();
       }
       expect(columnsOf("users")).to.deep.equal(["id", "name", "created_at_ms", "password_hash", "disabled_at_ms"]);
       expect(columnsOf("provider_settings")).to.deep.equal(["provider_id", "paused", "sharing_json", "sharing_instance_id"]);
+      expect(columnsOf("invites")).to.deep.equal(["token_hash", "user_id", "created_at_ms", "expires_at_ms", "used_at_ms", "purpose"]);
+    });
+
+    it("migrates a version 2 file, whose invites keep setting passwords and never sign in", async () => {
+      const raw = rawDatabase();
+      const pending = "P".repeat(43);
+      const used = "U".repeat(43);
+      const sha256 = (token: string) => createHash("sha256").update(token).digest();
+      try {
+        raw.exec(SCHEMA_V2);
+        raw.prepare("INSERT INTO users (id, name, created_at_ms) VALUES ('alice-id', 'alice', 1000), ('bob-id', 'bob', 1000)").run();
+        const invite = raw.prepare("INSERT INTO invites VALUES (?, ?, 1000, ?, ?)");
+        invite.run(sha256(pending), "alice-id", clockMs + 60_000, null);
+        invite.run(sha256(used), "bob-id", clockMs + 60_000, 2000);
+      } finally {
+        raw.close();
+      }
+      const store = open();
+      expect(columnsOf("invites")).to.deep.equal(["token_hash", "user_id", "created_at_ms", "expires_at_ms", "used_at_ms", "purpose"]);
+      expect(await store.useSignInLink(pending), "an invite is no sign-in link").to.equal(undefined);
+      expect(await store.acceptInvite(pending, "alice's password")).to.deep.include({ id: "alice-id", hasPassword: true });
+      expect(await store.acceptInvite(used, "bob's password"), "used before the upgrade").to.equal(undefined);
+      const link = await store.createSignInLink("bob", 60_000);
+      expect(await store.useSignInLink(link?.token as string)).to.deep.include({ id: "bob-id" });
+      const after = rawDatabase();
+      try {
+        expect(after.pragma("user_version", { simple: true })).to.equal(3);
+        expect(after.prepare("SELECT user_id, purpose FROM invites ORDER BY user_id, purpose").all()).to.deep.equal([
+          { user_id: "alice-id", purpose: "password" },
+          { user_id: "bob-id", purpose: "password" },
+          { user_id: "bob-id", purpose: "sign_in" },
+        ]);
+        expect(() => after.prepare("UPDATE invites SET purpose = 'anything'").run(), "purposes are checked").to.throw(/CHECK constraint/);
+      } finally {
+        after.close();
+      }
     });
 
     it("creates the same schema in a fresh file as a migration does", async () => {
@@ -1189,7 +1394,7 @@ describe("createSqliteStore", () => {
       expect(columnsOf("users")).to.deep.equal(["id", "name", "created_at_ms", "password_hash", "disabled_at_ms"]);
     });
 
-    it("opens a version 2 file again without changing it", async () => {
+    it("opens a version 3 file again without changing it", async () => {
       const first = open();
       const user = await first.signUp("alice", "a fine password");
       await first.close();
@@ -1200,12 +1405,12 @@ describe("createSqliteStore", () => {
 
     it("refuses a file from a newer infermesh", () => {
       const raw = rawDatabase();
-      raw.pragma("user_version = 3");
+      raw.pragma("user_version = 4");
       raw.close();
       expect(() => open())
         .to.throw(Error)
         .with.property("message")
-        .that.includes("schema version 3 is newer than the 2 this infermesh supports");
+        .that.includes("schema version 4 is newer than the 3 this infermesh supports");
     });
   });
 });

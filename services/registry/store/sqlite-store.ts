@@ -10,6 +10,7 @@ import type {
   ApiKeyRecord,
   CreatedApiKey,
   CreatedSession,
+  CreatedSignInLink,
   CreatedUser,
   Principal,
   ProviderSettings,
@@ -42,6 +43,9 @@ export interface SqliteStoreOptions {
  * to the file a running registry holds open.
  */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** InvitePurpose is what an invites row's token does: set the account's password, or sign it in. */
+type InvitePurpose = "password" | "sign_in";
 
 /** UserRow is a users row as selected by USER_COLUMNS, without the password hash. */
 interface UserRow {
@@ -174,13 +178,14 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
     `UPDATE api_keys SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL`,
   );
 
-  const insertInvite = db.prepare<[tokenHash: Buffer, userId: string, createdAtMs: number, expiresAtMs: number]>(
-    `INSERT INTO invites (token_hash, user_id, created_at_ms, expires_at_ms) VALUES (?, ?, ?, ?)`,
+  const insertInvite = db.prepare<[tokenHash: Buffer, userId: string, createdAtMs: number, expiresAtMs: number, purpose: InvitePurpose]>(
+    `INSERT INTO invites (token_hash, user_id, created_at_ms, expires_at_ms, purpose) VALUES (?, ?, ?, ?, ?)`,
   );
-  // A disabled account's invite waits, unused, until the account is enabled again or the invite expires.
-  const selectUsableInvite = db.prepare<[tokenHash: Buffer, nowMs: number], { user_id: string }>(
+  // A disabled account's invite waits, unused, until the account is enabled again or the invite expires. A token
+  // works for its own purpose only: an invite never signs in, a sign-in link never sets a password.
+  const selectUsableInvite = db.prepare<[tokenHash: Buffer, nowMs: number, purpose: InvitePurpose], { user_id: string }>(
     `SELECT i.user_id FROM invites i JOIN users u ON u.id = i.user_id
-      WHERE i.token_hash = ? AND i.used_at_ms IS NULL AND i.expires_at_ms > ? AND u.disabled_at_ms IS NULL`,
+      WHERE i.token_hash = ? AND i.used_at_ms IS NULL AND i.expires_at_ms > ? AND u.disabled_at_ms IS NULL AND i.purpose = ?`,
   );
   const updateInviteUsed = db.prepare<[usedAtMs: number, tokenHash: Buffer]>(`UPDATE invites SET used_at_ms = ? WHERE token_hash = ?`);
 
@@ -280,7 +285,7 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
     const user = insertNewAccount(userName, null, createdAtMs);
     const inviteToken = generateInviteToken();
     const inviteExpiresAtMs = createdAtMs + inviteTtlMs;
-    insertInvite.run(tokenHashOf(inviteToken), user.id, createdAtMs, inviteExpiresAtMs);
+    insertInvite.run(tokenHashOf(inviteToken), user.id, createdAtMs, inviteExpiresAtMs, "password");
     return { user, inviteToken, inviteExpiresAtMs };
   });
 
@@ -290,16 +295,43 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
   );
   const deleteExpiredInvites = db.prepare<[nowMs: number]>(`DELETE FROM invites WHERE expires_at_ms <= ?`);
 
-  const acceptInviteTransaction = db.transaction((tokenHash: Buffer, passwordHash: string): User | undefined => {
+  /** useInvite marks a usable token of the purpose used, inside a write transaction, and returns its user's id. */
+  function useInvite(tokenHash: Buffer, purpose: InvitePurpose): string | undefined {
     const nowMs = now();
-    const invite = selectUsableInvite.get(tokenHash, nowMs);
+    const invite = selectUsableInvite.get(tokenHash, nowMs, purpose);
     if (invite === undefined) {
       return undefined;
     }
     updateInviteUsed.run(nowMs, tokenHash);
     deleteExpiredInvites.run(nowMs);
-    updatePassword.run(passwordHash, invite.user_id);
-    const row = selectUserById.get(invite.user_id);
+    return invite.user_id;
+  }
+
+  const acceptInviteTransaction = db.transaction((tokenHash: Buffer, passwordHash: string): User | undefined => {
+    const userId = useInvite(tokenHash, "password");
+    if (userId === undefined) {
+      return undefined;
+    }
+    updatePassword.run(passwordHash, userId);
+    const row = selectUserById.get(userId);
+    return row === undefined ? undefined : toUser(row);
+  });
+
+  const createSignInLinkTransaction = db.transaction((userName: string, ttlMs: number): CreatedSignInLink | undefined => {
+    const user = selectUserByName.get(userName);
+    if (user === undefined) {
+      return undefined;
+    }
+    const createdAtMs = now();
+    const token = generateInviteToken();
+    const expiresAtMs = createdAtMs + ttlMs;
+    insertInvite.run(tokenHashOf(token), user.id, createdAtMs, expiresAtMs, "sign_in");
+    return { token, expiresAtMs };
+  });
+
+  const useSignInLinkTransaction = db.transaction((tokenHash: Buffer): User | undefined => {
+    const userId = useInvite(tokenHash, "sign_in");
+    const row = userId === undefined ? undefined : selectUserById.get(userId);
     return row === undefined ? undefined : toUser(row);
   });
 
@@ -420,11 +452,21 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
       checkPasswordRule(password);
       const tokenHash = hashInviteToken(inviteToken);
       // A bad token costs no hash; the transaction checks the invite again, so it is used up once.
-      if (tokenHash === undefined || selectUsableInvite.get(tokenHash, now()) === undefined) {
+      if (tokenHash === undefined || selectUsableInvite.get(tokenHash, now(), "password") === undefined) {
         return undefined;
       }
       const passwordHash = await hashPassword(password);
       return acceptInviteTransaction.immediate(tokenHash, passwordHash);
+    },
+
+    async createSignInLink(userName: string, ttlMs: number): Promise<CreatedSignInLink | undefined> {
+      assertDuration("ttlMs", ttlMs);
+      return createSignInLinkTransaction.immediate(userName, ttlMs);
+    },
+
+    async useSignInLink(token: string): Promise<User | undefined> {
+      const tokenHash = hashInviteToken(token);
+      return tokenHash === undefined ? undefined : useSignInLinkTransaction.immediate(tokenHash);
     },
 
     async checkPassword(userName: string, password: string): Promise<User | undefined> {
