@@ -60,6 +60,7 @@ describe("GET /openapi.json", () => {
       "/api/auth/signup": ["post"],
       "/api/auth/invite": ["post"],
       "/api/auth/session": ["get"],
+      "/api/auth/options": ["get"],
       "/api/auth/logout": ["post"],
       "/api/me": ["get"],
       "/api/keys": ["get", "post"],

@@ -14,6 +14,7 @@ import { accountRoutes } from "./account-routes.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
 import { AgentLinks } from "./agent-links.js";
 import { AuthCache } from "./auth-cache.js";
+import { dashboardRoutes } from "./dashboard-routes.js";
 import { Dispatcher } from "./dispatcher.js";
 import { unavailable } from "./gateway-errors.js";
 import { createGatewayMetrics, type GatewayMetrics, observeInferenceRequests } from "./gateway-metrics.js";
@@ -23,7 +24,6 @@ import { createInferenceHandler } from "./inference-handler.js";
 import { createInferenceService } from "./inference-service.js";
 import { LoginLimiter } from "./login-limiter.js";
 import { registerMediaRoutes } from "./media-routes.js";
-import { memberPages } from "./member-pages.js";
 import { meshCalls } from "./mesh-calls.js";
 import { registerOpenAIRoutes } from "./openai-routes.js";
 import { HEALTH_SCHEMA, METRICS_SCHEMA } from "./openai-schemas.js";
@@ -200,7 +200,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     forgetSession: (sessionId) => sessions.forget(sessionId),
   });
   void http.register(providerRoutes, { ...controlPlane, table });
-  void http.register(memberPages);
+  void http.register(dashboardRoutes, { signup: settings.signup, metricsPath: settings.publicMetrics ? "/metrics" : undefined });
   void http.register(usageRoutes, { ...controlPlane, clock });
   void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
   const usageRecorder = new UsageRecorder({

@@ -1,9 +1,7 @@
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createAgent } from "../../services/agent/agent.js";
 import type { DiscoveredServer } from "../../services/agent/local-servers.js";
 import { createLogger } from "../../services/shared/logger.js";
+import { packageRoot } from "../../services/shared/package-root.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
 import { AGENT_FLAGS, discoverAgentConfig } from "./agent-flags.js";
 import type { RunnableCommand } from "./command.js";
@@ -22,7 +20,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv):
   const log = createLogger("agent", config.logLevel);
   if (found.length > 0)
     log.info({ found: found.map(({ type, url, engine, models }) => ({ type, url, engine, models })) }, "local model servers found");
-  const agent = createAgent({ config, log, version: packageVersion() });
+  const agent = createAgent({ config, log, version: packageRoot()?.version ?? "dev" });
   collectProcessMetrics(agent.metrics.registry);
   try {
     await agent.listen();
@@ -33,20 +31,6 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv):
   await onShutdownSignal(log);
   await agent.close();
   log.flush();
-}
-
-/** packageVersion reads infermesh's version from package.json, found from the sources or from dist/. */
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 5; depth++, dir = dirname(dir)) {
-    try {
-      const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown; version?: unknown };
-      if (manifest.name === "infermesh" && typeof manifest.version === "string") return manifest.version;
-    } catch {
-      // Not here; look one folder up.
-    }
-  }
-  return "dev";
 }
 
 /** AGENT_COMMAND is `infermesh agent`. */
