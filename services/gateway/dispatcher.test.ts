@@ -520,7 +520,7 @@ describe("Dispatcher", () => {
         status: 404,
         body: {
           error: {
-            message: "No online provider serving model 'm' for this user.",
+            message: "No online provider serving model 'm' for this user: the providers that serve it are offline.",
             type: "no_provider",
             param: "model",
             code: "providers_offline",

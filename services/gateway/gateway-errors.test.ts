@@ -143,7 +143,7 @@ describe("gateway errors", () => {
           status: 404,
           retryAfterSeconds: undefined,
           body: envelope(
-            "No online provider serving speech-to-text model 'whisper' for this user.",
+            "No online provider serving speech-to-text model 'whisper' for this user: your providers that serve it are paused; resume one to use it.",
             "no_provider",
             "model",
             "providers_paused",
@@ -154,7 +154,12 @@ describe("gateway errors", () => {
           retryAfterSeconds: undefined,
           body: {
             error: {
-              ...envelope("No online provider serving model 'm' for this user.", "no_provider", "model", "providers_offline").error,
+              ...envelope(
+                "No online provider serving model 'm' for this user: the providers that serve it are offline.",
+                "no_provider",
+                "model",
+                "providers_offline",
+              ).error,
               offline_since: "2026-12-02T00:00:00.000Z",
             },
           },

@@ -102,16 +102,29 @@ export function notFound(message: string, detail: ErrorDetail = {}): GatewayErro
   return new GatewayError(404, "invalid_request_error", message, detail);
 }
 
+/** REASON_WORDS say why no provider answers, for people reading the message; the code says it for programs. */
+const REASON_WORDS: Readonly<Record<NoRouteReason["code"], string>> = {
+  model_not_served: "",
+  providers_offline: ": the providers that serve it are offline",
+  providers_paused: ": your providers that serve it are paused; resume one to use it",
+  providers_draining: ": the providers that serve it are shutting down",
+};
+
 /**
  * noProvider is inference.club's 404 for a model no online provider of the caller serves; noun names the kind of
  * model ("speech-to-text model"), and the code says why (see NoRouteReason). A model the caller may not use gets
  * exactly the answer of a model nobody serves.
  */
 export function noProvider(model: string, noun = "model", reason: NoRouteReason = { code: "model_not_served" }): GatewayError {
-  const error = new GatewayError(404, "no_provider", `No online provider serving ${noun} '${echoed(model)}' for this user.`, {
-    param: "model",
-    code: reason.code,
-  });
+  const error = new GatewayError(
+    404,
+    "no_provider",
+    `No online provider serving ${noun} '${echoed(model)}' for this user${REASON_WORDS[reason.code]}.`,
+    {
+      param: "model",
+      code: reason.code,
+    },
+  );
   if (reason.code === "providers_offline" && reason.sinceMs !== undefined) {
     return Object.assign(error, { detail: { ...error.detail, offline_since: new Date(reason.sinceMs).toISOString() } });
   }
