@@ -199,7 +199,9 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
     console.log(`      ${corpus.length} cases: ${[...byTarget].map(([target, count]) => `${target} ${count}`).join(", ")}`);
     const targets = [...endpoints.map((endpoint) => endpoint.name), ...RPCS, UNKNOWN_ROUTES, UNKNOWN_RPCS, RAW_FRAMING];
     // Failed sign-ins count against the address for 15 minutes, over every round of the corpus this file runs.
-    const failedSignIns = corpus.filter((c) => c.kind === "http" && c.expect.code === "invalid_credentials").length;
+    const failedSignIns = corpus.filter(
+      (c) => c.kind === "http" && (c.expect.code === "invalid_credentials" || c.expect.code === "invalid_sign_in_link"),
+    ).length;
     expect(failedSignIns * (1 + MEMORY_ROUNDS), "failed sign-ins over every round").to.be.below(DEFAULT_LOGIN_LIMITS.perAddress);
     const thin = targets.filter((target) => (byTarget.get(target) ?? 0) < MIN_CASES_PER_TARGET);
     expect(thin, `targets with fewer than ${MIN_CASES_PER_TARGET} cases`).to.deep.equal([]);

@@ -1,8 +1,11 @@
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { expect } from "chai";
 import OpenAI, { type APIError } from "openai";
 import { ProviderState } from "../gen/infermesh/v1/registry_pb.js";
 import { startGateway } from "./support/gateway-fixture.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
+import { MESH_TOKEN } from "./support/registry-fixture.js";
+import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
 // The members' control plane over HTTP: accounts, sessions, keys, pause, sharing and why a model has no provider.
@@ -199,6 +202,119 @@ describe("members' accounts, sessions and keys (/api/auth, /api/keys)", function
       for (let i = 0; i < 19; i++) expect((await login(`someone-${i}`, "x")).status).to.equal(401);
       const byAddress = await login("judy-not", "x");
       expect(byAddress.status, "30 failures from one address").to.equal(429);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  /** BAD_LINK is the answer to every sign-in link that does not work, whatever the reason. */
+  const BAD_LINK = {
+    error: {
+      message: "This sign-in link was used, expired, or never existed: ask for a new one.",
+      type: "authentication_error",
+      param: null,
+      code: "invalid_sign_in_link",
+    },
+  };
+  const useLink = (token: string, browser = new Browser(mesh.gateway.baseUrl)) =>
+    browser.fetch("/api/auth/sign-in-link", { method: "POST", body: { token } });
+
+  it("signs in once with a link made over AccountService, as a password sign-in does, and answers 401 after", async () => {
+    const accounts = stockClient("AccountService", mesh.registry.address);
+    try {
+      const { user: kate } = await mesh.registry.store.createUser("kate", 24 * 3600_000);
+      const before = Date.now();
+      const made = await unary<{ token: string; expireTime: { seconds: string } }>(
+        accounts,
+        "createSignInLink",
+        { userName: "kate" },
+        bearer(MESH_TOKEN),
+      );
+      expect(made.token).to.match(/^[A-Za-z0-9_-]{43}$/);
+      expect(Number(made.expireTime.seconds) * 1000 - before, "valid 24 h").to.be.within(24 * 3600_000 - 1_000, 24 * 3600_000 + 60_000);
+      const refusal = (request: Promise<unknown>) =>
+        request.then(
+          () => expect.fail("expected a refusal"),
+          (error: ServiceError) => error.code,
+        );
+      expect(await refusal(unary(accounts, "createSignInLink", { userName: "nobody-at-all" }, bearer(MESH_TOKEN)))).to.equal(
+        status.NOT_FOUND,
+      );
+      const memberKey = await mesh.registry.keyFor("kate");
+      expect(await refusal(unary(accounts, "createSignInLink", { userName: "kate" }, bearer(memberKey))), "the mesh's only").to.equal(
+        status.UNAUTHENTICATED,
+      );
+
+      const browser = new Browser(mesh.gateway.baseUrl);
+      const signedIn = await useLink(made.token, browser);
+      expect(signedIn.status).to.equal(200);
+      expect(signedIn.json).to.deep.equal({
+        user: { id: kate.id, name: "kate" },
+        csrf_token: browser.csrf,
+        expires_at: signedIn.json.expires_at,
+      });
+      expect(signedIn.json.expires_at)
+        .to.be.a("number")
+        .above(before / 1000);
+      expect(browser.csrf).to.have.length.above(20);
+      expect(browser.setCookie).to.match(/^infermesh_session=ims_[0-9a-f]{16}_[\w-]{43};/);
+      expect(browser.setCookie).to.include("HttpOnly").and.include("SameSite=Lax");
+      expect((await browser.fetch("/api/me")).json).to.deep.equal({ id: kate.id, name: "kate", auth: "session" });
+      expect((await browser.fetch("/api/keys", { method: "POST", body: { label: "from a link" } })).status).to.equal(201);
+      expect((await mesh.registry.store.findUser("kate"))?.hasPassword, "a link sets no password").to.equal(false);
+
+      const again = await useLink(made.token);
+      expect(again.status, "a link works once").to.equal(401);
+      expect(again.json).to.deep.equal(BAD_LINK);
+      expect(again.headers.get("set-cookie")).to.equal(null);
+      expect(
+        await refusal(unary(accounts, "useSignInLink", { token: made.token }, bearer(MESH_TOKEN))),
+        "and not over gRPC either",
+      ).to.equal(status.UNAUTHENTICATED);
+    } finally {
+      accounts.close();
+    }
+  });
+
+  it("refuses an invite's token, an expired link and a disabled member's link alike, and keeps what they did not use", async () => {
+    const { inviteToken } = await mesh.registry.store.createUser("liam", 24 * 3600_000);
+    expect(await useLink(inviteToken)).to.deep.include({ status: 401, json: BAD_LINK });
+    expect(await useLink("A".repeat(43))).to.deep.include({ status: 401, json: BAD_LINK });
+
+    const expiring = await mesh.registry.store.createSignInLink("liam", 1);
+    await waitFor("the link to expire", () => Date.now() > (expiring?.expiresAtMs ?? 0));
+    expect(await useLink(expiring?.token as string)).to.deep.include({ status: 401, json: BAD_LINK });
+
+    const waiting = await mesh.registry.store.createSignInLink("liam", 3600_000);
+    await mesh.registry.store.setUserDisabled("liam", true);
+    try {
+      expect(await useLink(waiting?.token as string)).to.deep.include({ status: 401, json: BAD_LINK });
+    } finally {
+      await mesh.registry.store.setUserDisabled("liam", false);
+    }
+    expect((await useLink(waiting?.token as string)).status, "the link waited for the account").to.equal(200);
+    const invited = await new Browser(mesh.gateway.baseUrl).fetch("/api/auth/invite", {
+      method: "POST",
+      body: { token: inviteToken, password: "liam's password" },
+    });
+    expect(invited.status, "the invite still sets the password").to.equal(200);
+  });
+
+  it("counts failed sign-in links against the address, with failed passwords", async () => {
+    await mesh.registry.store.createApiKey("mike");
+    // A gateway of its own: the limits count per address, and every test here comes from 127.0.0.1.
+    const gateway = await startGateway(mesh.registry.address);
+    try {
+      const post = (path: string, body: unknown) => new Browser(gateway.baseUrl).fetch(path, { method: "POST", body });
+      for (let i = 0; i < 29; i++) expect((await post("/api/auth/sign-in-link", { token: `guess-${i}` })).status).to.equal(401);
+      expect((await post("/api/auth/login", { name: "mike", password: "a guess" })).status).to.equal(401);
+      const good = await mesh.registry.store.createSignInLink("mike", 3600_000);
+      const limited = await post("/api/auth/sign-in-link", { token: good?.token });
+      expect(limited.status, "a good link too, once the address is locked").to.equal(429);
+      expect(Number(limited.headers.get("retry-after"))).to.be.within(1, 900);
+      expect(errorOf(limited.json)).to.include({ type: "rate_limit_exceeded", code: "login_rate_limited" });
+      expect((await post("/api/auth/login", { name: "mike", password: "another guess" })).status, "and passwords").to.equal(429);
+      expect((await useLink(good?.token as string)).status, "unused, it works from another gateway").to.equal(200);
     } finally {
       await gateway.stop();
     }

@@ -59,6 +59,7 @@ describe("GET /openapi.json", () => {
       "/api/auth/login": ["post"],
       "/api/auth/signup": ["post"],
       "/api/auth/invite": ["post"],
+      "/api/auth/sign-in-link": ["post"],
       "/api/auth/session": ["get"],
       "/api/auth/options": ["get"],
       "/api/auth/logout": ["post"],

@@ -12,6 +12,7 @@ import {
   LOGOUT_SCHEMA,
   ME_SCHEMA,
   SESSION_SCHEMA,
+  SIGN_IN_LINK_SCHEMA,
   SIGNUP_SCHEMA,
 } from "./api-schemas.js";
 import { csrfRefused, GatewayError, rateLimited, sessionExpired } from "./gateway-errors.js";
@@ -40,9 +41,9 @@ export interface AccountRoutesOptions {
 type Body<T> = { Body: JsonBody & { json: T } };
 
 /**
- * accountRoutes serves sign-in, sign-up, invites, sign-out and the caller's API keys. Passwords and session ids go to
- * the registry and into the cookie, never into a log line; a failed sign-in looks the same whether the name exists or
- * not, and counts against both the client's address and the name.
+ * accountRoutes serves sign-in (by password or one-time link), sign-up, invites, sign-out and the caller's API keys.
+ * Passwords, link tokens and session ids go to the registry and into the cookie, never into a log line; a failed
+ * sign-in looks the same whether the name exists or not, and counts against the client's address and the name it gave.
  */
 export async function accountRoutes(app: FastifyInstance, options: AccountRoutesOptions): Promise<void> {
   const call = { headers: options.meshHeaders, timeoutMs: CONTROL_PLANE_TIMEOUT_MS };
@@ -84,6 +85,27 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
         throw new GatewayError(401, "authentication_error", "Wrong user name or password.", { code: "invalid_credentials" });
       }
       options.limiter.succeeded(name);
+      return signIn(request, reply, user, 200);
+    }),
+  );
+
+  app.post(
+    "/api/auth/sign-in-link",
+    { schema: SIGN_IN_LINK_SCHEMA },
+    controlPlaneRoute(async (request: FastifyRequest<Body<{ token: string }>>, reply) => {
+      // A link names no user, so its failures count against the address alone.
+      const waitSeconds = options.limiter.retryAfterSeconds(request.ip);
+      if (waitSeconds > 0) throw rateLimited("Too many failed sign-ins; try again later.", "login_rate_limited", waitSeconds);
+      let user: User | undefined;
+      try {
+        user = (await accounts.useSignInLink({ token: request.body.json.token }, call)).user;
+      } catch (error) {
+        if (!(error instanceof ConnectError && error.code === Code.Unauthenticated)) throw error;
+        options.limiter.failed(request.ip);
+        throw new GatewayError(401, "authentication_error", "This sign-in link was used, expired, or never existed: ask for a new one.", {
+          code: "invalid_sign_in_link",
+        });
+      }
       return signIn(request, reply, user, 200);
     }),
   );

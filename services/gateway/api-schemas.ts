@@ -87,6 +87,23 @@ export const INVITE_SCHEMA = {
   response: { 200: jsonResponse(signedIn, "Password set and signed in."), ...ERROR_RESPONSES },
 } as const satisfies FastifySchema;
 
+/** SIGN_IN_LINK_SCHEMA is POST /api/auth/sign-in-link. */
+export const SIGN_IN_LINK_SCHEMA = {
+  summary: "Use a one-time sign-in link: starts a session (HttpOnly cookie) and returns its CSRF token",
+  description:
+    "The token comes from a link that `infermesh users sign-in-link` or `infermesh dev` printed, in its `#token=` fragment. " +
+    "A link works once, until it expires; failures count against the client's address like failed sign-ins.",
+  tags: MEMBERS,
+  security: NO_AUTH,
+  body: {
+    type: "object",
+    required: ["token"],
+    additionalProperties: false,
+    properties: { token: { type: "string", minLength: 1, maxLength: 256 } },
+  },
+  response: { 200: jsonResponse(signedIn, "Signed in; the session cookie is set."), ...ERROR_RESPONSES },
+} as const satisfies FastifySchema;
+
 /** SESSION_SCHEMA is GET /api/auth/session. */
 export const SESSION_SCHEMA = {
   summary: "The signed-in user and the session's CSRF token",

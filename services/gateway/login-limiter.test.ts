@@ -27,6 +27,19 @@ describe("LoginLimiter", () => {
     expect(limiter.retryAfterSeconds("10.0.0.2", "someone-else")).to.equal(0);
   });
 
+  it("counts failures that name no user (sign-in links) against the address alone, with the address's other failures", () => {
+    const clock = new ManualClock();
+    const limiter = new LoginLimiter(clock, limits);
+    for (let i = 0; i < 3; i++) limiter.failed("10.0.0.1");
+    expect(limiter.retryAfterSeconds("10.0.0.1")).to.equal(0);
+    expect(limiter.retryAfterSeconds("10.0.0.2", "alice"), "no name was charged").to.equal(0);
+    limiter.failed("10.0.0.1", "alice");
+    limiter.failed("10.0.0.1");
+    expect(limiter.retryAfterSeconds("10.0.0.1")).to.equal(60);
+    expect(limiter.retryAfterSeconds("10.0.0.1", "bob"), "a password sign-in from there waits too").to.equal(60);
+    expect(limiter.retryAfterSeconds("10.0.0.2")).to.equal(0);
+  });
+
   it("forgets a name's failures when its owner signs in", () => {
     const limiter = new LoginLimiter(new ManualClock(), limits);
     limiter.failed("10.0.0.1", "bob");

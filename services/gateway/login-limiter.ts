@@ -23,7 +23,7 @@ interface Failures {
 /**
  * LoginLimiter counts failed sign-ins per client address and per user name in fixed windows. While either count is
  * at its limit, sign-in is refused before the password is checked (so a guesser learns nothing more), and the
- * caller learns when to retry.
+ * caller learns when to retry. A sign-in that names no user (a sign-in link) counts against its address alone.
  */
 export class LoginLimiter {
   readonly #limits: LoginLimits;
@@ -36,21 +36,22 @@ export class LoginLimiter {
     this.#limits = limits;
   }
 
-  /** retryAfterSeconds is how long the address or the user name must wait, or 0 when sign-in may be tried now. */
-  retryAfterSeconds(address: string, userName: string): number {
+  /**
+   * retryAfterSeconds is how long the address or the user name, when there is one, must wait, or 0 when sign-in may
+   * be tried now.
+   */
+  retryAfterSeconds(address: string, userName?: string): number {
     const now = this.#clock.now();
-    const waits = [
-      this.#wait(this.#byAddress, address, this.#limits.perAddress, now),
-      this.#wait(this.#byUserName, userName.toLowerCase(), this.#limits.perUserName, now),
-    ];
+    const waits = [this.#wait(this.#byAddress, address, this.#limits.perAddress, now)];
+    if (userName !== undefined) waits.push(this.#wait(this.#byUserName, userName.toLowerCase(), this.#limits.perUserName, now));
     return Math.ceil(Math.max(...waits) / 1000);
   }
 
-  /** failed counts a failed sign-in. */
-  failed(address: string, userName: string): void {
+  /** failed counts a failed sign-in against the address and the user name, when there is one. */
+  failed(address: string, userName?: string): void {
     const now = this.#clock.now();
     this.#count(this.#byAddress, address, now);
-    this.#count(this.#byUserName, userName.toLowerCase(), now);
+    if (userName !== undefined) this.#count(this.#byUserName, userName.toLowerCase(), now);
   }
 
   /** succeeded forgets the user name's failures: its owner proved who they are. */

@@ -23,6 +23,8 @@ import { InvalidUserNameError, SessionRefusedError, UserExistsError, WeakPasswor
 
 /** INVITE_TTL_MS is how long an invite link works: a day. */
 export const INVITE_TTL_MS = 24 * 60 * 60 * 1000;
+/** SIGN_IN_LINK_TTL_MS is how long a one-time sign-in link works: a day. */
+export const SIGN_IN_LINK_TTL_MS = 24 * 60 * 60 * 1000;
 /** MAX_USAGE_BATCH bounds one RecordUsage call. */
 export const MAX_USAGE_BATCH = 10_000;
 /** MAX_USAGE_TEXT_CHARS bounds each id and name of a usage record. */
@@ -121,6 +123,23 @@ export function createAccountService(deps: AccountServiceDeps): GrpcImplementati
       checkPasswordLength(request.password);
       const user = await accountCall(() => store.acceptInvite(request.inviteToken, request.password));
       if (!user) throw new ConnectError("this invite is not valid: it was used, it expired, or it never existed", Code.NotFound);
+      return { user: userMessage(user) };
+    },
+
+    async createSignInLink(request, { metadata }) {
+      await meshOnly(metadata);
+      if (!USER_NAME_PATTERN.test(request.userName)) {
+        throw new ConnectError(new InvalidUserNameError(request.userName).message, Code.InvalidArgument);
+      }
+      const link = await store.createSignInLink(request.userName, SIGN_IN_LINK_TTL_MS);
+      if (!link) throw new ConnectError(`no user named '${request.userName}'`, Code.NotFound);
+      return { token: link.token, expireTime: timestampFromMs(link.expiresAtMs) };
+    },
+
+    async useSignInLink(request, { metadata }) {
+      await meshOnly(metadata);
+      const user = await store.useSignInLink(request.token);
+      if (!user) throw unauthenticated("this sign-in link is not valid: it was used, it expired, or it never existed");
       return { user: userMessage(user) };
     },
 

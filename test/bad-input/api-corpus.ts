@@ -12,6 +12,7 @@ const csrfInvalid: HttpExpectation = { status: 403, type: "permission_error", co
 const notFound: HttpExpectation = { status: 404, type: "invalid_request_error", code: "not_found" };
 const signupClosed: HttpExpectation = { status: 403, type: "permission_error", code: "signup_closed" };
 const invalidCredentials: HttpExpectation = { status: 401, type: "authentication_error", code: "invalid_credentials" };
+const invalidSignInLink: HttpExpectation = { status: 401, type: "authentication_error", code: "invalid_sign_in_link" };
 /** refused is a path parameter or a query its schema refuses: Fastify's validation error, as a 400. */
 const refused: HttpExpectation = invalid();
 /** notAnObject is a JSON body that is not the object the route's schema asks for. */
@@ -47,6 +48,7 @@ interface ApiRoute {
 const loginBody = (overrides: Overrides = {}) => withOverrides({ name: "alice", password: "not alice's password" }, overrides);
 const signupBody = (overrides: Overrides = {}) => withOverrides({ name: "bad-input-newcomer", password: STRONG_PASSWORD }, overrides);
 const inviteBody = (overrides: Overrides = {}) => withOverrides({ token: "no-such-invite-token", password: STRONG_PASSWORD }, overrides);
+const signInLinkBody = (overrides: Overrides = {}) => withOverrides({ token: "no-such-sign-in-link" }, overrides);
 const keyBody = (overrides: Overrides = {}) => withOverrides({ label: "bad-input" }, overrides);
 const sharingBody = (overrides: Overrides = {}) => withOverrides({ visibility: "private" }, overrides);
 
@@ -57,6 +59,12 @@ const ROUTES = {
   login: { method: "POST", template: "/api/auth/login", path: "/api/auth/login", body: () => json(loginBody()) },
   signup: { method: "POST", template: "/api/auth/signup", path: "/api/auth/signup", body: () => json(signupBody()) },
   invite: { method: "POST", template: "/api/auth/invite", path: "/api/auth/invite", body: () => json(inviteBody()) },
+  signInLink: {
+    method: "POST",
+    template: "/api/auth/sign-in-link",
+    path: "/api/auth/sign-in-link",
+    body: () => json(signInLinkBody()),
+  },
   session: { method: "GET", template: "/api/auth/session", path: "/api/auth/session" },
   logout: { method: "POST", template: "/api/auth/logout", path: "/api/auth/logout" },
   me: { method: "GET", template: "/api/me", path: "/api/me" },
@@ -221,6 +229,34 @@ function inviteCases(): HttpCase[] {
     apiCase(route, "a token of 257 characters", invalid("string_above_max_length", "token"), {
       auth: "none",
       body: body({ token: "t".repeat(257) }),
+    }),
+  ];
+}
+
+/**
+ * signInLinkCases refuse one-time sign-in links. Only the two that reach the registry fail as a sign-in and count
+ * against the address (see loginCases); the rest fail their schema first.
+ */
+function signInLinkCases(): HttpCase[] {
+  const route = ROUTES.signInLink;
+  const body = (overrides: Overrides) => () => json(signInLinkBody(overrides));
+  return [
+    ...bodyCases(route, signInLinkBody, "none"),
+    apiCase(route, "an empty body", badJson, { auth: "none", body: null }),
+    apiCase(route, "a token nobody issued", invalidSignInLink, { auth: "none" }),
+    apiCase(route, "a well-formed token nobody issued", invalidSignInLink, { auth: "none", body: body({ token: "A".repeat(43) }) }),
+    apiCase(route, "token missing", invalid("missing_required_parameter", "token"), { auth: "none", body: body({ token: OMIT }) }),
+    apiCase(route, "token empty", invalid("missing_required_parameter", "token"), { auth: "none", body: body({ token: "" }) }),
+    apiCase(route, "token null", invalid("missing_required_parameter", "token"), { auth: "none", body: body({ token: null }) }),
+    apiCase(route, "token a number", invalid("invalid_type", "token"), { auth: "none", body: body({ token: 42 }) }),
+    apiCase(route, "token an object", invalid("invalid_type", "token"), { auth: "none", body: body({ token: { value: "x" } }) }),
+    apiCase(route, "a token of 257 characters", invalid("string_above_max_length", "token"), {
+      auth: "none",
+      body: body({ token: "t".repeat(257) }),
+    }),
+    apiCase(route, "a password beside the token", invalid("unknown_parameter", "password"), {
+      auth: "none",
+      body: body({ password: STRONG_PASSWORD }),
     }),
   ];
 }
@@ -398,6 +434,7 @@ export function apiCorpus(): HttpCase[] {
     ...loginCases(),
     ...signupCases(),
     ...inviteCases(),
+    ...signInLinkCases(),
     ...sessionCases(),
     ...logoutCases(),
     ...meCases(),

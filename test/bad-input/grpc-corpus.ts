@@ -114,6 +114,8 @@ const METHODS: readonly MethodSpec[] = [
   accountMethod("SetUserDisabled", () => encode(ACCOUNTS.setUserDisabled.input, { userName: "bad-input-nobody", disabled: true })),
   accountMethod("SignUp", () => encode(ACCOUNTS.signUp.input, { userName: "bad-input-probe", password: STRONG_PASSWORD })),
   accountMethod("AcceptInvite", () => encode(ACCOUNTS.acceptInvite.input, { inviteToken: "no-such-invite", password: STRONG_PASSWORD })),
+  accountMethod("CreateSignInLink", () => encode(ACCOUNTS.createSignInLink.input, { userName: "bad-input-nobody" })),
+  accountMethod("UseSignInLink", () => encode(ACCOUNTS.useSignInLink.input, { token: "no-such-sign-in-link" })),
   accountMethod("CheckPassword", () => encode(ACCOUNTS.checkPassword.input, { userName: "bad-input-nobody", password: STRONG_PASSWORD })),
   accountMethod("CreateSession", () => encode(ACCOUNTS.createSession.input, { userId: NO_SUCH_USER_ID })),
   accountMethod("ResolveSession", () => encode(ACCOUNTS.resolveSession.input, { sessionId: "no-such-session" })),
@@ -386,6 +388,10 @@ function accountCases(): GrpcCase[] {
     send("SignUp", caseName, ACCOUNTS.signUp.input, () => ({ userName, password }), expect);
   const acceptInvite = (caseName: string, inviteToken: string, password: string, expect: GrpcExpectation) =>
     send("AcceptInvite", caseName, ACCOUNTS.acceptInvite.input, () => ({ inviteToken, password }), expect);
+  const signInLink = (caseName: string, userName: string, expect: GrpcExpectation) =>
+    send("CreateSignInLink", caseName, ACCOUNTS.createSignInLink.input, () => ({ userName }), expect);
+  const useSignInLink = (caseName: string, token: string) =>
+    send("UseSignInLink", caseName, ACCOUNTS.useSignInLink.input, () => ({ token }), unauthenticated);
   const query = (caseName: string, init: (c: CorpusContext) => MessageInitShape<typeof ACCOUNTS.queryUsage.input>) =>
     send("QueryUsage", caseName, ACCOUNTS.queryUsage.input, init, badArgument);
   const paused = ACCOUNTS.setProviderPaused.input;
@@ -420,6 +426,14 @@ function accountCases(): GrpcCase[] {
     acceptInvite("an invite token nobody issued", "no-such-invite", STRONG_PASSWORD, notFound),
     acceptInvite("an empty invite token", "", STRONG_PASSWORD, notFound),
     acceptInvite("a password of 7 characters", "no-such-invite", "1234567", badArgument),
+    signInLink("a user nobody has", "bad-input-nobody", notFound),
+    signInLink("an empty user name", "", badArgument),
+    signInLink("a user name of 5,000 characters", "u".repeat(5000), badArgument),
+    signInLink("a user name with a slash", "../etc", badArgument),
+    useSignInLink("a token nobody issued", "no-such-sign-in-link"),
+    useSignInLink("a well-formed token nobody issued", "A".repeat(43)),
+    useSignInLink("an empty token", ""),
+    useSignInLink("a token of 5,000 characters", "t".repeat(5000)),
     send(
       "CheckPassword",
       "a wrong password",

@@ -11,7 +11,7 @@ export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url))
  */
 export function loadStockPackage(): grpc.GrpcObject {
   const definition = protoLoader.loadSync(
-    ["infermesh/v1/registry.proto", "infermesh/v1/inference.proto", "infermesh/v1/capabilities.proto"],
+    ["infermesh/v1/registry.proto", "infermesh/v1/inference.proto", "infermesh/v1/capabilities.proto", "infermesh/v1/accounts.proto"],
     { includeDirs: [PROTO_ROOT], keepCase: false, longs: String, enums: String, defaults: true, oneofs: true },
   );
   const loaded = grpc.loadPackageDefinition(definition);

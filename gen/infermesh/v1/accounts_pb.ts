@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file infermesh/v1/accounts.proto.
  */
 export const file_infermesh_v1_accounts: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbmZlcm1lc2gvdjEvYWNjb3VudHMucHJvdG8SDGluZmVybWVzaC52MSKZAQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkaXNhYmxlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGhhc19wYXNzd29yZBgFIAEoCCImChFDcmVhdGVVc2VyUmVxdWVzdBIRCgl1c2VyX25hbWUYASABKAkihAEKEkNyZWF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuaW5mZXJtZXNoLnYxLlVzZXISFAoMaW52aXRlX3Rva2VuGAIgASgJEjYKEmludml0ZV9leHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQTGlzdFVzZXJzUmVxdWVzdCI2ChFMaXN0VXNlcnNSZXNwb25zZRIhCgV1c2VycxgBIAMoCzISLmluZmVybWVzaC52MS5Vc2VyIj0KFlNldFVzZXJEaXNhYmxlZFJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEhAKCGRpc2FibGVkGAIgASgIIjsKF1NldFVzZXJEaXNhYmxlZFJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5pbmZlcm1lc2gudjEuVXNlciI0Cg1TaWduVXBSZXF1ZXN0EhEKCXVzZXJfbmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSIyCg5TaWduVXBSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuaW5mZXJtZXNoLnYxLlVzZXIiPQoTQWNjZXB0SW52aXRlUmVxdWVzdBIUCgxpbnZpdGVfdG9rZW4YASABKAkSEAoIcGFzc3dvcmQYAiABKAkiOAoUQWNjZXB0SW52aXRlUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmluZmVybWVzaC52MS5Vc2VyIjsKFENoZWNrUGFzc3dvcmRSZXF1ZXN0EhEKCXVzZXJfbmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSI5ChVDaGVja1Bhc3N3b3JkUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmluZmVybWVzaC52MS5Vc2VyIicKFENyZWF0ZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiXAoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKFVJlc29sdmVTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIkQKFlJlc29sdmVTZXNzaW9uUmVzcG9uc2USKgoJcHJpbmNpcGFsGAEgASgLMhcuaW5mZXJtZXNoLnYxLlByaW5jaXBhbCI+ChVSZXZva2VTZXNzaW9uc1JlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCgl1c2VyX25hbWUYAiABKAkiKQoWUmV2b2tlU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNItwCCgtVc2FnZVJlY29yZBIKCgJpZBgBIAEoCRIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd1c2VyX2lkGAMgASgJEg4KBmtleV9pZBgEIAEoCRITCgtwcm92aWRlcl9pZBgFIAEoCRIZChFwcm92aWRlcl9vd25lcl9pZBgGIAEoCRINCgVtb2RlbBgHIAEoCRIRCglvcGVyYXRpb24YCCABKAkSDgoGc3RhdHVzGAkgASgNEhUKDXByb21wdF90b2tlbnMYCiABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYCyABKA0SFQoNYXVkaW9fc2Vjb25kcxgMIAEoARIOCgZpbWFnZXMYDSABKA0SDwoHdHRmYl9tcxgOIAEoARITCgtkdXJhdGlvbl9tcxgPIAEoARIVCg1wcm92aWRlcl9uYW1lGBAgASgJIkAKElJlY29yZFVzYWdlUmVxdWVzdBIqCgdyZWNvcmRzGAEgAygLMhkuaW5mZXJtZXNoLnYxLlVzYWdlUmVjb3JkIiUKE1JlY29yZFVzYWdlUmVzcG9uc2USDgoGc3RvcmVkGAEgASgNItcBChFRdWVyeVVzYWdlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEicKBXNjb3BlGAIgASgOMhguaW5mZXJtZXNoLnYxLlVzYWdlU2NvcGUSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKCGdyb3VwX2J5GAUgAygOMhguaW5mZXJtZXNoLnYxLlVzYWdlR3JvdXAiwgEKCFVzYWdlUm93Eg0KBWdyb3VwGAEgAygJEhAKCHJlcXVlc3RzGAIgASgEEg4KBmVycm9ycxgDIAEoBBIVCg1wcm9tcHRfdG9rZW5zGAQgASgEEhkKEWNvbXBsZXRpb25fdG9rZW5zGAUgASgEEhUKDWF1ZGlvX3NlY29uZHMYBiABKAESDgoGaW1hZ2VzGAcgASgEEhMKC3R0ZmJfbXNfYXZnGAggASgBEhcKD2R1cmF0aW9uX21zX2F2ZxgJIAEoASI6ChJRdWVyeVVzYWdlUmVzcG9uc2USJAoEcm93cxgBIAMoCzIWLmluZmVybWVzaC52MS5Vc2FnZVJvdyIqChdMaXN0T3duUHJvdmlkZXJzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKGExpc3RPd25Qcm92aWRlcnNSZXNwb25zZRIpCglwcm92aWRlcnMYASADKAsyFi5pbmZlcm1lc2gudjEuUHJvdmlkZXIiUAoYU2V0UHJvdmlkZXJQYXVzZWRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEwoLcHJvdmlkZXJfaWQYAiABKAkSDgoGcGF1c2VkGAMgASgIIkUKGVNldFByb3ZpZGVyUGF1c2VkUmVzcG9uc2USKAoIcHJvdmlkZXIYASABKAsyFi5pbmZlcm1lc2gudjEuUHJvdmlkZXIiaQoZU2V0UHJvdmlkZXJTaGFyaW5nUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhMKC3Byb3ZpZGVyX2lkGAIgASgJEiYKB3NoYXJpbmcYAyABKAsyFS5pbmZlcm1lc2gudjEuU2hhcmluZyJGChpTZXRQcm92aWRlclNoYXJpbmdSZXNwb25zZRIoCghwcm92aWRlchgBIAEoCzIWLmluZmVybWVzaC52MS5Qcm92aWRlcip2CgpVc2FnZVNjb3BlEhsKF1VTQUdFX1NDT1BFX1VOU1BFQ0lGSUVEEAASFgoSVVNBR0VfU0NPUEVfQ0FMTEVSEAESHgoaVVNBR0VfU0NPUEVfUFJPVklERVJfT1dORVIQAhITCg9VU0FHRV9TQ09QRV9BTEwQAyqwAQoKVXNhZ2VHcm91cBIbChdVU0FHRV9HUk9VUF9VTlNQRUNJRklFRBAAEhMKD1VTQUdFX0dST1VQX0RBWRABEhQKEFVTQUdFX0dST1VQX0hPVVIQAhIVChFVU0FHRV9HUk9VUF9NT0RFTBADEhMKD1VTQUdFX0dST1VQX0tFWRAEEhgKFFVTQUdFX0dST1VQX1BST1ZJREVSEAUSFAoQVVNBR0VfR1JPVVBfVVNFUhAGMvAJCg5BY2NvdW50U2VydmljZRJPCgpDcmVhdGVVc2VyEh8uaW5mZXJtZXNoLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiAuaW5mZXJtZXNoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJMCglMaXN0VXNlcnMSHi5pbmZlcm1lc2gudjEuTGlzdFVzZXJzUmVxdWVzdBofLmluZmVybWVzaC52MS5MaXN0VXNlcnNSZXNwb25zZRJeCg9TZXRVc2VyRGlzYWJsZWQSJC5pbmZlcm1lc2gudjEuU2V0VXNlckRpc2FibGVkUmVxdWVzdBolLmluZmVybWVzaC52MS5TZXRVc2VyRGlzYWJsZWRSZXNwb25zZRJDCgZTaWduVXASGy5pbmZlcm1lc2gudjEuU2lnblVwUmVxdWVzdBocLmluZmVybWVzaC52MS5TaWduVXBSZXNwb25zZRJVCgxBY2NlcHRJbnZpdGUSIS5pbmZlcm1lc2gudjEuQWNjZXB0SW52aXRlUmVxdWVzdBoiLmluZmVybWVzaC52MS5BY2NlcHRJbnZpdGVSZXNwb25zZRJYCg1DaGVja1Bhc3N3b3JkEiIuaW5mZXJtZXNoLnYxLkNoZWNrUGFzc3dvcmRSZXF1ZXN0GiMuaW5mZXJtZXNoLnYxLkNoZWNrUGFzc3dvcmRSZXNwb25zZRJYCg1DcmVhdGVTZXNzaW9uEiIuaW5mZXJtZXNoLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiMuaW5mZXJtZXNoLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRJbCg5SZXNvbHZlU2Vzc2lvbhIjLmluZmVybWVzaC52MS5SZXNvbHZlU2Vzc2lvblJlcXVlc3QaJC5pbmZlcm1lc2gudjEuUmVzb2x2ZVNlc3Npb25SZXNwb25zZRJbCg5SZXZva2VTZXNzaW9ucxIjLmluZmVybWVzaC52MS5SZXZva2VTZXNzaW9uc1JlcXVlc3QaJC5pbmZlcm1lc2gudjEuUmV2b2tlU2Vzc2lvbnNSZXNwb25zZRJSCgtSZWNvcmRVc2FnZRIgLmluZmVybWVzaC52MS5SZWNvcmRVc2FnZVJlcXVlc3QaIS5pbmZlcm1lc2gudjEuUmVjb3JkVXNhZ2VSZXNwb25zZRJPCgpRdWVyeVVzYWdlEh8uaW5mZXJtZXNoLnYxLlF1ZXJ5VXNhZ2VSZXF1ZXN0GiAuaW5mZXJtZXNoLnYxLlF1ZXJ5VXNhZ2VSZXNwb25zZRJhChBMaXN0T3duUHJvdmlkZXJzEiUuaW5mZXJtZXNoLnYxLkxpc3RPd25Qcm92aWRlcnNSZXF1ZXN0GiYuaW5mZXJtZXNoLnYxLkxpc3RPd25Qcm92aWRlcnNSZXNwb25zZRJkChFTZXRQcm92aWRlclBhdXNlZBImLmluZmVybWVzaC52MS5TZXRQcm92aWRlclBhdXNlZFJlcXVlc3QaJy5pbmZlcm1lc2gudjEuU2V0UHJvdmlkZXJQYXVzZWRSZXNwb25zZRJnChJTZXRQcm92aWRlclNoYXJpbmcSJy5pbmZlcm1lc2gudjEuU2V0UHJvdmlkZXJTaGFyaW5nUmVxdWVzdBooLmluZmVybWVzaC52MS5TZXRQcm92aWRlclNoYXJpbmdSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_infermesh_v1_registry]);
+  fileDesc("ChtpbmZlcm1lc2gvdjEvYWNjb3VudHMucHJvdG8SDGluZmVybWVzaC52MSKZAQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkaXNhYmxlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGhhc19wYXNzd29yZBgFIAEoCCImChFDcmVhdGVVc2VyUmVxdWVzdBIRCgl1c2VyX25hbWUYASABKAkihAEKEkNyZWF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuaW5mZXJtZXNoLnYxLlVzZXISFAoMaW52aXRlX3Rva2VuGAIgASgJEjYKEmludml0ZV9leHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQTGlzdFVzZXJzUmVxdWVzdCI2ChFMaXN0VXNlcnNSZXNwb25zZRIhCgV1c2VycxgBIAMoCzISLmluZmVybWVzaC52MS5Vc2VyIj0KFlNldFVzZXJEaXNhYmxlZFJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEhAKCGRpc2FibGVkGAIgASgIIjsKF1NldFVzZXJEaXNhYmxlZFJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5pbmZlcm1lc2gudjEuVXNlciI0Cg1TaWduVXBSZXF1ZXN0EhEKCXVzZXJfbmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSIyCg5TaWduVXBSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuaW5mZXJtZXNoLnYxLlVzZXIiPQoTQWNjZXB0SW52aXRlUmVxdWVzdBIUCgxpbnZpdGVfdG9rZW4YASABKAkSEAoIcGFzc3dvcmQYAiABKAkiOAoUQWNjZXB0SW52aXRlUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmluZmVybWVzaC52MS5Vc2VyIiwKF0NyZWF0ZVNpZ25JbkxpbmtSZXF1ZXN0EhEKCXVzZXJfbmFtZRgBIAEoCSJaChhDcmVhdGVTaWduSW5MaW5rUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiUKFFVzZVNpZ25JbkxpbmtSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjkKFVVzZVNpZ25JbkxpbmtSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuaW5mZXJtZXNoLnYxLlVzZXIiOwoUQ2hlY2tQYXNzd29yZFJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIjkKFUNoZWNrUGFzc3dvcmRSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuaW5mZXJtZXNoLnYxLlVzZXIiJwoUQ3JlYXRlU2Vzc2lvblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJcChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoVUmVzb2x2ZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiRAoWUmVzb2x2ZVNlc3Npb25SZXNwb25zZRIqCglwcmluY2lwYWwYASABKAsyFy5pbmZlcm1lc2gudjEuUHJpbmNpcGFsIj4KFVJldm9rZVNlc3Npb25zUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXVzZXJfbmFtZRgCIAEoCSIpChZSZXZva2VTZXNzaW9uc1Jlc3BvbnNlEg8KB3Jldm9rZWQYASABKA0i3AIKC1VzYWdlUmVjb3JkEgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYAyABKAkSDgoGa2V5X2lkGAQgASgJEhMKC3Byb3ZpZGVyX2lkGAUgASgJEhkKEXByb3ZpZGVyX293bmVyX2lkGAYgASgJEg0KBW1vZGVsGAcgASgJEhEKCW9wZXJhdGlvbhgIIAEoCRIOCgZzdGF0dXMYCSABKA0SFQoNcHJvbXB0X3Rva2VucxgKIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgLIAEoDRIVCg1hdWRpb19zZWNvbmRzGAwgASgBEg4KBmltYWdlcxgNIAEoDRIPCgd0dGZiX21zGA4gASgBEhMKC2R1cmF0aW9uX21zGA8gASgBEhUKDXByb3ZpZGVyX25hbWUYECABKAkiQAoSUmVjb3JkVXNhZ2VSZXF1ZXN0EioKB3JlY29yZHMYASADKAsyGS5pbmZlcm1lc2gudjEuVXNhZ2VSZWNvcmQiJQoTUmVjb3JkVXNhZ2VSZXNwb25zZRIOCgZzdG9yZWQYASABKA0i1wEKEVF1ZXJ5VXNhZ2VSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSJwoFc2NvcGUYAiABKA4yGC5pbmZlcm1lc2gudjEuVXNhZ2VTY29wZRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoIZ3JvdXBfYnkYBSADKA4yGC5pbmZlcm1lc2gudjEuVXNhZ2VHcm91cCLCAQoIVXNhZ2VSb3cSDQoFZ3JvdXAYASADKAkSEAoIcmVxdWVzdHMYAiABKAQSDgoGZXJyb3JzGAMgASgEEhUKDXByb21wdF90b2tlbnMYBCABKAQSGQoRY29tcGxldGlvbl90b2tlbnMYBSABKAQSFQoNYXVkaW9fc2Vjb25kcxgGIAEoARIOCgZpbWFnZXMYByABKAQSEwoLdHRmYl9tc19hdmcYCCABKAESFwoPZHVyYXRpb25fbXNfYXZnGAkgASgBIjoKElF1ZXJ5VXNhZ2VSZXNwb25zZRIkCgRyb3dzGAEgAygLMhYuaW5mZXJtZXNoLnYxLlVzYWdlUm93IioKF0xpc3RPd25Qcm92aWRlcnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRQoYTGlzdE93blByb3ZpZGVyc1Jlc3BvbnNlEikKCXByb3ZpZGVycxgBIAMoCzIWLmluZmVybWVzaC52MS5Qcm92aWRlciJQChhTZXRQcm92aWRlclBhdXNlZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRITCgtwcm92aWRlcl9pZBgCIAEoCRIOCgZwYXVzZWQYAyABKAgiRQoZU2V0UHJvdmlkZXJQYXVzZWRSZXNwb25zZRIoCghwcm92aWRlchgBIAEoCzIWLmluZmVybWVzaC52MS5Qcm92aWRlciJpChlTZXRQcm92aWRlclNoYXJpbmdSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEwoLcHJvdmlkZXJfaWQYAiABKAkSJgoHc2hhcmluZxgDIAEoCzIVLmluZmVybWVzaC52MS5TaGFyaW5nIkYKGlNldFByb3ZpZGVyU2hhcmluZ1Jlc3BvbnNlEigKCHByb3ZpZGVyGAEgASgLMhYuaW5mZXJtZXNoLnYxLlByb3ZpZGVyKnYKClVzYWdlU2NvcGUSGwoXVVNBR0VfU0NPUEVfVU5TUEVDSUZJRUQQABIWChJVU0FHRV9TQ09QRV9DQUxMRVIQARIeChpVU0FHRV9TQ09QRV9QUk9WSURFUl9PV05FUhACEhMKD1VTQUdFX1NDT1BFX0FMTBADKrABCgpVc2FnZUdyb3VwEhsKF1VTQUdFX0dST1VQX1VOU1BFQ0lGSUVEEAASEwoPVVNBR0VfR1JPVVBfREFZEAESFAoQVVNBR0VfR1JPVVBfSE9VUhACEhUKEVVTQUdFX0dST1VQX01PREVMEAMSEwoPVVNBR0VfR1JPVVBfS0VZEAQSGAoUVVNBR0VfR1JPVVBfUFJPVklERVIQBRIUChBVU0FHRV9HUk9VUF9VU0VSEAYyrQsKDkFjY291bnRTZXJ2aWNlEk8KCkNyZWF0ZVVzZXISHy5pbmZlcm1lc2gudjEuQ3JlYXRlVXNlclJlcXVlc3QaIC5pbmZlcm1lc2gudjEuQ3JlYXRlVXNlclJlc3BvbnNlEkwKCUxpc3RVc2VycxIeLmluZmVybWVzaC52MS5MaXN0VXNlcnNSZXF1ZXN0Gh8uaW5mZXJtZXNoLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEl4KD1NldFVzZXJEaXNhYmxlZBIkLmluZmVybWVzaC52MS5TZXRVc2VyRGlzYWJsZWRSZXF1ZXN0GiUuaW5mZXJtZXNoLnYxLlNldFVzZXJEaXNhYmxlZFJlc3BvbnNlEkMKBlNpZ25VcBIbLmluZmVybWVzaC52MS5TaWduVXBSZXF1ZXN0GhwuaW5mZXJtZXNoLnYxLlNpZ25VcFJlc3BvbnNlElUKDEFjY2VwdEludml0ZRIhLmluZmVybWVzaC52MS5BY2NlcHRJbnZpdGVSZXF1ZXN0GiIuaW5mZXJtZXNoLnYxLkFjY2VwdEludml0ZVJlc3BvbnNlEmEKEENyZWF0ZVNpZ25JbkxpbmsSJS5pbmZlcm1lc2gudjEuQ3JlYXRlU2lnbkluTGlua1JlcXVlc3QaJi5pbmZlcm1lc2gudjEuQ3JlYXRlU2lnbkluTGlua1Jlc3BvbnNlElgKDVVzZVNpZ25JbkxpbmsSIi5pbmZlcm1lc2gudjEuVXNlU2lnbkluTGlua1JlcXVlc3QaIy5pbmZlcm1lc2gudjEuVXNlU2lnbkluTGlua1Jlc3BvbnNlElgKDUNoZWNrUGFzc3dvcmQSIi5pbmZlcm1lc2gudjEuQ2hlY2tQYXNzd29yZFJlcXVlc3QaIy5pbmZlcm1lc2gudjEuQ2hlY2tQYXNzd29yZFJlc3BvbnNlElgKDUNyZWF0ZVNlc3Npb24SIi5pbmZlcm1lc2gudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIy5pbmZlcm1lc2gudjEuQ3JlYXRlU2Vzc2lvblJlc3BvbnNlElsKDlJlc29sdmVTZXNzaW9uEiMuaW5mZXJtZXNoLnYxLlJlc29sdmVTZXNzaW9uUmVxdWVzdBokLmluZmVybWVzaC52MS5SZXNvbHZlU2Vzc2lvblJlc3BvbnNlElsKDlJldm9rZVNlc3Npb25zEiMuaW5mZXJtZXNoLnYxLlJldm9rZVNlc3Npb25zUmVxdWVzdBokLmluZmVybWVzaC52MS5SZXZva2VTZXNzaW9uc1Jlc3BvbnNlElIKC1JlY29yZFVzYWdlEiAuaW5mZXJtZXNoLnYxLlJlY29yZFVzYWdlUmVxdWVzdBohLmluZmVybWVzaC52MS5SZWNvcmRVc2FnZVJlc3BvbnNlEk8KClF1ZXJ5VXNhZ2USHy5pbmZlcm1lc2gudjEuUXVlcnlVc2FnZVJlcXVlc3QaIC5pbmZlcm1lc2gudjEuUXVlcnlVc2FnZVJlc3BvbnNlEmEKEExpc3RPd25Qcm92aWRlcnMSJS5pbmZlcm1lc2gudjEuTGlzdE93blByb3ZpZGVyc1JlcXVlc3QaJi5pbmZlcm1lc2gudjEuTGlzdE93blByb3ZpZGVyc1Jlc3BvbnNlEmQKEVNldFByb3ZpZGVyUGF1c2VkEiYuaW5mZXJtZXNoLnYxLlNldFByb3ZpZGVyUGF1c2VkUmVxdWVzdBonLmluZmVybWVzaC52MS5TZXRQcm92aWRlclBhdXNlZFJlc3BvbnNlEmcKElNldFByb3ZpZGVyU2hhcmluZxInLmluZmVybWVzaC52MS5TZXRQcm92aWRlclNoYXJpbmdSZXF1ZXN0GiguaW5mZXJtZXNoLnYxLlNldFByb3ZpZGVyU2hhcmluZ1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_infermesh_v1_registry]);
 
 /**
  * User is an account.
@@ -305,6 +305,97 @@ export const AcceptInviteResponseSchema: GenMessage<AcceptInviteResponse> = /*@_
   messageDesc(file_infermesh_v1_accounts, 10);
 
 /**
+ * CreateSignInLinkRequest names the account a sign-in link is for.
+ *
+ * @generated from message infermesh.v1.CreateSignInLinkRequest
+ */
+export type CreateSignInLinkRequest = Message<"infermesh.v1.CreateSignInLinkRequest"> & {
+  /**
+   * user_name is the account's name.
+   *
+   * @generated from field: string user_name = 1;
+   */
+  userName: string;
+};
+
+/**
+ * Describes the message infermesh.v1.CreateSignInLinkRequest.
+ * Use `create(CreateSignInLinkRequestSchema)` to create a new message.
+ */
+export const CreateSignInLinkRequestSchema: GenMessage<CreateSignInLinkRequest> = /*@__PURE__*/
+  messageDesc(file_infermesh_v1_accounts, 11);
+
+/**
+ * CreateSignInLinkResponse is the new link's token.
+ *
+ * @generated from message infermesh.v1.CreateSignInLinkResponse
+ */
+export type CreateSignInLinkResponse = Message<"infermesh.v1.CreateSignInLinkResponse"> & {
+  /**
+   * token signs the account in once, until expire_time; shown once, stored hashed.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * expire_time is when the link stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message infermesh.v1.CreateSignInLinkResponse.
+ * Use `create(CreateSignInLinkResponseSchema)` to create a new message.
+ */
+export const CreateSignInLinkResponseSchema: GenMessage<CreateSignInLinkResponse> = /*@__PURE__*/
+  messageDesc(file_infermesh_v1_accounts, 12);
+
+/**
+ * UseSignInLinkRequest uses a sign-in link.
+ *
+ * @generated from message infermesh.v1.UseSignInLinkRequest
+ */
+export type UseSignInLinkRequest = Message<"infermesh.v1.UseSignInLinkRequest"> & {
+  /**
+   * token is the token from the sign-in link.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message infermesh.v1.UseSignInLinkRequest.
+ * Use `create(UseSignInLinkRequestSchema)` to create a new message.
+ */
+export const UseSignInLinkRequestSchema: GenMessage<UseSignInLinkRequest> = /*@__PURE__*/
+  messageDesc(file_infermesh_v1_accounts, 13);
+
+/**
+ * UseSignInLinkResponse is the account the link signs in.
+ *
+ * @generated from message infermesh.v1.UseSignInLinkResponse
+ */
+export type UseSignInLinkResponse = Message<"infermesh.v1.UseSignInLinkResponse"> & {
+  /**
+   * user is the account.
+   *
+   * @generated from field: infermesh.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message infermesh.v1.UseSignInLinkResponse.
+ * Use `create(UseSignInLinkResponseSchema)` to create a new message.
+ */
+export const UseSignInLinkResponseSchema: GenMessage<UseSignInLinkResponse> = /*@__PURE__*/
+  messageDesc(file_infermesh_v1_accounts, 14);
+
+/**
  * CheckPasswordRequest is a sign-in attempt.
  *
  * @generated from message infermesh.v1.CheckPasswordRequest
@@ -330,7 +421,7 @@ export type CheckPasswordRequest = Message<"infermesh.v1.CheckPasswordRequest"> 
  * Use `create(CheckPasswordRequestSchema)` to create a new message.
  */
 export const CheckPasswordRequestSchema: GenMessage<CheckPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 11);
+  messageDesc(file_infermesh_v1_accounts, 15);
 
 /**
  * CheckPasswordResponse is the account signed in to.
@@ -351,7 +442,7 @@ export type CheckPasswordResponse = Message<"infermesh.v1.CheckPasswordResponse"
  * Use `create(CheckPasswordResponseSchema)` to create a new message.
  */
 export const CheckPasswordResponseSchema: GenMessage<CheckPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 12);
+  messageDesc(file_infermesh_v1_accounts, 16);
 
 /**
  * CreateSessionRequest starts a session.
@@ -372,7 +463,7 @@ export type CreateSessionRequest = Message<"infermesh.v1.CreateSessionRequest"> 
  * Use `create(CreateSessionRequestSchema)` to create a new message.
  */
 export const CreateSessionRequestSchema: GenMessage<CreateSessionRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 13);
+  messageDesc(file_infermesh_v1_accounts, 17);
 
 /**
  * CreateSessionResponse is the new session.
@@ -400,7 +491,7 @@ export type CreateSessionResponse = Message<"infermesh.v1.CreateSessionResponse"
  * Use `create(CreateSessionResponseSchema)` to create a new message.
  */
 export const CreateSessionResponseSchema: GenMessage<CreateSessionResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 14);
+  messageDesc(file_infermesh_v1_accounts, 18);
 
 /**
  * ResolveSessionRequest carries a session id to check.
@@ -421,7 +512,7 @@ export type ResolveSessionRequest = Message<"infermesh.v1.ResolveSessionRequest"
  * Use `create(ResolveSessionRequestSchema)` to create a new message.
  */
 export const ResolveSessionRequestSchema: GenMessage<ResolveSessionRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 15);
+  messageDesc(file_infermesh_v1_accounts, 19);
 
 /**
  * ResolveSessionResponse is the session's user.
@@ -442,7 +533,7 @@ export type ResolveSessionResponse = Message<"infermesh.v1.ResolveSessionRespons
  * Use `create(ResolveSessionResponseSchema)` to create a new message.
  */
 export const ResolveSessionResponseSchema: GenMessage<ResolveSessionResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 16);
+  messageDesc(file_infermesh_v1_accounts, 20);
 
 /**
  * RevokeSessionsRequest ends sessions: the one named, or all of a user's.
@@ -470,7 +561,7 @@ export type RevokeSessionsRequest = Message<"infermesh.v1.RevokeSessionsRequest"
  * Use `create(RevokeSessionsRequestSchema)` to create a new message.
  */
 export const RevokeSessionsRequestSchema: GenMessage<RevokeSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 17);
+  messageDesc(file_infermesh_v1_accounts, 21);
 
 /**
  * RevokeSessionsResponse counts the sessions ended.
@@ -491,7 +582,7 @@ export type RevokeSessionsResponse = Message<"infermesh.v1.RevokeSessionsRespons
  * Use `create(RevokeSessionsResponseSchema)` to create a new message.
  */
 export const RevokeSessionsResponseSchema: GenMessage<RevokeSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 18);
+  messageDesc(file_infermesh_v1_accounts, 22);
 
 /**
  * UsageRecord is one answered request.
@@ -617,7 +708,7 @@ export type UsageRecord = Message<"infermesh.v1.UsageRecord"> & {
  * Use `create(UsageRecordSchema)` to create a new message.
  */
 export const UsageRecordSchema: GenMessage<UsageRecord> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 19);
+  messageDesc(file_infermesh_v1_accounts, 23);
 
 /**
  * RecordUsageRequest is a batch of records.
@@ -638,7 +729,7 @@ export type RecordUsageRequest = Message<"infermesh.v1.RecordUsageRequest"> & {
  * Use `create(RecordUsageRequestSchema)` to create a new message.
  */
 export const RecordUsageRequestSchema: GenMessage<RecordUsageRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 20);
+  messageDesc(file_infermesh_v1_accounts, 24);
 
 /**
  * RecordUsageResponse counts what was stored.
@@ -659,7 +750,7 @@ export type RecordUsageResponse = Message<"infermesh.v1.RecordUsageResponse"> & 
  * Use `create(RecordUsageResponseSchema)` to create a new message.
  */
 export const RecordUsageResponseSchema: GenMessage<RecordUsageResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 21);
+  messageDesc(file_infermesh_v1_accounts, 25);
 
 /**
  * QueryUsageRequest selects and groups usage.
@@ -708,7 +799,7 @@ export type QueryUsageRequest = Message<"infermesh.v1.QueryUsageRequest"> & {
  * Use `create(QueryUsageRequestSchema)` to create a new message.
  */
 export const QueryUsageRequestSchema: GenMessage<QueryUsageRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 22);
+  messageDesc(file_infermesh_v1_accounts, 26);
 
 /**
  * UsageRow is one group's sums.
@@ -785,7 +876,7 @@ export type UsageRow = Message<"infermesh.v1.UsageRow"> & {
  * Use `create(UsageRowSchema)` to create a new message.
  */
 export const UsageRowSchema: GenMessage<UsageRow> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 23);
+  messageDesc(file_infermesh_v1_accounts, 27);
 
 /**
  * QueryUsageResponse is the groups' sums.
@@ -806,7 +897,7 @@ export type QueryUsageResponse = Message<"infermesh.v1.QueryUsageResponse"> & {
  * Use `create(QueryUsageResponseSchema)` to create a new message.
  */
 export const QueryUsageResponseSchema: GenMessage<QueryUsageResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 24);
+  messageDesc(file_infermesh_v1_accounts, 28);
 
 /**
  * ListOwnProvidersRequest names the owner.
@@ -827,7 +918,7 @@ export type ListOwnProvidersRequest = Message<"infermesh.v1.ListOwnProvidersRequ
  * Use `create(ListOwnProvidersRequestSchema)` to create a new message.
  */
 export const ListOwnProvidersRequestSchema: GenMessage<ListOwnProvidersRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 25);
+  messageDesc(file_infermesh_v1_accounts, 29);
 
 /**
  * ListOwnProvidersResponse is the owner's providers.
@@ -848,7 +939,7 @@ export type ListOwnProvidersResponse = Message<"infermesh.v1.ListOwnProvidersRes
  * Use `create(ListOwnProvidersResponseSchema)` to create a new message.
  */
 export const ListOwnProvidersResponseSchema: GenMessage<ListOwnProvidersResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 26);
+  messageDesc(file_infermesh_v1_accounts, 30);
 
 /**
  * SetProviderPausedRequest pauses or resumes a provider.
@@ -883,7 +974,7 @@ export type SetProviderPausedRequest = Message<"infermesh.v1.SetProviderPausedRe
  * Use `create(SetProviderPausedRequestSchema)` to create a new message.
  */
 export const SetProviderPausedRequestSchema: GenMessage<SetProviderPausedRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 27);
+  messageDesc(file_infermesh_v1_accounts, 31);
 
 /**
  * SetProviderPausedResponse is the provider after the change.
@@ -904,7 +995,7 @@ export type SetProviderPausedResponse = Message<"infermesh.v1.SetProviderPausedR
  * Use `create(SetProviderPausedResponseSchema)` to create a new message.
  */
 export const SetProviderPausedResponseSchema: GenMessage<SetProviderPausedResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 28);
+  messageDesc(file_infermesh_v1_accounts, 32);
 
 /**
  * SetProviderSharingRequest sets a provider's sharing.
@@ -939,7 +1030,7 @@ export type SetProviderSharingRequest = Message<"infermesh.v1.SetProviderSharing
  * Use `create(SetProviderSharingRequestSchema)` to create a new message.
  */
 export const SetProviderSharingRequestSchema: GenMessage<SetProviderSharingRequest> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 29);
+  messageDesc(file_infermesh_v1_accounts, 33);
 
 /**
  * SetProviderSharingResponse is the provider after the change.
@@ -960,7 +1051,7 @@ export type SetProviderSharingResponse = Message<"infermesh.v1.SetProviderSharin
  * Use `create(SetProviderSharingResponseSchema)` to create a new message.
  */
 export const SetProviderSharingResponseSchema: GenMessage<SetProviderSharingResponse> = /*@__PURE__*/
-  messageDesc(file_infermesh_v1_accounts, 30);
+  messageDesc(file_infermesh_v1_accounts, 34);
 
 /**
  * UsageScope says whose usage a query sums.
@@ -1122,6 +1213,29 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof AcceptInviteRequestSchema;
     output: typeof AcceptInviteResponseSchema;
+  },
+  /**
+   * CreateSignInLink makes a one-time sign-in link for an account, whether or not it has a password; INVALID_ARGUMENT
+   * for a name no account can have, NOT_FOUND for an unknown one. A disabled account's link waits unused until the
+   * account is enabled again or the link expires.
+   *
+   * @generated from rpc infermesh.v1.AccountService.CreateSignInLink
+   */
+  createSignInLink: {
+    methodKind: "unary";
+    input: typeof CreateSignInLinkRequestSchema;
+    output: typeof CreateSignInLinkResponseSchema;
+  },
+  /**
+   * UseSignInLink uses a sign-in link up and returns its account; UNAUTHENTICATED for a bad, used or expired link, an
+   * invite's token, or a disabled account.
+   *
+   * @generated from rpc infermesh.v1.AccountService.UseSignInLink
+   */
+  useSignInLink: {
+    methodKind: "unary";
+    input: typeof UseSignInLinkRequestSchema;
+    output: typeof UseSignInLinkResponseSchema;
   },
   /**
    * CheckPassword verifies a user's password; UNAUTHENTICATED for a wrong one, an unknown name or a disabled account.
