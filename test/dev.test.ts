@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
-import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { expectedCompletionText } from "../services/sim/simulator.js";
 import { type CliProcess, spawnCli } from "./support/cli-process.js";
 import { waitFor } from "./support/wait-for.js";
@@ -90,7 +89,7 @@ describe("infermesh dev", function () {
     }
   });
 
-  it("shows the dev user's dashboard password on the first start only, and lets one key run 64 streams at once", async () => {
+  it("prints a new one-time dashboard sign-in link on every start, and lets one key run 64 streams at once", async () => {
     const data = mkdtempSync(join(tmpdir(), "infermesh-dev-"));
     const db = join(data, "infermesh.db");
     const start = () => spawnCli(["dev", "--port", "0", "--registry-port", "0", "--data", data]);
@@ -100,26 +99,42 @@ describe("infermesh dev", function () {
       if (dev.child.exitCode === null) dev.child.kill("SIGINT");
       return (await dev.exited).code;
     };
-    const checkPassword = async (password: string) => {
-      const store = createSqliteStore({ path: db });
-      try {
-        return (await store.checkPassword("dev", password))?.name;
-      } finally {
-        await store.close();
-      }
+    /** dashboardLink reads the dashboard line: the link's base URL and token, and the command that makes another. */
+    const dashboardLink = (stdout: string) => {
+      const shown =
+        /^# dashboard: (http:\/\/127\.0\.0\.1:\d+)\/dashboard\/sign-in#token=([A-Za-z0-9_-]{43}) \(one-time sign-in link for user dev, valid 24 h; another: infermesh (users sign-in-link dev --url (\S+) --db (\S+))\)$/m.exec(
+          stdout,
+        );
+      expect(shown, stdout).not.to.equal(null);
+      const [, url, token, another, anotherUrl, anotherDb] = shown as unknown as string[];
+      expect([anotherUrl, anotherDb]).to.deep.equal([url, db]);
+      return { url: url as string, token: token as string, another: (another as string).split(" ") };
+    };
+    /** signIn posts a link's token as the dashboard's sign-in page does, and reads who the session cookie is. */
+    const signIn = async (url: string, token: string) => {
+      const response = await fetch(`${url}/api/auth/sign-in-link`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token }),
+      });
+      const cookie = /^(infermesh_session=[^;]+);/.exec(response.headers.get("set-cookie") ?? "")?.[1];
+      if (response.status !== 200 || cookie === undefined) return { status: response.status, me: undefined };
+      const me = await fetch(`${url}/api/me`, { headers: { cookie } });
+      return { status: response.status, me: (await me.json()) as unknown };
     };
     try {
       const first = start();
-      let password: string;
+      let firstToken: string;
       try {
         const stdout = await ready(first);
         const url = /^OPENAI_BASE_URL=(\S+)\/v1$/m.exec(stdout)?.[1] as string;
         const key = /^OPENAI_API_KEY=(\S+)$/m.exec(stdout)?.[1] as string;
-        const shown = /^# dashboard: (\S+) \(user dev, password ([A-Za-z0-9_-]{16}) — shown once, stored hashed\)$/m.exec(stdout);
-        expect(shown, stdout).not.to.equal(null);
-        expect(shown?.[1]).to.equal(`${url}/`);
-        password = shown?.[2] as string;
-        expect(stdout.split(password)).to.have.length(2);
+        const link = dashboardLink(stdout);
+        expect(link.url).to.equal(url);
+        expect(stdout, "no password any more").not.to.match(/password/i);
+        firstToken = link.token;
+        expect((await signIn(url, link.token)).me).to.deep.include({ name: "dev", auth: "session" });
+        expect(await signIn(url, link.token), "the link works once").to.deep.equal({ status: 401, me: undefined });
 
         // No per-key cap on streams: a batch of 64 from one local user is queued by the agent, never refused.
         const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
@@ -137,22 +152,21 @@ describe("infermesh dev", function () {
       } finally {
         expect(await stop(first)).to.equal(0);
       }
-      expect(await checkPassword(password)).to.equal("dev");
 
       const second = start();
       try {
-        const stdout = await ready(second);
-        expect(stdout).to.match(
-          new RegExp(
-            `^# dashboard: http://127\\.0\\.0\\.1:\\d+/ \\(user dev, with the password shown on the first start; a new one: infermesh users password dev --db ${db.replaceAll(".", "\\.")}\\)$`,
-            "m",
-          ),
-        );
-        expect(stdout).not.to.contain(password);
+        const link = dashboardLink(await ready(second));
+        expect(link.token, "a new link at every start").not.to.equal(firstToken);
+        expect((await signIn(link.url, link.token)).me).to.deep.include({ name: "dev", auth: "session" });
+        // The printed command makes another link for the running dev, beside it on the same database.
+        const another = await spawnCli(link.another).exited;
+        expect([another.code, another.stderr]).to.deep.equal([0, ""]);
+        const made = /^(http:\/\/127\.0\.0\.1:\d+)\/dashboard\/sign-in#token=([A-Za-z0-9_-]{43})$/m.exec(another.stdout);
+        expect(made?.[1], another.stdout).to.equal(link.url);
+        expect((await signIn(link.url, made?.[2] as string)).me).to.deep.include({ name: "dev", auth: "session" });
       } finally {
         expect(await stop(second)).to.equal(0);
       }
-      expect(await checkPassword(password), "the second start kept the password").to.equal("dev");
     } finally {
       rmSync(data, { recursive: true, force: true });
     }

@@ -109,7 +109,7 @@ describe("what an attached agent learns of the mesh", function () {
 describe("secrets in logs", function () {
   this.timeout(4 * START_DEADLINE_MS);
 
-  it("never writes an API key, a password, a session or the mesh token to any log of a full run at debug level", async () => {
+  it("never writes an API key, a password, a link's token, a session or the mesh token to any log of a full run at debug level", async () => {
     const meshToken = `mesh-${"s3cr3t".repeat(6)}`;
     const processes: CliProcess[] = [];
     const env = { INFERMESH_MESH_TOKEN: meshToken, INFERMESH_LOG_LEVEL: "debug" };
@@ -160,6 +160,13 @@ describe("secrets in logs", function () {
         201,
       );
       expect((await post("/api/auth/login", { name: "june", password: `${password}-wrong` })).status).to.equal(401);
+      // A one-time sign-in link: used once, then refused.
+      const link = (await spawnCli(["users", "sign-in-link", "june", "--db", join(dir, "db.sqlite"), "--url", baseUrl]).exited).stdout;
+      const signInToken = /#token=([\w-]+)/.exec(link)?.[1] as string;
+      const linked = await post("/api/auth/sign-in-link", { token: signInToken });
+      expect(linked.status).to.equal(200);
+      const linkSession = /infermesh_session=([^;]+)/.exec(linked.headers.get("set-cookie") ?? "")?.[1] as string;
+      expect((await post("/api/auth/sign-in-link", { token: signInToken })).status).to.equal(401);
 
       const registryClient = stockClient("RegistryService", registryAddress);
       const { providers } = await unary<{ providers: { gatewayId: string; linkId: string }[] }>(
@@ -184,6 +191,8 @@ describe("secrets in logs", function () {
         ["mesh token", meshToken],
         ["password", password],
         ["invite token", inviteToken],
+        ["sign-in link token", signInToken],
+        ["sign-in link's session id", linkSession],
         ["session id", session],
         ["session secret", session.slice("ims_".length + 16 + 1)],
         ["CSRF token", csrf],

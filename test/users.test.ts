@@ -90,6 +90,52 @@ describe("infermesh users", () => {
     );
   });
 
+  it("sign-in-link prints a one-time dashboard link, its token in the fragment, valid 24 h, that signs the user in once", async () => {
+    await infermesh(["users", "add", "alice", "--db", db]);
+    await inspect((store) => store.setPassword("alice", PASSWORD));
+    const before = Date.now();
+    const made = await infermesh(["users", "sign-in-link", "alice", "--db", db, "--url", "https://mesh.example.org/v1"]);
+    expect([made.code, made.stderr]).to.deep.equal([0, ""]);
+    const lines = made.stdout.split("\n");
+    expect(lines).to.have.length(3);
+    expect(lines[0]).to.match(new RegExp(`^this link signs alice in, once, until (${ISO}) \\(24 h; shown this once\\):$`));
+    expect(lines[1]).to.match(/^https:\/\/mesh\.example\.org\/dashboard\/sign-in#token=[A-Za-z0-9_%-]+$/);
+    expect(lines[2]).to.equal("");
+    const expiresAtMs = Date.parse(/until (\S+)/.exec(lines[0] as string)?.[1] ?? "");
+    expect(expiresAtMs - before)
+      .to.be.at.least(24 * 3600_000 - 1_000)
+      .and.at.most(24 * 3600_000 + 60_000);
+    const token = decodeURIComponent((lines[1] as string).split("#token=")[1] as string);
+    await inspect(async (store) => {
+      expect(await store.acceptInvite(token, "another password"), "a sign-in link sets no password").to.equal(undefined);
+      expect((await store.useSignInLink(token))?.name).to.equal("alice");
+      expect(await store.useSignInLink(token), "a link is used once").to.equal(undefined);
+      expect((await store.checkPassword("alice", PASSWORD))?.name, "the password stays").to.equal("alice");
+    });
+    const byDefault = await infermesh(["users", "sign-in-link", "alice"], { INFERMESH_DB: db });
+    expect(byDefault.stdout.split("\n")[1]).to.match(/^http:\/\/127\.0\.0\.1:8080\/dashboard\/sign-in#token=/);
+  });
+
+  it("sign-in-link refuses an unknown name, and says when the account is disabled, where the link waits for it", async () => {
+    expect(await infermesh(["users", "sign-in-link", "zoe", "--db", db])).to.deep.equal({
+      code: 1,
+      stdout: "",
+      stderr: "infermesh users sign-in-link: no user named 'zoe' (`infermesh users list` shows them)\n",
+    });
+    expect((await infermesh(["users", "sign-in-link", "--db", db])).stderr).to.equal(
+      "infermesh users sign-in-link: a NAME is required (`infermesh users list` shows them)\n",
+    );
+    await infermesh(["users", "add", "bob", "--db", db]);
+    await infermesh(["users", "disable", "bob", "--db", db]);
+    const made = await infermesh(["users", "sign-in-link", "bob", "--db", db]);
+    expect(made.code).to.equal(0);
+    expect(made.stderr).to.equal("bob is disabled: the link works once `infermesh users enable bob` enables the account\n");
+    const token = decodeURIComponent(made.stdout.split("\n")[1]?.split("#token=")[1] as string);
+    expect(await inspect((store) => store.useSignInLink(token))).to.equal(undefined);
+    await infermesh(["users", "enable", "bob", "--db", db]);
+    expect((await inspect((store) => store.useSignInLink(token)))?.name).to.equal("bob");
+  });
+
   it("list shows each account's name, creation, when it was disabled and whether it has a password", async () => {
     expect(await infermesh(["users", "list", "--db", db])).to.deep.equal({
       code: 0,
@@ -162,6 +208,7 @@ describe("infermesh users", () => {
       `\`infermesh registry --db ${missing}\` makes the database when it starts (\`infermesh dev\` makes one in its --data folder)\n`;
     for (const argv of [
       ["add", "alice"],
+      ["sign-in-link", "alice"],
       ["list"],
       ["disable", "alice"],
       ["enable", "alice"],

@@ -4,6 +4,7 @@ import { resolve as absolutePath, join } from "node:path";
 import { createAgent } from "../../services/agent/agent.js";
 import { resolveAgentConfig } from "../../services/agent/agent-config.js";
 import { createGateway } from "../../services/gateway/gateway.js";
+import { SIGN_IN_LINK_TTL_MS } from "../../services/registry/account-service.js";
 import { createRegistry } from "../../services/registry/registry.js";
 import type { RegistryStore } from "../../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
@@ -17,7 +18,7 @@ import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { LOG_LEVEL_FLAG } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 import { parseSimulatedModel } from "./sim-command.js";
-import { generatePassword } from "./users-command.js";
+import { signInLink } from "./users-command.js";
 
 /** DEV_MODELS are the simulator's models unless --model says otherwise: one of each service type. */
 export const DEV_MODELS: readonly SimulatedModel[] = [
@@ -127,7 +128,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv, ou
       grpcListen: { host: LOOPBACK, port: 0 },
       shutdownGraceMs: STOP_GRACE_MS,
       // One process on loopback: /metrics on the one port, no cap on one user's streams (a local batch runs many at
-      // once), and accounts only by invite or by the dev user's password below.
+      // once), and accounts only by invite, or the dev user's by the sign-in link below.
       publicMetrics: true,
       rateLimits: { concurrentStreams: 0 },
       signup: "invite",
@@ -177,7 +178,7 @@ export async function runDev(argv: readonly string[], env: NodeJS.ProcessEnv, ou
     say(
       `Prometheus metrics of all three services: http://127.0.0.1:${httpPort}/metrics (scrape config: infermesh metrics-config --gateway 127.0.0.1:${httpPort})`,
     );
-    say(dashboardLine(httpPort, await setFirstDevPassword(store), dbPath));
+    say(dashboardLine(httpPort, await devSignInToken(store), dbPath));
     say("point any OpenAI client at the mesh: export these two lines in another shell");
     output.stdout(`OPENAI_BASE_URL=http://127.0.0.1:${httpPort}/v1\nOPENAI_API_KEY=${apiKey}\n`);
     await onShutdownSignal(log);
@@ -197,13 +198,15 @@ export function agentJoinHint(gatewayPort: number, keyFile: string): string {
 }
 
 /**
- * dashboardLine says where the dashboard is and how the dev user signs in: with the password, on the start that set
- * it (the only time it is shown), or else with the command that sets a new one.
+ * dashboardLine is the dashboard's one-time sign-in link for the dev user, with how long it works and the command
+ * line that makes another while dev runs.
  */
-export function dashboardLine(gatewayPort: number, newPassword: string | undefined, dbPath: string): string {
-  const url = `http://127.0.0.1:${gatewayPort}/`;
-  if (newPassword !== undefined) return `dashboard: ${url} (user ${DEV_USER}, password ${newPassword} — shown once, stored hashed)`;
-  return `dashboard: ${url} (user ${DEV_USER}, with the password shown on the first start; a new one: infermesh users password ${DEV_USER} --db ${shellWord(dbPath)})`;
+export function dashboardLine(gatewayPort: number, token: string, dbPath: string): string {
+  const url = `http://127.0.0.1:${gatewayPort}`;
+  return (
+    `dashboard: ${signInLink(url, token)} (one-time sign-in link for user ${DEV_USER}, valid ${SIGN_IN_LINK_TTL_MS / 3_600_000} h; ` +
+    `another: infermesh users sign-in-link ${DEV_USER} --url ${url} --db ${shellWord(dbPath)})`
+  );
 }
 
 /** shellWord quotes a path for the shell when it needs it, so that a printed command line can be pasted as it is. */
@@ -211,16 +214,11 @@ function shellWord(path: string): string {
   return /^[\w./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
 }
 
-/**
- * setFirstDevPassword gives the dev user a random dashboard password when it has none yet, and returns it; undefined
- * when it had one, which is kept (only its hash is stored, so it cannot be shown again).
- */
-async function setFirstDevPassword(store: RegistryStore): Promise<string | undefined> {
-  const user = await store.findUser(DEV_USER);
-  if (user?.hasPassword) return undefined;
-  const password = generatePassword();
-  await store.setPassword(DEV_USER, password);
-  return password;
+/** devSignInToken makes a one-time sign-in link's token for the dev user, whom devApiKey made if needed. */
+async function devSignInToken(store: RegistryStore): Promise<string> {
+  const link = await store.createSignInLink(DEV_USER, SIGN_IN_LINK_TTL_MS);
+  if (link === undefined) throw new Error(`the ${DEV_USER} user is missing from the registry's database`);
+  return link.token;
 }
 
 /**

@@ -80,7 +80,7 @@ export const PUBLIC_URL_FLAG: FlagSpec = {
   type: "string",
   default: DEFAULT_MESH_URL,
   value: "URL",
-  description: "the mesh's public URL as people open it in a browser (https://mesh.example.org); invite links start with it",
+  description: "the mesh's public URL as people open it in a browser (https://mesh.example.org); invite and sign-in links start with it",
   env: "INFERMESH_PUBLIC_URL",
 };
 

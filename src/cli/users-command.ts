@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
-import type { RegistryStore, User } from "../../services/registry/store/registry-store.js";
+import { INVITE_PATH, SIGN_IN_LINK_PATH } from "../../services/gateway/dashboard-paths.js";
+import { SIGN_IN_LINK_TTL_MS } from "../../services/registry/account-service.js";
+import type { RegistryStore } from "../../services/registry/store/registry-store.js";
 import { parseBaseUrl } from "../../services/shared/config-values.js";
 import type { CommandGroup, CommandOutput, RunnableCommand } from "./command.js";
 import { type FlagSpecs, parseFlags, requirePositionals, requireString } from "./flags.js";
@@ -9,15 +11,13 @@ import { formatTable, isoTime } from "./text-table.js";
 
 /** INVITE_TTL_MS is how long an invite link from `infermesh users add` sets a password: 24 hours. */
 export const INVITE_TTL_MS = 24 * 3600 * 1000;
-/** INVITE_PATH is the dashboard's page an invite link opens; the token follows in the fragment. */
-export const INVITE_PATH = "/invite";
 /** GENERATED_PASSWORD_BYTES make a password of 16 base64url characters: 96 random bits. */
 const GENERATED_PASSWORD_BYTES = 12;
 
-/** USERS_FLAGS are the flags of every `infermesh users` command but add. */
+/** USERS_FLAGS are the flags of every `infermesh users` command but add and sign-in-link. */
 export const USERS_FLAGS: FlagSpecs = { db: DB_FLAG };
 
-/** USERS_ADD_FLAGS are `infermesh users add`'s flags. */
+/** USERS_ADD_FLAGS are the flags of `infermesh users add` and `sign-in-link`, which print links. */
 export const USERS_ADD_FLAGS: FlagSpecs = { db: DB_FLAG, url: PUBLIC_URL_FLAG };
 
 /** USER_LIST_HINT says where user names are found, for messages about a missing or unknown one. */
@@ -31,7 +31,15 @@ export function inviteLink(publicUrl: string, inviteToken: string): string {
   return `${publicUrl}${INVITE_PATH}#token=${encodeURIComponent(inviteToken)}`;
 }
 
-/** generatePassword is a random password of 16 base64url characters, for `users password` and `infermesh dev`. */
+/**
+ * signInLink is the link that signs an account in to the dashboard once. Its token is in the fragment, like an
+ * invite's, so that it reaches no access log; the dashboard's page posts it to POST /api/auth/sign-in-link.
+ */
+export function signInLink(publicUrl: string, token: string): string {
+  return `${publicUrl}${SIGN_IN_LINK_PATH}#token=${encodeURIComponent(token)}`;
+}
+
+/** generatePassword is a random password of 16 base64url characters, for `users password`. */
 export function generatePassword(): string {
   return randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url");
 }
@@ -49,6 +57,27 @@ export async function runUsersAdd(argv: readonly string[], env: NodeJS.ProcessEn
         `${inviteLink(publicUrl, inviteToken)}\n`,
     );
   });
+}
+
+/**
+ * runUsersSignInLink prints a one-time link that signs an existing account in to the dashboard, on a line of its own,
+ * and when it expires. The account's password, if it has one, stays as it is.
+ */
+export async function runUsersSignInLink(argv: readonly string[], env: NodeJS.ProcessEnv, output: CommandOutput): Promise<void> {
+  const flags = parseFlags(USERS_ADD_FLAGS, argv, env, true);
+  const [name] = requirePositionals(flags, ["NAME"], USER_LIST_HINT) as [string];
+  const publicUrl = parseBaseUrl(flags.setting("url"), requireString(flags, "url"));
+  const { user, link } = await withRegistryDatabase(registryDatabase(flags), async (store) => {
+    const user = known(await store.findUser(name), name);
+    return { user, link: known(await store.createSignInLink(name, SIGN_IN_LINK_TTL_MS), name) };
+  });
+  output.stdout(
+    `this link signs ${user.name} in, once, until ${isoTime(link.expiresAtMs)} (${SIGN_IN_LINK_TTL_MS / 3_600_000} h; shown this once):\n` +
+      `${signInLink(publicUrl, link.token)}\n`,
+  );
+  if (user.disabledAtMs !== undefined) {
+    output.stderr(`${user.name} is disabled: the link works once \`infermesh users enable ${user.name}\` enables the account\n`);
+  }
 }
 
 /** runUsersList prints a table of accounts: name, creation, when disabled, whether a password is set. */
@@ -106,10 +135,10 @@ export async function runUsersPassword(argv: readonly string[], env: NodeJS.Proc
   output.stdout(`new password of ${name} (shown this once, stored hashed): ${password}\n${signedOut(name, ended)}\n`);
 }
 
-/** known is the user the store found, or an error naming the unknown name. */
-function known(user: User | undefined, name: string): User {
-  if (user === undefined) throw new Error(`no user named '${name}' (${USER_LIST_HINT})`);
-  return user;
+/** known is what the store found for a user name, or an error naming the unknown name. */
+function known<T>(found: T | undefined, name: string): T {
+  if (found === undefined) throw new Error(`no user named '${name}' (${USER_LIST_HINT})`);
+  return found;
 }
 
 /** signedOut says how many sessions of a user ended. */
@@ -120,7 +149,7 @@ function signedOut(name: string, count: number): string {
 /** USERS_COMMAND is `infermesh users`: accounts, straight in the registry's database. */
 export const USERS_COMMAND: CommandGroup = {
   name: "users",
-  summary: "add, list, disable, enable and sign out accounts, and set passwords, in the registry's database",
+  summary: "add, list, disable, enable and sign out accounts, set passwords and make sign-in links, in the registry's database",
   subcommands: [
     {
       name: "add",
@@ -128,6 +157,13 @@ export const USERS_COMMAND: CommandGroup = {
       synopsis: "users add NAME [--url URL] [--db FILE]",
       flags: USERS_ADD_FLAGS,
       run: runUsersAdd,
+    },
+    {
+      name: "sign-in-link",
+      summary: "print a link that signs an account in to the dashboard, once (valid 24 h, shown this once); its password stays",
+      synopsis: "users sign-in-link NAME [--url URL] [--db FILE]",
+      flags: USERS_ADD_FLAGS,
+      run: runUsersSignInLink,
     },
     {
       name: "list",
