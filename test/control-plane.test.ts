@@ -442,6 +442,27 @@ describe("providers: pause, sharing, and why a model has no provider", function 
     await waitFor("alice's model private again", async () => (await modelIds(carolKey)).length === 0);
   });
 
+  it("says in /v1/models whose provider serves each model: the caller's own, or the member who shares it", async () => {
+    const servedBy = async (apiKey: string) =>
+      ((await api(apiKey, "/v1/models")).json.data as { id: string; served_by: unknown }[]).map((m) => [m.id, m.served_by]);
+    const alices = [["sim-llama", [{ provider: "alice-agent-0", owner: "alice" }]]];
+    expect(await servedBy(aliceKey), "alice's own, to alice").to.deep.equal(alices);
+    expect(await servedBy(bobKey)).to.deep.equal([]);
+    await api(aliceKey, `/api/providers/${alice.providerId}/sharing`, "PUT", { visibility: "users", users: ["bob"] });
+    try {
+      await waitFor("bob to see alice's model", async () => (await servedBy(bobKey)).length === 1);
+      expect(await servedBy(bobKey), "shared with bob, by alice").to.deep.equal(alices);
+      const listed = await new OpenAI({ baseURL: `${mesh.gateway.baseUrl}/v1`, apiKey: bobKey, maxRetries: 0 }).models.list();
+      expect(
+        listed.data.map((m) => (m as unknown as { served_by: unknown }).served_by),
+        "through the OpenAI SDK",
+      ).to.deep.equal([[{ provider: "alice-agent-0", owner: "alice" }]]);
+    } finally {
+      await api(aliceKey, `/api/providers/${alice.providerId}/sharing`, "PUT", { visibility: "private" });
+      await waitFor("alice's model private again", async () => (await servedBy(bobKey)).length === 0);
+    }
+  });
+
   it("pauses at once: no new call, its owner told why, others see a model nobody serves; resume brings it back", async () => {
     await api(aliceKey, `/api/providers/${alice.providerId}/sharing`, "PUT", { visibility: "public" });
     await waitFor("bob to see alice's model", async () => (await modelIds(bobKey)).length === 1);

@@ -94,6 +94,7 @@ describe("gateway (HTTP façade) against a scripted agent", () => {
       id: "Llama-3",
       object: "model",
       owned_by: "alice's box",
+      served_by: [{ provider: "alice's box", owner: "alice" }],
       service_type: "llm",
       input_modalities: ["text"],
       output_modalities: ["text"],

@@ -100,12 +100,26 @@ const usage = {
 
 const modelEntry = {
   type: "object",
-  required: ["id", "object", "created", "owned_by"],
+  required: ["id", "object", "created", "owned_by", "served_by"],
   properties: {
     id: { type: "string", examples: ["sim-llama"] },
     object: { const: "model" },
     created: { type: "integer" },
     owned_by: { type: "string", description: "The providers serving the model, comma-separated." },
+    served_by: {
+      type: "array",
+      description:
+        "An infermesh extension: each provider serving the model to this caller and the user who owns it (the caller " +
+        "for their own, another member for one shared with them), sorted by provider, then owner.",
+      items: {
+        type: "object",
+        required: ["provider", "owner"],
+        properties: {
+          provider: { type: "string", description: "The provider's name, as owned_by lists it." },
+          owner: { type: "string", description: "The user name of the provider's owner." },
+        },
+      },
+    },
     service_type: { type: "string", enum: ["unspecified", ...SERVICE_TYPE_NAMES] },
     input_modalities: { type: "array", items: { type: "string" } },
     output_modalities: { type: "array", items: { type: "string" } },
