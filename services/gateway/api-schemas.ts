@@ -310,3 +310,29 @@ export const PROVIDER_SHARING_SCHEMA = {
   body: sharing,
   response: { 200: jsonResponse(provider, "The provider after the change."), ...ERROR_RESPONSES },
 } as const satisfies FastifySchema;
+
+/** AUTH_OPTIONS_SCHEMA is GET /api/auth/options. */
+export const AUTH_OPTIONS_SCHEMA = {
+  summary: "How one joins and signs in here, and where the gateway's other pages are",
+  description: "Public, so that a sign-in page can offer sign-up only where it is open.",
+  tags: MEMBERS,
+  security: NO_AUTH,
+  querystring: { type: "object", additionalProperties: false, properties: {} },
+  response: {
+    200: jsonResponse(
+      {
+        type: "object",
+        required: ["signup", "metrics_path"],
+        properties: {
+          signup: { type: "string", enum: ["open", "invite", "closed"], description: "Who may make an account: anyone, invitees, nobody." },
+          metrics_path: {
+            type: ["string", "null"],
+            description: "Where this port serves Prometheus metrics; null when only a private port does.",
+          },
+        },
+      },
+      "The gateway's sign-in options.",
+    ),
+    ...ERROR_RESPONSES,
+  },
+} as const satisfies FastifySchema;

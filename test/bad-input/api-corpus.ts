@@ -66,6 +66,7 @@ const ROUTES = {
     body: () => json(signInLinkBody()),
   },
   session: { method: "GET", template: "/api/auth/session", path: "/api/auth/session" },
+  options: { method: "GET", template: "/api/auth/options", path: "/api/auth/options" },
   logout: { method: "POST", template: "/api/auth/logout", path: "/api/auth/logout" },
   me: { method: "GET", template: "/api/me", path: "/api/me" },
   listKeys: { method: "GET", template: "/api/keys", path: "/api/keys" },
@@ -278,6 +279,21 @@ function sessionCases(): HttpCase[] {
   ];
 }
 
+/** optionsCases: the public sign-in options take no parameters, and no credential makes them fail. */
+function optionsCases(): HttpCase[] {
+  const route = ROUTES.options;
+  const query = (name: string, search: string) => apiCase(route, name, refused, { auth: "none", path: `/api/auth/options?${search}` });
+  return [
+    query("an unknown query parameter", "signup=open"),
+    query("a query parameter of 1,000 characters", `${"x".repeat(1000)}=1`),
+    query("an unknown parameter given twice", "a=1&a=2"),
+    apiCase(route, "an unknown query parameter beside a bogus session", refused, {
+      auth: bogusSession(),
+      path: "/api/auth/options?debug=1",
+    }),
+  ];
+}
+
 /**
  * logoutCases: signing out checks no session (there may be none left to end), but a cookie to end needs its CSRF
  * token, so that another site cannot sign a member out.
@@ -436,6 +452,7 @@ export function apiCorpus(): HttpCase[] {
     ...inviteCases(),
     ...signInLinkCases(),
     ...sessionCases(),
+    ...optionsCases(),
     ...logoutCases(),
     ...meCases(),
     ...keyCases(),
