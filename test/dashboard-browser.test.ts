@@ -109,11 +109,11 @@ describe("the dashboard in headless Chromium", function () {
       "the SDK's call in Usage",
       async () => {
         await page.getByRole("button", { name: "Refresh" }).click();
-        return (await byModel.getByRole("cell", { name: "ada-secret-model", exact: true }).count()) > 0;
+        return (await byModel.getByRole("rowheader", { name: "ada-secret-model", exact: true }).count()) > 0;
       },
       15_000,
     );
-    await page.getByRole("table", { name: "By key" }).getByRole("cell", { name: "sdk-laptop", exact: true }).waitFor();
+    await page.getByRole("table", { name: "By key" }).getByRole("rowheader", { name: "sdk-laptop", exact: true }).waitFor();
     await shoot(page, "ada-usage");
 
     // Pause: the playground's chat says why nothing answers.
@@ -162,7 +162,7 @@ describe("the dashboard in headless Chromium", function () {
       .and.match(/request failed: POST .*\/v1\/chat\/completions net::ERR_ABORTED/);
 
     await visit(page, "Models", "Models");
-    await page.getByRole("cell", { name: "ada-secret-model", exact: true }).waitFor();
+    await page.getByRole("table", { name: "Models you can use" }).getByRole("rowheader", { name: "ada-secret-model", exact: true }).waitFor();
     await shoot(page, "ada-models");
     expect(problems).to.deep.equal([]);
   });
