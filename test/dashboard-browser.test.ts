@@ -162,7 +162,10 @@ describe("the dashboard in headless Chromium", function () {
       .and.match(/request failed: POST .*\/v1\/chat\/completions net::ERR_ABORTED/);
 
     await visit(page, "Models", "Models");
-    await page.getByRole("table", { name: "Models you can use" }).getByRole("rowheader", { name: "ada-secret-model", exact: true }).waitFor();
+    await page
+      .getByRole("table", { name: "Models you can use" })
+      .getByRole("rowheader", { name: "ada-secret-model", exact: true })
+      .waitFor();
     await shoot(page, "ada-models");
     expect(problems).to.deep.equal([]);
   });
