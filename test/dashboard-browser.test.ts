@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
-import type { Page } from "playwright-core";
+import type { Locator, Page } from "playwright-core";
 import { type BrowserSession, openBrowser, skipWithoutChromium } from "./support/chromium.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { waitFor } from "./support/wait-for.js";
@@ -22,16 +22,48 @@ const PAGES = [
   ["settings/tokens", "Tokens"],
 ] as const;
 
-/** shoot screenshots the page at each width, and fails when the page is wider than a phone's screen. */
+/** UNNAMED_CONTROLS lists the visible form controls and buttons of the page that have no accessible name. */
+const UNNAMED_CONTROLS = `[...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => {
+    const byLabel = [...(el.labels ?? [])].map((label) => label.textContent).join("").trim();
+    const byIds = (el.getAttribute("aria-labelledby") ?? "").split(" ").map((id) => document.getElementById(id)?.textContent ?? "").join("").trim();
+    const own = el.tagName === "BUTTON" ? el.textContent.trim() : "";
+    return !(byLabel || el.getAttribute("aria-label") || byIds || own || el.getAttribute("title"));
+  })
+  .map((el) => el.outerHTML.slice(0, 160))`;
+
+/**
+ * shoot screenshots the page at a desktop and a phone width, and fails when the page is wider than a 360 px screen
+ * or has a control with no accessible name.
+ */
 async function shoot(page: Page, name: string): Promise<void> {
-  for (const width of WIDTHS) {
+  expect(await page.evaluate(UNNAMED_CONTROLS), `every control of ${name} has a name`).to.deep.equal([]);
+  for (const width of [...WIDTHS, 360]) {
     await page.setViewportSize({ width, height: 900 });
     // A string, evaluated in the page: the tests' TypeScript has no DOM.
     const overflow = (await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")) as number;
     expect(overflow, `${name} fits ${width} px without scrolling sideways`).to.be.at.most(0);
-    await page.screenshot({ path: join(SCREENSHOTS, `${name}-${width}.png`), fullPage: true });
+    if ((WIDTHS as readonly number[]).includes(width)) {
+      await page.screenshot({ path: join(SCREENSHOTS, `${name}-${width}.png`), fullPage: true });
+    }
   }
   await page.setViewportSize({ width: WIDTHS[0], height: 900 });
+}
+
+/** focused tells whether the control has the keyboard focus. */
+function focused(control: Locator): Promise<boolean> {
+  // Runs in the page; the tests' TypeScript has no DOM, so the page's document is reached through globalThis.
+  return control.evaluate((el) => el === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement);
+}
+
+/** tabTo presses Tab until the control is focused, as a keyboard user gets there, and fails if it never is. */
+async function tabTo(page: Page, control: Locator, presses = 40): Promise<void> {
+  for (let press = 0; press < presses; press++) {
+    await page.keyboard.press("Tab");
+    if (await focused(control)) return;
+  }
+  throw new Error(`${presses} presses of Tab never reached ${control}`);
 }
 
 /** visit opens a dashboard page by its navigation link, as a member does, and waits for its heading. */
@@ -243,6 +275,40 @@ describe("the dashboard in headless Chromium", function () {
     await page.getByRole("cell", { name: "laptop", exact: true }).waitFor({ state: "detached" });
     const me = () => fetch(`${mesh.gateway.baseUrl}/api/me`, { headers: { authorization: `Bearer ${secret}` } });
     await waitFor("the revoked token refused", async () => (await me()).status === 401, 2_000);
+    expect(problems).to.deep.equal([]);
+  });
+
+  it("works from the keyboard alone: sign in, reach the chat, send with Enter, move between tabs with the arrows", async () => {
+    const browser = await openBrowser();
+    browsers.push(browser);
+    const { page, problems } = browser;
+    await page.goto(`${mesh.gateway.baseUrl}/dashboard/sign-in`);
+    await tabTo(page, page.getByLabel("User name"));
+    await page.keyboard.type("bob");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("bob's password");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { level: 1, name: "Playground" }).waitFor();
+
+    const message = page.getByLabel("Message");
+    await message.waitFor();
+    await tabTo(page, message);
+    await page.keyboard.type("Hello from the keyboard");
+    await page.keyboard.press("Enter");
+    const conversation = page.getByRole("log", { name: "Conversation" });
+    await conversation.getByText("Hello from the keyboard").waitFor();
+    await waitFor(
+      "the reply",
+      async () =>
+        (await page.getByRole("button", { name: "Stop" }).isDisabled()) && ((await conversation.textContent()) ?? "").includes("bob-model"),
+      15_000,
+    );
+
+    await tabTo(page, page.getByRole("tab", { name: "Chat" }));
+    await page.keyboard.press("ArrowRight");
+    const transcription = page.getByRole("tab", { name: "Transcription" });
+    await waitFor("Transcription selected", async () => (await transcription.getAttribute("aria-selected")) === "true", 5_000);
+    expect(await focused(transcription), "focus follows the arrow").to.equal(true);
     expect(problems).to.deep.equal([]);
   });
 });
