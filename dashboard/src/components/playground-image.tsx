@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { call } from "../api.js";
 import { useRequest } from "../use-request.js";
-import { ErrorNotice } from "./notice.js";
+import { ActionRow } from "./action-row.js";
 
 /** SIZES are the sizes offered besides the model's own default; most image models take these. */
 const SIZES = ["256x256", "512x512", "1024x1024"] as const;
@@ -42,16 +42,8 @@ export function ImagePanel({ model }: { model: string }) {
             </option>
           ))}
         </select>
-        <div class="actions">
-          <button type="submit" class="primary" disabled={image.busy}>
-            Generate image
-          </button>
-          <span role="status" class="hint">
-            {image.busy ? "Generating…" : ""}
-          </span>
-        </div>
+        <ActionRow label="Generate image" primary busy={image.busy} status={image.busy ? "Generating…" : ""} error={image.error} />
       </form>
-      <ErrorNotice error={image.error} />
       {result === undefined ? null : (
         <figure class="playground-result playground-image">
           {result.src === undefined ? null : <img src={result.src} alt={result.prompt} />}

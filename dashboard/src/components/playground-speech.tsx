@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { call } from "../api.js";
 import { useRequest } from "../use-request.js";
-import { ErrorNotice } from "./notice.js";
+import { ActionRow } from "./action-row.js";
 
 /** VOICES are OpenAI's voice names; servers that mimic its API map them to voices of their own. */
 const VOICES = ["alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer"] as const;
@@ -33,16 +33,8 @@ export function SpeechPanel({ model }: { model: string }) {
             </option>
           ))}
         </select>
-        <div class="actions">
-          <button type="submit" class="primary" disabled={speech.busy}>
-            Speak
-          </button>
-          <span role="status" class="hint">
-            {speech.busy ? "Synthesising…" : ""}
-          </span>
-        </div>
+        <ActionRow label="Speak" primary busy={speech.busy} status={speech.busy ? "Synthesising…" : ""} error={speech.error} />
       </form>
-      <ErrorNotice error={speech.error} />
       {audio === undefined ? null : (
         <div class="playground-result">
           {/* biome-ignore lint/a11y/useMediaCaption: the text it was made from is on the page, just above the player. */}

@@ -1,6 +1,6 @@
 import { call } from "../api.js";
 import { useRequest } from "../use-request.js";
-import { ErrorNotice } from "./notice.js";
+import { ActionRow } from "./action-row.js";
 
 /** TranscriptionPanel sends an audio file to a speech-to-text model and shows what it heard. */
 export function TranscriptionPanel({ model }: { model: string }) {
@@ -21,16 +21,14 @@ export function TranscriptionPanel({ model }: { model: string }) {
         <p class="hint" id="transcription-hint">
           A recording in a format the model reads, such as WAV, MP3, FLAC or Ogg.
         </p>
-        <div class="actions">
-          <button type="submit" class="primary" disabled={transcript.busy}>
-            Transcribe
-          </button>
-          <span role="status" class="hint">
-            {transcript.busy ? "Transcribing…" : ""}
-          </span>
-        </div>
+        <ActionRow
+          label="Transcribe"
+          primary
+          busy={transcript.busy}
+          status={transcript.busy ? "Transcribing…" : ""}
+          error={transcript.error}
+        />
       </form>
-      <ErrorNotice error={transcript.error} />
       {transcript.result === undefined ? null : (
         <div class="playground-result">
           <h2>Transcript</h2>

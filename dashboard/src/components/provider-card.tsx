@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { api, messageOf } from "../api.js";
 import { formatAgo, formatCount } from "../format.js";
 import type { Provider, ProviderModel } from "../types.js";
-import { ErrorNotice } from "./notice.js";
+import { ActionRow } from "./action-row.js";
 import { ProviderSharingForm } from "./provider-sharing-form.js";
 
 /** loadText says how busy a provider is: "2 in flight of 4, 1 queued" (no "of" when it sets no limit). */
@@ -73,15 +73,9 @@ export function ProviderCard({ provider, onChanged }: { provider: Provider; onCh
           ))}
         </ul>
       )}
-      <div class="actions provider-pause">
-        <button type="button" disabled={busy} onClick={toggle} aria-label={`${action} ${provider.name}`}>
-          {action}
-        </button>
-        <span role="status" class="hint">
-          {said}
-        </span>
+      <div class="provider-pause">
+        <ActionRow label={action} ariaLabel={`${action} ${provider.name}`} onClick={toggle} busy={busy} status={said} error={error} />
       </div>
-      <ErrorNotice error={error} />
       <ProviderSharingForm provider={provider} onChanged={onChanged} />
     </article>
   );

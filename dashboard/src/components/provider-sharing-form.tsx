@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, messageOf } from "../api.js";
 import type { Provider, Visibility } from "../types.js";
-import { ErrorNotice } from "./notice.js";
+import { ActionRow } from "./action-row.js";
 
 const CHOICES: readonly (readonly [Visibility, string])[] = [
   ["private", "Only me"],
@@ -102,15 +102,7 @@ export function ProviderSharingForm({ provider, onChanged }: { provider: Provide
           />
         </>
       ) : null}
-      <div class="actions">
-        <button type="submit" disabled={busy} aria-label={`Save sharing for ${provider.name}`}>
-          Save sharing
-        </button>
-        <span role="status" class="hint">
-          {said}
-        </span>
-      </div>
-      <ErrorNotice error={error} />
+      <ActionRow label="Save sharing" ariaLabel={`Save sharing for ${provider.name}`} busy={busy} status={said} error={error} />
     </form>
   );
 }
