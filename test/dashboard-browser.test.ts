@@ -193,6 +193,19 @@ describe("the dashboard in headless Chromium", function () {
       .to.have.length(1)
       .and.match(/request failed: POST .*\/v1\/chat\/completions net::ERR_ABORTED/);
 
+    // My providers is live: a pause made elsewhere (the CLI, another browser) shows without a reload, and so does the
+    // resume.
+    await visit(page, "My providers", "My providers");
+    const elsewhere = (action: string) =>
+      fetch(`${base}/api/providers/${encodeURIComponent(ada.providerId)}/${action}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${adaKey}` },
+      });
+    expect((await elsewhere("pause")).status).to.equal(200);
+    await page.locator(".badge", { hasText: "paused" }).waitFor({ timeout: 10_000 });
+    expect((await elsewhere("resume")).status).to.equal(200);
+    await page.locator(".badge", { hasText: "online" }).waitFor({ timeout: 10_000 });
+
     await visit(page, "Models", "Models");
     await page
       .getByRole("table", { name: "Models you can use" })
