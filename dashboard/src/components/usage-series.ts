@@ -38,7 +38,10 @@ export function usageSeries(range: UsageRange, rows: readonly UsageRow[], nowMs 
   const zeros = () => times.map(() => 0);
   const series = { requests: zeros(), errors: zeros(), promptTokens: zeros(), completionTokens: zeros() };
   for (const { row, ms } of timed) {
-    const at = index.get(bucketStart(ms ?? 0, bucket));
+    // The answer holds only calls made within the range, but a UTC hour or day at its edge can begin before the range
+    // starts (east of UTC, or half an hour off it) or be dated after its last local day (west of UTC): its calls belong
+    // to the range's first or last bucket, and the totals count them too.
+    const at = index.get(bucketStart(Math.min(Math.max(ms ?? 0, range.fromMs), range.toMs - 1), bucket));
     if (at === undefined) continue;
     series.requests[at] = (series.requests[at] ?? 0) + row.requests;
     series.errors[at] = (series.errors[at] ?? 0) + row.errors;
