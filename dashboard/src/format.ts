@@ -14,8 +14,8 @@ export function formatAgo(seconds: number | null, nowMs = Date.now()): string {
   if (seconds === null) return "never";
   const elapsed = Math.max(0, Math.round(nowMs / 1000 - seconds));
   if (elapsed < 60) return `${elapsed} s ago`;
-  if (elapsed < 3600) return `${Math.round(elapsed / 60)} min ago`;
-  if (elapsed < 86400) return `${Math.round(elapsed / 3600)} h ago`;
+  if (elapsed < 3600) return `${Math.floor(elapsed / 60)} min ago`;
+  if (elapsed < 86400) return `${Math.floor(elapsed / 3600)} h ago`;
   return formatUnixTime(seconds);
 }
 

@@ -9,19 +9,21 @@ describe("formatAgo", () => {
     expect(formatAgo(null, nowMs)).to.equal("never");
   });
 
-  it("counts seconds under a minute, minutes under an hour and hours under a day, rounded", () => {
-    expect([0, 1, 59, 60, 89, 90, 119, 3540, 3600, 5399, 5400, 23 * 3600 + 1799].map(ago)).to.deep.equal([
+  it("counts whole seconds under a minute, whole minutes under an hour and whole hours under a day, never an hour as 60 min", () => {
+    expect([0, 1, 59, 60, 89, 90, 119, 3540, 3599, 3600, 5399, 5400, 7199, 23 * 3600 + 1799].map(ago)).to.deep.equal([
       "0 s ago",
       "1 s ago",
       "59 s ago",
       "1 min ago",
       "1 min ago",
-      "2 min ago",
-      "2 min ago",
+      "1 min ago",
+      "1 min ago",
+      "59 min ago",
       "59 min ago",
       "1 h ago",
       "1 h ago",
-      "2 h ago",
+      "1 h ago",
+      "1 h ago",
       "23 h ago",
     ]);
   });
