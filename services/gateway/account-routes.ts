@@ -64,6 +64,27 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     });
   }
 
+  /**
+   * limitedCheck runs a sign-in check under the login limiter: refused with 429 while the address (or the name) is
+   * over its limit, and a check the registry refuses counts against them and becomes the refusal given.
+   */
+  async function limitedCheck(
+    address: string,
+    userName: string | undefined,
+    check: () => Promise<User | undefined>,
+    refusal: () => GatewayError,
+  ): Promise<User | undefined> {
+    const waitSeconds = options.limiter.retryAfterSeconds(address, userName);
+    if (waitSeconds > 0) throw rateLimited("Too many failed sign-ins; try again later.", "login_rate_limited", waitSeconds);
+    try {
+      return await check();
+    } catch (error) {
+      if (!(error instanceof ConnectError && error.code === Code.Unauthenticated)) throw error;
+      options.limiter.failed(address, userName);
+      throw refusal();
+    }
+  }
+
   async function endSession(sessionId: string): Promise<void> {
     options.forgetSession(sessionId);
     await accounts.revokeSessions({ sessionId }, call);
@@ -74,16 +95,12 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     { schema: LOGIN_SCHEMA },
     controlPlaneRoute(async (request: FastifyRequest<Body<{ name: string; password: string }>>, reply) => {
       const { name, password } = request.body.json;
-      const waitSeconds = options.limiter.retryAfterSeconds(request.ip, name);
-      if (waitSeconds > 0) throw rateLimited("Too many failed sign-ins; try again later.", "login_rate_limited", waitSeconds);
-      let user: User | undefined;
-      try {
-        user = (await accounts.checkPassword({ userName: name, password }, call)).user;
-      } catch (error) {
-        if (!(error instanceof ConnectError && error.code === Code.Unauthenticated)) throw error;
-        options.limiter.failed(request.ip, name);
-        throw new GatewayError(401, "authentication_error", "Wrong user name or password.", { code: "invalid_credentials" });
-      }
+      const user = await limitedCheck(
+        request.ip,
+        name,
+        async () => (await accounts.checkPassword({ userName: name, password }, call)).user,
+        () => new GatewayError(401, "authentication_error", "Wrong user name or password.", { code: "invalid_credentials" }),
+      );
       options.limiter.succeeded(name);
       return signIn(request, reply, user, 200);
     }),
@@ -94,18 +111,15 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     { schema: SIGN_IN_LINK_SCHEMA },
     controlPlaneRoute(async (request: FastifyRequest<Body<{ token: string }>>, reply) => {
       // A link names no user, so its failures count against the address alone.
-      const waitSeconds = options.limiter.retryAfterSeconds(request.ip);
-      if (waitSeconds > 0) throw rateLimited("Too many failed sign-ins; try again later.", "login_rate_limited", waitSeconds);
-      let user: User | undefined;
-      try {
-        user = (await accounts.useSignInLink({ token: request.body.json.token }, call)).user;
-      } catch (error) {
-        if (!(error instanceof ConnectError && error.code === Code.Unauthenticated)) throw error;
-        options.limiter.failed(request.ip);
-        throw new GatewayError(401, "authentication_error", "This sign-in link was used, expired, or never existed: ask for a new one.", {
-          code: "invalid_sign_in_link",
-        });
-      }
+      const user = await limitedCheck(
+        request.ip,
+        undefined,
+        async () => (await accounts.useSignInLink({ token: request.body.json.token }, call)).user,
+        () =>
+          new GatewayError(401, "authentication_error", "This sign-in link was used, expired, or never existed: ask for a new one.", {
+            code: "invalid_sign_in_link",
+          }),
+      );
       return signIn(request, reply, user, 200);
     }),
   );

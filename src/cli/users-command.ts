@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { INVITE_PATH, SIGN_IN_LINK_PATH } from "../../services/gateway/dashboard-paths.js";
-import { SIGN_IN_LINK_TTL_MS } from "../../services/registry/account-service.js";
+import { INVITE_TTL_MS, SIGN_IN_LINK_TTL_MS } from "../../services/registry/account-service.js";
 import type { RegistryStore } from "../../services/registry/store/registry-store.js";
 import { parseBaseUrl } from "../../services/shared/config-values.js";
 import type { CommandGroup, CommandOutput, RunnableCommand } from "./command.js";
@@ -9,8 +9,6 @@ import { registryDatabase, withRegistryDatabase } from "./registry-database.js";
 import { DB_FLAG, PUBLIC_URL_FLAG } from "./shared-flags.js";
 import { formatTable, isoTime } from "./text-table.js";
 
-/** INVITE_TTL_MS is how long an invite link from `infermesh users add` sets a password: 24 hours. */
-export const INVITE_TTL_MS = 24 * 3600 * 1000;
 /** GENERATED_PASSWORD_BYTES make a password of 16 base64url characters: 96 random bits. */
 const GENERATED_PASSWORD_BYTES = 12;
 
