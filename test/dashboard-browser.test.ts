@@ -14,12 +14,13 @@ import { waitFor } from "./support/wait-for.js";
 
 const SCREENSHOTS = join(process.cwd(), "test-output", "dashboard");
 const WIDTHS = [1280, 390] as const;
+/** PAGES are the signed-in pages: their path, their navigation link and their heading. */
 const PAGES = [
-  ["playground", "Playground"],
-  ["providers", "My providers"],
-  ["models", "Models"],
-  ["usage", "Usage"],
-  ["settings/tokens", "Tokens"],
+  ["playground", "Playground", "Playground"],
+  ["providers", "My providers", "My providers"],
+  ["models", "Models", "Models"],
+  ["usage", "Usage", "Usage"],
+  ["settings/tokens", "Settings → Tokens", "Tokens"],
 ] as const;
 
 /** UNNAMED_CONTROLS lists the visible form controls and buttons of the page that have no accessible name. */
@@ -237,13 +238,18 @@ describe("the dashboard in headless Chromium", function () {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { level: 1, name: "Playground" }).waitFor();
 
-    const ownThings = { providers: "bob-agent-1", models: "bob-model", usage: "bob-model" } as Record<string, string>;
-    for (const [path, heading] of PAGES) {
-      await page.goto(`${mesh.gateway.baseUrl}/dashboard/${path}`);
-      await page.getByRole("heading", { level: 1, name: heading }).waitFor();
-      const own = ownThings[path];
-      if (own) await page.getByText(own, { exact: true }).first().waitFor({ timeout: 15_000 });
-      await page.waitForLoadState("networkidle");
+    // What each page shows once its calls have answered: bob's own things, or his token list. Pages are opened by
+    // their links, as a member moves, so that no call of the page before is cut short by a reload.
+    const loaded: Record<(typeof PAGES)[number][0], Locator> = {
+      playground: page.locator("option", { hasText: "bob-model" }),
+      providers: page.getByText("bob-agent-1", { exact: true }),
+      models: page.getByText("bob-model", { exact: true }),
+      usage: page.getByText("bob-model", { exact: true }),
+      "settings/tokens": page.getByRole("table", { name: "Your tokens" }),
+    };
+    for (const [path, link, heading] of PAGES) {
+      await visit(page, link, heading);
+      await loaded[path].first().waitFor({ state: "attached", timeout: 15_000 });
       const text = await page.locator("body").textContent();
       for (const secret of ["ada", "ada-agent-0", "ada-secret-model", "sdk-laptop"]) {
         expect(text, `${heading} shows nothing of ada's`).not.to.match(new RegExp(`\\b${secret}\\b`));
