@@ -29,6 +29,7 @@ type MediaCount = "none" | "reported_audio" | "relayed_audio" | "images";
 function mediaCountOf(operation: Operation): MediaCount {
   switch (operation) {
     case Operation.TRANSCRIPTION:
+    case Operation.TRANSLATION:
       return "reported_audio";
     case Operation.SPEECH:
       return "relayed_audio";
@@ -37,6 +38,11 @@ function mediaCountOf(operation: Operation): MediaCount {
       return "images";
     case Operation.CHAT_COMPLETION:
     case Operation.COMPLETION:
+    case Operation.EMBEDDING:
+    case Operation.RERANK:
+    case Operation.RESPONSE:
+    case Operation.MESSAGE:
+    case Operation.COUNT_TOKENS:
     case Operation.UNSPECIFIED:
       return "none";
   }

@@ -18,6 +18,8 @@ export const SERVICE_TYPE_LABELS: Readonly<Record<Exclude<ServiceType, ServiceTy
   [ServiceType.STT]: "stt",
   [ServiceType.IMAGE]: "image",
   [ServiceType.TTS]: "tts",
+  [ServiceType.EMBEDDING]: "embedding",
+  [ServiceType.RERANK]: "rerank",
 };
 
 /** RegistryGauges are read at scrape time, so counting costs nothing between scrapes. */

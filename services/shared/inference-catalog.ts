@@ -8,7 +8,7 @@ import { Operation } from "../../gen/infermesh/v1/inference_pb.js";
  */
 
 /** ServiceTypeName is a service type as users spell it: in /v1/models, in `--upstream TYPE=URL`, in heartbeats. */
-export type ServiceTypeName = "llm" | "stt" | "image" | "tts";
+export type ServiceTypeName = "llm" | "stt" | "image" | "tts" | "embedding" | "rerank";
 
 /** ModalityName is a modality as /v1/models and configuration files spell it. */
 export type ModalityName = "text" | "image" | "audio" | "video";
@@ -53,6 +53,9 @@ export const SERVICE_TYPES: readonly ServiceTypeInfo[] = Object.freeze([
     inputs: [Modality.TEXT],
     outputs: [Modality.AUDIO],
   },
+  // Embedding and rerank models write numbers, not content: they have no output modality.
+  { name: "embedding", serviceType: ServiceType.EMBEDDING, article: "an", noun: "embedding model", inputs: [Modality.TEXT], outputs: [] },
+  { name: "rerank", serviceType: ServiceType.RERANK, article: "a", noun: "rerank model", inputs: [Modality.TEXT], outputs: [] },
 ] as const satisfies readonly ServiceTypeInfo[]);
 
 /** SERVICE_TYPE_NAMES are the service types' names, for usage messages and flag parsers. */
@@ -121,7 +124,20 @@ export interface OperationInfo {
   readonly serviceType: ServiceTypeName;
   /** body says what InferenceCall.body holds: the client's JSON, or a multipart form's text fields as JSON. */
   readonly body: "json" | "form";
+  /**
+   * feature is the supported feature a model must also declare to serve the operation, when its service type is not
+   * enough: an llm server may or may not speak the Responses or Anthropic protocols (see ProtocolFeature).
+   */
+  readonly feature?: ProtocolFeature;
+  /** api is whose API the route belongs to: it decides the error envelope and how the key may be presented. */
+  readonly api: "openai" | "anthropic";
 }
+
+/** ProtocolFeature names a protocol an llm model's server speaks besides chat and completions. */
+export type ProtocolFeature = "responses" | "messages" | "count_tokens";
+
+/** PROTOCOL_FEATURES are the protocol features, in the order /v1/models lists them. */
+export const PROTOCOL_FEATURES: readonly ProtocolFeature[] = Object.freeze(["responses", "messages", "count_tokens"]);
 
 /** OPERATIONS are the operations, each once. */
 export const OPERATIONS: Readonly<Record<KnownOperation, OperationInfo>> = Object.freeze({
@@ -131,6 +147,7 @@ export const OPERATIONS: Readonly<Record<KnownOperation, OperationInfo>> = Objec
     path: "/v1/chat/completions",
     serviceType: "llm",
     body: "json",
+    api: "openai",
   },
   [Operation.COMPLETION]: {
     operation: Operation.COMPLETION,
@@ -138,6 +155,7 @@ export const OPERATIONS: Readonly<Record<KnownOperation, OperationInfo>> = Objec
     path: "/v1/completions",
     serviceType: "llm",
     body: "json",
+    api: "openai",
   },
   [Operation.TRANSCRIPTION]: {
     operation: Operation.TRANSCRIPTION,
@@ -145,6 +163,7 @@ export const OPERATIONS: Readonly<Record<KnownOperation, OperationInfo>> = Objec
     path: "/v1/audio/transcriptions",
     serviceType: "stt",
     body: "form",
+    api: "openai",
   },
   [Operation.IMAGE_GENERATION]: {
     operation: Operation.IMAGE_GENERATION,
@@ -152,6 +171,7 @@ export const OPERATIONS: Readonly<Record<KnownOperation, OperationInfo>> = Objec
     path: "/v1/images/generations",
     serviceType: "image",
     body: "json",
+    api: "openai",
   },
   [Operation.IMAGE_EDIT]: {
     operation: Operation.IMAGE_EDIT,
@@ -159,8 +179,67 @@ export const OPERATIONS: Readonly<Record<KnownOperation, OperationInfo>> = Objec
     path: "/v1/images/edits",
     serviceType: "image",
     body: "form",
+    api: "openai",
   },
-  [Operation.SPEECH]: { operation: Operation.SPEECH, label: "speech", path: "/v1/audio/speech", serviceType: "tts", body: "json" },
+  [Operation.SPEECH]: {
+    operation: Operation.SPEECH,
+    label: "speech",
+    path: "/v1/audio/speech",
+    serviceType: "tts",
+    body: "json",
+    api: "openai",
+  },
+  [Operation.EMBEDDING]: {
+    operation: Operation.EMBEDDING,
+    label: "embeddings",
+    path: "/v1/embeddings",
+    serviceType: "embedding",
+    body: "json",
+    api: "openai",
+  },
+  [Operation.RERANK]: {
+    operation: Operation.RERANK,
+    label: "rerank",
+    path: "/v1/rerank",
+    serviceType: "rerank",
+    body: "json",
+    api: "openai",
+  },
+  [Operation.RESPONSE]: {
+    operation: Operation.RESPONSE,
+    label: "response",
+    path: "/v1/responses",
+    serviceType: "llm",
+    body: "json",
+    feature: "responses",
+    api: "openai",
+  },
+  [Operation.MESSAGE]: {
+    operation: Operation.MESSAGE,
+    label: "message",
+    path: "/v1/messages",
+    serviceType: "llm",
+    body: "json",
+    feature: "messages",
+    api: "anthropic",
+  },
+  [Operation.COUNT_TOKENS]: {
+    operation: Operation.COUNT_TOKENS,
+    label: "count_tokens",
+    path: "/v1/messages/count_tokens",
+    serviceType: "llm",
+    body: "json",
+    feature: "count_tokens",
+    api: "anthropic",
+  },
+  [Operation.TRANSLATION]: {
+    operation: Operation.TRANSLATION,
+    label: "translation",
+    path: "/v1/audio/translations",
+    serviceType: "stt",
+    body: "form",
+    api: "openai",
+  },
 } satisfies Record<KnownOperation, OperationInfo>);
 
 /** operationInfo describes an operation; undefined for UNSPECIFIED and numbers from a newer contract. */

@@ -59,6 +59,8 @@ const KIND_NAMES: Readonly<Record<ModelKind, string>> = Object.freeze({
   stt: "a speech-to-text (stt)",
   image: "an image generation (image)",
   tts: "a text-to-speech (tts)",
+  embedding: "an embedding (embedding)",
+  rerank: "a rerank (rerank)",
 });
 
 /**

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file infermesh/v1/capabilities.proto.
  */
 export const file_infermesh_v1_capabilities: GenFile = /*@__PURE__*/
-  fileDesc("Ch9pbmZlcm1lc2gvdjEvY2FwYWJpbGl0aWVzLnByb3RvEgxpbmZlcm1lc2gudjEirAIKBU1vZGVsEgoKAmlkGAEgASgJEi8KDHNlcnZpY2VfdHlwZRgCIAEoDjIZLmluZmVybWVzaC52MS5TZXJ2aWNlVHlwZRIwChBpbnB1dF9tb2RhbGl0aWVzGAMgAygOMhYuaW5mZXJtZXNoLnYxLk1vZGFsaXR5EjEKEW91dHB1dF9tb2RhbGl0aWVzGAQgAygOMhYuaW5mZXJtZXNoLnYxLk1vZGFsaXR5EhoKEnN1cHBvcnRlZF9mZWF0dXJlcxgFIAMoCRIWCg5jb250ZXh0X2xlbmd0aBgGIAEoDRIOCgZlbmdpbmUYByABKAkSFAoMcXVhbnRpemF0aW9uGAggASgJEg4KBmZhbWlseRgJIAEoCRIXCg9wYXJhbWV0ZXJfY291bnQYCiABKAQqhQEKC1NlcnZpY2VUeXBlEhwKGFNFUlZJQ0VfVFlQRV9VTlNQRUNJRklFRBAAEhQKEFNFUlZJQ0VfVFlQRV9MTE0QARIUChBTRVJWSUNFX1RZUEVfU1RUEAISFgoSU0VSVklDRV9UWVBFX0lNQUdFEAMSFAoQU0VSVklDRV9UWVBFX1RUUxAEKnMKCE1vZGFsaXR5EhgKFE1PREFMSVRZX1VOU1BFQ0lGSUVEEAASEQoNTU9EQUxJVFlfVEVYVBABEhIKDk1PREFMSVRZX0lNQUdFEAISEgoOTU9EQUxJVFlfQVVESU8QAxISCg5NT0RBTElUWV9WSURFTxAEYgZwcm90bzM");
+  fileDesc("Ch9pbmZlcm1lc2gvdjEvY2FwYWJpbGl0aWVzLnByb3RvEgxpbmZlcm1lc2gudjEirAIKBU1vZGVsEgoKAmlkGAEgASgJEi8KDHNlcnZpY2VfdHlwZRgCIAEoDjIZLmluZmVybWVzaC52MS5TZXJ2aWNlVHlwZRIwChBpbnB1dF9tb2RhbGl0aWVzGAMgAygOMhYuaW5mZXJtZXNoLnYxLk1vZGFsaXR5EjEKEW91dHB1dF9tb2RhbGl0aWVzGAQgAygOMhYuaW5mZXJtZXNoLnYxLk1vZGFsaXR5EhoKEnN1cHBvcnRlZF9mZWF0dXJlcxgFIAMoCRIWCg5jb250ZXh0X2xlbmd0aBgGIAEoDRIOCgZlbmdpbmUYByABKAkSFAoMcXVhbnRpemF0aW9uGAggASgJEg4KBmZhbWlseRgJIAEoCRIXCg9wYXJhbWV0ZXJfY291bnQYCiABKAQqugEKC1NlcnZpY2VUeXBlEhwKGFNFUlZJQ0VfVFlQRV9VTlNQRUNJRklFRBAAEhQKEFNFUlZJQ0VfVFlQRV9MTE0QARIUChBTRVJWSUNFX1RZUEVfU1RUEAISFgoSU0VSVklDRV9UWVBFX0lNQUdFEAMSFAoQU0VSVklDRV9UWVBFX1RUUxAEEhoKFlNFUlZJQ0VfVFlQRV9FTUJFRERJTkcQBRIXChNTRVJWSUNFX1RZUEVfUkVSQU5LEAYqcwoITW9kYWxpdHkSGAoUTU9EQUxJVFlfVU5TUEVDSUZJRUQQABIRCg1NT0RBTElUWV9URVhUEAESEgoOTU9EQUxJVFlfSU1BR0UQAhISCg5NT0RBTElUWV9BVURJTxADEhIKDk1PREFMSVRZX1ZJREVPEARiBnByb3RvMw");
 
 /**
  * Model is one model a provider serves, with what the gateway needs to route to it and describe it on /v1/models.
@@ -47,7 +47,9 @@ export type Model = Message<"infermesh.v1.Model"> & {
   outputModalities: Modality[];
 
   /**
-   * supported_features are free-form capability names such as "tools", "json_mode", "vision", "timestamps".
+   * supported_features are free-form capability names such as "tools", "json_mode", "vision", "timestamps". Three
+   * name protocols an llm model's server speaks besides chat and completions, and routing requires them: "responses"
+   * (POST /v1/responses), "messages" (Anthropic's POST /v1/messages) and "count_tokens" (its /v1/messages/count_tokens).
    *
    * @generated from field: repeated string supported_features = 5;
    */
@@ -137,6 +139,20 @@ export enum ServiceType {
    * @generated from enum value: SERVICE_TYPE_TTS = 4;
    */
   TTS = 4,
+
+  /**
+   * SERVICE_TYPE_EMBEDDING serves embeddings.
+   *
+   * @generated from enum value: SERVICE_TYPE_EMBEDDING = 5;
+   */
+  EMBEDDING = 5,
+
+  /**
+   * SERVICE_TYPE_RERANK serves reranking: documents scored against a query.
+   *
+   * @generated from enum value: SERVICE_TYPE_RERANK = 6;
+   */
+  RERANK = 6,
 }
 
 /**
