@@ -48,9 +48,16 @@ describe("GET /openapi.json", () => {
     const methods = Object.fromEntries(Object.entries(document.paths).map(([path, item]) => [path, Object.keys(item).sort()]));
     expect(methods).to.deep.equal({
       "/v1/models": ["get"],
+      "/v1/models/{model}": ["get"],
       "/v1/chat/completions": ["post"],
       "/v1/completions": ["post"],
+      "/v1/embeddings": ["post"],
+      "/v1/rerank": ["post"],
+      "/v1/responses": ["post"],
+      "/v1/messages": ["post"],
+      "/v1/messages/count_tokens": ["post"],
       "/v1/audio/transcriptions": ["post"],
+      "/v1/audio/translations": ["post"],
       "/v1/audio/speech": ["post"],
       "/v1/images/generations": ["post"],
       "/v1/images/edits": ["post"],
@@ -76,9 +83,15 @@ describe("GET /openapi.json", () => {
     expect(document.paths["/metrics"], "metrics are the operator's, on --metrics-listen").to.equal(undefined);
   });
 
-  it("requires a bearer API key everywhere but /health and sign-in; members' routes take the session cookie too", () => {
+  it("requires a bearer API key everywhere but /health and sign-in; members' routes take the session cookie too, Anthropic's routes x-api-key", () => {
     expect(document.components.securitySchemes).to.deep.equal({
       bearerAuth: { type: "http", scheme: "bearer", description: "An infermesh API key." },
+      apiKeyHeader: {
+        type: "apiKey",
+        in: "header",
+        name: "x-api-key",
+        description: "An infermesh API key, as Anthropic's clients send it; the Anthropic routes take it here or as a bearer token.",
+      },
       sessionCookie: {
         type: "apiKey",
         in: "cookie",
@@ -95,6 +108,13 @@ describe("GET /openapi.json", () => {
       expect(document.paths[path]?.get?.security, path).to.deep.equal([{ bearerAuth: [] }, { sessionCookie: [] }]);
     }
     expect(document.paths["/v1/models"]?.get?.security).to.equal(undefined);
+    for (const path of ["/v1/messages", "/v1/messages/count_tokens"]) {
+      expect(document.paths[path]?.post?.security, path).to.deep.equal([{ apiKeyHeader: [] }, { bearerAuth: [] }]);
+    }
+    for (const path of ["/v1/embeddings", "/v1/rerank", "/v1/responses", "/v1/audio/translations", "/v1/models/{model}"]) {
+      const item = document.paths[path] ?? {};
+      expect(Object.values(item)[0]?.security, path).to.equal(undefined);
+    }
   });
 
   it("describes each request body and answer by content type", () => {
@@ -104,6 +124,11 @@ describe("GET /openapi.json", () => {
     for (const path of [
       "/v1/chat/completions",
       "/v1/completions",
+      "/v1/embeddings",
+      "/v1/rerank",
+      "/v1/responses",
+      "/v1/messages",
+      "/v1/messages/count_tokens",
       "/v1/images/generations",
       "/v1/audio/speech",
       "/api/inference/agent/heartbeat/",
@@ -111,12 +136,21 @@ describe("GET /openapi.json", () => {
       expect(requestTypes(path), path).to.deep.equal(["application/json"]);
     }
     expect(requestTypes("/v1/audio/transcriptions")).to.deep.equal(["multipart/form-data"]);
+    expect(requestTypes("/v1/audio/translations")).to.deep.equal(["multipart/form-data"]);
     expect(requestTypes("/v1/images/edits")).to.deep.equal(["multipart/form-data"]);
     expect(answerTypes("/v1/models", "get")).to.deep.equal(["application/json"]);
     expect(answerTypes("/v1/chat/completions")).to.deep.equal(["application/json", "text/event-stream"]);
     expect(answerTypes("/v1/completions")).to.deep.equal(["application/json", "text/event-stream"]);
     expect(answerTypes("/v1/images/generations")).to.deep.equal(["application/json", "text/event-stream"]);
     expect(answerTypes("/v1/audio/transcriptions")).to.deep.equal(["application/json", "text/event-stream", "text/plain", "text/vtt"]);
+    expect(answerTypes("/v1/audio/translations")).to.deep.equal(["application/json", "text/plain", "text/vtt"]);
+    expect(answerTypes("/v1/models/{model}", "get")).to.deep.equal(["application/json"]);
+    for (const path of ["/v1/embeddings", "/v1/rerank", "/v1/messages/count_tokens"]) {
+      expect(answerTypes(path), path).to.deep.equal(["application/json"]);
+    }
+    for (const path of ["/v1/responses", "/v1/messages"]) {
+      expect(answerTypes(path), path).to.deep.equal(["application/json", "text/event-stream"]);
+    }
     for (const path of ["/api/auth/login", "/api/keys", "/api/providers/{id}/sharing"]) {
       const method = path === "/api/providers/{id}/sharing" ? "put" : "post";
       const body = document.paths[path]?.[method]?.requestBody?.content ?? {};
@@ -160,9 +194,21 @@ describe("GET /openapi.json", () => {
     expect(edit.properties["image[]"]).to.deep.include({ type: "array", items: { type: "string", format: "binary" } });
   });
 
-  it("gives every /v1 operation OpenAI's error envelope for 4XX and 5XX", () => {
+  it("gives every /v1 operation OpenAI's error envelope for 4XX and 5XX, and Anthropic's routes Anthropic's", () => {
+    const anthropic = ["/v1/messages", "/v1/messages/count_tokens"];
+    for (const path of anthropic) {
+      for (const code of ERROR_CODES) {
+        const schema = document.paths[path]?.post?.responses[code]?.content?.["application/json"]?.schema as {
+          required: string[];
+          properties: { type: unknown; error: { required: string[] } };
+        };
+        expect(schema?.required, `${path} ${code}`).to.deep.equal(["type", "error", "request_id"]);
+        expect(schema.properties.type, "the envelope's type").to.deep.equal({ enum: ["error"] });
+        expect(schema.properties.error.required).to.deep.equal(["type", "message"]);
+      }
+    }
     for (const [path, item] of Object.entries(document.paths)) {
-      if (!path.startsWith("/v1/")) continue;
+      if (!path.startsWith("/v1/") || anthropic.includes(path)) continue;
       for (const operation of Object.values(item)) {
         for (const code of ERROR_CODES) {
           const schema = operation.responses[code]?.content?.["application/json"]?.schema as {

@@ -8,7 +8,7 @@ import { ErrorKind, type InferencePart, InferencePartSchema } from "../../gen/in
 import { type Gate, gate } from "../../test/support/gate.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import { writeAnswer } from "./answer-writer.js";
-import { GatewayError } from "./gateway-errors.js";
+import { type Api, GatewayError } from "./gateway-errors.js";
 import { SilenceTicker } from "./silence-ticker.js";
 
 /** PartInit is one part as written in a script: which case, and its value. */
@@ -54,7 +54,7 @@ interface Harness {
   readonly thrown: unknown[];
 }
 
-function harness(next: () => Answer, options: { hideUsageChunks?: boolean } = {}): Harness {
+function harness(next: () => Answer, options: { hideUsageChunks?: boolean; api?: Api } = {}): Harness {
   const app = Fastify();
   const log: string[] = [];
   const thrown: unknown[] = [];
@@ -69,6 +69,7 @@ function harness(next: () => Answer, options: { hideUsageChunks?: boolean } = {}
     try {
       await writeAnswer(reply, next().parts, {
         requestId: "req-1",
+        api: options.api ?? "openai",
         silence,
         hideUsageChunks: options.hideUsageChunks ?? false,
         observer: {

@@ -2,9 +2,10 @@ import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyReply } from "fastify";
 import type { InferencePart, Trailer } from "../../gen/infermesh/v1/inference_pb.js";
-import { fromErrorPart, fromGrpcStatus, GatewayError, upstreamFailed } from "./gateway-errors.js";
+import { anthropicError, anthropicRelayedError } from "./anthropic-errors.js";
+import { type Api, fromErrorPart, fromGrpcStatus, GatewayError, upstreamFailed } from "./gateway-errors.js";
 import type { SilenceTicker } from "./silence-ticker.js";
-import { SSE_HEADERS, sseErrorFrame, sseFrame } from "./sse-frames.js";
+import { anthropicSseErrorFrame, SSE_HEADERS, sseErrorFrame, sseFrame } from "./sse-frames.js";
 import { isUsageOnlyChunk } from "./usage-injection.js";
 
 /** DEFAULT_KEEPALIVE_MS is how long a stream may stay silent before the gateway writes a keep-alive comment. */
@@ -19,6 +20,8 @@ export interface AnswerObserver {
 /** AnswerOptions tunes how an answer is written. */
 export interface AnswerOptions {
   readonly requestId: string;
+  /** api is whose API the route belongs to: Anthropic's routes answer failures in Anthropic's envelope and events. */
+  readonly api: Api;
   /** silence writes keep-alive comments into event streams that the provider leaves silent. */
   readonly silence: SilenceTicker;
   /** hideUsageChunks drops the usage chunk that the gateway asked for on the client's behalf. */
@@ -28,8 +31,9 @@ export interface AnswerOptions {
 
 /**
  * writeAnswer turns an agent's parts into the HTTP answer. Before the first byte, failures are real HTTP statuses
- * with OpenAI's envelope (the GatewayError is thrown to the caller's error handler). A JSON answer is sent whole; a
- * streamed one (events, or a binary or text body such as speech) goes out as its parts arrive, its head at once.
+ * with the route's error envelope (the GatewayError is thrown to the caller's error handler). A JSON answer is sent
+ * whole; a streamed one (events, or a binary or text body such as speech) goes out as its parts arrive, its head at
+ * once. On Anthropic's routes a provider's own error answer is sent whole too, rewritten into Anthropic's envelope.
  */
 export async function writeAnswer(reply: FastifyReply, parts: AsyncIterable<InferencePart>, options: AnswerOptions): Promise<void> {
   const iterator = parts[Symbol.asyncIterator]();
@@ -54,6 +58,10 @@ async function writeParts(reply: FastifyReply, iterator: AsyncIterator<Inference
   if (part.case === "error") throw fromErrorPart(part.value);
   if (part.case !== "head") throw upstreamFailed(`the provider sent '${part.case}' before a head`);
   const { contentType, status } = part.value;
+  if (options.api === "anthropic" && status >= 400) {
+    const rewrite = (body: Uint8Array) => anthropicRelayedError(status, body, options.requestId);
+    return sendWhole(reply, status, "application/json", iterator, options.observer, rewrite);
+  }
   if (isJson(contentType)) return sendWhole(reply, status || 200, contentType || "application/json", iterator, options.observer);
   const events = contentType.startsWith("text/event-stream");
   return streamAnswer(reply, iterator, options, {
@@ -63,13 +71,14 @@ async function writeParts(reply: FastifyReply, iterator: AsyncIterator<Inference
   });
 }
 
-/** sendWhole collects a JSON answer and sends it as one body. */
+/** sendWhole collects a JSON answer and sends it as one body, rewritten first when rewrite is given. */
 async function sendWhole(
   reply: FastifyReply,
   status: number,
   contentType: string,
   iterator: AsyncIterator<InferencePart>,
   observer: AnswerObserver,
+  rewrite?: (body: Uint8Array) => Uint8Array,
 ): Promise<void> {
   const chunks: Uint8Array[] = [];
   let complete = false;
@@ -90,7 +99,8 @@ async function sendWhole(
     }
   }
   observer.firstByte();
-  const body = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
+  const whole = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
+  const body = rewrite ? rewrite(whole) : whole;
   const sent = reply
     .code(status)
     .header("content-type", contentType)
@@ -108,10 +118,11 @@ interface StreamFormat {
 }
 
 /**
- * streamAnswer relays a streamed answer as its parts arrive: each event framed as the provider emitted it, each
- * piece of a body as it came. The status can no longer change once the head is out, so a failure ends an event stream
- * with one `data: {"error":...}` frame, and cuts a body's connection, so that the client sees a truncated body, never
- * a complete-looking wrong one. An event stream's `[DONE]` completes the answer at once.
+ * streamAnswer relays a streamed answer as its parts arrive: each event framed as the provider emitted it, its name
+ * included, each piece of a body as it came. The status can no longer change once the head is out, so a failure ends
+ * an event stream with one `data: {"error":...}` frame (on Anthropic's routes, its `event: error`), and cuts a body's
+ * connection, so that the client sees a truncated body, never a complete-looking wrong one. An event stream's
+ * `[DONE]` completes the answer at once.
  */
 async function streamAnswer(
   reply: FastifyReply,
@@ -141,7 +152,9 @@ async function streamAnswer(
   let cut = false;
   const fail = (error: GatewayError) => {
     if (format.events) {
-      if (!res.destroyed) res.write(sseErrorFrame(error.detail));
+      if (!res.destroyed) {
+        res.write(options.api === "anthropic" ? anthropicSseErrorFrame(anthropicError(error)) : sseErrorFrame(error.detail));
+      }
       return;
     }
     // The bytes written so far reach the client, then the connection ends without HTTP's end of body, so the client

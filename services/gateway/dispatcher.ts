@@ -5,7 +5,7 @@ import { type InferenceCall, InferenceCallSchema, type InferencePart } from "../
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { errorKindInfo } from "../shared/error-kinds.js";
 import { OPERATIONS, serviceTypeInfo, serviceTypeOf } from "../shared/inference-catalog.js";
-import { echoed, invalidRequest, noProvider } from "./gateway-errors.js";
+import { echoed, invalidRequest, noProvider, unsupportedEndpoint } from "./gateway-errors.js";
 import { bodyForModel, type InferenceRequest } from "./inference-request.js";
 import type { AgentCalls } from "./mesh-calls.js";
 import type { ProviderHealth } from "./provider-health.js";
@@ -79,14 +79,16 @@ export class Dispatcher {
 
   /** route chooses a provider for the request among those not tried yet, or throws the GatewayError to answer. */
   route(request: Pick<DispatchRequest, "principal" | "model" | "operation">, tried?: ReadonlySet<string>): Route {
-    const needed = serviceTypeOf(OPERATIONS[request.operation].serviceType);
-    const lookup = this.#table.lookup(request.principal, request.model, needed.serviceType);
+    const operation = OPERATIONS[request.operation];
+    const needed = serviceTypeOf(operation.serviceType);
+    const lookup = this.#table.lookup(request.principal, request.model, needed.serviceType, operation.feature);
     if (lookup.kind === "none") throw noProvider(request.model, needed.noun, lookup.reason);
+    if (lookup.kind === "missing_feature") throw unsupportedEndpoint(request.model, operation);
     if (lookup.kind === "wrong_type") {
       const others = lookup.otherTypes.flatMap((type) => serviceTypeInfo(type) ?? []);
       const kind = others.length > 0 ? `${others[0]?.article} ${others.map((type) => type.name).join(" or ")}` : "another kind of";
       throw invalidRequest(
-        `Model '${echoed(request.model)}' is ${kind} model; ${OPERATIONS[request.operation].path} needs ${needed.article} ${needed.name} model.`,
+        `Model '${echoed(request.model)}' is ${kind} model; ${operation.path} needs ${needed.article} ${needed.name} model.`,
         { param: "model", code: "model_not_supported" },
       );
     }
@@ -222,9 +224,14 @@ function faultOf(error: unknown): Outcome {
   }
 }
 
-/** failsOver is an answer that failed before it began, of a kind another provider may not share. */
+/**
+ * failsOver is an answer that failed before it began, of a kind another provider may not share: never one the agent
+ * answered with a 4xx (a request its server refused, such as a route it does not serve), which another would refuse too.
+ */
 function failsOver(part: InferencePart): boolean {
-  return part.part.case === "error" && errorKindInfo(part.part.value.kind).failover;
+  if (part.part.case !== "error") return false;
+  const kind = errorKindInfo(part.part.value.kind);
+  return kind.failover && (part.part.value.httpStatus || kind.httpStatus) >= 500;
 }
 
 /** partOutcome is what the latest part says about the provider's health: an error it answered for with a 5xx. */

@@ -2,8 +2,12 @@ import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Code } from "@connectrpc/connect";
 import type { InferenceError } from "../../gen/infermesh/v1/inference_pb.js";
+import type { OperationInfo, ProtocolFeature } from "../shared/inference-catalog.js";
 import type { NoRouteReason } from "./routing-table.js";
 import { httpFailureFor } from "./status-mapping.js";
+
+/** Api is whose API a route belongs to, which decides its error envelope (see anthropic-errors.ts). */
+export type Api = OperationInfo["api"];
 
 /** MAX_ECHOED_CHARS bounds how much of a client's input an error message repeats back. */
 const MAX_ECHOED_CHARS = 256;
@@ -72,11 +76,16 @@ export function unknownRoute(method: string, url: string): GatewayError {
   });
 }
 
-/** invalidApiKey is the 401 every authentication failure gets, in OpenAI's words. */
-export function invalidApiKey(presented: boolean): GatewayError {
+/**
+ * invalidApiKey is the 401 every authentication failure gets, in OpenAI's words; on Anthropic's routes the words for
+ * a missing key name the x-api-key header that Anthropic's clients send as well.
+ */
+export function invalidApiKey(presented: boolean, api: Api = "openai"): GatewayError {
   const message = presented
     ? "Incorrect API key provided."
-    : "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'.";
+    : api === "anthropic"
+      ? "You didn't provide an API key. Provide it as 'x-api-key: YOUR_KEY' or 'Authorization: Bearer YOUR_KEY'."
+      : "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'.";
   return new GatewayError(401, "authentication_error", message, { code: "invalid_api_key" });
 }
 
@@ -129,6 +138,35 @@ export function noProvider(model: string, noun = "model", reason: NoRouteReason 
     return Object.assign(error, { detail: { ...error.detail, offline_since: new Date(reason.sinceMs).toISOString() } });
   }
   return error;
+}
+
+/** modelNotFound is OpenAI's 404 for a model GET /v1/models/{model} does not list for the caller. */
+export function modelNotFound(model: string): GatewayError {
+  return new GatewayError(404, "invalid_request_error", `The model '${echoed(model)}' does not exist or you do not have access to it.`, {
+    param: "model",
+    code: "model_not_found",
+  });
+}
+
+/** PROTOCOL_NAMES name the protocol each feature stands for, as an error message reads it. */
+const PROTOCOL_NAMES: Readonly<Record<ProtocolFeature, string>> = {
+  responses: "the Responses API",
+  messages: "the Anthropic Messages API",
+  count_tokens: "Anthropic's token counting",
+};
+
+/**
+ * unsupportedEndpoint is the 400 for a model the caller reaches with the right service type whose providers do not
+ * declare the protocol the route needs: the model exists, this endpoint of it does not. Its servers speak chat
+ * completions, as every llm server does, and the message says to use them.
+ */
+export function unsupportedEndpoint(model: string, operation: OperationInfo): GatewayError {
+  const protocol = operation.feature === undefined ? "its protocol" : PROTOCOL_NAMES[operation.feature];
+  return invalidRequest(
+    `Model '${echoed(model)}' is served by no provider whose server speaks ${protocol} ` +
+      `(POST ${operation.path}); its servers serve chat completions: use /v1/chat/completions`,
+    { param: "model", code: "unsupported_endpoint" },
+  );
 }
 
 /** rateLimited is a 429 rate_limit_exceeded; code says which limit. */

@@ -13,6 +13,7 @@ import { createMetricsServer } from "../shared/metrics-server.js";
 import { accountRoutes } from "./account-routes.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
 import { AgentLinks } from "./agent-links.js";
+import { registerAnthropicRoutes } from "./anthropic-routes.js";
 import { AuthCache } from "./auth-cache.js";
 import { dashboardRoutes } from "./dashboard-routes.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -230,6 +231,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Registered as a plugin, after the rate limiter, so that its hooks reach these routes.
   void http.register(async (api) => {
     registerOpenAIRoutes(api, { table, handle, guardrails: settings.guardrails });
+    registerAnthropicRoutes(api, { handle, guardrails: settings.guardrails });
     registerMediaRoutes(api, { handle, maxUploadBytes: settings.maxUploadBytes });
   });
 

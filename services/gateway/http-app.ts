@@ -8,13 +8,18 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
   type FastifyServerFactory,
   LogController,
 } from "fastify";
 import type { Principal } from "../../gen/infermesh/v1/registry_pb.js";
 import { bearerToken } from "../shared/bearer.js";
+import { OPERATIONS } from "../shared/inference-catalog.js";
 import type { Logger } from "../shared/logger.js";
+import { anthropicErrorBody } from "./anthropic-errors.js";
+import { API_KEY_HEADER_AUTH } from "./anthropic-schemas.js";
 import {
+  type Api,
   answerClientError,
   csrfRefused,
   GatewayError,
@@ -69,8 +74,9 @@ function authenticated(url: string): boolean {
 
 /**
  * createHttpApp builds the Fastify instance every gateway route runs in: bodies kept as bytes and validated by the
- * routes' schemas, an API key required under /v1/, the request id carried both ways, /openapi.json and /docs from the
- * schemas, and every failure, Fastify's and Node's own included, answered in OpenAI's error envelope.
+ * routes' schemas, an API key required under /v1/ (in x-api-key too on Anthropic's routes), the request id carried
+ * both ways, /openapi.json and /docs from the schemas, and every failure, Fastify's and Node's own included, answered
+ * in OpenAI's error envelope, or in Anthropic's on its routes.
  */
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const http = Fastify({
@@ -93,9 +99,12 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     // Requests Node's parser refuses (headers over the limit, broken framing) and URLs the router cannot decode get
     // OpenAI's envelope too, not Fastify's default bodies.
     clientErrorHandler: answerClientError,
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
       const failure = fromFastifyError(error);
-      void (reply as FastifyReply).code(failure.status).header("content-type", "application/json").send(failure.body());
+      void (reply as FastifyReply)
+        .code(failure.status)
+        .header("content-type", "application/json")
+        .send(errorBody(failure, request as FastifyRequest));
     },
   });
   // Bodies stay bytes: the provider gets the client's exact JSON, and the gateway parses it once for routing.
@@ -114,7 +123,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     openapi: {
       openapi: "3.1.0",
       info: OPENAPI_INFO,
-      components: { securitySchemes: { bearerAuth: BEARER_AUTH, sessionCookie: SESSION_COOKIE_AUTH } },
+      components: { securitySchemes: { bearerAuth: BEARER_AUTH, apiKeyHeader: API_KEY_HEADER_AUTH, sessionCookie: SESSION_COOKIE_AUTH } },
       security: [{ bearerAuth: [] }],
     },
   });
@@ -123,8 +132,11 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   http.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     if (!authenticated(request.url)) return;
+    const api = apiOf(request);
+    // Anthropic's clients send the key in x-api-key; on its routes that header comes first, then a bearer token.
+    const keyHeader = api === "anthropic" ? headerValue(request.headers["x-api-key"]) : undefined;
     const header = request.headers.authorization;
-    const sessionId = header === undefined ? sessionIdOf(request) : undefined;
+    const sessionId = header === undefined && keyHeader === undefined ? sessionIdOf(request) : undefined;
     if (sessionId !== undefined) {
       const principal = await options.resolveSession(sessionId);
       if (!principal) throw sessionExpired();
@@ -133,10 +145,11 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       request.sessionId = sessionId;
       return;
     }
-    const apiKey = bearerToken(header);
-    if (!apiKey) throw invalidApiKey(typeof header === "string" && header.length > 0);
+    const presented = keyHeader ?? header;
+    const apiKey = keyHeader === undefined ? bearerToken(header) : keyHeader.trim() || undefined;
+    if (!apiKey) throw invalidApiKey(typeof presented === "string" && presented.length > 0, api);
     const principal = await options.authenticate(apiKey);
-    if (!principal) throw invalidApiKey(true);
+    if (!principal) throw invalidApiKey(true, api);
     request.principal = principal;
   });
   http.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
@@ -154,12 +167,36 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       void reply.header("connection", "close");
       request.raw.resume();
     }
-    void reply.code(failure.status).header("content-type", "application/json").send(failure.body());
+    void reply.code(failure.status).header("content-type", "application/json").send(errorBody(failure, request));
   });
   http.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(unknownRoute(request.method, request.url).body());
+    void reply.code(404).send(errorBody(unknownRoute(request.method, request.url), request));
   });
   return http;
+}
+
+/**
+ * apiOf is whose API a request is for: its route's operation's, or, for a request no route took (a wrong method, an
+ * unknown path), Anthropic's under /v1/messages, so that Anthropic's clients read every answer there.
+ */
+export function apiOf(request: FastifyRequest): Api {
+  const operation = request.routeOptions.config?.operation;
+  if (operation !== undefined) return OPERATIONS[operation].api;
+  const path = request.url.split("?")[0] ?? "";
+  return path === ANTHROPIC_PREFIX || path.startsWith(`${ANTHROPIC_PREFIX}/`) ? "anthropic" : "openai";
+}
+
+/** headerValue is a header's value as one string; Node joins most repeated headers so, but may hand over a list. */
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** ANTHROPIC_PREFIX is where the Anthropic routes live. */
+const ANTHROPIC_PREFIX = "/v1/messages";
+
+/** errorBody is a failure in the envelope of the API the request is for: OpenAI's, or Anthropic's with the request id. */
+function errorBody(failure: GatewayError, request: FastifyRequest): object {
+  return apiOf(request) === "anthropic" ? anthropicErrorBody(failure, request.id) : failure.body();
 }
 
 /** fromFastifyError maps Fastify's own errors (body too large, bad content) to OpenAI's envelope. */

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Clock } from "../shared/clock.js";
-import { operationLabel } from "../shared/inference-catalog.js";
+import { OPERATIONS, operationLabel } from "../shared/inference-catalog.js";
 import { writeAnswer } from "./answer-writer.js";
 import type { Dispatch, Dispatcher } from "./dispatcher.js";
 import { type GatewayMetrics, secondsSince, TOKEN_TYPES } from "./gateway-metrics.js";
@@ -66,6 +66,7 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
       const labels = () => ({ operation: operationLabel(inference.operation), model: dispatch.answeredBy?.model.id ?? "" });
       await writeAnswer(reply, dispatch.parts, {
         requestId: request.id,
+        api: OPERATIONS[inference.operation].api,
         silence,
         hideUsageChunks: inference.hideUsageChunks,
         observer: {

@@ -14,6 +14,8 @@ import {
   SPEECH_SCHEMA,
   TRANSCRIPTION_FIELDS,
   TRANSCRIPTIONS_SCHEMA,
+  TRANSLATION_FIELDS,
+  TRANSLATIONS_SCHEMA,
 } from "./openai-schemas.js";
 import { compileChecker, type JsonBody } from "./request-validation.js";
 
@@ -24,6 +26,7 @@ export interface MediaRoutesOptions {
 }
 
 const checkTranscriptionFields = compileChecker(TRANSCRIPTION_FIELDS);
+const checkTranslationFields = compileChecker(TRANSLATION_FIELDS);
 const checkImageEditFields = compileChecker(IMAGE_EDIT_FIELDS);
 
 /**
@@ -49,6 +52,12 @@ export function registerMediaRoutes(app: FastifyInstance, options: MediaRoutesOp
   );
 
   app.post(
+    OPERATIONS[Operation.TRANSLATION].path,
+    { schema: TRANSLATIONS_SCHEMA, config: { operation: Operation.TRANSLATION } },
+    async (request, reply) => handle(request, reply, translation(await readMultipartForm(request, maxUploadBytes))),
+  );
+
+  app.post(
     OPERATIONS[Operation.IMAGE_EDIT].path,
     { schema: IMAGE_EDITS_SCHEMA, config: { operation: Operation.IMAGE_EDIT } },
     async (request, reply) => handle(request, reply, imageEdit(await readMultipartForm(request, maxUploadBytes))),
@@ -69,13 +78,22 @@ function jsonMedia(operation: KnownOperation, body: JsonBody): InferenceRequest 
 
 /** transcription reads a transcription form: one audio file in 'file', then the text fields by their schema. */
 export function transcription(form: MultipartForm): InferenceRequest {
+  return speechToText(Operation.TRANSCRIPTION, form, checkTranscriptionFields);
+}
+
+/** translation reads a translation form as a transcription's, with the text fields of its own schema. */
+export function translation(form: MultipartForm): InferenceRequest {
+  return speechToText(Operation.TRANSLATION, form, checkTranslationFields);
+}
+
+function speechToText(operation: KnownOperation, form: MultipartForm, checkFields: (fields: unknown) => void): InferenceRequest {
   const audio = filesOf(form, ["file"]);
   if (audio.length !== 1) throw invalidRequest("Provide one audio file in the 'file' field.", { param: "file", code: "missing_file" });
   expectOnly(form, ["file"]);
   notEmpty(audio);
-  checkTranscriptionFields(form.fields);
+  checkFields(form.fields);
   return formRequest(
-    Operation.TRANSCRIPTION,
+    operation,
     form,
     audio.map((file) => mediaFile(MediaRole.AUDIO, file)),
   );

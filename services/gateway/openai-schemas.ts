@@ -44,17 +44,22 @@ export const MAX_SPEECH_INPUT_CHARS = 4096;
 const MAX_TOKENS_LIMIT = Number.MAX_SAFE_INTEGER;
 
 // A request body that is valid JSON but not an object gets the same code as one that is not JSON at all.
-const requestObject = { type: "object", "x-type-error-code": "invalid_json" } as const;
-const model = {
+export const requestObject = { type: "object", "x-type-error-code": "invalid_json" } as const;
+export const model = {
   type: "string",
   minLength: 1,
   description: "A model id from /v1/models (matched case-insensitively).",
   examples: ["sim-llama"],
 } as const;
-const stream = { type: ["boolean", "null"], description: "Answer as server-sent events." } as const;
+export const stream = { type: ["boolean", "null"], description: "Answer as server-sent events." } as const;
 const binary = { type: "string", format: "binary" } as const;
 const sseStream = {
   schema: { type: "string", description: "Server-sent events: `data: {json}` frames, ended by `data: [DONE]`." },
+} as const;
+
+/** namedEvents documents a stream whose events are named, as the Responses and Anthropic streams are. */
+export const namedEvents = {
+  schema: { type: "string", description: "Server-sent events: `event: NAME` and `data: {json}` frames, as the provider emitted them." },
 } as const;
 
 /** errorEnvelope is OpenAI's error body, `{"error": {...}}`, which every 4xx and 5xx answer carries. */
@@ -130,7 +135,7 @@ const modelEntry = {
   },
 } as const;
 
-const tokenCount = { type: ["integer", "null"], minimum: 0, maximum: MAX_TOKENS_LIMIT } as const;
+export const tokenCount = { type: ["integer", "null"], minimum: 0, maximum: MAX_TOKENS_LIMIT } as const;
 
 /** generationFields are the fields chat and text completions share. */
 const generationFields = {
@@ -238,6 +243,78 @@ export const SPEECH_BODY = {
   examples: [{ model: "sim-voice", input: "Hello!", voice: "alloy", response_format: "wav" }],
 } as const;
 
+/** EMBEDDINGS_BODY is the body of POST /v1/embeddings. */
+export const EMBEDDINGS_BODY = {
+  ...requestObject,
+  required: ["model", "input"],
+  additionalProperties: true,
+  properties: {
+    model,
+    input: {
+      type: ["string", "array"],
+      minLength: 1,
+      minItems: 1,
+      description: "A string, or a non-empty array of strings, of token ids, or of token id arrays.",
+      items: { type: ["string", "integer", "array"], minLength: 1, minItems: 1, items: { type: "integer" } },
+    },
+    encoding_format: { type: "string", enum: ["float", "base64"] },
+    dimensions: { type: ["integer", "null"], minimum: 1 },
+    user: { type: ["string", "null"] },
+  },
+  examples: [{ model: "sim-embed", input: ["a lighthouse at dusk", "a harbour at dawn"] }],
+} as const;
+
+/** RERANK_BODY is the body of POST /v1/rerank, in the shape llama-server, Jina and Cohere share. */
+export const RERANK_BODY = {
+  ...requestObject,
+  required: ["model", "query", "documents"],
+  additionalProperties: true,
+  properties: {
+    model,
+    query: { type: "string" },
+    documents: {
+      type: "array",
+      minItems: 1,
+      description: "The documents to score against the query: strings, or objects with a 'text'.",
+      items: { type: ["string", "object"], required: ["text"], properties: { text: { type: "string" } } },
+    },
+    top_n: { type: ["integer", "null"], minimum: 1, description: "How many of the best documents to return." },
+    return_documents: { type: ["boolean", "null"] },
+  },
+  examples: [{ model: "sim-rerank", query: "lighthouse", documents: ["a lighthouse at dusk", "a bowl of soup"], top_n: 1 }],
+} as const;
+
+/**
+ * RESPONSES_BODY is the body of POST /v1/responses. As OpenAI's, `input` may be left out of a request that continues
+ * a stored response or conversation, or names a prompt template; otherwise it is required, so that no provider is sent
+ * a request with nothing to answer.
+ */
+export const RESPONSES_BODY = {
+  ...requestObject,
+  required: ["model"],
+  additionalProperties: true,
+  properties: {
+    model,
+    input: { type: ["string", "array"], description: "A string, or an array of input items.", items: { type: "object" } },
+    instructions: { type: ["string", "null"] },
+    previous_response_id: { type: ["string", "null"] },
+    stream,
+    max_output_tokens: { ...tokenCount, minimum: 1, description: "Most tokens to generate; the gateway lowers it to its ceiling." },
+    temperature: { type: ["number", "null"], minimum: 0, maximum: 2 },
+    top_p: { type: ["number", "null"], minimum: 0, maximum: 1 },
+    tools: { type: ["array", "null"], items: { type: "object" } },
+  },
+  // Without a stored response, a conversation or a prompt template to continue, there must be an input; the first
+  // alternative's error, a missing input, is the one the client reads.
+  anyOf: [
+    { required: ["input"], properties: { input: { type: ["string", "array"] } } },
+    { required: ["previous_response_id"], properties: { previous_response_id: { type: "string" } } },
+    { required: ["conversation"], properties: { conversation: { type: ["string", "object"] } } },
+    { required: ["prompt"], properties: { prompt: { type: "object" } } },
+  ],
+  examples: [{ model: "sim-llama", input: "Hello!" }],
+} as const;
+
 // A multipart form's text fields are strings, or arrays of strings when a field is repeated.
 const formModel = { ...model, "x-type-error-code": "invalid_value" } as const;
 const formStream = {
@@ -281,6 +358,19 @@ export const IMAGE_EDIT_FIELDS = {
     size: formText,
     response_format: { type: "string", enum: ["b64_json", "url"], "x-type-error-code": "invalid_value" },
     stream: formStream,
+  },
+} as const;
+
+/** TRANSLATION_FIELDS are the text fields of POST /v1/audio/translations; other fields pass to the provider. */
+export const TRANSLATION_FIELDS = {
+  type: "object",
+  required: ["model"],
+  additionalProperties: true,
+  properties: {
+    model: formModel,
+    prompt: formText,
+    response_format: { type: "string", enum: ["json", "text", "srt", "verbose_json", "vtt"], "x-type-error-code": "invalid_value" },
+    temperature: formText,
   },
 } as const;
 
@@ -463,6 +553,145 @@ export const SPEECH_SCHEMA = {
         "audio/pcm": { schema: binary },
         "application/octet-stream": { schema: binary },
         "text/event-stream": sseStream,
+      },
+    },
+    ...errors,
+  },
+} as const satisfies FastifySchema;
+
+/** MODEL_SCHEMA documents GET /v1/models/{model}. */
+export const MODEL_SCHEMA = {
+  summary: "Retrieve a model the caller can use",
+  tags: ["models"],
+  operationId: "retrieveModel",
+  params: {
+    type: "object",
+    required: ["model"],
+    properties: {
+      model: {
+        type: "string",
+        description: "A model id, matched case-insensitively; an id with '/' in it (such as 'org/name') may be sent as it is.",
+      },
+    },
+  },
+  response: { 200: json(modelEntry, "The model, as GET /v1/models lists it."), ...errors },
+} as const satisfies FastifySchema;
+
+/** MODEL_WILDCARD_SCHEMA serves the ids with '/' in them under MODEL_SCHEMA's route, documented once there. */
+export const MODEL_WILDCARD_SCHEMA = { hide: true } as const satisfies FastifySchema;
+
+const embedding = {
+  type: "object",
+  required: ["object", "data", "model"],
+  properties: {
+    object: { const: "list" },
+    data: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          object: { const: "embedding" },
+          index: { type: "integer" },
+          embedding: {
+            type: ["array", "string"],
+            items: { type: "number" },
+            description: "The vector; base64 of little-endian float32s with encoding_format 'base64'.",
+          },
+        },
+      },
+    },
+    model: { type: "string" },
+    usage: { type: "object", properties: { prompt_tokens: { type: "integer" }, total_tokens: { type: "integer" } } },
+  },
+} as const;
+
+/** EMBEDDINGS_SCHEMA is POST /v1/embeddings. */
+export const EMBEDDINGS_SCHEMA = {
+  summary: "Create embeddings",
+  tags: ["embeddings"],
+  operationId: "createEmbedding",
+  body: EMBEDDINGS_BODY,
+  response: { 200: json(embedding, "One embedding per input."), ...errors },
+} as const satisfies FastifySchema;
+
+/** RERANK_SCHEMA is POST /v1/rerank. */
+export const RERANK_SCHEMA = {
+  summary: "Score documents against a query",
+  tags: ["embeddings"],
+  operationId: "createRerank",
+  body: RERANK_BODY,
+  response: {
+    200: json(
+      {
+        type: "object",
+        required: ["results"],
+        properties: {
+          model: { type: "string" },
+          results: {
+            type: "array",
+            items: {
+              type: "object",
+              required: ["index", "relevance_score"],
+              properties: { index: { type: "integer" }, relevance_score: { type: "number" }, document: { type: "object" } },
+            },
+          },
+          usage: { type: "object", properties: { prompt_tokens: { type: "integer" }, total_tokens: { type: "integer" } } },
+        },
+      },
+      "The documents' scores, best first.",
+    ),
+    ...errors,
+  },
+} as const satisfies FastifySchema;
+
+/** RESPONSES_SCHEMA is POST /v1/responses. */
+export const RESPONSES_SCHEMA = {
+  summary: "Create a model response (OpenAI's Responses API)",
+  description: "Served by the providers whose model servers speak the Responses API (supported feature 'responses').",
+  tags: ["text"],
+  operationId: "createResponse",
+  body: RESPONSES_BODY,
+  response: {
+    200: {
+      description: "The response; with `stream: true`, named events (`event: response.output_text.delta` and so on).",
+      content: {
+        "application/json": {
+          schema: {
+            type: "object",
+            required: ["id", "object", "output"],
+            properties: {
+              id: { type: "string" },
+              object: { const: "response" },
+              status: { type: "string" },
+              model: { type: "string" },
+              output: { type: "array", items: { type: "object" } },
+              usage: {
+                type: "object",
+                properties: { input_tokens: { type: "integer" }, output_tokens: { type: "integer" }, total_tokens: { type: "integer" } },
+              },
+            },
+          },
+        },
+        "text/event-stream": namedEvents,
+      },
+    },
+    ...errors,
+  },
+} as const satisfies FastifySchema;
+
+/** TRANSLATIONS_SCHEMA is POST /v1/audio/translations, a multipart upload. */
+export const TRANSLATIONS_SCHEMA = {
+  summary: "Translate audio into English text",
+  tags: ["audio"],
+  operationId: "createTranslation",
+  body: multipartBody(TRANSLATION_FIELDS, { file: { ...binary, description: "The audio file." } }, ["file"]),
+  response: {
+    200: {
+      description: "The translation, in the requested format.",
+      content: {
+        "application/json": { schema: { type: "object", required: ["text"], properties: { text: { type: "string" } } } },
+        "text/plain": { schema: { type: "string" } },
+        "text/vtt": { schema: { type: "string" } },
       },
     },
     ...errors,

@@ -1,6 +1,7 @@
 import type { RateLimitPluginOptions } from "@fastify/rate-limit";
 import type { FastifyRequest } from "fastify";
 import { rateLimited } from "./gateway-errors.js";
+import { MODEL_ROUTES } from "./openai-routes.js";
 
 /** RateLimits bound what one API key may do; 0 switches a bound off. */
 export interface RateLimits {
@@ -23,7 +24,7 @@ const UNLIMITED = Number.MAX_SAFE_INTEGER;
 
 /**
  * perKeyRateLimit configures @fastify/rate-limit per API key (after authentication, hence the preHandler hook),
- * with separate budgets for /v1/models and for inference. Every authenticated answer carries the X-RateLimit-*
+ * with separate budgets for /v1/models (and a model's retrieval) and for inference. Every authenticated answer carries the X-RateLimit-*
  * headers; a 429 carries Retry-After and OpenAI's envelope.
  */
 export function perKeyRateLimit(limits: RateLimits): RateLimitPluginOptions {
@@ -43,8 +44,11 @@ export function perKeyRateLimit(limits: RateLimits): RateLimitPluginOptions {
   };
 }
 
+/** MODELS_ROUTES are the routes that list models and retrieve one: they share the models budget. */
+const MODELS_ROUTES: ReadonlySet<string | undefined> = new Set(["/v1/models", ...MODEL_ROUTES]);
+
 function isModels(request: FastifyRequest): boolean {
-  return request.routeOptions.url === "/v1/models";
+  return MODELS_ROUTES.has(request.routeOptions.url);
 }
 
 /**

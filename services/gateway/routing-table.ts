@@ -35,12 +35,20 @@ export type NoRouteReason =
   | { readonly code: "providers_paused" }
   | { readonly code: "providers_draining" };
 
-/** RouteLookup is the outcome of looking a model up for a caller and a service type. */
+/** RouteLookup is the outcome of looking a model up for a caller, a service type and a feature. */
 export type RouteLookup =
   | { readonly kind: "found"; readonly routes: readonly Route[] }
   /** otherTypes: the caller can reach the model, but only with these service types. */
   | { readonly kind: "wrong_type"; readonly otherTypes: readonly ServiceType[] }
+  /** missing_feature: the caller can reach the model with the service type, but no provider declares the feature. */
+  | { readonly kind: "missing_feature" }
   | { readonly kind: "none"; readonly reason: NoRouteReason };
+
+/** declares tells whether a model declares a supported feature; agents spell features in lower case, and may not. */
+function declares(model: Model, feature: string): boolean {
+  const wanted = feature.toLowerCase();
+  return model.supportedFeatures.some((declared) => declared.toLowerCase() === wanted);
+}
 
 /** OFFLINE_MEMORY_MS is how long the table remembers a provider that went offline, to tell its owner when. */
 export const OFFLINE_MEMORY_MS = 60 * 60 * 1000;
@@ -187,23 +195,26 @@ export class RoutingTable {
   }
 
   /**
-   * lookup finds the providers the viewer may use now that serve the model with the service type: the viewer's own
-   * when any is online and accepting, else those shared with the viewer. When there are none it says why, or that
-   * the viewer could reach the model with another type. Another user's provider that the viewer may not use, or that
-   * its owner paused, counts exactly as if it did not exist.
+   * lookup finds the providers the viewer may use now that serve the model with the service type, and, when a feature
+   * is named, declare it too: the viewer's own when any is online and accepting, else those shared with the viewer.
+   * When there are none it says why, that the viewer's providers of the model lack the feature, or that the viewer
+   * could reach the model with another type. Another user's provider that the viewer may not use, or that its owner
+   * paused, counts exactly as if it did not exist.
    */
-  lookup(viewer: Viewer, modelId: string, serviceType: ServiceType): RouteLookup {
+  lookup(viewer: Viewer, modelId: string, serviceType: ServiceType, feature?: string): RouteLookup {
     const candidates = this.#index().get(modelId.toLowerCase()) ?? [];
     const own: Route[] = [];
     const shared: Route[] = [];
     const otherTypes = new Set<ServiceType>();
     let paused = false;
     let draining = false;
+    let lacksFeature = false;
     for (const route of candidates) {
       const { provider } = route;
       const mine = provider.ownerUserId === viewer.userId;
       if (!mine && (provider.paused || !canSee(viewer, provider))) continue;
       if (route.model.serviceType !== serviceType) otherTypes.add(route.model.serviceType);
+      else if (feature !== undefined && !declares(route.model, feature)) lacksFeature = true;
       else if (provider.paused) paused = true;
       else if (provider.state === ProviderState.DRAINING) draining = true;
       else (mine ? own : shared).push(route);
@@ -212,6 +223,7 @@ export class RoutingTable {
     if (shared.length > 0) return { kind: "found", routes: shared };
     if (paused) return { kind: "none", reason: { code: "providers_paused" } };
     if (draining) return { kind: "none", reason: { code: "providers_draining" } };
+    if (lacksFeature) return { kind: "missing_feature" };
     if (otherTypes.size > 0) return { kind: "wrong_type", otherTypes: [...otherTypes] };
     return { kind: "none", reason: this.#offlineReason(viewer, modelId.toLowerCase(), serviceType) };
   }

@@ -1,3 +1,4 @@
+import type { AnthropicError } from "./anthropic-errors.js";
 import type { OpenAIError } from "./gateway-errors.js";
 
 const DATA = Buffer.from("data: ");
@@ -36,4 +37,12 @@ export function sseFrame(data: Uint8Array, event = ""): Buffer {
 /** sseErrorFrame is the last frame of a stream that failed after its first byte. */
 export function sseErrorFrame(error: OpenAIError): Buffer {
   return Buffer.from(`data: ${JSON.stringify({ error })}\n\n`);
+}
+
+/**
+ * anthropicSseErrorFrame is the last frame of a stream on Anthropic's routes that failed after its first byte: the
+ * `error` event Anthropic's streams end with, which its clients raise as an error.
+ */
+export function anthropicSseErrorFrame(error: AnthropicError): Buffer {
+  return Buffer.from(`event: error\ndata: ${JSON.stringify({ type: "error", error })}\n\n`);
 }
