@@ -1,12 +1,13 @@
 import type { ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
+import type { AnswerEnding, AnswerFormat } from "./answer-format.js";
 import type { GenerationRequest } from "./generation-request.js";
 import { sendError, sendJson } from "./http-replies.js";
 import { injectedFailureError } from "./llama-errors.js";
-import type { CompletionIdentity, StreamFrames } from "./llama-payloads.js";
-import { ChatStreamFrames, CompletionStreamFrames, chatCompletionBody, textCompletionBody, timingsOf, usageOf } from "./llama-payloads.js";
+import type { Timings } from "./llama-payloads.js";
+import { timingsOf } from "./llama-payloads.js";
 import { choiceSeed, tokenJson, tokenText, tokenWordIndex } from "./simulated-text.js";
-import { SSE_DONE, SSE_HEADERS, sseFrame } from "./sse.js";
+import { SSE_HEADERS } from "./sse.js";
 import { StepTimer, TIMER_SLACK_MS } from "./step-timer.js";
 
 /**
@@ -17,8 +18,9 @@ const MAX_TOKENS_PER_WRITE = 256;
 
 /**
  * Generation produces one answer of the simulator FIXTURE: it paces tokens with a single timer, writes SSE frames
- * (or, unstreamed, one JSON body at the end), honours backpressure and injects the request's failure. It keeps only
- * what it needs (seeds and counters), never the request body, so thousands can run at once.
+ * (or, unstreamed, one JSON body at the end) in its AnswerFormat, honours backpressure and injects the request's
+ * failure. It keeps only what it needs (seeds and counters), never the request body nor the text produced, so
+ * thousands can run at once.
  */
 export class Generation {
   /** tokensSent counts the tokens produced so far, per choice. */
@@ -30,12 +32,11 @@ export class Generation {
   private firstTokenAtMs: number | undefined;
   private readonly intervalMs: number;
   private readonly seeds: Uint32Array;
-  private readonly frames: StreamFrames;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly request: GenerationRequest,
-    private readonly identity: CompletionIdentity,
+    private readonly format: AnswerFormat,
     onSettled: (generation: Generation) => void,
   ) {
     this.ticks = new StepTimer(
@@ -46,7 +47,6 @@ export class Generation {
     this.intervalMs = request.tokensPerSecond > 0 ? 1000 / request.tokensPerSecond : 0;
     this.seeds = new Uint32Array(request.choices);
     for (let choice = 0; choice < request.choices; choice++) this.seeds[choice] = choiceSeed(request.seed, choice);
-    this.frames = request.kind === "chat" ? new ChatStreamFrames(identity) : new CompletionStreamFrames(identity);
   }
 
   /** start schedules the first token (or the whole answer) after the time to first token. */
@@ -85,12 +85,12 @@ export class Generation {
       // Like llama-server, the headers leave with the first token, so that errors found while reading the prompt can
       // still be answered with a status.
       this.res.writeHead(200, SSE_HEADERS);
-      for (let choice = 0; choice < request.choices; choice++) out += this.frames.opening(choice);
+      for (let choice = 0; choice < request.choices; choice++) out += this.format.opening(choice);
     }
     let written = 0;
     while (this.tokensSent < request.tokens && written < MAX_TOKENS_PER_WRITE && this.dueMs(this.tokensSent) <= nowMs + TIMER_SLACK_MS) {
       for (let choice = 0; choice < request.choices; choice++) {
-        out += this.frames.content(choice, tokenJson(tokenWordIndex(this.seeds[choice] ?? 0, this.tokensSent)));
+        out += this.format.content(choice, tokenJson(tokenWordIndex(this.seeds[choice] ?? 0, this.tokensSent)));
       }
       this.tokensSent++;
       written++;
@@ -100,28 +100,11 @@ export class Generation {
       }
     }
     if (this.tokensSent === request.tokens) {
-      this.res.end(out + this.closingFrames(nowMs));
+      this.res.end(out + this.format.closing(this.ending(nowMs), request.choices));
       this.ticks.stop();
       return;
     }
     this.ticks.next(out === "" || this.res.write(out), this.nextTokenDelayMs);
-  }
-
-  private closingFrames(nowMs: number): string {
-    const request = this.request;
-    const usage = usageOf(request.promptTokens, request.tokens);
-    const timings = this.timings(nowMs);
-    let out = "";
-    if (request.kind === "completion") {
-      for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, usage, timings);
-    } else if (request.includeUsage) {
-      for (let choice = 0; choice < request.choices; choice++)
-        out += this.frames.finish(choice, request.finishReason, undefined, undefined);
-      out += this.frames.usage(usage, timings);
-    } else {
-      for (let choice = 0; choice < request.choices; choice++) out += this.frames.finish(choice, request.finishReason, undefined, timings);
-    }
-    return out + SSE_DONE;
   }
 
   private answerWhole(): void {
@@ -135,16 +118,7 @@ export class Generation {
     const nowMs = performance.now();
     this.firstTokenAtMs = Math.min(nowMs, this.startedAtMs + request.timeToFirstTokenMs);
     this.tokensSent = request.tokens;
-    const texts: string[] = [];
-    for (let choice = 0; choice < request.choices; choice++) {
-      let text = "";
-      for (let token = 0; token < request.tokens; token++) text += tokenText(tokenWordIndex(this.seeds[choice] ?? 0, token));
-      texts.push(text);
-    }
-    // llama-server reports one choice's usage even when n > 1 (see the chat_n2 sample), and so does the simulator.
-    const usage = usageOf(request.promptTokens, request.tokens);
-    const build = request.kind === "chat" ? chatCompletionBody : textCompletionBody;
-    sendJson(this.res, 200, build(this.identity, texts, request.finishReason, usage, this.timings(nowMs)));
+    sendJson(this.res, 200, this.format.whole(this.ending(nowMs), request.choices));
     this.ticks.stop();
   }
 
@@ -156,8 +130,7 @@ export class Generation {
       case "status": {
         const error = injectedFailureError(failure.status);
         if (this.res.headersSent) {
-          // Once a stream has begun, llama-server reports an error as a last data frame and sends no [DONE].
-          this.res.end(out + sseFrame(error.body));
+          this.res.end(out + this.format.failure(error));
         } else {
           sendError(this.res, error);
         }
@@ -185,7 +158,24 @@ export class Generation {
     return failure !== undefined && failure.afterTokens <= this.request.tokens ? failure : undefined;
   }
 
-  private timings(nowMs: number): ReturnType<typeof timingsOf> {
+  /** ending describes the answer once its last token is out. */
+  private ending(nowMs: number): AnswerEnding {
+    const { request, seeds } = this;
+    return {
+      finishReason: request.finishReason,
+      promptTokens: request.promptTokens,
+      completionTokens: request.tokens,
+      timings: this.timings(nowMs),
+      text(choice) {
+        const seed = seeds[choice] ?? 0;
+        let text = "";
+        for (let token = 0; token < request.tokens; token++) text += tokenText(tokenWordIndex(seed, token));
+        return text;
+      },
+    };
+  }
+
+  private timings(nowMs: number): Timings {
     const firstTokenAtMs = this.firstTokenAtMs ?? nowMs;
     return timingsOf(this.request.promptTokens, firstTokenAtMs - this.startedAtMs, this.request.tokens, nowMs - firstTokenAtMs);
   }

@@ -1,6 +1,5 @@
 import type { FinishReason } from "./generation-request.js";
 import type { ResolvedModel } from "./simulator-options.js";
-import { sseFrame } from "./sse.js";
 
 // The builders below keep llama-server's keys in its order (as captured from a real server), because golden tests
 // and hand-written parsers downstream compare text, not just parsed values.
@@ -107,105 +106,6 @@ export function textCompletionBody(
     id: identity.id,
     timings,
   });
-}
-
-/**
- * StreamFrames builds the SSE frames of one streamed answer. Content frames, the hot path, are concatenated from
- * a per-answer template instead of serialising an object per token.
- */
-export interface StreamFrames {
-  /** opening is the frame sent before the first token of a choice (chat's role frame), or "". */
-  opening(choice: number): string;
-  /** content is the frame carrying one token, given as a JSON string literal. */
-  content(choice: number, tokenJson: string): string;
-  /** finish is the frame that ends a choice; usage and timings ride on it when given. */
-  finish(choice: number, reason: FinishReason, usage: Usage | undefined, timings: Timings | undefined): string;
-  /** usage is chat's extra `choices: []` frame sent when stream_options.include_usage is set. */
-  usage(usage: Usage, timings: Timings): string;
-}
-
-/** ChatStreamFrames frames /v1/chat/completions chunks (object "chat.completion.chunk"). */
-export class ChatStreamFrames implements StreamFrames {
-  private readonly tail: string;
-
-  constructor(private readonly identity: CompletionIdentity) {
-    this.tail =
-      `"created":${identity.created},"id":${JSON.stringify(identity.id)},"model":${JSON.stringify(identity.model)},` +
-      `"system_fingerprint":${JSON.stringify(identity.systemFingerprint)},"object":"chat.completion.chunk"}\n\n`;
-  }
-
-  opening(choice: number): string {
-    return `data: {"choices":[{"finish_reason":null,"index":${choice},"delta":{"role":"assistant","content":null}}],${this.tail}`;
-  }
-
-  content(choice: number, tokenJson: string): string {
-    return `data: {"choices":[{"finish_reason":null,"index":${choice},"delta":{"content":${tokenJson}}}],${this.tail}`;
-  }
-
-  finish(choice: number, reason: FinishReason, usage: Usage | undefined, timings: Timings | undefined): string {
-    return sseFrame(
-      JSON.stringify({
-        choices: [{ finish_reason: reason, index: choice, delta: {} }],
-        ...this.chunkIdentity(),
-        ...(usage === undefined ? {} : { usage }),
-        ...(timings === undefined ? {} : { timings }),
-      }),
-    );
-  }
-
-  usage(usage: Usage, timings: Timings): string {
-    return sseFrame(JSON.stringify({ choices: [], ...this.chunkIdentity(), usage, timings }));
-  }
-
-  private chunkIdentity(): Readonly<Record<string, string | number>> {
-    return {
-      created: this.identity.created,
-      id: this.identity.id,
-      model: this.identity.model,
-      system_fingerprint: this.identity.systemFingerprint,
-      object: "chat.completion.chunk",
-    };
-  }
-}
-
-/** CompletionStreamFrames frames /v1/completions chunks (object "text_completion"), whose last chunk carries usage. */
-export class CompletionStreamFrames implements StreamFrames {
-  private readonly tail: string;
-
-  constructor(private readonly identity: CompletionIdentity) {
-    this.tail =
-      `"created":${identity.created},"model":${JSON.stringify(identity.model)},` +
-      `"system_fingerprint":${JSON.stringify(identity.systemFingerprint)},"object":"text_completion",` +
-      `"id":${JSON.stringify(identity.id)}}\n\n`;
-  }
-
-  opening(): string {
-    return "";
-  }
-
-  content(choice: number, tokenJson: string): string {
-    return `data: {"choices":[{"text":${tokenJson},"index":${choice},"logprobs":null,"finish_reason":null}],${this.tail}`;
-  }
-
-  finish(choice: number, reason: FinishReason, usage: Usage | undefined, timings: Timings | undefined): string {
-    return sseFrame(
-      JSON.stringify({
-        choices: [{ text: "", index: choice, logprobs: null, finish_reason: reason }],
-        created: this.identity.created,
-        model: this.identity.model,
-        system_fingerprint: this.identity.systemFingerprint,
-        object: "text_completion",
-        ...(usage === undefined ? {} : { usage }),
-        id: this.identity.id,
-        ...(timings === undefined ? {} : { timings }),
-      }),
-    );
-  }
-
-  usage(): string {
-    // llama-server's completions put usage on the last chunk whether asked for or not, never on an extra one.
-    return "";
-  }
 }
 
 /**

@@ -21,7 +21,7 @@ export const JSON_CONTENT_TYPE = "application/json";
 /** TEXT_CONTENT_TYPE is the content type of transcripts answered as text, srt or vtt. */
 export const TEXT_CONTENT_TYPE = "text/plain; charset=utf-8";
 
-/** MediaContext is what a media route gets from the simulator for one request. */
+/** MediaContext is what a route with a paced answer (media, embeddings, rerank) gets from the simulator for one request. */
 export interface MediaContext {
   readonly config: SimulatorConfig;
   readonly res: ServerResponse;

@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import { sendError } from "./http-replies.js";
+import type { LlamaError } from "./llama-errors.js";
 import { injectedMediaFailure } from "./openai-errors.js";
 import type { ResolvedFailure } from "./simulator-options.js";
 import { sseFrame } from "./sse.js";
@@ -30,6 +31,11 @@ export interface PacedAnswerPlan {
    * plain body cannot carry one, so its connection is cut, as a server that fails mid-body does.
    */
   readonly framing: "sse" | "body";
+  /**
+   * failureError is the error of a "status" failure: OpenAI's shape (injectedMediaFailure) unless the route is one of
+   * llama-server's own, whose errors take its shape (injectedFailureError).
+   */
+  readonly failureError?: (status: number) => LlamaError;
 }
 
 /**
@@ -93,12 +99,14 @@ export class PacedAnswer {
 
   private strike(failure: ResolvedFailure): void {
     switch (failure.mode) {
-      case "status":
-        if (!this.res.headersSent) sendError(this.res, injectedMediaFailure(failure.status));
-        else if (this.plan.framing === "sse") this.res.end(sseFrame(injectedMediaFailure(failure.status).body));
+      case "status": {
+        const error = (this.plan.failureError ?? injectedMediaFailure)(failure.status);
+        if (!this.res.headersSent) sendError(this.res, error);
+        else if (this.plan.framing === "sse") this.res.end(sseFrame(error.body));
         else this.cut();
         this.ticks.stop();
         return;
+      }
       case "stall":
         // The answer stays active, holding the connection, until the client leaves or the simulator closes.
         return;

@@ -124,7 +124,7 @@ export function promptTokenCount(input: PromptInput): number {
 }
 
 /** wordCount counts whitespace-separated words without allocating, since prompts can be long. */
-function wordCount(text: string): number {
+export function wordCount(text: string): number {
   let count = 0;
   let inWord = false;
   for (let index = 0; index < text.length; index++) {
@@ -178,7 +178,7 @@ export function expectedCompletionText(input: PromptInput, tokens: number, choic
 }
 
 /** mix32 is murmur3's finalizer: a cheap bijective scrambler of 32-bit integers. */
-function mix32(value: number): number {
+export function mix32(value: number): number {
   let h = value >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

@@ -10,7 +10,9 @@ import { wavDurationSeconds } from "./wav-encoder.js";
 //   vocabulary by a seed made of the first 4 bytes of the upload's SHA-256, so that the same bytes always give the
 //   same words and any other bytes almost surely different ones;
 // - words are spread evenly over the duration and grouped in segments of WORDS_PER_SEGMENT; each segment is a
-//   sentence (first word capitalised, a full stop at the end) and the text is the sentences joined by spaces.
+//   sentence (first word capitalised, a full stop at the end) and the text is the sentences joined by spaces;
+// - a translation (/v1/audio/translations) follows the same rules with a seed made of the next 4 bytes of the
+//   SHA-256, so that it has the transcript's length and timing but other words, and tests can tell the two apart.
 
 /** TRANSCRIPT_WORDS_PER_SECOND is the simulated speaking rate (150 words a minute). */
 export const TRANSCRIPT_WORDS_PER_SECOND = 2.5;
@@ -60,9 +62,22 @@ export function audioDurationSeconds(upload: Pick<AudioUpload, "size" | "head">)
 
 /** transcriptOf derives the transcript of an upload. */
 export function transcriptOf(upload: AudioUpload): SimulatedTranscript {
+  return spokenText(upload, digestWord(upload.digest, 0));
+}
+
+/** translationOf derives the English translation of an upload, as /v1/audio/translations answers it. */
+export function translationOf(upload: AudioUpload): SimulatedTranscript {
+  return spokenText(upload, digestWord(upload.digest, 4));
+}
+
+/** digestWord reads 4 bytes of a digest, from offset, as an unsigned big-endian integer. */
+function digestWord(digest: Uint8Array, offset: number): number {
+  return (digest[offset] ?? 0) * 2 ** 24 + ((digest[offset + 1] ?? 0) << 16) + ((digest[offset + 2] ?? 0) << 8) + (digest[offset + 3] ?? 0);
+}
+
+/** spokenText writes the words seed picks over an upload's duration, timed and grouped in sentences. */
+function spokenText(upload: AudioUpload, seed: number): SimulatedTranscript {
   const duration = audioDurationSeconds(upload);
-  const seed =
-    (upload.digest[0] ?? 0) * 2 ** 24 + ((upload.digest[1] ?? 0) << 16) + ((upload.digest[2] ?? 0) << 8) + (upload.digest[3] ?? 0);
   const count = Math.max(1, Math.round(duration * TRANSCRIPT_WORDS_PER_SECOND));
   const words: TranscriptWord[] = [];
   const segments: TranscriptSegment[] = [];
@@ -89,9 +104,18 @@ export function transcriptOf(upload: AudioUpload): SimulatedTranscript {
 
 /** expectedTranscription is the transcript the simulator answers for an upload of fileBytes. */
 export function expectedTranscription(fileBytes: Uint8Array): SimulatedTranscript {
+  return transcriptOf(uploadOf(fileBytes));
+}
+
+/** expectedTranslation is the translation /v1/audio/translations answers for an upload of fileBytes. */
+export function expectedTranslation(fileBytes: Uint8Array): SimulatedTranscript {
+  return translationOf(uploadOf(fileBytes));
+}
+
+function uploadOf(fileBytes: Uint8Array): AudioUpload {
   const digest = createHash("sha256").update(fileBytes).digest();
-  // The route reads durations from the first FILE_HEAD_BYTES only; so must the prediction.
-  return transcriptOf({ digest, size: fileBytes.length, head: fileBytes.subarray(0, FILE_HEAD_BYTES) });
+  // The routes read durations from the first FILE_HEAD_BYTES only; so must the predictions.
+  return { digest, size: fileBytes.length, head: fileBytes.subarray(0, FILE_HEAD_BYTES) };
 }
 
 /** expectedTranscript is the text the simulator transcribes from an upload of fileBytes. */

@@ -1,4 +1,4 @@
-import { SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
+import { PROTOCOL_FEATURES, type ProtocolFeature, SERVICE_TYPE_NAMES, type ServiceTypeName } from "../shared/inference-catalog.js";
 
 /**
  * DEFAULT_MODEL_ID is the model the simulator serves when SimulatorOptions.models is absent.
@@ -37,8 +37,10 @@ export const DEFAULT_SPEECH_CHUNK_INTERVAL_MS = 5;
 export const DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
 
 /**
- * ModelKind is what a model serves, the mesh's service type: "llm" chat and completions, "stt"
- * /v1/audio/transcriptions, "image" /v1/images/generations and /v1/images/edits, "tts" /v1/audio/speech.
+ * ModelKind is what a model serves, the mesh's service type: "llm" chat, completions, /v1/responses and /v1/messages,
+ * "stt" /v1/audio/transcriptions and /v1/audio/translations, "image" /v1/images/generations and /v1/images/edits,
+ * "tts" /v1/audio/speech, "embedding" /v1/embeddings (and chat, when the simulator serves no llm, as a llama-server
+ * started with --embeddings does), "rerank" /v1/rerank.
  */
 export type ModelKind = ServiceTypeName;
 
@@ -87,6 +89,15 @@ export interface FailureSpec {
   readonly probability?: number;
 }
 
+/**
+ * SimulatedProtocol names the APIs a llama-server speaks besides chat and completions, in the mesh's words:
+ * "responses" (/v1/responses), "messages" (/v1/messages) and "count_tokens" (/v1/messages/count_tokens).
+ */
+export type SimulatedProtocol = ProtocolFeature;
+
+/** SIMULATED_PROTOCOLS are every protocol a current llama-server speaks, the default of SimulatorOptions.protocols. */
+export const SIMULATED_PROTOCOLS: readonly SimulatedProtocol[] = PROTOCOL_FEATURES;
+
 /** SimulatorOptions configures createSimulator; every field is optional. */
 export interface SimulatorOptions {
   /** models are the models served; one model named DEFAULT_MODEL_ID when absent. */
@@ -128,6 +139,12 @@ export interface SimulatorOptions {
   readonly speechChunkIntervalMs?: number;
   /** maxUploadBytes bounds a multipart request body; DEFAULT_MAX_UPLOAD_BYTES when absent. */
   readonly maxUploadBytes?: number;
+  /**
+   * protocols are the APIs served besides chat and completions, all of SIMULATED_PROTOCOLS when absent; the routes of
+   * the others answer llama-server's 404, as an older llama-server without them does (`protocols: []` imitates one
+   * that predates /v1/responses and /v1/messages).
+   */
+  readonly protocols?: readonly SimulatedProtocol[];
   /** now is the wall clock in milliseconds used for `created` and for record timestamps; Date.now by default. */
   readonly now?: () => number;
   /** random draws in [0, 1) for FailureSpec.probability; Math.random by default. */
@@ -167,6 +184,7 @@ export interface SimulatorConfig {
   readonly maxRecordedRequests: number;
   readonly speechChunkIntervalMs: number;
   readonly maxUploadBytes: number;
+  readonly protocols: readonly SimulatedProtocol[];
   readonly now: () => number;
   readonly random: () => number;
 }
@@ -201,12 +219,15 @@ export function resolveSimulatorOptions(options: SimulatorOptions): SimulatorCon
     maxRecordedRequests: nonNegativeInteger("maxRecordedRequests (entries)", options.maxRecordedRequests ?? DEFAULT_MAX_RECORDED_REQUESTS),
     speechChunkIntervalMs: nonNegative("speechChunkIntervalMs (ms)", options.speechChunkIntervalMs ?? DEFAULT_SPEECH_CHUNK_INTERVAL_MS),
     maxUploadBytes: positiveInteger("maxUploadBytes", options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, "bytes"),
+    protocols: Object.freeze(
+      unique((options.protocols ?? SIMULATED_PROTOCOLS).map((name, index) => protocol(`protocols[${index}]`, name))),
+    ),
     now: options.now ?? Date.now,
     random: options.random ?? Math.random,
   });
 }
 
-function unique(names: readonly string[]): string[] {
+function unique<T>(names: readonly T[]): T[] {
   return names.filter((name, at) => names.indexOf(name) === at);
 }
 
@@ -255,4 +276,11 @@ function modelKind(name: string, value: string): ModelKind {
     throw new Error(`simulator option ${name}: expected one of ${MODEL_KINDS.join(", ")}, got '${value}'`);
   }
   return value as ModelKind;
+}
+
+function protocol(name: string, value: string): SimulatedProtocol {
+  if (!(SIMULATED_PROTOCOLS as readonly string[]).includes(value)) {
+    throw new Error(`simulator option ${name}: expected one of ${SIMULATED_PROTOCOLS.join(", ")}, got '${value}'`);
+  }
+  return value as SimulatedProtocol;
 }

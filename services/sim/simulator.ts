@@ -2,7 +2,11 @@ import { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { newCompletionId } from "./completion-id.js";
+import { answerFormatFor } from "./answer-formats.js";
+import { newCompletionId, newResponseId } from "./completion-id.js";
+import { answerCountTokens } from "./count-tokens-route.js";
+import type { EmbeddingsApi } from "./embedding-route.js";
+import { answerEmbeddings } from "./embedding-route.js";
 import type { FormOutcome, ReceivedForm } from "./form-upload.js";
 import { receiveForm } from "./form-upload.js";
 import { Generation } from "./generation.js";
@@ -13,22 +17,31 @@ import { answerImageEdit, answerImageGeneration } from "./image-routes.js";
 import { jsonParseErrorMessage } from "./json-parse-error.js";
 import { INVALID_API_KEY, NOT_FOUND, serverError } from "./llama-errors.js";
 import { HEALTH_OK_BODY, modelsListBody, propsBody } from "./llama-payloads.js";
+import type { JsonBody } from "./llama-replies.js";
 import type { MediaContext } from "./media-replies.js";
 import { INVALID_JSON_BODY } from "./openai-errors.js";
 import type { PacedAnswerPlan } from "./paced-answer.js";
 import { PacedAnswer } from "./paced-answer.js";
-import type { ResolvedModel, SimulatorConfig, SimulatorOptions } from "./simulator-options.js";
+import { answerRerank } from "./rerank-route.js";
+import type { ResolvedModel, SimulatedProtocol, SimulatorConfig, SimulatorOptions } from "./simulator-options.js";
 import { MAX_CHOICES, resolveSimulatorOptions } from "./simulator-options.js";
 import { answerSpeech } from "./speech-route.js";
 import { answerTranscription } from "./transcription-route.js";
+import { answerTranslation } from "./translation-route.js";
 
 export type { SpeechFormat } from "./audio-encoder.js";
 export { SPEECH_CONTENT_TYPES, SPEECH_FORMATS } from "./audio-encoder.js";
+export { EMBEDDINGS_NOT_SUPPORTED } from "./embedding-route.js";
 export type { ReceivedFile, ReceivedForm } from "./form-upload.js";
 export type { PngSize } from "./png-encoder.js";
 export { pngDimensions } from "./png-encoder.js";
+export { RERANKING_NOT_SUPPORTED } from "./rerank-route.js";
 export type { SimOverrides } from "./sim-overrides.js";
+export type { EmbeddingPrompt } from "./simulated-embedding.js";
+export { EMBEDDING_DIMENSIONS, embeddingBase64, embeddingTokenCount, expectedEmbedding } from "./simulated-embedding.js";
 export { expectedEditedPng, expectedGeneratedPng } from "./simulated-images.js";
+export type { RankedDocument } from "./simulated-rerank.js";
+export { expectedRanking, relevanceScore, rerankTokenCount } from "./simulated-rerank.js";
 export {
   expectedSpeech,
   SPEECH_CHUNK_COUNT,
@@ -39,8 +52,9 @@ export {
 } from "./simulated-speech.js";
 export { expectedCompletionText, promptTokenCount } from "./simulated-text.js";
 export type { SimulatedTranscript, TranscriptSegment, TranscriptWord } from "./simulated-transcript.js";
-export { audioDurationSeconds, expectedTranscript, expectedTranscription } from "./simulated-transcript.js";
-export type { FailureMode, FailureSpec, ModelKind, SimulatedModel, SimulatorOptions } from "./simulator-options.js";
+export { audioDurationSeconds, expectedTranscript, expectedTranscription, expectedTranslation } from "./simulated-transcript.js";
+export type { FailureMode, FailureSpec, ModelKind, SimulatedModel, SimulatedProtocol, SimulatorOptions } from "./simulator-options.js";
+export { SIMULATED_PROTOCOLS } from "./simulator-options.js";
 export { testWav, wavBytes, wavDurationSeconds } from "./wav-encoder.js";
 
 /** DEFAULT_WAIT_TIMEOUT_MS is how long waitForAbort and waitForRequest wait when the caller names no deadline. */
@@ -52,7 +66,10 @@ const KEEP_ALIVE_TIMEOUT_MS = 5000;
 
 /** SeenRequest is one request the simulator received, recorded for tests. */
 export interface SeenRequest {
-  /** id is the completion id (`chatcmpl-…`) for chat and completion requests, `req-<n>` for the others. */
+  /**
+   * id is the answer's id for generations: `chatcmpl-…` for chat, completions and /v1/messages, `resp_…` for
+   * /v1/responses; `req-<n>` for the others.
+   */
   readonly id: string;
   readonly method: string;
   /** path is the request path without its query string. */
@@ -114,10 +131,14 @@ export interface ListeningAddress {
  * Simulator is a test, demo and benchmark FIXTURE that imitates llama.cpp's llama-server over HTTP: its routes,
  * headers, bodies, SSE framing and errors, with deterministic text (see expectedCompletionText), configurable pacing
  * and injectable failures. It is a plain node:http server, lean enough to be the "direct" baseline of benchmarks.
- * Models of other kinds (SimulatedModel.kind) serve OpenAI's media endpoints with real, decodable content derived
- * deterministically from the request: /v1/audio/transcriptions (expectedTranscript), /v1/images/generations and
- * /v1/images/edits (PNGs of the requested size, expectedGeneratedPng, expectedEditedPng) and /v1/audio/speech
- * (audio lasting speechDurationMs, streamed in chunks, expectedSpeech).
+ * llm models answer chat, completions, OpenAI's /v1/responses and Anthropic's /v1/messages (and count_tokens), the
+ * last two unless SimulatorOptions.protocols leaves them out; models of kind "embedding" answer /v1/embeddings
+ * (expectedEmbedding) and "rerank" models /v1/rerank (expectedRanking), anything else there getting llama-server's
+ * 501. Models of the media kinds serve OpenAI's media endpoints with real, decodable content derived
+ * deterministically from the request: /v1/audio/transcriptions (expectedTranscript), /v1/audio/translations
+ * (expectedTranslation), /v1/images/generations and /v1/images/edits (PNGs of the requested size,
+ * expectedGeneratedPng, expectedEditedPng) and /v1/audio/speech (audio lasting speechDurationMs, streamed in
+ * chunks, expectedSpeech).
  * Request bodies may carry the simulator's own `sim` object to pace or fail one request (SimOverrides).
  */
 export interface Simulator {
@@ -160,9 +181,12 @@ export interface Simulator {
 }
 
 /** MediaRoute names the OpenAI media endpoints. */
-type MediaRoute = "transcription" | "imageGeneration" | "imageEdit" | "speech";
+type MediaRoute = "transcription" | "translation" | "imageGeneration" | "imageEdit" | "speech";
 
-type Route = "models" | "health" | "props" | GenerationKind | MediaRoute;
+/** ScoringRoute names llama-server's routes that answer numbers, not text: embeddings (both shapes) and rerank. */
+type ScoringRoute = "embedding" | "nativeEmbedding" | "rerank";
+
+type Route = "models" | "health" | "props" | "countTokens" | GenerationKind | MediaRoute | ScoringRoute;
 
 const GET_ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ["/v1/models", "models"],
@@ -178,8 +202,22 @@ const POST_ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ["/chat/completions", "chat"],
   ["/v1/completions", "completion"],
   ["/completions", "completion"],
+  ["/v1/responses", "response"],
+  ["/responses", "response"],
+  ["/v1/messages", "message"],
+  ["/v1/messages/count_tokens", "countTokens"],
+  ["/v1/embeddings", "embedding"],
+  // llama-server's own paths answer its own shape, not OpenAI's.
+  ["/embeddings", "nativeEmbedding"],
+  ["/embedding", "nativeEmbedding"],
+  ["/v1/rerank", "rerank"],
+  ["/rerank", "rerank"],
+  ["/v1/reranking", "rerank"],
+  ["/reranking", "rerank"],
   ["/v1/audio/transcriptions", "transcription"],
   ["/audio/transcriptions", "transcription"],
+  ["/v1/audio/translations", "translation"],
+  ["/audio/translations", "translation"],
   ["/v1/images/generations", "imageGeneration"],
   ["/images/generations", "imageGeneration"],
   ["/v1/images/edits", "imageEdit"],
@@ -188,14 +226,27 @@ const POST_ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ["/audio/speech", "speech"],
 ]);
 
+/** PROTOCOL_ROUTES are the routes only a llama-server speaking their protocol serves (SimulatorOptions.protocols). */
+const PROTOCOL_ROUTES: ReadonlyMap<Route, SimulatedProtocol> = new Map<Route, SimulatedProtocol>([
+  ["response", "responses"],
+  ["message", "messages"],
+  ["countTokens", "count_tokens"],
+]);
+
 /** FORM_ROUTES take multipart/form-data bodies, which are streamed through the parser instead of buffered. */
-const FORM_ROUTES: ReadonlySet<Route | undefined> = new Set<Route>(["transcription", "imageEdit"]);
+const FORM_ROUTES: ReadonlySet<Route | undefined> = new Set<Route>(["transcription", "translation", "imageEdit"]);
 
 /** ANSWERING_ROUTES produce answers that take time, so their client aborts are watched and recorded. */
 const ANSWERING_ROUTES: ReadonlySet<Route | undefined> = new Set<Route>([
   "chat",
   "completion",
+  "response",
+  "message",
+  "embedding",
+  "nativeEmbedding",
+  "rerank",
   "transcription",
+  "translation",
   "imageGeneration",
   "imageEdit",
   "speech",
@@ -238,14 +289,21 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
   let closing = false;
   let url: string | undefined;
 
+  /** routeOf finds a request's route; a protocol the simulator does not speak has none, as on an older llama-server. */
+  function routeOf(method: string | undefined, path: string): Route | undefined {
+    const route = (method === "POST" ? POST_ROUTES : method === "GET" ? GET_ROUTES : undefined)?.get(path);
+    const protocol = route === undefined ? undefined : PROTOCOL_ROUTES.get(route);
+    return protocol === undefined || config.protocols.includes(protocol) ? route : undefined;
+  }
+
   const server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, noDelay: true }, (req, res) => {
     res.sendDate = false;
     const rawUrl = req.url ?? "/";
     const query = rawUrl.indexOf("?");
     const path = query === -1 ? rawUrl : rawUrl.slice(0, query);
     counts.set(path, (counts.get(path) ?? 0) + 1);
-    const route = (req.method === "POST" ? POST_ROUTES : req.method === "GET" ? GET_ROUTES : undefined)?.get(path);
-    const id = route === "chat" || route === "completion" ? newCompletionId() : `req-${++otherRequests}`;
+    const route = routeOf(req.method, path);
+    const id = answerId(route) ?? `req-${++otherRequests}`;
     const exchange: Exchange | undefined = ANSWERING_ROUTES.has(route)
       ? { id, path, model: undefined, stream: false, generation: undefined }
       : undefined;
@@ -322,7 +380,21 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
         return;
       case "chat":
       case "completion":
+      case "response":
+      case "message":
         if (exchange !== undefined) generate(res, route, isPostedBody(posted) ? posted : EMPTY_BODY, exchange);
+        return;
+      case "countTokens":
+        answerCountTokens(res, jsonBody(posted), config);
+        return;
+      case "embedding":
+      case "nativeEmbedding": {
+        const api: EmbeddingsApi = route === "embedding" ? "openai" : "native";
+        if (exchange !== undefined) answerEmbeddings(mediaContext(res, path, exchange), jsonBody(posted), api);
+        return;
+      }
+      case "rerank":
+        if (exchange !== undefined) answerRerank(mediaContext(res, path, exchange), jsonBody(posted));
         return;
       case "imageGeneration":
       case "speech": {
@@ -334,10 +406,12 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
         return;
       }
       case "transcription":
+      case "translation":
       case "imageEdit":
         if (exchange === undefined || posted === undefined || isPostedBody(posted)) return;
         if (posted.kind === "refused") sendError(res, posted.error);
         else if (posted.kind === "form" && route === "transcription") answerTranscription(mediaContext(res, path, exchange), posted.form);
+        else if (posted.kind === "form" && route === "translation") answerTranslation(mediaContext(res, path, exchange), posted.form);
         else if (posted.kind === "form") answerImageEdit(mediaContext(res, path, exchange), posted.form);
         return;
     }
@@ -376,13 +450,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
       sendError(res, parsed.error);
       return;
     }
-    const identity = {
-      id: exchange.id,
-      created: Math.floor(config.now() / 1000),
-      model: parsed.request.model.id,
-      systemFingerprint: config.systemFingerprint,
-    };
-    const generation = new Generation(res, parsed.request, identity, forget);
+    const generation = new Generation(res, parsed.request, answerFormatFor(parsed.request, exchange.id, config), forget);
     exchange.generation = generation;
     active.add(generation);
     generation.start();
@@ -526,6 +594,29 @@ const EMPTY_BODY: PostedBody = { raw: Buffer.alloc(0), body: { valid: false } };
 
 function isPostedBody(posted: PostedBody | FormOutcome | undefined): posted is PostedBody {
   return posted !== undefined && "raw" in posted;
+}
+
+/**
+ * jsonBody is a posted body as llama-server's routes read it: invalid JSON (an empty body included) is nlohmann's
+ * parse exception, which escapes to llama-server's generic handler as a 500.
+ */
+function jsonBody(posted: PostedBody | FormOutcome | undefined): JsonBody {
+  const { raw, body } = isPostedBody(posted) ? posted : EMPTY_BODY;
+  return body.valid ? body : { valid: false, error: serverError(jsonParseErrorMessage(raw)) };
+}
+
+/** answerId is the id a generation's answer carries (and its request is recorded under); undefined for other routes. */
+function answerId(route: Route | undefined): string | undefined {
+  switch (route) {
+    case "chat":
+    case "completion":
+    case "message":
+      return newCompletionId();
+    case "response":
+      return newResponseId();
+    default:
+      return undefined;
+  }
 }
 
 function parseBody(raw: Buffer): ParsedBody {

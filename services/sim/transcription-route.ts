@@ -1,4 +1,4 @@
-import type { UploadedForm } from "./form-upload.js";
+import type { UploadedFile, UploadedForm } from "./form-upload.js";
 import { sendError } from "./http-replies.js";
 import type { MediaContext } from "./media-replies.js";
 import { formPacing, isError, JSON_CONTENT_TYPE, MEDIA_SSE_HEADERS, pickModel, TEXT_CONTENT_TYPE, wholeAnswer } from "./media-replies.js";
@@ -11,7 +11,7 @@ import { sseFrame } from "./sse.js";
 /** TranscriptionFormat is a `response_format` of /v1/audio/transcriptions. */
 export type TranscriptionFormat = "json" | "text" | "srt" | "verbose_json" | "vtt";
 
-const TRANSCRIPTION_FORMATS: readonly string[] = ["json", "text", "srt", "verbose_json", "vtt"];
+const TRANSCRIPTION_FORMATS: readonly TranscriptionFormat[] = ["json", "text", "srt", "verbose_json", "vtt"];
 const GRANULARITIES: readonly string[] = ["word", "segment"];
 /** AUDIO_TOKENS_PER_SECOND turns audio duration into the input tokens a streamed answer's usage reports. */
 const AUDIO_TOKENS_PER_SECOND = 10;
@@ -50,28 +50,9 @@ export function answerTranscription(context: MediaContext, form: UploadedForm): 
     sendError(res, invalidValue("stream", "'stream' must be true or false."));
     return;
   }
-  const file = form.files.find((upload) => upload.field === "file");
-  if (file === undefined) {
-    sendError(res, missingParameter("file"));
-    return;
-  }
-  if (file.size === 0) {
-    sendError(res, openAiError(400, "The audio file could not be decoded or its format is not supported.", "file", "invalid_value"));
-    return;
-  }
-  const format = field("response_format") ?? "json";
-  if (!TRANSCRIPTION_FORMATS.includes(format)) {
-    sendError(
-      res,
-      invalidValue("response_format", `'response_format' must be one of ${TRANSCRIPTION_FORMATS.join(", ")}; got '${format}'.`),
-    );
-    return;
-  }
-  const temperature = field("temperature");
-  if (temperature !== undefined && !(temperature.trim() !== "" && Number(temperature) >= 0 && Number(temperature) <= 1)) {
-    sendError(res, invalidValue("temperature", `'temperature' must be a number between 0 and 1; got '${temperature}'.`));
-    return;
-  }
+  const upload = checkAudioUpload(context, form);
+  if (upload === undefined) return;
+  const { file, format, temperature } = upload;
   const granularities = [...(form.fields.get("timestamp_granularities[]") ?? []), ...(form.fields.get("timestamp_granularities") ?? [])];
   const unknown = granularities.find((granularity) => !GRANULARITIES.includes(granularity));
   if (unknown !== undefined) {
@@ -112,32 +93,87 @@ export function answerTranscription(context: MediaContext, form: UploadedForm): 
     return;
   }
   const verbose = {
+    task: "transcribe",
     language: LANGUAGE_NAMES.get(field("language") ?? "en") ?? field("language") ?? "english",
-    temperature: temperature === undefined ? 0 : Number(temperature),
+    temperature,
     words: granularities.includes("word"),
     segments: granularities.length === 0 || granularities.includes("segment"),
   };
-  const textual = format === "text" || format === "srt" || format === "vtt";
-  context.play(
-    wholeAnswer(pacing, textual ? TEXT_CONTENT_TYPE : JSON_CONTENT_TYPE, () =>
-      transcriptionBody(transcript, format as TranscriptionFormat, verbose),
-    ),
-  );
+  context.play(wholeAnswer(pacing, transcriptContentType(format), () => transcriptionBody(transcript, format, verbose)));
 }
 
-interface VerboseOptions {
+/** CheckedAudioUpload is the part of an audio request that transcriptions and translations read alike. */
+export interface CheckedAudioUpload {
+  readonly file: UploadedFile;
+  readonly format: TranscriptionFormat;
+  /** temperature is the sampling temperature asked for, 0 when absent. */
+  readonly temperature: number;
+}
+
+/**
+ * checkAudioUpload checks an audio request's file, response_format and temperature as OpenAI does; undefined once the
+ * refusal has been answered.
+ */
+export function checkAudioUpload(context: MediaContext, form: UploadedForm): CheckedAudioUpload | undefined {
+  const { res } = context;
+  const field = (name: string): string | undefined => form.fields.get(name)?.at(-1);
+  const file = form.files.find((upload) => upload.field === "file");
+  if (file === undefined) {
+    sendError(res, missingParameter("file"));
+    return undefined;
+  }
+  if (file.size === 0) {
+    sendError(res, openAiError(400, "The audio file could not be decoded or its format is not supported.", "file", "invalid_value"));
+    return undefined;
+  }
+  const format = field("response_format") ?? "json";
+  if (!isTranscriptionFormat(format)) {
+    sendError(
+      res,
+      invalidValue("response_format", `'response_format' must be one of ${TRANSCRIPTION_FORMATS.join(", ")}; got '${format}'.`),
+    );
+    return undefined;
+  }
+  const temperature = field("temperature");
+  if (temperature !== undefined && !(temperature.trim() !== "" && Number(temperature) >= 0 && Number(temperature) <= 1)) {
+    sendError(res, invalidValue("temperature", `'temperature' must be a number between 0 and 1; got '${temperature}'.`));
+    return undefined;
+  }
+  return { file, format, temperature: temperature === undefined ? 0 : Number(temperature) };
+}
+
+/** transcriptContentType is the content type of a transcript answered in format. */
+export function transcriptContentType(format: TranscriptionFormat): string {
+  return format === "text" || format === "srt" || format === "vtt" ? TEXT_CONTENT_TYPE : JSON_CONTENT_TYPE;
+}
+
+function isTranscriptionFormat(format: string): format is TranscriptionFormat {
+  return (TRANSCRIPTION_FORMATS as readonly string[]).includes(format);
+}
+
+/** VerboseOptions are what a verbose_json transcript says besides the transcript. */
+export interface VerboseOptions {
+  /** task is Whisper's: "transcribe" or "translate". */
+  readonly task: string;
   readonly language: string;
   readonly temperature: number;
   readonly words: boolean;
   readonly segments: boolean;
 }
 
-/** transcriptionBody writes a transcript in one of the non-streamed formats. */
-function transcriptionBody(transcript: SimulatedTranscript, format: TranscriptionFormat, verbose: VerboseOptions): string {
-  const usage = { type: "duration", seconds: Math.ceil(transcript.durationSeconds) };
+/**
+ * transcriptionBody writes a transcript in one of the non-streamed formats; usage, which OpenAI reports for
+ * transcriptions only, is left out when undefined.
+ */
+export function transcriptionBody(
+  transcript: SimulatedTranscript,
+  format: TranscriptionFormat,
+  verbose: VerboseOptions,
+  usage: Readonly<Record<string, unknown>> | undefined = { type: "duration", seconds: Math.ceil(transcript.durationSeconds) },
+): string {
   switch (format) {
     case "json":
-      return JSON.stringify({ text: transcript.text, usage });
+      return JSON.stringify({ text: transcript.text, ...(usage === undefined ? {} : { usage }) });
     case "text":
       return transcript.text;
     case "srt":
@@ -146,13 +182,13 @@ function transcriptionBody(transcript: SimulatedTranscript, format: Transcriptio
       return vttText(transcript);
     case "verbose_json":
       return JSON.stringify({
-        task: "transcribe",
+        task: verbose.task,
         language: verbose.language,
         duration: transcript.durationSeconds,
         text: transcript.text,
         ...(verbose.segments ? { segments: transcript.segments.map((segment) => verboseSegment(segment, verbose.temperature)) } : {}),
         ...(verbose.words ? { words: transcript.words } : {}),
-        usage,
+        ...(usage === undefined ? {} : { usage }),
       });
   }
 }

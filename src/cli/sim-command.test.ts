@@ -42,6 +42,21 @@ describe("infermesh sim's flags", () => {
     );
   });
 
+  it("declares embedding and rerank models by kind, as it does the others", () => {
+    const config = parseSimConfig(["--model", "embedding=sim-embed", "--model", "rerank=sim-rerank"], {});
+    expect(config.options.models).to.deep.equal([
+      { id: "sim-embed", kind: "embedding" },
+      { id: "sim-rerank", kind: "rerank" },
+    ]);
+  });
+
+  it("serves every protocol unless --protocols lists fewer; none imitates a llama-server older than /v1/responses", () => {
+    expect(parseSimConfig([], {}).options).to.not.have.property("protocols");
+    expect(parseSimConfig(["--protocols", "none"], {}).options.protocols).to.deep.equal([]);
+    expect(parseSimConfig(["--protocols", "messages, count_tokens"], {}).options.protocols).to.deep.equal(["messages", "count_tokens"]);
+    expect(parseSimConfig([], { INFERMESH_SIM_PROTOCOLS: "responses" }).options.protocols).to.deep.equal(["responses"]);
+  });
+
   it("says in plain words what each bad value should be", () => {
     expect(message(() => parseSimConfig(["--fail", "explode"], {}))).to.equal("--fail expects status, stall or drop, got 'explode'");
     expect(message(() => parseSimConfig(["--fail", "status", "--fail-status", "200"], {}))).to.equal(
@@ -51,7 +66,10 @@ describe("infermesh sim's flags", () => {
       "--ttft-ms expects a whole number of milliseconds from 0 to 600000, got '1s'",
     );
     expect(message(() => parseSimConfig(["--model", "gpu=x"], {}))).to.equal(
-      "--model expects [KIND=]ID with KIND llm, stt, image or tts, got 'gpu=x'",
+      "--model expects [KIND=]ID with KIND llm, stt, image, tts, embedding or rerank, got 'gpu=x'",
+    );
+    expect(message(() => parseSimConfig(["--protocols", "responses,chat"], {}))).to.equal(
+      "--protocols expects a comma-separated list of responses, messages and count_tokens, or none, got 'responses,chat'",
     );
     expect(message(() => parseSimConfig([], { INFERMESH_SIM_LISTEN: "8090" }))).to.equal(
       "INFERMESH_SIM_LISTEN expects HOST:PORT with a port from 0 to 65535, got '8090'",

@@ -7,9 +7,10 @@ import {
   type FailureMode,
   type ModelKind,
   type SimulatedModel,
+  type SimulatedProtocol,
   type SimulatorOptions,
 } from "../../services/sim/simulator.js";
-import { MODEL_KINDS } from "../../services/sim/simulator-options.js";
+import { MODEL_KINDS, SIMULATED_PROTOCOLS } from "../../services/sim/simulator-options.js";
 import type { RunnableCommand } from "./command.js";
 import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { type ReadTextFile, readSecret, readTextFile } from "./secret-flag.js";
@@ -70,6 +71,14 @@ export const SIM_FLAGS: FlagSpecs = {
     description: "tokens produced before the failure strikes",
     env: "INFERMESH_SIM_FAIL_AFTER_TOKENS",
   },
+  protocols: {
+    type: "string",
+    value: "LIST",
+    description:
+      `the APIs to serve besides chat and completions, comma-separated: ${listInWords(SIMULATED_PROTOCOLS, "and")} (the default); ` +
+      "none answers their routes 404, as an older llama-server does",
+    env: "INFERMESH_SIM_PROTOCOLS",
+  },
   "api-key": {
     type: "string",
     value: "KEY",
@@ -110,8 +119,11 @@ export function parseSimConfig(argv: readonly string[], env: NodeJS.ProcessEnv, 
   const failStatus = httpErrorStatus(flags.setting("fail-status"), flags.string("fail-status"));
   const failAfter = count("fail-after-tokens", 1_000_000, "tokens");
   const apiKey = readSecret(flags, "api-key", readFile)?.value;
+  const protocolList = flags.string("protocols");
+  const protocols = protocolList === undefined ? undefined : parseProtocols(flags.setting("protocols"), protocolList);
   const options: SimulatorOptions = {
     ...(models.length > 0 ? { models } : {}),
+    ...(protocols === undefined ? {} : { protocols }),
     ...(tokensPerSecond === undefined ? {} : { tokensPerSecond }),
     ...(ttftMs === undefined ? {} : { timeToFirstTokenMs: ttftMs }),
     ...(completionTokens === undefined ? {} : { completionTokens }),
@@ -134,6 +146,20 @@ export function parseSimulatedModel(where: string, value: string): SimulatedMode
   const match = new RegExp(`^(?:(${MODEL_KINDS.join("|")})=)?([^=\\s]+)$`).exec(value);
   if (!match) throw new ConfigError(where, `${where} expects [KIND=]ID with KIND ${listInWords(MODEL_KINDS)}, got '${value}'`);
   return { id: match[2] as string, kind: (match[1] ?? "llm") as ModelKind };
+}
+
+/** parseProtocols reads `--protocols`: a comma-separated list of SIMULATED_PROTOCOLS, or none. */
+export function parseProtocols(where: string, value: string): SimulatedProtocol[] {
+  if (value.trim() === "none") return [];
+  const names = value.split(",").map((name) => name.trim());
+  const unknown = names.find((name) => !(SIMULATED_PROTOCOLS as readonly string[]).includes(name));
+  if (unknown !== undefined) {
+    throw new ConfigError(
+      where,
+      `${where} expects a comma-separated list of ${listInWords(SIMULATED_PROTOCOLS, "and")}, or none, got '${value}'`,
+    );
+  }
+  return names.filter((name, at) => names.indexOf(name) === at) as SimulatedProtocol[];
 }
 
 function httpErrorStatus(where: string, value: string | undefined): number | undefined {
