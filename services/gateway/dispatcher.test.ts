@@ -328,6 +328,24 @@ describe("Dispatcher", () => {
       expect({ called: m.agents.providersCalled, open: m.health.isOpen("a") }).to.deep.equal({ called: ["a"], open: false });
     });
 
+    it("never fails over on an error part of a failing-over kind that the agent gave a 4xx, such as unsupported_endpoint", async () => {
+      const m = mesh([provider("a"), provider("b")], { failureThreshold: 1 });
+      const refusal = errorPart(ErrorKind.UPSTREAM, 400, "invalid_request_error", "no POST /v1/responses here");
+      m.agents.scripts.set("a", sends(refusal));
+      m.agents.scripts.set("b", answers("b"));
+      expect(await read(m.dispatcher.dispatch(request()))).to.deep.equal({ parts: ["error 400 no POST /v1/responses here"], thrown: null });
+      expect({ called: m.agents.providersCalled, open: m.health.isOpen("a") }).to.deep.equal({ called: ["a"], open: false });
+    });
+
+    it("fails over only to a provider that declares the operation's protocol feature", async () => {
+      const speaks = { models: [{ id: "m", serviceType: ServiceType.LLM, supportedFeatures: ["responses"] }] };
+      const m = mesh([provider("a", speaks), provider("chat-only"), provider("b", speaks)]);
+      m.agents.scripts.set("a", sends(errorPart(ErrorKind.UPSTREAM, 502, "upstream_error", "a failed")));
+      m.agents.scripts.set("b", sends(errorPart(ErrorKind.UPSTREAM, 502, "upstream_error", "b failed")));
+      await read(m.dispatcher.dispatch(request({ operation: Operation.RESPONSE })));
+      expect([...m.agents.providersCalled].sort()).to.deep.equal(["a", "b"]);
+    });
+
     it("never fails over on InvalidArgument, nor counts it against the provider", async () => {
       const m = mesh([provider("a"), provider("b")], { failureThreshold: 1 });
       m.agents.scripts.set("a", throws(Code.InvalidArgument, "call.body must be a JSON object"));
@@ -549,6 +567,55 @@ describe("Dispatcher", () => {
         notSupported("Model 'voice' is a tts model; /v1/chat/completions needs an llm model."),
       ]);
       expect(m.agents.calls).to.deep.equal([]);
+    });
+
+    it("answers 400 unsupported_endpoint, naming the protocol, for a model whose providers do not declare it", () => {
+      const m = mesh([provider("a", { models: [{ id: "m", serviceType: ServiceType.LLM, supportedFeatures: ["tools", "messages"] }] })]);
+      const unsupported = (protocol: string, path: string) => ({
+        status: 400,
+        body: {
+          error: {
+            message:
+              `Model 'M' is served by no provider whose server speaks ${protocol} (POST ${path}); its servers serve chat ` +
+              "completions: use /v1/chat/completions",
+            type: "invalid_request_error",
+            param: "model",
+            code: "unsupported_endpoint",
+          },
+        },
+      });
+      expect([
+        refusal(() => m.dispatcher.dispatch(request({ model: "M", operation: Operation.RESPONSE }))),
+        refusal(() => m.dispatcher.dispatch(request({ model: "M", operation: Operation.COUNT_TOKENS }))),
+      ]).to.deep.equal([
+        unsupported("the Responses API", "/v1/responses"),
+        unsupported("Anthropic's token counting", "/v1/messages/count_tokens"),
+      ]);
+      expect(routeOf(m, { operation: Operation.MESSAGE })).to.equal("a");
+      expect(m.agents.calls).to.deep.equal([]);
+    });
+
+    it("answers 400 model_not_supported for an embedding or rerank model asked for chat, and the other way round", () => {
+      const m = mesh([
+        provider("a", {
+          models: [
+            { id: "e", serviceType: ServiceType.EMBEDDING },
+            { id: "r", serviceType: ServiceType.RERANK },
+            { id: "m", serviceType: ServiceType.LLM },
+          ],
+        }),
+      ]);
+      const message = (overrides: Partial<DispatchRequest>) =>
+        (refusal(() => m.dispatcher.dispatch(request(overrides))).body as { error: { message: string } }).error.message;
+      expect([
+        message({ model: "e" }),
+        message({ model: "r", operation: Operation.EMBEDDING }),
+        message({ model: "m", operation: Operation.RERANK }),
+      ]).to.deep.equal([
+        "Model 'e' is an embedding model; /v1/chat/completions needs an llm model.",
+        "Model 'r' is a rerank model; /v1/embeddings needs an embedding model.",
+        "Model 'm' is an llm model; /v1/rerank needs a rerank model.",
+      ]);
     });
 
     it("names every other type the model has, after the first one's article", () => {

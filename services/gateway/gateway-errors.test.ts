@@ -2,7 +2,8 @@ import { Duplex } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { expect } from "chai";
-import { ErrorKind, InferenceErrorSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { ErrorKind, InferenceErrorSchema, Operation } from "../../gen/infermesh/v1/inference_pb.js";
+import { OPERATIONS } from "../shared/inference-catalog.js";
 import {
   answerClientError,
   clientErrorFailure,
@@ -13,6 +14,7 @@ import {
   internalError,
   invalidApiKey,
   invalidRequest,
+  modelNotFound,
   noProvider,
   notFound,
   permissionDenied,
@@ -21,6 +23,7 @@ import {
   tooLarge,
   unavailable,
   unknownRoute,
+  unsupportedEndpoint,
   upstreamFailed,
 } from "./gateway-errors.js";
 
@@ -90,6 +93,40 @@ describe("gateway errors", () => {
     it("unknownRoute cuts a long path short", () => {
       const path = `/${"x".repeat(1_000)}`;
       expect(unknownRoute("POST", path).body().error.message).to.equal(`Unknown route: POST ${path.slice(0, 256)}…`);
+    });
+
+    it("invalidApiKey names x-api-key too for a missing key on Anthropic's routes", () => {
+      expect(invalidApiKey(false, "anthropic").body().error.message).to.equal(
+        "You didn't provide an API key. Provide it as 'x-api-key: YOUR_KEY' or 'Authorization: Bearer YOUR_KEY'.",
+      );
+      expect(invalidApiKey(true, "anthropic").body().error.message).to.equal("Incorrect API key provided.");
+    });
+
+    it("modelNotFound is OpenAI's 404 model_not_found, in OpenAI's words", () => {
+      expect(answer(modelNotFound("org/name"))).to.deep.equal({
+        status: 404,
+        retryAfterSeconds: undefined,
+        body: envelope(
+          "The model 'org/name' does not exist or you do not have access to it.",
+          "invalid_request_error",
+          "model",
+          "model_not_found",
+        ),
+      });
+    });
+
+    it("unsupportedEndpoint is a 400 unsupported_endpoint naming the protocol and its route", () => {
+      expect(answer(unsupportedEndpoint("qwen", OPERATIONS[Operation.MESSAGE]))).to.deep.equal({
+        status: 400,
+        retryAfterSeconds: undefined,
+        body: envelope(
+          "Model 'qwen' is served by no provider whose server speaks the Anthropic Messages API (POST /v1/messages); its servers " +
+            "serve chat completions: use /v1/chat/completions",
+          "invalid_request_error",
+          "model",
+          "unsupported_endpoint",
+        ),
+      });
     });
 
     it("invalidApiKey is a 401 invalid_api_key, in OpenAI's words for a missing key and for a wrong one", () => {

@@ -72,4 +72,12 @@ describe("modelList", () => {
       ["stt", [{ provider: "b", owner: "bob" }]],
     ]);
   });
+  it("names embedding and rerank models' type as the catalog does, with text in and no content modality out", () => {
+    const box = provider("box", "alice");
+    const entries = modelList([route(box, "nomic-embed", ServiceType.EMBEDDING), route(box, "bge-rerank", ServiceType.RERANK)]);
+    expect(entries.map((e) => [e.id, e.service_type, e.input_modalities, e.output_modalities])).to.deep.equal([
+      ["bge-rerank", "rerank", ["text"], []],
+      ["nomic-embed", "embedding", ["text"], []],
+    ]);
+  });
 });

@@ -125,6 +125,49 @@ describe("RoutingTable", () => {
       expect(reason(table), "forgotten after an hour").to.deep.equal({ code: "model_not_served" });
     });
 
+    describe("with a feature the operation needs (a protocol the model's server must speak)", () => {
+      const speaking = (id: string, owner: string, features: string[], fields: MessageInitShape<typeof ProviderSchema> = {}) =>
+        of(id, owner, { models: [{ id: "m", serviceType: ServiceType.LLM, supportedFeatures: features }], ...fields });
+      const lookup = (table: RoutingTable, viewer = owner) => {
+        const found = table.lookup(viewer, "M", ServiceType.LLM, "responses");
+        return found.kind === "found" ? found.routes.map((r) => r.provider.id) : found.kind === "none" ? found.reason : found.kind;
+      };
+      const publicly = { sharing: { visibility: Visibility.PUBLIC } };
+
+      it("finds only the providers that declare it, in any case", () => {
+        const table = new RoutingTable();
+        table.apply(snapshot(speaking("plain", "u1", ["tools"]), speaking("speaks", "u1", ["tools", "Responses"])));
+        expect(lookup(table)).to.deep.equal(["speaks"]);
+        expect(ids(table), "without a feature, every provider of the type").to.deep.equal(["plain", "speaks"]);
+      });
+
+      it("says missing_feature when the caller reaches the model with its type but none of those providers declares it", () => {
+        const table = new RoutingTable();
+        table.apply(snapshot(speaking("mine", "u1", ["messages"]), speaking("shared", "u2", [], publicly)));
+        expect(lookup(table)).to.equal("missing_feature");
+        expect(table.lookup(owner, "m", ServiceType.EMBEDDING, "responses").kind, "a type it is not served with").to.equal("wrong_type");
+      });
+
+      it("goes to a shared provider that declares it when the caller's own do not", () => {
+        const table = new RoutingTable();
+        table.apply(snapshot(speaking("mine", "u1", []), speaking("shared", "u2", ["responses"], publicly)));
+        expect(lookup(table)).to.deep.equal(["shared"]);
+      });
+
+      it("counts a provider the caller may not use as if it did not exist, feature or not", () => {
+        const table = new RoutingTable();
+        table.apply(snapshot(speaking("bobs-private", "u2", ["responses"]), speaking("mine", "u1", [])));
+        expect(lookup(table)).to.equal("missing_feature");
+        expect(lookup(table, { userId: "u3", userName: "carol" })).to.deep.equal({ code: "model_not_served" });
+      });
+
+      it("says providers_paused when the caller's providers that declare it are paused, before missing_feature", () => {
+        const table = new RoutingTable();
+        table.apply(snapshot(speaking("paused", "u1", ["responses"], { paused: true }), speaking("plain", "u1", [])));
+        expect(lookup(table)).to.deep.equal({ code: "providers_paused" });
+      });
+    });
+
     it("prefers the caller's own providers and falls back to shared ones", () => {
       const table = new RoutingTable();
       table.apply(snapshot(of("mine", "u1"), of("shared", "u2", { sharing: { visibility: Visibility.PUBLIC } })));
