@@ -14,6 +14,7 @@ import {
   expectedSpeech,
   expectedTranscript,
   expectedTranscription,
+  expectedTranslation,
   pngDimensions,
   SPEECH_CONTENT_TYPES,
   speechSampleCount,
@@ -401,6 +402,111 @@ describe("simulator media endpoints", () => {
       expect(deltas).to.have.length(2);
       expect(error).to.be.instanceOf(APIError);
       expect((error as APIError).message).to.match(/simulated failure \(HTTP 502\)/);
+    });
+  });
+
+  describe("translations", () => {
+    it("translates an upload to expectedTranslation: the transcript's length and timing, other words", async () => {
+      const { sim, client } = await start();
+      const wav = testWav(4);
+      const translation = expectedTranslation(wav);
+      const answer = await client.audio.translations.create({ model: "sim-whisper", file: await toFile(wav, "talk.wav"), prompt: "Hi" });
+      expect(answer).to.deep.equal({ text: translation.text });
+      expect(translation.text).to.not.equal(expectedTranscript(wav));
+      expect(translation.words.map((word) => [word.start, word.end])).to.deep.equal(
+        expectedTranscription(wav).words.map((word) => [word.start, word.end]),
+      );
+      const seen = await sim.waitForRequest((request) => request.path === "/v1/audio/translations");
+      expect(seen.form?.fields).to.deep.equal({ model: ["sim-whisper"], prompt: ["Hi"] });
+      expect(seen.form?.files[0]).to.include({ filename: "talk.wav", size: wav.length, sha256: sha256(wav) });
+    });
+
+    it("answers verbose_json as Whisper's translate task in English, and text, srt and vtt as text/plain", async () => {
+      const { url, client } = await start();
+      const wav = testWav(6);
+      const translation = expectedTranslation(wav);
+      // The SDK's overloads type every translation as the json one.
+      const verbose = (await client.audio.translations.create({
+        model: "sim-whisper",
+        file: await toFile(wav, "a.wav"),
+        response_format: "verbose_json",
+      })) as OpenAI.Audio.Translations.TranslationVerbose;
+      expect(verbose).to.include({ task: "translate", language: "english", duration: 6, text: translation.text });
+      expect(verbose.segments?.map(({ id, start, end, text }) => ({ id, start, end, text }))).to.deep.equal(translation.segments);
+      expect(verbose).to.not.have.property("usage");
+      const text = await client.audio.translations.create({
+        model: "sim-whisper",
+        file: await toFile(wav, "a.wav"),
+        response_format: "text",
+      });
+      expect(text).to.equal(translation.text);
+      const boundary = "t";
+      for (const format of ["srt", "vtt"]) {
+        const reply = await call(
+          url,
+          "/v1/audio/translations",
+          multipartBody(boundary, { response_format: format }, { name: "a.wav", bytes: wav }),
+          {
+            "content-type": `multipart/form-data; boundary=${boundary}`,
+          },
+        );
+        expect([reply.status, reply.headers["content-type"]]).to.deep.equal([200, "text/plain; charset=utf-8"]);
+        expect(reply.text).to.include(translation.segments[0]?.text.trim());
+      }
+    });
+
+    it("refuses what transcriptions refuse: another kind of model, no file, an unknown format", async () => {
+      const { url, client } = await start();
+      const llm = await client.audio.translations
+        .create({ model: "sim-llama", file: await toFile(testWav(1), "a.wav") })
+        .catch((error: unknown) => error);
+      expect([(llm as APIError).status, (llm as APIError).code]).to.deep.equal([400, "model_not_supported"]);
+      const boundary = "r";
+      const format = await call(
+        url,
+        "/v1/audio/translations",
+        multipartBody(boundary, { response_format: "mp3" }, { name: "a.wav", bytes: testWav(1) }),
+        {
+          "content-type": `multipart/form-data; boundary=${boundary}`,
+        },
+      );
+      expect([format.status, errorOf(format)["param"]]).to.deep.equal([400, "response_format"]);
+      const noFile = await call(
+        url,
+        "/v1/audio/translations",
+        `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nsim-whisper\r\n--${boundary}--\r\n`,
+        {
+          "content-type": `multipart/form-data; boundary=${boundary}`,
+        },
+      );
+      expect([noFile.status, errorOf(noFile)["code"]]).to.deep.equal([400, "missing_required_parameter"]);
+    });
+
+    it("applies injected failures and records a client that leaves as an abort", async () => {
+      const { sim, client, url } = await start();
+      const failed = await client.audio.translations
+        .create({ model: "sim-whisper", file: await toFile(testWav(1), "a.wav"), sim: { fail: "status", fail_status: 502 } } as never)
+        .catch((error: unknown) => error);
+      expect((failed as APIError).status).to.equal(502);
+      const controller = new AbortController();
+      const boundary = "x";
+      const outcome = request(`${url}/v1/audio/translations`, {
+        method: "POST",
+        headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+        body: multipartBody(boundary, { model: "sim-whisper", "sim[fail]": "stall" }, { name: "a.wav", bytes: testWav(1) }),
+        dispatcher: agent,
+        signal: controller.signal,
+      }).then(
+        () => "answered",
+        () => "failed",
+      );
+      const seen = await sim.waitForRequest(
+        (entry) => entry.path === "/v1/audio/translations" && entry.form?.fields["sim[fail]"]?.[0] === "stall",
+      );
+      controller.abort();
+      const aborted = await sim.waitForAbort((entry) => entry.id === seen.id, 1000);
+      expect(await outcome).to.equal("failed");
+      expect(aborted).to.include({ path: "/v1/audio/translations", model: "sim-whisper", stream: false });
     });
   });
 

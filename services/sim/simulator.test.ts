@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { expect } from "chai";
 import OpenAI from "openai";
 import { Agent, request } from "undici";
@@ -7,26 +6,7 @@ import { expectedCompletionText, promptTokenCount } from "./simulated-text.js";
 import type { Simulator } from "./simulator.js";
 import { createSimulator } from "./simulator.js";
 import type { SimulatorOptions } from "./simulator-options.js";
-
-const SAMPLES = new URL("../../test/fixtures/llama-server/", import.meta.url);
-
-/** sample reads a captured llama-server file as text. */
-function sample(name: string): string {
-  return readFileSync(new URL(name, SAMPLES), "utf8");
-}
-
-function sampleJson(name: string): unknown {
-  return parse(sample(name));
-}
-
-/** sampleHeader reads one header of a captured response, by case-insensitive name. */
-function sampleHeader(name: string, header: string): string | undefined {
-  for (const line of sample(`${name}.headers`).split("\r\n")) {
-    const colon = line.indexOf(":");
-    if (colon > 0 && line.slice(0, colon).toLowerCase() === header.toLowerCase()) return line.slice(colon + 1).trim();
-  }
-  return undefined;
-}
+import { capture, captureHeader, captureJson, dig, keysOf } from "./test-support/llama-captures.js";
 
 /** sseData splits an SSE body into its data payloads, checking llama-server's framing on the way. */
 function sseData(text: string): string[] {
@@ -38,20 +18,6 @@ function sseData(text: string): string[] {
       expect(frame, "one line per frame, a data line").to.match(/^data: [^\n]*$/);
       return frame.slice("data: ".length);
     });
-}
-
-/** dig walks into parsed JSON by keys and indexes, undefined when the path does not exist. */
-function dig(value: unknown, ...path: ReadonlyArray<string | number>): unknown {
-  let current = value;
-  for (const step of path) {
-    if (typeof current !== "object" || current === null) return undefined;
-    current = (current as Readonly<Record<string | number, unknown>>)[step];
-  }
-  return current;
-}
-
-function keysOf(value: unknown): string[] {
-  return typeof value === "object" && value !== null ? Object.keys(value) : [];
 }
 
 function parse(text: string): unknown {
@@ -115,10 +81,10 @@ describe("llama-server simulator", () => {
       for (const path of ["/v1/models", "/models"]) {
         const reply = await call(url, path);
         expect(reply.status).to.equal(200);
-        expect(reply.headers["content-type"]).to.equal(sampleHeader("models", "Content-Type"));
+        expect(reply.headers["content-type"]).to.equal(captureHeader("models", "Content-Type"));
         expect(reply.headers["server"]).to.equal("llama.cpp");
         const body = JSON.parse(reply.text);
-        const expected = sampleJson("models.body");
+        const expected = captureJson("models");
         expect(keysOf(body)).to.deep.equal(keysOf(expected));
         expect(keysOf(dig(body, "models", 0))).to.deep.equal(keysOf(dig(expected, "models", 0)));
         expect(keysOf(dig(body, "data", 0))).to.deep.equal(keysOf(dig(expected, "data", 0)));
@@ -134,7 +100,7 @@ describe("llama-server simulator", () => {
     it("renames the model with aliases like --alias, in the list and in answers", async () => {
       const { url } = await start({ aliases: ["tiny-llama"], models: [{ id: "models/tiny-random.gguf", contextLength: 256 }] });
       const listed = JSON.parse((await call(url, "/v1/models")).text);
-      const expected = sampleJson("models_alias.body");
+      const expected = captureJson("models_alias");
       expect(dig(listed, "models", 0)).to.deep.equal(dig(expected, "models", 0));
       // created is the start time, and meta describes the captured model file rather than the simulator.
       const comparable = (entry: unknown): object => ({ ...(entry as object), created: 0, meta: {} });
@@ -151,7 +117,7 @@ describe("llama-server simulator", () => {
         ["ears", "stt"],
         ["voice", "tts"],
       ]);
-      expect(keysOf(dig(listed, "data", 0))).to.deep.equal([...keysOf(dig(sampleJson("models.body"), "data", 0)), "service_type"]);
+      expect(keysOf(dig(listed, "data", 0))).to.deep.equal([...keysOf(dig(captureJson("models"), "data", 0)), "service_type"]);
       const single = await start({
         models: [
           { id: "ears", kind: "stt" },
@@ -159,15 +125,15 @@ describe("llama-server simulator", () => {
         ],
       });
       const plain = JSON.parse((await call(single.url, "/v1/models")).text);
-      expect(keysOf(dig(plain, "data", 1))).to.deep.equal(keysOf(dig(sampleJson("models.body"), "data", 0)));
+      expect(keysOf(dig(plain, "data", 1))).to.deep.equal(keysOf(dig(captureJson("models"), "data", 0)));
     });
 
     it("answers /health like llama-server and a minimal /props", async () => {
       const { url } = await start();
       const health = await call(url, "/health");
       expect(health.status).to.equal(200);
-      expect(health.text).to.equal(sample("health.body"));
-      expect(health.headers["content-type"]).to.equal(sampleHeader("health", "Content-Type"));
+      expect(health.text).to.equal(capture("health.body"));
+      expect(health.headers["content-type"]).to.equal(captureHeader("health", "Content-Type"));
       const props = JSON.parse((await call(url, "/props")).text);
       expect(dig(props, "default_generation_settings", "n_ctx")).to.be.a("number");
       expect(dig(props, "model_alias")).to.equal("sim-llama");
@@ -178,11 +144,11 @@ describe("llama-server simulator", () => {
       const { url } = await start();
       const unknown = await call(url, "/v1/nothing");
       expect(unknown.status).to.equal(404);
-      expect(unknown.text).to.equal(sample("err_404.body"));
+      expect(unknown.text).to.equal(capture("err_404.body"));
       expect(unknown.headers["connection"]).to.equal("close");
       const wrongMethod = await call(url, "/v1/chat/completions");
       expect(wrongMethod.status).to.equal(404);
-      expect(wrongMethod.text).to.equal(sample("err_get_on_post_route.body"));
+      expect(wrongMethod.text).to.equal(capture("err_get_on_post_route.body"));
     });
   });
 
@@ -191,10 +157,10 @@ describe("llama-server simulator", () => {
       const { url } = await start();
       const reply = await call(url, "/v1/chat/completions", { model: "anything", messages, max_tokens: 5 });
       expect(reply.status).to.equal(200);
-      expect(reply.headers["content-type"]).to.equal(sampleHeader("chat_nonstream", "Content-Type"));
+      expect(reply.headers["content-type"]).to.equal(captureHeader("chat_nonstream", "Content-Type"));
       expect(reply.headers["content-length"]).to.equal(String(Buffer.byteLength(reply.text)));
       const body = JSON.parse(reply.text);
-      const expected = sampleJson("chat_nonstream.body");
+      const expected = captureJson("chat_nonstream");
       expect(keysOf(body)).to.deep.equal(keysOf(expected));
       expect(keysOf(dig(body, "choices", 0))).to.deep.equal(keysOf(dig(expected, "choices", 0)));
       expect(keysOf(dig(body, "timings"))).to.deep.equal(keysOf(dig(expected, "timings")));
@@ -243,11 +209,11 @@ describe("llama-server simulator", () => {
       const reply = await call(url, "/v1/chat/completions", { messages, max_tokens: 4, stream: true });
       expect(reply.status).to.equal(200);
       for (const header of ["Content-Type", "X-Accel-Buffering", "Server", "Access-Control-Allow-Origin"]) {
-        expect(reply.headers[header.toLowerCase()], header).to.equal(sampleHeader("chat_stream", header));
+        expect(reply.headers[header.toLowerCase()], header).to.equal(captureHeader("chat_stream", header));
       }
       expect(reply.headers["transfer-encoding"]).to.equal("chunked");
       const frames = sseData(reply.text);
-      const expectedFrames = sseData(sample("chat_stream.body"));
+      const expectedFrames = sseData(capture("chat_stream.body"));
       expect(frames).to.have.length(1 + 4 + 1 + 1);
       expect(frames.at(-1)).to.equal("[DONE]");
       const chunks = frames.slice(0, -1).map((frame) => JSON.parse(frame));
@@ -279,7 +245,7 @@ describe("llama-server simulator", () => {
         stream_options: { include_usage: true },
       });
       const frames = sseData(reply.text);
-      const expectedFrames = sseData(sample("chat_stream_usage.body"));
+      const expectedFrames = sseData(capture("chat_stream_usage.body"));
       expect(frames.at(-1)).to.equal("[DONE]");
       const usageChunk = JSON.parse(frames.at(-2) ?? "");
       const expectedUsageChunk = JSON.parse(expectedFrames.at(-2) ?? "");
@@ -299,7 +265,7 @@ describe("llama-server simulator", () => {
     it("answers n: 2 with two different choices, streamed chunk by chunk per index", async () => {
       const { url } = await start();
       const whole = JSON.parse((await call(url, "/v1/chat/completions", { messages, max_tokens: 3, n: 2 })).text);
-      expect(keysOf(whole)).to.deep.equal(keysOf(sampleJson("chat_n2.body")));
+      expect(keysOf(whole)).to.deep.equal(keysOf(captureJson("chat_n2")));
       expect((dig(whole, "choices") as unknown[]).map((choice) => dig(choice, "message", "content"))).to.deep.equal([
         expectedCompletionText(messages, 3, 0),
         expectedCompletionText(messages, 3, 1),
@@ -344,7 +310,7 @@ describe("llama-server simulator", () => {
       });
       expect(tooLong.status).to.equal(400);
       const body = JSON.parse(tooLong.text);
-      expect(keysOf(dig(body, "error"))).to.deep.equal(keysOf(dig(sampleJson("err_ctx_exceeded.body"), "error")));
+      expect(keysOf(dig(body, "error"))).to.deep.equal(keysOf(dig(captureJson("err_ctx_exceeded"), "error")));
       expect(tooLong.text).to.equal(
         '{"error":{"code":400,"message":"request (10 tokens) exceeds the available context size (8 tokens), try increasing it",' +
           '"type":"exceed_context_size_error","n_prompt_tokens":10,"n_ctx":8}}',
@@ -383,9 +349,9 @@ describe("llama-server simulator", () => {
     it("answers a non-streamed completion shaped like llama-server's", async () => {
       const { url } = await start();
       const reply = await call(url, "/v1/completions", { prompt: "The quick brown fox", max_tokens: 4 });
-      expect(reply.headers["content-type"]).to.equal(sampleHeader("completions", "Content-Type"));
+      expect(reply.headers["content-type"]).to.equal(captureHeader("completions", "Content-Type"));
       const body = JSON.parse(reply.text);
-      const expected = sampleJson("completions.body");
+      const expected = captureJson("completions");
       expect(keysOf(body)).to.deep.equal(keysOf(expected));
       expect(dig(body, "choices")).to.deep.equal([
         { text: expectedCompletionText("The quick brown fox", 4), index: 0, logprobs: null, finish_reason: "length" },
@@ -398,9 +364,9 @@ describe("llama-server simulator", () => {
     it("streams a completion whose last chunk carries usage even when not asked for", async () => {
       const { url } = await start();
       const reply = await call(url, "/completions", { prompt: "The quick brown fox", max_tokens: 3, stream: true });
-      expect(reply.headers["content-type"]).to.equal(sampleHeader("completions_stream", "Content-Type"));
+      expect(reply.headers["content-type"]).to.equal(captureHeader("completions_stream", "Content-Type"));
       const frames = sseData(reply.text);
-      const expectedFrames = sseData(sample("completions_stream_nousage.body"));
+      const expectedFrames = sseData(capture("completions_stream_nousage.body"));
       expect(frames).to.have.length(3 + 1 + 1);
       expect(frames.at(-1)).to.equal("[DONE]");
       const chunks = frames.slice(0, -1).map((frame) => JSON.parse(frame));
@@ -427,12 +393,12 @@ describe("llama-server simulator", () => {
       expect(truncated).to.have.length(45);
       const reply = await call(url, "/v1/chat/completions", truncated);
       expect(reply.status).to.equal(500);
-      expect(reply.text).to.equal(sample("err_invalid_json.body"));
-      expect(reply.headers["content-type"]).to.equal(sampleHeader("err_invalid_json", "Content-Type"));
+      expect(reply.text).to.equal(capture("err_invalid_json.body"));
+      expect(reply.headers["content-type"]).to.equal(captureHeader("err_invalid_json", "Content-Type"));
       expect(reply.headers["connection"]).to.equal("close");
       const empty = await call(url, "/v1/chat/completions", "");
       expect(empty.status).to.equal(500);
-      expect(empty.text).to.equal(sample("err_empty_body.body"));
+      expect(empty.text).to.equal(capture("err_empty_body.body"));
     });
 
     const invalidBodies: ReadonlyArray<readonly [string, unknown]> = [
@@ -450,8 +416,8 @@ describe("llama-server simulator", () => {
       it(`answers ${name} exactly as llama-server did`, async () => {
         const { url } = await start();
         const reply = await call(url, "/v1/chat/completions", body);
-        expect(reply.status).to.equal(Number(sample(`${name}.status`)));
-        expect(reply.text).to.equal(sample(`${name}.body`));
+        expect(reply.status).to.equal(Number(capture(`${name}.status`)));
+        expect(reply.text).to.equal(capture(`${name}.body`));
       });
     }
 
@@ -472,14 +438,14 @@ describe("llama-server simulator", () => {
       const { url } = await start({ apiKey: "secret" });
       const missing = await call(url, "/v1/chat/completions", { messages });
       expect(missing.status).to.equal(401);
-      expect(missing.text).to.equal(sample("auth_missing.body"));
-      expect(missing.headers["content-type"]).to.equal(sampleHeader("auth_missing", "Content-Type"));
+      expect(missing.text).to.equal(capture("auth_missing.body"));
+      expect(missing.headers["content-type"]).to.equal(captureHeader("auth_missing", "Content-Type"));
       const wrong = await call(url, "/v1/chat/completions", { messages }, { authorization: "Bearer nope" });
       expect(wrong.status).to.equal(401);
-      expect(wrong.text).to.equal(sample("auth_wrong.body"));
+      expect(wrong.text).to.equal(capture("auth_wrong.body"));
       const models = await call(url, "/v1/models");
       expect(models.status).to.equal(401);
-      expect(models.text).to.equal(sample("auth_missing_models.body"));
+      expect(models.text).to.equal(capture("auth_missing_models.body"));
       expect((await call(url, "/health")).status).to.equal(200);
       const bearer = await call(url, "/v1/chat/completions", { messages, max_tokens: 1 }, { authorization: "Bearer secret" });
       expect(bearer.status).to.equal(200);

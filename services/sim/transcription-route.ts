@@ -99,7 +99,11 @@ export function answerTranscription(context: MediaContext, form: UploadedForm): 
     words: granularities.includes("word"),
     segments: granularities.length === 0 || granularities.includes("segment"),
   };
-  context.play(wholeAnswer(pacing, transcriptContentType(format), () => transcriptionBody(transcript, format, verbose)));
+  context.play(
+    wholeAnswer(pacing, transcriptContentType(format), () =>
+      transcriptionBody(transcript, format, verbose, { type: "duration", seconds: Math.ceil(transcript.durationSeconds) }),
+    ),
+  );
 }
 
 /** CheckedAudioUpload is the part of an audio request that transcriptions and translations read alike. */
@@ -169,7 +173,7 @@ export function transcriptionBody(
   transcript: SimulatedTranscript,
   format: TranscriptionFormat,
   verbose: VerboseOptions,
-  usage: Readonly<Record<string, unknown>> | undefined = { type: "duration", seconds: Math.ceil(transcript.durationSeconds) },
+  usage: Readonly<Record<string, unknown>> | undefined,
 ): string {
   switch (format) {
     case "json":
