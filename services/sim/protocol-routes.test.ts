@@ -416,6 +416,14 @@ describe("simulator protocol routes: /v1/responses, /v1/messages and count_token
       expect((await call(some.url, "/v1/messages/count_tokens", body)).status).to.equal(404);
     });
 
+    it("imitates an older llama-server with legacyRoutes, the same as protocols: []", async () => {
+      const { sim, url } = await start({ legacyRoutes: true });
+      expect(sim.config.protocols).to.deep.equal([]);
+      const reply = await call(url, "/v1/messages", { messages: [{ role: "user", content: "hi" }], max_tokens: 1 });
+      expect([reply.status, reply.text]).to.deep.equal([404, capture("err_404.body")]);
+      expect(() => createSimulator({ legacyRoutes: true, protocols: ["messages"] })).to.throw(/give one or the other/);
+    });
+
     it("refuses a protocol it does not know", () => {
       expect(() => createSimulator({ protocols: ["chat" as never] })).to.throw(
         "simulator option protocols[0]: expected one of responses, messages, count_tokens, got 'chat'",

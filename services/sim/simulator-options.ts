@@ -145,6 +145,11 @@ export interface SimulatorOptions {
    * that predates /v1/responses and /v1/messages).
    */
   readonly protocols?: readonly SimulatedProtocol[];
+  /**
+   * legacyRoutes imitates an older llama-server, without /v1/responses, /v1/messages and count_tokens: the same as
+   * `protocols: []`, which it cannot be combined with.
+   */
+  readonly legacyRoutes?: boolean;
   /** now is the wall clock in milliseconds used for `created` and for record timestamps; Date.now by default. */
   readonly now?: () => number;
   /** random draws in [0, 1) for FailureSpec.probability; Math.random by default. */
@@ -219,9 +224,7 @@ export function resolveSimulatorOptions(options: SimulatorOptions): SimulatorCon
     maxRecordedRequests: nonNegativeInteger("maxRecordedRequests (entries)", options.maxRecordedRequests ?? DEFAULT_MAX_RECORDED_REQUESTS),
     speechChunkIntervalMs: nonNegative("speechChunkIntervalMs (ms)", options.speechChunkIntervalMs ?? DEFAULT_SPEECH_CHUNK_INTERVAL_MS),
     maxUploadBytes: positiveInteger("maxUploadBytes", options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, "bytes"),
-    protocols: Object.freeze(
-      unique((options.protocols ?? SIMULATED_PROTOCOLS).map((name, index) => protocol(`protocols[${index}]`, name))),
-    ),
+    protocols: resolveProtocols(options),
     now: options.now ?? Date.now,
     random: options.random ?? Math.random,
   });
@@ -276,6 +279,14 @@ function modelKind(name: string, value: string): ModelKind {
     throw new Error(`simulator option ${name}: expected one of ${MODEL_KINDS.join(", ")}, got '${value}'`);
   }
   return value as ModelKind;
+}
+
+function resolveProtocols(options: SimulatorOptions): readonly SimulatedProtocol[] {
+  if (options.legacyRoutes === true && options.protocols !== undefined) {
+    throw new Error("simulator options legacyRoutes and protocols: give one or the other, legacyRoutes being protocols: []");
+  }
+  const listed = options.legacyRoutes === true ? [] : (options.protocols ?? SIMULATED_PROTOCOLS);
+  return Object.freeze(unique(listed.map((name, index) => protocol(`protocols[${index}]`, name))));
 }
 
 function protocol(name: string, value: string): SimulatedProtocol {
