@@ -138,7 +138,10 @@ export function parseGenerationRequest(kind: GenerationKind, body: unknown, conf
   };
 }
 
-/** bodyFields reads a parsed body as an object; nlohmann's contains() is false on a non-object, so llama-server treats such a body as empty. */
+/**
+ * bodyFields reads a parsed body as an object; nlohmann's contains() is false on a non-object, so llama-server treats
+ * such a body as empty.
+ */
 export function bodyFields(body: unknown): Fields {
   return typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Fields) : {};
 }

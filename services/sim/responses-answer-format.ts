@@ -28,7 +28,8 @@ export class ResponsesAnswerFormat implements AnswerFormat {
     private readonly identity: ResponseIdentity,
     private readonly now: () => number,
   ) {
-    this.deltaHead = `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":${JSON.stringify(this.itemId)},"delta":`;
+    const type = "response.output_text.delta";
+    this.deltaHead = `event: ${type}\ndata: {"type":"${type}","item_id":${JSON.stringify(this.itemId)},"delta":`;
   }
 
   opening(): string {
