@@ -15,13 +15,25 @@ import { httpCorpus } from "./bad-input/http-corpus.js";
 import { GrpcClients, grpcProblems, httpProblems, resolved, sendHttp, sendRaw } from "./bad-input/runner.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
 import { MESH_TOKEN } from "./support/registry-fixture.js";
+import { attachScriptedAgent, type Script, type ScriptedAgent } from "./support/scripted-agent.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { waitFor } from "./support/wait-for.js";
 
 // A corpus of malformed requests to every HTTP endpoint and gRPC service of a real mesh. Each gets
 // its 4xx in OpenAI's envelope (or its gRPC code), nothing hangs, nothing crashes, nothing that should stop at the
 // gateway reaches a model server, and the heap returns to its baseline after the corpus has run several times.
 
-const MODELS = { llm: "sim-llama", stt: "sim-whisper", image: "sim-diffusion", tts: "sim-voice" } as const;
+const MODELS = {
+  llm: "sim-llama",
+  stt: "sim-whisper",
+  image: "sim-diffusion",
+  tts: "sim-voice",
+  embedding: "bad-input-embed",
+  rerank: "bad-input-rerank",
+  chatOnly: "bad-input-chat-only",
+} as const;
+/** SCRIPTED_PROVIDER serves the embedding, rerank and chat-only models, whatever the simulator serves; no case reaches it. */
+const SCRIPTED_PROVIDER = "bad-input-scripted";
 const MiB = 1024 * 1024;
 /** MAX_HEAP_GROWTH_BYTES is how much more heap three rounds of the corpus may leave behind than one did. */
 const MAX_HEAP_GROWTH_BYTES = 20 * MiB;
@@ -87,6 +99,7 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
   this.timeout(120_000);
   let mesh: Mesh;
   let agent: MeshAgent;
+  let scripted: ScriptedAgent;
   let clients: GrpcClients;
   let context: CorpusContext;
   let reachedModel = 0;
@@ -113,6 +126,25 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
     agent.simulator.events.on("request", (seen) => {
       if (seen.method === "POST") reachedModel++;
     });
+    // The models of the routes the simulator may not serve yet, and an llm model whose provider speaks no protocol but
+    // chat: a scripted provider, so that the cases' outcomes hang on the gateway alone.
+    scripted = await attachScriptedAgent(
+      mesh.gateway.baseUrl,
+      apiKey,
+      SCRIPTED_PROVIDER,
+      [
+        { id: MODELS.embedding, serviceType: "SERVICE_TYPE_EMBEDDING" },
+        { id: MODELS.rerank, serviceType: "SERVICE_TYPE_RERANK" },
+        { id: MODELS.chatOnly, serviceType: "SERVICE_TYPE_LLM", supportedFeatures: ["tools"] },
+      ],
+      async function* (): ReturnType<Script> {
+        reachedModel++;
+        yield { part: { part: { case: "head", value: { status: 200, contentType: "application/json" } } } };
+        yield { part: { part: { case: "data", value: Buffer.from("{}") } } };
+        yield { part: { part: { case: "trailer", value: {} } } };
+      },
+    );
+    await waitFor("the scripted provider in the gateway's table", () => mesh.gateway.gateway.table.provider(SCRIPTED_PROVIDER));
     const otherKey = await mesh.registry.keyFor("bob");
     const { store } = mesh.registry;
     const [alice, bob] = [await store.findUser("alice"), await store.findUser("bob")];
@@ -137,6 +169,7 @@ describe("bad input: a corpus of malformed requests to every endpoint and gRPC s
 
   after(async () => {
     clients?.close();
+    await scripted?.close();
     await mesh?.stop();
   });
 

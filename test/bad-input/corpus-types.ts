@@ -10,7 +10,17 @@ export interface CorpusContext {
   readonly meshToken: string;
   /** providerId is the agent's provider id, owned by the apiKey's user; its agent is attached to the gateway. */
   readonly providerId: string;
-  readonly models: { readonly llm: string; readonly stt: string; readonly image: string; readonly tts: string };
+  readonly models: {
+    readonly llm: string;
+    readonly stt: string;
+    readonly image: string;
+    readonly tts: string;
+    /** embedding, rerank and chatOnly are a scripted provider's, owned by the apiKey's user; no case may reach it. */
+    readonly embedding: string;
+    readonly rerank: string;
+    /** chatOnly is an llm model whose provider declares no protocol feature: it serves chat and completions only. */
+    readonly chatOnly: string;
+  };
   /** userId and otherUserId are the ids of the apiKey's user and of the otherKey's. */
   readonly userId: string;
   readonly otherUserId: string;
@@ -33,16 +43,26 @@ export interface SessionAuth {
   readonly authorization?: ContextValue;
 }
 
-/** Auth is how a case authenticates: the user's valid key, nothing, a raw `authorization` header value, or a session. */
-export type Auth = "valid" | "none" | { readonly header: ContextValue } | SessionAuth;
+/** ApiKeyHeaderAuth is an `x-api-key` header, as Anthropic's clients send the key. */
+export interface ApiKeyHeaderAuth {
+  readonly apiKeyHeader: ContextValue;
+}
+
+/**
+ * Auth is how a case authenticates: the user's valid key, nothing, a raw `authorization` header value, a raw
+ * `x-api-key` header value, or a session.
+ */
+export type Auth = "valid" | "none" | { readonly header: ContextValue } | ApiKeyHeaderAuth | SessionAuth;
 
 /**
  * HttpExpectation is the outcome class of an HTTP case: the status, and (unless the method is HEAD) OpenAI's envelope
- * with, where given, this `type` and `code`. reachesModel marks a case that is valid by design past the gateway: the
- * model server sees it (and may refuse it); every other case must never reach a model server.
+ * with, where given, this `type` and `code`, or, with envelope "anthropic", Anthropic's envelope with this `type` (it
+ * has no code or param). reachesModel marks a case that is valid by design past the gateway: the model server sees it
+ * (and may refuse it); every other case must never reach a model server.
  */
 export interface HttpExpectation {
   readonly status: number;
+  readonly envelope?: "anthropic";
   /** bare marks an answer Node writes itself, with no body to hold an envelope. */
   readonly bare?: true;
   readonly type?: string;

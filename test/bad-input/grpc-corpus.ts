@@ -79,6 +79,10 @@ function callInit(c: CorpusContext, init: CallInit = {}): CallInit {
     ...init,
   };
 }
+/** newOperation is a call of an operation for a model, with a body that names the model. */
+function newOperation(operation: Operation, model: string): CallInit {
+  return { operation, model, body: Buffer.from(JSON.stringify({ model, input: "hi", messages: [{ role: "user", content: "hi" }] })) };
+}
 /** peerInfer is a call one gateway forwards to the gateway holding the provider's link. */
 const peerInfer = (c: CorpusContext, init: CallInit = {}, providerId = c.providerId) =>
   encode(AgentService.method.infer.input, { providerId, call: callInit(c, init) });
@@ -546,6 +550,8 @@ function inferCases(): GrpcCase[] {
     body: Buffer.from('{"prompt":"x"}'),
     ...(media ? { media } : {}),
   });
+  const routed = (name: string, init: (c: CorpusContext) => CallInit, expect: GrpcExpectation, credential: GrpcCredential = "user") =>
+    grpcCase(gateway, name, credential, (c) => gatewayInfer(c, init(c)), expect);
   const both = (name: string, init: (c: CorpusContext) => CallInit, atGateway: GrpcExpectation, atAgent: GrpcExpectation): GrpcCase[] => [
     grpcCase(gateway, name, "user", (c) => gatewayInfer(c, init(c)), atGateway),
     grpcCase(agent, name, "mesh", (c) => peerInfer(c, init(c)), atAgent),
@@ -564,6 +570,52 @@ function inferCases(): GrpcCase[] {
     ...both("an stt model for a chat", (c) => ({ model: c.models.stt }), badArgument, notFound),
     ...both("an llm model for a transcription", () => ({ operation: Operation.TRANSCRIPTION, media: [audio] }), badArgument, notFound),
     grpcCase(gateway, "another user's model", "other-user", (c) => gatewayInfer(c), notFound),
+    // The operations of the embeddings, rerank, Responses and Anthropic routes route as their HTTP routes do: by service
+    // type, and by the protocol feature the model's providers must declare.
+    routed("an llm model for an embedding", (c) => newOperation(Operation.EMBEDDING, c.models.llm), badArgument),
+    routed("an embedding model for a chat", (c) => newOperation(Operation.CHAT_COMPLETION, c.models.embedding), badArgument),
+    routed("an embedding model for a rerank", (c) => newOperation(Operation.RERANK, c.models.embedding), badArgument),
+    routed("an unknown rerank model", () => newOperation(Operation.RERANK, "no-such-reranker"), notFound),
+    routed(
+      "a response from a model whose providers speak no Responses API",
+      (c) => newOperation(Operation.RESPONSE, c.models.chatOnly),
+      badArgument,
+    ),
+    routed(
+      "a message from a model whose providers speak no Messages API",
+      (c) => newOperation(Operation.MESSAGE, c.models.chatOnly),
+      badArgument,
+    ),
+    routed(
+      "token counting by a model whose providers do not count tokens",
+      (c) => newOperation(Operation.COUNT_TOKENS, c.models.chatOnly),
+      badArgument,
+    ),
+    routed("another user's model for a message", (c) => newOperation(Operation.MESSAGE, c.models.chatOnly), notFound, "other-user"),
+    routed(
+      "a translation whose form fields are not JSON",
+      (c) => ({ ...transcription(c, "model=x", [audio]), operation: Operation.TRANSLATION }),
+      badArgument,
+    ),
+    routed(
+      "a translation whose form field is a number",
+      (c) => ({ ...transcription(c, '{"temperature":0}', [audio]), operation: Operation.TRANSLATION }),
+      badArgument,
+    ),
+    routed(
+      "an llm model for a translation",
+      (c) => ({
+        ...transcription(c, JSON.stringify({ model: c.models.llm }), [audio]),
+        operation: Operation.TRANSLATION,
+        model: c.models.llm,
+      }),
+      badArgument,
+    ),
+    routed(
+      "an embedding body that is not JSON",
+      (c) => ({ ...newOperation(Operation.EMBEDDING, c.models.embedding), body: Buffer.from("{") }),
+      badArgument,
+    ),
     ...both("a transcription without audio", (c) => transcription(c, `{"model":"${c.models.stt}"}`, []), badArgument, badArgument),
     ...both("a transcription whose form fields are not JSON", (c) => transcription(c, "model=x", [audio]), badArgument, badArgument),
     ...both(

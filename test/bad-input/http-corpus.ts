@@ -16,7 +16,7 @@ import {
   utf8,
   withOverrides,
 } from "./bodies.js";
-import type { Auth, CorpusContext, HttpCase, HttpExpectation, RawHttpCase } from "./corpus-types.js";
+import type { Auth, ContextValue, CorpusContext, HttpCase, HttpExpectation, RawHttpCase } from "./corpus-types.js";
 
 // The HTTP half of the bad-input corpus: every endpoint of the OpenAI façade, each request wrong in one way.
 
@@ -35,6 +35,8 @@ export const invalid = (code?: string | null, param?: string | null): HttpExpect
 export const unauthorized: HttpExpectation = { status: 401, type: "authentication_error", code: "invalid_api_key" };
 const noProvider: HttpExpectation = { status: 404, type: "no_provider", code: "model_not_served", param: "model" };
 const wrongType: HttpExpectation = invalid("model_not_supported", "model");
+const unsupportedEndpoint: HttpExpectation = invalid("unsupported_endpoint", "model");
+const modelNotFound: HttpExpectation = { status: 404, type: "invalid_request_error", code: "model_not_found", param: "model" };
 export const tooLarge: HttpExpectation = { status: 413, type: "invalid_request_error", code: "request_too_large" };
 export const unknownRoute: HttpExpectation = { status: 404, type: "invalid_request_error", code: "unknown_url" };
 export const badJson = invalid("invalid_json");
@@ -55,12 +57,31 @@ function speechBody(context: CorpusContext, overrides: Overrides = {}): Record<s
   return withOverrides({ model: context.models.tts, input: "hello", voice: "alloy" }, overrides);
 }
 
+function embeddingBody(context: CorpusContext, overrides: Overrides = {}): Record<string, unknown> {
+  return withOverrides({ model: context.models.embedding, input: ["a lighthouse", "a harbour"] }, overrides);
+}
+function rerankBody(context: CorpusContext, overrides: Overrides = {}): Record<string, unknown> {
+  return withOverrides({ model: context.models.rerank, query: "lighthouse", documents: ["a lighthouse", { text: "soup" }] }, overrides);
+}
+function responseBody(context: CorpusContext, overrides: Overrides = {}): Record<string, unknown> {
+  return withOverrides({ model: context.models.chatOnly, input: "hi", max_output_tokens: 16 }, overrides);
+}
+function messageBody(context: CorpusContext, overrides: Overrides = {}): Record<string, unknown> {
+  return withOverrides({ model: context.models.chatOnly, max_tokens: 16, messages: [{ role: "user", content: "hi" }] }, overrides);
+}
+function countTokensBody(context: CorpusContext, overrides: Overrides = {}): Record<string, unknown> {
+  return withOverrides({ model: context.models.chatOnly, messages: [{ role: "user", content: "hi" }] }, overrides);
+}
+
 function transcriptionParts(context: CorpusContext, extra: readonly FormPart[] = [], without: readonly string[] = []): FormPart[] {
   const parts: FormPart[] = [
     { name: "model", data: context.models.stt },
     { name: "file", filename: "a.wav", contentType: "audio/wav", data: WAV },
   ];
   return [...parts.filter((part) => !without.includes(part.name)), ...extra];
+}
+function translationParts(context: CorpusContext, extra: readonly FormPart[] = [], without: readonly string[] = []): FormPart[] {
+  return transcriptionParts(context, extra, without);
 }
 function editParts(context: CorpusContext, extra: readonly FormPart[] = [], without: readonly string[] = []): FormPart[] {
   const parts: FormPart[] = [
@@ -71,19 +92,27 @@ function editParts(context: CorpusContext, extra: readonly FormPart[] = [], with
   return [...parts.filter((part) => !without.includes(part.name)), ...extra];
 }
 
-/** Endpoint is one route of the façade, with a body that is valid for it. */
+/** Endpoint is one route of the façade, with a body that is valid for it; anthropic marks Anthropic's routes. */
 interface Endpoint {
   readonly method: string;
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: (context: CorpusContext) => Buffer;
+  readonly anthropic?: true;
 }
 
 const ENDPOINTS: readonly Endpoint[] = [
   { method: "GET", path: "/v1/models", headers: {} },
+  { method: "GET", path: "/v1/models/sim-llama", headers: {} },
   { method: "POST", path: "/v1/chat/completions", headers: JSON_TYPE, body: (c) => json(chatBody(c)) },
   { method: "POST", path: "/v1/completions", headers: JSON_TYPE, body: (c) => json(completionBody(c)) },
+  { method: "POST", path: "/v1/embeddings", headers: JSON_TYPE, body: (c) => json(embeddingBody(c)) },
+  { method: "POST", path: "/v1/rerank", headers: JSON_TYPE, body: (c) => json(rerankBody(c)) },
+  { method: "POST", path: "/v1/responses", headers: JSON_TYPE, body: (c) => json(responseBody(c)) },
+  { method: "POST", path: "/v1/messages", headers: JSON_TYPE, body: (c) => json(messageBody(c)), anthropic: true },
+  { method: "POST", path: "/v1/messages/count_tokens", headers: JSON_TYPE, body: (c) => json(countTokensBody(c)), anthropic: true },
   { method: "POST", path: "/v1/audio/transcriptions", headers: FORM, body: (c) => multipart(BOUNDARY, transcriptionParts(c)) },
+  { method: "POST", path: "/v1/audio/translations", headers: FORM, body: (c) => multipart(BOUNDARY, translationParts(c)) },
   { method: "POST", path: "/v1/images/generations", headers: JSON_TYPE, body: (c) => json(imageBody(c)) },
   { method: "POST", path: "/v1/images/edits", headers: FORM, body: (c) => multipart(BOUNDARY, editParts(c)) },
   { method: "POST", path: "/v1/audio/speech", headers: JSON_TYPE, body: (c) => json(speechBody(c)) },
@@ -100,10 +129,50 @@ export const BAD_CREDENTIALS: readonly { readonly name: string; readonly auth: A
   { name: "latin-1 bytes as the key", auth: { header: "Bearer \u00ff\u00fe\u00e9\u00e8" } },
 ];
 
-/** authCases send each endpoint a valid request with a bad credential: 401, before the body is even read. */
+/** BAD_API_KEY_HEADERS are x-api-key headers, as Anthropic's clients send the key, that authenticate nobody. */
+const BAD_API_KEY_HEADERS: readonly { readonly name: string; readonly auth: Auth }[] = [
+  { name: "an empty x-api-key", auth: { apiKeyHeader: "" } },
+  { name: "an unknown key in x-api-key", auth: { apiKeyHeader: "sk-infermesh-not-a-real-key-000000000000" } },
+  { name: "'Bearer KEY' in x-api-key", auth: { apiKeyHeader: (c) => `Bearer ${c.apiKey}` } },
+  { name: "the key followed by junk in x-api-key", auth: { apiKeyHeader: (c) => `${c.apiKey} junk` } },
+];
+
+/**
+ * ANTHROPIC_TYPES are Anthropic's error types by status, as its API documents them; 415 and the other 4xx it names
+ * no type for are invalid_request_error.
+ */
+const ANTHROPIC_TYPES: Readonly<Record<number, string>> = {
+  400: "invalid_request_error",
+  401: "authentication_error",
+  403: "permission_error",
+  404: "not_found_error",
+  413: "request_too_large",
+  415: "invalid_request_error",
+  429: "rate_limit_error",
+};
+
+/** inAnthropicEnvelope is an expectation on one of Anthropic's routes: the same status, in Anthropic's envelope. */
+export function inAnthropicEnvelope(expect: HttpExpectation): HttpExpectation {
+  if (expect.status < 400 || expect.bare) return expect;
+  const type = ANTHROPIC_TYPES[expect.status];
+  return {
+    status: expect.status,
+    envelope: "anthropic",
+    ...(type === undefined ? {} : { type }),
+    ...(expect.reachesModel === undefined ? {} : { reachesModel: expect.reachesModel }),
+  };
+}
+
+/** forEndpoint is an expectation as the endpoint's API writes it. */
+const forEndpoint = (endpoint: Endpoint, expect: HttpExpectation) => (endpoint.anthropic ? inAnthropicEnvelope(expect) : expect);
+
+/**
+ * authCases send each endpoint a valid request with a bad credential: 401, before the body is even read. Anthropic's
+ * routes take the key in x-api-key too, and get bad ones there.
+ */
 function authCases(): HttpCase[] {
   return ENDPOINTS.flatMap((endpoint) =>
-    BAD_CREDENTIALS.map(({ name, auth }) => ({
+    [...BAD_CREDENTIALS, ...(endpoint.anthropic ? BAD_API_KEY_HEADERS : [])].map(({ name, auth }) => ({
       kind: "http" as const,
       name: `${endpoint.method} ${endpoint.path}: ${name}`,
       method: endpoint.method,
@@ -111,14 +180,17 @@ function authCases(): HttpCase[] {
       auth,
       headers: endpoint.headers,
       ...(endpoint.body ? { body: endpoint.body } : {}),
-      expect: unauthorized,
+      expect: forEndpoint(endpoint, unauthorized),
     })),
   );
 }
 
-/** tenantCases send another user's valid key: that user has no provider of these models, so 404 no_provider. */
+/**
+ * tenantCases send another user's valid key: that user has no provider of these models, so 404 no_provider, and
+ * OpenAI's 404 model_not_found for a model the user would retrieve.
+ */
 function tenantCases(): HttpCase[] {
-  return ENDPOINTS.filter((endpoint) => endpoint.method === "POST").map((endpoint) => ({
+  return ENDPOINTS.filter((endpoint) => endpoint.method === "POST" || endpoint.path.startsWith("/v1/models/")).map((endpoint) => ({
     kind: "http" as const,
     name: `${endpoint.path}: another user's key reaches none of this user's models`,
     method: endpoint.method,
@@ -126,7 +198,7 @@ function tenantCases(): HttpCase[] {
     auth: { header: (c: CorpusContext) => `Bearer ${c.otherKey}` },
     headers: endpoint.headers,
     ...(endpoint.body ? { body: endpoint.body } : {}),
-    expect: noProvider,
+    expect: endpoint.method === "GET" ? modelNotFound : forEndpoint(endpoint, noProvider),
   }));
 }
 
@@ -382,6 +454,198 @@ function speechCases(): HttpCase[] {
   ];
 }
 
+/** onAnthropicRoute rewrites cases' expectations as one of Anthropic's routes answers them. */
+function onAnthropicRoute(cases: readonly HttpCase[]): HttpCase[] {
+  return cases.map((testCase) => ({ ...testCase, expect: inAnthropicEnvelope(testCase.expect) }));
+}
+
+function modelRetrievalCases(): HttpCase[] {
+  const get = (name: string, path: ContextValue, expect: HttpExpectation): HttpCase => ({
+    kind: "http",
+    name: `GET /v1/models/{model}: ${name}`,
+    method: "GET",
+    path,
+    auth: "valid",
+    expect,
+  });
+  return [
+    get("a model of the caller's, in another case", "/v1/models/SIM-LLAMA", { status: 200 }),
+    get("an embedding model of the caller's", (c) => `/v1/models/${c.models.embedding}`, { status: 200 }),
+    get("a model nobody serves", "/v1/models/gpt-no-such-model", modelNotFound),
+    get("an id with an encoded '/' nobody serves", "/v1/models/org%2Fno-such-model", modelNotFound),
+    get("an id with '/' nobody serves", "/v1/models/org/no-such-model", modelNotFound),
+    get("an id of 300 characters", `/v1/models/${"m".repeat(300)}`, modelNotFound),
+    get("an id that is not valid percent-encoding", "/v1/models/%zz", invalid()),
+    get("an id with a query string", "/v1/models/gpt-no-such-model?x=1", modelNotFound),
+  ];
+}
+
+function embeddingCases(): HttpCase[] {
+  const path = "/v1/embeddings";
+  const body = (overrides: Overrides) => (c: CorpusContext) => json(embeddingBody(c, overrides));
+  return [
+    ...syntaxCases(path, (c) => embeddingBody(c), false),
+    ...modelCases(path, embeddingBody, ["llm", "rerank"]),
+    post(path, "input missing", body({ input: OMIT }), invalid("missing_required_parameter", "input")),
+    post(path, "input null", body({ input: null }), invalid("missing_required_parameter", "input")),
+    post(path, "input an empty string", body({ input: "" }), invalid("missing_required_parameter", "input")),
+    post(path, "input an empty array", body({ input: [] }), invalid("empty_array", "input")),
+    post(path, "input a number", body({ input: 42 }), invalid("invalid_type", "input")),
+    post(path, "input an object", body({ input: { text: "a" } }), invalid("invalid_type", "input")),
+    post(path, "input an array of objects", body({ input: [{ text: "a" }] }), invalid("invalid_type", "input[0]")),
+    post(path, "an empty string among the inputs", body({ input: ["a", ""] }), invalid("missing_required_parameter", "input[1]")),
+    post(path, "an empty token array", body({ input: [[]] }), invalid("empty_array", "input[0]")),
+    post(path, "a string inside a token array", body({ input: [[1, "a"]] }), invalid("invalid_type", "input[0][1]")),
+    post(path, "a fraction inside a token array", body({ input: [1, 2.5] }), invalid("invalid_type", "input[1]")),
+    post(path, 'encoding_format "int8"', body({ encoding_format: "int8" }), invalid("invalid_value", "encoding_format")),
+    post(path, "dimensions 0", body({ dimensions: 0 }), invalid("invalid_value", "dimensions")),
+    post(path, 'dimensions "256"', body({ dimensions: "256" }), invalid("invalid_type", "dimensions")),
+    post(path, "a 10 MB input, over the input guardrail", body({ input: "a".repeat(10 * 1000 * 1000) }), { ...tooLarge, param: "input" }),
+  ];
+}
+
+function rerankCases(): HttpCase[] {
+  const path = "/v1/rerank";
+  const body = (overrides: Overrides) => (c: CorpusContext) => json(rerankBody(c, overrides));
+  return [
+    ...syntaxCases(path, (c) => rerankBody(c), false),
+    ...modelCases(path, rerankBody, ["llm", "embedding"]),
+    post(path, "query missing", body({ query: OMIT }), invalid("missing_required_parameter", "query")),
+    post(path, "query a number", body({ query: 42 }), invalid("invalid_type", "query")),
+    post(path, "documents missing", body({ documents: OMIT }), invalid("missing_required_parameter", "documents")),
+    post(path, "documents empty", body({ documents: [] }), invalid("empty_array", "documents")),
+    post(path, "documents a string", body({ documents: "a lighthouse" }), invalid("invalid_type", "documents")),
+    post(path, "a document that is a number", body({ documents: [42] }), invalid("invalid_type", "documents[0]")),
+    post(
+      path,
+      "a document without text",
+      body({ documents: [{ title: "t" }] }),
+      invalid("missing_required_parameter", "documents[0].text"),
+    ),
+    post(path, "a document whose text is a number", body({ documents: [{ text: 1 }] }), invalid("invalid_type", "documents[0].text")),
+    post(path, "top_n 0", body({ top_n: 0 }), invalid("invalid_value", "top_n")),
+    post(path, 'top_n "1"', body({ top_n: "1" }), invalid("invalid_type", "top_n")),
+    post(path, "top_n 1.5", body({ top_n: 1.5 }), invalid("invalid_type", "top_n")),
+    post(path, "10 MB of documents, over the input guardrail", body({ documents: ["d".repeat(10 * 1000 * 1000)] }), {
+      ...tooLarge,
+      param: "documents",
+    }),
+  ];
+}
+
+function responseCases(): HttpCase[] {
+  const path = "/v1/responses";
+  const body = (overrides: Overrides) => (c: CorpusContext) => json(responseBody(c, overrides));
+  return [
+    ...syntaxCases(path, (c) => responseBody(c), false),
+    ...modelCases(path, responseBody, ["stt", "embedding"]),
+    ...streamCases(path, responseBody).slice(0, 2),
+    post(path, "a model whose providers speak no Responses API", body({}), unsupportedEndpoint),
+    post(path, "a streamed request for a model whose providers speak no Responses API", body({ stream: true }), unsupportedEndpoint),
+    post(path, "input missing", body({ input: OMIT }), invalid("missing_required_parameter", "input")),
+    post(
+      path,
+      "input missing, previous_response_id a number",
+      body({ input: OMIT, previous_response_id: 7 }),
+      invalid("missing_required_parameter", "input"),
+    ),
+    post(path, "input a number", body({ input: 42 }), invalid("invalid_type", "input")),
+    post(path, "input null", body({ input: null }), invalid("missing_required_parameter", "input")),
+    post(path, "an input item that is a string", body({ input: ["hi"] }), invalid("invalid_type", "input[0]")),
+    post(path, "max_output_tokens 0", body({ max_output_tokens: 0 }), invalid("invalid_value", "max_output_tokens")),
+    post(path, 'max_output_tokens "16"', body({ max_output_tokens: "16" }), invalid("invalid_type", "max_output_tokens")),
+    post(path, "instructions a number", body({ instructions: 42 }), invalid("invalid_type", "instructions")),
+    post(
+      path,
+      "201 input items, over the message guardrail",
+      body({ input: Array.from({ length: 201 }, () => ({ role: "user", content: "hi" })) }),
+      {
+        ...tooLarge,
+        param: "input",
+      },
+    ),
+  ];
+}
+
+function messageCases(): HttpCase[] {
+  const path = "/v1/messages";
+  const body = (overrides: Overrides) => (c: CorpusContext) => json(messageBody(c, overrides));
+  return onAnthropicRoute([
+    ...syntaxCases(path, (c) => messageBody(c), false),
+    ...modelCases(path, messageBody, ["embedding", "tts"]),
+    ...streamCases(path, messageBody).slice(0, 2),
+    post(path, "a model whose providers speak no Messages API", body({}), unsupportedEndpoint),
+    post(path, "no max_tokens, for a model whose providers speak no Messages API", body({ max_tokens: OMIT }), unsupportedEndpoint),
+    post(path, "messages missing", body({ messages: OMIT }), invalid()),
+    post(path, "messages empty", body({ messages: [] }), invalid()),
+    post(path, "messages a string", body({ messages: "hi" }), invalid()),
+    post(path, "a message that is null", body({ messages: [null] }), invalid()),
+    post(path, "a message without a role", body({ messages: [{ content: "hi" }] }), invalid()),
+    post(path, "a message without content", body({ messages: [{ role: "user" }] }), invalid()),
+    post(path, "a message whose content is a number", body({ messages: [{ role: "user", content: 1 }] }), invalid()),
+    post(path, "max_tokens 0", body({ max_tokens: 0 }), invalid()),
+    post(path, 'max_tokens "16"', body({ max_tokens: "16" }), invalid()),
+    post(path, "max_tokens 1.5", body({ max_tokens: 1.5 }), invalid()),
+    post(path, "max_tokens null", body({ max_tokens: null }), invalid()),
+    post(path, "system a number", body({ system: 42 }), invalid()),
+    post(path, "stop_sequences a string", body({ stop_sequences: "END" }), invalid()),
+    post(
+      path,
+      "a 10 MB message, over the input guardrail",
+      body({ messages: [{ role: "user", content: "a ".repeat(5 * 1000 * 1000) }] }),
+      tooLarge,
+    ),
+  ]);
+}
+
+function countTokensCases(): HttpCase[] {
+  const path = "/v1/messages/count_tokens";
+  const body = (overrides: Overrides) => (c: CorpusContext) => json(countTokensBody(c, overrides));
+  return onAnthropicRoute([
+    ...syntaxCases(path, (c) => countTokensBody(c), false),
+    ...modelCases(path, countTokensBody, ["embedding", "stt"]),
+    post(path, "a model whose providers do not count tokens", body({}), unsupportedEndpoint),
+    post(path, "messages missing", body({ messages: OMIT }), invalid()),
+    post(path, "messages empty", body({ messages: [] }), invalid()),
+    post(path, "messages an object", body({ messages: { role: "user", content: "hi" } }), invalid()),
+    post(path, "system a number", body({ system: 42 }), invalid()),
+    post(
+      path,
+      "201 messages, over the message guardrail",
+      body({ messages: Array.from({ length: 201 }, () => ({ role: "user", content: "hi" })) }),
+      tooLarge,
+    ),
+  ]);
+}
+
+function translationCases(): HttpCase[] {
+  const path = "/v1/audio/translations";
+  const send = (name: string, parts: (c: CorpusContext) => FormPart[], expect: HttpExpectation) =>
+    post(path, name, (c) => multipart(BOUNDARY, parts(c)), expect, FORM);
+  const audio = (name = "file", data: string | Buffer = WAV): FormPart => ({ name, filename: "a.wav", contentType: "audio/wav", data });
+  return [
+    // The forms valid by design are left out: whether a model server translates is the simulator's to say.
+    ...formCases(path, (c) => translationParts(c), invalid("missing_file", "file")).filter((testCase) => !testCase.expect.reachesModel),
+    send("no file", (c) => translationParts(c, [], ["file"]), invalid("missing_file", "file")),
+    send("two files", (c) => translationParts(c, [audio()]), invalid("missing_file", "file")),
+    send("an empty file", (c) => translationParts(c, [audio("file", Buffer.alloc(0))], ["file"]), invalid("empty_file", "file")),
+    send(
+      "an extra file in 'image'",
+      (c) => translationParts(c, [{ name: "image", filename: "a.png", data: PNG }]),
+      invalid("unexpected_file", "image"),
+    ),
+    send("model missing", (c) => translationParts(c, [], ["model"]), invalid("missing_required_parameter", "model")),
+    send("model twice", (c) => translationParts(c, [{ name: "model", data: c.models.stt }]), invalid("invalid_value", "model")),
+    send("an unknown model", (c) => translationParts(c, [{ name: "model", data: "whisper-nope" }], ["model"]), noProvider),
+    send("an llm model", (c) => translationParts(c, [{ name: "model", data: c.models.llm }], ["model"]), wrongType),
+    send(
+      'response_format "mp4"',
+      (c) => translationParts(c, [{ name: "response_format", data: "mp4" }]),
+      invalid("invalid_value", "response_format"),
+    ),
+  ];
+}
+
 /** formCases are what a multipart endpoint can get wrong about the form itself, before any field is read. */
 function formCases(path: string, parts: (c: CorpusContext) => FormPart[], missingFile: HttpExpectation): HttpCase[] {
   type Build = (c: CorpusContext) => Buffer;
@@ -548,8 +812,8 @@ function routeCases(): HttpCase[] {
     route("PUT", "/v1/models"),
     route("DELETE", "/v1/models"),
     route("PATCH", "/v1/models"),
-    route("GET", "/v1/models/sim-llama"),
     route("DELETE", "/v1/models/sim-llama"),
+    route("POST", "/v1/models/sim-llama"),
     route("GET", "/v1/chat/completions"),
     route("PUT", "/v1/chat/completions"),
     route("DELETE", "/v1/chat/completions"),
@@ -564,8 +828,16 @@ function routeCases(): HttpCase[] {
     route("POST", "/v1/chat/completions/extra"),
     route("POST", "/v1/chat/completions/"),
     route("POST", "/v1/chat//completions"),
-    route("POST", "/v1/embeddings"),
-    route("POST", "/v1/responses"),
+    route("GET", "/v1/embeddings"),
+    route("PUT", "/v1/rerank"),
+    route("GET", "/v1/responses"),
+    route("GET", "/v1/audio/translations"),
+    route("GET", "/v1/messages", "valid", inAnthropicEnvelope(unknownRoute)),
+    route("DELETE", "/v1/messages/count_tokens", "valid", inAnthropicEnvelope(unknownRoute)),
+    route("POST", "/v1/messages/batches", "valid", inAnthropicEnvelope(unknownRoute)),
+    route("GET", "/v1/messages/batches/x", { apiKeyHeader: (c) => c.apiKey }, inAnthropicEnvelope(unknownRoute)),
+    route("PUT", "/v1/messages", "none", inAnthropicEnvelope(unauthorized)),
+    route("POST", "/v1/messages/", { apiKeyHeader: "sk-infermesh-not-a-real-key" }, inAnthropicEnvelope(unauthorized)),
     route("GET", "/v1/"),
     route("GET", "/v1/../etc/passwd"),
     route("GET", "/v1/%2e%2e/%2e%2e/etc/passwd"),
@@ -694,6 +966,13 @@ export function httpCorpus(): (HttpCase | RawHttpCase)[] {
     ...speechCases(),
     ...transcriptionCases(),
     ...imageEditCases(),
+    ...modelRetrievalCases(),
+    ...embeddingCases(),
+    ...rerankCases(),
+    ...responseCases(),
+    ...messageCases(),
+    ...countTokensCases(),
+    ...translationCases(),
     ...routeCases(),
     ...headerCases(),
     ...rawCases(),

@@ -39,6 +39,7 @@ export function sendHttp(baseUrl: string, testCase: HttpCase, context: CorpusCon
   const auth = testCase.auth;
   if (auth === "valid") headers.authorization = `Bearer ${context.apiKey}`;
   else if (auth !== "none" && "header" in auth) headers.authorization = resolved(auth.header, context);
+  else if (auth !== "none" && "apiKeyHeader" in auth) headers["x-api-key"] = resolved(auth.apiKeyHeader, context);
   else if (auth !== "none") {
     headers.cookie = `${SESSION_COOKIE}=${resolved(auth.session, context)}`;
     if (auth.csrf !== undefined) headers[CSRF_HEADER] = resolved(auth.csrf, context);
@@ -259,6 +260,7 @@ export function httpProblems(method: string, observed: HttpObserved, expect: Htt
   } catch {
     return [...problems, `a body that is not JSON: ${snippet(observed.body)}`];
   }
+  if (expect.envelope === "anthropic") return [...problems, ...anthropicProblems(parsed, observed, expect)];
   const error = (parsed as { error?: Record<string, unknown> } | null)?.error;
   const keys = parsed !== null && typeof parsed === "object" ? Object.keys(parsed) : [];
   if (keys.length !== 1 || !error || typeof error !== "object") return [...problems, `not OpenAI's envelope: ${snippet(observed.body)}`];
@@ -272,6 +274,28 @@ export function httpProblems(method: string, observed: HttpObserved, expect: Htt
     problems.push(`code '${String(error.code)}', expected '${String(expect.code)}'`);
   if (expect.param !== undefined && error.param !== expect.param)
     problems.push(`param '${String(error.param)}', expected '${String(expect.param)}'`);
+  if (problems.length > 0) problems.push(`body: ${snippet(observed.body)}`);
+  return problems;
+}
+
+/**
+ * anthropicProblems lists how a parsed body misses Anthropic's envelope, `{"type":"error","error":{"type","message"},
+ * "request_id"}`, with the expected type and the request id the answer's X-Request-Id header gives.
+ */
+function anthropicProblems(parsed: unknown, observed: HttpObserved & { kind: "answer" }, expect: HttpExpectation): string[] {
+  const body = parsed as { type?: unknown; error?: Record<string, unknown>; request_id?: unknown } | null;
+  const keys = body !== null && typeof body === "object" ? Object.keys(body).sort().join() : "";
+  if (keys !== "error,request_id,type" || body?.type !== "error" || !body.error || typeof body.error !== "object") {
+    return [`not Anthropic's envelope: ${snippet(observed.body)}`];
+  }
+  const problems: string[] = [];
+  if (Object.keys(body.error).sort().join() !== "message,type") problems.push(`error keys ${Object.keys(body.error).sort().join()}`);
+  if (typeof body.error.message !== "string" || body.error.message === "") problems.push("no message");
+  if (expect.type !== undefined && body.error.type !== expect.type)
+    problems.push(`type '${String(body.error.type)}', expected '${expect.type}'`);
+  if (typeof body.request_id !== "string" || body.request_id !== observed.headers["x-request-id"]) {
+    problems.push(`request_id '${String(body.request_id)}', not the X-Request-Id '${String(observed.headers["x-request-id"])}'`);
+  }
   if (problems.length > 0) problems.push(`body: ${snippet(observed.body)}`);
   return problems;
 }
