@@ -62,7 +62,9 @@ describe("the infermesh agent command", function () {
       INFERMESH_API_KEY: apiKey,
     });
     expect(result.code).to.equal(2);
-    expect(result.stderr.trim()).to.equal("infermesh agent: --upstream: unknown upstream type 'gpu' (expected llm, stt, image or tts)");
+    expect(result.stderr.trim()).to.equal(
+      "infermesh agent: --upstream: unknown upstream type 'gpu' (expected llm, stt, image, tts, embedding or rerank)",
+    );
   });
 
   it("stops with one line saying why when the mesh refuses its key, exit 1", async () => {

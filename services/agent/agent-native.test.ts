@@ -103,9 +103,27 @@ describe("agent Infer against native servers: whisper.cpp and AUTOMATIC1111", ()
         [
           ["response_format", "json"],
           ["language", "auto"],
+          ["translate", "false"],
           ["prompt", "JFK speech"],
           ["temperature", "0.2"],
           ["temperature_inc", "0.0"],
+          ["file", recordedFile(TRICKY_NAME, "audio/wav", AUDIO.data)],
+        ],
+      ]);
+    });
+
+    it("translates on /inference with translate=true, answering OpenAI's json", async () => {
+      const body = Buffer.from(JSON.stringify({ model: WHISPER_MODEL, prompt: "JFK speech" }));
+      const result = await infer(client, { operation: "OPERATION_TRANSLATION", model: WHISPER_MODEL, body, media: [AUDIO] }, token);
+      expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      expect(jsonOf(result)).to.deep.equal({ text: TRANSCRIPT });
+      expect(whisper.requests.map((r) => [r.method, r.path])).to.deep.equal([["POST", "/inference"]]);
+      expect(record.forms).to.deep.equal([
+        [
+          ["response_format", "json"],
+          ["language", "auto"],
+          ["translate", "true"],
+          ["prompt", "JFK speech"],
           ["file", recordedFile(TRICKY_NAME, "audio/wav", AUDIO.data)],
         ],
       ]);

@@ -1,10 +1,11 @@
 import { PassThrough } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { InferenceCallSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { InferenceCallSchema, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import { systemClock } from "../shared/clock.js";
 import { type BodyRelay, type CallOutcome, relayAnswer, relayEvents, type UpstreamExchange } from "./answer-relay.js";
 import { headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
+import { sampleBody, sampleHead } from "./test-support/fake-upstream.js";
 import type { UpstreamClient, UpstreamResponse } from "./upstream-client.js";
 
 const sse = (...data: string[]) => Buffer.from(data.map((d) => `data: ${d}\n\n`).join(""));
@@ -103,5 +104,89 @@ describe("relayAnswer", () => {
     const result = await relay(200, "audio/wav", body);
     expect(result).to.deep.equal({ shapes: ["head", "trailer"], outcome: "ok" });
     expect(body.destroyed).to.equal(true);
+  });
+});
+
+describe("relayAnswer for a server without the operation's route", () => {
+  /** answerTo relays a captured llama-server answer to a call of operation, and returns the messages and the outcome. */
+  async function answerTo(
+    operation: Operation,
+    status: number,
+    body: Buffer,
+    path = "/v1/x",
+  ): Promise<{ messages: InferResponseInit[]; outcome: CallOutcome }> {
+    const call = create(InferenceCallSchema, { operation, model: "tiny-llama" });
+    const response: UpstreamResponse = {
+      status,
+      contentType: "application/json; charset=utf-8",
+      body: new PassThrough().end(body) as unknown as UpstreamResponse["body"],
+    };
+    const messages: InferResponseInit[] = [];
+    const answer = relayAnswer({ ...exchange, call, path }, response, async function* () {
+      yield trailerPart({});
+      return "ok" as const;
+    });
+    for (let next = await answer.next(); ; next = await answer.next()) {
+      if (next.done) return { messages, outcome: next.value };
+      messages.push(next.value);
+    }
+  }
+
+  const unsupported = (message: string) => ({
+    part: {
+      part: {
+        case: "error",
+        value: { type: "invalid_request_error", httpStatus: 400, message, code: "unsupported_endpoint", param: "model" },
+      },
+    },
+  });
+
+  it("answers llama-server's 404 on a route it predates with the client's unsupported_endpoint error, naming the model and the route", async () => {
+    const { status } = sampleHead("err_404");
+    for (const [operation, route] of [
+      [Operation.RESPONSE, "/v1/responses"],
+      [Operation.MESSAGE, "/v1/messages"],
+      [Operation.COUNT_TOKENS, "/v1/messages/count_tokens"],
+      [Operation.EMBEDDING, "/v1/embeddings"],
+      [Operation.RERANK, "/v1/rerank"],
+    ] as const) {
+      expect(await answerTo(operation, status, sampleBody("err_404"), route)).to.deep.equal({
+        messages: [unsupported(`Model 'tiny-llama' is served by a server that does not serve POST ${route} (it answered HTTP 404)`)],
+        outcome: "client_error",
+      });
+    }
+    expect((await answerTo(Operation.TRANSLATION, 405, Buffer.from("Method Not Allowed"), "/inference")).messages).to.deep.equal(
+      [unsupported("Model 'tiny-llama' is served by a server that does not serve POST /v1/audio/translations (it answered HTTP 405)")],
+      "the route the client called, not the server's own",
+    );
+  });
+
+  it("answers llama-server's 501 not_supported_error the same way, quoting why, instead of a 5xx that fails over", async () => {
+    const { status } = sampleHead("embeddings_on_chat_server");
+    expect(await answerTo(Operation.EMBEDDING, status, sampleBody("embeddings_on_chat_server"), "/v1/embeddings")).to.deep.equal({
+      messages: [
+        unsupported(
+          "Model 'tiny-llama' is served by a server that does not serve POST /v1/embeddings (it answered HTTP 501: " +
+            "This server does not support embeddings. Start it with `--embeddings`)",
+        ),
+      ],
+      outcome: "client_error",
+    });
+    const rerank = await answerTo(Operation.RERANK, sampleHead("rerank").status, sampleBody("rerank"), "/v1/rerank");
+    expect(rerank.messages[0]?.part?.part.case === "error" && rerank.messages[0].part.part.value.message).to.equal(
+      "Model 'tiny-llama' is served by a server that does not serve POST /v1/rerank (it answered HTTP 501: " +
+        "This server does not support reranking. Start it with `--reranking`)",
+    );
+  });
+
+  it("passes chat's and transcription's 404 through as the server's own answer, and other 4xx of the new routes too", async () => {
+    for (const operation of [Operation.CHAT_COMPLETION, Operation.TRANSCRIPTION]) {
+      const { messages, outcome } = await answerTo(operation, 404, sampleBody("err_404"));
+      expect([messages.flatMap(shape), outcome]).to.deep.equal([["head", "data", "trailer"], "client_error"], Operation[operation]);
+    }
+    const refused = await answerTo(Operation.RESPONSE, 400, Buffer.from('{"error":{"message":"input is required"}}'));
+    expect([refused.messages.flatMap(shape), refused.outcome]).to.deep.equal([["head", "data", "trailer"], "client_error"]);
+    const failed = await answerTo(Operation.CHAT_COMPLETION, 501, sampleBody("embeddings_on_chat_server"));
+    expect([failed.messages.flatMap(shape), failed.outcome]).to.deep.equal([["error"], "upstream_error"]);
   });
 });

@@ -1,8 +1,17 @@
-import { ErrorKind, type InferenceCall } from "../../gen/infermesh/v1/inference_pb.js";
+import { ErrorKind, type InferenceCall, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import type { Clock } from "../shared/clock.js";
+import { operationInfo } from "../shared/inference-catalog.js";
 import { StreamSummary } from "./answer-summary.js";
 import { AgentShuttingDown, DeadlineExceeded } from "./call-tracker.js";
-import { dataParts, errorPart, eventMessages, headPart, type InferResponseInit, trailerPart } from "./inference-parts.js";
+import {
+  dataParts,
+  errorPart,
+  eventMessages,
+  headPart,
+  type InferResponseInit,
+  trailerPart,
+  unsupportedEndpointPart,
+} from "./inference-parts.js";
 import { DEFAULT_MAX_EVENT_BYTES, SseEventTooLargeError, SseParser } from "./sse-parser.js";
 import { BodyTooLargeError, mediaType, readBody, type UpstreamClient, type UpstreamResponse } from "./upstream-client.js";
 import { describeUpstreamFailure } from "./upstream-failure.js";
@@ -47,10 +56,11 @@ export type BodyRelay = (exchange: UpstreamExchange, response: UpstreamResponse)
 
 /**
  * relayAnswer relays an OpenAI-compatible server's answer by its status: a 2xx event stream event by event
- * (relayEvents, with events of up to maxEventBytes), a 4xx as the server's own answer (relayClientError), any other
- * status that is not 2xx as one upstream_error part (explainStatus), and any other 2xx by relayBody. However the relay
- * ends, the body is destroyed afterwards: a no-op once it was read, otherwise it frees the connection (or closes it
- * mid-answer).
+ * (relayEvents, with events of up to maxEventBytes), a server without the operation's route as the client's
+ * unsupported_endpoint error (see isMissingRoute), any other 4xx as the server's own answer (relayClientError), any
+ * other status that is not 2xx as one upstream_error part (explainStatus), and any other 2xx by relayBody. However
+ * the relay ends, the body is destroyed afterwards: a no-op once it was read, otherwise it frees the connection (or
+ * closes it mid-answer).
  */
 export async function* relayAnswer(
   exchange: UpstreamExchange,
@@ -64,12 +74,74 @@ export async function* relayAnswer(
     if (status >= 200 && status < 300 && mediaType(response.contentType) === "text/event-stream") {
       return yield* relayEvents(exchange, response, maxEventBytes);
     }
+    if (isMissingRoute(exchange.call.operation, status)) return yield* unsupportedEndpoint(exchange, response);
     if (status >= 400 && status < 500) return yield* relayClientError(exchange, response);
     if (status < 200 || status >= 300) return yield* explainStatus(exchange, response);
     return yield* relayBody(exchange, response);
   } finally {
     if (!response.body.destroyed) response.body.destroy();
   }
+}
+
+/**
+ * isMissingRoute tells an answer that means the server lacks the operation's route: 404 or 405 (a server that
+ * predates the route; llama-server's `{"error":{"message":"File Not Found","type":"not_found_error"}}`) or 501 (a
+ * server that has the route but not the function: llama-server's `not_supported_error` when it was started without
+ * --embeddings or --reranking). Only for the operations a server of the right service type may lack (see
+ * routeMayBeMissing): chat's 404 is the server's own answer, such as vLLM's for a model it does not know.
+ */
+export function isMissingRoute(operation: Operation, status: number): boolean {
+  return (status === 404 || status === 405 || status === 501) && routeMayBeMissing(operation);
+}
+
+/**
+ * routeMayBeMissing tells the operations that servers of their service type may not serve: embeddings and rerank
+ * (llama-server serves them only when started for them), the Responses and Anthropic protocols (newer than most
+ * servers), and translations (most speech-to-text servers only transcribe).
+ */
+function routeMayBeMissing(operation: Operation): boolean {
+  switch (operation) {
+    case Operation.EMBEDDING:
+    case Operation.RERANK:
+    case Operation.RESPONSE:
+    case Operation.MESSAGE:
+    case Operation.COUNT_TOKENS:
+    case Operation.TRANSLATION:
+      return true;
+    case Operation.CHAT_COMPLETION:
+    case Operation.COMPLETION:
+    case Operation.TRANSCRIPTION:
+    case Operation.IMAGE_GENERATION:
+    case Operation.IMAGE_EDIT:
+    case Operation.SPEECH:
+    case Operation.UNSPECIFIED:
+      return false;
+  }
+}
+
+/**
+ * unsupportedEndpoint answers a call whose server lacks its route with the client's error (unsupportedEndpointPart):
+ * the server is up and answered, the model just cannot do this, so it is neither passed off as the server's 404 nor
+ * made a 5xx that would fail over or trip the circuit breaker. A 501's message says why, so it is quoted.
+ */
+async function* unsupportedEndpoint(
+  exchange: UpstreamExchange,
+  response: UpstreamResponse,
+): AsyncGenerator<InferResponseInit, CallOutcome> {
+  let detail = "";
+  if (response.status === 501) {
+    try {
+      detail = errorDetail(await readBody(response.body, MAX_ERROR_BODY_BYTES));
+    } catch {
+      if (exchange.signal.aborted) return yield* aborted(exchange.signal.reason);
+    }
+  }
+  const { call } = exchange;
+  // The route as the client called it: the server's own path (whisper.cpp's /inference) means nothing to the client.
+  const route = `POST ${operationInfo(call.operation)?.path ?? exchange.path}`;
+  const answered = `HTTP ${response.status}${detail ? `: ${detail}` : ""}`;
+  yield unsupportedEndpointPart(`Model '${call.model}' is served by a server that does not serve ${route} (it answered ${answered})`);
+  return "client_error";
 }
 
 /**

@@ -91,3 +91,22 @@ export function errorPart(kind: Exclude<ErrorKind, ErrorKind.UNSPECIFIED>, messa
   const { type, httpStatus } = ERROR_KINDS[kind];
   return { part: { part: { case: "error", value: { kind, type, httpStatus, message } } } };
 }
+
+/**
+ * unsupportedEndpointPart ends an answer with the client's error for a model whose server lacks the operation's
+ * route: a 400 the gateway answers as given, of no error kind, so that it neither fails over nor counts against the
+ * provider's health (the provider is up; the model cannot do this).
+ */
+export function unsupportedEndpointPart(message: string): InferResponseInit {
+  return {
+    part: {
+      part: {
+        case: "error",
+        value: { type: "invalid_request_error", httpStatus: 400, message, code: UNSUPPORTED_ENDPOINT, param: "model" },
+      },
+    },
+  };
+}
+
+/** UNSUPPORTED_ENDPOINT is the error code of a call whose model's server lacks the route (see unsupportedEndpointPart). */
+export const UNSUPPORTED_ENDPOINT = "unsupported_endpoint";

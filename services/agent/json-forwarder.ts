@@ -6,11 +6,13 @@ import { readBody, type UpstreamResponse } from "./upstream-client.js";
 /** DEFAULT_MAX_BODY_BYTES bounds an answer the agent reads whole: to parse it for usage, or to translate it. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 /**
- * forwardJson serves the OpenAI JSON endpoints (chat completions, completions): it POSTs the client's body untouched
- * and relays the answer. A 2xx JSON answer comes back as head, data, trailer; an SSE answer as head, one event part
- * per event with its data bytes as sent, trailer; a 4xx passes through as the upstream's own error. Everything that
- * means the upstream failed (5xx, refused, reset, timeout, a body that is not JSON, a stream that breaks) becomes one
- * upstream_error part; a passed deadline one timeout part; a cancelled call ends silently.
+ * forwardJson serves the JSON endpoints of text models (chat completions, completions, embeddings, rerank, OpenAI's
+ * responses, Anthropic's messages and count_tokens): it POSTs the client's body untouched and relays the answer. A
+ * 2xx JSON answer comes back as head, data, trailer; an SSE answer as head, one event part per event with its data
+ * bytes and event name as sent, trailer; a 4xx passes through as the upstream's own error, except that a server
+ * without the route gets the unsupported_endpoint error (see relayAnswer). Everything that means the upstream failed
+ * (5xx, refused, reset, timeout, a body that is not JSON, a stream that breaks) becomes one upstream_error part; a
+ * passed deadline one timeout part; a cancelled call ends silently.
  */
 export async function* forwardJson(exchange: UpstreamExchange): AsyncGenerator<InferResponseInit, CallOutcome> {
   const { client, call, signal } = exchange;

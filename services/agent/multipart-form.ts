@@ -37,17 +37,18 @@ export interface MediaByRole {
 }
 
 /**
- * mediaFor checks a call's media against its operation (a transcription takes one audio file; an edit one image or
- * more and at most one mask) and sorts them by role; a mismatch is a FormBodyError.
+ * mediaFor checks a call's media against its operation (a transcription or a translation takes one audio file; an
+ * edit one image or more and at most one mask) and sorts them by role; a mismatch is a FormBodyError.
  */
 export function mediaFor(operation: Operation, media: readonly MediaFile[]): MediaByRole {
   const audio = media.filter((file) => file.role === MediaRole.AUDIO);
   const images = media.filter((file) => file.role === MediaRole.IMAGE);
   const masks = media.filter((file) => file.role === MediaRole.MASK);
   const others = media.length - audio.length - images.length - masks.length;
-  if (operation === Operation.TRANSCRIPTION) {
+  if (operation === Operation.TRANSCRIPTION || operation === Operation.TRANSLATION) {
     if (audio.length !== 1 || images.length + masks.length + others > 0) {
-      throw new FormBodyError(`a transcription takes exactly one audio file, got ${describeMedia(media)}`);
+      const noun = operation === Operation.TRANSCRIPTION ? "a transcription" : "a translation";
+      throw new FormBodyError(`${noun} takes exactly one audio file, got ${describeMedia(media)}`);
     }
   } else if (operation === Operation.IMAGE_EDIT) {
     if (images.length === 0 || masks.length > 1 || audio.length + others > 0) {

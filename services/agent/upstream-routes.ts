@@ -19,7 +19,8 @@ type Routes = Readonly<Partial<Record<Operation, UpstreamRoute>>>;
 
 /** ROUTES are each kind's routes; an operation missing from a kind's table is one its servers cannot serve. */
 const ROUTES: Readonly<Record<UpstreamKind, Routes>> = {
-  // An OpenAI-compatible server serves each operation on the route the gateway serves it on.
+  // An OpenAI-compatible server serves each operation on the route the gateway serves it on, Anthropic's included
+  // (llama-server, vLLM and Ollama speak both); a server that lacks a route answers 404 (see relayAnswer).
   openai: {
     [Operation.CHAT_COMPLETION]: { path: OPERATIONS[Operation.CHAT_COMPLETION].path, forward: forwardJson },
     [Operation.COMPLETION]: { path: OPERATIONS[Operation.COMPLETION].path, forward: forwardJson },
@@ -27,11 +28,22 @@ const ROUTES: Readonly<Record<UpstreamKind, Routes>> = {
     [Operation.IMAGE_GENERATION]: { path: OPERATIONS[Operation.IMAGE_GENERATION].path, forward: forwardMediaJson },
     [Operation.IMAGE_EDIT]: { path: OPERATIONS[Operation.IMAGE_EDIT].path, forward: forwardMediaForm },
     [Operation.SPEECH]: { path: OPERATIONS[Operation.SPEECH].path, forward: forwardMediaJson },
+    [Operation.EMBEDDING]: { path: OPERATIONS[Operation.EMBEDDING].path, forward: forwardJson },
+    [Operation.RERANK]: { path: OPERATIONS[Operation.RERANK].path, forward: forwardJson },
+    [Operation.RESPONSE]: { path: OPERATIONS[Operation.RESPONSE].path, forward: forwardJson },
+    [Operation.MESSAGE]: { path: OPERATIONS[Operation.MESSAGE].path, forward: forwardJson },
+    [Operation.COUNT_TOKENS]: { path: OPERATIONS[Operation.COUNT_TOKENS].path, forward: forwardJson },
+    [Operation.TRANSLATION]: { path: OPERATIONS[Operation.TRANSLATION].path, forward: forwardMediaForm },
   },
+  // whisper.cpp transcribes and translates (to English) on one route, told apart by its `translate` field.
   whispercpp: {
     [Operation.TRANSCRIPTION]: {
       path: WHISPER_CPP_INFERENCE_PATH,
-      forward: forwardTranslated((call) => whisperCppRequest(parseFormFields(call.body), call.media, call.stream)),
+      forward: forwardTranslated((call) => whisperCppRequest(parseFormFields(call.body), call.media, call.stream, "transcribe")),
+    },
+    [Operation.TRANSLATION]: {
+      path: WHISPER_CPP_INFERENCE_PATH,
+      forward: forwardTranslated((call) => whisperCppRequest(parseFormFields(call.body), call.media, call.stream, "translate")),
     },
   },
   automatic1111: {

@@ -51,6 +51,7 @@ describe("whisper.cpp adapter", () => {
     expect(p.form.fields).to.deep.equal([
       ["response_format", "verbose_json"],
       ["language", "auto"],
+      ["translate", "false"],
       ["prompt", "JFK"],
       ["temperature", "0.2"],
       ["beam_size", "5"],
@@ -60,10 +61,36 @@ describe("whisper.cpp adapter", () => {
     expect(plan([["language", "de"]]).form.fields).to.deep.equal([
       ["response_format", "json"],
       ["language", "de"],
+      ["translate", "false"],
     ]);
     expect(plan([["timestamp_granularities[]", "word"]])).to.deep.include({ segments: false, words: true });
     expect(plan([], true).stream, "json streams").to.equal(true);
     expect(plan([["response_format", "srt"]], true).stream, "srt does not").to.equal(false);
+  });
+
+  it("asks for a translation with translate=true, whatever the client put in that field, and for a transcript with false", () => {
+    const translation = whisperCppPlan(
+      [
+        ["model", "whisper-large-v3"],
+        ["translate", "false"],
+        ["prompt", "JFK"],
+      ],
+      [AUDIO],
+      false,
+      "translate",
+    );
+    expect((translation as WhisperCppPlan).form.fields).to.deep.equal([
+      ["response_format", "json"],
+      ["language", "auto"],
+      ["translate", "true"],
+      ["prompt", "JFK"],
+    ]);
+    expect(plan([["translate", "true"]]).form.fields, "a transcription stays one on a server started with --translate").to.deep.equal([
+      ["response_format", "json"],
+      ["language", "auto"],
+      ["translate", "false"],
+    ]);
+    expect(() => whisperCppPlan([], [], false, "translate")).to.throw("a translation takes exactly one audio file, got none");
   });
 
   it("refuses a response format whisper.cpp cannot give, as the client's error", () => {

@@ -14,7 +14,8 @@ import { mediaType } from "./upstream-client.js";
 
 /*
  * whisper.cpp's `server` example (examples/server) transcribes with `POST /inference`, a multipart form: `file`, and
- * optional `response_format` (json, text, srt, verbose_json, vtt), `language` ("auto" detects), `prompt`,
+ * optional `response_format` (json, text, srt, verbose_json, vtt), `language` ("auto" detects), `translate` ("true"
+ * translates the speech to English instead; the server's --translate flag sets its default), `prompt`,
  * `temperature`, `temperature_inc` and its own decoding fields (beam_size, best_of, no_timestamps, diarize, ...). It
  * has no model list: it serves the one model it was started with. Its quirks, which this adapter absorbs: input
  * errors come back as HTTP 200 with `{"error": "..."}`; text is labelled text/html, srt application/x-subrip;
@@ -33,6 +34,7 @@ type TranscriptionFormat = (typeof TRANSCRIPTION_FORMATS)[number];
 /** CONSUMED_FIELDS are OpenAI fields the adapter translates or that mean nothing to whisper.cpp. */
 const CONSUMED_FIELDS = [
   "model",
+  "translate",
   "response_format",
   "language",
   "stream",
@@ -43,6 +45,12 @@ const CONSUMED_FIELDS = [
 ];
 
 const TEXT_CONTENT_TYPE = "text/plain; charset=utf-8";
+
+/**
+ * WhisperTask is what the audio is asked for, in whisper's words: its transcript in the language spoken
+ * (/v1/audio/transcriptions), or an English translation (/v1/audio/translations).
+ */
+export type WhisperTask = "transcribe" | "translate";
 
 /** WhisperCppPlan is a transcription as the adapter will ask for it and answer it. */
 export interface WhisperCppPlan {
@@ -56,14 +64,15 @@ export interface WhisperCppPlan {
 }
 
 /**
- * whisperCppRequest translates an OpenAI transcription into an /inference request: the audio as `file`,
- * `response_format` as asked (json by default), `language` as given or "auto" (OpenAI detects the language when none
- * is given; whisper.cpp would assume its start-up language, English by default), and every other field as the client
- * sent it, so that `prompt`, `temperature` and whisper.cpp's own fields reach it. Fields without meaning there
+ * whisperCppRequest translates an OpenAI transcription or translation (task) into an /inference request: the audio
+ * as `file`, `response_format` as asked (json by default), `language` as given or "auto" (OpenAI detects the language
+ * when none is given; whisper.cpp would assume its start-up language, English by default), `translate` as the task
+ * says (always sent, so that a server started with --translate still transcribes), and every other field as the
+ * client sent it, so that `prompt`, `temperature` and whisper.cpp's own fields reach it. Fields without meaning there
  * (model, stream, timestamp_granularities[], ...) are left out. A format it cannot produce is the client's error.
  */
-export function whisperCppRequest(fields: FormFields, media: readonly MediaFile[], stream: boolean): Translation {
-  const plan = whisperCppPlan(fields, media, stream);
+export function whisperCppRequest(fields: FormFields, media: readonly MediaFile[], stream: boolean, task: WhisperTask): Translation {
+  const plan = whisperCppPlan(fields, media, stream, task);
   if ("kind" in plan) return plan;
   return {
     body: { kind: "form", form: plan.form },
@@ -72,8 +81,13 @@ export function whisperCppRequest(fields: FormFields, media: readonly MediaFile[
 }
 
 /** whisperCppPlan is what whisperCppRequest asks for and how it answers, or the client's error. */
-export function whisperCppPlan(fields: FormFields, media: readonly MediaFile[], stream: boolean): WhisperCppPlan | TranslatedAnswer {
-  const { audio } = mediaFor(Operation.TRANSCRIPTION, media);
+export function whisperCppPlan(
+  fields: FormFields,
+  media: readonly MediaFile[],
+  stream: boolean,
+  task: WhisperTask = "transcribe",
+): WhisperCppPlan | TranslatedAnswer {
+  const { audio } = mediaFor(task === "translate" ? Operation.TRANSLATION : Operation.TRANSCRIPTION, media);
   const requested = fieldValue(fields, "response_format") ?? "json";
   if (!(TRANSCRIPTION_FORMATS as readonly string[]).includes(requested)) {
     return invalidRequestAnswer(`response_format must be one of ${TRANSCRIPTION_FORMATS.join(", ")}`, "response_format");
@@ -86,6 +100,7 @@ export function whisperCppPlan(fields: FormFields, media: readonly MediaFile[], 
       fields: [
         ["response_format", format],
         ["language", language === undefined || language === "" ? "auto" : language],
+        ["translate", task === "translate" ? "true" : "false"],
         ...withoutFields(fields, CONSUMED_FIELDS),
       ],
       files: audio.map((file) => ({ field: "file", file })),
