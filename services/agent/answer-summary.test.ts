@@ -9,8 +9,8 @@ import { SseParser } from "./sse-parser.js";
 const CHAT = { operation: Operation.CHAT_COMPLETION, body: new Uint8Array(0) };
 const SAMPLES = fileURLToPath(new URL("../../test/fixtures/llama-server", import.meta.url));
 
-function summarizeStream(name: string): ReturnType<StreamSummary["trailer"]> {
-  const summary = new StreamSummary(CHAT);
+function summarizeStream(name: string, operation = Operation.CHAT_COMPLETION): ReturnType<StreamSummary["trailer"]> {
+  const summary = new StreamSummary({ ...CHAT, operation });
   for (const event of new SseParser().push(readFileSync(`${SAMPLES}/${name}`))) summary.observe(event.data);
   return summary.trailer();
 }
@@ -99,6 +99,90 @@ describe("answer summaries", () => {
     });
   });
 
+  describe("embeddings, rerank, responses, messages and count_tokens", () => {
+    const sample = (name: string): unknown => JSON.parse(readFileSync(`${SAMPLES}/${name}.body`, "utf8"));
+    const tokens = (promptTokens: number, completionTokens: number, cachedPromptTokens = 0, reasoningTokens = 0) => ({
+      promptTokens,
+      completionTokens,
+      totalTokens: promptTokens + completionTokens,
+      cachedPromptTokens,
+      reasoningTokens,
+    });
+
+    it("reads the prompt tokens of llama-server's embeddings and of a rerank answer", () => {
+      expect(summarizeJsonAnswer(sample("embeddings"), Operation.EMBEDDING)).to.deep.equal({ usage: tokens(13, 0), finishReasons: [] });
+      const rerank = {
+        model: "tiny-rerank",
+        object: "list",
+        usage: { prompt_tokens: 21, total_tokens: 21 },
+        results: [{ index: 0, relevance_score: 0.9 }],
+      };
+      expect(summarizeJsonAnswer(rerank, Operation.RERANK)).to.deep.equal({ usage: tokens(21, 0), finishReasons: [] });
+    });
+
+    it("reads a response's usage and status, non-streamed and from a stream's response.completed", () => {
+      expect(summarizeJsonAnswer(sample("responses"), Operation.RESPONSE)).to.deep.equal({
+        usage: tokens(18, 12),
+        finishReasons: ["stop"],
+      });
+      expect(summarizeStream("responses_stream.body", Operation.RESPONSE)).to.deep.equal({
+        usage: tokens(18, 6, 17),
+        finishReasons: ["stop"],
+      });
+      const incomplete = {
+        object: "response",
+        status: "incomplete",
+        incomplete_details: { reason: "max_output_tokens" },
+        usage: { input_tokens: 9, output_tokens: 64, total_tokens: 73, output_tokens_details: { reasoning_tokens: 60 } },
+      };
+      expect(summarizeJsonAnswer(incomplete, Operation.RESPONSE)).to.deep.equal({ usage: tokens(9, 64, 0, 60), finishReasons: ["length"] });
+      const called = { object: "response", status: "completed", output: [{ type: "function_call", name: "f", arguments: "{}" }] };
+      expect(summarizeJsonAnswer(called, Operation.RESPONSE)).to.deep.equal({ finishReasons: ["tool_calls"] });
+      const stream = new StreamSummary({ ...CHAT, operation: Operation.RESPONSE });
+      stream.observe(Buffer.from(JSON.stringify({ type: "response.created", response: { status: "in_progress", usage: null } })));
+      stream.observe(Buffer.from(JSON.stringify({ type: "response.output_text.delta", delta: 'say ".completed"' })));
+      expect(stream.trailer(), "nothing before the response ends").to.deep.equal({ finishReasons: [] });
+      const filtered = { status: "incomplete", incomplete_details: { reason: "content_filter" } };
+      stream.observe(Buffer.from(JSON.stringify({ type: "response.incomplete", response: filtered })));
+      expect(stream.trailer()).to.deep.equal({ finishReasons: ["content_filter"] });
+    });
+
+    it("adds the cache's tokens to a message's prompt, and spells its stop reason as chat's, non-streamed and streamed", () => {
+      expect(summarizeJsonAnswer(sample("messages"), Operation.MESSAGE)).to.deep.equal({
+        usage: tokens(18, 12, 17),
+        finishReasons: ["length"],
+      });
+      expect(summarizeJsonAnswer(sample("messages_missing_max_tokens"), Operation.MESSAGE)).to.deep.equal({
+        usage: tokens(16, 133, 8),
+        finishReasons: ["stop"],
+      });
+      expect(summarizeStream("messages_stream.body", Operation.MESSAGE)).to.deep.equal({
+        usage: tokens(18, 6, 17),
+        finishReasons: ["length"],
+      });
+      const stream = new StreamSummary({ ...CHAT, operation: Operation.MESSAGE });
+      const start = { type: "message_start", message: { stop_reason: null, usage: { input_tokens: 5, output_tokens: 1 } } };
+      stream.observe(Buffer.from(JSON.stringify(start)));
+      const delta = {
+        type: "message_delta",
+        delta: { stop_reason: "tool_use", stop_sequence: null },
+        usage: { output_tokens: 30, input_tokens: 5, cache_creation_input_tokens: 100, cache_read_input_tokens: 0 },
+      };
+      stream.observe(Buffer.from(JSON.stringify(delta)));
+      expect(stream.trailer(), "message_delta's input fields, when it has them, count too").to.deep.equal({
+        usage: tokens(105, 30),
+        finishReasons: ["tool_calls"],
+      });
+    });
+
+    it("counts no usage for count_tokens: the tokens it counts are its answer", () => {
+      expect(summarizeJsonAnswer(sample("messages_count_tokens"), Operation.COUNT_TOKENS)).to.deep.equal({ finishReasons: [] });
+      expect(summarizeJsonAnswer({ input_tokens: 5, usage: { input_tokens: 5 } }, Operation.COUNT_TOKENS)).to.deep.equal({
+        finishReasons: [],
+      });
+    });
+  });
+
   describe("media", () => {
     const call = (operation: Operation, body: unknown = {}) => ({ operation, body: Buffer.from(JSON.stringify(body)) });
 
@@ -114,6 +198,12 @@ describe("answer summaries", () => {
         audioSeconds: 4,
       });
       expect(transcription({ task: "transcribe", duration: 3.52, text: "hi" }).usage).to.deep.equal({ audioSeconds: 3.52 });
+      expect(
+        summarizeJsonAnswer({ task: "translate", duration: 2.5, text: "hi" }, Operation.TRANSLATION).usage,
+        "a translation",
+      ).to.deep.equal({
+        audioSeconds: 2.5,
+      });
       const tokens = { type: "tokens", input_tokens: 14, output_tokens: 3, total_tokens: 17 };
       expect(transcription({ text: "hi", usage: tokens }).usage, "gpt-4o-transcribe counts tokens, not seconds").to.deep.equal({
         promptTokens: 14,
