@@ -16,8 +16,9 @@ import { SERVICE_TYPE_NAMES } from "../shared/inference-catalog.js";
 export const OPENAPI_INFO = {
   title: "infermesh gateway",
   description:
-    "An OpenAI-compatible façade over the infermesh inference mesh. Every /v1 endpoint and the agent heartbeat take " +
-    "an API key as 'Authorization: Bearer KEY'.",
+    "An OpenAI-compatible façade over the infermesh inference mesh, with Anthropic's Messages API beside it. Every /v1 " +
+    "endpoint and the agent heartbeat take an API key as 'Authorization: Bearer KEY'; the Anthropic routes " +
+    "(/v1/messages) take it as 'x-api-key: KEY' too, and answer errors in Anthropic's envelope.",
   version: "0.1.0",
 } as const;
 
