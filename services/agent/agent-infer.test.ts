@@ -10,6 +10,7 @@ import type { UpstreamSettings } from "./agent-config.js";
 import { type AgentFixture, startAgentFixture } from "./test-support/agent-fixture.js";
 import {
   type FakeHandler,
+  type FakeRequest,
   type FakeUpstream,
   llamaServer,
   replay,
@@ -70,6 +71,13 @@ describe("agent Infer (stock grpc-js client)", () => {
   let agent: Agent;
   let client: StockClient;
   let token: string;
+  /** discoveryRequests counts the requests discovery made before the agent was ready. */
+  let discoveryRequests = 0;
+
+  /** calls are the requests the upstream received since the agent was ready: the calls, not discovery's questions. */
+  function calls(): FakeRequest[] {
+    return upstream.requests.slice(discoveryRequests);
+  }
 
   /**
    * startAgent starts a fake llama-server and an agent of it, attached to a gateway of the registry all these tests
@@ -85,6 +93,7 @@ describe("agent Infer (stock grpc-js client)", () => {
       agent: { hostname: "test-host", ...(clock ? { clock } : {}) },
     });
     ({ apiKey, agent, client, token } = fixture);
+    discoveryRequests = upstream.requests.length;
   }
 
   before(async () => {
@@ -149,7 +158,7 @@ describe("agent Infer (stock grpc-js client)", () => {
         totalTokens: 60,
         cachedPromptTokens: 8,
       });
-      const seen = upstream.requests.find((r) => r.method === "POST");
+      const seen = calls().find((r) => r.method === "POST");
       expect(seen?.path).to.equal("/v1/chat/completions");
       expect(seen?.body, "the body reaches the upstream untouched").to.deep.equal(body);
       expect(seen?.headers).to.include({ "content-type": "application/json", "x-request-id": "req-42" });
@@ -202,7 +211,7 @@ describe("agent Infer (stock grpc-js client)", () => {
         expect(result.status.details).to.equal("AgentService takes the mesh token: it serves the mesh's gateways only");
         expect(result.parts).to.deep.equal([]);
       }
-      expect(upstream.requests.filter((r) => r.method === "POST")).to.deep.equal([]);
+      expect(calls()).to.deep.equal([]);
     });
 
     it("matches the model case-insensitively, answers NOT_FOUND for a model it lacks or lacks with the operation's type", async () => {
@@ -216,7 +225,7 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(audio.status.details).to.equal(`no stt upstream of this agent serves model '${MODEL}'`);
       const unspecified = await infer(client, { operation: "OPERATION_UNSPECIFIED", model: MODEL, body: chatBody(MODEL) }, token);
       expect(unspecified.status.code).to.equal(grpc.status.UNIMPLEMENTED);
-      expect(upstream.requests.filter((r) => r.method === "POST")).to.have.length(1);
+      expect(calls()).to.have.length(1);
     });
 
     it("passes an upstream 4xx through as the upstream's own answer", async () => {
@@ -351,10 +360,7 @@ describe("agent Infer (stock grpc-js client)", () => {
       second.call.cancel();
       await waitFor("the queue to empty", () => agent.load().queued === 0);
       expect((await second.done).status.code).to.equal(grpc.status.CANCELLED);
-      expect(
-        upstream.requests.filter((r) => r.method === "POST"),
-        "the cancelled waiter never reached the upstream",
-      ).to.have.length(1);
+      expect(calls(), "the cancelled waiter never reached the upstream").to.have.length(1);
       first.call.cancel();
       await waitFor("the slot to free", () => agent.load().inFlight === 0);
     });

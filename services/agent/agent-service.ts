@@ -12,8 +12,8 @@ import type { AbortableCall, CallTracker } from "./call-tracker.js";
 import { type ConcurrencyLimiter, QueueFullError, type Release } from "./concurrency-limiter.js";
 import type { InferResponseInit } from "./inference-parts.js";
 import type { ServeCall } from "./mesh-link.js";
-import { isConnectionFailure } from "./model-discovery.js";
 import type { UpstreamClient } from "./upstream-client.js";
+import { isConnectionFailure } from "./upstream-failure.js";
 import { type UpstreamRoute, upstreamRoute } from "./upstream-routes.js";
 import { type Candidate, selectUpstream } from "./upstream-selection.js";
 

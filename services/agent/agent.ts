@@ -5,6 +5,7 @@ import { ProviderState, Visibility } from "../../gen/infermesh/v1/registry_pb.js
 import { type Clock, systemClock } from "../shared/clock.js";
 import { MEDIA_MAX_MESSAGE_BYTES } from "../shared/grpc/message-limits.js";
 import type { HostPort } from "../shared/host-port.js";
+import { serviceTypeName } from "../shared/inference-catalog.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
 import { trustedCas } from "../shared/tls-files.js";
@@ -198,7 +199,7 @@ export function createAgent(options: AgentOptions): Agent {
           type: upstream.config.type,
           up: states[index]?.up ?? false,
           ...(states[index]?.cause === undefined ? {} : { cause: states[index]?.cause }),
-          models: upstream.models.map((model) => ({ id: model.id, type: upstream.config.type })),
+          models: upstream.models.map((model) => ({ id: model.id, type: serviceTypeName(model.serviceType) })),
         })),
       },
       "agent ready",

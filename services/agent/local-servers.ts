@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { SERVICE_TYPE_NAMES } from "../shared/inference-catalog.js";
 import type { UpstreamSettings, UpstreamType } from "./agent-config.js";
-import { parseLlamaProps, parseOpenAiModelList, serviceTypeByName } from "./upstream-models.js";
+import { isOllamaVersion, parseLlamaProps, parseOpenAiModelList, serviceTypeByName } from "./upstream-models.js";
 
 /**
  * LOCAL_SERVER_PORTS are the ports local model servers listen on unless told otherwise: llama.cpp's llama-server and
@@ -16,8 +16,9 @@ export const DEFAULT_LOCAL_PROBE_TIMEOUT_MS = 1_000;
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
 /**
- * SINGLE_TYPE_ENGINES serve chat and completions only (embeddings too, which the mesh counts as "llm"), whatever
- * their models are called. Other servers (vLLM, LocalAI, unknown ones) may serve transcription, speech or images.
+ * SINGLE_TYPE_ENGINES serve chat and completions only (embeddings and rerank too, which an llm upstream advertises
+ * under their own types), whatever their models are called. Other servers (vLLM, LocalAI, unknown ones) may serve
+ * transcription, speech or images.
  */
 const SINGLE_TYPE_ENGINES: ReadonlySet<string> = new Set(["llamacpp", "ollama", "lmstudio"]);
 
@@ -60,8 +61,9 @@ export interface DiscoveredServer extends Pick<UpstreamSettings, "type" | "url" 
  * server answers: llama-server's `GET /props`, Ollama's `GET /api/version`, LocalAI's `GET /.well-known/localai.json`,
  * LM Studio's `GET /api/v0/models`; it is left out when none answers. Each model's type is the one the server states
  * for it, else "llm" on a server that serves nothing else, else the one its id suggests (serviceTypeByName), else
- * "llm". The answer is in port order, then in the order of SERVICE_TYPE_NAMES. Only loopback is probed: the agent
- * advertises what it finds, and a server elsewhere on the network is not the provider's to offer.
+ * "llm"; embedding and rerank models are the llm upstream's (see upstreamTypeOf). The answer is in port order, then
+ * in the order of SERVICE_TYPE_NAMES. Only loopback is probed: the agent advertises what it finds, and a server
+ * elsewhere on the network is not the provider's to offer.
  */
 export async function discoverLocalServers(options: DiscoverLocalServersOptions = {}): Promise<DiscoveredServer[]> {
   const host = options.host ?? DEFAULT_LOCAL_HOST;
@@ -110,7 +112,7 @@ async function probeServer(url: string, get: LocalFetch, timeoutMs: number): Pro
   const byType = new Map<UpstreamType, string[]>();
   for (const model of listing.models) {
     const suggested = engine !== undefined && SINGLE_TYPE_ENGINES.has(engine) ? "llm" : serviceTypeByName(model.id);
-    const type = model.serviceType ?? suggested ?? "llm";
+    const type = upstreamTypeOf(model.serviceType ?? suggested ?? "llm");
     byType.set(type, [...(byType.get(type) ?? []), model.id]);
   }
   if (byType.size === 0) byType.set("llm", []);
@@ -120,6 +122,15 @@ async function probeServer(url: string, get: LocalFetch, timeoutMs: number): Pro
   });
 }
 
+/**
+ * upstreamTypeOf is the upstream that serves models of a type: embedding and rerank models are the llm upstream's,
+ * which advertises them under their own types (see advertisedType), so that one upstream serves what one server
+ * serves with the same engine.
+ */
+function upstreamTypeOf(type: UpstreamType): UpstreamType {
+  return type === "embedding" || type === "rerank" ? "llm" : type;
+}
+
 /** identifyEngine asks a server whose model list does not name it the questions only one engine answers. */
 async function identifyEngine(url: string, get: LocalFetch, timeoutMs: number): Promise<string | undefined> {
   const [props, ollama, localAi, lmStudio] = await Promise.all(
@@ -127,8 +138,7 @@ async function identifyEngine(url: string, get: LocalFetch, timeoutMs: number): 
   );
   const json = (answer: JsonAnswer | undefined) => (answer?.status === 200 ? answer.json : undefined);
   if (parseLlamaProps(json(props)) !== undefined) return "llamacpp";
-  const version = json(ollama);
-  if (isObject(version) && typeof version["version"] === "string" && Object.keys(version).length === 1) return "ollama";
+  if (isOllamaVersion(json(ollama))) return "ollama";
   const wellKnown = json(localAi);
   if (isObject(wellKnown) && typeof wellKnown["version"] === "string" && isObject(wellKnown["endpoints"])) return "localai";
   const native = json(lmStudio);

@@ -5,7 +5,7 @@ import { waitFor } from "../../test/support/wait-for.js";
 import { createLogger } from "../shared/logger.js";
 import { createSimulator, type Simulator } from "../sim/simulator.js";
 import { DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, type UpstreamConfig, type UpstreamSettings } from "./agent-config.js";
-import { isConnectionFailure, ModelDiscovery } from "./model-discovery.js";
+import { ModelDiscovery } from "./model-discovery.js";
 import { type FakeHandler, type FakeUpstream, llamaServer, replay, sampleBody, startFakeUpstream } from "./test-support/fake-upstream.js";
 import { UpstreamClient } from "./upstream-client.js";
 import { advertisedModels, servingUpstreams } from "./upstream-models.js";
@@ -65,7 +65,7 @@ describe("model discovery against a fake upstream", () => {
     return discoverAll([{ type: "llm", url: upstream.url, ...settings }]);
   }
 
-  function discoverAll(upstreams: readonly UpstreamSettings[]): ModelDiscovery {
+  function discoverAll(upstreams: readonly UpstreamSettings[], requestTimeoutMs?: number): ModelDiscovery {
     const targets = upstreams.map((settings) => {
       const config = upstreamConfig(settings);
       const client = new UpstreamClient({ url: config.url, apiKey: config.apiKey, connections: 2, timeoutMs: 2_000 });
@@ -78,9 +78,32 @@ describe("model discovery against a fake upstream", () => {
       log,
       intervalMs: 30_000,
       initialBackoffMs: 1_000,
+      ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
       onChange: () => changes++,
     });
     return discovery;
+  }
+
+  /** nextCheck runs the check due in ms and waits until it has finished, its next one planned. */
+  async function nextCheck(ms: number, what: string): Promise<void> {
+    const seen = upstream.requests.length;
+    clock.advance(ms);
+    await waitFor(what, () => upstream.requests.length > seen && clock.pendingTimers === 1);
+  }
+
+  /** features lists each advertised model as "TYPE id: features". */
+  function features(d: ModelDiscovery): string[] {
+    return d.models().map((m) => `${ServiceType[m.serviceType]} ${m.id}: ${m.supportedFeatures.join(" ")}`);
+  }
+
+  /** requestsSeen lists the requests the upstream received as "METHOD path body", the body when there is one. */
+  function requestsSeen(): string[] {
+    return upstream.requests.map((r) => `${r.method} ${r.path}${r.body.length > 0 ? ` ${r.body.toString("utf8")}` : ""}`);
+  }
+
+  /** gets lists the paths of the GET requests the upstream received: the listing's, not the probes'. */
+  function gets(): string[] {
+    return upstream.requests.filter((r) => r.method === "GET").map((r) => r.path);
   }
 
   /** modelsByType lists each upstream's models as "type id" pairs, in configuration order. */
@@ -102,17 +125,25 @@ describe("model discovery against a fake upstream", () => {
     await upstream.close();
   });
 
-  it("reads llama-server's OpenAI list and its /props: id, type, modalities, features, its serving context and size", async () => {
+  it("reads llama-server's OpenAI list, its /props and its probes: id, type, modalities, protocols, its serving context and size", async () => {
     const d = discover();
     await d.start();
-    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(["GET /v1/models", "GET /props"]);
+    expect(requestsSeen()).to.deep.equal([
+      "GET /v1/models",
+      "GET /props",
+      'POST /v1/embeddings {"model":"models/tiny-random.gguf","input":"infermesh probe"}',
+      'POST /v1/rerank {"model":"models/tiny-random.gguf","query":"infermesh","documents":["probe"]}',
+      "POST /v1/responses {}",
+      "POST /v1/messages {}",
+      "POST /v1/messages/count_tokens {}",
+    ]);
     const [model] = d.models();
     expect(model).to.deep.include({
       id: "models/tiny-random.gguf",
       serviceType: ServiceType.LLM,
       inputModalities: [Modality.TEXT],
       outputModalities: [Modality.TEXT],
-      supportedFeatures: [],
+      supportedFeatures: ["responses", "messages", "count_tokens"],
       contextLength: 256,
       engine: "llamacpp",
       parameterCount: 4178240n,
@@ -156,7 +187,14 @@ describe("model discovery against a fake upstream", () => {
     };
     const d = discover();
     await d.start();
-    expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/v1/models", "/api/tags"]);
+    expect(upstream.requests.map((r) => r.path)).to.deep.equal([
+      "/v1/models",
+      "/api/tags",
+      "/api/show",
+      "/v1/responses",
+      "/v1/messages",
+      "/v1/messages/count_tokens",
+    ]);
     expect(d.models()[0]).to.deep.include({
       id: "llama3.2:latest",
       engine: "ollama",
@@ -269,7 +307,12 @@ describe("model discovery against a fake upstream", () => {
     const d = discover();
     await d.start();
     expect(d.models().map((m) => [m.id, m.inputModalities, m.supportedFeatures, m.engine])).to.deep.equal([
-      ["models/tiny-random.gguf", [Modality.TEXT, Modality.IMAGE, Modality.AUDIO], ["vision", "tools"], "llamacpp"],
+      [
+        "models/tiny-random.gguf",
+        [Modality.TEXT, Modality.IMAGE, Modality.AUDIO],
+        ["vision", "tools", "responses", "messages", "count_tokens"],
+        "llamacpp",
+      ],
     ]);
     d.stop();
 
@@ -285,15 +328,20 @@ describe("model discovery against a fake upstream", () => {
       request.path === "/props" ? answerJson(200, capable)(request, response) : answerJson(200, unnamed)(request, response);
     const unknown = discover();
     await unknown.start();
-    expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/v1/models", "/props"]);
+    expect(gets()).to.deep.equal(["/v1/models", "/props"]);
     expect(unknown.models().map((m) => [m.id, m.inputModalities, m.supportedFeatures, m.engine])).to.deep.equal([
-      ["local-model", [Modality.TEXT, Modality.IMAGE, Modality.AUDIO], ["vision", "tools"], "llamacpp"],
+      [
+        "local-model",
+        [Modality.TEXT, Modality.IMAGE, Modality.AUDIO],
+        ["vision", "tools", "responses", "messages", "count_tokens"],
+        "llamacpp",
+      ],
     ]);
     unknown.stop();
 
     // A server without /props keeps its listing as it is.
     upstream.handler = (request, response) =>
-      request.path === "/props" ? replay(response, "err_404") : answerJson(200, unnamed)(request, response);
+      request.path === "/v1/models" ? answerJson(200, unnamed)(request, response) : replay(response, "err_404");
     const plain = discover();
     await plain.start();
     expect(plain.states()[0]?.up).to.equal(true);
@@ -321,7 +369,174 @@ describe("model discovery against a fake upstream", () => {
     upstream.handler = answerJson(200, { object: "list", data: [{ id: "Qwen/Qwen3-8B", object: "model", owned_by: "vllm" }] });
     const vllm = discover();
     await vllm.start();
-    expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/v1/models", "/v1/models", "/v1/models"]);
+    expect(gets()).to.deep.equal(["/v1/models", "/v1/models", "/v1/models"]);
+  });
+
+  describe("what the model list leaves unsaid", () => {
+    it("advertises a llama-server started with --embeddings as an embedding model, found by asking it to embed", async () => {
+      upstream.handler = llamaServer("embeddings");
+      const d = discover();
+      await d.start();
+      expect(requestsSeen(), "its list and props say nothing of it; no protocol is asked of a server with no chat model").to.deep.equal([
+        "GET /v1/models",
+        "GET /props",
+        'POST /v1/embeddings {"model":"tiny-embed","input":"infermesh probe"}',
+      ]);
+      expect(
+        d.models().map((m) => [m.id, m.serviceType, m.inputModalities, m.outputModalities, m.supportedFeatures, m.contextLength, m.engine]),
+      ).to.deep.equal([["tiny-embed", ServiceType.EMBEDDING, [Modality.TEXT], [], [], 2048, "llamacpp"]]);
+    });
+
+    it("advertises an older llama-server's model as an llm without the protocols it answers 404 for", async () => {
+      upstream.handler = llamaServer("older");
+      const d = discover();
+      await d.start();
+      expect(upstream.requests.map((r) => r.path)).to.deep.equal([
+        "/v1/models",
+        "/props",
+        "/v1/embeddings",
+        "/v1/rerank",
+        "/v1/responses",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+      ]);
+      expect(features(d)).to.deep.equal(["LLM models/tiny-random.gguf: "]);
+    });
+
+    it("asks once, until the server lists other models or goes down: the next checks ask for the list and props only", async () => {
+      const d = discover();
+      await d.start();
+      expect(features(d)).to.deep.equal(["LLM models/tiny-random.gguf: responses messages count_tokens"]);
+
+      upstream.requests.length = 0;
+      await nextCheck(30_000, "the next check");
+      expect(requestsSeen()).to.deep.equal(["GET /v1/models", "GET /props"]);
+      expect(features(d)).to.deep.equal(["LLM models/tiny-random.gguf: responses messages count_tokens"]);
+
+      upstream.requests.length = 0;
+      upstream.handler = llamaServer("embeddings");
+      await nextCheck(30_000, "the check of a server that lists another model");
+      expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/v1/models", "/props", "/v1/embeddings"]);
+      expect(features(d)).to.deep.equal(["EMBEDDING tiny-embed: "]);
+
+      upstream.handler = answerJson(503, { error: { code: 503, message: "Loading model", type: "unavailable_error" } });
+      await nextCheck(30_000, "the check that finds it down");
+      expect(d.states()[0]?.up).to.equal(false);
+      upstream.requests.length = 0;
+      upstream.handler = llamaServer("embeddings");
+      await nextCheck(1_000, "the check that finds it back, with the same list");
+      expect(
+        upstream.requests.map((r) => r.path),
+        "what comes back may be another server: it is asked again",
+      ).to.deep.equal(["/v1/models", "/props", "/v1/embeddings"]);
+      expect(features(d)).to.deep.equal(["EMBEDDING tiny-embed: "]);
+    });
+
+    it("in router mode asks only the loaded models, and the protocols once; the others go by their ids", async () => {
+      const router = {
+        object: "list",
+        data: [
+          { id: "qwen3-8b", status: { value: "loaded" } },
+          { id: "bge-m3", status: { value: "loaded", args: ["--embeddings"] } },
+          { id: "nomic-embed-text-v1.5", status: { value: "unloaded" } },
+          { id: "gemma-3-4b", status: { value: "loading" } },
+          { id: "bge-reranker-v2-m3", status: { value: "unloaded" } },
+        ].map((entry) => ({ ...entry, object: "model", owned_by: "llamacpp" })),
+      };
+      upstream.handler = (request, response) => {
+        if (request.path === "/v1/models") return answerJson(200, router)(request, response);
+        const { model } = JSON.parse(request.body.toString("utf8") || "{}") as { model?: string };
+        if (request.path === "/v1/embeddings" && model === "bge-m3") return replay(response, "embeddings_single");
+        llamaServer()(request, response);
+      };
+      const d = discover();
+      await d.start();
+      expect(upstream.requests.map((r) => `${r.path} ${JSON.parse(r.body.toString("utf8") || "{}").model ?? ""}`)).to.deep.equal([
+        "/v1/models ",
+        "/v1/embeddings qwen3-8b",
+        "/v1/rerank qwen3-8b",
+        "/v1/embeddings bge-m3",
+        "/v1/responses ",
+        "/v1/messages ",
+        "/v1/messages/count_tokens ",
+      ]);
+      expect(features(d)).to.deep.equal([
+        "LLM qwen3-8b: responses messages count_tokens",
+        "EMBEDDING bge-m3: ",
+        "EMBEDDING nomic-embed-text-v1.5: ",
+        "LLM gemma-3-4b: responses messages count_tokens",
+        "RERANK bge-reranker-v2-m3: ",
+      ]);
+    });
+
+    it("asks Ollama's /api/show what each model does, never its embeddings, which it computes with chat models too", async () => {
+      const shown: Readonly<Record<string, readonly string[]>> = {
+        "llama3.2-vision:latest": ["completion", "tools", "vision"],
+        "nomic-embed-text:latest": ["embedding"],
+      };
+      let listed = Object.keys(shown);
+      upstream.handler = (request, response) => {
+        const { model } = JSON.parse(request.body.toString("utf8") || "{}") as { model?: string };
+        if (request.path === "/v1/models") {
+          return answerJson(200, { object: "list", data: listed.map((id) => ({ id, object: "model", owned_by: "library" })) })(
+            request,
+            response,
+          );
+        }
+        if (request.path === "/api/version") return answerJson(200, { version: "0.12.6" })(request, response);
+        if (request.path === "/api/show") return answerJson(200, { details: {}, capabilities: shown[model ?? ""] })(request, response);
+        if (request.path === "/v1/embeddings") return replay(response, "embeddings_single");
+        if (request.path === "/v1/responses") return answerJson(400, { error: { message: "model is required" } })(request, response);
+        response.writeHead(404, { "content-type": "text/plain" });
+        response.end("404 page not found");
+      };
+      const d = discover();
+      await d.start();
+      expect(requestsSeen()).to.deep.equal([
+        "GET /v1/models",
+        "GET /api/version",
+        'POST /api/show {"model":"llama3.2-vision:latest"}',
+        'POST /api/show {"model":"nomic-embed-text:latest"}',
+        "POST /v1/responses {}",
+        "POST /v1/messages {}",
+        "POST /v1/messages/count_tokens {}",
+      ]);
+      expect(d.models().map((m) => [m.id, m.serviceType, m.inputModalities, m.supportedFeatures, m.engine])).to.deep.equal([
+        ["llama3.2-vision:latest", ServiceType.LLM, [Modality.TEXT, Modality.IMAGE], ["vision", "tools", "responses"], "ollama"],
+        ["nomic-embed-text:latest", ServiceType.EMBEDDING, [Modality.TEXT], [], "ollama"],
+      ]);
+      d.stop();
+
+      upstream.requests.length = 0;
+      listed = ["llama3.2-vision:latest"];
+      const single = discover();
+      await single.start();
+      expect(
+        upstream.requests.map((r) => r.path).filter((path) => path === "/v1/embeddings"),
+        "a one-model Ollama is not asked to embed either",
+      ).to.deep.equal([]);
+      expect(single.models().map((m) => [m.id, m.serviceType])).to.deep.equal([["llama3.2-vision:latest", ServiceType.LLM]]);
+    });
+
+    it("makes nothing up from a probe that gets no answer in time, asking again at the next check; a server gone mid-probe is down", async () => {
+      const chat = llamaServer();
+      upstream.handler = (request, response) => (request.path === "/v1/embeddings" ? undefined : chat(request, response));
+      const d = discoverAll([{ type: "llm", url: upstream.url }], 300);
+      await d.start();
+      expect(
+        upstream.requests.map((r) => r.path),
+        "no rerank probe after a silent embeddings probe",
+      ).to.deep.equal(["/v1/models", "/props", "/v1/embeddings", "/v1/responses", "/v1/messages", "/v1/messages/count_tokens"]);
+      expect(features(d), "its type goes by its id").to.deep.equal(["LLM models/tiny-random.gguf: responses messages count_tokens"]);
+
+      upstream.requests.length = 0;
+      upstream.handler = (request, response) =>
+        request.path === "/v1/embeddings" ? resetConnection(request, response) : chat(request, response);
+      await nextCheck(30_000, "the next check");
+      expect(upstream.requests.map((r) => r.path)).to.deep.equal(["/v1/models", "/props", "/v1/embeddings"]);
+      expect(d.states()[0]?.up).to.equal(false);
+      expect(d.states()[0]?.cause).to.match(/closed the connection unexpectedly/);
+    });
   });
 
   it("withdraws a server's models at once when a call cannot reach it, probes it every second, and restores them when it answers", async () => {
@@ -425,8 +640,8 @@ describe("model discovery against a fake upstream", () => {
         { type: "stt", url: own.url },
       ]);
       await d.start();
-      expect(modelsByType(d)).to.deep.equal([
-        ["LLM gpt-4", "LLM text-embedding-ada-002", "LLM kokoro-chat", "LLM mystery"],
+      expect(modelsByType(d), "the llm upstream advertises the embedding model as one").to.deep.equal([
+        ["LLM gpt-4", "EMBEDDING text-embedding-ada-002", "LLM kokoro-chat", "LLM mystery"],
         ["STT whisper-1", "STT speaches-large"],
         localAi.data.map((model) => `STT ${model.id}`),
       ]);
@@ -532,52 +747,5 @@ describe("servingUpstreams", () => {
     expect(advertisedModels(listing, declared, [llm, declared]).map((m) => m.id)).to.deep.equal(["gpt-4", "whisper-1"]);
     expect(advertisedModels(listing, llm, [llm, declared]).map((m) => m.id)).to.deep.equal([]);
     expect(advertisedModels(listing, stt).map((m) => m.id)).to.deep.equal(["gpt-4", "whisper-1"]);
-  });
-});
-
-describe("isConnectionFailure", () => {
-  let upstream: FakeUpstream;
-  let client: UpstreamClient;
-
-  beforeEach(async () => {
-    upstream = await startFakeUpstream();
-    client = new UpstreamClient({ url: upstream.url, apiKey: undefined, connections: 1, timeoutMs: 200 });
-  });
-
-  afterEach(async () => {
-    await client.close();
-    await upstream.close();
-  });
-
-  async function failureOf(): Promise<unknown> {
-    try {
-      const response = await client.get("/v1/models", { signal: new AbortController().signal });
-      await response.body.dump();
-      return undefined;
-    } catch (error) {
-      return error;
-    }
-  }
-
-  it("tells a server that is gone (refused, reset) from one that answers late or with an error status", async () => {
-    upstream.handler = answerJson(500, { error: { code: 500, message: "boom" } });
-    expect(await failureOf(), "an HTTP error status is an answer").to.equal(undefined);
-    upstream.handler = resetConnection;
-    const reset = await failureOf();
-    upstream.handler = () => {};
-    const late = await failureOf();
-    await upstream.close();
-    const refused = await failureOf();
-    expect([reset, late, refused].map((error) => (error as { code?: unknown }).code)).to.deep.equal([
-      "UND_ERR_SOCKET",
-      "UND_ERR_HEADERS_TIMEOUT",
-      "ECONNREFUSED",
-    ]);
-    expect([reset, late, refused].map(isConnectionFailure)).to.deep.equal([true, false, true]);
-    const refusedInside = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
-    expect(isConnectionFailure(new AggregateError([refusedInside], "happy eyeballs"))).to.equal(true);
-    expect(isConnectionFailure(new TypeError("fetch failed", { cause: refusedInside }))).to.equal(true);
-    expect(isConnectionFailure(new Error("the local llm server answered HTTP 503"))).to.equal(false);
-    expect(isConnectionFailure(undefined)).to.equal(false);
   });
 });

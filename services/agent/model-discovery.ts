@@ -14,6 +14,7 @@ import {
   parseOpenAiModelList,
   withLlamaProps,
 } from "./upstream-models.js";
+import { ServerProbes } from "./upstream-probes.js";
 import { WHISPER_CPP_PROBE_PATH } from "./whisper-cpp-adapter.js";
 
 /** DEFAULT_DISCOVERY_TIMEOUT_MS bounds one model-list request; a local server answers it at once even when busy. */
@@ -85,6 +86,8 @@ interface Slot {
   readonly server: string;
   /** sharing are the upstreams on the same server, this one included, in configuration order. */
   readonly sharing: readonly UpstreamConfig[];
+  /** probes are what the server said to the questions its model list leaves open; its upstreams share them. */
+  readonly probes: ServerProbes;
   state: UpstreamState;
   failures: number;
   checked: boolean;
@@ -93,6 +96,8 @@ interface Slot {
   unreachable: boolean;
   /** epoch counts the reported failures, so that a check begun before one does not undo it. */
   epoch: number;
+  /** checking aborts the check in flight, if any. */
+  checking: AbortController | undefined;
 }
 
 /**
@@ -105,9 +110,12 @@ interface Slot {
  *
  * A call that cannot reach an upstream says so through reportUnreachable: its models leave at once, without waiting
  * for the next check, and it is probed every second or so until it answers. A llama-server that serves one model is
- * also asked its `GET /props`, for the model's input modalities and whether its chat template takes tools. Upstreams
- * configured with the same base URL are one server: each model it lists is advertised under one of their types only
- * (see servingUpstreams).
+ * also asked its `GET /props`, for the model's input modalities and whether its chat template takes tools. An
+ * OpenAI-compatible llm upstream's server is asked, once until it goes down or lists other models, the type of each
+ * model it lists without one (an embedding model is listed like a chat model) and which protocols it speaks besides
+ * chat and completions (see ServerProbes); the configuration's capability overrides still win. Upstreams configured
+ * with the same base URL are one server: each model it lists is advertised under one of their types only (see
+ * servingUpstreams).
  */
 export class ModelDiscovery {
   readonly #options: ModelDiscoveryOptions;
@@ -118,16 +126,20 @@ export class ModelDiscovery {
   constructor(options: ModelDiscoveryOptions) {
     this.#options = options;
     const servers = options.targets.map((target) => serverOf(target.config.url));
+    const probes = new Map<string, ServerProbes>();
+    for (const server of servers) if (!probes.has(server)) probes.set(server, new ServerProbes(this.#timeoutMs));
     this.#slots = options.targets.map((target, index) => ({
       target,
       server: servers[index] as string,
       sharing: options.targets.filter((_, other) => servers[other] === servers[index]).map((other) => other.config),
+      probes: probes.get(servers[index] as string) as ServerProbes,
       state: { up: false, models: [], cause: "not checked yet" },
       failures: 0,
       checked: false,
       timer: undefined,
       unreachable: false,
       epoch: 0,
+      checking: undefined,
     }));
   }
 
@@ -146,9 +158,10 @@ export class ModelDiscovery {
   /**
    * reportUnreachable tells discovery that a call could not reach the upstream at upstreamIndex (configuration order):
    * a connection refused, reset or timed out (see isConnectionFailure), not an HTTP error status. The upstream, and
-   * every upstream on the same server, goes down at once, its models withdrawn and onChange told; it is then probed
-   * after unreachableProbeMs, doubling up to maxUnreachableProbeMs, and its models return when it answers. A report
-   * on an upstream that is already down changes nothing.
+   * every upstream on the same server, goes down at once, its models withdrawn, what its server said to the probes
+   * forgotten, a check in flight cut short and onChange told; it is then probed after unreachableProbeMs, doubling
+   * up to maxUnreachableProbeMs, and its models return when it answers. A report on an upstream that is already down
+   * changes nothing.
    */
   reportUnreachable(upstreamIndex: number, cause: string): void {
     const reported = this.#slots[upstreamIndex];
@@ -158,8 +171,11 @@ export class ModelDiscovery {
       if (slot.server !== reported.server || !slot.state.up) continue;
       slot.timer?.cancel();
       slot.epoch++;
+      // A check in flight would be ignored: stop it asking a server that is gone.
+      slot.checking?.abort(new Error("the server was found unreachable"));
       slot.unreachable = true;
       slot.failures = 1;
+      slot.probes.forget();
       slot.state = { up: false, models: [], cause };
       const delayMs = this.#retryDelayMs(slot);
       slot.timer = this.#options.clock.setTimer(() => void this.#check(slot), delayMs);
@@ -202,15 +218,17 @@ export class ModelDiscovery {
     const { config } = slot.target;
     const controller = new AbortController();
     this.#requests.add(controller);
+    slot.checking = controller;
     const epoch = slot.epoch;
     let listing: ModelListing | undefined;
     let cause = "";
     try {
-      listing = await this.#fetchListing(slot.target, controller.signal);
+      listing = await this.#fetchListing(slot, controller.signal);
     } catch (error) {
       cause = error instanceof ListingError ? error.message : describeUpstreamFailure(error, config.url, this.#timeoutMs);
     } finally {
       this.#requests.delete(controller);
+      if (slot.checking === controller) slot.checking = undefined;
     }
     if (this.#stopped || slot.epoch !== epoch) return;
     const previous = slot.state;
@@ -229,6 +247,7 @@ export class ModelDiscovery {
       }
     } else {
       slot.failures++;
+      slot.probes.forget();
       delayMs = this.#retryDelayMs(slot);
       slot.state = { up: false, models: [], cause };
       const fields = { upstream: config.url, type: config.type, cause, retryInMs: delayMs };
@@ -255,7 +274,8 @@ export class ModelDiscovery {
     return this.#options.requestTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS;
   }
 
-  async #fetchListing(target: DiscoveryTarget, signal: AbortSignal): Promise<ModelListing> {
+  async #fetchListing(slot: Slot, signal: AbortSignal): Promise<ModelListing> {
+    const { target } = slot;
     const { config } = target;
     if (config.declare !== undefined) return this.#probe(target, config.declare, signal);
     if (config.kind === "automatic1111") {
@@ -267,10 +287,10 @@ export class ModelDiscovery {
     if (config.kind === "whispercpp") throw new ListingError(`${config.url}: whisper.cpp cannot list its model; declare it`);
     const openAi = await this.#getJson(target, "/v1/models", signal);
     const listing = openAi.json === undefined ? undefined : parseOpenAiModelList(openAi.json);
-    if (listing) return this.#withProps(target, listing, signal);
+    if (listing) return this.#probed(slot, await this.#withProps(target, listing, signal), signal);
     const ollama = await this.#getJson(target, "/api/tags", signal);
     const tags = ollama.json === undefined ? undefined : parseOllamaTags(ollama.json);
-    if (tags) return tags;
+    if (tags) return this.#probed(slot, tags, signal);
     throw new ListingError(`${target.config.url} lists no models: GET /v1/models ${openAi.problem}; GET /api/tags ${ollama.problem}`);
   }
 
@@ -294,13 +314,21 @@ export class ModelDiscovery {
     }
   }
 
+  /** #probed completes an llm upstream's listing with what its server answers to the probes (see ServerProbes). */
+  #probed(slot: Slot, listing: ModelListing, signal: AbortSignal): Promise<ModelListing> {
+    const { config, client } = slot.target;
+    if (config.type !== "llm") return Promise.resolve(listing);
+    return slot.probes.complete(client, listing, config.engine, signal);
+  }
+
   async #probe(target: DiscoveryTarget, declared: readonly string[], signal: AbortSignal): Promise<ModelListing> {
     const { config } = target;
     const path = PROBE_PATHS[config.kind];
     const response = await target.client.get(path, { signal, timeoutMs: this.#timeoutMs });
     await response.body.dump();
     if (response.status >= 500) throw new ListingError(`${config.url} is not ready: GET ${path} answered HTTP ${response.status}`);
-    return { models: declared.map((id) => ({ id })), engine: KIND_ENGINES[config.kind] };
+    // A declared model is the type its upstream says, whatever its id suggests.
+    return { models: declared.map((id) => ({ id, serviceType: config.type })), engine: KIND_ENGINES[config.kind] };
   }
 
   async #getJson(target: DiscoveryTarget, path: string, signal: AbortSignal): Promise<{ json?: unknown; problem: string }> {
@@ -320,40 +348,6 @@ export class ModelDiscovery {
 
 /** LLAMA_PROPS_PATH is where llama-server describes the model it serves. */
 const LLAMA_PROPS_PATH = "/props";
-
-/**
- * CONNECTION_FAILURES are the error codes of a call that could not reach its server or lost it: refused, reset,
- * closed, unreachable, or a connect that timed out. A server that is slow to answer (headers or body timeouts) is
- * busy, not gone, and an HTTP error status is an answer.
- */
-const CONNECTION_FAILURES: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-
-/**
- * isConnectionFailure tells whether an error from a call to an upstream means the server is not there (see
- * CONNECTION_FAILURES): the error the call path hands to reportUnreachable. It looks through `cause` chains and
- * AggregateErrors (happy-eyeballs connects) for the first error that carries a code.
- */
-export function isConnectionFailure(error: unknown): boolean {
-  let current: unknown = error;
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const code = (current as { readonly code?: unknown }).code;
-    if (typeof code === "string") return CONNECTION_FAILURES.has(code);
-    current = current instanceof AggregateError && current.errors.length > 0 ? current.errors[0] : current.cause;
-  }
-  return false;
-}
 
 /** serverOf names the server behind a base URL, so that two spellings of one URL name one server. */
 function serverOf(url: string): string {

@@ -50,3 +50,37 @@ function rootCause(error: unknown): ErrorWithCode {
   }
   return current instanceof Error ? (current as ErrorWithCode) : { message: String(current) };
 }
+
+/**
+ * CONNECTION_FAILURES are the error codes of a call that could not reach its server or lost it: refused, reset,
+ * closed, unreachable, or a connect that timed out. A server that is slow to answer (headers or body timeouts) is
+ * busy, not gone, and an HTTP error status is an answer.
+ */
+const CONNECTION_FAILURES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/**
+ * isConnectionFailure tells whether an error from a call to an upstream means the server is not there (see
+ * CONNECTION_FAILURES): the error the call path hands to reportUnreachable. It looks through `cause` chains and
+ * AggregateErrors (happy-eyeballs connects) for the first error that carries a code.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { readonly code?: unknown }).code;
+    if (typeof code === "string") return CONNECTION_FAILURES.has(code);
+    current = current instanceof AggregateError && current.errors.length > 0 ? current.errors[0] : current.cause;
+  }
+  return false;
+}

@@ -101,17 +101,47 @@ function listen(server: Server, port: number): Promise<number> {
 }
 
 /**
- * llamaServer answers like the captured llama-server: /v1/models and /props, and chat or completions replayed from the samples,
- * streamed ones in small pieces (a few bytes each) so that events arrive split across reads.
+ * LlamaBuild is the llama-server a fake answers like: "chat" was started to chat (the captures' `tiny-llama`: no
+ * embeddings or rerank, a 501 for each), "embeddings" with `--embeddings` (the captures' `tiny-embed`: it embeds, and
+ * still chats), "older" is a build that predates the embeddings, rerank, Responses and Anthropic routes (404 there).
  */
-export function llamaServer(): FakeHandler {
+export type LlamaBuild = "chat" | "embeddings" | "older";
+
+/**
+ * llamaServer answers like the captured llama-server: /v1/models and /props, and chat, completions, embeddings, rerank,
+ * responses, messages and count_tokens replayed from the samples, as the build serves them (see LlamaBuild); streamed
+ * ones in small pieces (a few bytes each) so that events arrive split across reads. A request without what a route
+ * needs (`input`, `messages`) gets the 400 llama-server answers a chat request without messages.
+ */
+export function llamaServer(build: LlamaBuild = "chat"): FakeHandler {
   return (request, response) => {
-    if (request.method === "GET" && request.path === "/v1/models") return replay(response, "models");
+    if (request.method === "GET" && request.path === "/v1/models")
+      return replay(response, build === "embeddings" ? "models_embed" : "models");
     if (request.method === "GET" && request.path === "/props") return replay(response, "props");
-    const body = JSON.parse(request.body.toString("utf8") || "{}") as { stream?: boolean };
-    if (request.path === "/v1/chat/completions") return replay(response, body.stream ? "chat_stream" : "chat_nonstream", 7);
+    const body = JSON.parse(request.body.toString("utf8") || "{}") as { stream?: boolean; input?: unknown; messages?: unknown };
+    if (request.path === "/v1/chat/completions") {
+      if (build === "embeddings") return replay(response, "chat_on_embed_server");
+      return replay(response, body.stream ? "chat_stream" : "chat_nonstream", 7);
+    }
     if (request.path === "/v1/completions") return replay(response, body.stream ? "completions_stream" : "completions", 7);
-    replay(response, "err_404");
+    if (build === "older" || request.method !== "POST") return replay(response, "err_404");
+    switch (request.path) {
+      case "/v1/embeddings":
+        if (build !== "embeddings") return replay(response, "embeddings_on_chat_server");
+        return replay(response, typeof body.input === "string" ? "embeddings_single" : "embeddings");
+      case "/v1/rerank":
+        return replay(response, "rerank");
+      case "/v1/responses":
+        if (body.input === undefined) return replay(response, "err_missing_messages");
+        return replay(response, body.stream ? "responses_stream" : "responses", 7);
+      case "/v1/messages":
+        if (body.messages === undefined) return replay(response, "err_missing_messages");
+        return replay(response, body.stream ? "messages_stream" : "messages", 7);
+      case "/v1/messages/count_tokens":
+        return replay(response, body.messages === undefined ? "err_missing_messages" : "messages_count_tokens");
+      default:
+        return replay(response, "err_404");
+    }
   };
 }
 
