@@ -120,6 +120,15 @@ describe("agent configuration", () => {
   it("reads an upstream's one-line form [TYPE=]URL without mistaking a URL's own '=' for a type", () => {
     expect(parseUpstream("--upstream", "http://h:1/a=b")).to.deep.equal({ type: "llm", url: "http://h:1/a=b" });
     expect(parseUpstream("--upstream", "STT=http://h:2")).to.deep.equal({ type: "stt", url: "http://h:2" });
+    expect(parseUpstream("--upstream", "embedding=http://h:3")).to.deep.equal({ type: "embedding", url: "http://h:3" });
+    expect(parseUpstream("--upstream", "rerank=http://h:4#bge-reranker-v2-m3")).to.deep.equal({
+      type: "rerank",
+      url: "http://h:4",
+      declare: ["bge-reranker-v2-m3"],
+    });
+    expect(usageError(() => parseUpstream("--upstream", "embedding=whispercpp+http://h:5#x"))).to.match(
+      /a whispercpp server serves type stt, not embedding/,
+    );
     expect(usageError(() => parseUpstream("--upstream", "gpu=http://x:1"))).to.match(/--upstream: unknown upstream type 'gpu'/);
     expect(usageError(() => parseUpstream("--upstream", "ftp://x"))).to.match(/--upstream expects an http/);
   });
@@ -155,6 +164,8 @@ describe("agent configuration", () => {
         { kind: "whispercpp", url: "http://127.0.0.1:8081", models: { declare: ["whisper-large-v3"] } },
         { type: "image", kind: "automatic1111", url: "http://127.0.0.1:7860", models: { hide: ["sd_xl_refiner_1.0"] } },
         { type: "tts", url: "http://127.0.0.1:8880", models: { declare: ["kokoro", "tts-1"] } },
+        { type: "embedding", url: "http://127.0.0.1:8090" },
+        { type: "Rerank", url: "http://127.0.0.1:8091", models: { declare: ["bge-reranker-v2-m3"] } },
       ],
     });
     const config = resolveAgentConfig(BASE, fromFile("a.json", file));
@@ -162,6 +173,8 @@ describe("agent configuration", () => {
       ["stt", "whispercpp", ["whisper-large-v3"], []],
       ["image", "automatic1111", undefined, ["sd_xl_refiner_1.0"]],
       ["tts", "openai", ["kokoro", "tts-1"], []],
+      ["embedding", "openai", undefined, []],
+      ["rerank", "openai", ["bge-reranker-v2-m3"], []],
     ]);
   });
 

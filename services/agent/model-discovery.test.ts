@@ -8,7 +8,7 @@ import { DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, type UpstreamConfig, type U
 import { ModelDiscovery } from "./model-discovery.js";
 import { type FakeHandler, type FakeUpstream, llamaServer, replay, sampleBody, startFakeUpstream } from "./test-support/fake-upstream.js";
 import { UpstreamClient } from "./upstream-client.js";
-import { advertisedModels, servingUpstreams } from "./upstream-models.js";
+import { advertisedModels, type ModelListing, parseOpenAiModelList, servingUpstreams } from "./upstream-models.js";
 
 const OLLAMA_TAGS = {
   models: [
@@ -718,6 +718,8 @@ describe("servingUpstreams", () => {
   const stt = upstreamConfig({ type: "stt", url });
   const image = upstreamConfig({ type: "image", url });
   const tts = upstreamConfig({ type: "tts", url });
+  const embedding = upstreamConfig({ type: "embedding", url });
+  const rerank = upstreamConfig({ type: "rerank", url });
 
   it("picks the upstream a model's stated type names, else the one its id suggests, else the llm one or the first; none for a type not configured", () => {
     const picked = (model: Parameters<typeof servingUpstreams>[0], upstreams = [stt, llm]) =>
@@ -725,7 +727,11 @@ describe("servingUpstreams", () => {
     expect(picked({ id: "whisper-large-v3", serviceType: "llm" })).to.deep.equal(["llm"]);
     expect(picked({ id: "faster-whisper-large-v3" })).to.deep.equal(["stt"]);
     expect(picked({ id: "parakeet-tdt-0.6b" })).to.deep.equal(["stt"]);
-    expect(picked({ id: "nomic-embed-text" })).to.deep.equal(["llm"]);
+    expect(picked({ id: "nomic-embed-text" })).to.deep.equal(["llm"], "an embedding model without an embedding upstream: the llm one");
+    expect(picked({ id: "bge-reranker-v2-m3" }, [stt, llm])).to.deep.equal(["llm"]);
+    expect(picked({ id: "nomic-embed-text" }, [llm, embedding, rerank])).to.deep.equal(["embedding"]);
+    expect(picked({ id: "bge-reranker-v2-m3" }, [llm, embedding, rerank])).to.deep.equal(["rerank"]);
+    expect(picked({ id: "qwen3-embedding-8b", serviceType: "embedding" }, [stt, tts])).to.deep.equal([], "no llm upstream either");
     expect(picked({ id: "qwen3:8b" })).to.deep.equal(["llm"], "a model that says nothing is most likely a chat model");
     expect(picked({ id: "qwen3:8b" }, [llm, stt])).to.deep.equal(["llm"]);
     expect(picked({ id: "qwen3:8b" }, [tts, stt])).to.deep.equal(["tts"], "the first configured, without an llm one");
@@ -747,5 +753,82 @@ describe("servingUpstreams", () => {
     expect(advertisedModels(listing, declared, [llm, declared]).map((m) => m.id)).to.deep.equal(["gpt-4", "whisper-1"]);
     expect(advertisedModels(listing, llm, [llm, declared]).map((m) => m.id)).to.deep.equal([]);
     expect(advertisedModels(listing, stt).map((m) => m.id)).to.deep.equal(["gpt-4", "whisper-1"]);
+  });
+});
+
+describe("advertisedModels", () => {
+  const url = "http://127.0.0.1:8080";
+  const typed = (listing: ModelListing, settings: UpstreamSettings) =>
+    advertisedModels(listing, upstreamConfig(settings)).map(
+      (m) =>
+        `${ServiceType[m.serviceType]} ${m.id} in:${m.inputModalities.map((i) => Modality[i]).join(",")} out:${m.outputModalities.map((o) => Modality[o]).join(",")}`,
+    );
+
+  it("gives an llm upstream's embedding and rerank models their own type, as stated, else as the id says; other upstreams theirs", () => {
+    const listing = parseOpenAiModelList({
+      object: "list",
+      data: [
+        { id: "text-embedding-nomic-embed-text-v1.5", type: "embeddings" },
+        { id: "gte-large", task: "feature-extraction" },
+        { id: "all-minilm-l6", task: "sentence-similarity" },
+        { id: "ms-marco-minilm", task: "text-ranking" },
+        { id: "distilbert-sst2", task: "text-classification" },
+        { id: "jina-reranker-v2" },
+        { id: "qwen3-embedding-0.6b" },
+        { id: "qwen3-embedding-chat", service_type: "llm" },
+        { id: "qwen3-8b", type: "vlm" },
+      ],
+    }) as ModelListing;
+    expect(typed(listing, { type: "llm", url })).to.deep.equal([
+      "EMBEDDING text-embedding-nomic-embed-text-v1.5 in:TEXT out:",
+      "EMBEDDING gte-large in:TEXT out:",
+      "EMBEDDING all-minilm-l6 in:TEXT out:",
+      "RERANK ms-marco-minilm in:TEXT out:",
+      "LLM distilbert-sst2 in:TEXT out:TEXT",
+      "RERANK jina-reranker-v2 in:TEXT out:",
+      "EMBEDDING qwen3-embedding-0.6b in:TEXT out:",
+      "LLM qwen3-embedding-chat in:TEXT out:TEXT",
+      "LLM qwen3-8b in:TEXT out:TEXT",
+    ]);
+    const embedder = { models: [{ id: "e5-large", tools: true, protocols: ["responses" as const] }], engine: "vllm" };
+    expect(typed(embedder, { type: "embedding", url }), "--upstream embedding=URL declares the type").to.deep.equal([
+      "EMBEDDING e5-large in:TEXT out:",
+    ]);
+    expect(
+      advertisedModels(embedder, upstreamConfig({ type: "embedding", url }))[0]?.supportedFeatures,
+      "chat features are an llm's",
+    ).to.deep.equal([]);
+    expect(typed({ models: [{ id: "bge-reranker-v2-m3" }, { id: "gpt-4" }], engine: undefined }, { type: "rerank", url })).to.deep.equal([
+      "RERANK bge-reranker-v2-m3 in:TEXT out:",
+      "RERANK gpt-4 in:TEXT out:",
+    ]);
+    expect(
+      typed({ models: [{ id: "nomic-embed-text", serviceType: "embedding" }], engine: undefined }, { type: "stt", url }),
+    ).to.deep.equal(["STT nomic-embed-text in:AUDIO out:TEXT"], "an stt server of its own lists all its models as stt");
+  });
+
+  it("reads llama-server's router status into loaded, and gives an llm the protocols its server speaks, overrides winning", () => {
+    const listing = parseOpenAiModelList({
+      data: [
+        { id: "a", status: { value: "loaded" } },
+        { id: "b", status: { value: "unloaded" } },
+        { id: "c", status: "LOADED" },
+        { id: "d" },
+      ],
+    });
+    expect(listing?.models.map((m) => [m.id, m.loaded])).to.deep.equal([
+      ["a", true],
+      ["b", false],
+      ["c", true],
+      ["d", undefined],
+    ]);
+    const spoken = { models: [{ id: "qwen3", tools: true, protocols: ["responses" as const, "messages" as const] }], engine: undefined };
+    expect(advertisedModels(spoken, upstreamConfig({ type: "llm", url }))[0]?.supportedFeatures).to.deep.equal([
+      "tools",
+      "responses",
+      "messages",
+    ]);
+    const overridden = upstreamConfig({ type: "llm", url, capabilities: { qwen3: { supportedFeatures: ["tools"] } } });
+    expect(advertisedModels(spoken, overridden)[0]?.supportedFeatures).to.deep.equal(["tools"]);
   });
 });
