@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
+import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { MESH_TOKEN, type RegistryFixture, startRegistry } from "../../test/support/registry-fixture.js";
 import { bearer, type StockClient, stockClient, unary } from "../../test/support/stock-grpc-client.js";
 import { waitFor } from "../../test/support/wait-for.js";
@@ -7,6 +8,7 @@ import { type Clock, systemClock } from "../shared/clock.js";
 import { createSimulator, expectedCompletionText, type Simulator } from "../sim/simulator.js";
 import type { Agent } from "./agent.js";
 import type { UpstreamSettings } from "./agent-config.js";
+import { SseParser } from "./sse-parser.js";
 import { type AgentFixture, startAgentFixture } from "./test-support/agent-fixture.js";
 import {
   type FakeHandler,
@@ -308,6 +310,108 @@ describe("agent Infer (stock grpc-js client)", () => {
       expect(text).to.match(/infermesh_agent_requests_queued 0/);
       expect(text).to.match(/infermesh_agent_upstream_headers_seconds_count\{operation="chat_completion"\} 1/);
       expect(text).to.match(/infermesh_agent_models_advertised 1/);
+    });
+  });
+
+  describe("with llama-servers for chat, for embeddings, and of an older build", () => {
+    let chat: FakeUpstream;
+    let embed: FakeUpstream;
+    let older: FakeUpstream;
+    const OLD_MODEL = "old-model";
+
+    /** namedEvents are a captured stream's events as [event name, data]. */
+    function namedEvents(sample: string): [string, string][] {
+      return new SseParser().push(sampleBody(sample)).map((e) => [e.event, Buffer.from(e.data).toString("utf8")]);
+    }
+
+    function json(value: unknown): Buffer {
+      return Buffer.from(JSON.stringify(value));
+    }
+
+    beforeEach(async () => {
+      chat = await startFakeUpstream(llamaServer("chat"));
+      embed = await startFakeUpstream(llamaServer("embeddings"));
+      const build = llamaServer("older");
+      older = await startFakeUpstream((request, response) => {
+        if (request.path !== "/v1/models") return build(request, response);
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify({ object: "list", data: [{ id: OLD_MODEL, object: "model", owned_by: "llamacpp" }] }));
+      });
+      fixture = await startAgentFixture({
+        registry,
+        upstreams: [chat, embed, older].map((server) => ({ type: "llm" as const, url: server.url })),
+        servers: [chat, embed, older],
+      });
+      ({ agent, client, token } = fixture);
+    });
+
+    it("advertises the embedding model as one, and the protocols each server was found to serve", () => {
+      expect(agent.models().map((m) => [m.id, m.serviceType, m.supportedFeatures])).to.deep.equal([
+        [MODEL, ServiceType.LLM, ["responses", "messages", "count_tokens"]],
+        ["tiny-embed", ServiceType.EMBEDDING, []],
+        [OLD_MODEL, ServiceType.LLM, []],
+      ]);
+    });
+
+    it("serves embeddings to the embedding model on /v1/embeddings, the body untouched, and no chat model", async () => {
+      const body = json({ model: "tiny-embed", input: "hello" });
+      const result = await infer(client, { operation: "OPERATION_EMBEDDING", model: "tiny-embed", body }, token);
+      expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+      expect(result.parts[1]?.data).to.deep.equal(sampleBody("embeddings_single"));
+      expect(result.parts[2]?.trailer).to.deep.equal({
+        usage: {
+          promptTokens: 4,
+          completionTokens: 0,
+          totalTokens: 4,
+          cachedPromptTokens: 0,
+          reasoningTokens: 0,
+          audioSeconds: 0,
+          images: 0,
+        },
+        finishReasons: [],
+      });
+      expect(embed.requests.at(-1)).to.deep.include({ method: "POST", path: "/v1/embeddings", body });
+      const chatModel = await infer(client, { operation: "OPERATION_EMBEDDING", model: MODEL, body }, token);
+      expect(chatModel.status.code).to.equal(grpc.status.NOT_FOUND);
+      expect(chatModel.status.details).to.equal(`no embedding upstream of this agent serves model '${MODEL}'`);
+    });
+
+    it("streams a response's named events as sent, and answers messages and count_tokens, each on its own route", async () => {
+      const responses = await infer(
+        client,
+        { operation: "OPERATION_RESPONSE", model: MODEL, stream: true, body: json({ model: MODEL, input: "hi", stream: true }) },
+        token,
+      );
+      const events = responses.parts.filter((p) => p.part === "event").map((p) => [p.event?.event, p.event?.data.toString("utf8")]);
+      expect(events).to.deep.equal(namedEvents("responses_stream"));
+      expect(responses.parts.at(-1)?.trailer).to.deep.include({ finishReasons: ["stop"] });
+      expect(responses.parts.at(-1)?.trailer?.usage).to.deep.include({ promptTokens: 18, completionTokens: 6, cachedPromptTokens: 17 });
+
+      const messageBody = json({ model: MODEL, max_tokens: 12, messages: [{ role: "user", content: "hi" }] });
+      const message = await infer(client, { operation: "OPERATION_MESSAGE", model: MODEL, body: messageBody }, token);
+      expect(kinds(message)).to.deep.equal(["head", "data", "trailer"]);
+      expect(message.parts[1]?.data).to.deep.equal(sampleBody("messages"));
+      expect(message.parts[2]?.trailer).to.deep.include({ finishReasons: ["length"] });
+      expect(message.parts[2]?.trailer?.usage).to.deep.include({ promptTokens: 18, completionTokens: 12, cachedPromptTokens: 17 });
+
+      const counted = await infer(client, { operation: "OPERATION_COUNT_TOKENS", model: MODEL, body: messageBody }, token);
+      expect(counted.parts[1]?.data).to.deep.equal(sampleBody("messages_count_tokens"));
+      expect(counted.parts[2]?.trailer).to.deep.equal({ usage: null, finishReasons: [] });
+      expect(chat.requests.slice(-3).map((r) => r.path)).to.deep.equal(["/v1/responses", "/v1/messages", "/v1/messages/count_tokens"]);
+    });
+
+    it("answers a route the older server lacks with the client's unsupported_endpoint error, not its 404", async () => {
+      const body = json({ model: OLD_MODEL, input: "hi" });
+      const result = await infer(client, { operation: "OPERATION_RESPONSE", model: OLD_MODEL, body }, token);
+      expect(onlyError(result)).to.deep.equal({
+        kind: "ERROR_KIND_UNSPECIFIED",
+        type: "invalid_request_error",
+        httpStatus: 400,
+        code: "unsupported_endpoint",
+        param: "model",
+        message: `Model '${OLD_MODEL}' is served by a server that does not serve POST /v1/responses (it answered HTTP 404)`,
+      });
+      expect(older.requests.at(-1)).to.deep.include({ method: "POST", path: "/v1/responses", body });
     });
   });
 

@@ -129,12 +129,12 @@ async function* unsupportedEndpoint(
   response: UpstreamResponse,
 ): AsyncGenerator<InferResponseInit, CallOutcome> {
   let detail = "";
-  if (response.status === 501) {
-    try {
-      detail = errorDetail(await readBody(response.body, MAX_ERROR_BODY_BYTES));
-    } catch {
-      if (exchange.signal.aborted) return yield* aborted(exchange.signal.reason);
-    }
+  try {
+    // Read whatever the status: an unread body would be cut off, and its connection with it.
+    const body = await readBody(response.body, MAX_ERROR_BODY_BYTES);
+    if (response.status === 501) detail = errorDetail(body);
+  } catch {
+    if (exchange.signal.aborted) return yield* aborted(exchange.signal.reason);
   }
   const { call } = exchange;
   // The route as the client called it: the server's own path (whisper.cpp's /inference) means nothing to the client.

@@ -18,7 +18,7 @@ export interface StockPart {
     } | null;
     finishReasons: string[];
   };
-  readonly error?: { kind: string; type: string; message: string; httpStatus: number };
+  readonly error?: { kind: string; type: string; message: string; httpStatus: number; code: string; param: string };
 }
 
 /** StockMediaFile is a MediaFile in proto-loader's form (role by enum name). */
