@@ -137,6 +137,35 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
     );
   });
 
+  it("posts a translation's form to /v1/audio/translations, reads the audio's length it reports, and answers a server without it as unsupported", async () => {
+    const audio = { role: "MEDIA_ROLE_AUDIO" as const, filename: "speech.mp3", contentType: "audio/mpeg", data: Buffer.from("ID3....") };
+    upstream.handler = withModelList((_request, response) =>
+      answerJson(response, 200, { task: "translate", language: "german", duration: 2.5, text: "Hello." }),
+    );
+    const fields = { model: "whisper-1", prompt: "A greeting.", response_format: "verbose_json" };
+    const result = await infer(client, call("OPERATION_TRANSLATION", "whisper-1", fields, [audio]), token);
+    expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+    expect(result.parts.at(-1)?.trailer?.usage).to.deep.include({ audioSeconds: 2.5 });
+    const [request] = posts(upstream);
+    expect(request?.path).to.equal("/v1/audio/translations");
+    expect(await readForm(request as FakeRequest)).to.deep.equal([
+      ["model", "whisper-1"],
+      ["prompt", "A greeting."],
+      ["response_format", "verbose_json"],
+      ["file", recordedFile("speech.mp3", "audio/mpeg", audio.data)],
+    ]);
+
+    upstream.handler = withModelList((_request, response) => answerJson(response, 404, { detail: "Not Found" }));
+    const missing = await infer(client, call("OPERATION_TRANSLATION", "whisper-1", fields, [audio]), token);
+    expect(kinds(missing)).to.deep.equal(["error"]);
+    expect(missing.parts[0]?.error).to.deep.include({
+      type: "invalid_request_error",
+      httpStatus: 400,
+      code: "unsupported_endpoint",
+      message: "Model 'whisper-1' is served by a server that does not serve POST /v1/audio/translations (it answered HTTP 404)",
+    });
+  });
+
   it("rebuilds an edit's form with image[] in order and the mask, and reads usage from the JSON answer", async () => {
     const first = tinyPng({ width: 32, height: 16, seed: 1 });
     const second = tinyPng({ width: 32, height: 16, seed: 2 });
