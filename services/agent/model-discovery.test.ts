@@ -432,6 +432,24 @@ describe("model discovery against a fake upstream", () => {
       expect(features(d)).to.deep.equal(["EMBEDDING tiny-embed: "]);
     });
 
+    it("asks once for the upstreams of one server checked at once, each advertising the models of its type", async () => {
+      upstream.handler = llamaServer("embeddings");
+      const d = discoverAll([
+        { type: "llm", url: upstream.url },
+        { type: "embedding", url: `${upstream.url}/` },
+        { type: "stt", url: upstream.url },
+      ]);
+      await d.start();
+      expect(modelsByType(d)).to.deep.equal([[], ["EMBEDDING tiny-embed"], []]);
+      expect(upstream.requests.map((r) => `${r.method} ${r.path}`).sort()).to.deep.equal([
+        "GET /props",
+        "GET /v1/models",
+        "GET /v1/models",
+        "GET /v1/models",
+        "POST /v1/embeddings",
+      ]);
+    });
+
     it("in router mode asks only the loaded models, and the protocols once; the others go by their ids", async () => {
       const router = {
         object: "list",

@@ -314,10 +314,14 @@ export class ModelDiscovery {
     }
   }
 
-  /** #probed completes an llm upstream's listing with what its server answers to the probes (see ServerProbes). */
+  /**
+   * #probed completes the listing of a server that an llm upstream is configured on with what the server answers to
+   * the probes (see ServerProbes). Every upstream of the server completes it, sharing one asking, so that each picks
+   * the models it advertises by the same types (see servingUpstreams); a server with no llm upstream is not asked.
+   */
   #probed(slot: Slot, listing: ModelListing, signal: AbortSignal): Promise<ModelListing> {
     const { config, client } = slot.target;
-    if (config.type !== "llm") return Promise.resolve(listing);
+    if (!slot.sharing.some((upstream) => upstream.type === "llm")) return Promise.resolve(listing);
     return slot.probes.complete(client, listing, config.engine, signal);
   }
 

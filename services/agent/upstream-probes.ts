@@ -55,7 +55,7 @@ interface ProbeAnswer {
  *   or found by its `GET /api/version`) is not asked so, as it embeds with chat models too: its `POST /api/show`
  *   lists each model's capabilities (embedding, vision, tools) without loading it.
  * - the protocols the server speaks, once for all its models: `POST /v1/responses`, `/v1/messages` and
- *   `/v1/messages/count_tokens` with an empty body, which every server refuses without generating; 404 or 405
+ *   `/v1/messages/count_tokens` with an empty body, which every server refuses without generating; 404, 405 or 501
  *   means the server lacks the route, any other refusal that it has it (see routeAnswer).
  * Each request is bounded by timeoutMs. A probe that gets no answer in time, or one that tells nothing (busy,
  * loading), finds nothing and is asked again at the next discovery; a model it could not type goes by its id (see
@@ -65,10 +65,11 @@ export class ServerProbes {
   readonly #timeoutMs: number;
   /** #listed is the ids the answers below are for. */
   #listed = "";
-  readonly #findings = new Map<string, Finding>();
-  #protocols: readonly ProtocolFeature[] | undefined;
-  /** #engine is what `GET /api/version` said, once asked: "ollama" or nothing. */
-  #engine: { readonly name: string | undefined } | undefined;
+  /**
+   * #answers are the answers by question ("model ID", "protocols", "engine"), as promises: upstreams of one server
+   * checked at once share one asking.
+   */
+  readonly #answers = new Map<string, Promise<unknown>>();
 
   constructor(timeoutMs: number) {
     this.#timeoutMs = timeoutMs;
@@ -77,15 +78,13 @@ export class ServerProbes {
   /** forget drops every answer: the server went down, and what comes back may be another server. */
   forget(): void {
     this.#listed = "";
-    this.#findings.clear();
-    this.#protocols = undefined;
-    this.#engine = undefined;
+    this.#answers.clear();
   }
 
   /**
-   * complete fills in a listing of an llm upstream through client: each model's type where the listing states none
-   * (with vision and tools from Ollama), and the protocols of its server on every model. engine is the configured
-   * one, if any. The listing's engine becomes "ollama" when that is what the server was found to be.
+   * complete fills in a listing of an upstream of the server through client: each model's type where the listing
+   * states none (with vision and tools from Ollama), and the protocols of its server on every model. engine is the
+   * configured one, if any. The listing's engine becomes "ollama" when that is what the server was found to be.
    */
   async complete(client: UpstreamClient, listing: ModelListing, engine: string | undefined, signal: AbortSignal): Promise<ModelListing> {
     const listed = listing.models.map((model) => model.id).join("\n");
@@ -106,6 +105,22 @@ export class ServerProbes {
     };
   }
 
+  /**
+   * #ask answers question once: concurrent askers share one asking, and later ones its answer, unless it told nothing
+   * (undefined) or failed, when the next asker asks again.
+   */
+  #ask<T>(question: string, ask: () => Promise<T | undefined>): Promise<T | undefined> {
+    const known = this.#answers.get(question);
+    if (known !== undefined) return known as Promise<T | undefined>;
+    const asked = ask();
+    this.#answers.set(question, asked);
+    const drop = () => {
+      if (this.#answers.get(question) === asked) this.#answers.delete(question);
+    };
+    asked.then((answer) => answer === undefined && drop(), drop);
+    return asked;
+  }
+
   /** #typed is model with its type found, when it may be asked (see the class comment), else as it was. */
   async #typed(
     client: UpstreamClient,
@@ -114,12 +129,9 @@ export class ServerProbes {
     single: boolean,
     signal: AbortSignal,
   ): Promise<DiscoveredModel> {
-    let finding = this.#findings.get(model.id);
-    if (finding === undefined) {
-      if (engine === "ollama") finding = await this.#show(client, model.id, signal);
-      else if (model.loaded ?? single) finding = await this.#probeType(client, model.id, signal);
-      if (finding !== undefined) this.#findings.set(model.id, finding);
-    }
+    let finding: Finding | undefined;
+    if (engine === "ollama") finding = await this.#ask(`model ${model.id}`, () => this.#show(client, model.id, signal));
+    else if (model.loaded ?? single) finding = await this.#ask(`model ${model.id}`, () => this.#probeType(client, model.id, signal));
     return finding === undefined ? model : { ...model, ...finding };
   }
 
@@ -140,9 +152,13 @@ export class ServerProbes {
     return answer !== undefined && isOk(answer.status) ? parseOllamaShow(answer.json) : undefined;
   }
 
-  /** #protocolsOf are the protocols the server speaks, asked once; an answer that tells nothing is asked again. */
+  /** #protocolsOf are the protocols the server speaks (see #askProtocols), asked once. */
   async #protocolsOf(client: UpstreamClient, signal: AbortSignal): Promise<readonly ProtocolFeature[]> {
-    if (this.#protocols !== undefined) return this.#protocols;
+    return (await this.#ask("protocols", () => this.#askProtocols(client, signal))) ?? [];
+  }
+
+  /** #askProtocols asks each protocol's route; undefined when an answer told nothing (see routeAnswer). */
+  async #askProtocols(client: UpstreamClient, signal: AbortSignal): Promise<readonly ProtocolFeature[] | undefined> {
     const spoken: ProtocolFeature[] = [];
     let untold = false;
     for (const feature of PROTOCOL_FEATURES) {
@@ -151,14 +167,17 @@ export class ServerProbes {
       if (route === "present") spoken.push(feature);
       if (route === "untold") untold = true;
     }
-    if (!untold) this.#protocols = spoken;
-    return spoken;
+    return untold ? undefined : spoken;
   }
 
-  /** #identify asks `GET /api/version` whether the server is Ollama, once an answer says. */
+  /** #identify tells whether the server is Ollama: "ollama", or undefined for another server or no answer. */
   async #identify(client: UpstreamClient, signal: AbortSignal): Promise<string | undefined> {
-    if (this.#engine !== undefined) return this.#engine.name;
-    let answer: ProbeAnswer | undefined;
+    return (await this.#ask("engine", () => this.#askEngine(client, signal)))?.name;
+  }
+
+  /** #askEngine asks `GET /api/version`, which Ollama alone answers with `{"version": "..."}`; undefined without an answer. */
+  async #askEngine(client: UpstreamClient, signal: AbortSignal): Promise<{ readonly name: string | undefined } | undefined> {
+    let answer: ProbeAnswer;
     try {
       const response = await client.get(OLLAMA_VERSION_PATH, { signal, timeoutMs: this.#timeoutMs });
       answer = await probeAnswer(response.status, response.body, true);
@@ -166,9 +185,7 @@ export class ServerProbes {
       if (signal.aborted || isConnectionFailure(error)) throw error;
       return undefined;
     }
-    const name = isOk(answer.status) && isOllamaVersion(answer.json) ? "ollama" : undefined;
-    this.#engine = { name };
-    return name;
+    return { name: isOk(answer.status) && isOllamaVersion(answer.json) ? "ollama" : undefined };
   }
 
   /**
