@@ -7,7 +7,10 @@ import { MODALITY_NAMES, modalityNamed, SERVICE_TYPE_NAMES, type ServiceTypeName
 import { nearestName } from "../shared/nearest-name.js";
 import { parseSharingPolicy, type SharingPolicy } from "../shared/sharing-policy.js";
 
-/** UpstreamType is the service type of a local server's models: every model of an upstream has the same one. */
+/**
+ * UpstreamType is the service type of a local server's models: every model of an upstream has it, except that an llm
+ * upstream advertises its embedding and rerank models under their own types (see advertisedType).
+ */
 export type UpstreamType = ServiceTypeName;
 
 /**
