@@ -92,6 +92,9 @@ export function errorPart(kind: Exclude<ErrorKind, ErrorKind.UNSPECIFIED>, messa
   return { part: { part: { case: "error", value: { kind, type, httpStatus, message } } } };
 }
 
+/** UNSUPPORTED_ENDPOINT is the error code of a call whose model's server lacks the route (see unsupportedEndpointPart). */
+export const UNSUPPORTED_ENDPOINT = "unsupported_endpoint";
+
 /**
  * unsupportedEndpointPart ends an answer with the client's error for a model whose server lacks the operation's
  * route: a 400 the gateway answers as given, of no error kind, so that it neither fails over nor counts against the
@@ -107,6 +110,3 @@ export function unsupportedEndpointPart(message: string): InferResponseInit {
     },
   };
 }
-
-/** UNSUPPORTED_ENDPOINT is the error code of a call whose model's server lacks the route (see unsupportedEndpointPart). */
-export const UNSUPPORTED_ENDPOINT = "unsupported_endpoint";
