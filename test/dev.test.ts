@@ -39,7 +39,9 @@ describe("infermesh dev", function () {
       const models = (await client.models.list()).data as unknown as { id: string; service_type: string }[];
       expect(models.map((m) => [m.id, m.service_type])).to.deep.equal([
         ["sim-diffusion", "image"],
+        ["sim-embed", "embedding"],
         ["sim-llama", "llm"],
+        ["sim-rerank", "rerank"],
         ["sim-voice", "tts"],
         ["sim-whisper", "stt"],
       ]);

@@ -26,6 +26,8 @@ export const DEV_MODELS: readonly SimulatedModel[] = [
   { id: "sim-whisper", kind: "stt" },
   { id: "sim-diffusion", kind: "image" },
   { id: "sim-voice", kind: "tts" },
+  { id: "sim-embed", kind: "embedding" },
+  { id: "sim-rerank", kind: "rerank" },
 ];
 
 /** LOOPBACK is where every part of `infermesh dev` listens. */
