@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { DEV_MODELS } from "../src/cli/dev-command.js";
 import { type CliProcess, runCli, START_DEADLINE_MS, spawnCli } from "./support/cli-process.js";
 import { freeLoopbackPort, missingTools, promtoolCheckConfig, promtoolCheckMetrics, queryPrometheus } from "./support/prometheus-tools.js";
 import { waitFor } from "./support/wait-for.js";
@@ -233,7 +234,7 @@ describe("Prometheus: /metrics of every service, promtool and a real Prometheus"
       "process_cpu_seconds_total counter",
     ]);
     expect(exposition).to.match(/^infermesh_registry_providers_online\{service_type="llm"\} 1$/m);
-    expect(exposition).to.match(/^infermesh_agent_models_advertised 4$/m);
+    expect(exposition).to.match(new RegExp(`^infermesh_agent_models_advertised ${DEV_MODELS.length}$`, "m"));
     dev.child.kill("SIGINT");
     expect((await dev.exited).code).to.equal(0);
   });
