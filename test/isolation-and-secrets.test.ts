@@ -33,6 +33,7 @@ describe("tenant isolation on every endpoint", function () {
           { id: "a-stt", kind: "stt" },
           { id: "a-image", kind: "image" },
           { id: "a-tts", kind: "tts" },
+          { id: "a-embed", kind: "embedding" },
         ],
       },
     });
@@ -43,6 +44,8 @@ describe("tenant isolation on every endpoint", function () {
 
   it("shows another user's models to nobody and answers 404 no_provider on every endpoint, never calling them", async () => {
     expect((await bob.models.list()).data).to.deep.equal([]);
+    // The agent's own discovery of its server (lists, probes) happened before; from here on nothing may reach it.
+    const before = new Map(alice.simulator.requestCounts);
     const attempts: [string, () => Promise<unknown>][] = [
       ["chat", () => bob.chat.completions.create({ model: "a-llm", messages: [{ role: "user", content: "x" }] })],
       ["completions", () => bob.completions.create({ model: "a-llm", prompt: "x" })],
@@ -50,6 +53,9 @@ describe("tenant isolation on every endpoint", function () {
       ["image generations", () => bob.images.generate({ model: "a-image", prompt: "x" })],
       ["image edits", async () => bob.images.edit({ model: "a-image", prompt: "x", image: await toFile(Buffer.from("png"), "a.png") })],
       ["speech", () => bob.audio.speech.create({ model: "a-tts", input: "x", voice: "alloy" })],
+      ["embeddings", () => bob.embeddings.create({ model: "a-embed", input: "x" })],
+      ["responses", () => bob.responses.create({ model: "a-llm", input: "x" })],
+      ["translations", async () => bob.audio.translations.create({ model: "a-stt", file: await toFile(testWav(0.2), "a.wav") })],
     ];
     for (const [what, attempt] of attempts) {
       const error = await attempt().catch((e: unknown) => e);
@@ -69,8 +75,13 @@ describe("tenant isolation on every endpoint", function () {
     });
     client.close();
     expect(status.code).to.equal(grpc.status.NOT_FOUND);
-    const reached = [...alice.simulator.requestCounts.entries()].filter(([path]) => path !== "/v1/models");
+    const reached = [...alice.simulator.requestCounts.entries()].filter(
+      ([path, count]) => path !== "/v1/models" && count !== (before.get(path) ?? 0),
+    );
     expect(reached).to.deep.equal([]);
+    const retrieved = await bob.models.retrieve("a-embed").catch((e: unknown) => e);
+    expect((retrieved as APIError).status).to.equal(404);
+    expect((retrieved as APIError).code).to.equal("model_not_found");
   });
 });
 

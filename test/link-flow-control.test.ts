@@ -28,6 +28,13 @@ async function startStreamingUpstream(firehoseEvents: number): Promise<Streaming
       res.end(JSON.stringify({ object: "list", data: ["firehose", "drip", "quick"].map((id) => ({ id, object: "model" })) }));
       return;
     }
+    if (req.method !== "POST" || req.url !== "/v1/chat/completions") {
+      // The agent's discovery asks what else the server speaks: this one speaks chat only.
+      res
+        .writeHead(404, { "content-type": "application/json" })
+        .end('{"error":{"message":"Not Found","type":"not_found_error","code":404}}');
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
