@@ -1,8 +1,10 @@
 import Anthropic from "@anthropic-ai/sdk";
+import type * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import OpenAI, { toFile } from "openai";
 import { expectedTranscription, expectedTranslation, testWav } from "../services/sim/simulator.js";
 import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js";
+import { bearer, stockClient } from "./support/stock-grpc-client.js";
 import { waitFor } from "./support/wait-for.js";
 
 // The routes local model servers speak besides chat, end to end with the official clients (openai, and Anthropic's
@@ -285,6 +287,61 @@ describe("the whole surface local servers speak, through the mesh with the offic
         .create({ model: "sim-llama", file: await toFile(audio, "clip.wav", { type: "audio/wav" }) })
         .catch((error: unknown) => error);
       expect(refused).to.be.instanceOf(OpenAI.BadRequestError);
+    });
+  });
+
+  describe("gRPC InferenceService", () => {
+    /** StockPart is an InferencePart as @grpc/proto-loader decodes it (oneofs name their case in `part`). */
+    interface StockPart {
+      readonly part?: string;
+      readonly head?: { status: number; contentType: string };
+      readonly data?: Buffer;
+      readonly event?: { data: Buffer; event: string };
+      readonly trailer?: { usage?: { promptTokens: number; completionTokens: number } };
+      readonly error?: { httpStatus: number; code: string; message: string };
+    }
+
+    function infer(
+      operation: string,
+      model: string,
+      body: object,
+      stream = false,
+    ): Promise<{ parts: StockPart[]; status: grpc.StatusObject }> {
+      const client = stockClient("InferenceService", mesh.gateway.grpcAddress);
+      const parts: StockPart[] = [];
+      return new Promise((resolve) => {
+        const call = (client.infer as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<{ part: StockPart }>).call(
+          client,
+          { call: { operation, model, stream, body: Buffer.from(JSON.stringify({ model, ...body })) } },
+          bearer(aliceKey),
+        );
+        call.on("data", (message) => parts.push(message.part));
+        call.on("error", () => {});
+        call.on("status", (status) => {
+          client.close();
+          resolve({ parts, status });
+        });
+      });
+    }
+
+    it("carries embeddings and a streamed Responses call, events with their names, usage in the trailer", async () => {
+      const embedded = await infer("OPERATION_EMBEDDING", "sim-embed", { input: "grpc" });
+      expect(embedded.status.code).to.equal(0);
+      const json = JSON.parse(Buffer.concat(embedded.parts.flatMap((p) => (p.data ? [p.data] : []))).toString()) as { data: unknown[] };
+      expect(json.data).to.have.length(1);
+      expect(embedded.parts.at(-1)?.trailer?.usage?.promptTokens).to.be.greaterThan(0);
+
+      const responded = await infer("OPERATION_RESPONSE", "sim-llama", { input: "grpc", max_output_tokens: 3, stream: true }, true);
+      const names = responded.parts.flatMap((p) => (p.event ? [p.event.event] : []));
+      expect(names[0]).to.equal("response.created");
+      expect(names.at(-1)).to.equal("response.completed");
+      expect(responded.parts.at(-1)?.trailer?.usage?.completionTokens).to.equal(3);
+    });
+
+    it("refuses a Messages call for a model whose server lacks /v1/messages, naming the model", async () => {
+      const refused = await infer("OPERATION_MESSAGE", "old-llama", { max_tokens: 1, messages: [{ role: "user", content: "x" }] });
+      expect(refused.status.code).to.equal(3); // INVALID_ARGUMENT
+      expect(refused.status.details).to.include("old-llama");
     });
   });
 
