@@ -5,10 +5,9 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { expect } from "chai";
 import OpenAI, { APIError, toFile } from "openai";
-import { Agent, request } from "undici";
+import { request } from "undici";
 import type { SimulatedModel, Simulator, SimulatorOptions, SpeechFormat } from "./simulator.js";
 import {
-  createSimulator,
   expectedEditedPng,
   expectedGeneratedPng,
   expectedSpeech,
@@ -20,6 +19,7 @@ import {
   speechSampleCount,
   testWav,
 } from "./simulator.js";
+import { createSimulatorHarness, type Reply } from "./test-support/simulator-harness.js";
 
 const MODELS: readonly SimulatedModel[] = [
   { id: "sim-llama" },
@@ -37,12 +37,6 @@ const MAGIC: Readonly<Record<SpeechFormat, RegExp>> = {
   wav: /^RIFF[\s\S]{4}WAVE/,
   pcm: /^[\s\S]/,
 };
-
-interface Reply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly text: string;
-}
 
 /** sseEvents splits an SSE body into its events (event name, if any, and parsed data). */
 function sseEvents(text: string): Array<{ event: string | undefined; data: Record<string, unknown> }> {
@@ -87,37 +81,18 @@ function errorOf(reply: Reply): Record<string, unknown> {
 }
 
 describe("simulator media endpoints", () => {
-  const agent = new Agent();
-  const simulators: Simulator[] = [];
+  const simulators = createSimulatorHarness({ models: MODELS, timeToFirstTokenMs: 0, tokensPerSecond: 0 });
+  const { agent, call } = simulators;
   const scratch = mkdtempSync(join(tmpdir(), "infermesh-sim-"));
 
   async function start(options: SimulatorOptions = {}): Promise<{ sim: Simulator; url: string; client: OpenAI }> {
-    const sim = createSimulator({ models: MODELS, timeToFirstTokenMs: 0, tokensPerSecond: 0, ...options });
-    simulators.push(sim);
-    const { url } = await sim.listen();
+    const { sim, url } = await simulators.start(options);
     return { sim, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-test", maxRetries: 0 }) };
   }
 
-  async function call(url: string, path: string, body: unknown, headers: Readonly<Record<string, string>> = {}): Promise<Reply> {
-    const res = await request(`${url}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body: typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body),
-      dispatcher: agent,
-    });
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
-  }
-
-  afterEach(async () => {
-    for (const sim of simulators.splice(0)) {
-      await sim.close();
-      expect(sim.openConnections, "connections drained").to.equal(0);
-      expect(sim.activeGenerations, "answers stopped").to.equal(0);
-    }
-  });
-
+  afterEach(() => simulators.closeStarted());
   after(async () => {
-    await agent.close();
+    await simulators.close();
     rmSync(scratch, { recursive: true, force: true });
   });
 

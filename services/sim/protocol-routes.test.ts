@@ -1,10 +1,10 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { expect } from "chai";
 import OpenAI from "openai";
-import { Agent, request } from "undici";
+import { request } from "undici";
 import type { ChatMessageLike } from "./simulated-text.js";
 import { expectedCompletionText, promptTokenCount } from "./simulated-text.js";
-import type { Simulator, SimulatorOptions } from "./simulator.js";
+import type { Simulator } from "./simulator.js";
 import { createSimulator, EMBEDDING_DIMENSIONS } from "./simulator.js";
 import {
   capture,
@@ -18,12 +18,7 @@ import {
   shapeOf,
   sseEvents,
 } from "./test-support/llama-captures.js";
-
-interface Reply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly text: string;
-}
+import { createSimulatorHarness, type Reply } from "./test-support/simulator-harness.js";
 
 /** firstByEvent maps each event name of a stream to the data of its first event. */
 function firstByEvent(events: readonly SseEvent[]): Map<string | undefined, unknown> {
@@ -41,32 +36,8 @@ function expectHeadersLike(reply: Reply, name: string): void {
 }
 
 describe("simulator protocol routes: /v1/responses, /v1/messages and count_tokens", () => {
-  const agent = new Agent();
-  const simulators: Simulator[] = [];
-
-  async function start(options: SimulatorOptions = {}): Promise<{ sim: Simulator; url: string }> {
-    const sim = createSimulator({ tokensPerSecond: 1000, timeToFirstTokenMs: 0, ...options });
-    simulators.push(sim);
-    const { url } = await sim.listen();
-    return { sim, url };
-  }
-
-  async function call(
-    url: string,
-    path: string,
-    body?: unknown,
-    headers: Readonly<Record<string, string>> = {},
-    signal?: AbortSignal,
-  ): Promise<Reply> {
-    const res = await request(`${url}${path}`, {
-      method: body === undefined ? "GET" : "POST",
-      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
-      dispatcher: agent,
-      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
-      ...(signal === undefined ? {} : { signal }),
-    });
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
-  }
+  const simulators = createSimulatorHarness({ tokensPerSecond: 1000, timeToFirstTokenMs: 0 });
+  const { agent, start, call } = simulators;
 
   /** abortMidStream starts a slow stream, reads its first bytes, leaves, and returns the recorded abort. */
   async function abortMidStream(sim: Simulator, url: string, path: string, body: unknown): Promise<Simulator["aborted"][number]> {
@@ -85,17 +56,8 @@ describe("simulator protocol routes: /v1/responses, /v1/messages and count_token
     return sim.waitForAbort((aborted) => aborted.path === path, 1000);
   }
 
-  afterEach(async () => {
-    for (const sim of simulators.splice(0)) {
-      await sim.close();
-      expect(sim.openConnections, "connections drained").to.equal(0);
-      expect(sim.activeGenerations, "generations stopped").to.equal(0);
-    }
-  });
-
-  after(async () => {
-    await agent.close();
-  });
+  afterEach(() => simulators.closeStarted());
+  after(() => simulators.close());
 
   const question = "Name three rivers of Europe";
   const instructions = "You are terse.";

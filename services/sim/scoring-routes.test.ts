@@ -1,9 +1,7 @@
 import { expect } from "chai";
 import OpenAI from "openai";
-import { Agent, request } from "undici";
-import type { SimulatedModel, Simulator, SimulatorOptions } from "./simulator.js";
+import type { SimulatedModel } from "./simulator.js";
 import {
-  createSimulator,
   EMBEDDING_DIMENSIONS,
   embeddingTokenCount,
   expectedEmbedding,
@@ -12,18 +10,13 @@ import {
   rerankTokenCount,
 } from "./simulator.js";
 import { capture, captureHeader, captureJson, captureStatus, dig, keysOf, shapeOf } from "./test-support/llama-captures.js";
+import { createSimulatorHarness, type Reply } from "./test-support/simulator-harness.js";
 
 const MODELS: readonly SimulatedModel[] = [
   { id: "sim-llama" },
   { id: "tiny-embed", kind: "embedding" },
   { id: "sim-rerank", kind: "rerank" },
 ];
-
-interface Reply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly text: string;
-}
 
 /** decodeFloats reads a base64 embedding: little-endian 32-bit floats. */
 function decodeFloats(base64: string): number[] {
@@ -38,26 +31,8 @@ function norm(vector: readonly number[]): number {
 }
 
 describe("simulator scoring routes: /v1/embeddings and /v1/rerank", () => {
-  const agent = new Agent();
-  const simulators: Simulator[] = [];
-
-  async function start(options: SimulatorOptions = {}): Promise<{ sim: Simulator; url: string }> {
-    const sim = createSimulator({ models: MODELS, timeToFirstTokenMs: 0, ...options });
-    simulators.push(sim);
-    const { url } = await sim.listen();
-    return { sim, url };
-  }
-
-  async function call(url: string, path: string, body: unknown, signal?: AbortSignal): Promise<Reply> {
-    const res = await request(`${url}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-      dispatcher: agent,
-      ...(signal === undefined ? {} : { signal }),
-    });
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
-  }
+  const simulators = createSimulatorHarness({ models: MODELS, timeToFirstTokenMs: 0 });
+  const { start, call } = simulators;
 
   /** expectCaptured checks status, body and the headers a client reads against a captured exchange. */
   function expectCaptured(reply: Reply, name: string): void {
@@ -66,17 +41,8 @@ describe("simulator scoring routes: /v1/embeddings and /v1/rerank", () => {
     expect(reply.headers["connection"]).to.equal(captureHeader(name, "Connection"));
   }
 
-  afterEach(async () => {
-    for (const sim of simulators.splice(0)) {
-      await sim.close();
-      expect(sim.openConnections, "connections drained").to.equal(0);
-      expect(sim.activeGenerations, "answers stopped").to.equal(0);
-    }
-  });
-
-  after(async () => {
-    await agent.close();
-  });
+  afterEach(() => simulators.closeStarted());
+  after(() => simulators.close());
 
   describe("simulated embeddings", () => {
     it("are deterministic unit vectors of EMBEDDING_DIMENSIONS 32-bit floats, different for different inputs", () => {
@@ -208,7 +174,7 @@ describe("simulator scoring routes: /v1/embeddings and /v1/rerank", () => {
     it("records a client that leaves before the answer as an abort", async () => {
       const { sim, url } = await start();
       const controller = new AbortController();
-      const outcome = call(url, "/v1/embeddings", { model: "tiny-embed", input: "hi", sim: { fail: "stall" } }, controller.signal).then(
+      const outcome = call(url, "/v1/embeddings", { model: "tiny-embed", input: "hi", sim: { fail: "stall" } }, {}, controller.signal).then(
         () => "answered",
         () => "failed",
       );

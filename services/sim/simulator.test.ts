@@ -1,12 +1,11 @@
 import { expect } from "chai";
 import OpenAI from "openai";
-import { Agent, request } from "undici";
+import { request } from "undici";
 import type { ChatMessageLike } from "./simulated-text.js";
 import { expectedCompletionText, promptTokenCount } from "./simulated-text.js";
-import type { Simulator } from "./simulator.js";
 import { createSimulator } from "./simulator.js";
-import type { SimulatorOptions } from "./simulator-options.js";
 import { capture, captureHeader, captureJson, dig, keysOf } from "./test-support/llama-captures.js";
+import { createSimulatorHarness } from "./test-support/simulator-harness.js";
 
 /** sseData splits an SSE body into its data payloads, checking llama-server's framing on the way. */
 function sseData(text: string): string[] {
@@ -24,51 +23,12 @@ function parse(text: string): unknown {
   return JSON.parse(text) as unknown;
 }
 
-interface Reply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly text: string;
-}
-
 describe("llama-server simulator", () => {
-  const agent = new Agent();
-  const simulators: Simulator[] = [];
+  const simulators = createSimulatorHarness({ tokensPerSecond: 1000, timeToFirstTokenMs: 0 });
+  const { agent, start, call } = simulators;
 
-  async function start(options: SimulatorOptions = {}): Promise<{ sim: Simulator; url: string }> {
-    const sim = createSimulator({ tokensPerSecond: 1000, timeToFirstTokenMs: 0, ...options });
-    simulators.push(sim);
-    const { url } = await sim.listen();
-    return { sim, url };
-  }
-
-  async function call(
-    url: string,
-    path: string,
-    body?: unknown,
-    headers: Readonly<Record<string, string>> = {},
-    signal?: AbortSignal,
-  ): Promise<Reply> {
-    const res = await request(`${url}${path}`, {
-      method: body === undefined ? "GET" : "POST",
-      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
-      dispatcher: agent,
-      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
-      ...(signal === undefined ? {} : { signal }),
-    });
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
-  }
-
-  afterEach(async () => {
-    for (const sim of simulators.splice(0)) {
-      await sim.close();
-      expect(sim.openConnections, "connections drained").to.equal(0);
-      expect(sim.activeGenerations, "generations stopped").to.equal(0);
-    }
-  });
-
-  after(async () => {
-    await agent.close();
-  });
+  afterEach(() => simulators.closeStarted());
+  after(() => simulators.close());
 
   const messages: ChatMessageLike[] = [
     { role: "system", content: "You are terse." },
