@@ -2,7 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Metadata } from "@grpc/grpc-js";
 import { expect } from "chai";
-import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import type { LightMyRequestResponse } from "fastify";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
   ErrorKind,
@@ -13,25 +13,11 @@ import {
   MediaRole,
   Operation,
 } from "../../gen/infermesh/v1/inference_pb.js";
-import { PrincipalSchema, type ProviderSchema, Visibility, WatchProvidersResponseSchema } from "../../gen/infermesh/v1/registry_pb.js";
-import { ManualClock } from "../../test/support/manual-clock.js";
+import { Visibility } from "../../gen/infermesh/v1/registry_pb.js";
 import type { CallContext } from "../shared/grpc/server.js";
-import { createLogger } from "../shared/logger.js";
-import type { UsageRecordData } from "../shared/usage-record.js";
-import { registerAnthropicRoutes } from "./anthropic-routes.js";
-import { Dispatcher } from "./dispatcher.js";
 import { echoed } from "./gateway-errors.js";
-import { createGatewayMetrics, type GatewayMetrics, observeInferenceRequests } from "./gateway-metrics.js";
 import type { Guardrails } from "./guardrails.js";
-import { createHttpApp } from "./http-app.js";
-import { createInferenceHandler } from "./inference-handler.js";
-import { createInferenceService } from "./inference-service.js";
-import { registerMediaRoutes } from "./media-routes.js";
-import { registerOpenAIRoutes } from "./openai-routes.js";
-import { ProviderHealth } from "./provider-health.js";
-import { RoutingTable } from "./routing-table.js";
-import { UsageCapture } from "./usage-capture.js";
-import { UsageRecorder } from "./usage-recorder.js";
+import { ALICE_KEY, createInMemoryGateway, type InMemoryGateway, type ProviderInit } from "./test-support/in-memory-gateway.js";
 
 // The routes of issue 15 through the gateway's whole request path (auth, schemas, guardrails, routing by service type
 // and protocol feature, dispatch, answer writing, usage), in memory: scripted agents answer, fastify.inject asks.
@@ -73,10 +59,6 @@ class ScriptedAgents {
   }
 }
 
-type ProviderInit = Exclude<MessageInitShape<typeof ProviderSchema>, { $typeName: string }>;
-
-const alice = create(PrincipalSchema, { userId: "u-alice", userName: "alice", keyId: "key-alice" });
-const ALICE_KEY = "sk-alice";
 const REQUEST_ID = "req-protocols-1";
 
 const alicesBox: ProviderInit = {
@@ -122,62 +104,22 @@ const GUARDRAILS: Guardrails = { maxMessages: 3, maxInputChars: 100, maxTokens: 
 const BODY_LIMIT_BYTES = 64 * 1024;
 
 /** Stack is the gateway's request path over scripted agents, with the usage it records and its metrics. */
-interface Stack {
-  readonly app: FastifyInstance;
+interface Stack extends InMemoryGateway {
   readonly agents: ScriptedAgents;
-  readonly health: ProviderHealth;
-  readonly metrics: GatewayMetrics;
-  readonly infer: ReturnType<typeof createInferenceService>["infer"];
-  records(): Promise<UsageRecordData[]>;
 }
 
 function stack(providers: readonly ProviderInit[] = [alicesBox, bobsGpu, carolsSecret]): Stack {
-  const clock = new ManualClock();
-  const log = createLogger("test", "silent");
-  const metrics = createGatewayMetrics();
-  const sent: UsageRecordData[] = [];
-  const recorder = new UsageRecorder({ send: async (batch) => void sent.push(...batch), clock, flushMs: 1_000, metrics, log });
-  const usage = new UsageCapture(recorder, clock);
-  const table = new RoutingTable({ clock });
-  table.apply(create(WatchProvidersResponseSchema, { event: { case: "snapshot", value: { providers: [...providers] } } }));
   const agents = new ScriptedAgents();
-  const health = new ProviderHealth({ clock, failureThreshold: 1, cooldownMs: 60_000 });
-  const dispatcher = new Dispatcher({ table, agents, health, failoverAttempts: 1 });
-  const authenticate = async (key: string) => (key === ALICE_KEY ? alice : undefined);
-  const app = createHttpApp({
-    log,
-    bodyLimitBytes: BODY_LIMIT_BYTES,
-    maxUploadBytes: BODY_LIMIT_BYTES,
-    authenticate,
-    resolveSession: async () => undefined,
-  });
-  observeInferenceRequests(app, metrics, log, usage.answered);
-  const handle = createInferenceHandler({
-    maxConcurrentStreams: 0,
-    dispatcher,
-    metrics,
-    clock,
-    requestTimeoutMs: 60_000,
-    streamTimeoutMs: 60_000,
-    keepaliveMs: 60_000,
-  });
-  void app.register(async (api) => {
-    registerOpenAIRoutes(api, { table, handle, guardrails: GUARDRAILS });
-    registerAnthropicRoutes(api, { handle, guardrails: GUARDRAILS });
-    registerMediaRoutes(api, { handle, maxUploadBytes: BODY_LIMIT_BYTES });
-  });
-  const service = createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: 60_000, usage });
-  return {
-    app,
+  const gateway = createInMemoryGateway({
+    providers,
     agents,
-    health,
-    metrics,
-    infer: service.infer,
-    async records() {
-      await recorder.flush();
-      return sent;
-    },
-  };
+    failureThreshold: 1,
+    cooldownMs: 60_000,
+    failoverAttempts: 1,
+    bodyLimitBytes: BODY_LIMIT_BYTES,
+    guardrails: GUARDRAILS,
+  });
+  return { ...gateway, agents };
 }
 
 const bearer = { authorization: `Bearer ${ALICE_KEY}` };

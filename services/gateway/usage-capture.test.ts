@@ -4,7 +4,6 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Metadata } from "@grpc/grpc-js";
 import { expect } from "chai";
-import type { FastifyInstance } from "fastify";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
   ErrorKind,
@@ -14,25 +13,15 @@ import {
   InferenceServiceInferRequestSchema,
   Operation,
 } from "../../gen/infermesh/v1/inference_pb.js";
-import { PrincipalSchema, type ProviderSchema, Visibility, WatchProvidersResponseSchema } from "../../gen/infermesh/v1/registry_pb.js";
+import { Visibility } from "../../gen/infermesh/v1/registry_pb.js";
 import { type Gate, gate } from "../../test/support/gate.js";
-import { ManualClock } from "../../test/support/manual-clock.js";
 import { waitFor } from "../../test/support/wait-for.js";
 import type { CallContext } from "../shared/grpc/server.js";
-import { createLogger } from "../shared/logger.js";
 import type { UsageRecordData } from "../shared/usage-record.js";
-import { Dispatcher, type DispatcherOptions } from "./dispatcher.js";
-import { createGatewayMetrics, observeInferenceRequests } from "./gateway-metrics.js";
+import type { DispatcherOptions } from "./dispatcher.js";
 import { DEFAULT_GUARDRAILS } from "./guardrails.js";
-import { createHttpApp } from "./http-app.js";
-import { createInferenceHandler } from "./inference-handler.js";
-import { createInferenceService } from "./inference-service.js";
-import { registerMediaRoutes } from "./media-routes.js";
-import { registerOpenAIRoutes } from "./openai-routes.js";
-import { ProviderHealth } from "./provider-health.js";
-import { RoutingTable } from "./routing-table.js";
-import { AnswerTally, MAX_RECORDED_MODEL_CHARS, UsageCapture } from "./usage-capture.js";
-import { UsageRecorder } from "./usage-recorder.js";
+import { ALICE_KEY, createInMemoryGateway, type InMemoryGateway, type ProviderInit } from "./test-support/in-memory-gateway.js";
+import { AnswerTally, MAX_RECORDED_MODEL_CHARS } from "./usage-capture.js";
 
 /** PartInit is one part as written in a script: which case, and its value. */
 type PartInit = NonNullable<Exclude<MessageInitShape<typeof InferencePartSchema>, InferencePart>["part"]>;
@@ -73,10 +62,7 @@ function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => signal.addEventListener("abort", () => reject(new ConnectError("cancelled", Code.Canceled))));
 }
 
-const alice = create(PrincipalSchema, { userId: "u-alice", userName: "alice", keyId: "key-alice" });
-const ALICE_KEY = "sk-alice";
-
-const bobsGpu: Exclude<MessageInitShape<typeof ProviderSchema>, { $typeName: string }> = {
+const bobsGpu: ProviderInit = {
   id: "p-bob",
   name: "bobs-gpu",
   ownerUserId: "u-bob",
@@ -90,67 +76,28 @@ const bobsGpu: Exclude<MessageInitShape<typeof ProviderSchema>, { $typeName: str
 };
 
 /** Stack is the gateway's request path over scripted agents: the HTTP façade, the gRPC face, and the usage they record. */
-interface Stack {
-  readonly app: FastifyInstance;
+interface Stack extends InMemoryGateway {
   readonly agents: ScriptedAgents;
-  readonly clock: ManualClock;
-  readonly infer: ReturnType<typeof createInferenceService>["infer"];
-  /** records flushes the recorder and returns what it sent so far. */
-  records(): Promise<UsageRecordData[]>;
   /** metricsInFlight is the gateway's in-flight gauge, summed over routes: 0 once every response closed. */
   metricsInFlight(): Promise<number>;
 }
 
 function stack(): Stack {
-  const clock = new ManualClock();
-  const log = createLogger("test", "silent");
-  const metrics = createGatewayMetrics();
-  const sent: UsageRecordData[] = [];
-  const recorder = new UsageRecorder({ send: async (batch) => void sent.push(...batch), clock, flushMs: 1_000, metrics, log });
-  const usage = new UsageCapture(recorder, clock);
-  const table = new RoutingTable({ clock });
-  table.apply(create(WatchProvidersResponseSchema, { event: { case: "snapshot", value: { providers: [bobsGpu] } } }));
   const agents = new ScriptedAgents();
-  const dispatcher = new Dispatcher({
-    table,
+  const gateway = createInMemoryGateway({
+    providers: [bobsGpu],
     agents,
-    health: new ProviderHealth({ clock, failureThreshold: 3, cooldownMs: 1_000 }),
+    failureThreshold: 3,
+    cooldownMs: 1_000,
     failoverAttempts: 0,
-  });
-  const authenticate = async (key: string) => (key === ALICE_KEY ? alice : undefined);
-  const app = createHttpApp({
-    log,
     bodyLimitBytes: 1 << 20,
-    maxUploadBytes: 1 << 20,
-    authenticate,
-    resolveSession: async () => undefined,
+    guardrails: DEFAULT_GUARDRAILS,
   });
-  observeInferenceRequests(app, metrics, log, usage.answered);
-  const handle = createInferenceHandler({
-    maxConcurrentStreams: 0,
-    dispatcher,
-    metrics,
-    clock,
-    requestTimeoutMs: 60_000,
-    streamTimeoutMs: 60_000,
-    keepaliveMs: 60_000,
-  });
-  void app.register(async (api) => {
-    registerOpenAIRoutes(api, { table, handle, guardrails: DEFAULT_GUARDRAILS });
-    registerMediaRoutes(api, { handle, maxUploadBytes: 1 << 20 });
-  });
-  const service = createInferenceService({ dispatcher, authenticate, clock, requestTimeoutMs: 60_000, usage });
   return {
-    app,
+    ...gateway,
     agents,
-    clock,
-    infer: service.infer,
-    async records() {
-      await recorder.flush();
-      return sent;
-    },
     async metricsInFlight() {
-      return (await metrics.inFlight.get()).values.reduce((sum, v) => sum + v.value, 0);
+      return (await gateway.metrics.inFlight.get()).values.reduce((sum, v) => sum + v.value, 0);
     },
   };
 }
