@@ -1,8 +1,9 @@
 import type { LlamaError } from "./llama-errors.js";
 import { injectedFailureError, invalidRequest } from "./llama-errors.js";
-import type { PacedAnswerPlan } from "./paced-answer.js";
+import type { AnswerTiming, PacedAnswerPlan } from "./paced-answer.js";
+import { wholeAnswerPlan } from "./paced-answer.js";
 import { decideFailure, parseSimOverrides } from "./sim-overrides.js";
-import type { ResolvedFailure, SimulatorConfig } from "./simulator-options.js";
+import type { SimulatorConfig } from "./simulator-options.js";
 
 /** LLAMA_JSON_HEADERS are llama-server's headers of a JSON answer, in its order; Content-Length follows them. */
 export const LLAMA_JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -18,10 +19,7 @@ export const LLAMA_JSON_HEADERS: Readonly<Record<string, string>> = Object.freez
 export type JsonBody = { readonly valid: true; readonly value: unknown } | { readonly valid: false; readonly error: LlamaError };
 
 /** LlamaPacing is when a one-piece llama-server answer comes, and the failure it meets. */
-export interface LlamaPacing {
-  readonly firstDelayMs: number;
-  readonly failure: ResolvedFailure | undefined;
-}
+export type LlamaPacing = AnswerTiming;
 
 /** llamaPacing reads a request's `sim` overrides (see SimOverrides) for a one-piece answer; a bad object is a 400. */
 export function llamaPacing(sim: unknown, config: SimulatorConfig): LlamaPacing | LlamaError {
@@ -32,20 +30,8 @@ export function llamaPacing(sim: unknown, config: SimulatorConfig): LlamaPacing 
 
 /**
  * wholeLlamaAnswer plans a one-piece JSON answer of llama-server (embeddings, rerank) produced after the pacing's
- * first delay, as long as a prompt takes to read; a failure strikes before it whatever its afterTokens, since there is
- * nothing to cut in between, and takes llama-server's error shape.
+ * first delay, as long as a prompt takes to read, as wholeAnswerPlan does; a failure takes llama-server's error shape.
  */
 export function wholeLlamaAnswer(pacing: LlamaPacing, body: () => string): PacedAnswerPlan {
-  return {
-    headers: LLAMA_JSON_HEADERS,
-    sized: true,
-    units: 1,
-    unit: body,
-    closing: undefined,
-    firstDelayMs: pacing.firstDelayMs,
-    intervalMs: 0,
-    failure: pacing.failure === undefined ? undefined : { ...pacing.failure, afterTokens: 0 },
-    framing: "body",
-    failureError: injectedFailureError,
-  };
+  return wholeAnswerPlan(pacing, LLAMA_JSON_HEADERS, body, injectedFailureError);
 }

@@ -5,6 +5,7 @@ import type { ModelSelection } from "./model-selection.js";
 import { selectModel } from "./model-selection.js";
 import { invalidValue, modelSelectionError } from "./openai-errors.js";
 import type { PacedAnswerPlan } from "./paced-answer.js";
+import { wholeAnswerPlan } from "./paced-answer.js";
 import type { SimOverrides } from "./sim-overrides.js";
 import { decideFailure, parseSimOverrides, simObjectFromForm } from "./sim-overrides.js";
 import type { ModelKind, ResolvedFailure, ResolvedModel, SimulatorConfig } from "./simulator-options.js";
@@ -87,20 +88,7 @@ export function pickModel(context: MediaContext, name: unknown, kind: ModelKind)
   return undefined;
 }
 
-/**
- * wholeAnswer plans a one-piece answer (JSON or text) produced after the pacing's first delay; a failure strikes
- * before it whatever its afterTokens, since there is nothing to cut in between.
- */
+/** wholeAnswer plans a one-piece media answer (JSON or text) of contentType, as wholeAnswerPlan does. */
 export function wholeAnswer(pacing: MediaPacing, contentType: string, body: () => string | Buffer): PacedAnswerPlan {
-  return {
-    headers: { "Content-Type": contentType },
-    sized: true,
-    units: 1,
-    unit: body,
-    closing: undefined,
-    firstDelayMs: pacing.firstDelayMs,
-    intervalMs: 0,
-    failure: pacing.failure === undefined ? undefined : { ...pacing.failure, afterTokens: 0 },
-    framing: "body",
-  };
+  return wholeAnswerPlan(pacing, { "Content-Type": contentType }, body);
 }

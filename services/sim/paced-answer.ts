@@ -38,6 +38,36 @@ export interface PacedAnswerPlan {
   readonly failureError?: (status: number) => LlamaError;
 }
 
+/** AnswerTiming is what a one-piece answer takes of a request's pacing: its first delay and the failure it meets. */
+export interface AnswerTiming {
+  readonly firstDelayMs: number;
+  readonly failure: ResolvedFailure | undefined;
+}
+
+/**
+ * wholeAnswerPlan plans a one-piece answer produced after the timing's first delay; a failure strikes before it
+ * whatever its afterTokens, since there is nothing to cut in between. failureError is as in PacedAnswerPlan.
+ */
+export function wholeAnswerPlan(
+  timing: AnswerTiming,
+  headers: PacedAnswerPlan["headers"],
+  body: () => string | Buffer,
+  failureError?: (status: number) => LlamaError,
+): PacedAnswerPlan {
+  return {
+    headers,
+    sized: true,
+    units: 1,
+    unit: body,
+    closing: undefined,
+    firstDelayMs: timing.firstDelayMs,
+    intervalMs: 0,
+    failure: timing.failure === undefined ? undefined : { ...timing.failure, afterTokens: 0 },
+    framing: "body",
+    ...(failureError === undefined ? {} : { failureError }),
+  };
+}
+
 /**
  * PacedAnswer writes a PacedAnswerPlan to a response with one timer: it honours backpressure, injects the failure and
  * stops at once when cancelled (client gone, simulator closing). It is the media counterpart of Generation.
