@@ -134,6 +134,16 @@ function post(s: Stack, url: string, body: unknown, headers: Record<string, stri
   });
 }
 
+/** refusalsOf sends each request and lists the `[param, code]` of the error each is refused with. */
+function refusalsOf<T>(requests: readonly T[], send: (request: T) => Promise<LightMyRequestResponse>): Promise<unknown[]> {
+  return Promise.all(
+    requests.map(async (request) => {
+      const error = (await send(request)).json().error;
+      return [error.param, error.code];
+    }),
+  );
+}
+
 /** sentBody is the body the provider got, as text. */
 const sentBody = (s: Stack, index = 0) => Buffer.from(s.agents.calls[index]?.call.body ?? []).toString();
 
@@ -236,7 +246,7 @@ describe("the protocol routes: model retrieval, embeddings, rerank, responses, A
       for (const input of ["text", ["a", "b"], [1, 2, 3], [[1, 2], [3]]]) {
         expect((await post(s, "/v1/embeddings", { model: "nomic-embed", input })).statusCode, JSON.stringify(input)).to.equal(200);
       }
-      const refusals = await Promise.all(
+      const refusals = await refusalsOf(
         [
           { model: "nomic-embed" },
           { model: "nomic-embed", input: [] },
@@ -246,10 +256,8 @@ describe("the protocol routes: model retrieval, embeddings, rerank, responses, A
           { model: "nomic-embed", input: "a", encoding_format: "int8" },
           { model: "nomic-embed", input: "a", dimensions: 0 },
           { input: "a" },
-        ].map(async (body) => {
-          const error = (await post(s, "/v1/embeddings", body)).json().error;
-          return [error.param, error.code];
-        }),
+        ],
+        (body) => post(s, "/v1/embeddings", body),
       );
       expect(refusals).to.deep.equal([
         ["input", "missing_required_parameter"],
@@ -289,7 +297,7 @@ describe("the protocol routes: model retrieval, embeddings, rerank, responses, A
       const ok = await post(s, "/v1/rerank", { model: "bge-rerank", query: "q", documents: ["a", { text: "b" }], top_n: 1 });
       expect([ok.statusCode, ok.body]).to.deep.equal([200, '{"results":[{"index":1,"relevance_score":0.9}]}']);
       expect(s.agents.calls[0]?.call.operation).to.equal(Operation.RERANK);
-      const refusals = await Promise.all(
+      const refusals = await refusalsOf(
         [
           { model: "bge-rerank", query: "q", documents: [] },
           { model: "bge-rerank", query: "q", documents: [{ title: "b" }] },
@@ -297,10 +305,8 @@ describe("the protocol routes: model retrieval, embeddings, rerank, responses, A
           { model: "bge-rerank", documents: ["a"] },
           { model: "bge-rerank", query: 1, documents: ["a"] },
           { model: "bge-rerank", query: "q", documents: ["a"], top_n: 0 },
-        ].map(async (body) => {
-          const error = (await post(s, "/v1/rerank", body)).json().error;
-          return [error.param, error.code];
-        }),
+        ],
+        (body) => post(s, "/v1/rerank", body),
       );
       expect(refusals).to.deep.equal([
         ["documents", "empty_array"],
@@ -639,16 +645,14 @@ describe("the protocol routes: model retrieval, embeddings, rerank, responses, A
 
     it("refuses a form without a file or a model, a bad response_format, and a model of another type", async () => {
       const s = stack();
-      const errors = await Promise.all(
+      const errors = await refusalsOf(
         [
           [{ name: "model", data: "whisper" }],
           [audio],
           [{ name: "model", data: "whisper" }, { name: "response_format", data: "mp4" }, audio],
           [{ name: "model", data: "Llama-3" }, audio],
-        ].map(async (parts) => {
-          const error = (await upload(s, parts)).json().error;
-          return [error.param, error.code];
-        }),
+        ],
+        (parts) => upload(s, parts),
       );
       expect(errors).to.deep.equal([
         ["file", "missing_file"],
