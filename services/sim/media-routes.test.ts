@@ -19,7 +19,9 @@ import {
   speechSampleCount,
   testWav,
 } from "./simulator.js";
+import { dig } from "./test-support/llama-captures.js";
 import { createSimulatorHarness, type Reply } from "./test-support/simulator-harness.js";
+import { sseEvents } from "./test-support/sse-events.js";
 
 const MODELS: readonly SimulatedModel[] = [
   { id: "sim-llama" },
@@ -37,21 +39,6 @@ const MAGIC: Readonly<Record<SpeechFormat, RegExp>> = {
   wav: /^RIFF[\s\S]{4}WAVE/,
   pcm: /^[\s\S]/,
 };
-
-/** sseEvents splits an SSE body into its events (event name, if any, and parsed data). */
-function sseEvents(text: string): Array<{ event: string | undefined; data: Record<string, unknown> }> {
-  expect(text.slice(-2), "stream ends with a blank line").to.equal("\n\n");
-  return text
-    .slice(0, -2)
-    .split("\n\n")
-    .map((frame) => {
-      const lines = frame.split("\n");
-      const event = lines.length === 2 ? lines[0]?.replace(/^event: /, "") : undefined;
-      const data = lines.at(-1) ?? "";
-      expect(data.slice(0, "data: ".length), `frame ${JSON.stringify(frame.slice(0, 80))}`).to.equal("data: ");
-      return { event, data: JSON.parse(data.slice("data: ".length)) as Record<string, unknown> };
-    });
-}
 
 /** multipartBody writes a form by hand, for uploads the SDK cannot make (chunked, no Content-Length). */
 function multipartBody(boundary: string, fields: Readonly<Record<string, string>>, file: { name: string; bytes: Buffer }): Buffer {
@@ -309,10 +296,10 @@ describe("simulator media endpoints", () => {
       expect(
         frames
           .slice(0, -1)
-          .map((frame) => frame.data["delta"])
+          .map((frame) => dig(frame.data, "delta"))
           .join(""),
       ).to.equal(transcript.text);
-      expect(frames.at(-1)?.data["type"]).to.equal("transcript.text.done");
+      expect(dig(frames.at(-1)?.data, "type")).to.equal("transcript.text.done");
     });
 
     it("derives the duration of uploads that are not WAV files from their size", async () => {
@@ -538,7 +525,7 @@ describe("simulator media endpoints", () => {
         stream: true,
         partial_images: 1,
       });
-      expect(sseEvents(raw.text).map((event) => [event.event, event.data["type"]])).to.deep.equal([
+      expect(sseEvents(raw.text).map((event) => [event.event, dig(event.data, "type")])).to.deep.equal([
         ["image_generation.partial_image", "image_generation.partial_image"],
         ["image_generation.completed", "image_generation.completed"],
       ]);
@@ -716,11 +703,11 @@ describe("simulator media endpoints", () => {
       });
       expect(reply.headers["content-type"]).to.equal("text/event-stream; charset=utf-8");
       const events = sseEvents(reply.text);
-      expect(new Set(events.slice(0, -1).map((event) => event.data["type"]))).to.deep.equal(new Set(["speech.audio.delta"]));
-      const audio = Buffer.concat(events.slice(0, -1).map((event) => Buffer.from(String(event.data["audio"]), "base64")));
+      expect(new Set(events.slice(0, -1).map((event) => dig(event.data, "type")))).to.deep.equal(new Set(["speech.audio.delta"]));
+      const audio = Buffer.concat(events.slice(0, -1).map((event) => Buffer.from(String(dig(event.data, "audio")), "base64")));
       expect(audio).to.deep.equal(expectedSpeech(input, "wav"));
-      expect(events.at(-1)?.data["type"]).to.equal("speech.audio.done");
-      expect(events.at(-1)?.data["usage"]).to.include({ input_tokens: 9 });
+      expect(dig(events.at(-1)?.data, "type")).to.equal("speech.audio.done");
+      expect(dig(events.at(-1)?.data, "usage")).to.include({ input_tokens: 9 });
     });
 
     it("answers bad inputs, speeds and formats with 400s", async () => {

@@ -6,19 +6,9 @@ import type { ChatMessageLike } from "./simulated-text.js";
 import { expectedCompletionText, promptTokenCount } from "./simulated-text.js";
 import type { Simulator } from "./simulator.js";
 import { createSimulator, EMBEDDING_DIMENSIONS } from "./simulator.js";
-import {
-  capture,
-  captureHeader,
-  captureJson,
-  captureStatus,
-  dig,
-  eventNames,
-  keysOf,
-  type SseEvent,
-  shapeOf,
-  sseEvents,
-} from "./test-support/llama-captures.js";
+import { capture, captureHeader, captureJson, captureStatus, dig, keysOf, shapeOf } from "./test-support/llama-captures.js";
 import { createSimulatorHarness, type Reply } from "./test-support/simulator-harness.js";
+import { eventNames, type SseEvent, sseEvents } from "./test-support/sse-events.js";
 
 /** firstByEvent maps each event name of a stream to the data of its first event. */
 function firstByEvent(events: readonly SseEvent[]): Map<string | undefined, unknown> {
