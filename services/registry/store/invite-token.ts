@@ -25,3 +25,19 @@ export function hashInviteToken(inviteToken: string): Buffer | undefined {
   }
   return createHash("sha256").update(inviteToken, "utf8").digest();
 }
+
+/** HashedInviteToken is a new token, to be shown once, and the hash under which it is stored. */
+export interface HashedInviteToken {
+  readonly token: string;
+  readonly tokenHash: Buffer;
+}
+
+/** generateHashedInviteToken makes a new token (generateInviteToken) together with its hash (hashInviteToken). */
+export function generateHashedInviteToken(): HashedInviteToken {
+  const token = generateInviteToken();
+  const tokenHash = hashInviteToken(token);
+  if (tokenHash === undefined) {
+    throw new Error("a generated invite token is malformed");
+  }
+  return { token, tokenHash };
+}

@@ -3,7 +3,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { apiKeyMatches, generateApiKey, hashApiKey, parseApiKey } from "./api-key.js";
-import { generateInviteToken, hashInviteToken } from "./invite-token.js";
+import { assertDuration } from "./assert-duration.js";
+import { generateHashedInviteToken, hashInviteToken } from "./invite-token.js";
 import { checkPasswordRule, hashPassword, verifyPassword } from "./passwords.js";
 import type {
   ApiKeyFilter,
@@ -15,7 +16,6 @@ import type {
   Principal,
   ProviderSettings,
   RegistryStore,
-  SharingData,
   UsageQuery,
   UsageRecordData,
   UsageRowData,
@@ -24,6 +24,7 @@ import type {
 import { generateSessionId, hashSessionId, parseSessionId, sessionIdMatches, sessionKeyId } from "./session-id.js";
 import { migrateSqliteSchema } from "./sqlite-schema.js";
 import { SessionRefusedError, UserExistsError } from "./store-errors.js";
+import { parseSharingJson, sharingJson } from "./stored-sharing.js";
 import { toUsageRows, type UsageSumsRow, usageStatement } from "./usage-sql.js";
 import { assertUserName } from "./user-name.js";
 
@@ -283,9 +284,9 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
   const createUserTransaction = db.transaction((userName: string, inviteTtlMs: number): CreatedUser => {
     const createdAtMs = now();
     const user = insertNewAccount(userName, null, createdAtMs);
-    const inviteToken = generateInviteToken();
+    const { token: inviteToken, tokenHash } = generateHashedInviteToken();
     const inviteExpiresAtMs = createdAtMs + inviteTtlMs;
-    insertInvite.run(tokenHashOf(inviteToken), user.id, createdAtMs, inviteExpiresAtMs, "password");
+    insertInvite.run(tokenHash, user.id, createdAtMs, inviteExpiresAtMs, "password");
     return { user, inviteToken, inviteExpiresAtMs };
   });
 
@@ -323,9 +324,9 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
       return undefined;
     }
     const createdAtMs = now();
-    const token = generateInviteToken();
+    const { token, tokenHash } = generateHashedInviteToken();
     const expiresAtMs = createdAtMs + ttlMs;
-    insertInvite.run(tokenHashOf(token), user.id, createdAtMs, expiresAtMs, "sign_in");
+    insertInvite.run(tokenHash, user.id, createdAtMs, expiresAtMs, "sign_in");
     return { token, expiresAtMs };
   });
 
@@ -554,12 +555,8 @@ export function createSqliteStore(options: SqliteStoreOptions): RegistryStore {
     },
 
     async saveProviderSettings(providerId: string, settings: ProviderSettings): Promise<void> {
-      const sharing =
-        settings.sharing === undefined
-          ? null
-          : JSON.stringify({ visibility: settings.sharing.visibility, allowedUsers: [...settings.sharing.allowedUsers] });
       try {
-        upsertProviderSettings.run(providerId, settings.paused ? 1 : 0, sharing, settings.sharingInstanceId);
+        upsertProviderSettings.run(providerId, settings.paused ? 1 : 0, sharingJson(settings.sharing), settings.sharingInstanceId);
       } catch (error) {
         if (error instanceof Database.SqliteError && error.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
           throw new Error(`provider ${JSON.stringify(providerId)} has no owner yet: settings are saved for claimed providers only`, {
@@ -603,22 +600,6 @@ function openDatabase(path: string): Database.Database {
     const cause = error instanceof Error ? error.message : String(error);
     throw new Error(`cannot open registry store ${path}: ${cause}`, { cause: error });
   }
-}
-
-/** assertDuration throws RangeError unless durationMs is a positive whole number of milliseconds. */
-function assertDuration(name: string, durationMs: number): void {
-  if (!Number.isSafeInteger(durationMs) || durationMs <= 0) {
-    throw new RangeError(`${name} must be a positive whole number of milliseconds, not ${String(durationMs)}`);
-  }
-}
-
-/** tokenHashOf hashes a token this process just generated, which is always well-formed. */
-function tokenHashOf(inviteToken: string): Buffer {
-  const hash = hashInviteToken(inviteToken);
-  if (hash === undefined) {
-    throw new Error("a generated invite token is malformed");
-  }
-  return hash;
 }
 
 /** toUser maps a row to the store's user, turning SQL NULL into undefined. */
@@ -669,32 +650,5 @@ function toUsageParams(record: UsageRecordData): UsageParams {
 
 /** toProviderSettings maps a row to the store's settings. */
 function toProviderSettings(row: ProviderSettingsRow): ProviderSettings {
-  return { paused: row.paused !== 0, sharing: parseSharing(row.sharing_json), sharingInstanceId: row.sharing_instance_id };
-}
-
-/**
- * parseSharing reads stored sharing JSON. A value that is not a well-formed policy reads as undefined, private, so
- * that a damaged row can only narrow who may use a provider.
- */
-function parseSharing(json: string | null): SharingData | undefined {
-  if (json === null) {
-    return undefined;
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== "object" || value === null) {
-    return undefined;
-  }
-  const { visibility, allowedUsers } = value as Record<string, unknown>;
-  if (visibility !== "private" && visibility !== "users" && visibility !== "public") {
-    return undefined;
-  }
-  if (!Array.isArray(allowedUsers) || !allowedUsers.every((user) => typeof user === "string")) {
-    return undefined;
-  }
-  return { visibility, allowedUsers };
+  return { paused: row.paused !== 0, sharing: parseSharingJson(row.sharing_json), sharingInstanceId: row.sharing_instance_id };
 }
