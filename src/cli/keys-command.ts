@@ -65,7 +65,7 @@ function formatKeys(keys: readonly ApiKeyRecord[]): string {
 const KEYS_CREATE_COMMAND: RunnableCommand = {
   name: "create",
   summary: "create an API key for a user and print it, alone, on stdout (shown this once)",
-  synopsis: "keys create --user NAME [--label TEXT] [--db FILE]",
+  synopsis: "keys create --user NAME [--label TEXT] [--db FILE|URL]",
   flags: KEYS_CREATE_FLAGS,
   run: runKeysCreate,
 };
@@ -73,7 +73,7 @@ const KEYS_CREATE_COMMAND: RunnableCommand = {
 const KEYS_LIST_COMMAND: RunnableCommand = {
   name: "list",
   summary: "list key ids, owners and dates, never the keys",
-  synopsis: "keys list [--user NAME] [--all] [--db FILE]",
+  synopsis: "keys list [--user NAME] [--all] [--db FILE|URL]",
   flags: KEYS_LIST_FLAGS,
   run: runKeysList,
 };
@@ -81,7 +81,7 @@ const KEYS_LIST_COMMAND: RunnableCommand = {
 const KEYS_REVOKE_COMMAND: RunnableCommand = {
   name: "revoke",
   summary: "revoke a key by its id",
-  synopsis: "keys revoke KEY_ID [--db FILE]",
+  synopsis: "keys revoke KEY_ID [--db FILE|URL]",
   flags: KEYS_REVOKE_FLAGS,
   run: runKeysRevoke,
 };

@@ -5,7 +5,7 @@ import {
   MIN_HEARTBEAT_INTERVAL_MS,
   type RegistryOptions,
 } from "../../services/registry/registry.js";
-import { createSqliteStore } from "../../services/registry/store/sqlite-store.js";
+import { openRegistryStore, shownDatabase } from "../../services/registry/store/open-registry-store.js";
 import { parseLogLevel, parseMs } from "../../services/shared/config-values.js";
 import { formatHostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
@@ -107,7 +107,7 @@ export function parseRegistryConfig(
 export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = parseRegistryConfig(argv, env);
   const log = createLogger("registry", config.logLevel);
-  const store = createSqliteStore({ path: config.dbPath });
+  const store = await openRegistryStore(config.dbPath);
   const registry = createRegistry({ ...config, store });
   collectProcessMetrics(registry.metrics.registry);
   try {
@@ -117,7 +117,7 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
         listen: formatHostPort(addresses.grpc),
         tls: config.tls !== undefined,
         metricsPort: addresses.metrics?.port,
-        db: config.dbPath,
+        db: shownDatabase(config.dbPath),
         heartbeatIntervalMs: registry.settings.heartbeatIntervalMs,
         ttlMs: registry.settings.ttlMs,
       },
@@ -139,7 +139,7 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
 export const REGISTRY_COMMAND: RunnableCommand = {
   name: "registry",
   summary: "the control plane: providers, heartbeats, API keys (gRPC)",
-  synopsis: "registry [--listen HOST:PORT] [--db FILE] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
+  synopsis: "registry [--listen HOST:PORT] [--db FILE|URL] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
   flags: REGISTRY_FLAGS,
   run: runRegistry,
 };

@@ -12,12 +12,12 @@ export const DEFAULT_DB_PATH = "./data/infermesh.db";
 /** MIN_MESH_TOKEN_LENGTH keeps guessable mesh tokens out. */
 export const MIN_MESH_TOKEN_LENGTH = 16;
 
-/** DB_FLAG is the registry's SQLite file, which `registry` serves from and `keys` edits. */
+/** DB_FLAG is the registry's database, a SQLite file or a postgres:// URL, which `registry` serves from and `keys` edits. */
 export const DB_FLAG: FlagSpec = {
   type: "string",
   default: DEFAULT_DB_PATH,
-  value: "FILE",
-  description: "SQLite file with users and API keys",
+  value: "FILE|URL",
+  description: "SQLite file, or postgres:// URL of a PostgreSQL database, with users, API keys and usage",
   env: "INFERMESH_DB",
 };
 

@@ -26,9 +26,9 @@ export const USAGE_FLAGS: FlagSpecs = {
   ...MESH_API_FLAGS,
   db: {
     type: "string",
-    value: "FILE",
+    value: "FILE|URL",
     description:
-      "read the registry's SQLite file itself instead of calling the mesh: everyone's calls (operators, on the registry's machine)",
+      "read the registry's database (SQLite file or postgres:// URL) itself instead of calling the mesh: everyone's calls (operators)",
     env: DB_FLAG.env,
   },
   from: usageFlag("from", {
@@ -146,7 +146,7 @@ export const USAGE_COMMAND: RunnableCommand = {
   name: "usage",
   summary: "requests, tokens and times of your calls (or your providers'), per day, model, key...; --db: everyone's",
   synopsis:
-    "usage [--mesh URL] [--api-key-file FILE] [--from TIME] [--to TIME] [--group-by DIM,...] [--scope mine|providers] [--json] | usage --db FILE [...]",
+    "usage [--mesh URL] [--api-key-file FILE] [--from TIME] [--to TIME] [--group-by DIM,...] [--scope mine|providers] [--json] | usage --db FILE|URL [...]",
   flags: USAGE_FLAGS,
   run: runUsage,
 };
