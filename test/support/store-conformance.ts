@@ -290,6 +290,14 @@ export function storeConformance(newTarget: () => Promise<StoreTarget>): void {
     expect(await store.findUser("nobody")).to.equal(undefined);
   });
 
+  it("closes, twice without complaint, and refuses calls once closed", async () => {
+    const store = await open();
+    await store.createApiKey("alice");
+    await store.close();
+    await store.close();
+    expect(await rejection(store.findUser("alice"))).to.be.instanceOf(Error);
+  });
+
   describe("accounts", () => {
     it("creates an account without a password and an invite that sets one once", async () => {
       const store = await open();

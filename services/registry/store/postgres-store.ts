@@ -290,6 +290,8 @@ function postgresStore(pool: pg.Pool, now: () => number): RegistryStore {
     return (await client.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [userId])).rows[0];
   }
 
+  let closing: Promise<void> | undefined;
+
   // Password hashing happens before a transaction begins, never while a connection is held.
   return {
     async createApiKey(userName: string, label?: string): Promise<CreatedApiKey> {
@@ -619,7 +621,9 @@ function postgresStore(pool: pg.Pool, now: () => number): RegistryStore {
     },
 
     async close(): Promise<void> {
-      await pool.end();
+      // pg refuses to end a pool twice; closing a store twice is harmless, as it is for the SQLite store.
+      closing ??= pool.end();
+      await closing;
     },
   };
 }
