@@ -290,6 +290,43 @@ export function storeConformance(newTarget: () => Promise<StoreTarget>): void {
     expect(await store.findUser("nobody")).to.equal(undefined);
   });
 
+  describe("two stores on one database at the same moment", () => {
+    it("use an invite and a sign-in link once", async () => {
+      const [first, second] = [await open(), await open()];
+      const { inviteToken } = await first.createUser("alice", 60_000);
+      const accepted = await Promise.all([
+        first.acceptInvite(inviteToken, "first password"),
+        second.acceptInvite(inviteToken, "second password"),
+      ]);
+      expect(accepted.filter((user) => user !== undefined)).to.have.length(1);
+      const winner = accepted[0] === undefined ? "second password" : "first password";
+      expect(await first.checkPassword("alice", winner)).to.deep.include({ name: "alice" });
+
+      const link = (await first.createSignInLink("alice", 60_000))?.token as string;
+      const used = await Promise.all([first.useSignInLink(link), second.useSignInLink(link)]);
+      expect(used.filter((user) => user !== undefined)).to.have.length(1);
+    });
+
+    it("create an account once, refusing the other with UserExistsError", async () => {
+      const [first, second] = [await open(), await open()];
+      const results = await Promise.allSettled([first.signUp("alice", "a fine password"), second.signUp("alice", "a fine password")]);
+      expect(results.filter((result) => result.status === "fulfilled")).to.have.length(1);
+      const refused = results.find((result) => result.status === "rejected");
+      expect(refused?.reason).to.be.instanceOf(UserExistsError);
+      expect((await first.listUsers()).map((user) => user.name)).to.deep.equal(["alice"]);
+    });
+
+    it("give a provider id to one of two claimers, and keys for one name to one user", async () => {
+      const [first, second] = [await open(), await open()];
+      const keys = await Promise.all([first.createApiKey("alice"), second.createApiKey("alice"), first.createApiKey("bob")]);
+      expect(keys[0].record.userId).to.equal(keys[1].record.userId);
+      const [alice, bob] = [keys[0].record.userId, keys[2].record.userId];
+      const owners = await Promise.all([first.claimProvider("gpu", alice), second.claimProvider("gpu", bob)]);
+      expect(owners[0]).to.be.oneOf([alice, bob]);
+      expect(owners[1]).to.equal(owners[0]);
+    });
+  });
+
   it("closes, twice without complaint, and refuses calls once closed", async () => {
     const store = await open();
     await store.createApiKey("alice");
