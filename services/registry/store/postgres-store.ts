@@ -194,19 +194,25 @@ function postgresStore(pool: pg.Pool, now: () => number): RegistryStore {
     return (await pool.query(sql, [...params])).rowCount ?? 0;
   }
 
-  /** transaction runs work on one connection inside BEGIN … COMMIT, rolling back when it throws. */
+  /**
+   * transaction runs work on one connection inside BEGIN … COMMIT, rolling back when it throws. A connection that
+   * cannot even roll back is destroyed rather than handed to the next caller.
+   */
   async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
+    let broken = false;
     try {
       await client.query("BEGIN");
       const result = await work(client);
       await client.query("COMMIT");
       return result;
     } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
+      await client.query("ROLLBACK").catch(() => {
+        broken = true;
+      });
       throw error;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 
