@@ -22,7 +22,18 @@ import type {
 } from "./registry-store.js";
 import { generateSessionId, hashSessionId, parseSessionId, sessionIdMatches, sessionKeyId } from "./session-id.js";
 import { SessionRefusedError, UserExistsError } from "./store-errors.js";
-import { parseSharingJson, sharingJson } from "./stored-sharing.js";
+import {
+  type ApiKeyRow,
+  type CredentialRow,
+  type PasswordRow,
+  type ProviderSettingsRow,
+  type SessionRow,
+  toApiKeyRecord,
+  toProviderSettings,
+  toUser,
+  type UserRow,
+} from "./stored-rows.js";
+import { sharingJson } from "./stored-sharing.js";
 import { toUsageRows, type UsageSumsRow, usageStatement } from "./usage-sql.js";
 import { assertUserName } from "./user-name.js";
 
@@ -59,58 +70,6 @@ export const POSTGRES_TYPES: pg.CustomTypesConfig = {
 
 /** InvitePurpose is what an invites row's token does: set the account's password, or sign it in. */
 type InvitePurpose = "password" | "sign_in";
-
-/** UserRow is a users row as selected by USER_COLUMNS, without the password hash. */
-interface UserRow {
-  id: string;
-  name: string;
-  created_at_ms: number;
-  disabled_at_ms: number | null;
-  has_password: boolean;
-}
-
-/** PasswordRow is a UserRow with the password hash, for checkPassword alone. */
-interface PasswordRow extends UserRow {
-  password_hash: string | null;
-}
-
-/** ApiKeyRow is an api_keys row joined with its user's name and last use, without the hash. */
-interface ApiKeyRow {
-  id: string;
-  user_id: string;
-  user_name: string;
-  label: string;
-  created_at_ms: number;
-  revoked_at_ms: number | null;
-  last_used_at_ms: number | null;
-}
-
-/** CredentialRow is what authenticate needs to check a presented key. */
-interface CredentialRow {
-  user_id: string;
-  user_name: string;
-  key_hash: Buffer;
-  revoked_at_ms: number | null;
-  disabled_at_ms: number | null;
-}
-
-/** SessionRow is what resolveSession and revokeSession need to check a presented session id. */
-interface SessionRow {
-  secret_hash: Buffer;
-  expires_at_ms: number;
-  revoked_at_ms: number | null;
-  user_id: string;
-  user_name: string;
-  disabled_at_ms: number | null;
-}
-
-/** ProviderSettingsRow is a provider_settings row. */
-interface ProviderSettingsRow {
-  provider_id: string;
-  paused: boolean;
-  sharing_json: string | null;
-  sharing_instance_id: string;
-}
 
 /** USER_COLUMNS selects a UserRow from users; has_password is a boolean so that the hash itself is never read. */
 const USER_COLUMNS = `id, name, created_at_ms, disabled_at_ms, password_hash IS NOT NULL AS has_password`;
@@ -676,33 +635,4 @@ export function redactedUrl(url: string): string {
   } catch {
     return "(unparsable connection string)";
   }
-}
-
-/** toUser maps a row to the store's user, turning SQL NULL into undefined. */
-function toUser(row: UserRow): User {
-  return {
-    id: row.id,
-    name: row.name,
-    createdAtMs: row.created_at_ms,
-    disabledAtMs: row.disabled_at_ms ?? undefined,
-    hasPassword: row.has_password,
-  };
-}
-
-/** toApiKeyRecord maps a row to the store's record, turning SQL NULL into undefined. */
-function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    userId: row.user_id,
-    userName: row.user_name,
-    label: row.label,
-    createdAtMs: row.created_at_ms,
-    revokedAtMs: row.revoked_at_ms ?? undefined,
-    lastUsedAtMs: row.last_used_at_ms ?? undefined,
-  };
-}
-
-/** toProviderSettings maps a row to the store's settings. */
-function toProviderSettings(row: ProviderSettingsRow): ProviderSettings {
-  return { paused: row.paused, sharing: parseSharingJson(row.sharing_json), sharingInstanceId: row.sharing_instance_id };
 }
