@@ -1,8 +1,8 @@
 import { expect } from "chai";
-import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 import { type CliProcess, runCli, spawnCli } from "./support/cli-process.js";
 import { type PostgresServer, skipWithoutPostgres, startPostgres } from "./support/postgres-fixture.js";
-import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
+import { RELAYED_HEARTBEAT, relayMetadata } from "./support/relayed-heartbeat.js";
+import { stockClient, unary } from "./support/stock-grpc-client.js";
 
 const MESH = "cli-postgres-mesh-token-0123";
 const KEY_SHAPE = /^im_[0-9a-f]{16}_[A-Za-z0-9_-]{43}\n$/;
@@ -41,18 +41,13 @@ describe("the infermesh command on a PostgreSQL database (--db postgres://…)",
     const key = created.stdout.trim();
 
     const client = stockClient("RegistryService", ready.listen as string);
-    // The agent's heartbeat as the gateway it attached to relays it: the mesh token, and the agent's key beside it.
-    const relayed = bearer(MESH);
-    relayed.set(AGENT_KEY_METADATA, key);
     try {
-      const heartbeat = {
-        providerId: "box",
-        endpoint: "127.0.0.1:9",
-        gatewayId: "gateway-1",
-        linkId: "link-1",
-        models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }],
-      };
-      const response = await unary<{ provider: { ownerUserName: string } }>(client, "heartbeat", heartbeat, relayed);
+      const response = await unary<{ provider: { ownerUserName: string } }>(
+        client,
+        "heartbeat",
+        RELAYED_HEARTBEAT,
+        relayMetadata(MESH, key),
+      );
       expect(response.provider.ownerUserName).to.equal("alice");
     } finally {
       client.close();

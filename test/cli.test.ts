@@ -5,9 +5,9 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
-import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 import { prometheusScrapeConfig } from "../src/cli/scrape-config.js";
 import { type CliProcess, runCli, spawnCli } from "./support/cli-process.js";
+import { RELAYED_HEARTBEAT, relayMetadata } from "./support/relayed-heartbeat.js";
 import { bearer, stockClient, unary } from "./support/stock-grpc-client.js";
 
 const MESH = "cli-test-mesh-token-0123";
@@ -70,22 +70,13 @@ describe("the infermesh command", function () {
     it("accepts a key created by `keys create` at once, and refuses it once `keys revoke` ran", async () => {
       const key = (await runCli(["keys", "create", "--user", "alice", "--db", db])).stdout.trim();
       const client = stockClient("RegistryService", address);
-      // The agent's heartbeat as the gateway it attached to relays it: the mesh token, and the agent's key beside it.
-      const relayed = bearer(MESH);
-      relayed.set(AGENT_KEY_METADATA, key);
+      const relayed = relayMetadata(MESH, key);
       try {
-        const heartbeat = {
-          providerId: "box",
-          endpoint: "127.0.0.1:9",
-          gatewayId: "gateway-1",
-          linkId: "link-1",
-          models: [{ id: "m", serviceType: "SERVICE_TYPE_LLM" }],
-        };
-        const response = await unary<{ provider: { ownerUserName: string } }>(client, "heartbeat", heartbeat, relayed);
+        const response = await unary<{ provider: { ownerUserName: string } }>(client, "heartbeat", RELAYED_HEARTBEAT, relayed);
         expect(response.provider.ownerUserName).to.equal("alice");
         const revoked = await runCli(["keys", "revoke", key.split("_")[1] as string, "--db", db]);
         expect(revoked.code).to.equal(0);
-        const error = await unary(client, "heartbeat", heartbeat, relayed).then(
+        const error = await unary(client, "heartbeat", RELAYED_HEARTBEAT, relayed).then(
           () => undefined,
           (e: grpc.ServiceError) => e,
         );
