@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ErrorKind, InferencePartSchema, InferResponseSchema } from "../../gen/infermesh/v1/inference_pb.js";
-import { ERROR_KINDS } from "../shared/error-kinds.js";
+import { ERROR_KINDS, UNSUPPORTED_ENDPOINT } from "../shared/error-kinds.js";
 import type { TrailerInit } from "./answer-summary.js";
 import type { SseEvent } from "./sse-parser.js";
 
@@ -91,9 +91,6 @@ export function errorPart(kind: Exclude<ErrorKind, ErrorKind.UNSPECIFIED>, messa
   const { type, httpStatus } = ERROR_KINDS[kind];
   return { part: { part: { case: "error", value: { kind, type, httpStatus, message } } } };
 }
-
-/** UNSUPPORTED_ENDPOINT is the error code of a call whose model's server lacks the route (see unsupportedEndpointPart). */
-export const UNSUPPORTED_ENDPOINT = "unsupported_endpoint";
 
 /**
  * unsupportedEndpointPart ends an answer with the client's error for a model whose server lacks the operation's

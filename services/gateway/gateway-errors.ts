@@ -2,6 +2,7 @@ import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Code } from "@connectrpc/connect";
 import type { InferenceError } from "../../gen/infermesh/v1/inference_pb.js";
+import { UNSUPPORTED_ENDPOINT } from "../shared/error-kinds.js";
 import type { OperationInfo, ProtocolFeature } from "../shared/inference-catalog.js";
 import type { NoRouteReason } from "./routing-table.js";
 import { httpFailureFor } from "./status-mapping.js";
@@ -165,7 +166,7 @@ export function unsupportedEndpoint(model: string, operation: OperationInfo): Ga
   return invalidRequest(
     `Model '${echoed(model)}' is served by no provider whose server speaks ${protocol} ` +
       `(POST ${operation.path}); its servers serve chat completions: use /v1/chat/completions`,
-    { param: "model", code: "unsupported_endpoint" },
+    { param: "model", code: UNSUPPORTED_ENDPOINT },
   );
 }
 

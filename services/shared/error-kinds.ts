@@ -27,3 +27,9 @@ export const ERROR_KINDS: Readonly<Record<ErrorKind, ErrorKindInfo>> = Object.fr
 export function errorKindInfo(kind: ErrorKind): ErrorKindInfo {
   return ERROR_KINDS[kind] ?? ERROR_KINDS[ErrorKind.UNSPECIFIED];
 }
+
+/**
+ * UNSUPPORTED_ENDPOINT is the code of the 400 a client gets for a model that cannot serve the route it called: from
+ * the gateway when none of its providers declares the protocol, from an agent when its server lacks the route.
+ */
+export const UNSUPPORTED_ENDPOINT = "unsupported_endpoint";
