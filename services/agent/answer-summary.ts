@@ -100,9 +100,9 @@ export function summarizeJsonAnswer(body: unknown, operation: Operation): Traile
  * StreamSummary collects usage and finish reasons from a streamed answer's events without parsing every chunk: only
  * an event whose bytes hold a `"usage"` object or a string `"finish_reason"` or `"stop_reason"` is parsed, which in a
  * typical stream is the last one or two (a Messages stream's message_start and message_delta); a Responses stream's
- * response.completed, .incomplete or .failed event is parsed for the response it carries; an image stream's `...completed` events are parsed to count its images, and a speech stream's
- * `speech.audio.delta` events to measure the audio they carry. JSON escapes quotes inside strings, so generated text
- * cannot fake the unescaped key.
+ * response.completed, .incomplete or .failed event is parsed for the response it carries; an image stream's
+ * `...completed` events are parsed to count its images, and a speech stream's `speech.audio.delta` events to measure
+ * the audio they carry. JSON escapes quotes inside strings, so generated text cannot fake the unescaped key.
  */
 export class StreamSummary {
   readonly #summary: AnswerSummary;

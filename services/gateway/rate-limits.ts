@@ -24,8 +24,8 @@ const UNLIMITED = Number.MAX_SAFE_INTEGER;
 
 /**
  * perKeyRateLimit configures @fastify/rate-limit per API key (after authentication, hence the preHandler hook),
- * with separate budgets for /v1/models (and a model's retrieval) and for inference. Every authenticated answer carries the X-RateLimit-*
- * headers; a 429 carries Retry-After and OpenAI's envelope.
+ * with separate budgets for /v1/models (and a model's retrieval) and for inference. Every authenticated answer
+ * carries the X-RateLimit-* headers; a 429 carries Retry-After and OpenAI's envelope.
  */
 export function perKeyRateLimit(limits: RateLimits): RateLimitPluginOptions {
   const budget = (request: FastifyRequest) => {

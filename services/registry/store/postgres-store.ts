@@ -60,8 +60,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const FOREIGN_KEY_VIOLATION = "23503";
 
 /**
- * POSTGRES_TYPES reads BIGINT as a JavaScript number: the store's BIGINT columns hold milliseconds and counts, far below 2^53,
- * and the rows must read as the SQLite store's do. Every other type keeps pg's parser.
+ * POSTGRES_TYPES reads BIGINT as a JavaScript number: the store's BIGINT columns hold milliseconds and counts, far
+ * below 2^53, and the rows must read as the SQLite store's do. Every other type keeps pg's parser.
  */
 export const POSTGRES_TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
