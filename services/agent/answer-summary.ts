@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type InferenceCall, Operation, type TrailerSchema, type UsageSchema } from "../../gen/infermesh/v1/inference_pb.js";
+import { isObject } from "../shared/json-object.js";
 import { AudioDurationMeter, type AudioFormat } from "./audio-duration.js";
 import { JsonDataCounter } from "./json-data-counter.js";
 import { mediaType } from "./upstream-client.js";
@@ -439,10 +440,6 @@ function isTokenCount(value: unknown): boolean {
 
 function count(value: unknown): number {
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? Math.min(MAX_UINT32, Math.floor(value)) : 0;
-}
-
-function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 const USAGE_KEY = Buffer.from('"usage"');

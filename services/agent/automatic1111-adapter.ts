@@ -1,16 +1,9 @@
 import { type MediaFile, Operation } from "../../gen/infermesh/v1/inference_pb.js";
 import type { FormFields } from "../shared/form-fields.js";
+import { isObject } from "../shared/json-object.js";
 import { base64MediaType, pngHeader } from "./image-format.js";
 import { fieldValue, mediaFor, withoutFields } from "./multipart-form.js";
-import {
-  failedAnswer,
-  invalidRequestAnswer,
-  isObject,
-  jsonAnswer,
-  jsonEvent,
-  type TranslatedAnswer,
-  type Translation,
-} from "./translated-answer.js";
+import { failedAnswer, invalidRequestAnswer, jsonAnswer, jsonEvent, type TranslatedAnswer, type Translation } from "./translated-answer.js";
 import { mediaType } from "./upstream-client.js";
 import type { ModelListing } from "./upstream-models.js";
 

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { SERVICE_TYPE_NAMES } from "../shared/inference-catalog.js";
+import { isObject } from "../shared/json-object.js";
 import type { UpstreamSettings, UpstreamType } from "./agent-config.js";
 import { isOllamaVersion, parseLlamaProps, parseOpenAiModelList, serviceTypeByName } from "./upstream-models.js";
 
@@ -195,8 +196,4 @@ function isLoopback(host: string): boolean {
   if (host.toLowerCase() === "localhost") return true;
   if (isIPv4(host)) return host.startsWith("127.");
   return isIPv6(host) && (host === "::1" || /^(0{0,4}:){7}0{0,3}1$/.test(host));
-}
-
-function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

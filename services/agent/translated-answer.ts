@@ -70,8 +70,3 @@ export function failedAnswer(message: string): TranslatedAnswer {
 export function jsonEvent(value: unknown, event = ""): SseEvent {
   return { data: Buffer.from(JSON.stringify(value), "utf8"), event };
 }
-
-/** isObject tells a JSON object from arrays, null and scalars. */
-export function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Modality, type Model, ModelSchema } from "../../gen/infermesh/v1/capabilities_pb.js";
 import { type ProtocolFeature, SERVICE_TYPE_NAMES, serviceTypeOf } from "../shared/inference-catalog.js";
+import { isObject } from "../shared/json-object.js";
 import type { CapabilityOverride, UpstreamConfig, UpstreamType } from "./agent-config.js";
 
 /** UNKNOWN_ENGINE is the engine of a server that neither the config nor its answers name (inference.club's word). */
@@ -370,8 +371,4 @@ function positive(value: unknown): number | undefined {
 
 function nonEmptyString(value: unknown): string | undefined {
   return typeof value === "string" && value.trim() !== "" ? value.slice(0, 64) : undefined;
-}
-
-function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

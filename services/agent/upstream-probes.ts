@@ -1,4 +1,5 @@
 import { OPERATIONS, PROTOCOL_FEATURES, type ProtocolFeature } from "../shared/inference-catalog.js";
+import { isObject } from "../shared/json-object.js";
 import type { UpstreamType } from "./agent-config.js";
 import { readBody, type UpstreamClient } from "./upstream-client.js";
 import { isConnectionFailure } from "./upstream-failure.js";
@@ -240,8 +241,4 @@ export function isRerankAnswer(json: unknown): boolean {
 
 function isOk(status: number): boolean {
   return status >= 200 && status < 300;
-}
-
-function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from "node:http";
+import { isObject } from "../shared/json-object.js";
 import type { GatewayError } from "./gateway-errors.js";
 
 /**
@@ -112,10 +113,6 @@ function plainText(text: string): string | undefined {
   const trimmed = text.trim();
   if (trimmed === "") return undefined;
   return trimmed.length > MAX_RELAYED_MESSAGE_CHARS ? `${trimmed.slice(0, MAX_RELAYED_MESSAGE_CHARS)}…` : trimmed;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 function nonEmpty(value: unknown): value is string {

@@ -1,3 +1,4 @@
+import { isObject } from "../shared/json-object.js";
 import { serverError } from "./llama-errors.js";
 import type { ConvertedMessages } from "./responses-input.js";
 import type { ChatMessageLike } from "./simulated-text.js";
@@ -72,8 +73,4 @@ function blocksText(blocks: unknown): string {
     if (isObject(block) && block["type"] === "text" && typeof block["text"] === "string") text += block["text"];
   }
   return text;
-}
-
-function isObject(value: unknown): value is Fields {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -1,3 +1,4 @@
+import { isObject } from "../shared/json-object.js";
 import type { LlamaError } from "./llama-errors.js";
 import { invalidRequest } from "./llama-errors.js";
 import type { ChatMessageLike } from "./simulated-text.js";
@@ -91,8 +92,4 @@ function convertItem(item: Fields): ChatMessageLike | undefined | string {
 
 function refuse(message: string): ConvertedMessages {
   return { ok: false, error: invalidRequest(message) };
-}
-
-function isObject(value: unknown): value is Fields {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
