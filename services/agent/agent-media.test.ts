@@ -319,7 +319,7 @@ describe("agent Infer for audio and images (OpenAI-compatible upstreams)", () =>
     upstream.handler = withModelList((_request, response) => answerJson(response, 400, error));
     const audio: StockMediaFile = { role: "MEDIA_ROLE_AUDIO", filename: "a.txt", contentType: "text/plain", data: Buffer.from("nope") };
     const result = await infer(client, call("OPERATION_TRANSCRIPTION", "whisper-1", { model: "whisper-1" }, [audio]), token);
-    expect(kinds(result)).to.deep.equal(["head", "data", "trailer"]);
+    expect(kinds(result), result.status.details).to.deep.equal(["head", "data", "trailer"]);
     expect(result.parts[0]?.head).to.deep.include({ status: 400, contentType: "application/json" });
     expect(JSON.parse(dataOf(result.parts).toString())).to.deep.equal(error);
   });
