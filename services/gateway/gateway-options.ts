@@ -32,8 +32,13 @@ export interface CircuitOptions {
 
 /** GatewayOptions configure a gateway; what is left out takes its default. */
 export interface GatewayOptions {
-  /** registry is the registry's base URL, "http://host:port". */
-  readonly registry: string;
+  /**
+   * registry is the registry's base URL, "http://host:port", or several replicas' URLs: the gateway uses one at a time
+   * and moves to the next when it fails.
+   */
+  readonly registry: string | readonly string[];
+  /** redis, a redis:// URL, makes gateways share rate-limit counters and stream slots there; per process without it. */
+  readonly redis?: string | undefined;
   readonly meshToken: string;
   readonly log: Logger;
   /** listen is the OpenAI HTTP address; port 0 picks a free one. */
@@ -98,7 +103,9 @@ export const DEFAULT_USAGE_FLUSH_MS = 1_000;
 
 /** GatewaySettings are a gateway's options with every default applied and checked. */
 export interface GatewaySettings {
-  readonly registry: string;
+  /** registries are the registry replicas' base URLs, at least one. */
+  readonly registries: readonly string[];
+  readonly redis: string | undefined;
   readonly meshToken: string;
   readonly log: Logger;
   readonly listen: HostPort;
@@ -134,7 +141,8 @@ export interface GatewaySettings {
  */
 export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings {
   const settings: GatewaySettings = {
-    registry: options.registry,
+    registries: Object.freeze(typeof options.registry === "string" ? [options.registry] : [...options.registry]),
+    redis: options.redis,
     meshToken: options.meshToken,
     log: options.log,
     listen: options.listen,
@@ -163,6 +171,7 @@ export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings 
     usageFlushMs: options.usageFlushMs ?? DEFAULT_USAGE_FLUSH_MS,
     trustProxy: options.trustProxy,
   };
+  if (settings.registries.length === 0) throw new ConfigError("registry", "the gateway needs at least one registry address");
   if (!SIGNUP_MODES.includes(settings.signup))
     throw new ConfigError("signup", `the gateway's signup must be one of ${SIGNUP_MODES.join(", ")}, got ${String(settings.signup)}`);
   const counts: readonly (readonly [string, number, number])[] = [

@@ -90,7 +90,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     onLeft: (provider) => onLeft(provider),
   });
   const registryLink = connectRegistry({
-    registry: settings.registry,
+    registries: settings.registries,
     meshToken: settings.meshToken,
     table,
     log: settings.log,

@@ -29,8 +29,8 @@ export interface RegistryLink {
 
 /** RegistryLinkOptions configures a RegistryLink. */
 export interface RegistryLinkOptions {
-  /** registry is the registry's base URL, "http://host:port". */
-  readonly registry: string;
+  /** registries are the registry replicas' base URLs, "http://host:port". */
+  readonly registries: readonly string[];
   readonly meshToken: string;
   readonly table: RoutingTable;
   readonly log: Logger;
@@ -45,7 +45,7 @@ export interface RegistryLinkOptions {
  */
 export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
   const { client, accounts, close } = createRegistryClient(
-    options.registry,
+    options.registries[0] ?? "",
     { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 },
     options.ca ? { ca: [...options.ca] } : {},
   );
@@ -65,7 +65,7 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
           if (!connected) {
             connected = true;
             backoffMs = WATCH_BACKOFF_START_MS;
-            options.log.info({ registry: options.registry }, "registry watch connected");
+            options.log.info({ registry: options.registries[0] }, "registry watch connected");
             markReady();
           }
         }
@@ -73,7 +73,7 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
       } catch (error) {
         if (controller.signal.aborted) break;
         const reason = error instanceof ConnectError ? error.rawMessage : String(error);
-        options.log.warn({ registry: options.registry, reason, retryInMs: backoffMs }, "registry watch failed");
+        options.log.warn({ registry: options.registries[0], reason, retryInMs: backoffMs }, "registry watch failed");
         if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
           options.log.error("the registry refused the mesh token");
         }

@@ -46,6 +46,8 @@ export interface RegistryOptions {
   readonly tls?: ServerTls | undefined;
   /** sessionTtlMs is how long a signed-in session lasts. */
   readonly sessionTtlMs?: number;
+  /** redis, a redis:// URL, makes this registry one of several replicas that share provider presence there. */
+  readonly redis?: string | undefined;
 }
 
 /** RegistrySettings are a registry's options with every default applied and checked. */
@@ -61,6 +63,7 @@ export interface RegistrySettings {
   readonly shutdownGraceMs: number;
   readonly tls: ServerTls | undefined;
   readonly sessionTtlMs: number;
+  readonly redis: string | undefined;
 }
 
 /** RegistryAddresses are where a listening registry is. */
@@ -105,6 +108,7 @@ export function resolveRegistryOptions(options: RegistryOptions): RegistrySettin
     shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
     tls: options.tls,
     sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
+    redis: options.redis,
   });
 }
 

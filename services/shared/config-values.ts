@@ -51,6 +51,23 @@ export function parseRegistryUrl(where: string, value: string): string {
   return `http://${parseDialAddress(where, value)}`;
 }
 
+/** parseRedisUrl accepts a redis:// or rediss:// (TLS) URL, as Redis and Valkey clients take it. */
+export function parseRedisUrl(where: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(where, `${where} expects redis://[USER:PASSWORD@]HOST:PORT[/DB], got '${value}'`);
+  }
+  if ((url.protocol !== "redis:" && url.protocol !== "rediss:") || url.hostname === "") {
+    throw new ConfigError(where, `${where} expects redis://[USER:PASSWORD@]HOST:PORT[/DB] or rediss://…, got '${value}'`);
+  }
+  if (!/^\/?\d*$/.test(url.pathname)) {
+    throw new ConfigError(where, `${where} takes a database number as its path (redis://HOST:PORT/0), got '${url.pathname}'`);
+  }
+  return value;
+}
+
 /** parseDialAddress parses a "host:port" to connect to, where port 0 (any free port) makes no sense. */
 export function parseDialAddress(where: string, value: string): string {
   const { host, port } = parseHostPort(where, value, 1);

@@ -158,6 +158,7 @@ describe("the infermesh command line", () => {
       INFERMESH_DB: ["infermesh keys --db", "infermesh registry --db", "infermesh usage --db", "infermesh users --db"],
       INFERMESH_MESH_TOKEN: ["infermesh gateway --mesh-token", "infermesh registry --mesh-token"],
       INFERMESH_MESH_TOKEN_FILE: ["infermesh gateway --mesh-token-file", "infermesh registry --mesh-token-file"],
+      INFERMESH_REDIS: ["infermesh gateway --redis", "infermesh registry --redis"],
       INFERMESH_API_KEY: ["infermesh agent --api-key", "infermesh providers --api-key", "infermesh usage --api-key"],
       INFERMESH_API_KEY_FILE: ["infermesh agent --api-key-file", "infermesh providers --api-key-file", "infermesh usage --api-key-file"],
       INFERMESH_REGISTRY: ["infermesh gateway --registry"],

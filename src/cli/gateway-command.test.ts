@@ -7,7 +7,7 @@ describe("infermesh gateway's flags", () => {
     expect(parseGatewayConfig([], EXPORTED)).to.deep.include({
       listen: { host: "127.0.0.1", port: 8080 },
       grpcListen: { host: "127.0.0.1", port: 7702 },
-      registry: "http://127.0.0.1:7700",
+      registry: ["http://127.0.0.1:7700"],
     });
     const config = parseGatewayConfig([], {
       ...EXPORTED,
@@ -15,8 +15,28 @@ describe("infermesh gateway's flags", () => {
       INFERMESH_REGISTRY: "http://10.0.0.1:7700",
       INFERMESH_GATEWAY_MAX_TOKENS: "100",
     });
-    expect(config).to.deep.include({ listen: { host: "127.0.0.1", port: 0 }, registry: "http://10.0.0.1:7700" });
+    expect(config).to.deep.include({ listen: { host: "127.0.0.1", port: 0 }, registry: ["http://10.0.0.1:7700"] });
     expect(config.guardrails?.maxTokens).to.equal(100);
+  });
+
+  it("takes registry replicas as a repeated --registry or a comma-separated INFERMESH_REGISTRY, and a redis:// URL", () => {
+    const replicas = ["http://10.0.0.1:7700", "http://10.0.0.2:7700"];
+    expect(parseGatewayConfig(["--registry", "10.0.0.1:7700", "--registry", "http://10.0.0.2:7700"], EXPORTED).registry).to.deep.equal(
+      replicas,
+    );
+    const fromEnv = parseGatewayConfig([], {
+      ...EXPORTED,
+      INFERMESH_REGISTRY: "10.0.0.1:7700, 10.0.0.2:7700",
+      INFERMESH_REDIS: "redis://r:6379/2",
+    });
+    expect(fromEnv).to.deep.include({ registry: replicas, redis: "redis://r:6379/2" });
+    expect(parseGatewayConfig([], EXPORTED).redis).to.equal(undefined);
+    expect(message(() => parseGatewayConfig(["--redis", "http://r:6379"], EXPORTED))).to.equal(
+      "--redis expects redis://[USER:PASSWORD@]HOST:PORT[/DB] or rediss://…, got 'http://r:6379'",
+    );
+    expect(message(() => parseGatewayConfig(["--redis", "redis://r:6379/x"], EXPORTED))).to.equal(
+      "--redis takes a database number as its path (redis://HOST:PORT/0), got '/x'",
+    );
   });
 
   it("says what a bad value is in its unit, naming the flag or the variable", () => {

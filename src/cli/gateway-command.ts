@@ -12,7 +12,14 @@ import { DEFAULT_GUARDRAILS } from "../../services/gateway/guardrails.js";
 import { DEFAULT_MAX_UPLOAD_BYTES } from "../../services/gateway/multipart-form.js";
 import { DEFAULT_RATE_LIMITS } from "../../services/gateway/rate-limits.js";
 import { ConfigError } from "../../services/shared/config-error.js";
-import { listInWords, parseLogLevel, parseMs, parseRegistryUrl, parseWholeNumber } from "../../services/shared/config-values.js";
+import {
+  listInWords,
+  parseLogLevel,
+  parseMs,
+  parseRedisUrl,
+  parseRegistryUrl,
+  parseWholeNumber,
+} from "../../services/shared/config-values.js";
 import { formatHostPort, type HostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
@@ -21,7 +28,7 @@ import type { RunnableCommand } from "./command.js";
 import { type FlagSpec, type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { DEFAULT_REGISTRY_LISTEN } from "./registry-command.js";
 import { type ReadTextFile, readTextFile } from "./secret-flag.js";
-import { CA_FILE_FLAG, LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, REGISTRY_ADDRESS_FLAG, requireMeshToken } from "./shared-flags.js";
+import { CA_FILE_FLAG, LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, REDIS_FLAG, REGISTRY_ADDRESS_FLAG, requireMeshToken } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /** DEFAULT_GATEWAY_LISTEN is the OpenAI HTTP address unless told otherwise. */
@@ -79,7 +86,13 @@ export const GATEWAY_FLAGS: FlagSpecs = {
   },
   "tls-key": { type: "string", value: "FILE", description: "PEM private key of --tls-cert", env: "INFERMESH_GATEWAY_TLS_KEY" },
   "ca-file": CA_FILE_FLAG,
-  registry: { ...REGISTRY_ADDRESS_FLAG, default: `http://${DEFAULT_REGISTRY_LISTEN}` },
+  registry: {
+    ...REGISTRY_ADDRESS_FLAG,
+    default: `http://${DEFAULT_REGISTRY_LISTEN}`,
+    multiple: true,
+    description: `${REGISTRY_ADDRESS_FLAG.description}; repeat it (or separate with commas) for registry replicas, used one at a time`,
+  },
+  redis: REDIS_FLAG,
   ...MESH_TOKEN_FLAGS,
   "request-timeout-ms": gatewayFlag(
     "request-timeout-ms",
@@ -158,7 +171,8 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
       key: flags.setting("tls-key"),
     }),
     ca: trustedCas(flags.string("ca-file"), flags.setting("ca-file")),
-    registry: parseRegistryUrl(...value("registry")),
+    registry: flags.strings("registry").map((address) => parseRegistryUrl(flags.setting("registry"), address)),
+    redis: optional("redis", parseRedisUrl),
     meshToken,
     requestTimeoutMs: parseMs(...value("request-timeout-ms")),
     streamTimeoutMs: parseMs(...value("stream-timeout-ms")),
@@ -219,7 +233,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
 export const GATEWAY_COMMAND: RunnableCommand = {
   name: "gateway",
   summary: "the OpenAI-compatible HTTP API (and InferenceService over gRPC)",
-  synopsis: "gateway [--listen HOST:PORT] [--registry URL] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
+  synopsis: "gateway [--listen HOST:PORT] [--registry URL ...] [--redis URL] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
   flags: GATEWAY_FLAGS,
   run: runGateway,
 };

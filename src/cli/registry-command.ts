@@ -6,7 +6,7 @@ import {
   type RegistryOptions,
 } from "../../services/registry/registry.js";
 import { openRegistryStore, shownDatabase } from "../../services/registry/store/open-registry-store.js";
-import { parseLogLevel, parseMs } from "../../services/shared/config-values.js";
+import { parseLogLevel, parseMs, parseRedisUrl } from "../../services/shared/config-values.js";
 import { formatHostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
@@ -14,7 +14,7 @@ import { readServerTls } from "../../services/shared/tls-files.js";
 import type { RunnableCommand } from "./command.js";
 import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
 import { type ReadTextFile, readTextFile } from "./secret-flag.js";
-import { DB_FLAG, LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, requireMeshToken } from "./shared-flags.js";
+import { DB_FLAG, LOG_LEVEL_FLAG, MESH_TOKEN_FLAGS, REDIS_FLAG, requireMeshToken } from "./shared-flags.js";
 import { onShutdownSignal } from "./shutdown.js";
 
 /** DEFAULT_REGISTRY_LISTEN is the registry's gRPC address unless told otherwise. */
@@ -30,6 +30,10 @@ export const REGISTRY_FLAGS: FlagSpecs = {
     env: "INFERMESH_REGISTRY_LISTEN",
   },
   db: DB_FLAG,
+  redis: {
+    ...REDIS_FLAG,
+    description: "redis:// URL of the Redis (or Valkey) where registry replicas share provider presence; none: presence in memory",
+  },
   ...MESH_TOKEN_FLAGS,
   "metrics-listen": {
     type: "string",
@@ -87,6 +91,7 @@ export function parseRegistryConfig(
   const ttl = flags.string("ttl-ms");
   const logLevel = parseLogLevel(flags.setting("log-level"), requireString(flags, "log-level"));
   const metrics = flags.string("metrics-listen");
+  const redis = flags.string("redis");
   const tls = readServerTls(flags.string("tls-cert"), flags.string("tls-key"), {
     cert: flags.setting("tls-cert"),
     key: flags.setting("tls-key"),
@@ -94,6 +99,7 @@ export function parseRegistryConfig(
   return Object.freeze({
     listen: parseHostPort(flags.setting("listen"), requireString(flags, "listen")),
     dbPath: requireString(flags, "db"),
+    redis: redis === undefined ? undefined : parseRedisUrl(flags.setting("redis"), redis),
     meshToken,
     metricsListen: metrics ? parseHostPort(flags.setting("metrics-listen"), metrics) : undefined,
     heartbeatIntervalMs,
@@ -139,7 +145,7 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
 export const REGISTRY_COMMAND: RunnableCommand = {
   name: "registry",
   summary: "the control plane: providers, heartbeats, API keys (gRPC)",
-  synopsis: "registry [--listen HOST:PORT] [--db FILE|URL] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
+  synopsis: "registry [--listen HOST:PORT] [--db FILE|URL] [--redis URL] (--mesh-token-file FILE | --mesh-token TOKEN) [flags]",
   flags: REGISTRY_FLAGS,
   run: runRegistry,
 };

@@ -93,6 +93,15 @@ export const MESH_URL_FLAG: FlagSpec = {
   env: "INFERMESH_MESH",
 };
 
+/** REDIS_FLAG is where registries share presence and gateways share limits, once there are several of them. */
+export const REDIS_FLAG: FlagSpec = {
+  type: "string",
+  value: "URL",
+  description:
+    "redis:// (or rediss://) URL of the Redis (or Valkey) that several registries or gateways share; none: one process keeps it in memory",
+  env: "INFERMESH_REDIS",
+};
+
 /** LOG_LEVEL_FLAG is --log-level; each command adds its own default. */
 export const LOG_LEVEL_FLAG: FlagSpec = {
   type: "string",
@@ -104,6 +113,7 @@ export const LOG_LEVEL_FLAG: FlagSpec = {
 /** SHARED_VARIABLES are the environment variables named for what they hold rather than for one command. */
 export const SHARED_VARIABLES: readonly string[] = [
   DB_FLAG.env,
+  REDIS_FLAG.env,
   ...Object.values(MESH_TOKEN_FLAGS).map((spec) => spec.env),
   ...Object.values(API_KEY_FLAGS).map((spec) => spec.env),
   REGISTRY_ADDRESS_FLAG.env,
