@@ -1,8 +1,8 @@
-import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import type { AccountService } from "../../gen/infermesh/v1/accounts_pb.js";
-import type { Principal, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
-import { createRegistryClient } from "../shared/grpc/registry-client.js";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { AccountService } from "../../gen/infermesh/v1/accounts_pb.js";
+import { type Principal, RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import type { Logger } from "../shared/logger.js";
+import { RegistryReplicas } from "./registry-replicas.js";
 import type { RoutingTable } from "./routing-table.js";
 
 const WATCH_BACKOFF_START_MS = 100;
@@ -15,6 +15,8 @@ export interface RegistryLink {
   readonly ready: Promise<void>;
   /** connected is true while the watch stream is up. */
   readonly connected: boolean;
+  /** registryUrl is the base URL of the registry replica the link uses now. */
+  readonly registryUrl: string;
   /** registry is the link's RegistryService client, for the gateway's other calls to the registry. */
   readonly registry: Client<typeof RegistryService>;
   /** accounts is the link's AccountService client. */
@@ -39,16 +41,27 @@ export interface RegistryLinkOptions {
 }
 
 /**
- * connectRegistry keeps the routing table in step with the registry's WatchProviders stream. When the stream
- * breaks, the table keeps routing on what it knew and the watch reconnects with exponential backoff; the next
- * snapshot replaces the table whole.
+ * REGISTRY_KEEPALIVE pings the registry's sessions often enough that a replica that froze (its sockets open, nothing
+ * answering) is noticed within three seconds; the watch stream keeps the current replica's session open, and an open
+ * session is pinged whenever it has been silent for the interval.
+ */
+const REGISTRY_KEEPALIVE = { pingIntervalMs: 1_000, pingTimeoutMs: 2_000 };
+
+/**
+ * connectRegistry keeps the routing table in step with the registry's WatchProviders stream. The link uses one
+ * replica at a time: when the stream breaks it moves to the next replica at once, and only when every replica failed
+ * in turn does it wait, with exponential backoff. Meanwhile the table keeps routing on what it knew; the next
+ * snapshot replaces the table whole. The unary calls made on the link's clients follow it (RegistryReplicas).
  */
 export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
-  const { client, accounts, close } = createRegistryClient(
-    options.registries[0] ?? "",
-    { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 },
-    options.ca ? { ca: [...options.ca] } : {},
-  );
+  const replicas = new RegistryReplicas({
+    urls: options.registries,
+    keepalive: REGISTRY_KEEPALIVE,
+    ...(options.ca ? { tls: { ca: [...options.ca] } } : {}),
+    log: options.log,
+  });
+  const client = createClient(RegistryService, replicas.transport);
+  const accounts = createClient(AccountService, replicas.transport);
   const headers = { authorization: `Bearer ${options.meshToken}` };
   const controller = new AbortController();
   let connected = false;
@@ -57,30 +70,57 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
 
   void (async () => {
     let backoffMs = WATCH_BACKOFF_START_MS;
+    let failures = 0;
     while (!controller.signal.aborted) {
+      const index = replicas.current;
+      const registry = replicas.url(index);
+      // A watch follows the link: when a failed call moves the link to another replica, the watch moves with it.
+      const moved = new AbortController();
+      const stopFollowing = replicas.onMove(() => {
+        if (replicas.current !== index) moved.abort();
+      });
+      const attempt = AbortSignal.any([controller.signal, moved.signal]);
+      let reason: string | undefined;
       try {
-        const watch = client.watchProviders({ includeOffline: true }, { headers, signal: controller.signal });
+        const watch = createClient(RegistryService, replicas.transportOf(index)).watchProviders(
+          { includeOffline: true },
+          { headers, signal: attempt },
+        );
         for await (const response of watch) {
           options.table.apply(response);
           if (!connected) {
             connected = true;
+            failures = 0;
             backoffMs = WATCH_BACKOFF_START_MS;
-            options.log.info({ registry: options.registries[0] }, "registry watch connected");
+            options.log.info({ registry }, "registry watch connected");
             markReady();
           }
         }
-        if (!controller.signal.aborted) options.log.warn("registry watch ended; reconnecting");
-      } catch (error) {
-        if (controller.signal.aborted) break;
-        const reason = error instanceof ConnectError ? error.rawMessage : String(error);
-        options.log.warn({ registry: options.registries[0], reason, retryInMs: backoffMs }, "registry watch failed");
-        if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
-          options.log.error("the registry refused the mesh token");
+        if (!attempt.aborted) {
+          reason = "the watch ended";
+          options.log.warn({ registry }, "registry watch ended; reconnecting");
         }
+      } catch (error) {
+        if (!attempt.aborted) {
+          reason = error instanceof ConnectError ? error.rawMessage : String(error);
+          options.log.warn({ registry, reason }, "registry watch failed");
+          if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+            options.log.error("the registry refused the mesh token");
+          }
+        }
+      } finally {
+        stopFollowing();
       }
       connected = false;
-      await sleep(backoffMs, controller.signal);
-      backoffMs = Math.min(backoffMs * 2, WATCH_BACKOFF_MAX_MS);
+      if (controller.signal.aborted) break;
+      if (reason === undefined) continue;
+      replicas.moveOff(index, reason);
+      // A whole round of replicas failed: wait before the next.
+      if (++failures % replicas.count === 0) {
+        options.log.warn({ retryInMs: backoffMs }, "no registry replica answered; waiting");
+        await sleep(backoffMs, controller.signal);
+        backoffMs = Math.min(backoffMs * 2, WATCH_BACKOFF_MAX_MS);
+      }
     }
   })();
 
@@ -88,6 +128,9 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
     ready,
     get connected() {
       return connected;
+    },
+    get registryUrl() {
+      return replicas.url();
     },
     registry: client,
     accounts,
@@ -97,7 +140,7 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
       refusedAsUndefined(accounts.resolveSession({ sessionId }, { headers, timeoutMs: AUTHENTICATE_TIMEOUT_MS })),
     close: () => {
       controller.abort();
-      close();
+      replicas.close();
     },
   };
 }

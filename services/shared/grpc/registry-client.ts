@@ -1,4 +1,4 @@
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { AccountService } from "../../../gen/infermesh/v1/accounts_pb.js";
 import { RegistryService } from "../../../gen/infermesh/v1/registry_pb.js";
@@ -31,16 +31,31 @@ export interface RegistryClientTls {
   readonly ca?: string[] | undefined;
 }
 
+/** RegistryTransport is a gRPC transport to one registry, on one HTTP/2 session. */
+export interface RegistryTransport {
+  readonly transport: Transport;
+  /** close ends the session; calls still on it fail. */
+  close(): void;
+}
+
+/**
+ * createRegistryTransport makes the transport a RegistryClient runs on: "http://host:port" for plaintext HTTP/2,
+ * "https://host:port" for TLS, checked against tls.ca.
+ */
+export function createRegistryTransport(baseUrl: string, keepalive: RegistryKeepalive, tls: RegistryClientTls = {}): RegistryTransport {
+  const sessions = new Http2SessionManager(baseUrl, keepalive, tls.ca === undefined ? undefined : { ca: tls.ca });
+  return { transport: createGrpcTransport({ baseUrl, sessionManager: sessions }), close: () => sessions.abort() };
+}
+
 /**
  * createRegistryClient makes a RegistryService client of the registry at baseUrl: "http://host:port" for plaintext
  * HTTP/2, "https://host:port" for TLS, checked against tls.ca.
  */
 export function createRegistryClient(baseUrl: string, keepalive: RegistryKeepalive, tls: RegistryClientTls = {}): RegistryClient {
-  const sessions = new Http2SessionManager(baseUrl, keepalive, tls.ca === undefined ? undefined : { ca: tls.ca });
-  const transport = createGrpcTransport({ baseUrl, sessionManager: sessions });
+  const { transport, close } = createRegistryTransport(baseUrl, keepalive, tls);
   return {
     client: createClient(RegistryService, transport),
     accounts: createClient(AccountService, transport),
-    close: () => sessions.abort(),
+    close,
   };
 }
