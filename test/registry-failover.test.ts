@@ -1,10 +1,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { expect } from "chai";
+import { RegistryService } from "../gen/infermesh/v1/registry_pb.js";
 import { type Agent, createAgent } from "../services/agent/agent.js";
 import { resolveAgentConfig } from "../services/agent/agent-config.js";
 import { createGateway, type Gateway } from "../services/gateway/gateway.js";
+import { RegistryReplicas } from "../services/gateway/registry-replicas.js";
 import { createRegistry, type Registry } from "../services/registry/registry.js";
 import type { RegistryStore } from "../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
@@ -179,4 +183,124 @@ describe("registry replicas: a gateway moves off one that died or froze", functi
     ).to.deep.equal([]);
     expect(await (await fetch(`${baseUrl}/health`)).json()).to.deep.equal({ status: "ok", registry: "connected" });
   });
+
+  it("moves off a replica that froze within the keepalive's reach, and checks new keys on the next one", async () => {
+    await start(true);
+    const [one, two] = replicas as [Replica, Replica];
+    await waitFor("the agent online on replica 1", () => one.registry.table.get(providerId)?.online === true);
+
+    const table = watchTable(gateway, providerId);
+    const frozenAt = Date.now();
+    proxy?.stall();
+    await waitFor(
+      "the gateway's watch on replica 2",
+      () => gateway.registryLink.registryUrl === `http://${two.address}` && gateway.registryLink.connected,
+      6_000,
+      20,
+    );
+    const movedMs = Date.now() - frozenAt;
+    const fresh = (await store.createApiKey("frank")).apiKey;
+    const response = await fetch(`${baseUrl}/v1/models`, { headers: { authorization: `Bearer ${fresh}` } });
+    const lacked = table.stop();
+
+    console.log(`      moved off the frozen replica in ${movedMs} ms`);
+    expect(movedMs, "time to move off the frozen replica").to.be.below(4_000);
+    expect(response.status, "a key never seen before, checked on replica 2").to.equal(200);
+    expect(lacked, "samples of the gateway's table without the provider").to.equal(0);
+  });
 });
+
+describe("RegistryReplicas: which failed calls move the link, and which go again", function () {
+  this.timeout(30_000);
+  const headers = { authorization: `Bearer ${MESH_TOKEN}` };
+  let dir: string;
+  let store: RegistryStore;
+  let live: Replica;
+  let dead: string;
+  let replicas: RegistryReplicas | undefined;
+  let proxy: StallableProxy | undefined;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "infermesh-replicas-"));
+    store = createSqliteStore({ path: join(dir, "infermesh.db") });
+    live = await startReplica(store);
+    dead = await closedPort();
+  });
+
+  afterEach(async () => {
+    replicas?.close();
+    replicas = undefined;
+    await proxy?.close();
+    proxy = undefined;
+    await live.registry.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function replicasAt(...addresses: string[]): RegistryReplicas {
+    replicas = new RegistryReplicas({
+      urls: addresses.map((address) => `http://${address}`),
+      keepalive: { pingIntervalMs: 1_000, pingTimeoutMs: 2_000 },
+      log: createLogger("gateway", "silent"),
+    });
+    return replicas;
+  }
+
+  it("checks a new key on the next replica, on the first try, when the current one refuses connections", async () => {
+    const link = replicasAt(dead, live.address);
+    const apiKey = (await store.createApiKey("grace")).apiKey;
+    const { principal } = await createClient(RegistryService, link.transport).authenticate({ apiKey }, { headers, timeoutMs: 2_000 });
+    expect(principal?.userName).to.equal("grace");
+    expect(link.url()).to.equal(`http://${live.address}`);
+  });
+
+  it("sends any call again when the connection was refused: the call never reached a replica", async () => {
+    const link = replicasAt(dead, live.address);
+    const { apiKey } = await createClient(RegistryService, link.transport).createApiKey({ userName: "heidi" }, { headers });
+    expect(apiKey).to.be.a("string").and.not.equal("");
+  });
+
+  it("moves once when calls fail together", async () => {
+    const link = replicasAt(dead, live.address, live.address);
+    const apiKey = (await store.createApiKey("ivan")).apiKey;
+    const client = createClient(RegistryService, link.transport);
+    await Promise.all([1, 2, 3].map(() => client.authenticate({ apiKey }, { headers })));
+    expect(link.current).to.equal(1);
+  });
+
+  it("moves off a replica that lets a call's deadline pass, without sending the call again", async () => {
+    proxy = await startStallableProxy(live.address);
+    proxy.stall();
+    const link = replicasAt(proxy.address, live.address);
+    const apiKey = (await store.createApiKey("judy")).apiKey;
+    const client = createClient(RegistryService, link.transport);
+    const failure = await client.authenticate({ apiKey }, { headers, timeoutMs: 300 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).to.be.instanceOf(ConnectError).with.property("code", Code.DeadlineExceeded);
+    expect(link.url()).to.equal(`http://${live.address}`);
+    expect((await client.authenticate({ apiKey }, { headers })).principal?.userName).to.equal("judy");
+  });
+
+  it("with one replica, fails as before and stays on it", async () => {
+    const link = replicasAt(dead);
+    const failure = await createClient(RegistryService, link.transport)
+      .authenticate({ apiKey: "none" }, { headers })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(failure).to.be.instanceOf(ConnectError).with.property("code", Code.Unavailable);
+    expect(link.current).to.equal(0);
+  });
+});
+
+/** closedPort is a loopback address nothing listens on: connections to it are refused. */
+async function closedPort(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `127.0.0.1:${port}`;
+}
