@@ -62,7 +62,8 @@ function sameSharing(a: SharingData | undefined, b: SharingData): boolean {
 
 /**
  * ProviderSettingsCache keeps owners' decisions in memory in front of the store: a heartbeat reads them without a
- * query, and a decision is written through. One registry owns the providers it serves, so the cache cannot go stale.
+ * query, and a decision is written through. Replicas that share presence forget a provider's
+ * entry whenever another replica changes the provider, so the cache does not go stale.
  */
 export class ProviderSettingsCache {
   readonly #store: Pick<RegistryStore, "providerSettings" | "saveProviderSettings">;
@@ -81,6 +82,11 @@ export class ProviderSettingsCache {
     const settings = this.#settings.get(providerId) ?? stored;
     this.#settings.set(providerId, settings);
     return settings;
+  }
+
+  /** forget drops what is remembered of a provider's settings: another replica changed them, and the store has them. */
+  forget(providerId: string): void {
+    this.#settings.delete(providerId);
   }
 
   /** save stores new settings and remembers them. */

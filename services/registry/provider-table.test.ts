@@ -1,10 +1,13 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { expect } from "chai";
 import { ServiceType } from "../../gen/infermesh/v1/capabilities_pb.js";
 import {
   ChangeCause,
   type HeartbeatRequest,
   HeartbeatRequestSchema,
+  LoadSchema,
+  ProviderSchema,
   ProviderState,
   SharingSchema,
   Visibility,
@@ -50,6 +53,36 @@ describe("ProviderTable", () => {
     expect(provider.sharing?.visibility).to.equal(Visibility.PRIVATE);
     expect(changes.map((c) => c.cause)).to.deep.equal([ChangeCause.HEARTBEAT]);
     expect(table.onlineCount).to.equal(1);
+  });
+
+  it("mirrors another replica's changes to its watchers, marked replicated, and leaves expiry to the shared sweep", () => {
+    const replica = new ProviderTable({ clock, ttlMs: TTL_MS, expires: false, onChange: (e) => changes.push(e) });
+    try {
+      const { provider } = replica.heartbeat(alice, heartbeat());
+      clock.advance(10 * TTL_MS);
+      expect(replica.get("p1")?.online, "a replica's own clock never expires a provider").to.equal(true);
+      const busier = create(ProviderSchema, { ...provider, load: create(LoadSchema, { inFlight: 3, maxConcurrency: 4 }) });
+      replica.mirror(busier, ChangeCause.HEARTBEAT);
+      replica.mirror(create(ProviderSchema, { ...busier, lastHeartbeatTime: timestampFromMs(99_000) }), ChangeCause.HEARTBEAT);
+      // The next heartbeat here is compared whole with the mirrored state, not taken as the steady one it last saw.
+      expect(replica.heartbeat(alice, heartbeat()).changed).to.equal(true);
+      replica.mirror(create(ProviderSchema, { id: "p1", online: false }), ChangeCause.EXPIRED);
+      replica.mirror(create(ProviderSchema, { ...provider, id: "p2" }), ChangeCause.HEARTBEAT);
+      expect(changes.map((c) => [c.provider.id, c.cause, c.provider.online, c.replicated ?? false])).to.deep.equal([
+        ["p1", ChangeCause.HEARTBEAT, true, false],
+        ["p1", ChangeCause.HEARTBEAT, true, true],
+        ["p1", ChangeCause.HEARTBEAT, true, false],
+        ["p1", ChangeCause.EXPIRED, false, true],
+        ["p2", ChangeCause.HEARTBEAT, true, true],
+      ]);
+      expect(replica.onlineCount).to.equal(1);
+      expect(replica.expire("p2")).to.equal(true);
+      expect(replica.expire("p2")).to.equal(false);
+      expect(changes.at(-1)).to.include({ cause: ChangeCause.EXPIRED });
+      expect(changes.at(-1)?.replicated).to.equal(undefined);
+    } finally {
+      replica.close();
+    }
   });
 
   it("reports a steady heartbeat as no change, and a load, model or state change as one", () => {

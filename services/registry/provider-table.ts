@@ -19,6 +19,8 @@ export const DEFAULT_OFFLINE_RETENTION_MS = 60 * 60 * 1000;
 export interface ProviderChangeEvent {
   readonly provider: Provider;
   readonly cause: ChangeCause;
+  /** replicated is true when another registry replica made the change and this table only mirrors it. */
+  readonly replicated?: boolean;
 }
 
 /** ProviderTableOptions configures a ProviderTable. */
@@ -27,6 +29,11 @@ export interface ProviderTableOptions {
   /** ttlMs is how long a provider stays online after its last heartbeat. */
   readonly ttlMs: number;
   readonly offlineRetentionMs?: number;
+  /**
+   * expires is false when the table never takes a provider offline by its own clock: replicas that share presence
+   * leave TTL expiry to one shared sweep, so that it happens once (see SharedPresence).
+   */
+  readonly expires?: boolean;
   /** onChange hears every change that watchers must see, synchronously, in order. */
   readonly onChange: (event: ProviderChangeEvent) => void;
 }
@@ -57,6 +64,7 @@ export class ProviderTable {
   readonly #ttlMs: number;
   readonly #offlineRetentionMs: number;
   readonly #onChange: (event: ProviderChangeEvent) => void;
+  readonly #expires: boolean;
   readonly #entries = new Map<string, Entry>();
   #onlineCount = 0;
 
@@ -65,6 +73,7 @@ export class ProviderTable {
     this.#ttlMs = options.ttlMs;
     this.#offlineRetentionMs = options.offlineRetentionMs ?? DEFAULT_OFFLINE_RETENTION_MS;
     this.#onChange = options.onChange;
+    this.#expires = options.expires ?? true;
   }
 
   /**
@@ -141,6 +150,35 @@ export class ProviderTable {
     return provider;
   }
 
+  /**
+   * mirror shows a change another replica made: the provider's new state, or its going offline. Watchers hear of it as
+   * of any change; a state equal but for its heartbeat time updates the table silently.
+   */
+  mirror(provider: Provider, cause: ChangeCause): void {
+    if (!provider.online) {
+      this.#goOffline(provider.id, cause, true);
+      return;
+    }
+    const entry = this.#entries.get(provider.id);
+    const previous = entry?.provider;
+    if (entry) {
+      entry.timer?.cancel();
+      entry.timer = undefined;
+      entry.provider = provider;
+      // The heartbeat this replica last saw is no longer the provider's latest: the next one here is compared in full.
+      entry.request = undefined;
+    } else {
+      this.#entries.set(provider.id, { provider, request: undefined, settings: DEFAULT_PROVIDER_SETTINGS, timer: undefined });
+    }
+    if (!previous?.online) this.#onlineCount++;
+    if (previous === undefined || !sameButForHeartbeatTime(previous, provider)) this.#onChange({ provider, cause, replicated: true });
+  }
+
+  /** expire takes a provider offline because its TTL passed, as found by the replicas' shared sweep; returns whether it was online. */
+  expire(providerId: string): boolean {
+    return this.#goOffline(providerId, ChangeCause.EXPIRED);
+  }
+
   /** instanceId is the agent process that last heartbeated for a provider, "" when unknown. */
   instanceId(providerId: string): string {
     return this.#entries.get(providerId)?.request?.instanceId ?? "";
@@ -169,7 +207,7 @@ export class ProviderTable {
     this.#entries.clear();
   }
 
-  #goOffline(providerId: string, cause: ChangeCause): boolean {
+  #goOffline(providerId: string, cause: ChangeCause, replicated = false): boolean {
     const entry = this.#entries.get(providerId);
     if (!entry?.provider.online) return false;
     entry.timer?.cancel();
@@ -177,7 +215,7 @@ export class ProviderTable {
     entry.provider = provider;
     this.#onlineCount--;
     entry.timer = this.#clock.setTimer(() => this.#forget(providerId), this.#offlineRetentionMs);
-    this.#onChange({ provider, cause });
+    this.#onChange(replicated ? { provider, cause, replicated } : { provider, cause });
     return true;
   }
 
@@ -186,7 +224,8 @@ export class ProviderTable {
    * frozen (a stopped process, a starved machine), the heartbeats that would have refreshed it may be waiting unread
    * in their sockets, and the provider gets another third of a TTL rather than the blame.
    */
-  #expiryTimer(providerId: string, delayMs: number): TimerHandle {
+  #expiryTimer(providerId: string, delayMs: number): TimerHandle | undefined {
+    if (!this.#expires) return undefined;
     const dueAtMs = this.#clock.now() + delayMs;
     return this.#clock.setTimer(() => {
       const graceMs = Math.ceil(this.#ttlMs / 3);

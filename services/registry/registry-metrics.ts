@@ -8,6 +8,7 @@ export interface RegistryMetrics {
   readonly registry: Registry;
   readonly heartbeats: Counter<"outcome">;
   readonly expiries: Counter;
+  readonly presenceErrors: Counter<"operation">;
   readonly rpcDuration: Histogram<"method" | "code">;
   observeRpc(method: string, code: GrpcStatus, durationSeconds: number): void;
 }
@@ -67,6 +68,12 @@ export function createRegistryMetrics(gauges: RegistryGauges): RegistryMetrics {
     help: "Providers taken offline because their heartbeats stopped for a TTL.",
     registers: [registry],
   });
+  const presenceErrors = new Counter({
+    name: "infermesh_registry_presence_errors_total",
+    help: "Redis operations of shared presence that failed, by operation (publish, touch, sweep, resync, decode).",
+    labelNames: ["operation"],
+    registers: [registry],
+  });
   const rpcDuration = new Histogram({
     name: "infermesh_registry_rpc_duration_seconds",
     help: "Registry RPC handling time, by method and gRPC status code (streams: their whole life).",
@@ -78,6 +85,7 @@ export function createRegistryMetrics(gauges: RegistryGauges): RegistryMetrics {
     registry,
     heartbeats,
     expiries,
+    presenceErrors,
     rpcDuration,
     observeRpc(method, code, durationSeconds) {
       rpcDuration.observe({ method, code: GrpcStatus[code] ?? String(code) }, durationSeconds);

@@ -9,6 +9,7 @@ import {
   type RegistryOptions,
   resolveRegistryOptions,
 } from "./registry.js";
+import { DEFAULT_PRESENCE_PREFIX } from "./shared-presence.js";
 import type { RegistryStore } from "./store/registry-store.js";
 
 const REQUIRED: RegistryOptions = {
@@ -19,7 +20,9 @@ const REQUIRED: RegistryOptions = {
 
 describe("registry options", () => {
   it("apply every default once: the TTL follows the heartbeat interval", () => {
-    expect(resolveRegistryOptions(REQUIRED)).to.deep.equal({
+    const { log, ...settings } = resolveRegistryOptions(REQUIRED);
+    expect(log.level).to.equal("silent");
+    expect(settings).to.deep.equal({
       ...REQUIRED,
       metricsListen: undefined,
       clock: systemClock,
@@ -29,6 +32,8 @@ describe("registry options", () => {
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
       sessionTtlMs: DEFAULT_SESSION_TTL_MS,
       tls: undefined,
+      redis: undefined,
+      redisPrefix: DEFAULT_PRESENCE_PREFIX,
     });
     expect(resolveRegistryOptions({ ...REQUIRED, heartbeatIntervalMs: 200 }).ttlMs).to.equal(200 * DEFAULT_TTL_INTERVALS);
   });

@@ -36,6 +36,8 @@ export interface RegistryServiceDeps {
   readonly settings: ProviderSettingsCache;
   readonly heartbeatIntervalMs: number;
   readonly ttlMs: number;
+  /** onSteadyHeartbeat hears each accepted heartbeat that changed nothing watchers see (replicas share its deadline). */
+  readonly onSteadyHeartbeat?: (providerId: string) => void;
 }
 
 /**
@@ -71,6 +73,7 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
           decided = started;
         }
         const { provider, changed } = table.heartbeat(principal, request, decided);
+        if (!changed) deps.onSteadyHeartbeat?.(request.providerId);
         metrics.heartbeats.inc({ outcome: "accepted" });
         return changed ? { heartbeatInterval, ttl, provider } : { heartbeatInterval, ttl };
       } catch (error) {

@@ -4,6 +4,7 @@ import { type Clock, systemClock } from "../shared/clock.js";
 import { ConfigError } from "../shared/config-error.js";
 import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { formatHostPort, type HostPort } from "../shared/host-port.js";
+import { createLogger, type Logger } from "../shared/logger.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
 import type { ServerTls } from "../shared/tls-files.js";
 import { createAccountService } from "./account-service.js";
@@ -12,6 +13,7 @@ import { ProviderSettingsCache } from "./provider-settings.js";
 import { ProviderTable } from "./provider-table.js";
 import { createRegistryMetrics, type RegistryMetrics } from "./registry-metrics.js";
 import { createRegistryService } from "./registry-service.js";
+import { DEFAULT_PRESENCE_PREFIX, SharedPresence } from "./shared-presence.js";
 import type { RegistryStore } from "./store/registry-store.js";
 import { WatchHub } from "./watch-hub.js";
 
@@ -48,6 +50,10 @@ export interface RegistryOptions {
   readonly sessionTtlMs?: number;
   /** redis, a redis:// URL, makes this registry one of several replicas that share provider presence there. */
   readonly redis?: string | undefined;
+  /** redisPrefix starts the presence keys in Redis; meshes sharing one Redis each take their own. */
+  readonly redisPrefix?: string;
+  /** log hears the registry's connection to Redis; silent when left out. */
+  readonly log?: Logger;
 }
 
 /** RegistrySettings are a registry's options with every default applied and checked. */
@@ -64,6 +70,8 @@ export interface RegistrySettings {
   readonly tls: ServerTls | undefined;
   readonly sessionTtlMs: number;
   readonly redis: string | undefined;
+  readonly redisPrefix: string;
+  readonly log: Logger;
 }
 
 /** RegistryAddresses are where a listening registry is. */
@@ -109,6 +117,8 @@ export function resolveRegistryOptions(options: RegistryOptions): RegistrySettin
     tls: options.tls,
     sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     redis: options.redis,
+    redisPrefix: options.redisPrefix ?? DEFAULT_PRESENCE_PREFIX,
+    log: options.log ?? createLogger("registry", "silent"),
   });
 }
 
@@ -116,17 +126,33 @@ export function resolveRegistryOptions(options: RegistryOptions): RegistrySettin
 export function createRegistry(options: RegistryOptions): Registry {
   const settings = resolveRegistryOptions(options);
   const hub = new WatchHub();
+  const providerSettings = new ProviderSettingsCache(settings.store);
   const table: ProviderTable = new ProviderTable({
     clock: settings.clock,
     ttlMs: settings.ttlMs,
+    // Replicas take providers offline by one shared sweep, never each by its own clock.
+    expires: settings.redis === undefined,
     onChange: (event) => {
-      if (event.cause === ChangeCause.EXPIRED) metrics.expiries.inc();
+      if (event.replicated) providerSettings.forget(event.provider.id);
+      else if (event.cause === ChangeCause.EXPIRED) metrics.expiries.inc();
+      // The shared sweep published the expiries it found itself.
+      else presence?.publish(event);
       hub.publish(event);
     },
   });
   const metrics = createRegistryMetrics({ onlineProviders: () => table.providers(), watchers: () => hub.size });
+  const presence =
+    settings.redis === undefined
+      ? undefined
+      : new SharedPresence({
+          url: settings.redis,
+          prefix: settings.redisPrefix,
+          table,
+          ttlMs: settings.ttlMs,
+          log: settings.log,
+          onError: (operation) => metrics.presenceErrors.inc({ operation }),
+        });
   const auth = createCallerAuth(settings.store, settings.meshToken);
-  const providerSettings = new ProviderSettingsCache(settings.store);
   const service = createRegistryService({
     store: settings.store,
     auth,
@@ -136,6 +162,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     settings: providerSettings,
     heartbeatIntervalMs: settings.heartbeatIntervalMs,
     ttlMs: settings.ttlMs,
+    ...(presence ? { onSteadyHeartbeat: (providerId: string) => presence.touch(providerId) } : {}),
   });
   const accounts = createAccountService({
     store: settings.store,
@@ -156,6 +183,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     metrics,
     table,
     async listen() {
+      await presence?.start();
       const port = await server.listen(formatHostPort(settings.listen));
       const metricsPort = settings.metricsListen
         ? await metricsServer?.listen(settings.metricsListen.host, settings.metricsListen.port)
@@ -170,6 +198,7 @@ export function createRegistry(options: RegistryOptions): Registry {
       hub.close();
       await server.close(settings.shutdownGraceMs);
       table.close();
+      await presence?.close();
       await metricsServer?.close();
     },
   };

@@ -10,6 +10,7 @@ import { parseLogLevel, parseMs, parseRedisUrl } from "../../services/shared/con
 import { formatHostPort, parseHostPort } from "../../services/shared/host-port.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { collectProcessMetrics } from "../../services/shared/process-metrics.js";
+import { shownRedisUrl } from "../../services/shared/redis-connection.js";
 import { readServerTls } from "../../services/shared/tls-files.js";
 import type { RunnableCommand } from "./command.js";
 import { type FlagSpecs, parseFlags, requireString } from "./flags.js";
@@ -114,7 +115,7 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
   const config = parseRegistryConfig(argv, env);
   const log = createLogger("registry", config.logLevel);
   const store = await openRegistryStore(config.dbPath);
-  const registry = createRegistry({ ...config, store });
+  const registry = createRegistry({ ...config, store, log });
   collectProcessMetrics(registry.metrics.registry);
   try {
     const addresses = await registry.listen();
@@ -124,6 +125,7 @@ export async function runRegistry(argv: readonly string[], env: NodeJS.ProcessEn
         tls: config.tls !== undefined,
         metricsPort: addresses.metrics?.port,
         db: shownDatabase(config.dbPath),
+        presence: config.redis === undefined ? "memory" : shownRedisUrl(config.redis),
         heartbeatIntervalMs: registry.settings.heartbeatIntervalMs,
         ttlMs: registry.settings.ttlMs,
       },
