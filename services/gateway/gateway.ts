@@ -10,6 +10,7 @@ import { bindService, createGrpcServer } from "../shared/grpc/server.js";
 import { AGENT_KEY_METADATA } from "../shared/heartbeat-relay.js";
 import { advertisedAddress, formatHostPort, type HostPort } from "../shared/host-port.js";
 import { createMetricsServer } from "../shared/metrics-server.js";
+import { connectRedis } from "../shared/redis-connection.js";
 import { accountRoutes } from "./account-routes.js";
 import { agentHttpRoutes } from "./agent-http-routes.js";
 import { AgentLinks } from "./agent-links.js";
@@ -36,6 +37,7 @@ import { recordUsageRequest } from "./record-usage-request.js";
 import { connectRegistry, type RegistryLink } from "./registry-link.js";
 import { RoutingTable } from "./routing-table.js";
 import { createSharedPort } from "./shared-port.js";
+import { SharedStreamSlots } from "./shared-stream-slots.js";
 import { UsageCapture } from "./usage-capture.js";
 import { UsageRecorder } from "./usage-recorder.js";
 import { usageRoutes } from "./usage-routes.js";
@@ -203,7 +205,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   void http.register(providerRoutes, { ...controlPlane, table });
   void http.register(dashboardRoutes, { signup: settings.signup, metricsPath: settings.publicMetrics ? "/metrics" : undefined });
   void http.register(usageRoutes, { ...controlPlane, clock });
-  void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits));
+  // With a Redis, gateways share each key's request counters and stream slots there; without one, each counts alone.
+  const redis =
+    settings.redis === undefined
+      ? undefined
+      : connectRedis(settings.redis, { name: `infermesh-gateway-${settings.gatewayId}`, log: settings.log });
+  const streamSlots = redis && new SharedStreamSlots({ redis, max: settings.rateLimits.concurrentStreams, clock, log: settings.log });
+  void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits, redis));
   const usageRecorder = new UsageRecorder({
     send: async (records) => {
       await registryLink.accounts.recordUsage(recordUsageRequest(records), {
@@ -221,6 +229,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   observeInferenceRequests(http, metrics, settings.log, usage.answered);
   const handle = createInferenceHandler({
     maxConcurrentStreams: settings.rateLimits.concurrentStreams,
+    ...(streamSlots ? { streamSlots } : {}),
     dispatcher,
     metrics,
     clock,
@@ -292,6 +301,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       await usageRecorder.close(graceMs);
       peers.close();
       registryLink.close();
+      streamSlots?.close();
+      // A Redis that does not answer must not hold the shutdown up: QUIT fails within the command timeout.
+      await redis?.quit().catch(() => redis.disconnect());
       await metricsServer?.close();
     },
   };

@@ -5,7 +5,7 @@ import { writeAnswer } from "./answer-writer.js";
 import type { Dispatch, Dispatcher } from "./dispatcher.js";
 import { type GatewayMetrics, secondsSince, TOKEN_TYPES } from "./gateway-metrics.js";
 import type { InferenceRequest } from "./inference-request.js";
-import { StreamSlots } from "./rate-limits.js";
+import { type StreamSlotPool, StreamSlots } from "./rate-limits.js";
 import { SilenceTicker } from "./silence-ticker.js";
 import { AnswerTally } from "./usage-capture.js";
 
@@ -20,6 +20,8 @@ declare module "fastify" {
 export interface InferenceHandlerOptions {
   /** maxConcurrentStreams bounds each API key's streamed answers in flight; 0 is off. */
   readonly maxConcurrentStreams: number;
+  /** streamSlots, when given, counts the streams instead of this gateway alone (gateways sharing a Redis). */
+  readonly streamSlots?: StreamSlotPool;
   readonly dispatcher: Dispatcher;
   readonly metrics: GatewayMetrics;
   readonly clock: Clock;
@@ -42,7 +44,7 @@ export type InferenceHandler = (request: FastifyRequest, reply: FastifyReply, in
  */
 export function createInferenceHandler(options: InferenceHandlerOptions): InferenceHandler {
   const { metrics, clock } = options;
-  const streams = new StreamSlots(options.maxConcurrentStreams);
+  const streams = options.streamSlots ?? new StreamSlots(options.maxConcurrentStreams);
   const silence = new SilenceTicker(options.keepaliveMs);
   return async (request, reply, inference) => {
     const tally = new AnswerTally(inference.model);
@@ -54,7 +56,7 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
     };
     reply.raw.once("close", onClose);
     try {
-      release = inference.stream ? streams.take(request.principal.keyId) : undefined;
+      release = inference.stream ? await streams.take(request.principal.keyId) : undefined;
       const dispatch = options.dispatcher.dispatch({
         ...inference,
         principal: request.principal,

@@ -1,6 +1,7 @@
 import type { RateLimitPluginOptions } from "@fastify/rate-limit";
 import type { FastifyRequest } from "fastify";
-import { rateLimited } from "./gateway-errors.js";
+import type { Redis } from "ioredis";
+import { type GatewayError, rateLimited } from "./gateway-errors.js";
 import { MODEL_ROUTES } from "./openai-routes.js";
 
 /** RateLimits bound what one API key may do; 0 switches a bound off. */
@@ -19,6 +20,8 @@ export interface RateLimits {
  */
 export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ inferencePerMinute: 600, modelsPerMinute: 1200, concurrentStreams: 32 });
 
+/** RATE_LIMIT_NAMESPACE prefixes the per-key request counters that gateways sharing a Redis keep there. */
+export const RATE_LIMIT_NAMESPACE = "infermesh-rate:";
 const MINUTE_MS = 60_000;
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
 
@@ -26,8 +29,13 @@ const UNLIMITED = Number.MAX_SAFE_INTEGER;
  * perKeyRateLimit configures @fastify/rate-limit per API key (after authentication, hence the preHandler hook),
  * with separate budgets for /v1/models (and a model's retrieval) and for inference. Every authenticated answer
  * carries the X-RateLimit-* headers; a 429 carries Retry-After and OpenAI's envelope.
+ *
+ * Given a Redis connection, the counters live there, so that every gateway sharing it draws on one budget per key.
+ * A Redis that cannot answer lets requests through rather than refusing them (fail-open, as LiteLLM and most API
+ * gateways do): the connection fails each command within its timeout, and a limit that lapses for that long costs
+ * less than an outage of the whole API.
  */
-export function perKeyRateLimit(limits: RateLimits): RateLimitPluginOptions {
+export function perKeyRateLimit(limits: RateLimits, redis?: Redis): RateLimitPluginOptions {
   const budget = (request: FastifyRequest) => {
     const max = isModels(request) ? limits.modelsPerMinute : limits.inferencePerMinute;
     return max > 0 ? max : UNLIMITED;
@@ -41,6 +49,7 @@ export function perKeyRateLimit(limits: RateLimits): RateLimitPluginOptions {
     allowList: (request) => !request.url.startsWith("/v1/") || request.principal === undefined || budget(request) === UNLIMITED,
     errorResponseBuilder: (_request, context) =>
       rateLimited(`Rate limit reached: ${context.max} requests per minute. Retry in ${context.after}.`, "rate_limit_exceeded"),
+    ...(redis ? { redis, nameSpace: RATE_LIMIT_NAMESPACE, skipOnError: true } : {}),
   };
 }
 
@@ -51,10 +60,21 @@ function isModels(request: FastifyRequest): boolean {
   return MODELS_ROUTES.has(request.routeOptions.url);
 }
 
+/** StreamSlotPool hands out stream slots: take gives the function that releases the slot, or throws the 429. */
+export interface StreamSlotPool {
+  take(keyId: string): (() => void) | Promise<() => void>;
+}
+
+/** tooManyStreams is the 429 of a key that already has its most streams open, wherever they were counted. */
+export function tooManyStreams(max: number): GatewayError {
+  return rateLimited(`Too many concurrent streams: at most ${max} per API key.`, "concurrent_streams_exceeded", 1);
+}
+
 /**
- * StreamSlots counts each key's streamed answers in flight, so one key cannot hold every connection of the mesh.
+ * StreamSlots counts each key's streamed answers in flight on this gateway, so one key cannot hold every connection
+ * of the mesh.
  */
-export class StreamSlots {
+export class StreamSlots implements StreamSlotPool {
   readonly #max: number;
   readonly #open = new Map<string, number>();
 
@@ -66,7 +86,7 @@ export class StreamSlots {
   take(keyId: string): () => void {
     const open = this.#open.get(keyId) ?? 0;
     if (this.#max > 0 && open >= this.#max) {
-      throw rateLimited(`Too many concurrent streams: at most ${this.#max} per API key.`, "concurrent_streams_exceeded", 1);
+      throw tooManyStreams(this.#max);
     }
     this.#open.set(keyId, open + 1);
     let released = false;
