@@ -8,6 +8,11 @@ import type { RoutingTable } from "./routing-table.js";
 const WATCH_BACKOFF_START_MS = 100;
 const WATCH_BACKOFF_MAX_MS = 5_000;
 const AUTHENTICATE_TIMEOUT_MS = 2_000;
+/**
+ * WATCH_FIRST_ANSWER_TIMEOUT_MS bounds the wait for a new watch's snapshot, which a registry sends at once: a replica
+ * whose host is gone may leave the connection attempt unanswered for minutes, before any keepalive PING can run.
+ */
+const WATCH_FIRST_ANSWER_TIMEOUT_MS = 5_000;
 
 /** RegistryLink is the gateway's connection to the registry: the provider watch and key checks. */
 export interface RegistryLink {
@@ -79,7 +84,9 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
       const stopFollowing = replicas.onMove(() => {
         if (replicas.current !== index) moved.abort();
       });
-      const attempt = AbortSignal.any([controller.signal, moved.signal]);
+      const silent = new AbortController();
+      const firstAnswer = setTimeout(() => silent.abort(), WATCH_FIRST_ANSWER_TIMEOUT_MS);
+      const attempt = AbortSignal.any([controller.signal, moved.signal, silent.signal]);
       let reason: string | undefined;
       try {
         const watch = createClient(RegistryService, replicas.transportOf(index)).watchProviders(
@@ -87,6 +94,7 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
           { headers, signal: attempt },
         );
         for await (const response of watch) {
+          clearTimeout(firstAnswer);
           options.table.apply(response);
           if (!connected) {
             connected = true;
@@ -96,28 +104,28 @@ export function connectRegistry(options: RegistryLinkOptions): RegistryLink {
             markReady();
           }
         }
-        if (!attempt.aborted) {
-          reason = "the watch ended";
-          options.log.warn({ registry }, "registry watch ended; reconnecting");
-        }
+        if (!attempt.aborted) reason = "the watch ended";
       } catch (error) {
         if (!attempt.aborted) {
           reason = error instanceof ConnectError ? error.rawMessage : String(error);
-          options.log.warn({ registry, reason }, "registry watch failed");
           if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
             options.log.error("the registry refused the mesh token");
           }
         }
       } finally {
+        clearTimeout(firstAnswer);
         stopFollowing();
       }
       connected = false;
       if (controller.signal.aborted) break;
+      if (silent.signal.aborted) reason = `no snapshot within ${WATCH_FIRST_ANSWER_TIMEOUT_MS} ms`;
       if (reason === undefined) continue;
+      // Only when a whole round of replicas failed does the watch wait before the next.
+      const roundFailed = ++failures % replicas.count === 0;
+      const retryInMs = roundFailed ? backoffMs : 0;
+      options.log.warn({ registry, reason, retryInMs }, "registry watch failed; reconnecting");
       replicas.moveOff(index, reason);
-      // A whole round of replicas failed: wait before the next.
-      if (++failures % replicas.count === 0) {
-        options.log.warn({ retryInMs: backoffMs }, "no registry replica answered; waiting");
+      if (roundFailed) {
         await sleep(backoffMs, controller.signal);
         backoffMs = Math.min(backoffMs * 2, WATCH_BACKOFF_MAX_MS);
       }
