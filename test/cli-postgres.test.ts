@@ -1,4 +1,6 @@
 import { expect } from "chai";
+import pg from "pg";
+import { POSTGRES_SCHEMA_VERSION } from "../services/registry/store/postgres-schema.js";
 import { type CliProcess, runCli, spawnCli } from "./support/cli-process.js";
 import { type PostgresServer, skipWithoutPostgres, startPostgres } from "./support/postgres-fixture.js";
 import { RELAYED_HEARTBEAT, relayMetadata } from "./support/relayed-heartbeat.js";
@@ -62,6 +64,27 @@ describe("the infermesh command on a PostgreSQL database (--db postgres://…)",
     const stopped = await registry.exited;
     expect(stopped.code).to.equal(0);
     expect(stopped.stderr).to.contain('"msg":"registry stopped"');
+  });
+
+  it("migrates a new database with `infermesh migrate`, two at once as replicas starting together would, to one schema", async () => {
+    if (server === undefined) throw new Error("PostgreSQL is not running");
+    const fresh = await server.createDatabase();
+    try {
+      const url = server.url(fresh);
+      const runs = await Promise.all([runCli(["migrate", "--db", url]), runCli(["migrate"], { INFERMESH_DB: url })]);
+      for (const run of runs)
+        expect(run).to.deep.equal({ code: 0, stdout: `${url} is at schema version ${POSTGRES_SCHEMA_VERSION}\n`, stderr: "" });
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ version: number }>("SELECT version FROM schema_version ORDER BY version");
+        expect(rows.map((row) => row.version)).to.deep.equal(Array.from({ length: POSTGRES_SCHEMA_VERSION }, (_, i) => i + 1));
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await server.dropDatabase(fresh);
+    }
   });
 
   it("stops the registry with one line naming the database, without its password, when it cannot connect", async () => {

@@ -155,7 +155,13 @@ describe("the infermesh command line", () => {
     expect(
       Object.fromEntries([...byVariable].filter(([variable]) => SHARED_VARIABLES.includes(variable)).map(([v, f]) => [v, [...f].sort()])),
     ).to.deep.equal({
-      INFERMESH_DB: ["infermesh keys --db", "infermesh registry --db", "infermesh usage --db", "infermesh users --db"],
+      INFERMESH_DB: [
+        "infermesh keys --db",
+        "infermesh migrate --db",
+        "infermesh registry --db",
+        "infermesh usage --db",
+        "infermesh users --db",
+      ],
       INFERMESH_MESH_TOKEN: ["infermesh gateway --mesh-token", "infermesh registry --mesh-token"],
       INFERMESH_MESH_TOKEN_FILE: ["infermesh gateway --mesh-token-file", "infermesh registry --mesh-token-file"],
       INFERMESH_REDIS: ["infermesh gateway --redis", "infermesh registry --redis"],

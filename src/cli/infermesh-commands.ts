@@ -4,6 +4,7 @@ import { DEV_COMMAND } from "./dev-command.js";
 import { GATEWAY_COMMAND } from "./gateway-command.js";
 import { KEYS_COMMAND } from "./keys-command.js";
 import { METRICS_CONFIG_COMMAND } from "./metrics-config-command.js";
+import { MIGRATE_COMMAND } from "./migrate-command.js";
 import { PROVIDERS_COMMAND } from "./providers-command.js";
 import { REGISTRY_COMMAND } from "./registry-command.js";
 import { SIM_COMMAND } from "./sim-command.js";
@@ -23,6 +24,7 @@ export const INFERMESH: CommandGroup = {
     AGENT_COMMAND,
     PROVIDERS_COMMAND,
     USAGE_COMMAND,
+    MIGRATE_COMMAND,
     SIM_COMMAND,
     METRICS_CONFIG_COMMAND,
   ],
