@@ -2,14 +2,16 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { ServiceType } from "../gen/infermesh/v1/capabilities_pb.js";
-import { ChangeCause, type Provider } from "../gen/infermesh/v1/registry_pb.js";
+import { ChangeCause, type Provider, ProviderChangeSchema, ProviderSchema } from "../gen/infermesh/v1/registry_pb.js";
 import { createRegistry, type Registry, type RegistryOptions } from "../services/registry/registry.js";
 import type { RegistryStore } from "../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { createRegistryClient, type RegistryClient } from "../services/shared/grpc/registry-client.js";
+import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis-fixture.js";
 import { MESH_TOKEN } from "./support/registry-fixture.js";
 import { waitFor } from "./support/wait-for.js";
@@ -220,6 +222,47 @@ describe("registry replicas sharing presence through Redis", function () {
     await heartbeat(b, "box", "m", 5);
     await waitFor("b's watcher to see the new load", () => onB.changes.at(-1)?.provider.load?.inFlight === 5);
     expect(onB.changes.at(-1)?.provider.paused).to.equal(true);
+  });
+
+  it("keeps an agent that attached again elsewhere online when its old link's deregistration arrives late", async () => {
+    const [a, b] = [await startReplica(), await startReplica()];
+    const onA = watch(a);
+    const relay = (linkId: string) => ({ ...MESH, [AGENT_KEY_METADATA]: ownerKey, "x-link": linkId });
+    const attached = (linkId: string) => ({
+      providerId: "box",
+      endpoint: "127.0.0.1:9",
+      gatewayId: `gateway-${linkId}`,
+      linkId,
+      models: [{ id: "m", serviceType: ServiceType.LLM }],
+    });
+    await a.client.client.heartbeat(attached("link-1"), { headers: relay("link-1") });
+    await b.client.client.heartbeat(attached("link-2"), { headers: relay("link-2") });
+    await waitFor("a to learn of the new link", () => onA.changes.at(-1)?.provider.linkId === "link-2");
+    // Replica a deregisters the old link as if it had not yet heard of the new one: the message b gets says link-1.
+    const stale = create(ProviderChangeSchema, {
+      provider: create(ProviderSchema, { id: "box", online: false, linkId: "link-1" }),
+      cause: ChangeCause.DEREGISTERED,
+    });
+    const listener = new Redis(redis.url());
+    const heard: Provider[] = [];
+    listener.on("messageBuffer", (_channel: Buffer, message: Buffer) => {
+      const body = message.subarray(message.indexOf("\nchange\n") + "\nchange\n".length);
+      if (message.includes("\nchange\n")) heard.push(fromBinary(ProviderChangeSchema, body).provider ?? create(ProviderSchema));
+    });
+    const publisher = new Redis(redis.url());
+    try {
+      await listener.subscribe(`${prefix}changes`);
+      await publisher.publish(
+        `${prefix}changes`,
+        Buffer.concat([Buffer.from("another-replica\nchange\n"), toBinary(ProviderChangeSchema, stale)]),
+      );
+      // b answers the stale deregistration with its own, newer state, which brings box back wherever it went offline.
+      await waitFor("b to announce box on link-2 again", () => heard.some((p) => p.online && p.linkId === "link-2"));
+    } finally {
+      publisher.disconnect();
+      listener.disconnect();
+    }
+    expect(b.registry.table.get("box")).to.include({ online: true, linkId: "link-2" });
   });
 
   it("rides out a stalled Redis: heartbeats answer, nothing expires, and changes made meanwhile arrive after", async () => {

@@ -258,8 +258,16 @@ export class SharedPresence {
     }
     if (kind !== CHANGE_KIND) return;
     try {
-      const change = fromBinary(ProviderChangeSchema, payload);
-      if (change.provider) this.#table.mirror(change.provider, change.cause);
+      const { provider, cause } = fromBinary(ProviderChangeSchema, payload);
+      if (!provider) return;
+      const held = this.#table.get(provider.id);
+      if (cause === ChangeCause.DEREGISTERED && held?.online && provider.linkId !== "" && held.linkId !== provider.linkId) {
+        // The agent attached again elsewhere (here) before the old link's gateway deregistered it there: the newer
+        // attachment stands, and the replica that took it offline hears so again.
+        this.publish({ provider: held, cause: ChangeCause.HEARTBEAT });
+        return;
+      }
+      this.#table.mirror(provider, cause);
     } catch (error) {
       this.#failed("decode", error);
     }
