@@ -1,7 +1,8 @@
 /**
  * heartbeat-load simulates agents for the registry bench: their heartbeats (pre-encoded, 2-3 models with capabilities
  * and a load) as the gateways they are attached to relay them (the mesh token, the agent's key beside it, and where the
- * agent is attached), a closed loop that sends them as fast as the registry answers, and a paced sender.
+ * agent is attached), a closed loop that sends them as fast as the registry answers, and a paced sender. With several
+ * registry replicas, the gateways are split between them, as each gateway's link uses one replica at a time.
  */
 import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
@@ -12,8 +13,8 @@ import { AGENT_KEY_METADATA } from "../services/shared/heartbeat-relay.js";
 
 /** MAX_CONCURRENCY_REPORTED is the agents' max_concurrency; paced loads cycle through 1..this. */
 const MAX_CONCURRENCY_REPORTED = 8;
-/** STEADY_IN_FLIGHT is the load of closed-loop heartbeats; paced loads never use it. */
-const STEADY_IN_FLIGHT = 0;
+/** REGISTERED_IN_FLIGHT is the load agents register with; paced changes never report it. */
+const REGISTERED_IN_FLIGHT = 0;
 /** CALL_DEADLINE_MS is every heartbeat's deadline, so that a stuck call cannot stall a phase. */
 const CALL_DEADLINE_MS = 10_000;
 /** PACE_TICK_MS is the paced sender's granularity: the heartbeats due are sent on each tick. */
@@ -27,11 +28,15 @@ const HEARTBEAT_PATH = `/${RegistryService.typeName}/${RegistryService.method.he
 export interface Agent {
   readonly id: string;
   readonly client: grpc.Client;
+  /** replica is the index of the registry replica the agent's gateway relays to. */
+  readonly replica: number;
   readonly metadata: grpc.Metadata;
   /** fixedBytes is the heartbeat without its load, which is appended per call (protobuf merges the two). */
   readonly fixedBytes: Buffer;
-  /** generation counts paced heartbeats, each of which reports a different load. */
+  /** generation counts paced heartbeats that changed the load, each of which reports a different one. */
   generation: number;
+  /** inFlight is the load the agent reported last; a steady heartbeat repeats it. */
+  inFlight: number;
 }
 
 type ModelInit = MessageInitShape<typeof ModelSchema>;
@@ -83,11 +88,17 @@ const LOAD_BYTES: readonly Buffer[] = Array.from({ length: MAX_CONCURRENCY_REPOR
 
 /**
  * makeAgents builds `count` agents owned by apiKeys.length users (a contiguous block each), attached to GATEWAYS
- * gateways and spread round robin over the channel pool. Half serve three models, half two; a quarter are public, a
+ * gateways. pools holds one channel pool per registry replica: gateway g relays to replica g % pools.length, and
+ * the agents of a replica are spread round robin over its pool. Half serve three models, half two; a quarter are public, a
  * quarter shared with one user. Each heartbeat is the one a gateway relays: the mesh token authenticates the gateway,
  * the owner's key rides beside it, and the gateway fills in where the agent is attached (endpoint, gateway, link).
  */
-export function makeAgents(count: number, meshToken: string, apiKeys: readonly string[], pool: readonly grpc.Client[]): Agent[] {
+export function makeAgents(
+  count: number,
+  meshToken: string,
+  apiKeys: readonly string[],
+  pools: readonly (readonly grpc.Client[])[],
+): Agent[] {
   const metadata = apiKeys.map((key) => {
     const entry = new grpc.Metadata();
     entry.set("authorization", `Bearer ${meshToken}`);
@@ -114,12 +125,16 @@ export function makeAgents(count: number, meshToken: string, apiKeys: readonly s
       sharing,
       version: "0.1.0",
     });
+    const replica = (i % GATEWAYS) % pools.length;
+    const pool = element(pools, replica);
     return {
       id: request.providerId,
-      client: element(pool, i % pool.length),
+      client: element(pool, Math.floor(i / pools.length) % pool.length),
+      replica,
       metadata: element(metadata, user),
       fixedBytes: toBuffer(toBinary(HeartbeatRequestSchema, request)),
       generation: 0,
+      inFlight: REGISTERED_IN_FLIGHT,
     };
   });
 }
@@ -152,7 +167,7 @@ export interface ClosedLoopPlan {
 }
 
 /**
- * runClosedLoop keeps plan.concurrency heartbeats in flight, round robin over the agents with an unchanged load,
+ * runClosedLoop keeps plan.concurrency heartbeats in flight, round robin over the agents, each repeating its load,
  * until plan.count have been sent or plan.durationMs has passed, and resolves once the last one has answered.
  */
 export function runClosedLoop(agents: readonly Agent[], plan: ClosedLoopPlan): Promise<CallTally> {
@@ -171,7 +186,7 @@ export function runClosedLoop(agents: readonly Agent[], plan: ClosedLoopPlan): P
       sent++;
       inFlight++;
       const startedMs = performance.now();
-      sendHeartbeat(agent, STEADY_IN_FLIGHT, (error) => {
+      sendHeartbeat(agent, agent.inFlight, (error) => {
         const latencyMs = performance.now() - startedMs;
         inFlight--;
         record(tally, error, latencyMs);
@@ -183,47 +198,59 @@ export function runClosedLoop(agents: readonly Agent[], plan: ClosedLoopPlan): P
   });
 }
 
-/** PacedPlan is runPaced's rate, duration and bound on heartbeats in flight. */
+/** PacedPlan is runPaced's rate, duration, bound on heartbeats in flight and share of heartbeats that change. */
 export interface PacedPlan {
   readonly ratePerSecond: number;
   readonly durationMs: number;
   readonly concurrency: number;
+  /** changeShare (0..1) of the heartbeats report a new load; the rest repeat their agent's last one. 1 by default. */
+  readonly changeShare?: number;
 }
 
 /**
- * runPaced sends plan.ratePerSecond heartbeats a second for plan.durationMs, round robin over the agents, each with
- * a load its provider has not just reported, and tells the observer which change to expect. It never has more than
- * plan.concurrency in flight; heartbeats it could not send on time go out as soon as a slot frees.
+ * runPaced sends plan.ratePerSecond heartbeats a second for plan.durationMs, round robin over the agents. A
+ * plan.changeShare of them, evenly spread, report a load their provider has not just reported, and the observer is
+ * told which change to expect; the others are steady, repeating the last load. It never has more than
+ * plan.concurrency in flight; heartbeats it could not send on time go out as soon as a slot frees. The tally's
+ * `changing` counts the heartbeats sent to change something.
  */
 export function runPaced(
   agents: readonly Agent[],
   observer: ChangeObserver,
   plan: PacedPlan,
-): Promise<CallTally & { readonly elapsedMs: number }> {
+): Promise<CallTally & { readonly elapsedMs: number; readonly changing: number }> {
   const tally = newTally();
+  const changeShare = plan.changeShare ?? 1;
   const startMs = performance.now();
+  let changing = 0;
   let sent = 0;
   let inFlight = 0;
   let sending = true;
   return new Promise((resolvePaced) => {
     const finish = () => {
-      if (!sending && inFlight === 0) resolvePaced({ ...tally, elapsedMs: performance.now() - startMs });
+      if (!sending && inFlight === 0) resolvePaced({ ...tally, elapsedMs: performance.now() - startMs, changing });
     };
     const tick = () => {
       const elapsedMs = Math.min(performance.now() - startMs, plan.durationMs);
       const due = Math.floor((elapsedMs / 1000) * plan.ratePerSecond);
       while (sent < due && inFlight < plan.concurrency) {
         const agent = element(agents, sent % agents.length);
+        // Spreads the changing heartbeats evenly: heartbeat n changes when n * share crosses a whole number.
+        const changes = Math.floor((sent + 1) * changeShare) > Math.floor(sent * changeShare);
         sent++;
         inFlight++;
-        agent.generation++;
-        const load = pacedInFlight(agent.generation);
+        if (changes) {
+          agent.generation++;
+          agent.inFlight = pacedInFlight(agent.generation);
+          changing++;
+        }
+        const load = agent.inFlight;
         const startedMs = performance.now();
-        observer.expect(agent.id, load, startedMs);
+        if (changes) observer.expect(agent.id, load, startedMs);
         sendHeartbeat(agent, load, (error) => {
           const latencyMs = performance.now() - startedMs;
           inFlight--;
-          if (error) observer.forget(agent.id, load);
+          if (error && changes) observer.forget(agent.id, load);
           record(tally, error, latencyMs);
           finish();
         });
@@ -238,7 +265,7 @@ export function runPaced(
   });
 }
 
-/** pacedInFlight is the load of an agent's nth paced heartbeat: never the steady load, never its previous one. */
+/** pacedInFlight is the load of an agent's nth changing heartbeat: never the registered load, never its previous one. */
 function pacedInFlight(generation: number): number {
   return 1 + ((generation - 1) % MAX_CONCURRENCY_REPORTED);
 }

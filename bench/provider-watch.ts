@@ -23,6 +23,8 @@ export interface WatchResults {
   readonly expected: number;
   readonly seen: number;
   readonly latenciesMs: number[];
+  /** providerIds[i] is the provider whose change took latenciesMs[i], for a bench that tells senders apart. */
+  readonly providerIds: string[];
 }
 
 /** ProviderWatch is an open WatchProviders stream that matches changes by provider id and load. */
@@ -51,6 +53,7 @@ export function openWatch(client: grpc.Client, meshToken: string, timeoutMs: num
   );
   const pendingSentAtMs = new Map<string, number>();
   let latenciesMs: number[] = [];
+  let providerIds: string[] = [];
   let expected = 0;
   let changes = 0;
   let closed = false;
@@ -71,9 +74,10 @@ export function openWatch(client: grpc.Client, meshToken: string, timeoutMs: num
       if (pendingSentAtMs.delete(changeKey(providerId, inFlight))) expected--;
     },
     takeResults() {
-      const results = { expected, seen: latenciesMs.length, latenciesMs };
+      const results = { expected, seen: latenciesMs.length, latenciesMs, providerIds };
       expected = 0;
       latenciesMs = [];
+      providerIds = [];
       pendingSentAtMs.clear();
       return results;
     },
@@ -110,6 +114,7 @@ export function openWatch(client: grpc.Client, meshToken: string, timeoutMs: num
       if (sentAtMs === undefined) return;
       pendingSentAtMs.delete(key);
       latenciesMs.push(receivedMs - sentAtMs);
+      providerIds.push(provider.id);
     });
     call.on("error", (error: grpc.ServiceError) => {
       if (closed && error.code === grpc.status.CANCELLED) return;

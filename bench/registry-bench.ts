@@ -23,10 +23,17 @@
  * Everything is on loopback, every phase is bounded in time, and the mesh token and API keys are random per run and
  * never printed.
  *
+ * With --replicas 2 (or more) it measures registry replicas instead: they share a PostgreSQL store and Redis for
+ * presence, started for the run; gateways are split between them; the phases are registration, idle, steady paced
+ * heartbeats and changing ones, with watchers on every replica (bench/registry-replicas.ts says what each measures).
+ * The figures then include every replica's CPU and memory and what Redis and PostgreSQL did; the JSON goes to
+ * bench/results/registry-replicas-<timestamp>.json. It needs Debian's `postgresql` and `redis-server` packages.
+ *
  * Run:    npx tsx bench/registry-bench.ts
  *         npx tsx bench/registry-bench.ts --agents 1000,10000 --seconds 10 --paced-seconds 5
+ *         npm run bench:registry -- --replicas 2 --agents 10000 --paced-seconds 20
  * Flags:  --agents, --seconds, --warmup-seconds, --paced-seconds, --interval-seconds, --channels, --concurrency,
- *         --users, --store file|memory, --out DIR (see --help).
+ *         --users, --store file|memory, --replicas, --change-share, --out DIR (see --help).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -42,6 +49,7 @@ import { type Percentiles, percentiles } from "./latency-percentiles.js";
 import { openWatch, type ProviderWatch } from "./provider-watch.js";
 import { type RegistryChild, startRegistryChild } from "./registry-child-process.js";
 import type { ResourceStats } from "./registry-child-protocol.js";
+import { formatReplicasTable, measureReplicas, type ReplicasResult, type ReplicasRun } from "./registry-replicas.js";
 
 /** DEFAULT_AGENTS are the agent counts measured, one fresh registry each. */
 const DEFAULT_AGENTS: readonly number[] = [1_000, 10_000];
@@ -59,6 +67,12 @@ const DEFAULT_CHANNELS = 16;
 const DEFAULT_CONCURRENCY = 64;
 /** DEFAULT_USERS is how many users own the agents, N / users each, one API key per user. */
 const DEFAULT_USERS = 10;
+/** DEFAULT_REPLICAS_AGENTS is the agent count measured with replicas. */
+const DEFAULT_REPLICAS_AGENTS: readonly number[] = [10_000];
+/** DEFAULT_REPLICAS_PACED_SECONDS is how long each paced phase lasts with replicas: two intervals and more. */
+const DEFAULT_REPLICAS_PACED_SECONDS = 20;
+/** DEFAULT_CHANGE_SHARE is the share of the changing phase's heartbeats that change their provider: the worst case. */
+const DEFAULT_CHANGE_SHARE = 1;
 /** DEFAULT_OUT_DIR is where the JSON results go. */
 const DEFAULT_OUT_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 
@@ -90,19 +104,24 @@ interface BenchOptions {
   readonly concurrency: number;
   readonly users: number;
   readonly store: "file" | "memory";
+  /** replicas is 1 for a registry on SQLite alone, 2 or more for replicas on PostgreSQL and Redis. */
+  readonly replicas: number;
+  readonly changeShare: number;
   readonly outDir: string;
 }
 
 const USAGE = `usage: npx tsx bench/registry-bench.ts [flags]
-  --agents LIST            agent counts, comma-separated (default ${DEFAULT_AGENTS.join(",")})
+  --agents LIST            agent counts, comma-separated (default ${DEFAULT_AGENTS.join(",")}; ${DEFAULT_REPLICAS_AGENTS.join(",")} with replicas)
   --seconds S              measured seconds of the max-throughput phase (default ${DEFAULT_MAX_SECONDS})
   --warmup-seconds S       unmeasured seconds before it (default ${DEFAULT_WARMUP_SECONDS})
-  --paced-seconds S        seconds of the paced phase (default ${DEFAULT_PACED_SECONDS})
+  --paced-seconds S        seconds of the paced phase (default ${DEFAULT_PACED_SECONDS}; ${DEFAULT_REPLICAS_PACED_SECONDS} each with replicas)
   --interval-seconds S     agents' heartbeat interval; paced rate = agents / S (default ${DEFAULT_INTERVAL_SECONDS})
   --channels N             grpc-js channels in the pool (default ${DEFAULT_CHANNELS})
   --concurrency N          heartbeats in flight at most (default ${DEFAULT_CONCURRENCY})
   --users N                users owning the agents, one API key each (default ${DEFAULT_USERS})
-  --store file|memory      SQLite in a temp dir or in memory (default file)
+  --store file|memory      SQLite in a temp dir or in memory (default file; replicas use PostgreSQL)
+  --replicas N             1: one registry on SQLite; 2 or more: replicas sharing PostgreSQL and Redis (default 1)
+  --change-share S         with replicas, share (0..1) of the changing phase's heartbeats that change (default ${DEFAULT_CHANGE_SHARE})
   --out DIR                results folder (default bench/results)`;
 
 /** parseOptions reads the flags once; a bad value stops the bench with a message naming the flag and its unit. */
@@ -120,6 +139,8 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       concurrency: { type: "string" },
       users: { type: "string" },
       store: { type: "string" },
+      replicas: { type: "string" },
+      "change-share": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean" },
     },
@@ -128,9 +149,15 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
+  const replicas = values.replicas === undefined ? 1 : positiveInteger("--replicas", "registry replicas", values.replicas);
+  const changeShare =
+    values["change-share"] === undefined ? DEFAULT_CHANGE_SHARE : positiveNumber("--change-share", "a share", values["change-share"], 0);
+  if (changeShare > 1) throw new Error(`--change-share: expected a share from 0 to 1, got ${changeShare}`);
   const agents =
     values.agents === undefined
-      ? DEFAULT_AGENTS
+      ? replicas > 1
+        ? DEFAULT_REPLICAS_AGENTS
+        : DEFAULT_AGENTS
       : values.agents.split(",").map((part) => positiveInteger("--agents", "agents", part.trim()));
   const users = values.users === undefined ? DEFAULT_USERS : positiveInteger("--users", "users", values.users);
   for (const count of agents) {
@@ -144,13 +171,20 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     agents: Object.freeze(agents),
     seconds: seconds("--seconds", values.seconds, DEFAULT_MAX_SECONDS, 0.1),
     warmupSeconds: seconds("--warmup-seconds", values["warmup-seconds"], DEFAULT_WARMUP_SECONDS, 0),
-    pacedSeconds: seconds("--paced-seconds", values["paced-seconds"], DEFAULT_PACED_SECONDS, 0.1),
+    pacedSeconds: seconds(
+      "--paced-seconds",
+      values["paced-seconds"],
+      replicas > 1 ? DEFAULT_REPLICAS_PACED_SECONDS : DEFAULT_PACED_SECONDS,
+      0.1,
+    ),
     intervalSeconds: seconds("--interval-seconds", values["interval-seconds"], DEFAULT_INTERVAL_SECONDS, 0.01),
     channels: values.channels === undefined ? DEFAULT_CHANNELS : positiveInteger("--channels", "channels", values.channels),
     concurrency:
       values.concurrency === undefined ? DEFAULT_CONCURRENCY : positiveInteger("--concurrency", "calls in flight", values.concurrency),
     users,
     store,
+    replicas,
+    changeShare,
     outDir: resolve(values.out ?? DEFAULT_OUT_DIR),
   });
 }
@@ -294,7 +328,7 @@ async function measureAgents(count: number, options: BenchOptions, resources: Re
   const storePath = options.store === "memory" ? ":memory:" : join(resources.tempDir, "registry.db");
 
   log("starting the registry child");
-  const child = await startRegistryChild({ storePath, meshToken, users: options.users });
+  const child = await startRegistryChild({ db: storePath, meshToken, users: options.users });
   resources.child = child;
   const address = `127.0.0.1:${child.port}`;
   const start = await sample(child);
@@ -309,7 +343,7 @@ async function measureAgents(count: number, options: BenchOptions, resources: Re
   await Promise.all([...pool, watchClient].map((client) => waitForReady(client)));
   const watch = await openWatch(watchClient, meshToken, CHANNEL_READY_TIMEOUT_MS);
   resources.watch = watch;
-  const agents = makeAgents(count, meshToken, child.apiKeys, pool);
+  const agents = makeAgents(count, meshToken, child.apiKeys, [pool]);
 
   log("registering");
   const registrationFrom = await sample(child);
@@ -448,6 +482,7 @@ function errorCount(result: AgentsResult): number {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  if (options.replicas > 1) return mainReplicas(options);
   const startedAt = new Date();
   const startedMs = performance.now();
   const resources: Resources = { clients: [] };
@@ -509,3 +544,62 @@ main().catch((error: unknown) => {
   process.stderr.write(`registry bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;
 });
+
+/** mainReplicas is main with --replicas 2 or more: one measurement per agent count, one table, one JSON file. */
+async function mainReplicas(options: BenchOptions): Promise<void> {
+  const startedAt = new Date();
+  const startedMs = performance.now();
+  let current: ReplicasRun | undefined;
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`registry bench: ${signal}, cleaning up\n`);
+    void (current?.release() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const results: ReplicasResult[] = [];
+  try {
+    for (const count of options.agents) {
+      current = measureReplicas(count, options, machineBusyMs);
+      results.push(await current.result);
+    }
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+  }
+
+  const cpuList = cpus();
+  const cpuModel = cpuList[0]?.model.trim() ?? "unknown CPU";
+  const header =
+    `registry bench, replicas (${cpuList.length} cores, ${cpuModel}, Node ${process.version}, PostgreSQL + Redis, ` +
+    `${options.channels} channels, ${options.concurrency} in flight, paced ${options.pacedSeconds}s per phase)`;
+  const durationSeconds = round((performance.now() - startedMs) / 1000, 1);
+  process.stdout.write(`\n${formatReplicasTable(header, results)}\n`);
+
+  await mkdir(options.outDir, { recursive: true });
+  const file = join(options.outDir, `registry-replicas-${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
+  const { outDir: _outDir, store: _store, seconds: _seconds, warmupSeconds: _warmup, ...reportedOptions } = options;
+  const report = {
+    bench: "registry-replicas",
+    startedAt: startedAt.toISOString(),
+    durationSeconds,
+    machine: { cores: cpuList.length, cpuModel, platform: process.platform, arch: process.arch },
+    node: process.version,
+    options: reportedOptions,
+    notes: {
+      cpu: "CPU seconds per wall second (1 = one core): replicas from process.cpuUsage(), Redis from INFO cpu, PostgreSQL from /proc",
+      steady: "agents / intervalSeconds heartbeats per second, none changing anything",
+      changing: "the same rate, changeShare of them changing their provider's load",
+      watch:
+        "from sending a changing heartbeat to its replica until the change arrives on a watcher of that replica (same) or another (cross)",
+      redis: "commandsPerHeartbeat from total_commands_processed; callsPerHeartbeat from commandstats, a script's inner commands included",
+      postgres:
+        "statements from pg_stat_statements and transactions from pg_stat_database for the bench database, the bench's own queries excepted",
+    },
+    results,
+  };
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`\nwrote ${relative(process.cwd(), file)} in ${durationSeconds} s\n`);
+}

@@ -17,16 +17,19 @@ const CHILD_PATH = fileURLToPath(new URL("./registry-child.ts", import.meta.url)
 
 /** RegistryChildOptions configures startRegistryChild. */
 export interface RegistryChildOptions {
-  /** storePath is the SQLite file or ":memory:". */
-  readonly storePath: string;
+  /** db is the SQLite file, ":memory:" or a postgres:// URL. */
+  readonly db: string;
   readonly meshToken: string;
-  /** users is how many users the child creates, one API key each. */
+  /** users is how many users the child creates, one API key each (0 when another replica made them). */
   readonly users: number;
+  /** redis, when set, makes the child a replica sharing presence there under redisPrefix. */
+  readonly redis?: { readonly url: string; readonly prefix: string };
 }
 
 /** RegistryChild is the registry process under test, listening on 127.0.0.1:port. */
 export interface RegistryChild {
   readonly port: number;
+  readonly pid: number;
   /** apiKeys[i] is user i's key; never printed. */
   readonly apiKeys: readonly string[];
   /** stats samples the child's CPU time and memory. */
@@ -80,7 +83,14 @@ export async function startRegistryChild(options: RegistryChildOptions): Promise
         if (failure) return rejectReady(failure);
         onReady = resolveReady;
         onFailure = rejectReady;
-        send({ type: "start", meshToken: options.meshToken, storePath: options.storePath, users: options.users });
+        send({
+          type: "start",
+          meshToken: options.meshToken,
+          db: options.db,
+          users: options.users,
+          redis: options.redis?.url ?? "",
+          redisPrefix: options.redis?.prefix ?? "",
+        });
       }),
       CHILD_READY_TIMEOUT_MS,
       "registry child did not report ready",
@@ -88,6 +98,7 @@ export async function startRegistryChild(options: RegistryChildOptions): Promise
     onFailure = undefined;
     return {
       port: ready.port,
+      pid: child.pid ?? 0,
       apiKeys: ready.apiKeys,
       stop,
       stats: () =>

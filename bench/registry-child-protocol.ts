@@ -9,10 +9,17 @@ export interface StartMessage {
   readonly type: "start";
   /** meshToken is the registry's mesh token, random per run. */
   readonly meshToken: string;
-  /** storePath is the SQLite file (inside a temp dir the parent owns and removes) or ":memory:". */
-  readonly storePath: string;
-  /** users is how many users to create, each with one API key. */
+  /**
+   * db is the store as `--db` takes it: a SQLite file (inside a temp dir the parent owns and removes), ":memory:",
+   * or a postgres:// URL.
+   */
+  readonly db: string;
+  /** users is how many users to create, each with one API key; 0 for a replica whose store another one filled. */
   readonly users: number;
+  /** redis, a redis:// URL, makes the registry a replica sharing presence there; "" for a registry on its own. */
+  readonly redis: string;
+  /** redisPrefix starts the presence keys, per run, so that runs never see each other's providers. */
+  readonly redisPrefix: string;
 }
 
 /** StatsRequest asks the child for a ResourceStats sample. */
@@ -66,7 +73,13 @@ export function isParentMessage(message: unknown): message is ParentMessage {
   if (!isRecord(message)) return false;
   switch (message["type"]) {
     case "start":
-      return typeof message["meshToken"] === "string" && typeof message["storePath"] === "string" && typeof message["users"] === "number";
+      return (
+        typeof message["meshToken"] === "string" &&
+        typeof message["db"] === "string" &&
+        typeof message["users"] === "number" &&
+        typeof message["redis"] === "string" &&
+        typeof message["redisPrefix"] === "string"
+      );
     case "stats":
       return typeof message["id"] === "number";
     case "stop":

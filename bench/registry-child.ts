@@ -1,13 +1,13 @@
 /**
  * registry-child is the registry under test for bench/registry-bench.ts, in a process of its own so that its CPU and
  * memory can be measured apart from the load generator. It is started by the bench with `fork` and driven only over
- * IPC (see registry-child-protocol.ts): `start` opens a SQLite store, creates the bench users and their API keys and
- * listens on 127.0.0.1:0; `stats` samples process.cpuUsage() and the resident set; `stop` closes everything and exits.
+ * IPC (see registry-child-protocol.ts): `start` opens the store (SQLite or PostgreSQL), creates the bench users and
+ * their API keys, joins the other replicas through Redis when asked to, and listens on 127.0.0.1:0; `stats` samples process.cpuUsage() and the resident set; `stop` closes everything and exits.
  * It is not meant to be run by hand.
  */
 import { createRegistry, type Registry } from "../services/registry/registry.js";
+import { openRegistryStore } from "../services/registry/store/open-registry-store.js";
 import type { RegistryStore } from "../services/registry/store/registry-store.js";
-import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { type ChildMessage, isParentMessage, type ResourceStats, type StartMessage } from "./registry-child-protocol.js";
 
 /** CLOSE_GRACE_MS is how long calls in flight may finish when the bench stops the registry. */
@@ -22,13 +22,19 @@ function send(message: ChildMessage): void {
 }
 
 async function start(message: StartMessage): Promise<void> {
-  store = createSqliteStore({ path: message.storePath });
+  store = await openRegistryStore(message.db);
   const apiKeys: string[] = [];
   for (let i = 0; i < message.users; i++) {
     const created = await store.createApiKey(`bench-user-${i}`, "registry bench");
     apiKeys.push(created.apiKey);
   }
-  server = createRegistry({ store, meshToken: message.meshToken, listen: { host: "127.0.0.1", port: 0 }, shutdownGraceMs: CLOSE_GRACE_MS });
+  server = createRegistry({
+    store,
+    meshToken: message.meshToken,
+    listen: { host: "127.0.0.1", port: 0 },
+    shutdownGraceMs: CLOSE_GRACE_MS,
+    ...(message.redis === "" ? {} : { redis: message.redis, redisPrefix: message.redisPrefix }),
+  });
   const { port } = (await server.listen()).grpc;
   send({ type: "ready", port, apiKeys });
 }
