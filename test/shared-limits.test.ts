@@ -126,7 +126,7 @@ describe("limits shared through Redis", function () {
   describe("requests per minute", () => {
     let pair: Pair;
     before(async () => {
-      pair = await startPair({ rateLimits: { inferencePerMinute: 3, modelsPerMinute: 0, concurrentStreams: 0 } });
+      pair = await startPair({ rateLimits: { inferencePerMinute: 3, modelsPerMinute: 0, concurrentStreams: 5 } });
     });
     after(() => pair?.stop());
 
@@ -159,6 +159,8 @@ describe("limits shared through Redis", function () {
       try {
         const during = [];
         for (const gateway of [pair.a, pair.a, pair.b, pair.b]) during.push(await timed(() => chat(gateway, key)));
+        // A stream waits on both: the request counter, then a stream slot.
+        during.push(await timed(() => chat(pair.b, key, "frozen", true)));
         for (const { status, ms } of during) {
           expect(status, "fail-open: a frozen Redis refuses nothing").to.equal(200);
           expect(ms).to.be.below(STALL_BOUND_MS);
@@ -169,6 +171,27 @@ describe("limits shared through Redis", function () {
       }
       await waitFor("the shared limit to hold again", async () => (await chat(pair.b, key)).status === 429);
       expect((await chat(pair.a, key)).status).to.equal(429);
+    });
+
+    it("answers at once while Redis is down, and shares the budget again once it is back", async () => {
+      const key = await registry.keyFor("alice");
+      await redis.kill();
+      try {
+        const during = await timed(() => chat(pair.a, key));
+        expect(during.status, "fail-open: a Redis that is down refuses nothing").to.equal(200);
+        expect(during.ms).to.be.below(STALL_BOUND_MS);
+        console.log(`      a request while Redis is down answered in ${during.ms} ms`);
+      } finally {
+        await redis.restart();
+      }
+      // Redis came back empty: the budget starts again, shared.
+      await waitFor("gateway B to count in Redis again", async () => {
+        const response = await chat(pair.b, key);
+        await response.arrayBuffer();
+        return response.headers.get("x-ratelimit-remaining") === "2";
+      });
+      const next = await chat(pair.a, key);
+      expect(next.headers.get("x-ratelimit-remaining"), "A counts B's request").to.equal("1");
     });
   });
 
@@ -229,6 +252,39 @@ describe("limits shared through Redis", function () {
       expect((await chat(pair.b, key, "third", true)).status).to.equal(429);
       await release("hold-4", one);
       await release("hold-5", two);
+    });
+
+    it("keeps the slots of streams that outlast their lease, renewing them, and frees them as the streams end", async () => {
+      const leaseMs = 600;
+      const log = createLogger("test", "silent");
+      const connections = [0, 1].map((n) => connectRedis(redis.url(database), { name: `slots-${n}`, log }));
+      try {
+        await waitFor("both connections", () => connections.every((connection) => connection.status === "ready"));
+        const [holder, other] = connections.map(
+          (connection) => new SharedStreamSlots({ redis: connection, max: 2, clock: systemClock, log, leaseMs }),
+        );
+        if (!holder || !other) throw new Error("two pools");
+        const releases = [await holder.take("renewed-key"), await holder.take("renewed-key")];
+        const until = Date.now() + 3 * leaseMs;
+        while (Date.now() < until) {
+          const refused = await Promise.resolve(other.take("renewed-key")).then(
+            (release) => {
+              release();
+              return undefined;
+            },
+            (error: unknown) => error,
+          );
+          expect(refused, "the held slots are still taken").to.have.nested.property("detail.code", "concurrent_streams_exceeded");
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        for (const release of releases) release();
+        const again = await waitFor("a slot after the streams ended", () => other.take("renewed-key").catch(() => undefined), 2_000, 20);
+        again();
+        holder.close();
+        other.close();
+      } finally {
+        for (const connection of connections) connection.disconnect();
+      }
     });
 
     it("frees the slots of a gateway that died holding them once their lease lapses", async () => {

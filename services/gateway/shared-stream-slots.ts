@@ -3,7 +3,6 @@ import type { Redis, Result } from "ioredis";
 import type { Clock, TimerHandle } from "../shared/clock.js";
 import { every } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
-import { REDIS_COMMAND_TIMEOUT_MS } from "../shared/redis-connection.js";
 import { type StreamSlotPool, StreamSlots, tooManyStreams } from "./rate-limits.js";
 
 declare module "ioredis" {
@@ -20,6 +19,12 @@ export const STREAM_SLOT_NAMESPACE = "infermesh-streams:";
  * died with streams open come free within it.
  */
 export const DEFAULT_STREAM_LEASE_MS = 30_000;
+/**
+ * DEFAULT_SLOT_WAIT_MS bounds the wait for a slot, half the connection's command timeout: a stream request also waits
+ * on the request counter, and both together should stay within the ~1.5 s a stalled Redis may cost. A take that
+ * answers too late admits one stream unchecked; its lease, if it was written, goes back with the stream.
+ */
+export const DEFAULT_SLOT_WAIT_MS = 500;
 
 // Both scripts read Redis' clock, so that the gateways' own clocks need not agree. A slot is a member of the key's
 // sorted set scored by its lease's expiry; expired leases are swept before counting.
@@ -138,7 +143,7 @@ export class SharedStreamSlots implements StreamSlotPool {
    * commands queue behind a batch that a stalled Redis is not answering.
    */
   #bounded<T>(command: Promise<T>): Promise<T> {
-    const waitMs = this.#options.waitMs ?? REDIS_COMMAND_TIMEOUT_MS;
+    const waitMs = this.#options.waitMs ?? DEFAULT_SLOT_WAIT_MS;
     return new Promise<T>((resolve, reject) => {
       const timer = this.#options.clock.setTimer(() => reject(new Error(`redis did not answer within ${waitMs} ms`)), waitMs);
       command.then(
