@@ -246,6 +246,8 @@ describe("limits shared through Redis", function () {
       }
       expect(during.status, "fail-open: a frozen Redis refuses no stream").to.equal(200);
       expect(during.ms).to.be.below(STALL_BOUND_MS);
+      const fallbacks = await pair.b.gateway.metrics.streamSlotFallbacks.get();
+      expect(fallbacks.values[0]?.value, "counted in infermesh_gateway_stream_slot_fallbacks_total").to.equal(1);
       console.log(`      a stream while Redis is frozen answered in ${during.ms} ms`);
       const one = await held(pair.a, key, "hold-4");
       const two = await held(pair.b, key, "hold-5");

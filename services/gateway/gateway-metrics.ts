@@ -47,6 +47,8 @@ export interface GatewayMetrics {
   readonly usageRecordsWritten: Counter;
   /** usageRecordsDropped counts usage records lost: dropped when the buffer was full, or left unsent at shutdown. */
   readonly usageRecordsDropped: Counter;
+  /** streamSlotFallbacks counts streams admitted on this gateway's count alone: Redis did not answer in time. */
+  readonly streamSlotFallbacks: Counter;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -119,6 +121,11 @@ export function createGatewayMetrics(): GatewayMetrics {
     usageRecordsDropped: new Counter({
       name: "infermesh_gateway_usage_records_dropped_total",
       help: "Usage records lost: the oldest, dropped while the registry was unreachable and the buffer full, or left unsent when the gateway stopped.",
+      registers,
+    }),
+    streamSlotFallbacks: new Counter({
+      name: "infermesh_gateway_stream_slot_fallbacks_total",
+      help: "Streams admitted on this gateway's own count because Redis (--redis) did not answer in time to count them across gateways.",
       registers,
     }),
   };

@@ -210,7 +210,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     settings.redis === undefined
       ? undefined
       : connectRedis(settings.redis, { name: `infermesh-gateway-${settings.gatewayId}`, log: settings.log });
-  const streamSlots = redis && new SharedStreamSlots({ redis, max: settings.rateLimits.concurrentStreams, clock, log: settings.log });
+  const streamSlots =
+    redis &&
+    new SharedStreamSlots({
+      redis,
+      max: settings.rateLimits.concurrentStreams,
+      clock,
+      log: settings.log,
+      onFallback: () => metrics.streamSlotFallbacks.inc(),
+    });
   void http.register(fastifyRateLimit, perKeyRateLimit(settings.rateLimits, redis));
   const usageRecorder = new UsageRecorder({
     send: async (records) => {
