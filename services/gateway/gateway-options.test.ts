@@ -45,8 +45,11 @@ describe("gateway options", () => {
     // A gateway names itself in the registry's records of where agents are attached: a fresh id per process.
     expect(settings.gatewayId).to.match(/^[0-9a-f-]{36}$/);
     expect(resolveGatewayOptions(REQUIRED).gatewayId).to.not.equal(settings.gatewayId);
+    const { registry: _registry, ...required } = REQUIRED;
     expect(settings).to.deep.equal({
-      ...REQUIRED,
+      ...required,
+      registries: ["http://127.0.0.1:7700"],
+      redis: undefined,
       grpcListen: undefined,
       advertise: undefined,
       tls: undefined,
@@ -93,6 +96,11 @@ describe("gateway options", () => {
       message: "the gateway's requestTimeoutMs must be a whole number of at least 1, got 0",
     });
     expect(refusal({ bodyLimitBytes: 10 }).setting).to.equal("bodyLimitBytes");
+    expect(refusal({ registry: [] })).to.deep.equal({ setting: "registry", message: "the gateway needs at least one registry address" });
+    expect(resolveGatewayOptions({ ...REQUIRED, registry: ["http://a:1", "http://b:1"] }).registries).to.deep.equal([
+      "http://a:1",
+      "http://b:1",
+    ]);
     expect(refusal({ guardrails: { maxMessages: -1 } }).setting).to.equal("guardrails.maxMessages");
     expect(refusal({ circuit: { failureThreshold: 0 } }).setting).to.equal("circuit.failureThreshold");
     expect(refusal({ keepaliveMs: 1.5 }).setting).to.equal("keepaliveMs");
