@@ -31,6 +31,8 @@ export interface WatchResults {
 export interface ProviderWatch extends ChangeObserver {
   /** changes counts every change received. */
   readonly changes: number;
+  /** offline counts the changes that took a provider offline (expiries, deregistrations). */
+  readonly offline: number;
   /** pending counts expectations not met yet. */
   readonly pending: number;
   takeResults(): WatchResults;
@@ -56,12 +58,16 @@ export function openWatch(client: grpc.Client, meshToken: string, timeoutMs: num
   let providerIds: string[] = [];
   let expected = 0;
   let changes = 0;
+  let offline = 0;
   let closed = false;
   let streamError: Error | undefined;
 
   const watch: ProviderWatch = {
     get changes() {
       return changes;
+    },
+    get offline() {
+      return offline;
     },
     get pending() {
       return pendingSentAtMs.size;
@@ -109,6 +115,7 @@ export function openWatch(client: grpc.Client, meshToken: string, timeoutMs: num
       if (event.case !== "change" || event.value.provider === undefined) return;
       changes++;
       const provider = event.value.provider;
+      if (!provider.online) offline++;
       const key = changeKey(provider.id, provider.load?.inFlight ?? 0);
       const sentAtMs = pendingSentAtMs.get(key);
       if (sentAtMs === undefined) return;

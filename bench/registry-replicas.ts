@@ -5,14 +5,18 @@
  *
  * 1. registration: every agent's first heartbeat, to its gateway's replica, until every watcher has seen N changes
  *    (its own replica's and the others', mirrored through Redis);
- * 2. idle: a quiet spell, for the baseline of every process (the shared sweep runs on each replica);
+ * 2. idle: a quiet spell, for the baseline of every process (the shared sweep runs on each replica), then one
+ *    interval of steady heartbeats, unmeasured, so that agents whose registration is older than the TTL (on a slow or
+ *    busy machine) are back online before the steady phase;
  * 3. steady: N / interval heartbeats a second that change nothing, the common case: each moves its provider's deadline
  *    in Redis and should cost PostgreSQL nothing, the settings being cached;
  * 4. changing: the same rate, a --change-share of them (all by default, the worst case) changing their provider's
  *    load. Each change is timed from the heartbeat being sent until it arrives on the watcher of the replica it was
  *    sent to ("same") and on the watchers of the others ("cross", through Redis).
  *
- * Each phase reports every replica's CPU (a fraction of a core, process.cpuUsage() in the child) and resident set,
+ * The paced phases keep up to half a second's heartbeats in flight (or --concurrency, if more): 10,000 agents send
+ * independently, and a tighter bound would cap the rate at the bound over the round trip. Each phase reports every
+ * replica's CPU (a fraction of a core, process.cpuUsage() in the child) and resident set,
  * Redis' CPU, commands (per second, per heartbeat and by command) and memory, PostgreSQL's CPU (its processes in
  * /proc), transactions and statements (pg_stat_statements), and the heartbeats' round trips.
  */
@@ -94,6 +98,8 @@ export interface PhaseFigures {
   readonly replicas: readonly ReplicaFigures[];
   readonly redis: RedisFigures;
   readonly postgres: PostgresFigures;
+  /** expiries counts the providers the first replica's watcher saw go offline during the phase (none expected). */
+  readonly expiries: number;
   readonly clientCpu: number;
   /** otherCpu is the cores busy with none of the measured processes (other work on a shared machine). */
   readonly otherCpu: number;
@@ -112,6 +118,8 @@ export interface ReplicasResult {
   readonly replicas: number;
   readonly registration: PhaseFigures & { readonly watchChangesSeen: readonly number[] };
   readonly idle: PhaseFigures;
+  /** settling is the unmeasured interval between idle and steady, reported for its heartbeats and expiries. */
+  readonly settling: PhaseFigures & { readonly targetPerSecond: number };
   readonly steady: PhaseFigures & { readonly targetPerSecond: number };
   readonly changing: PhaseFigures & { readonly targetPerSecond: number; readonly changeShare: number };
   /** watch.same is from the replica a heartbeat went to, watch.cross from the others, through Redis. */
@@ -127,6 +135,8 @@ interface Sample {
   readonly clientCpuUs: number;
   readonly wallMs: number;
   readonly machineBusyMs: number;
+  /** offline is the first replica's watcher's count of providers gone offline. */
+  readonly offline: number;
 }
 
 /** Resources are what measureReplicas must release, whatever happens. */
@@ -206,6 +216,7 @@ async function run(count: number, plan: ReplicasPlan, machineBusyMs: () => numbe
       clientCpuUs: cpu.user + cpu.system,
       wallMs: performance.now(),
       machineBusyMs: machineBusyMs(),
+      offline: watches[0]?.offline ?? 0,
     };
   };
 
@@ -224,21 +235,20 @@ async function run(count: number, plan: ReplicasPlan, machineBusyMs: () => numbe
 
   const ratePerSecond = count / plan.intervalSeconds;
   const durationMs = plan.pacedSeconds * 1000;
+  const concurrency = Math.max(plan.concurrency, Math.ceil(ratePerSecond / 2));
   const ignore: ChangeObserver = { expect() {}, forget() {} };
+  log(`settling: one interval (${plan.intervalSeconds}s) of steady heartbeats, unmeasured`);
+  const settled = await runPaced(agents, ignore, { ratePerSecond, durationMs: plan.intervalSeconds * 1000, concurrency, changeShare: 0 });
+  const settledTo = await take();
   log(`steady: ${ratePerSecond} heartbeats/s for ${plan.pacedSeconds}s, none changing anything`);
   const steadyFrom = await take();
-  const steady = await runPaced(agents, ignore, { ratePerSecond, durationMs, concurrency: plan.concurrency, changeShare: 0 });
+  const steady = await runPaced(agents, ignore, { ratePerSecond, durationMs, concurrency, changeShare: 0 });
   const steadyTo = await take();
 
   log(`changing: ${ratePerSecond} heartbeats/s for ${plan.pacedSeconds}s, ${plan.changeShare * 100}% changing the load`);
   const fanOut = watchFanOut(agents, watches);
   const changingFrom = await take();
-  const changing = await runPaced(agents, fanOut, {
-    ratePerSecond,
-    durationMs,
-    concurrency: plan.concurrency,
-    changeShare: plan.changeShare,
-  });
+  const changing = await runPaced(agents, fanOut, { ratePerSecond, durationMs, concurrency, changeShare: plan.changeShare });
   const changingTo = await take();
   for (const watch of watches) await watch.waitUntil((w) => w.pending === 0, WATCH_SETTLE_MS);
   const watch = fanOut.results();
@@ -259,6 +269,7 @@ async function run(count: number, plan: ReplicasPlan, machineBusyMs: () => numbe
       idleTo,
       children.map(() => 0),
     ),
+    settling: { ...figures(settled, idleTo, settledTo, perReplica(agents, plan.replicas, settled.ok)), targetPerSecond: ratePerSecond },
     steady: {
       ...figures(steady, steadyFrom, steadyTo, perReplica(agents, plan.replicas, steady.ok)),
       targetPerSecond: ratePerSecond,
@@ -364,6 +375,7 @@ function phaseFigures(
     errors: Object.fromEntries(tally.errors),
     latencyMs: percentiles(tally.latenciesMs),
     replicas,
+    expiries: to.offline - from.offline,
     redis: {
       cpu: round(redisCpu, 3),
       commandsPerSecond: round(commands / seconds, 1),
@@ -420,6 +432,7 @@ export function formatReplicasTable(header: string, results: readonly ReplicasRe
       "pg cpu",
       "pg xact/s",
       "pg stmt/hb",
+      "expired",
       "other cpu",
     ];
     const fixed = (value: number | null, digits: number) => (value === null || Number.isNaN(value) ? "-" : value.toFixed(digits));
@@ -436,11 +449,13 @@ export function formatReplicasTable(header: string, results: readonly ReplicasRe
       fixed(p.postgres.cpu, 3),
       fixed(p.postgres.transactionsPerSecond, 0),
       fixed(p.postgres.statementsPerHeartbeat, 2),
+      String(p.expiries),
       fixed(p.otherCpu, 2),
     ];
     const rows = [
       row("registration", r.registration),
       row("idle", r.idle),
+      row("settling", r.settling),
       row("steady", r.steady),
       row(`changing ${Math.round(r.changing.changeShare * 100)}%`, r.changing),
     ];
@@ -456,7 +471,7 @@ export function formatReplicasTable(header: string, results: readonly ReplicasRe
         .join(", ");
     const top = (p: PhaseFigures) =>
       p.postgres.topStatements.map((s) => `${s.callsPerSecond}/s ${s.query.slice(0, 90)}`).join("\n    ") || "none";
-    const errors = [r.registration, r.steady, r.changing]
+    const errors = [r.registration, r.settling, r.steady, r.changing]
       .flatMap((p) => Object.entries(p.errors))
       .map(([name, n]) => `${name} ${n}`)
       .join(", ");
