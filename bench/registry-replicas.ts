@@ -14,7 +14,7 @@
  *    load. Each change is timed from the heartbeat being sent until it arrives on the watcher of the replica it was
  *    sent to ("same") and on the watchers of the others ("cross", through Redis).
  *
- * The paced phases keep up to half a second's heartbeats in flight (or --concurrency, if more): 10,000 agents send
+ * Registration and the paced phases keep up to half a second's heartbeats in flight (or --concurrency, if more): 10,000 agents send
  * independently, and a tighter bound would cap the rate at the bound over the round trip. Each phase reports every
  * replica's CPU (a fraction of a core, process.cpuUsage() in the child) and resident set,
  * Redis' CPU, commands (per second, per heartbeat and by command) and memory, PostgreSQL's CPU (its processes in
@@ -220,9 +220,13 @@ async function run(count: number, plan: ReplicasPlan, machineBusyMs: () => numbe
     };
   };
 
+  const ratePerSecond = count / plan.intervalSeconds;
+  const durationMs = plan.pacedSeconds * 1000;
+  const concurrency = Math.max(plan.concurrency, Math.ceil(ratePerSecond / 2));
   log("registering");
   const registrationFrom = await take();
-  const registration = await runClosedLoop(agents, { concurrency: plan.concurrency, count });
+  // As many in flight as paced: registering must take well under a TTL, or the first agents expire before the rest.
+  const registration = await runClosedLoop(agents, { concurrency, count });
   const registrationTo = await take();
   if (registration.ok === 0) throw new Error(`no heartbeat was accepted: ${registration.firstError ?? "?"}`);
   for (const watch of watches) await watch.waitUntil((w) => w.changes >= registration.ok, REGISTRATION_WATCH_TIMEOUT_MS);
@@ -233,9 +237,6 @@ async function run(count: number, plan: ReplicasPlan, machineBusyMs: () => numbe
   await sleep(IDLE_MS);
   const idleTo = await take();
 
-  const ratePerSecond = count / plan.intervalSeconds;
-  const durationMs = plan.pacedSeconds * 1000;
-  const concurrency = Math.max(plan.concurrency, Math.ceil(ratePerSecond / 2));
   const ignore: ChangeObserver = { expect() {}, forget() {} };
   log(`settling: one interval (${plan.intervalSeconds}s) of steady heartbeats, unmeasured`);
   const settled = await runPaced(agents, ignore, { ratePerSecond, durationMs: plan.intervalSeconds * 1000, concurrency, changeShare: 0 });
