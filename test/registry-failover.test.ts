@@ -28,6 +28,11 @@ const MESSAGES = [{ role: "user" as const, content: "hi" }];
 const ANSWER = expectedCompletionText(MESSAGES, 2);
 /** HEARTBEAT_INTERVAL_MS is how often the replicas tell agents to heartbeat: short, so the new replica hears soon. */
 const HEARTBEAT_INTERVAL_MS = 200;
+/**
+ * TTL_MS is long beside the interval: on a loaded machine a few late heartbeats must not take the provider offline,
+ * which would be the TTL at work and say nothing of the move between replicas.
+ */
+const TTL_MS = 10_000;
 
 /** Replica is one registry replica on a loopback port, over the shared store. */
 interface Replica {
@@ -41,6 +46,7 @@ async function startReplica(store: RegistryStore): Promise<Replica> {
     meshToken: MESH_TOKEN,
     shutdownGraceMs: 0,
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+    ttlMs: TTL_MS,
     listen: { host: "127.0.0.1", port: 0 },
   });
   const { grpc } = await registry.listen();
@@ -168,7 +174,7 @@ describe("registry replicas: a gateway moves off one that died or froze", functi
       5_000,
     );
     const movedMs = Date.now() - killedAt;
-    await waitFor("the agent online on replica 2", () => two.registry.table.get(providerId)?.online === true, 5_000, 20);
+    await waitFor("the agent online on replica 2", () => two.registry.table.get(providerId)?.online === true, 10_000, 20);
     const onlineMs = Date.now() - killedAt;
     const answeredThen = asking.answers.length;
     await waitFor("answers after the move", () => asking.answers.length >= answeredThen + 5);
@@ -208,7 +214,31 @@ describe("registry replicas: a gateway moves off one that died or froze", functi
     expect(response.status, "a key never seen before, checked on replica 2").to.equal(200);
     expect(lacked, "samples of the gateway's table without the provider").to.equal(0);
   });
+
+  it("moves the watch along when a call moves the link, so that one replica takes everything", async () => {
+    await start(true);
+    const [one, two] = replicas as [Replica, Replica];
+    await waitFor("the gateway watching replica 1", async () => (await watchers(one.registry)) === 1);
+    // A replica that stops answering long enough for a call's deadline, and not for the keepalive's.
+    proxy?.stall();
+    const failure = await gateway.registryLink.registry
+      .listProviders({}, { headers: gateway.registryLink.meshHeaders, timeoutMs: 200 })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    proxy?.resume();
+    expect(failure).to.be.instanceOf(ConnectError).with.property("code", Code.DeadlineExceeded);
+    expect(gateway.registryLink.registryUrl).to.equal(`http://${two.address}`);
+    await waitFor("the watch on replica 2", async () => (await watchers(two.registry)) === 1 && gateway.registryLink.connected, 2_000);
+    await waitFor("no watch left on replica 1", async () => (await watchers(one.registry)) === 0, 2_000);
+  });
 });
+
+/** watchers counts a registry's connected WatchProviders streams, as its metrics do. */
+async function watchers(registry: Registry): Promise<number | undefined> {
+  return (await registry.metrics.registry.getSingleMetric("infermesh_registry_watch_subscribers")?.get())?.values[0]?.value;
+}
 
 describe("RegistryReplicas: which failed calls move the link, and which go again", function () {
   this.timeout(30_000);

@@ -29,6 +29,12 @@ const RETRYABLE_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
 /** NEVER_CONNECTED are the socket errors that say a call never reached a server, so that any call may go again. */
 const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 
+/**
+ * CONNECTION_LOST are the socket and HTTP/2 session errors of a connection the replica reset or closed under a call:
+ * it is going away (a replica that stops cuts its sessions).
+ */
+const CONNECTION_LOST = new Set(["ECONNRESET", "EPIPE", "ERR_HTTP2_SESSION_ERROR", "ERR_HTTP2_GOAWAY_SESSION"]);
+
 /** RegistryReplicasOptions configure RegistryReplicas. */
 export interface RegistryReplicasOptions {
   /** urls are the replicas' base URLs, at least one; the first is current at the start. */
@@ -109,7 +115,8 @@ export class RegistryReplicas {
         this.transportOf(index).unary(method, signal, timeout, header, input, contextValues);
       const first = this.#current;
       return send(first, timeoutMs).catch((error: unknown) => {
-        const failure = replicaFailure(error, signal);
+        // A deadline that had passed before the call went out says nothing of the replica.
+        const failure = timeoutMs !== undefined && timeoutMs <= 0 ? undefined : replicaFailure(error, signal);
         if (failure === undefined || !this.#moveOffOrFollow(first, failure.reason)) throw error;
         if (failure.code !== Code.Unavailable || !(RETRYABLE_METHODS.has(method) || neverConnected(error))) throw error;
         const left = timeoutMs === undefined ? undefined : timeoutMs - (Date.now() - startedAt);
@@ -135,20 +142,27 @@ export class RegistryReplicas {
 }
 
 /**
- * replicaFailure reads a failed call: UNAVAILABLE (refused, reset, a keepalive PING unanswered) or DEADLINE_EXCEEDED
- * say the replica is gone or frozen; a call its caller cancelled, or any answer the replica gave, says nothing of it.
+ * replicaFailure reads a failed call: UNAVAILABLE (refused, a keepalive PING unanswered), a connection the replica
+ * reset or closed under the call, or DEADLINE_EXCEEDED say the replica is gone or frozen; a call its caller cancelled,
+ * or any answer the replica gave, says nothing of it. A call cut by a lost connection counts as UNAVAILABLE.
  */
 function replicaFailure(error: unknown, signal: AbortSignal | undefined): { code: Code; reason: string } | undefined {
   if (signal?.aborted || !(error instanceof ConnectError)) return undefined;
-  if (error.code !== Code.Unavailable && error.code !== Code.DeadlineExceeded) return undefined;
-  return { code: error.code, reason: error.rawMessage };
+  if (error.code === Code.Unavailable || error.code === Code.DeadlineExceeded) return { code: error.code, reason: error.rawMessage };
+  if (causedBy(error, CONNECTION_LOST)) return { code: Code.Unavailable, reason: error.rawMessage };
+  return undefined;
 }
 
 /** neverConnected tells whether an error's causes say the call never reached a server. */
 function neverConnected(error: unknown): boolean {
+  return causedBy(error, NEVER_CONNECTED);
+}
+
+/** causedBy tells whether an error, or one of its causes, has one of the given Node error codes. */
+function causedBy(error: unknown, codes: ReadonlySet<string>): boolean {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string" && NEVER_CONNECTED.has(code)) return true;
+    if (typeof code === "string" && codes.has(code)) return true;
   }
   return false;
 }

@@ -9,6 +9,8 @@ export interface StallableProxy {
    * open: the peers see a host that is there and answers nothing.
    */
   stall(): void;
+  /** resume moves bytes again, those held back first. */
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,10 @@ export async function startStallableProxy(target: string): Promise<StallableProx
     stall() {
       stalled = true;
       for (const socket of sockets) socket.pause();
+    },
+    resume() {
+      stalled = false;
+      for (const socket of sockets) socket.resume();
     },
     close() {
       for (const socket of sockets) socket.destroy();
