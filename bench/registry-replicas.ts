@@ -16,8 +16,8 @@
  *
  * Registration and the paced phases keep up to half a second's heartbeats in flight (or --concurrency, if more): 10,000 agents send
  * independently, and a tighter bound would cap the rate at the bound over the round trip. Each phase reports every
- * replica's CPU (a fraction of a core, process.cpuUsage() in the child) and resident set,
- * Redis' CPU, commands (per second, per heartbeat and by command) and memory, PostgreSQL's CPU (its processes in
+ * replica's CPU (a fraction of a core, process.cpuUsage() in the child; "µs/hb" is all replicas' CPU time per
+ * heartbeat, the figure least moved by other load) and resident set, Redis' CPU, commands (per second, per heartbeat and by command) and memory, PostgreSQL's CPU (its processes in
  * /proc), transactions and statements (pg_stat_statements), and the heartbeats' round trips.
  */
 import { randomBytes } from "node:crypto";
@@ -96,6 +96,8 @@ export interface PhaseFigures {
   readonly errors: Readonly<Record<string, number>>;
   readonly latencyMs: Percentiles;
   readonly replicas: readonly ReplicaFigures[];
+  /** replicaCpuUsPerHeartbeat is all replicas' CPU time per accepted heartbeat, less moved by the rate reached. */
+  readonly replicaCpuUsPerHeartbeat: number | null;
   readonly redis: RedisFigures;
   readonly postgres: PostgresFigures;
   /** expiries counts the providers the first replica's watcher saw go offline during the phase (none expected). */
@@ -376,6 +378,7 @@ function phaseFigures(
     errors: Object.fromEntries(tally.errors),
     latencyMs: percentiles(tally.latenciesMs),
     replicas,
+    replicaCpuUsPerHeartbeat: tally.ok > 0 ? round((replicas.reduce((sum, r) => sum + r.cpu, 0) * 1e6 * seconds) / tally.ok, 0) : null,
     expiries: to.offline - from.offline,
     redis: {
       cpu: round(redisCpu, 3),
@@ -426,6 +429,7 @@ export function formatReplicasTable(header: string, results: readonly ReplicasRe
       "hb p50 ms",
       "hb p99 ms",
       ...replicaColumns,
+      "µs/hb",
       "redis cpu",
       "redis cmd/s",
       "cmd/hb",
@@ -443,6 +447,7 @@ export function formatReplicasTable(header: string, results: readonly ReplicasRe
       fixed(p.latencyMs.p50, 2),
       fixed(p.latencyMs.p99, 2),
       ...p.replicas.flatMap((replica) => [fixed(replica.cpu, 3), fixed(replica.rssMb, 0)]),
+      fixed(p.replicaCpuUsPerHeartbeat, 0),
       fixed(p.redis.cpu, 3),
       fixed(p.redis.commandsPerSecond, 0),
       fixed(p.redis.commandsPerHeartbeat, 2),
