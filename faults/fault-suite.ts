@@ -7,6 +7,7 @@ import { type CliCommand, compileCli } from "../bench/cli-command.js";
 import { createPeerCalls } from "../services/shared/grpc/infer-client.js";
 import { SILENCE_LIMIT_MS } from "../services/shared/link/link-protocol.js";
 import { AGENT_RETURN_LIMIT_MS, type AgentReturn, type LinkProbe, watchAgentsReturn } from "./agent-return.js";
+import { deploymentMain } from "./deployment-suite.js";
 import { type InjectedFault, injectFaults } from "./fault-injector.js";
 import { FAULT_MODEL, type FaultMesh, startFaultMesh } from "./fault-mesh.js";
 import { type FaultSummary, formatReport, summarize } from "./fault-report.js";
@@ -301,10 +302,12 @@ const USAGE = `usage: npm run faults -- [flags]
   --log-level LEVEL         the processes' log level (default info); logs stay in the run folder
   --run-dir DIR             where the database and logs go (default: a new temporary folder)
   --compile                 run the working tree compiled with tsc into the run folder (faster starts and restarts)
+  --deployment              the whole deployment instead (nginx, 2 gateways, 2 registries, PostgreSQL, Redis): see --deployment --help
 `;
 
 /** main runs the suite from the command line, prints the report, and exits 1 when an invariant failed. */
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes("--deployment")) return deploymentMain(argv.filter((arg) => arg !== "--deployment"));
   const { values } = parseArgs({
     args: [...argv],
     options: {

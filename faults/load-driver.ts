@@ -8,6 +8,10 @@ export interface LoadOptions {
   /** gatewayUrl is the gateway's base URL, without "/v1". */
   readonly gatewayUrl: string;
   readonly apiKey: string;
+  /** apiKeys, when given, are the clients' own keys instead: client i uses apiKeys[i % apiKeys.length]. */
+  readonly apiKeys?: readonly string[];
+  /** ca is the authority an https:// gatewayUrl's certificate is signed by, when not a public one. */
+  readonly ca?: Buffer;
   readonly model: string;
   /** concurrency is the number of clients, each sending one request at a time. */
   readonly concurrency: number;
@@ -58,13 +62,20 @@ export interface RequestRecord extends Verdict {
 export async function runLoad(options: LoadOptions): Promise<RequestRecord[]> {
   const records: RequestRecord[] = [];
   // The client's own timeouts are off: the hard timeout below is the only one, so a hang is seen as a hang.
-  const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 10_000 });
+  const dispatcher = new Agent({
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    keepAliveTimeout: 10_000,
+    ...(options.ca === undefined ? {} : { connect: { ca: options.ca } }),
+  });
   let sequence = 0;
   const client = async (worker: number) => {
     const random = options.random.fork(`client-${worker}`);
+    const keys = options.apiKeys ?? [];
+    const target = keys.length === 0 ? options : { ...options, apiKey: keys[worker % keys.length] as string };
     while (!options.stopping()) {
       const index = sequence++;
-      const record = await send(options, dispatcher, random, `${options.requestIdPrefix}-${index}`);
+      const record = await send(target, dispatcher, random, `${options.requestIdPrefix}-${index}`);
       records.push(record);
       if (record.outcome !== "succeeded") await sleep(record.headersMs === undefined ? options.unreachablePauseMs : options.errorPauseMs);
     }

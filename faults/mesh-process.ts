@@ -65,6 +65,11 @@ export class MeshProcess {
     return this.#child?.pid;
   }
 
+  /** exited resolves once the process last started has exited and its output is drained. */
+  get exited(): Promise<void> {
+    return this.#exited;
+  }
+
   /** start spawns the process and resolves once it logged its ready line. */
   start(): Promise<void> {
     if (this.#state === "starting" || this.#state === "running" || this.#state === "stopped") {

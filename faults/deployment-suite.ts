@@ -1,0 +1,674 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { Agent } from "undici";
+import { type CliCommand, compileCli } from "../bench/cli-command.js";
+import { percentiles } from "../bench/latency-percentiles.js";
+import { DEFAULT_USAGE_FLUSH_MS } from "../services/gateway/gateway-options.js";
+import {
+  agentLinks,
+  checkGatewaysServe,
+  checkRateLimit,
+  checkStreamLimit,
+  everyoneOnline,
+  tallyUsage,
+  type UsageTally,
+} from "./deployment-checks.js";
+import { type Deployment, startDeployment } from "./deployment-mesh.js";
+import { type Departure, type ReplicaWatch, watchReplica } from "./deployment-watch.js";
+import { FAULT_MODEL } from "./fault-mesh.js";
+import type { Range } from "./fault-schedule.js";
+import { GATEWAY_KILLED } from "./gateway-cuts.js";
+import { type RequestRecord, runLoad } from "./load-driver.js";
+import type { Check } from "./mesh-checks.js";
+import { createRandom } from "./seeded-random.js";
+
+/** DeploymentTarget is what a deployment fault strikes: one gateway, one registry replica, or Redis. */
+export type DeploymentTarget = "gateway" | "registry" | "redis";
+/** DEPLOYMENT_TARGETS are struck in this order, each SIGKILLed and then SIGSTOPped. */
+export const DEPLOYMENT_TARGETS: readonly DeploymentTarget[] = ["gateway", "registry", "redis"];
+
+/** DeploymentSuiteOptions configure one run of the deployment under faults. */
+export interface DeploymentSuiteOptions {
+  readonly seed: number;
+  /** clients is the number of concurrent load clients through nginx, each with a key of its own. */
+  readonly clients: number;
+  readonly clientTimeoutMs: number;
+  readonly agents: number;
+  readonly heartbeatIntervalMs: number;
+  readonly ttlMs: number;
+  readonly streamShare: number;
+  readonly tokens: Range;
+  readonly tokensPerSecond: number;
+  readonly targets: readonly DeploymentTarget[];
+  /** downMs is how long a killed target stays dead before its restart, and a stopped one stays stopped. */
+  readonly downMs: number;
+  /** leadMs is the load before each fault strikes, settleMs the load after the deployment recovered from it. */
+  readonly leadMs: number;
+  readonly settleMs: number;
+  /** recoveryLimitMs bounds the wait for the deployment to be whole again after a fault healed. */
+  readonly recoveryLimitMs: number;
+  /** rateLimitRpm and maxStreams are the gateways' per-key limits, which the checks spend after the faults. */
+  readonly rateLimitRpm: number;
+  readonly maxStreams: number;
+  readonly logLevel: string;
+  readonly runDir?: string;
+  readonly compile?: boolean;
+  readonly progress?: (line: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * DEPLOYMENT_FULL_FORM is `npm run faults -- --deployment`: each target SIGKILLed and SIGSTOPped for 10 s in turn,
+ * under the load of 8 clients (a gateway fault strikes the gateway holding the most agents' links, a replica fault
+ * the replica that gateway starts on). The TTL (6 s) is long enough for a gateway to move off a dead or frozen replica (its
+ * watch gives up on a silent replica after 5 s) and for agents to dial again after their link fell silent (3.5 s),
+ * and short enough that a provider that is really gone leaves the routes within seconds; Redis and a replica are
+ * down longer than the TTL, so that the shared presence has to carry the providers over the gap.
+ */
+export const DEPLOYMENT_FULL_FORM: DeploymentSuiteOptions = Object.freeze({
+  seed: 1,
+  clients: 8,
+  clientTimeoutMs: 30_000,
+  agents: 3,
+  heartbeatIntervalMs: 500,
+  ttlMs: 6_000,
+  streamShare: 0.5,
+  tokens: [10, 40] as const,
+  tokensPerSecond: 20,
+  targets: DEPLOYMENT_TARGETS,
+  downMs: 10_000,
+  leadMs: 3_000,
+  settleMs: 3_000,
+  recoveryLimitMs: 20_000,
+  rateLimitRpm: 300,
+  maxStreams: 2,
+  logLevel: "info",
+});
+
+/** DEPLOYMENT_SHORT_FORM is the test's form: the same faults, 5 s each, by 6 clients. */
+export const DEPLOYMENT_SHORT_FORM: DeploymentSuiteOptions = Object.freeze({
+  ...DEPLOYMENT_FULL_FORM,
+  clients: 6,
+  downMs: 5_000,
+  leadMs: 1_500,
+  settleMs: 1_500,
+  rateLimitRpm: 120,
+});
+
+/** Phase is one fault of the run and the load around it: from its lead-in to the end of its settling. */
+export interface Phase {
+  readonly label: string;
+  readonly target: DeploymentTarget;
+  readonly kind: "kill" | "stop";
+  readonly fromMs: number;
+  readonly injectedAtMs: number;
+  /** goneAtMs is, after a SIGKILL, when the process had exited: until then it could still take a request. */
+  readonly goneAtMs: number | undefined;
+  readonly healedAtMs: number | undefined;
+  /** recoveredAtMs is when both replicas listed every agent online and the gateways held one link per agent. */
+  readonly recoveredAtMs: number | undefined;
+  /** agentsBackAfterMs is, after a gateway fault, how long after the signal every agent was attached to a serving gateway. */
+  readonly agentsBackAfterMs: number | undefined;
+  readonly toMs: number;
+  readonly note: string;
+}
+
+/** PhaseFigures are the requests that started during one phase (or before the first: "calm"). */
+export interface PhaseFigures {
+  readonly label: string;
+  readonly sent: number;
+  readonly ok: number;
+  readonly failed: number;
+  /** cut are the failures put down to the gateway kill: in flight on it when it died. */
+  readonly cut: number;
+  readonly headP50Ms: number | null;
+  readonly headP99Ms: number | null;
+  readonly totalP50Ms: number | null;
+  readonly totalP99Ms: number | null;
+  readonly totalMaxMs: number | null;
+}
+
+/** DeploymentResult is a finished run. */
+export interface DeploymentResult {
+  readonly phases: readonly Phase[];
+  readonly figures: readonly PhaseFigures[];
+  readonly records: readonly RequestRecord[];
+  readonly usage: UsageTally | undefined;
+  readonly departures: readonly Departure[];
+  readonly checks: readonly Check[];
+  readonly report: string;
+  readonly runDir: string;
+  readonly passed: boolean;
+}
+
+const POLL_MS = 100;
+const PROGRESS_EVERY_MS = 5_000;
+const ERROR_PAUSE_MS = 100;
+const UNREACHABLE_PAUSE_MS = 500;
+
+/**
+ * runDeploymentSuite starts the whole deployment, drives the load through nginx while it SIGKILLs and then SIGSTOPs
+ * one gateway, one registry replica and Redis in turn (each alone, the deployment whole again before the next),
+ * checks every request, the usage rows in PostgreSQL, the limits and the presence afterwards, and stops everything.
+ * It never throws for a failed invariant: checks and passed say so.
+ */
+export async function runDeploymentSuite(options: DeploymentSuiteOptions): Promise<DeploymentResult> {
+  const runDir = options.runDir ?? mkdtempSync(join(tmpdir(), `infermesh-deployment-seed${options.seed}-`));
+  mkdirSync(runDir, { recursive: true });
+  const say = options.progress ?? (() => {});
+  let cli: CliCommand | undefined;
+  if (options.compile) {
+    say("compiling the working tree with tsc");
+    cli = await compileCli(join(runDir, "build"));
+  }
+  say(`starting PostgreSQL, Redis, 2 registries, 2 gateways, nginx, ${options.agents} agents and simulators (logs in ${runDir})`);
+  const deployment = await startDeployment({
+    ...(cli ? { cli } : {}),
+    runDir,
+    agents: options.agents,
+    clients: options.clients,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    ttlMs: options.ttlMs,
+    logLevel: options.logLevel,
+    gatewayArgs: ["--rate-limit-rpm", String(options.rateLimitRpm), "--max-concurrent-streams", String(options.maxStreams)],
+    agentArgs: ["--max-concurrency", "6"],
+  });
+  const dispatcher = new Agent({ connect: { ca: deployment.ca } });
+  const startedAt = Date.now();
+  const now = () => Date.now() - startedAt;
+  const watches = deployment.registryUrls.map((url, i) => watchReplica(`registry-${i + 1}`, url, deployment.meshToken, now));
+  const phases: Phase[] = [];
+  const checks: Check[] = [];
+  let records: RequestRecord[] = [];
+  let usage: UsageTally | undefined;
+  try {
+    await waitUntil("every agent online on both replicas, one link each", () => whole(deployment, watches), 60_000);
+    say("deployment ready; load starts");
+    let done = false;
+    const progress = setInterval(() => say(`+${(now() / 1000).toFixed(0)}s load running`), PROGRESS_EVERY_MS);
+    const loading = runLoad({
+      gatewayUrl: deployment.url,
+      apiKey: deployment.keys.load[0] as string,
+      apiKeys: deployment.keys.load,
+      ca: deployment.ca,
+      model: FAULT_MODEL,
+      concurrency: options.clients,
+      random: createRandom(options.seed).fork("load"),
+      clientTimeoutMs: options.clientTimeoutMs,
+      streamShare: options.streamShare,
+      tokens: options.tokens,
+      tokensPerSecond: options.tokensPerSecond,
+      errorPauseMs: ERROR_PAUSE_MS,
+      unreachablePauseMs: UNREACHABLE_PAUSE_MS,
+      now,
+      stopping: () => done || options.signal?.aborted === true,
+      requestIdPrefix: `deployment-${options.seed}-${startedAt.toString(36)}`,
+    }).finally(() => clearInterval(progress));
+    try {
+      for (const target of options.targets) {
+        for (const kind of ["kill", "stop"] as const) {
+          if (options.signal?.aborted) break;
+          phases.push(await strike(deployment, watches, target, kind, options, now, say));
+        }
+      }
+    } finally {
+      done = true;
+      records = await loading;
+    }
+    say(`load done: ${records.length} requests; checking`);
+    records = attributeKills(records, phases);
+    checks.push(...checkRequests(records, phases));
+    const succeeded = records.filter((r) => r.outcome === "succeeded");
+    usage = await tallyUsage(
+      deployment,
+      succeeded.map((r) => r.maxTokens),
+    );
+    const failedWithHead = records.filter((r) => r.outcome !== "succeeded" && r.status === 200).length;
+    checks.push(...usageCheck(usage, failedWithHead, successesAtRisk(records, phases)));
+    checks.push(departuresCheck("no provider went offline during the registry and Redis faults", watches, phases, ["registry", "redis"]));
+    // Outside any phase counts with the gateway's: only a gateway's fault may take a provider off, and it should not.
+    checks.push(departuresCheck("no provider went offline during the gateway faults", watches, phases, ["gateway"]));
+    checks.push({
+      name: "both replicas list every agent online",
+      ok: await waitUntil("every agent online", () => everyoneOnline(watches, deployment.agentIds), 10_000).then(
+        () => true,
+        () => false,
+      ),
+      detail: watches.map((w) => `${w.replica}: ${[...w.online()].sort().join(", ") || "none"}`).join("; "),
+    });
+    checks.push(...(await checkGatewaysServe(deployment)));
+    checks.push(await checkRateLimit(deployment, dispatcher, options.rateLimitRpm));
+    checks.push(await checkStreamLimit(deployment, dispatcher, options.maxStreams));
+    checks.push({
+      name: "no process exited by itself",
+      ok: deployment.crashes.length === 0,
+      detail: deployment.crashes.map((c) => `${c.name} code ${c.code} signal ${c.signal}`).join("; ") || "none",
+    });
+    for (const phase of phases) {
+      checks.push({
+        name: `${phase.label}: the deployment recovered`,
+        ok: phase.recoveredAtMs !== undefined,
+        detail:
+          phase.recoveredAtMs === undefined
+            ? `not whole within ${options.recoveryLimitMs} ms of healing (${phase.note})`
+            : `whole ${phase.recoveredAtMs - (phase.healedAtMs ?? phase.injectedAtMs)} ms after healing`,
+      });
+    }
+  } finally {
+    for (const watch of watches) watch.close();
+    await dispatcher.close();
+    await deployment.close();
+  }
+  const departures = watches.flatMap((w) => w.departures);
+  const figures = phaseFigures(records, phases);
+  writeFileSync(join(runDir, "requests.json"), JSON.stringify({ phases, departures, records }, null, 1));
+  const passed = checks.every((c) => c.ok);
+  const report = formatDeploymentReport({ options, phases, figures, usage, departures, checks, runDir, passed, cli: deployment.cli });
+  return { phases, figures, records, usage, departures, checks, report, runDir, passed };
+}
+
+/** whole tells whether both replicas list every agent online and the live gateways hold exactly one link per agent. */
+async function whole(deployment: Deployment, watches: readonly ReplicaWatch[]): Promise<boolean> {
+  if (!everyoneOnline(watches, deployment.agentIds)) return false;
+  const links = await agentLinks(deployment);
+  return links.every((n) => n !== undefined) && links.reduce((a: number, b) => a + (b ?? 0), 0) === deployment.agentIds.length;
+}
+
+/** describeState says what each replica lists online and how many links each gateway holds, for the report. */
+async function describeState(deployment: Deployment, watches: readonly ReplicaWatch[]): Promise<string> {
+  const links = await agentLinks(deployment);
+  const online = watches.map((w) => `${w.replica} lists ${[...w.online()].sort().join(",") || "none"}`);
+  return `${online.join("; ")}; links ${links.map((n, i) => `gateway-${i + 1}: ${n ?? "no answer"}`).join(", ")}`;
+}
+
+/** strike runs one phase: the lead-in, the fault, its healing, the wait for recovery, and the settling. */
+async function strike(
+  deployment: Deployment,
+  watches: readonly ReplicaWatch[],
+  target: DeploymentTarget,
+  kind: "kill" | "stop",
+  options: DeploymentSuiteOptions,
+  now: () => number,
+  say: (line: string) => void,
+): Promise<Phase> {
+  // The gateway holding the most agents' links, and the replica it starts on (each gateway starts on its own), so
+  // that each fault strikes the links and the heartbeats it can: after a gateway fault the agents are all on the other.
+  const links = await agentLinks(deployment);
+  const busiest = (links[1] ?? 0) > (links[0] ?? 0) ? 1 : 0;
+  const name = target === "redis" ? "redis" : `${target}-${busiest + 1}`;
+  const label = `${name} ${kind === "kill" ? "SIGKILL" : "SIGSTOP"}`;
+  const log = (text: string) => say(`+${(now() / 1000).toFixed(1)}s ${label}: ${text}`);
+  const fromMs = now();
+  await sleep(options.leadMs);
+  const victim = target === "gateway" ? deployment.gateways[busiest] : target === "registry" ? deployment.registries[busiest] : undefined;
+  const injectedAtMs = now();
+  let agentsBackAfterMs: number | undefined;
+  // After a gateway fault every agent must be attached again to a gateway that serves (the other one, or the one
+  // that resumed), dialling through nginx.
+  const agentsBack =
+    target === "gateway"
+      ? waitUntil(
+          "every agent's link on a gateway that serves",
+          async () => {
+            const current = await agentLinks(deployment);
+            return current[busiest] === undefined || victim?.state !== "running"
+              ? current[1 - busiest] === deployment.agentIds.length
+              : current.reduce((a: number, b) => a + (b ?? 0), 0) === deployment.agentIds.length;
+          },
+          options.downMs + options.recoveryLimitMs,
+        ).then(
+          () => {
+            agentsBackAfterMs = now() - injectedAtMs;
+          },
+          () => {},
+        )
+      : Promise.resolve();
+  let healedAtMs: number | undefined;
+  let goneAtMs: number | undefined;
+  let note = "";
+  try {
+    if (kind === "kill") {
+      if (victim) {
+        victim.kill();
+        await victim.exited;
+      } else await deployment.redis.kill();
+      goneAtMs = now();
+      log(`SIGKILL; exited ${goneAtMs - injectedAtMs} ms later`);
+      await sleep(Math.max(0, options.downMs - (goneAtMs - injectedAtMs)));
+      if (victim) await victim.start();
+      else await deployment.redis.restart();
+      note = victim ? `restarted as pid ${victim.pid}` : "restarted, empty";
+    } else {
+      if (victim) victim.stop();
+      else deployment.redis.pause();
+      log("SIGSTOP");
+      await sleep(options.downMs);
+      if (victim) victim.resume();
+      else deployment.redis.resume();
+      note = "continued";
+    }
+    healedAtMs = now();
+    log(note);
+  } catch (error) {
+    note = `could not heal: ${(error as Error).message}`;
+    log(note);
+  }
+  await agentsBack;
+  if (agentsBackAfterMs !== undefined) log(`every agent attached to a serving gateway ${agentsBackAfterMs} ms after the signal`);
+  let recoveredAtMs: number | undefined;
+  if (healedAtMs !== undefined) {
+    recoveredAtMs = await waitUntil("the deployment to be whole", () => whole(deployment, watches), options.recoveryLimitMs).then(
+      () => now(),
+      () => undefined,
+    );
+  }
+  const state = await describeState(deployment, watches);
+  log(recoveredAtMs === undefined ? `NOT recovered: ${state}` : `whole again after ${recoveredAtMs - (healedAtMs ?? 0)} ms`);
+  if (recoveredAtMs === undefined) note += `; at the deadline: ${state}`;
+  await sleep(options.settleMs);
+  return { label, target, kind, fromMs, injectedAtMs, goneAtMs, healedAtMs, recoveredAtMs, agentsBackAfterMs, toMs: now(), note };
+}
+
+/**
+ * attributeKills re-reads the requests that failed while in flight when a gateway was SIGKILLed (sent before the
+ * process had exited, still open when the signal went): nginx answers those with its own 502 page (the gateway died
+ * before the head) or cuts the connection (after it), or the surviving gateway reports the agent's link lost with an
+ * error frame or OpenAI's envelope, and the client sees the failure at once. Such a request is a clean error labelled
+ * "gateway killed"; any other failure stays as it was classified.
+ */
+export function attributeKills(records: readonly RequestRecord[], phases: readonly Phase[]): RequestRecord[] {
+  const kills = phases
+    .filter((p) => p.target === "gateway" && p.kind === "kill")
+    .map((p) => ({ fromMs: p.injectedAtMs, goneMs: p.goneAtMs ?? p.injectedAtMs }));
+  return records.map((record) => {
+    if (record.outcome === "succeeded" || record.outcome === "hung") return record;
+    const inFlight = kills.some((kill) => record.startMs <= kill.goneMs && record.endMs >= kill.fromMs);
+    if (!inFlight) return record;
+    const cut = record.ending === "reset" || record.status === 502 || record.outcome === "clean_error";
+    if (!cut) return record;
+    const how = record.ending === "reset" ? (record.failure?.split(" ")[0] ?? "reset") : `HTTP ${record.status}`;
+    return {
+      ...record,
+      outcome: "clean_error",
+      error: `${GATEWAY_KILLED}: ${how}`,
+      detail: `in flight on the killed gateway (${record.detail})`,
+    };
+  });
+}
+
+function isCut(record: RequestRecord): boolean {
+  return record.error?.startsWith(GATEWAY_KILLED) === true;
+}
+
+/**
+ * checkRequests: no request hung; every failure was clean (OpenAI's envelope, an error frame, or a cut by the kill);
+ * and none failed but those in flight on the killed gateway.
+ */
+function checkRequests(records: readonly RequestRecord[], phases: readonly Phase[]): Check[] {
+  const hung = records.filter((r) => r.outcome === "hung");
+  const unclean = records.filter((r) => r.outcome === "lost");
+  const failed = records.filter((r) => r.outcome !== "succeeded" && !isCut(r));
+  // From a gateway's fault until its agents are attached again, the links it held are dead or frozen, and the other
+  // gateway's routes still lead there.
+  const moving = phases
+    .filter((p) => p.target === "gateway")
+    .map((p) => ({ fromMs: p.injectedAtMs, toMs: p.injectedAtMs + (p.agentsBackAfterMs ?? Number.POSITIVE_INFINITY) }));
+  const strays = failed.filter((r) => r.outcome !== "clean_error" || !moving.some((m) => r.endMs >= m.fromMs && r.startMs <= m.toMs));
+  const where = (r: RequestRecord) => phases.find((p) => r.startMs >= p.fromMs && r.startMs < p.toMs)?.label ?? "calm";
+  const show = (list: readonly RequestRecord[]) =>
+    list
+      .slice(0, 8)
+      .map(
+        (r) =>
+          `${r.id} (${where(r)}, +${(r.startMs / 1000).toFixed(1)}s, ${r.stream ? "stream" : "body"}): ${r.outcome} ${r.error ?? ""} ${r.detail}`,
+      )
+      .join("; ");
+  return [
+    { name: "0 hung", ok: hung.length === 0, detail: hung.length === 0 ? `${records.length} requests ended` : show(hung) },
+    {
+      name: "0 lost: every failure was a clean error",
+      ok: unclean.length === 0,
+      detail:
+        unclean.length === 0
+          ? `${records.filter((r) => r.outcome === "clean_error").length} clean errors`
+          : `${unclean.length}: ${show(unclean)}`,
+    },
+    {
+      name: "failures only in flight on the killed gateway",
+      ok: failed.length === 0,
+      detail: failed.length === 0 ? `${records.filter(isCut).length} cut by the kill` : `${failed.length}: ${show(failed)}`,
+    },
+    {
+      name: "other failures only between a gateway's fault and its agents' return",
+      ok: strays.length === 0,
+      detail:
+        strays.length === 0
+          ? `${failed.length} failed, cleanly, in flight between a gateway's fault and its agents' return`
+          : `${strays.length}: ${show(strays)}`,
+    },
+  ];
+}
+
+/**
+ * usageCheck: every successful request has its usage row (a row of status 200 with its completion tokens), and the
+ * rows left over are no more than the failed requests that had a 200 head (a stream cut on a gateway that lived on
+ * records its partial answer): so no success is missing and none is counted twice.
+ */
+function usageCheck(usage: UsageTally, failedWithHead: number, atRisk: number): Check[] {
+  const ok = usage.missingTokens.length === 0 && usage.extraTokens.length <= failedWithHead;
+  const rows = [...usage.rowsByStatus].map(([status, n]) => `${n}×${status}`).join(", ");
+  return [
+    {
+      name: "usage rows in PostgreSQL == successful requests, each once",
+      ok,
+      detail:
+        `${usage.succeeded} succeeded, ${usage.okRows} rows of status 200 (all rows: ${rows || "none"}); ` +
+        `${usage.missingTokens.length} successes without a row; ${usage.extraTokens.length} rows of status 200 without a success ` +
+        `(completion tokens ${usage.extraTokens.join(",") || "-"}), ${failedWithHead} failed requests had a 200 head`,
+    },
+    {
+      name: "no usage row counted twice or without a request",
+      ok: usage.extraTokens.length <= failedWithHead,
+      detail: `${usage.extraTokens.length} rows of status 200 without a success, ${failedWithHead} failed requests had a 200 head`,
+    },
+    {
+      name: "usage rows missing only for successes just before a gateway's SIGKILL",
+      ok: usage.missingTokens.length <= atRisk,
+      detail: `${usage.missingTokens.length} successes without a row; ${atRisk} succeeded within ${USAGE_AT_RISK_MS} ms before a gateway's SIGKILL took effect`,
+    },
+  ];
+}
+
+/**
+ * USAGE_AT_RISK_MS is how long before a gateway's death a success's usage record may still be in its memory: one
+ * flush period, and the batch's send to the registry.
+ */
+const USAGE_AT_RISK_MS = DEFAULT_USAGE_FLUSH_MS + 500;
+
+function successesAtRisk(records: readonly RequestRecord[], phases: readonly Phase[]): number {
+  const deaths = phases.filter((p) => p.target === "gateway" && p.kind === "kill").map((p) => p.goneAtMs ?? p.injectedAtMs);
+  return records.filter((r) => r.outcome === "succeeded" && deaths.some((at) => r.endMs <= at && r.endMs >= at - USAGE_AT_RISK_MS)).length;
+}
+
+/**
+ * departuresCheck: no provider left a replica's view during the faults of the given targets (from the lead-in of
+ * each to the end of its settling).
+ */
+function departuresCheck(
+  name: string,
+  watches: readonly ReplicaWatch[],
+  phases: readonly Phase[],
+  targets: readonly DeploymentTarget[],
+): Check {
+  const phaseOf = (d: Departure) => phases.find((p) => d.atMs >= p.fromMs && d.atMs < p.toMs);
+  const departures = watches.flatMap((w) => w.departures).filter((d) => targets.includes(phaseOf(d)?.target ?? "gateway"));
+  return {
+    name,
+    ok: departures.length === 0,
+    detail:
+      departures.length === 0
+        ? "none"
+        : departures
+            .map((d) => `${d.providerId} on ${d.replica} at +${(d.atMs / 1000).toFixed(1)}s (${phaseOf(d)?.label ?? "calm"}: ${d.cause})`)
+            .join("; "),
+  };
+}
+
+/** phaseFigures counts and times the requests that started before the first phase ("calm") and in each phase. */
+export function phaseFigures(records: readonly RequestRecord[], phases: readonly Phase[]): PhaseFigures[] {
+  const windows = [
+    { label: "before the faults", fromMs: Number.NEGATIVE_INFINITY, toMs: phases[0]?.injectedAtMs ?? Number.POSITIVE_INFINITY },
+    ...phases.map((p, i) => ({
+      label: p.label,
+      fromMs: p.injectedAtMs,
+      toMs: phases[i + 1]?.injectedAtMs ?? Number.POSITIVE_INFINITY,
+    })),
+  ];
+  return windows.map((w) => {
+    const mine = records.filter((r) => r.startMs >= w.fromMs && r.startMs < w.toMs);
+    const ok = mine.filter((r) => r.outcome === "succeeded");
+    const head = percentiles(ok.map((r) => (r.headersMs ?? r.endMs) - r.startMs));
+    const total = percentiles(ok.map((r) => r.endMs - r.startMs));
+    return {
+      label: w.label,
+      sent: mine.length,
+      ok: ok.length,
+      failed: mine.length - ok.length,
+      cut: mine.filter(isCut).length,
+      headP50Ms: head.p50,
+      headP99Ms: head.p99,
+      totalP50Ms: total.p50,
+      totalP99Ms: total.p99,
+      totalMaxMs: total.max,
+    };
+  });
+}
+
+function formatDeploymentReport(run: {
+  options: DeploymentSuiteOptions;
+  phases: readonly Phase[];
+  figures: readonly PhaseFigures[];
+  usage: UsageTally | undefined;
+  departures: readonly Departure[];
+  checks: readonly Check[];
+  runDir: string;
+  passed: boolean;
+  cli: CliCommand;
+}): string {
+  const { options } = run;
+  const ms = (v: number | null | undefined) => (v === null || v === undefined ? "-" : `${Math.round(v)}`);
+  const lines = [
+    `infermesh deployment under faults (seed ${options.seed}): ${run.passed ? "PASSED" : "FAILED"}`,
+    `deployment: nginx (TLS, HTTP/2 for agents) in front of 2 gateways (--redis, both registries in opposite orders, ` +
+      `${options.rateLimitRpm} requests/min and ${options.maxStreams} streams per key), 2 registry replicas (PostgreSQL, Redis, ` +
+      `heartbeat ${options.heartbeatIntervalMs} ms, TTL ${options.ttlMs} ms), ${options.agents} agents each with a simulator; ` +
+      `infermesh run from: ${run.cli.description}`,
+    `load: ${options.clients} clients through nginx, ${Math.round(options.streamShare * 100)}% streamed, ${options.tokens[0]}-${options.tokens[1]} ` +
+      `tokens at ${options.tokensPerSecond}/s, client timeout ${options.clientTimeoutMs} ms; each fault ${options.downMs} ms`,
+    "",
+    "faults:",
+    ...run.phases.map(
+      (p) =>
+        `  ${p.label.padEnd(20)} at +${(p.injectedAtMs / 1000).toFixed(1)}s, healed +${p.healedAtMs === undefined ? "-" : (p.healedAtMs / 1000).toFixed(1)}s` +
+        `, whole again ${p.recoveredAtMs === undefined || p.healedAtMs === undefined ? "NEVER" : `${p.recoveredAtMs - p.healedAtMs} ms`} after` +
+        (p.target !== "gateway"
+          ? ""
+          : `; agents attached again ${p.agentsBackAfterMs === undefined ? "NEVER" : `${p.agentsBackAfterMs} ms`} after the signal`) +
+        ` (${p.note})`,
+    ),
+    "",
+    "requests by the phase they started in (latency of successful ones, ms: response head p50/p99, whole answer p50/p99/max):",
+    `  ${"phase".padEnd(20)} ${"sent".padStart(5)} ${"ok".padStart(5)} ${"failed".padStart(6)} ${"cut".padStart(4)}   head p50/p99    total p50/p99/max`,
+    ...run.figures.map(
+      (f) =>
+        `  ${f.label.padEnd(20)} ${String(f.sent).padStart(5)} ${String(f.ok).padStart(5)} ${String(f.failed).padStart(6)} ${String(f.cut).padStart(4)}` +
+        `   ${`${ms(f.headP50Ms)}/${ms(f.headP99Ms)}`.padEnd(14)}  ${ms(f.totalP50Ms)}/${ms(f.totalP99Ms)}/${ms(f.totalMaxMs)}`,
+    ),
+    "",
+    `usage: ${run.usage ? `${run.usage.succeeded} successes, rows by status ${[...run.usage.rowsByStatus].map(([s, n]) => `${s}: ${n}`).join(", ")}; at most ${DEFAULT_USAGE_FLUSH_MS} ms of a killed gateway's records are unsent` : "not tallied"}`,
+    "",
+    "checks:",
+    ...run.checks.map((c) => `  ${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`),
+    "",
+    `logs and requests.json in ${run.runDir}`,
+  ];
+  return lines.join("\n");
+}
+
+async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(POLL_MS);
+  }
+}
+
+const USAGE = `usage: npm run faults -- --deployment [flags]
+
+  --short                   the test's form: each fault ${DEPLOYMENT_SHORT_FORM.downMs / 1000} s, ${DEPLOYMENT_SHORT_FORM.clients} clients
+  --down-ms MS              how long each target stays dead or stopped (full form ${DEPLOYMENT_FULL_FORM.downMs})
+  --clients N               concurrent load clients (full form ${DEPLOYMENT_FULL_FORM.clients})
+  --targets LIST            targets to strike, comma-separated (default ${DEPLOYMENT_TARGETS.join(",")})
+  --seed N                  seed of the request mix (default ${DEPLOYMENT_FULL_FORM.seed})
+  --log-level LEVEL         the processes' log level (default info); logs stay in the run folder
+  --run-dir DIR             where the logs go (default: a new temporary folder)
+  --compile                 run the working tree compiled with tsc into the run folder (faster starts and restarts)
+`;
+
+/** deploymentMain runs the deployment suite from the command line and prints its report; 1 when a check failed. */
+export async function deploymentMain(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      short: { type: "boolean" },
+      "down-ms": { type: "string" },
+      clients: { type: "string" },
+      targets: { type: "string" },
+      seed: { type: "string" },
+      "log-level": { type: "string" },
+      "run-dir": { type: "string" },
+      compile: { type: "boolean" },
+      help: { type: "boolean" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const base = values.short ? DEPLOYMENT_SHORT_FORM : DEPLOYMENT_FULL_FORM;
+  const number = (flag: string, value: string | undefined, fallback: number, min: number) => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${flag} expects a whole number >= ${min}, got '${value}'`);
+    return n;
+  };
+  const targets = values.targets === undefined ? base.targets : values.targets.split(",").map((t) => t.trim());
+  for (const target of targets)
+    if (!(DEPLOYMENT_TARGETS as readonly string[]).includes(target))
+      throw new Error(`--targets: unknown target '${target}' (${DEPLOYMENT_TARGETS.join(", ")})`);
+  const controller = new AbortController();
+  process.once("SIGINT", () => {
+    process.stderr.write("stopping after the fault under way; checking and stopping the deployment (Ctrl-C again to abandon)\n");
+    controller.abort();
+    process.once("SIGINT", () => process.exit(130));
+  });
+  const result = await runDeploymentSuite({
+    ...base,
+    seed: number("seed", values.seed, base.seed, 0),
+    downMs: number("down-ms", values["down-ms"], base.downMs, 100),
+    clients: number("clients", values.clients, base.clients, 1),
+    targets: targets as DeploymentTarget[],
+    logLevel: values["log-level"] ?? base.logLevel,
+    ...(values["run-dir"] === undefined ? {} : { runDir: values["run-dir"] }),
+    compile: values.compile === true,
+    progress: (line) => process.stderr.write(`# ${line}\n`),
+    signal: controller.signal,
+  });
+  process.stdout.write(`${result.report}\n`);
+  return result.passed ? 0 : 1;
+}
