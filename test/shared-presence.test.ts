@@ -2,12 +2,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { ServiceType } from "../gen/infermesh/v1/capabilities_pb.js";
-import { ChangeCause, type Provider, ProviderChangeSchema, ProviderSchema } from "../gen/infermesh/v1/registry_pb.js";
+import { ChangeCause, type Provider, ProviderSchema } from "../gen/infermesh/v1/registry_pb.js";
 import { createRegistry, type Registry, type RegistryOptions } from "../services/registry/registry.js";
+import { decodePresenceMessage, encodeChanges } from "../services/registry/shared-presence.js";
 import type { RegistryStore } from "../services/registry/store/registry-store.js";
 import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { createRegistryClient, type RegistryClient } from "../services/shared/grpc/registry-client.js";
@@ -239,23 +240,17 @@ describe("registry replicas sharing presence through Redis", function () {
     await b.client.client.heartbeat(attached("link-2"), { headers: relay("link-2") });
     await waitFor("a to learn of the new link", () => onA.changes.at(-1)?.provider.linkId === "link-2");
     // Replica a deregisters the old link as if it had not yet heard of the new one: the message b gets says link-1.
-    const stale = create(ProviderChangeSchema, {
-      provider: create(ProviderSchema, { id: "box", online: false, linkId: "link-1" }),
-      cause: ChangeCause.DEREGISTERED,
-    });
+    const stale = { provider: create(ProviderSchema, { id: "box", online: false, linkId: "link-1" }), cause: ChangeCause.DEREGISTERED };
     const listener = new Redis(redis.url());
     const heard: Provider[] = [];
     listener.on("messageBuffer", (_channel: Buffer, message: Buffer) => {
-      const body = message.subarray(message.indexOf("\nchange\n") + "\nchange\n".length);
-      if (message.includes("\nchange\n")) heard.push(fromBinary(ProviderChangeSchema, body).provider ?? create(ProviderSchema));
+      const decoded = decodePresenceMessage(message);
+      if (decoded?.kind === "changes") heard.push(...decoded.changes.map((change) => change.provider));
     });
     const publisher = new Redis(redis.url());
     try {
       await listener.subscribe(`${prefix}changes`);
-      await publisher.publish(
-        `${prefix}changes`,
-        Buffer.concat([Buffer.from("another-replica\nchange\n"), toBinary(ProviderChangeSchema, stale)]),
-      );
+      await publisher.publish(`${prefix}changes`, encodeChanges("another-replica", [stale]).message);
       // b answers the stale deregistration with its own, newer state, which brings box back wherever it went offline.
       await waitFor("b to announce box on link-2 again", () => heard.some((p) => p.online && p.linkId === "link-2"));
     } finally {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Redis, Result } from "ioredis";
-import { ChangeCause, ProviderChangeSchema, ProviderSchema } from "../../gen/infermesh/v1/registry_pb.js";
+import { ChangeCause, type Provider, ProviderSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import type { Logger } from "../shared/logger.js";
 import { connectRedis, shownRedisUrl } from "../shared/redis-connection.js";
 import type { ProviderChangeEvent, ProviderTable } from "./provider-table.js";
@@ -12,9 +12,14 @@ export const DEFAULT_PRESENCE_PREFIX = "infermesh:presence:";
 const SWEEP_BATCH = 1_000;
 /** CONNECT_TIMEOUT_MS is how long a starting registry waits for Redis before it gives up. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** EXPIRED_KIND and CHANGE_KIND tell the two kinds of message on the channel apart. */
-const CHANGE_KIND = "change";
+/**
+ * CHANGES_KIND and EXPIRED_KIND tell the two kinds of message on the channel apart. A changes message carries, for each
+ * change, its cause (one byte), the length of the provider (four bytes, big-endian) and the provider (binary); an
+ * expired message the ids, one per line.
+ */
+const CHANGES_KIND = "changes";
 const EXPIRED_KIND = "expired";
+const CHANGE_HEADER_BYTES = 5;
 
 /**
  * The scripts run on Redis' clock (TIME), so that replicas on machines whose clocks disagree still agree on deadlines.
@@ -23,23 +28,35 @@ const EXPIRED_KIND = "expired";
  */
 const NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
-/** CHANGE: ARGV channel, message, id, state ("" when offline), ttlMs (0 keeps the deadline). */
-const CHANGE_SCRIPT = `${NOW}
-if ARGV[4] == '' then
-  redis.call('ZREM', KEYS[1], ARGV[3])
-  redis.call('HDEL', KEYS[2], ARGV[3])
-else
-  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-  if tonumber(ARGV[5]) > 0 then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[3]) end
+/**
+ * CHANGES: ARGV channel, message, then for each change its id, state ("" when offline) and ttlMs (0 keeps the
+ * deadline). Stores one turn's changes and publishes them as one message.
+ */
+const CHANGES_SCRIPT = `${NOW}
+for i = 3, #ARGV, 3 do
+  if ARGV[i + 1] == '' then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  else
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    local ttl = tonumber(ARGV[i + 2])
+    if ttl > 0 then redis.call('ZADD', KEYS[1], now + ttl, ARGV[i]) end
+  end
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1`;
 
-/** TOUCH: ARGV id, ttlMs. Moves an online provider's deadline; 0 when Redis does not hold it (it lost its data). */
+/**
+ * TOUCH: ARGV ttlMs, then ids. Moves the deadlines of online providers; returns the ids Redis does not hold (it lost
+ * its data, or the sweep took them just now).
+ */
 const TOUCH_SCRIPT = `${NOW}
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return 1`;
+local deadline = now + tonumber(ARGV[1])
+local lost = {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then redis.call('ZADD', KEYS[1], deadline, ARGV[i]) else lost[#lost + 1] = ARGV[i] end
+end
+return lost`;
 
 /**
  * SWEEP: ARGV channel, origin, stalledAfterMs, graceMs, batch. Takes the providers whose deadline passed offline, once
@@ -79,17 +96,15 @@ return adopted`;
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
-    presenceChange(
+    presenceChanges(
       deadlines: string,
       providers: string,
       swept: string,
       channel: string,
       message: Buffer,
-      id: string,
-      state: Buffer | string,
-      ttlMs: number,
+      ...changes: (string | Buffer | number)[]
     ): Result<number, Context>;
-    presenceTouch(deadlines: string, providers: string, swept: string, id: string, ttlMs: number): Result<number, Context>;
+    presenceTouch(deadlines: string, providers: string, swept: string, ttlMs: number, ...ids: string[]): Result<string[], Context>;
     presenceSweep(
       deadlines: string,
       providers: string,
@@ -148,10 +163,15 @@ export class SharedPresence {
   readonly #unsent = new Map<string, ProviderChangeEvent>();
   /** #untouched holds providers whose heartbeat could not move their deadline. */
   readonly #untouched = new Set<string>();
+  /** #changes and #touches are what this turn of the event loop has for Redis, sent together at its end. */
+  readonly #changes = new Map<string, ProviderChangeEvent>();
+  readonly #touches = new Set<string>();
+  #scheduled = false;
   /** #buffered holds the messages that arrive while a snapshot loads; undefined when none is loading. */
   #buffered: Buffer[] | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #sweeping = false;
+  #resyncWanted = false;
   #closed = false;
 
   constructor(options: SharedPresenceOptions) {
@@ -163,7 +183,7 @@ export class SharedPresence {
     this.#sweepIntervalMs = options.sweepIntervalMs ?? Math.max(20, Math.min(1_000, Math.floor(options.ttlMs / 10)));
     this.#redis = connectRedis(options.url, { name: "infermesh-registry", log: options.log });
     this.#subscriber = connectRedis(options.url, { name: "infermesh-registry-watch", log: options.log });
-    this.#redis.defineCommand("presenceChange", { numberOfKeys: 3, lua: CHANGE_SCRIPT });
+    this.#redis.defineCommand("presenceChanges", { numberOfKeys: 3, lua: CHANGES_SCRIPT });
     this.#redis.defineCommand("presenceTouch", { numberOfKeys: 3, lua: TOUCH_SCRIPT });
     this.#redis.defineCommand("presenceSweep", { numberOfKeys: 3, lua: SWEEP_SCRIPT });
     this.#redis.defineCommand("presenceAdopt", { numberOfKeys: 3, lua: ADOPT_SCRIPT });
@@ -182,38 +202,28 @@ export class SharedPresence {
     await this.#subscriber.subscribe(this.#channel);
     await this.#resync();
     // Messages published while the subscriber was away are lost: what Redis holds is read again when it is back.
+    // The sweep does it, on the connection for commands, which may come back later than the subscriber's.
     this.#subscriber.on("ready", () => {
-      this.#resync().catch((error: unknown) => this.#failed("resync", error));
+      this.#resyncWanted = true;
     });
     this.#sweeper = setInterval(() => void this.#sweep(), this.#sweepIntervalMs);
     this.#sweeper.unref();
   }
 
-  /** publish shares a change this replica made; TTL expiries are the sweep's and never come here. */
+  /**
+   * publish shares a change this replica made; TTL expiries are the sweep's and never come here. One turn's changes go
+   * to Redis together, as one script call and one message.
+   */
   publish(event: ProviderChangeEvent): void {
-    const id = event.provider.id;
-    this.#unsent.delete(id);
-    this.#write(event).catch((error: unknown) => {
-      if (!this.#unsent.has(id)) this.#unsent.set(id, event);
-      this.#failed("publish", error);
-    });
+    this.#unsent.delete(event.provider.id);
+    this.#changes.set(event.provider.id, event);
+    this.#schedule();
   }
 
-  /** touch moves a provider's deadline after a heartbeat that changed nothing. */
+  /** touch moves a provider's deadline after a heartbeat that changed nothing; batched as publish is. */
   touch(providerId: string): void {
-    this.#redis.presenceTouch(...this.#keys, providerId, this.#options.ttlMs).then(
-      (held) => {
-        this.#untouched.delete(providerId);
-        if (held === 1) return;
-        // Redis lost the provider (restarted empty, or the sweep took it just now): write it back whole.
-        const provider = this.#table.get(providerId);
-        if (provider?.online) this.publish({ provider, cause: ChangeCause.HEARTBEAT });
-      },
-      (error: unknown) => {
-        this.#untouched.add(providerId);
-        this.#failed("touch", error);
-      },
-    );
+    this.#touches.add(providerId);
+    this.#schedule();
   }
 
   /** close stops sweeping and closes both connections. */
@@ -225,58 +235,94 @@ export class SharedPresence {
     this.#redis.disconnect();
   }
 
-  #write(event: ProviderChangeEvent): Promise<number> {
-    const { provider, cause } = event;
-    const message = this.#message(
-      CHANGE_KIND,
-      Buffer.from(toBinary(ProviderChangeSchema, create(ProviderChangeSchema, { provider, cause }))),
-    );
-    const state = provider.online ? Buffer.from(toBinary(ProviderSchema, provider)) : "";
-    const ttlMs = cause === ChangeCause.HEARTBEAT ? this.#options.ttlMs : 0;
-    return this.#redis.presenceChange(...this.#keys, this.#channel, message, provider.id, state, ttlMs);
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#sendChanges();
+      this.#sendTouches();
+    });
   }
 
-  #message(kind: string, payload: Buffer): Buffer {
-    return Buffer.concat([Buffer.from(`${this.replicaId}\n${kind}\n`), payload]);
+  #sendChanges(): void {
+    if (this.#changes.size === 0) return;
+    const events = [...this.#changes.values()];
+    this.#changes.clear();
+    this.#write(events).catch((error: unknown) => {
+      for (const event of events) if (!this.#unsent.has(event.provider.id)) this.#unsent.set(event.provider.id, event);
+      this.#failed("publish", error);
+    });
+  }
+
+  #sendTouches(): void {
+    if (this.#touches.size === 0) return;
+    const ids = [...this.#touches];
+    this.#touches.clear();
+    this.#redis.presenceTouch(...this.#keys, this.#options.ttlMs, ...ids).then(
+      (lost) => {
+        for (const id of ids) this.#untouched.delete(id);
+        // Redis lost these (restarted empty, or the sweep took them just now): write them back whole.
+        for (const id of lost) {
+          const provider = this.#table.get(id);
+          if (provider?.online) this.publish({ provider, cause: ChangeCause.HEARTBEAT });
+        }
+      },
+      (error: unknown) => {
+        for (const id of ids) this.#untouched.add(id);
+        this.#failed("touch", error);
+      },
+    );
+  }
+
+  /** #write stores changes and publishes them, each provider encoded once for both. */
+  #write(events: readonly ProviderChangeEvent[]): Promise<number> {
+    const { message, encoded } = encodeChanges(this.replicaId, events);
+    const args = events.flatMap(({ provider, cause }, i) => [
+      provider.id,
+      provider.online ? (encoded[i] as Buffer) : "",
+      cause === ChangeCause.HEARTBEAT ? this.#options.ttlMs : 0,
+    ]);
+    return this.#redis.presenceChanges(...this.#keys, this.#channel, message, ...args);
   }
 
   /** #receive mirrors another replica's message into the table. */
   #receive(message: Buffer): void {
-    const originEnd = message.indexOf(10);
-    const kindEnd = message.indexOf(10, originEnd + 1);
-    if (originEnd < 0 || kindEnd < 0) return;
-    const origin = message.toString("utf8", 0, originEnd);
-    const kind = message.toString("utf8", originEnd + 1, kindEnd);
-    const payload = message.subarray(kindEnd + 1);
-    // This replica's own sweep already took its expired providers offline, as it found them.
-    if (origin === this.replicaId) return;
-    if (kind === EXPIRED_KIND) {
-      for (const id of payload.toString("utf8").split("\n")) {
-        this.#table.mirror(create(ProviderSchema, { id, online: false }), ChangeCause.EXPIRED);
-      }
-      return;
-    }
-    if (kind !== CHANGE_KIND) return;
+    let decoded: PresenceMessage | undefined;
     try {
-      const { provider, cause } = fromBinary(ProviderChangeSchema, payload);
-      if (!provider) return;
-      const held = this.#table.get(provider.id);
-      if (cause === ChangeCause.DEREGISTERED && held?.online && provider.linkId !== "" && held.linkId !== provider.linkId) {
-        // The agent attached again elsewhere (here) before the old link's gateway deregistered it there: the newer
-        // attachment stands, and the replica that took it offline hears so again.
-        this.publish({ provider: held, cause: ChangeCause.HEARTBEAT });
-        return;
-      }
-      this.#table.mirror(provider, cause);
+      decoded = decodePresenceMessage(message);
     } catch (error) {
       this.#failed("decode", error);
+      return;
     }
+    // This replica's own sweep already took its expired providers offline, as it found them.
+    if (!decoded || decoded.origin === this.replicaId) return;
+    if (decoded.kind === "expired") {
+      for (const id of decoded.ids) this.#table.mirror(create(ProviderSchema, { id, online: false }), ChangeCause.EXPIRED);
+    } else {
+      for (const { provider, cause } of decoded.changes) this.#mirror(provider, cause);
+    }
+  }
+
+  #mirror(provider: Provider, cause: ChangeCause): void {
+    const held = this.#table.get(provider.id);
+    if (cause === ChangeCause.DEREGISTERED && held?.online && provider.linkId !== "" && held.linkId !== provider.linkId) {
+      // The agent attached again elsewhere (here) before the old link's gateway deregistered it there: the newer
+      // attachment stands, and the replica that took it offline hears so again.
+      this.publish({ provider: held, cause: ChangeCause.HEARTBEAT });
+      return;
+    }
+    this.#table.mirror(provider, cause);
   }
 
   async #sweep(): Promise<void> {
     if (this.#sweeping || this.#closed) return;
     this.#sweeping = true;
     try {
+      if (this.#resyncWanted) {
+        await this.#resync();
+        this.#resyncWanted = false;
+      }
       const stalledAfterMs = Math.max(3 * this.#sweepIntervalMs, 2_000);
       const expired = await this.#redis.presenceSweep(
         ...this.#keys,
@@ -297,9 +343,10 @@ export class SharedPresence {
 
   /** #flush writes what Redis missed while it was away: changes, then deadlines. */
   async #flush(): Promise<void> {
-    for (const event of [...this.#unsent.values()]) {
-      await this.#write(event);
-      if (this.#unsent.get(event.provider.id) === event) this.#unsent.delete(event.provider.id);
+    const unsent = [...this.#unsent.values()];
+    if (unsent.length > 0) {
+      await this.#write(unsent);
+      for (const event of unsent) if (this.#unsent.get(event.provider.id) === event) this.#unsent.delete(event.provider.id);
     }
     for (const id of [...this.#untouched]) this.touch(id);
   }
@@ -338,6 +385,47 @@ export class SharedPresence {
     this.#options.onError?.(operation);
     this.#options.log.debug({ operation, reason: error instanceof Error ? error.message : String(error) }, "presence: redis failed");
   }
+}
+
+/** PresenceMessage is one message on the replicas' channel: changes a replica made, or expiries its sweep found. */
+export type PresenceMessage =
+  | { readonly origin: string; readonly kind: "changes"; readonly changes: readonly ProviderChangeEvent[] }
+  | { readonly origin: string; readonly kind: "expired"; readonly ids: readonly string[] };
+
+/** encodeChanges is the message announcing changes, and each provider's encoding, which Redis stores as its state. */
+export function encodeChanges(origin: string, events: readonly ProviderChangeEvent[]): { message: Buffer; encoded: Buffer[] } {
+  const parts: Buffer[] = [Buffer.from(`${origin}\n${CHANGES_KIND}\n`)];
+  const encoded: Buffer[] = [];
+  for (const { provider, cause } of events) {
+    const bytes = Buffer.from(toBinary(ProviderSchema, provider));
+    const header = Buffer.allocUnsafe(CHANGE_HEADER_BYTES);
+    header.writeUInt8(cause, 0);
+    header.writeUInt32BE(bytes.length, 1);
+    parts.push(header, bytes);
+    encoded.push(bytes);
+  }
+  return { message: Buffer.concat(parts), encoded };
+}
+
+/** decodePresenceMessage reads a message of the channel; undefined for a kind it does not know. Throws on bad bytes. */
+export function decodePresenceMessage(message: Buffer): PresenceMessage | undefined {
+  const originEnd = message.indexOf(10);
+  const kindEnd = message.indexOf(10, originEnd + 1);
+  if (originEnd < 0 || kindEnd < 0) return undefined;
+  const origin = message.toString("utf8", 0, originEnd);
+  const kind = message.toString("utf8", originEnd + 1, kindEnd);
+  const payload = message.subarray(kindEnd + 1);
+  if (kind === EXPIRED_KIND) return { origin, kind: "expired", ids: payload.toString("utf8").split("\n") };
+  if (kind !== CHANGES_KIND) return undefined;
+  const changes: ProviderChangeEvent[] = [];
+  for (let at = 0; at + CHANGE_HEADER_BYTES <= payload.length; ) {
+    const cause = payload.readUInt8(at) as ChangeCause;
+    const end = at + CHANGE_HEADER_BYTES + payload.readUInt32BE(at + 1);
+    if (end > payload.length) throw new Error("a change runs past the end of its message");
+    changes.push({ provider: fromBinary(ProviderSchema, payload.subarray(at + CHANGE_HEADER_BYTES, end)), cause });
+    at = end;
+  }
+  return { origin, kind: "changes", changes };
 }
 
 /** ready resolves once a connection is ready for commands, or rejects after CONNECT_TIMEOUT_MS. */
