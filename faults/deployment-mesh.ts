@@ -47,6 +47,8 @@ export interface DeploymentKeys {
  * clients and the agents' HTTP/2 links, and agents each beside a simulator, dialing nginx's URL.
  */
 export interface Deployment {
+  /** runDir holds the processes' logs, each in NAME.log. */
+  readonly runDir: string;
   readonly postgres: PostgresServer;
   readonly databaseUrl: string;
   readonly redis: RedisServer;
@@ -156,9 +158,10 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
       );
     });
     const sims = simPorts.map((port, i) => make(`sim-${i + 1}`, simCommand({ port, model: FAULT_MODEL })));
-    // One registry first: it migrates the database, which the keys below need, while the other would wait on it.
-    await Promise.all([registries[0]?.start(), ...sims.map((sim) => sim.start())]);
-    await Promise.all([registries[1]?.start(), ...gateways.map((g) => g.start())]);
+    // The replicas together (one migrates the database while the other waits for it), then the gateways: a gateway
+    // that found its first replica not listening yet would move to the other and stay there.
+    await Promise.all([...registries, ...sims].map((p) => p.start()));
+    await Promise.all(gateways.map((g) => g.start()));
     const keys = await createKeys(databaseUrl, options.clients);
     nginx = await startNginx({
       upstreams: { http: gatewayPorts.map((port) => `127.0.0.1:${port.http}`) },
@@ -182,6 +185,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
     );
     await Promise.all(agents.map((agent) => agent.start()));
     return {
+      runDir: options.runDir,
       postgres,
       databaseUrl,
       redis,

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -112,6 +112,8 @@ export interface Phase {
   readonly recoveredAtMs: number | undefined;
   /** agentsBackAfterMs is, after a gateway fault, how long after the signal every agent was attached to a serving gateway. */
   readonly agentsBackAfterMs: number | undefined;
+  /** moves counts, per gateway, its link's moves from one registry replica to the other during the phase. */
+  readonly moves: readonly number[];
   readonly toMs: number;
   readonly note: string;
 }
@@ -229,7 +231,7 @@ export async function runDeploymentSuite(options: DeploymentSuiteOptions): Promi
     const failedWithHead = records.filter((r) => r.outcome !== "succeeded" && r.status === 200).length;
     checks.push(...usageCheck(usage, failedWithHead, successesAtRisk(records, phases)));
     checks.push(departuresCheck("no provider went offline during the registry and Redis faults", watches, phases, ["registry", "redis"]));
-    // Outside any phase counts with the gateway's: only a gateway's fault may take a provider off, and it should not.
+    // A departure outside every phase counts with the gateway faults: none should take a provider off either.
     checks.push(departuresCheck("no provider went offline during the gateway faults", watches, phases, ["gateway"]));
     checks.push({
       name: "both replicas list every agent online",
@@ -284,6 +286,37 @@ async function describeState(deployment: Deployment, watches: readonly ReplicaWa
   return `${online.join("; ")}; links ${links.map((n, i) => `gateway-${i + 1}: ${n ?? "no answer"}`).join(", ")}`;
 }
 
+/** replicaInUse is the registry URL gateway i's link last connected its watch to, from the gateway's log. */
+function replicaInUse(deployment: Deployment, i: number): string | undefined {
+  let text = "";
+  try {
+    text = readFileSync(join(deployment.runDir, `gateway-${i + 1}.log`), "utf8");
+  } catch {
+    return undefined;
+  }
+  let url: string | undefined;
+  for (const line of text.split("\n")) {
+    if (!line.includes("registry watch connected")) continue;
+    try {
+      url = (JSON.parse(line) as { registry?: string }).registry ?? url;
+    } catch {
+      // A line cut short by a kill.
+    }
+  }
+  return url;
+}
+
+/** movesOf counts gateway i's moves from one registry replica to another, from its log. */
+function movesOf(deployment: Deployment, i: number): number {
+  try {
+    return (
+      readFileSync(join(deployment.runDir, `gateway-${i + 1}.log`), "utf8").split("registry replica unreachable; moving to").length - 1
+    );
+  } catch {
+    return 0;
+  }
+}
+
 /** strike runs one phase: the lead-in, the fault, its healing, the wait for recovery, and the settling. */
 async function strike(
   deployment: Deployment,
@@ -294,16 +327,19 @@ async function strike(
   now: () => number,
   say: (line: string) => void,
 ): Promise<Phase> {
-  // The gateway holding the most agents' links, and the replica it starts on (each gateway starts on its own), so
+  // The gateway holding the most agents' links, and the replica its registry link uses now (as its log says), so
   // that each fault strikes the links and the heartbeats it can: after a gateway fault the agents are all on the other.
   const links = await agentLinks(deployment);
   const busiest = (links[1] ?? 0) > (links[0] ?? 0) ? 1 : 0;
-  const name = target === "redis" ? "redis" : `${target}-${busiest + 1}`;
+  const inUse = deployment.registryUrls.indexOf(replicaInUse(deployment, busiest) ?? "");
+  const replica = inUse === -1 ? busiest : inUse;
+  const name = target === "redis" ? "redis" : `${target}-${(target === "registry" ? replica : busiest) + 1}`;
   const label = `${name} ${kind === "kill" ? "SIGKILL" : "SIGSTOP"}`;
   const log = (text: string) => say(`+${(now() / 1000).toFixed(1)}s ${label}: ${text}`);
   const fromMs = now();
   await sleep(options.leadMs);
-  const victim = target === "gateway" ? deployment.gateways[busiest] : target === "registry" ? deployment.registries[busiest] : undefined;
+  const victim = target === "gateway" ? deployment.gateways[busiest] : target === "registry" ? deployment.registries[replica] : undefined;
+  const movesBefore = deployment.gateways.map((_, i) => movesOf(deployment, i));
   const injectedAtMs = now();
   let agentsBackAfterMs: number | undefined;
   // After a gateway fault every agent must be attached again to a gateway that serves (the other one, or the one
@@ -365,11 +401,26 @@ async function strike(
       () => undefined,
     );
   }
+  const moved = deployment.gateways.map((_, i) => movesOf(deployment, i) - (movesBefore[i] ?? 0));
+  if (target === "registry") note += `; gateways' moves to the other replica: ${moved.map((n, i) => `gateway-${i + 1} ${n}`).join(", ")}`;
   const state = await describeState(deployment, watches);
   log(recoveredAtMs === undefined ? `NOT recovered: ${state}` : `whole again after ${recoveredAtMs - (healedAtMs ?? 0)} ms`);
   if (recoveredAtMs === undefined) note += `; at the deadline: ${state}`;
   await sleep(options.settleMs);
-  return { label, target, kind, fromMs, injectedAtMs, goneAtMs, healedAtMs, recoveredAtMs, agentsBackAfterMs, toMs: now(), note };
+  return {
+    label,
+    target,
+    kind,
+    fromMs,
+    injectedAtMs,
+    goneAtMs,
+    healedAtMs,
+    recoveredAtMs,
+    agentsBackAfterMs,
+    moves: moved,
+    toMs: now(),
+    note,
+  };
 }
 
 /**

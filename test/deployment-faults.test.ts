@@ -52,6 +52,12 @@ describe("a whole deployment under faults: nginx, 2 gateways, 2 registries, Post
     }
   });
 
+  it("struck the registry replica a gateway's link used, which moved to the other", () => {
+    for (const phase of (result?.phases ?? []).filter((p) => p.target === "registry")) {
+      expect(Math.max(...phase.moves), phase.label).to.be.greaterThan(0);
+    }
+  });
+
   it("left no request hung", () => expectOk("0 hung"));
 
   it("lost no request: every failure was a clean error", () => expectOk("0 lost: every failure was a clean error"));
