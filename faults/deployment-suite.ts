@@ -63,10 +63,12 @@ export interface DeploymentSuiteOptions {
 /**
  * DEPLOYMENT_FULL_FORM is `npm run faults -- --deployment`: each target SIGKILLed and SIGSTOPped for 10 s in turn,
  * under the load of 8 clients (a gateway fault strikes the gateway holding the most agents' links, a replica fault
- * the replica that gateway starts on). The TTL (6 s) is long enough for a gateway to move off a dead or frozen replica (its
- * watch gives up on a silent replica after 5 s) and for agents to dial again after their link fell silent (3.5 s),
- * and short enough that a provider that is really gone leaves the routes within seconds; Redis and a replica are
- * down longer than the TTL, so that the shared presence has to carry the providers over the gap.
+ * the replica that gateway's link uses). The TTL (6 s, twelve heartbeats) is long enough for a gateway to move off a
+ * dead or frozen replica and for an agent whose link went silent (3.5 s) to attach elsewhere through nginx on its
+ * first dial, and short enough that a provider really gone leaves the routes within seconds. Redis and a replica
+ * are down longer than the TTL, so that shared presence has to carry the providers over the gap. An agent whose
+ * first dial lands on a frozen gateway (nginx cannot tell it from a live one) does not make it within the TTL: the
+ * report shows those expiries.
  */
 export const DEPLOYMENT_FULL_FORM: DeploymentSuiteOptions = Object.freeze({
   seed: 1,
