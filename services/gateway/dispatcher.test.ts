@@ -53,6 +53,15 @@ class ScriptedAgents implements AgentCalls {
     return !this.unreachable.has(provider.id);
   }
 
+  /** downWith lists, per provider, the providers its failure takes out of reach (those on the same dead gateway). */
+  readonly downWith = new Map<string, readonly string[]>();
+  readonly failuresNoted: string[] = [];
+
+  noteFailure(provider: { readonly id: string }, error: unknown): void {
+    this.failuresNoted.push(`${provider.id}: ${error instanceof ConnectError ? error.rawMessage : String(error)}`);
+    for (const id of this.downWith.get(provider.id) ?? []) this.unreachable.add(id);
+  }
+
   /** providersCalled are the providers called so far, in order. */
   get providersCalled(): string[] {
     return this.calls.map((c) => c.provider);
@@ -344,6 +353,21 @@ describe("Dispatcher", () => {
       m.agents.scripts.set("b", sends(errorPart(ErrorKind.UPSTREAM, 502, "upstream_error", "b failed")));
       await read(m.dispatcher.dispatch(request({ operation: Operation.RESPONSE })));
       expect([...m.agents.providersCalled].sort()).to.deep.equal(["a", "b"]);
+    });
+
+    it("tells the agents why a call failed, so that its failover passes over what the failure took out of reach", async () => {
+      const m = mesh([provider("a"), provider("b"), provider("c")]);
+      m.agents.scripts.set("a", throws(Code.Unavailable, "connect ECONNREFUSED 10.0.0.9:7702"));
+      m.agents.scripts.set("b", throws(Code.Unavailable, "connect ECONNREFUSED 10.0.0.9:7702"));
+      m.agents.scripts.set("c", answers("c"));
+      // a and b were attached to one gateway: a's refused call marks both.
+      m.agents.downWith.set("a", ["a", "b"]);
+      m.agents.downWith.set("b", ["a", "b"]);
+      const read1 = await read(m.dispatcher.dispatch(request()));
+      expect(read1.parts.at(-2)).to.equal('data {"from":"c"}');
+      expect(m.agents.providersCalled).to.have.length(2);
+      expect(m.agents.providersCalled[1]).to.equal("c");
+      expect(m.agents.failuresNoted).to.have.length(1);
     });
 
     it("never fails over on InvalidArgument, nor counts it against the provider", async () => {

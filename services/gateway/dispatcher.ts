@@ -125,6 +125,7 @@ export class Dispatcher {
           next = await parts.next();
         } catch (error) {
           outcome = request.signal.aborted ? "released" : faultOf(error);
+          if (outcome === "failed") this.#agents.noteFailure?.(route.provider, error);
           const another = outcome === "failed" && attempt < this.#failoverAttempts ? this.#another(request, tried) : undefined;
           if (!another) throw error;
           route = another;

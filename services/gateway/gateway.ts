@@ -155,7 +155,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   onLeft = (provider) => providerHealth.forget(provider.id);
   const dispatcher = new Dispatcher({
     table,
-    agents: meshCalls(settings.gatewayId, links, peers),
+    agents: meshCalls(settings.gatewayId, links, peers, clock),
     health: providerHealth,
     failoverAttempts: settings.failoverAttempts,
   });
