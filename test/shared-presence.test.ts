@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { ServiceType } from "../gen/infermesh/v1/capabilities_pb.js";
@@ -258,6 +259,37 @@ describe("registry replicas sharing presence through Redis", function () {
       listener.disconnect();
     }
     expect(b.registry.table.get("box")).to.include({ online: true, linkId: "link-2" });
+  });
+
+  it("refuses a heartbeat from an agent's older link, read late on any replica, so it cannot move the provider back", async () => {
+    const [a, b] = [await startReplica(), await startReplica()];
+    const onA = watch(a);
+    const headers = { ...MESH, [AGENT_KEY_METADATA]: ownerKey };
+    const onLink = (linkSequence: number) => ({
+      providerId: "box",
+      endpoint: `127.0.0.1:${9000 + linkSequence}`,
+      gatewayId: `gateway-${linkSequence}`,
+      linkId: `link-${linkSequence}`,
+      linkSequence,
+      instanceId: "agent-process-1",
+      models: [{ id: "m", serviceType: ServiceType.LLM }],
+    });
+    await b.client.client.heartbeat(onLink(1), { headers });
+    await b.client.client.heartbeat(onLink(2), { headers });
+    await waitFor("a to hold box on link 2", () => a.registry.table.get("box")?.linkSequence === 2);
+    // A gateway that was stopped reads link 1's last heartbeat after the agent moved, and relays it to replica a.
+    const refused = await a.client.client.heartbeat(onLink(1), { headers }).then(
+      () => undefined,
+      (error: unknown) => ConnectError.from(error),
+    );
+    expect(refused?.code).to.equal(Code.FailedPrecondition);
+    expect(refused?.rawMessage).to.equal("a heartbeat from link 1 of this agent, which has attached again since (link 2)");
+    expect([a, b].map((r) => r.registry.table.get("box")?.linkId)).to.deep.equal(["link-2", "link-2"]);
+    expect(onA.changes.every((c) => c.provider.linkId !== "link-1" || c.provider.linkSequence === 1)).to.equal(true);
+    expect(onA.changes.at(-1)?.provider.linkId).to.equal("link-2");
+    // A new process starts its links from 1 again, and is taken at once.
+    await a.client.client.heartbeat({ ...onLink(1), instanceId: "agent-process-2" }, { headers });
+    expect(a.registry.table.get("box")).to.include({ linkId: "link-1", instanceId: "agent-process-2" });
   });
 
   it("rides out a stalled Redis: heartbeats answer, nothing expires, and changes made meanwhile arrive after", async () => {

@@ -62,7 +62,7 @@ describe("agent heartbeats: its sharing and its run's instance id", () => {
     return (await agent.listen()).providerId as string;
   }
 
-  it("sends the sharing it was started with and one instance id in every heartbeat, the same after it attaches again", async () => {
+  it("sends the sharing it was started with, one instance id in every heartbeat, the same after it attaches again, and its link's number", async () => {
     const started = await startAgent({ share: parseShare("--share", "users:bob,carol,bob") });
     const heard = heartbeatsOf(started);
     await waitFor("a heartbeat", () => heard(started.providerId).length > 0);
@@ -73,6 +73,13 @@ describe("agent heartbeats: its sharing and its run's instance id", () => {
     const instanceId = heartbeats[0]?.instanceId;
     expect(instanceId).to.match(UUID);
     expect(heartbeats.map((request) => request.instanceId)).to.deep.equal(heartbeats.map(() => instanceId));
+    // Each link numbers its heartbeats (a dial that failed takes a number too), the newer link higher, so that an old link's late heartbeat can be told apart.
+    const sequences = new Set(
+      heartbeats.map(
+        (request) => `${request.linkId} ${request.linkId === firstLink ? request.linkSequence === 1 : request.linkSequence > 1}`,
+      ),
+    );
+    expect([...sequences].map((entry) => entry.split(" ")[1])).to.deep.equal(["true", "true"]);
     for (const request of heartbeats) {
       expect(request.sharing, "every heartbeat says it").to.deep.include({ visibility: Visibility.USERS, allowedUsers: ["bob", "carol"] });
     }

@@ -81,6 +81,7 @@ export class MeshLink {
   readonly #retiring = new Set<LinkSession>();
   #failures = 0;
   #attachedOnce = false;
+  #linkSequence = 0;
   #stopped = false;
   #retry: TimerHandle | undefined;
   #started: { resolve: () => void; reject: (error: Error) => void } | undefined;
@@ -132,7 +133,9 @@ export class MeshLink {
 
   #dial(): void {
     if (this.#stopped) return;
-    const session = new LinkSession(this.#target, this.#options, {
+    // Each link carries its number in its heartbeats: a stalled gateway that reads an old link's late cannot undo a newer one.
+    this.#linkSequence++;
+    const session = new LinkSession(this.#target, this.#options, this.#linkSequence, {
       attached: (response) => {
         if (response.provider) this.#providerId = response.provider.id;
         if (!this.#attachedOnce || this.#failures > 0) {
@@ -232,9 +235,11 @@ class LinkSession {
   #error: unknown;
   #ended = false;
   #closed: Promise<void>;
+  readonly #linkSequence: number;
 
-  constructor(target: { origin: string; path: string }, options: MeshLinkOptions, events: SessionEvents) {
+  constructor(target: { origin: string; path: string }, options: MeshLinkOptions, linkSequence: number, events: SessionEvents) {
     this.#options = options;
+    this.#linkSequence = linkSequence;
     this.#events = events;
     this.#reader = new MessageReader(options.maxMessageBytes);
     this.#lastHeardMs = options.clock.now();
@@ -296,7 +301,7 @@ class LinkSession {
 
   #sendHeartbeat(): void {
     this.#heartbeatTimer?.cancel();
-    this.#send({ case: "heartbeat", value: this.#options.report() });
+    this.#send({ case: "heartbeat", value: { ...this.#options.report(), linkSequence: this.#linkSequence } });
   }
 
   readonly #onHeaders = (headers: http2.IncomingHttpHeaders): void => {

@@ -359,11 +359,12 @@ class AgentLink {
           if (this.#closed) return;
           const refusal = ConnectError.from(error);
           this.#send({ case: "heartbeat", value: { code: refusal.code, message: refusal.rawMessage } });
-          // A refused owner, id or key ends the link; a registry that is away does not: the agent heartbeats again.
+          // A refused owner, id or key ends the link, as does a link the agent has left (FAILED_PRECONDITION); a
+          // registry that is away does not: the agent heartbeats again.
           const final =
             this.#providerId === undefined
               ? refusal.code !== Code.Unavailable && refusal.code !== Code.DeadlineExceeded
-              : refusal.code === Code.Unauthenticated;
+              : refusal.code === Code.Unauthenticated || refusal.code === Code.FailedPrecondition;
           if (final) this.close(refusal.code, refusal.rawMessage);
         },
       )

@@ -112,6 +112,8 @@ export class ProviderTable {
       version: request.version,
       gatewayId: request.gatewayId,
       linkId: request.linkId,
+      instanceId: request.instanceId,
+      linkSequence: request.linkSequence,
     });
     const changed = previous === undefined || !sameButForHeartbeatTime(previous, provider);
     if (entry) {

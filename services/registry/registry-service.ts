@@ -66,6 +66,7 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
         const principal = await heartbeatOwner(await auth.authenticate(metadata), metadata, request);
         validateHeartbeat(request);
         await ownedBy(principal, request.providerId);
+        refuseOlderLink(table.get(request.providerId), request);
         let decided = await settings.get(request.providerId);
         const started = withAgentSharing(decided, request);
         if (started) {
@@ -187,6 +188,20 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
     const viewer = { userId: user.id, userName: user.name };
     return (provider) => (canSee(viewer, provider) ? provider : undefined);
   }
+}
+
+/**
+ * refuseOlderLink refuses a heartbeat that an agent process sent on a link older than the one the registry holds for
+ * it: a gateway that was stalled reads it late, after the agent attached again elsewhere, and must not move the
+ * provider back to a link the agent has left.
+ */
+function refuseOlderLink(held: Provider | undefined, request: HeartbeatRequest): void {
+  if (!held?.online || request.linkId === "" || request.instanceId === "" || held.instanceId !== request.instanceId) return;
+  if (request.linkSequence >= held.linkSequence) return;
+  throw new ConnectError(
+    `a heartbeat from link ${request.linkSequence} of this agent, which has attached again since (link ${held.linkSequence})`,
+    Code.FailedPrecondition,
+  );
 }
 
 function meshOnly(caller: Caller, method: string): void {
