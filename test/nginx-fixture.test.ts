@@ -157,6 +157,20 @@ describe("the test nginx (test/support/nginx-fixture.ts)", function () {
     ]);
   });
 
+  it("answers OpenAI's error envelope, as JSON, when no gateway can be reached", async () => {
+    const gone = createServer();
+    gone.listen(0, "127.0.0.1");
+    await once(gone, "listening");
+    const { port } = gone.address() as AddressInfo;
+    await new Promise((resolve) => gone.close(resolve));
+    const proxy = await start({ upstreams: { http: [`127.0.0.1:${port}`] } });
+    const answer = await get(`${proxy.url}/v1/models`);
+    expect(answer.status).to.equal(502);
+    expect(JSON.parse(answer.body)).to.deep.equal({
+      error: { message: "No gateway answered the request; retry it.", type: "upstream_error", param: null, code: "gateway_unavailable" },
+    });
+  });
+
   it("dies on kill, refusing connections from then on", async () => {
     const proxy = await start({ upstreams: { http: [backends[0]?.address ?? ""] } });
     expect((await get(`${proxy.url}/`)).status).to.equal(200);

@@ -134,6 +134,20 @@ ${tls}
         proxy_set_header Host $host;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
+        # When no gateway answers (all down, or the one holding the request died), clients get OpenAI's error
+        # envelope, the only error body they read, rather than nginx's HTML page. Gateways' own errors pass untouched.
+        error_page 502 503 = @no_gateway;
+        error_page 504 = @gateway_timeout;
+    }
+
+    location @no_gateway {
+        default_type application/json;
+        return 502 '{"error":{"message":"No gateway answered the request; retry it.","type":"upstream_error","param":null,"code":"gateway_unavailable"}}';
+    }
+
+    location @gateway_timeout {
+        default_type application/json;
+        return 504 '{"error":{"message":"The gateway did not answer in time.","type":"upstream_error","param":null,"code":"gateway_timeout"}}';
     }
 }
 `;
