@@ -7,6 +7,7 @@ import { Agent } from "undici";
 import { type CliCommand, compileCli } from "../bench/cli-command.js";
 import { percentiles } from "../bench/latency-percentiles.js";
 import { DEFAULT_USAGE_FLUSH_MS } from "../services/gateway/gateway-options.js";
+import { SILENCE_LIMIT_MS } from "../services/shared/link/link-protocol.js";
 import {
   agentLinks,
   checkGatewaysServe,
@@ -427,15 +428,18 @@ async function strike(
 
 /**
  * attributeKills re-reads the requests that failed while in flight when a gateway was SIGKILLed (sent before the
- * process had exited, still open when the signal went): nginx answers those with its own 502 page (the gateway died
+ * process had exited, still open when the signal went): nginx answers those with its own 502 (the gateway died
  * before the head) or cuts the connection (after it), or the surviving gateway reports the agent's link lost with an
- * error frame or OpenAI's envelope, and the client sees the failure at once. Such a request is a clean error labelled
- * "gateway killed"; any other failure stays as it was classified.
+ * error frame or OpenAI's envelope, and the client sees the failure at once. A gateway SIGSTOPped for longer than the
+ * links' silence limit (3.5 s) is dead to its agents just the same: they leave its links, and the requests on them
+ * (in flight when it stopped, or handed to it while it was stopped: its kernel still accepts connections) end,
+ * cleanly, when it wakes. Such a request is a clean error labelled "gateway killed";
+ * any other failure stays as it was classified.
  */
 export function attributeKills(records: readonly RequestRecord[], phases: readonly Phase[]): RequestRecord[] {
   const kills = phases
-    .filter((p) => p.target === "gateway" && p.kind === "kill")
-    .map((p) => ({ fromMs: p.injectedAtMs, goneMs: p.goneAtMs ?? p.injectedAtMs }));
+    .filter((p) => p.target === "gateway" && (p.kind === "kill" || (p.healedAtMs ?? p.toMs) - p.injectedAtMs > SILENCE_LIMIT_MS))
+    .map((p) => ({ fromMs: p.injectedAtMs, goneMs: p.kind === "kill" ? (p.goneAtMs ?? p.injectedAtMs) : (p.healedAtMs ?? p.toMs) }));
   return records.map((record) => {
     if (record.outcome === "succeeded" || record.outcome === "hung") return record;
     const inFlight = kills.some((kill) => record.startMs <= kill.goneMs && record.endMs >= kill.fromMs);
@@ -447,7 +451,7 @@ export function attributeKills(records: readonly RequestRecord[], phases: readon
       ...record,
       outcome: "clean_error",
       error: `${GATEWAY_KILLED}: ${how}`,
-      detail: `in flight on the killed gateway (${record.detail})`,
+      detail: `in flight on the killed or stopped gateway (${record.detail})`,
     };
   });
 }
@@ -458,7 +462,7 @@ function isCut(record: RequestRecord): boolean {
 
 /**
  * checkRequests: no request hung; every failure was clean (OpenAI's envelope, an error frame, or a cut by the kill);
- * and none failed but those in flight on the killed gateway.
+ * and none failed but those in flight on the killed (or long stopped) gateway.
  */
 function checkRequests(records: readonly RequestRecord[], phases: readonly Phase[]): Check[] {
   const hung = records.filter((r) => r.outcome === "hung");
@@ -490,7 +494,7 @@ function checkRequests(records: readonly RequestRecord[], phases: readonly Phase
           : `${unclean.length}: ${show(unclean)}`,
     },
     {
-      name: "failures only in flight on the killed gateway",
+      name: "failures only in flight on the killed or stopped gateway",
       ok: failed.length === 0,
       detail: failed.length === 0 ? `${records.filter(isCut).length} cut by the kill` : `${failed.length}: ${show(failed)}`,
     },
