@@ -86,6 +86,11 @@ export interface GatewayOptions {
   /** usageFlushMs is how often answered requests' usage records go to the registry, in one batch. */
   readonly usageFlushMs?: number;
   /**
+   * usageSpool, a file path, keeps usage records on disk until the registry took them, so that a gateway killed
+   * (SIGKILL) before it sent them sends them when it starts again on the same path. One gateway per path.
+   */
+  readonly usageSpool?: string | undefined;
+  /**
    * trustProxy names the load balancers in front of the gateway (addresses or CIDR ranges, comma-separated): their
    * X-Forwarded-For and X-Forwarded-Proto then give the client's address (sign-in limits count per address) and scheme.
    */
@@ -132,6 +137,7 @@ export interface GatewaySettings {
   readonly publicMetrics: boolean;
   readonly sessionTtlMs: number;
   readonly usageFlushMs: number;
+  readonly usageSpool: string | undefined;
   readonly trustProxy: string | undefined;
 }
 
@@ -169,6 +175,7 @@ export function resolveGatewayOptions(options: GatewayOptions): GatewaySettings 
     publicMetrics: options.publicMetrics ?? false,
     sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     usageFlushMs: options.usageFlushMs ?? DEFAULT_USAGE_FLUSH_MS,
+    usageSpool: options.usageSpool,
     trustProxy: options.trustProxy,
   };
   if (settings.registries.length === 0) throw new ConfigError("registry", "the gateway needs at least one registry address");

@@ -41,6 +41,7 @@ import { SharedStreamSlots } from "./shared-stream-slots.js";
 import { UsageCapture } from "./usage-capture.js";
 import { UsageRecorder } from "./usage-recorder.js";
 import { usageRoutes } from "./usage-routes.js";
+import { UsageSpool } from "./usage-spool.js";
 
 /** LINK_WINDOW_BYTES is the HTTP/2 window of an agent's link: many calls share it, so the default 64 KiB would stall them. */
 const LINK_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -232,6 +233,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     flushMs: settings.usageFlushMs,
     metrics,
     log: settings.log,
+    spool: settings.usageSpool === undefined ? undefined : new UsageSpool({ path: settings.usageSpool, log: settings.log }),
   });
   const usage = new UsageCapture(usageRecorder, clock);
   observeInferenceRequests(http, metrics, settings.log, usage.answered);

@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { expect } from "chai";
 import type { Counter } from "prom-client";
 import { type Gate, gate } from "../../test/support/gate.js";
@@ -6,6 +9,7 @@ import { createLogger } from "../shared/logger.js";
 import type { UsageRecordData } from "../shared/usage-record.js";
 import { createGatewayMetrics } from "./gateway-metrics.js";
 import { UsageRecorder } from "./usage-recorder.js";
+import { UsageSpool } from "./usage-spool.js";
 
 const FLUSH_MS = 1_000;
 
@@ -13,6 +17,8 @@ const FLUSH_MS = 1_000;
 class RegistryDouble {
   /** sends are the models of each batch sent, in order, whatever became of it. */
   readonly sends: string[][] = [];
+  /** sentIds are the ids of each batch sent, as sends are its models. */
+  readonly sentIds: string[][] = [];
   readonly stored = new Map<string, UsageRecordData>();
   /** plan decides the next sends: "fail" refuses one, a Gate holds one until it opens; empty means store. */
   readonly plan: ("fail" | "refuse" | Gate)[] = [];
@@ -21,6 +27,7 @@ class RegistryDouble {
 
   readonly send = async (records: readonly UsageRecordData[]): Promise<void> => {
     this.sends.push(records.map((r) => r.model));
+    this.sentIds.push(records.map((r) => r.id));
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
@@ -43,7 +50,7 @@ class RegistryDouble {
 /** RefusedBatch is the registry's answer to a batch it will never take (a record too large, say). */
 class RefusedBatch extends Error {}
 
-function setup(options: { batchSize?: number; maxBuffered?: number } = {}) {
+function setup(options: { batchSize?: number; maxBuffered?: number; spool?: UsageSpool } = {}) {
   const clock = new ManualClock();
   const registry = new RegistryDouble();
   const metrics = createGatewayMetrics();
@@ -278,5 +285,93 @@ describe("UsageRecorder", () => {
     const ids = Array.from({ length: 10_000 }, () => recorder.nextId());
     const other = setup().recorder.nextId();
     expect(new Set([...ids, other]).size).to.equal(10_001);
+  });
+});
+
+describe("UsageRecorder with a spool", () => {
+  let dir: string;
+  let path: string;
+  /** spool opens the spool as process pid would, every other process being gone (killed). */
+  const spool = (pid: number) => new UsageSpool({ path, log: createLogger("test", "silent"), pid, isAlive: () => false });
+  /** files are the spool's files but its lock. */
+  const files = () =>
+    readdirSync(dir)
+      .filter((name) => !name.endsWith(".lock"))
+      .sort();
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "usage-recorder-"));
+    path = join(dir, "gw.usage-spool");
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("sends the records a killed gateway left in its spool under their own ids, first, and none the registry had taken", async () => {
+    const killed = setup({ spool: spool(1001) });
+    const record = (...ids: number[]) => {
+      for (const i of ids) killed.recorder.record(usage(`id${i}`, `r${i}`));
+    };
+    record(0, 1);
+    killed.clock.advance(FLUSH_MS);
+    await settled();
+    // The next send never ends: the process is killed with that batch in flight and one more record not sent yet.
+    killed.registry.plan.push(gate());
+    record(2, 3);
+    killed.clock.advance(FLUSH_MS);
+    await settled();
+    record(4);
+    expect({ stored: [...killed.registry.stored.keys()], sent: killed.registry.sentIds, files: files() }).to.deep.equal({
+      stored: ["id0", "id1"],
+      sent: [
+        ["id0", "id1"],
+        ["id2", "id3"],
+      ],
+      files: ["gw.usage-spool.2", "gw.usage-spool.3"],
+    });
+
+    const next = setup({ spool: spool(1002), batchSize: 2 });
+    expect(next.recorder.buffered).to.equal(3);
+    next.record(1);
+    next.clock.advance(FLUSH_MS);
+    await settled();
+    expect(next.registry.sends).to.deep.equal([["r2", "r3"], ["r4"], ["r0"]]);
+    expect(next.registry.sentIds.slice(0, 2)).to.deep.equal([["id2", "id3"], ["id4"]]);
+    expect({ files: files(), buffered: next.recorder.buffered, ...(await next.counters()) }).to.deep.equal({
+      files: [],
+      buffered: 0,
+      written: 4,
+      dropped: 0,
+    });
+    await next.recorder.close(1_000);
+  });
+
+  it("settles what the registry refused for good and what was dropped beyond maxBuffered, so no segment is left", async () => {
+    const { clock, registry, recorder, record, counters } = setup({ batchSize: 2, maxBuffered: 4, spool: spool(1001) });
+    registry.plan.push("refuse", "fail");
+    record(2);
+    await settled();
+    record(6);
+    await settled();
+    expect({ buffered: recorder.buffered, ...(await counters()) }).to.deep.equal({ buffered: 4, written: 0, dropped: 4 });
+    clock.advance(FLUSH_MS);
+    await settled();
+    expect(registry.storedModels).to.deep.equal(["r2", "r3", "r6", "r7"]);
+    expect({ files: files(), ...(await counters()) }).to.deep.equal({ files: [], written: 4, dropped: 4 });
+    await recorder.close(1_000);
+  });
+
+  it("close() leaves what the registry did not take in time in the spool, for the next gateway on it, not counted as dropped", async () => {
+    const first = setup({ spool: spool(1001) });
+    first.registry.plan.push(gate());
+    first.record(3);
+    const closing = first.recorder.close(1_000);
+    await settled();
+    first.clock.advance(1_000);
+    await closing;
+    expect({ buffered: first.recorder.buffered, ...(await first.counters()) }).to.deep.equal({ buffered: 0, written: 0, dropped: 0 });
+    expect(readdirSync(dir)).to.deep.equal(["gw.usage-spool.1"]);
+
+    const next = setup({ spool: new UsageSpool({ path, log: createLogger("test", "silent") }) });
+    await next.recorder.close(1_000);
+    expect({ stored: next.registry.storedModels, files: readdirSync(dir) }).to.deep.equal({ stored: models(0, 3), files: [] });
   });
 });

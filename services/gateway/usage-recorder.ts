@@ -3,6 +3,7 @@ import { type Clock, every, type TimerHandle } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import type { UsageRecordData } from "../shared/usage-record.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
+import type { UsageSpool } from "./usage-spool.js";
 
 /** DEFAULT_USAGE_BATCH_SIZE is the most records one send carries; a batch this full goes out before its tick. */
 export const DEFAULT_USAGE_BATCH_SIZE = 1_000;
@@ -27,6 +28,11 @@ export interface UsageRecorderOptions {
   readonly maxBuffered?: number;
   readonly metrics: Pick<GatewayMetrics, "usageRecordsWritten" | "usageRecordsDropped">;
   readonly log: Logger;
+  /**
+   * spool, when set, keeps every record on disk from record() until it is settled, so that a killed gateway's records
+   * are sent by the next one on the same spool: its leftovers are queued first. The recorder closes it.
+   */
+  readonly spool?: UsageSpool | undefined;
 }
 
 /**
@@ -34,7 +40,8 @@ export interface UsageRecorderOptions {
  * and as soon as a batch is full, one send in flight at a time. A batch the registry did not take stays first in line
  * and goes again on the next tick, no sooner however many records arrive meanwhile; records carry ids, so a batch
  * sent twice is stored once. While sends fail the buffer holds at most maxBuffered records, dropping the oldest beyond
- * that. Its timer runs on the injected clock, whose timers do not keep the process alive.
+ * that. Its timer runs on the injected clock, whose timers do not keep the process alive. With a spool, each batch is
+ * one segment of it, and each record leaves the spool when it leaves the buffer.
  */
 export class UsageRecorder {
   readonly #send: (records: readonly UsageRecordData[]) => Promise<void>;
@@ -44,6 +51,7 @@ export class UsageRecorder {
   readonly #maxBuffered: number;
   readonly #metrics: UsageRecorderOptions["metrics"];
   readonly #log: Logger;
+  readonly #spool: UsageSpool | undefined;
   readonly #ticker: TimerHandle;
   /** #idPrefix makes ids unique across gateways and restarts; a counter makes them unique within this one. */
   readonly #idPrefix = `${randomUUID()}-`;
@@ -67,12 +75,21 @@ export class UsageRecorder {
     this.#maxBuffered = options.maxBuffered ?? DEFAULT_USAGE_MAX_BUFFERED;
     this.#metrics = options.metrics;
     this.#log = options.log;
+    this.#spool = options.spool;
     if (this.#batchSize < 1 || this.#maxBuffered < this.#batchSize) {
       throw new RangeError(
         `usage recorder: batchSize (${this.#batchSize}) must be at least 1 and at most maxBuffered (${this.#maxBuffered})`,
       );
     }
     this.#ticker = every(this.#clock, options.flushMs, () => void this.flush());
+    // A killed predecessor's records go first, on the first tick, in batches as new ones would.
+    const leftovers = this.#spool?.takeLeftovers() ?? [];
+    for (let i = 0; i < leftovers.length; i += this.#batchSize) {
+      const batch = leftovers.slice(i, i + this.#batchSize);
+      this.#batches.push(batch);
+      this.#buffered += batch.length;
+      while (this.#buffered > this.#maxBuffered) this.#dropOldest();
+    }
   }
 
   /** buffered is the number of records not stored yet, the batch being sent included. */
@@ -91,6 +108,7 @@ export class UsageRecorder {
       this.#metrics.usageRecordsDropped.inc();
       return;
     }
+    this.#spool?.append(data);
     let batch = this.#filling;
     if (batch === undefined) {
       batch = [];
@@ -101,7 +119,7 @@ export class UsageRecorder {
     this.#buffered++;
     if (this.#buffered > this.#maxBuffered) this.#dropOldest();
     if (batch.length >= this.#batchSize && batch === this.#filling) {
-      this.#filling = undefined;
+      this.#seal();
       // While the registry refuses batches only the ticks try again, however fast records come.
       if (!this.#failing) void this.#drain();
     }
@@ -109,7 +127,7 @@ export class UsageRecorder {
 
   /** flush sends every record buffered now; it resolves when they are stored, or a send failed and they wait. */
   flush(): Promise<void> {
-    this.#filling = undefined;
+    this.#seal();
     return this.#drain();
   }
 
@@ -127,12 +145,26 @@ export class UsageRecorder {
       await sleep(this.#clock, Math.min(USAGE_RETRY_MS, leftMs));
     }
     this.#closed = true;
+    this.#spool?.close();
     if (this.#buffered === 0) return;
-    this.#log.warn({ records: this.#buffered }, "usage records left unsent at shutdown: the registry did not take them in time");
-    this.#metrics.usageRecordsDropped.inc(this.#buffered);
+    if (this.#spool === undefined) {
+      this.#log.warn({ records: this.#buffered }, "usage records left unsent at shutdown: the registry did not take them in time");
+      this.#metrics.usageRecordsDropped.inc(this.#buffered);
+    } else {
+      this.#log.warn(
+        { records: this.#buffered, spool: this.#spool.path },
+        "usage records left unsent at shutdown stay in the spool: the next gateway on it sends them",
+      );
+    }
     this.#batches.length = 0;
     this.#filling = undefined;
     this.#buffered = 0;
+  }
+
+  /** #seal closes the filling batch to new records, and the spool's segment with it. */
+  #seal(): void {
+    this.#filling = undefined;
+    this.#spool?.rotate();
   }
 
   /** #due is the batch to send next: the oldest, unless new records may still join it. */
@@ -157,6 +189,7 @@ export class UsageRecorder {
         } catch (error) {
           if (this.#refused(error)) {
             this.#log.error({ err: error, records: batch.length }, "the registry refused a batch of usage records; dropped");
+            this.#spool?.settle(batch);
             if (this.#batches[0] === batch) {
               this.#batches.shift();
               this.#buffered -= batch.length;
@@ -172,6 +205,7 @@ export class UsageRecorder {
         }
         if (this.#failing) this.#log.info("usage records are being stored again");
         this.#failing = false;
+        this.#spool?.settle(batch);
         // close() gave up on the buffer while this send was in flight: nothing of it is left to account for.
         if (this.#batches[0] !== batch) return;
         this.#batches.shift();
@@ -188,7 +222,8 @@ export class UsageRecorder {
     const index = this.#batches[0] === this.#inFlight ? 1 : 0;
     const batch = this.#batches[index];
     if (batch === undefined) return;
-    batch.shift();
+    const dropped = batch.shift();
+    if (dropped !== undefined) this.#spool?.settle([dropped]);
     this.#buffered--;
     this.#metrics.usageRecordsDropped.inc();
     if (batch.length > 0) return;

@@ -69,4 +69,10 @@ describe("infermesh gateway's flags", () => {
       "INFERMESH_GATEWAY_METRICS_LISTEN expects HOST:PORT with a port from 0 to 65535, got '9465'",
     );
   });
+
+  it("reads --usage-spool (default none) or INFERMESH_GATEWAY_USAGE_SPOOL", () => {
+    expect(parseGatewayConfig([], EXPORTED).usageSpool).to.equal(undefined);
+    expect(parseGatewayConfig(["--usage-spool", "/var/lib/infermesh/usage"], EXPORTED).usageSpool).to.equal("/var/lib/infermesh/usage");
+    expect(parseGatewayConfig([], { ...EXPORTED, INFERMESH_GATEWAY_USAGE_SPOOL: "/tmp/u" }).usageSpool).to.equal("/tmp/u");
+  });
 });

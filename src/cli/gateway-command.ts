@@ -72,6 +72,13 @@ export const GATEWAY_FLAGS: FlagSpecs = {
       "the load balancers in front of the gateway (addresses or CIDR ranges, comma-separated), whose X-Forwarded-For and -Proto name the client",
     env: "INFERMESH_GATEWAY_TRUST_PROXY",
   },
+  "usage-spool": {
+    type: "string",
+    value: "FILE",
+    description:
+      "keep usage records on disk (FILE.1, FILE.2, ... and FILE.lock) until the registry took them, so that a gateway killed with SIGKILL sends them when it starts again with the same FILE; one gateway per FILE",
+    env: "INFERMESH_GATEWAY_USAGE_SPOOL",
+  },
   signup: gatewayFlag(
     "signup",
     "MODE",
@@ -165,6 +172,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     advertise: optional("advertise", (setting, text) => parseHostPort(setting, text, 1)),
     metricsListen: optional("metrics-listen", parseHostPort),
     trustProxy: flags.string("trust-proxy"),
+    usageSpool: flags.string("usage-spool") || undefined,
     signup: parseSignup(...value("signup")),
     tls: readServerTls(flags.string("tls-cert"), flags.string("tls-key"), {
       cert: flags.setting("tls-cert"),
