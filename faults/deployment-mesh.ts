@@ -142,6 +142,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
       }),
     );
     // Each gateway starts on a different replica, so that a replica's fault strikes one gateway's link and not both.
+    // Its usage spool keeps its path across restarts: a killed gateway's successor sends the records it left.
     const gateways = gatewayPorts.map((port, i) => {
       const order = i === 0 ? registryUrls : [...registryUrls].reverse();
       return make(
@@ -153,7 +154,15 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
           registryUrl: order[0] as string,
           meshToken,
           logLevel,
-          extraArgs: ["--registry", order[1] as string, "--redis", redisUrl, ...options.gatewayArgs],
+          extraArgs: [
+            "--registry",
+            order[1] as string,
+            "--redis",
+            redisUrl,
+            "--usage-spool",
+            join(options.runDir, `gateway-${i + 1}.usage-spool`),
+            ...options.gatewayArgs,
+          ],
         }),
       );
     });
