@@ -83,6 +83,8 @@ export interface Gateway {
 export function createGateway(options: GatewayOptions): Gateway {
   const settings = resolveGatewayOptions(options);
   const { clock } = settings;
+  // First, before anything that keeps the process alive: a spool another gateway holds stops the start.
+  const usageSpool = settings.usageSpool === undefined ? undefined : new UsageSpool({ path: settings.usageSpool, log: settings.log });
   // Late-bound: the table is built before the agent connections and the circuit breakers it reports to.
   let onJoined = (_provider: Provider) => {};
   let onLeft = (_provider: Provider) => {};
@@ -233,7 +235,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     flushMs: settings.usageFlushMs,
     metrics,
     log: settings.log,
-    spool: settings.usageSpool === undefined ? undefined : new UsageSpool({ path: settings.usageSpool, log: settings.log }),
+    spool: usageSpool,
   });
   const usage = new UsageCapture(usageRecorder, clock);
   observeInferenceRequests(http, metrics, settings.log, usage.answered);
