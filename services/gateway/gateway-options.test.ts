@@ -73,6 +73,7 @@ describe("gateway options", () => {
       publicMetrics: false,
       sessionTtlMs: DEFAULT_SESSION_TTL_MS,
       usageFlushMs: DEFAULT_USAGE_FLUSH_MS,
+      usageSpool: undefined,
       trustProxy: undefined,
     });
     expect(Object.isFrozen(settings)).to.equal(true);
