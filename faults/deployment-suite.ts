@@ -645,7 +645,7 @@ function formatDeploymentReport(run: {
         `   ${`${ms(f.headP50Ms)}/${ms(f.headP99Ms)}`.padEnd(14)}  ${ms(f.totalP50Ms)}/${ms(f.totalP99Ms)}/${ms(f.totalMaxMs)}`,
     ),
     "",
-    `usage: ${run.usage ? `${run.usage.succeeded} successes, rows by status ${[...run.usage.rowsByStatus].map(([s, n]) => `${s}: ${n}`).join(", ")}; at most ${DEFAULT_USAGE_FLUSH_MS} ms of a killed gateway's records are unsent` : "not tallied"}`,
+    `usage: ${run.usage ? `${run.usage.succeeded} successes, rows by status ${[...run.usage.rowsByStatus].map(([s, n]) => `${s}: ${n}`).join(", ")}; gateways spool their records to disk, so a killed one's are sent by its restart` : "not tallied"}`,
     "",
     "checks:",
     ...run.checks.map((c) => `  ${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`),
