@@ -8,6 +8,7 @@ import { ManualClock } from "../../test/support/manual-clock.js";
 import { createLogger } from "../shared/logger.js";
 import type { UsageRecordData } from "../shared/usage-record.js";
 import { createGatewayMetrics } from "./gateway-metrics.js";
+import { usageRecord } from "./test-support/usage-records.js";
 import { UsageRecorder } from "./usage-recorder.js";
 import { UsageSpool } from "./usage-spool.js";
 
@@ -66,7 +67,7 @@ function setup(options: { batchSize?: number; maxBuffered?: number; spool?: Usag
   let n = 0;
   /** record records count records whose models are r0, r1, ... in order. */
   const record = (count: number) => {
-    for (let i = 0; i < count; i++) recorder.record(usage(recorder.nextId(), `r${n++}`));
+    for (let i = 0; i < count; i++) recorder.record(usageRecord(recorder.nextId(), `r${n++}`));
   };
   const counted = async (counter: Counter) => (await counter.get()).values[0]?.value ?? 0;
   const counters = async () => ({
@@ -74,27 +75,6 @@ function setup(options: { batchSize?: number; maxBuffered?: number; spool?: Usag
     dropped: await counted(metrics.usageRecordsDropped),
   });
   return { clock, registry, recorder, record, counters };
-}
-
-function usage(id: string, model: string): UsageRecordData {
-  return {
-    id,
-    timeMs: 1_700_000_000_000,
-    userId: "u1",
-    keyId: "k1",
-    providerId: "p1",
-    providerOwnerId: "u2",
-    providerName: "gpu",
-    model,
-    operation: "chat_completion",
-    status: 200,
-    promptTokens: 3,
-    completionTokens: 5,
-    audioSeconds: 0,
-    images: 0,
-    ttfbMs: 1.5,
-    durationMs: 2.5,
-  };
 }
 
 const models = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `r${from + i}`);
@@ -178,7 +158,7 @@ describe("UsageRecorder", () => {
       metrics: createGatewayMetrics(),
       log: createLogger("test", "silent"),
     });
-    for (const model of ["a", "b"]) flaky.record(usage(flaky.nextId(), model));
+    for (const model of ["a", "b"]) flaky.record(usageRecord(flaky.nextId(), model));
     clock.advance(FLUSH_MS);
     await settled();
     clock.advance(FLUSH_MS);
@@ -308,7 +288,7 @@ describe("UsageRecorder with a spool", () => {
   it("sends the records a killed gateway left in its spool under their own ids, first, and none the registry had taken", async () => {
     const killed = setup({ spool: spool(1001) });
     const record = (...ids: number[]) => {
-      for (const i of ids) killed.recorder.record(usage(`id${i}`, `r${i}`));
+      for (const i of ids) killed.recorder.record(usageRecord(`id${i}`, `r${i}`));
     };
     record(0, 1);
     killed.clock.advance(FLUSH_MS);

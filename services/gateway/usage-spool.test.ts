@@ -4,30 +4,10 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { createLogger } from "../shared/logger.js";
 import type { UsageRecordData } from "../shared/usage-record.js";
+import { usageRecord } from "./test-support/usage-records.js";
 import { UsageSpool } from "./usage-spool.js";
 
 const log = createLogger("test", "silent");
-
-function usage(id: string): UsageRecordData {
-  return {
-    id,
-    timeMs: 1_700_000_000_000,
-    userId: "u1",
-    keyId: "k1",
-    providerId: "p1",
-    providerOwnerId: "u2",
-    providerName: "gpu",
-    model: "m",
-    operation: "chat_completion",
-    status: 200,
-    promptTokens: 3,
-    completionTokens: 5,
-    audioSeconds: 0,
-    images: 0,
-    ttfbMs: 1.5,
-    durationMs: 2.5,
-  };
-}
 
 describe("UsageSpool", () => {
   let dir: string;
@@ -49,7 +29,7 @@ describe("UsageSpool", () => {
 
   it("appends each record as a line of the current segment, and starts a new segment after rotate()", () => {
     const spool = open(1001);
-    const [a, b, c] = [usage("a"), usage("b"), usage("c")];
+    const [a, b, c] = [usageRecord("a"), usageRecord("b"), usageRecord("c")];
     spool.append(a);
     spool.append(b);
     spool.rotate();
@@ -63,7 +43,7 @@ describe("UsageSpool", () => {
 
   it("deletes a sealed segment once every record in it is settled, and the current one only when it is sealed", () => {
     const spool = open(1001);
-    const [a, b, c] = [usage("a"), usage("b"), usage("c")];
+    const [a, b, c] = [usageRecord("a"), usageRecord("b"), usageRecord("c")];
     spool.append(a);
     spool.append(b);
     spool.rotate();
@@ -81,7 +61,7 @@ describe("UsageSpool", () => {
 
   it("hands a killed predecessor's records out once, oldest first, and numbers its own segments after theirs", () => {
     const killed = open(1001);
-    const records = ["a", "b", "c"].map(usage);
+    const records = ["a", "b", "c"].map((id) => usageRecord(id));
     for (const record of records.slice(0, 2)) killed.append(record);
     killed.rotate();
     killed.append(records[2] as UsageRecordData);
@@ -91,7 +71,7 @@ describe("UsageSpool", () => {
     const leftovers = next.takeLeftovers();
     expect(leftovers).to.deep.equal(records);
     expect(next.takeLeftovers()).to.deep.equal([]);
-    const d = usage("d");
+    const d = usageRecord("d");
     next.append(d);
     expect(files()).to.deep.equal(["gw.usage-spool.1", "gw.usage-spool.2", "gw.usage-spool.3", "gw.usage-spool.lock"]);
     next.settle(leftovers);
@@ -102,7 +82,7 @@ describe("UsageSpool", () => {
   });
 
   it("skips a line torn by a kill mid-write, and deletes a segment that held nothing else", () => {
-    const [a, b] = [usage("a"), usage("b")];
+    const [a, b] = [usageRecord("a"), usageRecord("b")];
     const whole = JSON.stringify(a);
     writeFileSync(`${path}.7`, `${whole}\n${JSON.stringify(b).slice(0, 40)}`);
     writeFileSync(`${path}.9`, whole.slice(0, 10));

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { freeLoopbackPort } from "./prometheus-tools.js";
-import { waitFor } from "./wait-for.js";
+import { awaitServerStart, type ServerStart } from "./server-start.js";
 
 /**
  * The tests' PostgreSQL is Debian's own server (package `postgresql`), run from a temp data directory on a free
@@ -104,10 +104,8 @@ function serverEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("PG")));
 }
 
-type StartResult = { readonly ok: true; readonly child: ChildProcess } | { readonly ok: false; readonly log: string };
-
 /** startServer starts the server on port and waits until it accepts a connection or exits. */
-async function startServer(bin: string, data: string, port: number, user: ServerUser): Promise<StartResult> {
+async function startServer(bin: string, data: string, port: number, user: ServerUser): Promise<ServerStart> {
   // Durability is off: the data is thrown away after the tests. No Unix socket, so no system directory is needed.
   // pg_stat_statements (in Debian's server package) lets tests count the statements a store sends.
   const settings = [
@@ -123,27 +121,7 @@ async function startServer(bin: string, data: string, port: number, user: Server
     stdio: ["ignore", "ignore", "pipe"],
     env: serverEnv(),
   });
-  let log = "";
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    log = (log + chunk).slice(-20_000);
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const ready = await waitFor(
-    `PostgreSQL to accept connections on port ${port}`,
-    async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return "exited";
-      return (await accepts(port)) ? "ready" : undefined;
-    },
-    READY_TIMEOUT_MS,
-    20,
-  ).catch(async (error: unknown) => {
-    child.kill("SIGKILL");
-    await exited;
-    throw error;
-  });
-  if (ready === "ready") return { ok: true, child };
-  await exited;
-  return { ok: false, log };
+  return awaitServerStart(child, `PostgreSQL to accept connections on port ${port}`, () => accepts(port), READY_TIMEOUT_MS);
 }
 
 /** accepts tells whether the server on port answers a query. */

@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { Redis } from "ioredis";
 import { freeLoopbackPort } from "./prometheus-tools.js";
-import { waitFor } from "./wait-for.js";
+import { awaitServerStart, type ServerStart } from "./server-start.js";
 
 /**
  * The tests' Redis is Debian's own server (package `redis-server`), without persistence, on a free loopback port. A
@@ -66,38 +66,14 @@ export async function startRedis(): Promise<RedisServer> {
   }
 }
 
-type StartResult = { readonly ok: true; readonly child: ChildProcess } | { readonly ok: false; readonly log: string };
-
-async function startServer(port: number): Promise<StartResult> {
+async function startServer(port: number): Promise<ServerStart> {
   // No snapshot, no append-only file: the data is thrown away with the process.
   const child = spawn(
     REDIS_SERVER,
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "64", "--loglevel", "warning"],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
-  let log = "";
-  const collect = (chunk: string) => {
-    log = (log + chunk).slice(-20_000);
-  };
-  child.stdout?.setEncoding("utf8").on("data", collect);
-  child.stderr?.setEncoding("utf8").on("data", collect);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const ready = await waitFor(
-    `Redis to answer PING on port ${port}`,
-    async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return "exited";
-      return (await answersPing(port)) ? "ready" : undefined;
-    },
-    READY_TIMEOUT_MS,
-    20,
-  ).catch(async (error: unknown) => {
-    child.kill("SIGKILL");
-    await exited;
-    throw error;
-  });
-  if (ready === "ready") return { ok: true, child };
-  await exited;
-  return { ok: false, log };
+  return awaitServerStart(child, `Redis to answer PING on port ${port}`, () => answersPing(port), READY_TIMEOUT_MS);
 }
 
 async function answersPing(port: number): Promise<boolean> {
