@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import { Redis } from "ioredis";
-import { ServiceType } from "../gen/infermesh/v1/capabilities_pb.js";
+import { ModelSchema, ServiceType } from "../gen/infermesh/v1/capabilities_pb.js";
 import { ChangeCause, type Provider, ProviderSchema } from "../gen/infermesh/v1/registry_pb.js";
 import { createRegistry, type Registry, type RegistryOptions } from "../services/registry/registry.js";
 import { decodePresenceMessage, encodeChanges } from "../services/registry/shared-presence.js";
@@ -290,6 +291,28 @@ describe("registry replicas sharing presence through Redis", function () {
     // A new process starts its links from 1 again, and is taken at once.
     await a.client.client.heartbeat({ ...onLink(1), instanceId: "agent-process-2" }, { headers });
     expect(a.registry.table.get("box")).to.include({ linkId: "link-1", instanceId: "agent-process-2" });
+  });
+
+  it("keeps the newer of two replicas' changes whichever reaches Redis last, and an owner's decision whatever its time", async () => {
+    const [a] = [await startReplica()];
+    await heartbeat(a, "box", "m-new");
+    const held = a.registry.table.get("box") as Provider;
+    const older = (changes: Partial<Provider>, cause: ChangeCause) => ({
+      provider: create(ProviderSchema, { ...held, lastHeartbeatTime: timestampFromMs(1_000), ...changes }),
+      cause,
+    });
+    const publisher = new Redis(redis.url());
+    try {
+      const send = (...changes: { provider: Provider; cause: ChangeCause }[]) =>
+        publisher.publish(`${prefix}changes`, encodeChanges("another-replica", changes).message);
+      const oldModels = [create(ModelSchema, { id: "m-old", serviceType: ServiceType.LLM })];
+      // Both were made elsewhere before box's latest heartbeat here, and reach this replica after it.
+      await send(older({ models: oldModels }, ChangeCause.HEARTBEAT), older({ models: oldModels, paused: true }, ChangeCause.OWNER));
+      await waitFor("the owner's pause to arrive", () => a.registry.table.get("box")?.paused === true);
+      expect(a.registry.table.get("box")?.models.map((m) => m.id)).to.deep.equal(["m-new"]);
+    } finally {
+      publisher.disconnect();
+    }
   });
 
   it("rides out a stalled Redis: heartbeats answer, nothing expires, and changes made meanwhile arrive after", async () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Redis, Result } from "ioredis";
 import { ChangeCause, type Provider, ProviderSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import type { Logger } from "../shared/logger.js";
@@ -312,6 +313,15 @@ export class SharedPresence {
       this.publish({ provider: held, cause: ChangeCause.HEARTBEAT });
       return;
     }
+    if (held?.online && provider.online) {
+      // An owner's decision changes only what the owner decides; a heartbeat older than what this replica holds (two
+      // replicas' changes can reach Redis in either order) changes nothing.
+      if (cause === ChangeCause.OWNER) {
+        this.#table.mirror(create(ProviderSchema, { ...held, paused: provider.paused, sharing: provider.sharing }), cause);
+        return;
+      }
+      if (olderThan(provider, held)) return;
+    }
     this.#table.mirror(provider, cause);
   }
 
@@ -385,6 +395,19 @@ export class SharedPresence {
     this.#options.onError?.(operation);
     this.#options.log.debug({ operation, reason: error instanceof Error ? error.message : String(error) }, "presence: redis failed");
   }
+}
+
+/**
+ * olderThan tells a provider's state that an older heartbeat made than the one it is compared with: by its agent
+ * process's link number when both came from one process (robust whatever the replicas' clocks say), else by the
+ * heartbeats' times.
+ */
+function olderThan(incoming: Provider, held: Provider): boolean {
+  if (held.instanceId !== "" && incoming.instanceId === held.instanceId && incoming.linkSequence !== held.linkSequence) {
+    return incoming.linkSequence < held.linkSequence;
+  }
+  const at = (provider: Provider) => (provider.lastHeartbeatTime ? timestampMs(provider.lastHeartbeatTime) : 0);
+  return at(incoming) < at(held);
 }
 
 /** PresenceMessage is one message on the replicas' channel: changes a replica made, or expiries its sweep found. */
