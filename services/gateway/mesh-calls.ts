@@ -4,6 +4,7 @@ import type { Provider } from "../../gen/infermesh/v1/registry_pb.js";
 import { failedCall } from "../shared/answer-queue.js";
 import type { Clock } from "../shared/clock.js";
 import type { PeerCalls } from "../shared/grpc/infer-client.js";
+import { neverConnected } from "../shared/socket-errors.js";
 import type { AgentLinks } from "./agent-links.js";
 
 /** AgentCalls reaches providers' agents: what the dispatcher calls. */
@@ -25,9 +26,6 @@ export interface AgentCalls {
  * the same address is used again soon.
  */
 export const PEER_DOWN_MS = 3_000;
-
-/** UNREACHABLE_CODES are the socket errors that say a peer gateway is not there at all (dead, or its host gone). */
-const UNREACHABLE_CODES: ReadonlySet<string> = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
 
 /**
  * meshCalls reaches an agent wherever its link is: on this gateway's own links, or through the gateway that holds it
@@ -63,11 +61,13 @@ export function meshCalls(gatewayId: string, links: AgentLinks, peers: PeerCalls
   };
 }
 
-/** peerUnreachable tells a call that never reached the peer gateway (its socket error, anywhere in the causes). */
+/**
+ * peerUnreachable tells a call that never reached the peer gateway (dead, or its host gone): its socket error among
+ * the causes, or, where a cause was kept only as text, named in a message.
+ */
 function peerUnreachable(error: unknown): boolean {
+  if (neverConnected(error)) return true;
   for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (typeof code === "string" && UNREACHABLE_CODES.has(code)) return true;
     if (/\bconnect (ECONNREFUSED|EHOSTUNREACH|ENETUNREACH)\b/.test(cause.message)) return true;
   }
   return false;

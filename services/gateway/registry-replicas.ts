@@ -4,6 +4,7 @@ import { AccountService } from "../../gen/infermesh/v1/accounts_pb.js";
 import { RegistryService } from "../../gen/infermesh/v1/registry_pb.js";
 import { createRegistryTransport, type RegistryClientTls, type RegistryKeepalive } from "../shared/grpc/registry-client.js";
 import type { Logger } from "../shared/logger.js";
+import { causedBy, neverConnected } from "../shared/socket-errors.js";
 
 /**
  * RETRYABLE_METHODS are the registry's unary methods that may run twice with the effect of once: reads, checks, and
@@ -25,9 +26,6 @@ const RETRYABLE_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
   AccountService.method.setProviderPaused,
   AccountService.method.setProviderSharing,
 ]);
-
-/** NEVER_CONNECTED are the socket errors that say a call never reached a server, so that any call may go again. */
-const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 
 /**
  * CONNECTION_LOST are the socket and HTTP/2 session errors of a connection the replica reset or closed under a call:
@@ -151,18 +149,4 @@ function replicaFailure(error: unknown, signal: AbortSignal | undefined): { code
   if (error.code === Code.Unavailable || error.code === Code.DeadlineExceeded) return { code: error.code, reason: error.rawMessage };
   if (causedBy(error, CONNECTION_LOST)) return { code: Code.Unavailable, reason: error.rawMessage };
   return undefined;
-}
-
-/** neverConnected tells whether an error's causes say the call never reached a server. */
-function neverConnected(error: unknown): boolean {
-  return causedBy(error, NEVER_CONNECTED);
-}
-
-/** causedBy tells whether an error, or one of its causes, has one of the given Node error codes. */
-function causedBy(error: unknown, codes: ReadonlySet<string>): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string" && codes.has(code)) return true;
-  }
-  return false;
 }
