@@ -243,6 +243,17 @@ export class ProviderTable {
   }
 }
 
+/** LinkMark is where a report came from: the agent process (instanceId) and the number of its link. */
+type LinkMark = Pick<Provider, "instanceId" | "linkSequence">;
+
+/**
+ * olderLink tells a report that its agent process sent on an older link than another report; false for reports of
+ * two processes, of a process that names itself nowhere, or of one link.
+ */
+export function olderLink(report: LinkMark, than: LinkMark): boolean {
+  return than.instanceId !== "" && report.instanceId === than.instanceId && report.linkSequence < than.linkSequence;
+}
+
 function sameButForHeartbeatTime(previous: Provider, next: Provider): boolean {
   const aligned = create(ProviderSchema, { ...next, lastHeartbeatTime: previous.lastHeartbeatTime });
   return equals(ProviderSchema, previous, aligned);

@@ -17,7 +17,7 @@ import type { Caller, CallerAuth } from "./caller-auth.js";
 import { unauthenticated } from "./caller-auth.js";
 import { validateHeartbeat, validateProviderId } from "./heartbeat-validation.js";
 import { type ProviderSettingsCache, withAgentSharing } from "./provider-settings.js";
-import type { ProviderTable } from "./provider-table.js";
+import { olderLink, type ProviderTable } from "./provider-table.js";
 import type { RegistryMetrics } from "./registry-metrics.js";
 import type { ApiKeyRecord, Principal, RegistryStore } from "./store/registry-store.js";
 import { InvalidUserNameError } from "./store/sqlite-store.js";
@@ -196,8 +196,7 @@ export function createRegistryService(deps: RegistryServiceDeps): GrpcImplementa
  * provider back to a link the agent has left.
  */
 function refuseOlderLink(held: Provider | undefined, request: HeartbeatRequest): void {
-  if (!held?.online || request.linkId === "" || request.instanceId === "" || held.instanceId !== request.instanceId) return;
-  if (request.linkSequence >= held.linkSequence) return;
+  if (!held?.online || request.linkId === "" || !olderLink(request, held)) return;
   throw new ConnectError(
     `a heartbeat from link ${request.linkSequence} of this agent, which has attached again since (link ${held.linkSequence})`,
     Code.FailedPrecondition,

@@ -5,7 +5,7 @@ import type { Redis, Result } from "ioredis";
 import { ChangeCause, type Provider, ProviderSchema } from "../../gen/infermesh/v1/registry_pb.js";
 import type { Logger } from "../shared/logger.js";
 import { connectRedis, shownRedisUrl } from "../shared/redis-connection.js";
-import type { ProviderChangeEvent, ProviderTable } from "./provider-table.js";
+import { olderLink, type ProviderChangeEvent, type ProviderTable } from "./provider-table.js";
 
 /** DEFAULT_PRESENCE_PREFIX starts every key and the channel the replicas of one mesh share. */
 export const DEFAULT_PRESENCE_PREFIX = "infermesh:presence:";
@@ -343,7 +343,7 @@ export class SharedPresence {
         SWEEP_BATCH,
       );
       for (const id of expired) this.#table.expire(id);
-      await this.#flush();
+      this.#requeueUnsent();
     } catch (error) {
       this.#failed("sweep", error);
     } finally {
@@ -351,14 +351,18 @@ export class SharedPresence {
     }
   }
 
-  /** #flush writes what Redis missed while it was away: changes, then deadlines. */
-  async #flush(): Promise<void> {
-    const unsent = [...this.#unsent.values()];
-    if (unsent.length > 0) {
-      await this.#write(unsent);
-      for (const event of unsent) if (this.#unsent.get(event.provider.id) === event) this.#unsent.delete(event.provider.id);
+  /**
+   * #requeueUnsent sends what Redis missed while it was away, once a sweep shows it answers again: the changes and
+   * deadlines go out with this turn's, and back to wait if they fail again.
+   */
+  #requeueUnsent(): void {
+    if (this.#unsent.size > 0) {
+      // A change published since it failed took its place there: what is left is each provider's latest.
+      for (const [id, event] of this.#unsent) this.#changes.set(id, event);
+      this.#unsent.clear();
+      this.#schedule();
     }
-    for (const id of [...this.#untouched]) this.touch(id);
+    for (const id of this.#untouched) this.touch(id);
   }
 
   /**
@@ -403,9 +407,8 @@ export class SharedPresence {
  * heartbeats' times.
  */
 function olderThan(incoming: Provider, held: Provider): boolean {
-  if (held.instanceId !== "" && incoming.instanceId === held.instanceId && incoming.linkSequence !== held.linkSequence) {
-    return incoming.linkSequence < held.linkSequence;
-  }
+  if (olderLink(incoming, held)) return true;
+  if (olderLink(held, incoming)) return false;
   const at = (provider: Provider) => (provider.lastHeartbeatTime ? timestampMs(provider.lastHeartbeatTime) : 0);
   return at(incoming) < at(held);
 }
