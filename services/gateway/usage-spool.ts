@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ConfigError } from "../shared/config-error.js";
+import { isObject } from "../shared/json-object.js";
 import type { Logger } from "../shared/logger.js";
 import type { UsageRecordData } from "../shared/usage-record.js";
 
@@ -247,8 +248,8 @@ function parseRecord(line: string): UsageRecordData | undefined {
   } catch {
     return undefined;
   }
-  if (typeof value !== "object" || value === null) return undefined;
-  const fields = value as Record<string, unknown>;
+  if (!isObject(value)) return undefined;
+  const fields = value;
   if (!STRING_FIELDS.every((name) => typeof fields[name] === "string")) return undefined;
   if (!NUMBER_FIELDS.every((name) => typeof fields[name] === "number")) return undefined;
   if (fields.id === "") return undefined;
