@@ -44,11 +44,12 @@
 import { spawn } from "node:child_process";
 import { constants, rmSync } from "node:fs";
 import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { machine, writeBenchReport } from "./bench-report.js";
 import { type CliCommand, compileCli, SOURCE_CLI } from "./cli-command.js";
 import { formatProfileSummary, type ProfileSummary, summarizeCpuProfile } from "./cpu-profile-summary.js";
 import { type Percentiles, percentiles } from "./latency-percentiles.js";
@@ -810,11 +811,10 @@ async function main(): Promise<void> {
     await cleanup();
   }
 
-  const cpuList = cpus();
-  const cpuModel = cpuList[0]?.model.trim() ?? "unknown CPU";
+  const { cores, cpuModel } = machine();
   const durationSeconds = round((performance.now() - startedMs) / 1000, 1);
   const header =
-    `mesh bench (${cpuList.length} cores, ${cpuModel}, Node ${process.version}, ${versions.nginx || "nginx -"} ` +
+    `mesh bench (${cores} cores, ${cpuModel}, Node ${process.version}, ${versions.nginx || "nginx -"} ` +
     `with ${options.nginxWorkers} worker${options.nginxWorkers === 1 ? "" : "s"}, ${versions.wrk || "wrk -"} -t${options.wrkThreads}, ` +
     `${options.seconds}s per run)\nservices: ${cli?.description ?? "-"}`;
 
@@ -832,15 +832,8 @@ async function main(): Promise<void> {
   const noteLines = notes(results, { streamRate: options.streamRate, fileLimitNote: plan?.note });
   process.stdout.write(`\n${formatTable(header, rows)}\n\n${noteLines.join("\n")}\n`);
 
-  await mkdir(options.outDir, { recursive: true });
-  const file = join(options.outDir, `mesh-${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
   const { outDir: _outDir, profileDir: _profileDir, ...reportedOptions } = options;
-  const report = {
-    bench: "mesh",
-    startedAt: startedAt.toISOString(),
-    durationSeconds,
-    machine: { cores: cpuList.length, cpuModel, platform: process.platform, arch: process.arch },
-    node: process.version,
+  await writeBenchReport(options.outDir, "mesh", startedAt, durationSeconds, {
     tools: versions,
     services: cli?.description ?? null,
     options: reportedOptions,
@@ -857,9 +850,7 @@ async function main(): Promise<void> {
     },
     verdicts,
     results,
-  };
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\nwrote ${relative(process.cwd(), file)} in ${durationSeconds} s\n`);
+  });
 }
 
 main().catch((error: unknown) => {

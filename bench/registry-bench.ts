@@ -36,14 +36,15 @@
  *         --users, --store file|memory, --replicas, --change-share, --out DIR (see --help).
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "../services/registry/registry.js";
+import { machine, writeBenchReport } from "./bench-report.js";
 import { type CallTally, makeAgents, runClosedLoop, runPaced } from "./heartbeat-load.js";
 import { type Percentiles, percentiles } from "./latency-percentiles.js";
 import { openWatch, type ProviderWatch } from "./provider-watch.js";
@@ -510,23 +511,15 @@ async function main(): Promise<void> {
     process.removeListener("SIGTERM", onSignal);
   }
 
-  const cpuList = cpus();
-  const cpuModel = cpuList[0]?.model.trim() ?? "unknown CPU";
+  const { cores, cpuModel } = machine();
   const header =
-    `registry bench (${cpuList.length} cores, ${cpuModel}, Node ${process.version}, ` +
+    `registry bench (${cores} cores, ${cpuModel}, Node ${process.version}, ` +
     `store ${options.store}, ${options.channels} channels, ${options.concurrency} in flight)`;
   const durationSeconds = round((performance.now() - startedMs) / 1000, 1);
   process.stdout.write(`\n${formatTable(header, results)}\n`);
 
-  await mkdir(options.outDir, { recursive: true });
-  const file = join(options.outDir, `registry-${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
   const { outDir: _outDir, ...reportedOptions } = options;
-  const report = {
-    bench: "registry",
-    startedAt: startedAt.toISOString(),
-    durationSeconds,
-    machine: { cores: cpuList.length, cpuModel, platform: process.platform, arch: process.arch },
-    node: process.version,
+  await writeBenchReport(options.outDir, "registry", startedAt, durationSeconds, {
     options: reportedOptions,
     notes: {
       registryCpu: "registry CPU seconds per wall second (1 = one core)",
@@ -535,9 +528,7 @@ async function main(): Promise<void> {
       watch: "from sending a paced heartbeat to receiving its change on WatchProviders (mesh token)",
     },
     results,
-  };
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\nwrote ${relative(process.cwd(), file)} in ${durationSeconds} s\n`);
+  });
 }
 
 main().catch((error: unknown) => {
@@ -570,23 +561,15 @@ async function mainReplicas(options: BenchOptions): Promise<void> {
     process.removeListener("SIGTERM", onSignal);
   }
 
-  const cpuList = cpus();
-  const cpuModel = cpuList[0]?.model.trim() ?? "unknown CPU";
+  const { cores, cpuModel } = machine();
   const header =
-    `registry bench, replicas (${cpuList.length} cores, ${cpuModel}, Node ${process.version}, PostgreSQL + Redis, ` +
+    `registry bench, replicas (${cores} cores, ${cpuModel}, Node ${process.version}, PostgreSQL + Redis, ` +
     `${options.channels} channels, ${options.concurrency} in flight, paced ${options.pacedSeconds}s per phase)`;
   const durationSeconds = round((performance.now() - startedMs) / 1000, 1);
   process.stdout.write(`\n${formatReplicasTable(header, results)}\n`);
 
-  await mkdir(options.outDir, { recursive: true });
-  const file = join(options.outDir, `registry-replicas-${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
   const { outDir: _outDir, store: _store, seconds: _seconds, warmupSeconds: _warmup, ...reportedOptions } = options;
-  const report = {
-    bench: "registry-replicas",
-    startedAt: startedAt.toISOString(),
-    durationSeconds,
-    machine: { cores: cpuList.length, cpuModel, platform: process.platform, arch: process.arch },
-    node: process.version,
+  await writeBenchReport(options.outDir, "registry-replicas", startedAt, durationSeconds, {
     options: reportedOptions,
     notes: {
       cpu: "CPU seconds per wall second (1 = one core): replicas from process.cpuUsage(), Redis from INFO cpu, PostgreSQL from /proc",
@@ -599,7 +582,5 @@ async function mainReplicas(options: BenchOptions): Promise<void> {
         "statements from pg_stat_statements and transactions from pg_stat_database for the bench database, the bench's own queries excepted",
     },
     results,
-  };
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\nwrote ${relative(process.cwd(), file)} in ${durationSeconds} s\n`);
+  });
 }
