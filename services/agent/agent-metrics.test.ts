@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { createAgentMetrics, perLabel } from "./agent-metrics.js";
+import { perLabel } from "../shared/metric-children.js";
+import { createAgentMetrics } from "./agent-metrics.js";
 
 describe("agent metrics", () => {
   it("perLabel makes one child per label value and hands it out again", () => {

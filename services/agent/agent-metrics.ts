@@ -87,19 +87,3 @@ export function createAgentMetrics(gauges: AgentGauges): AgentMetrics {
   });
   return { registry, requests, upstreamHeaders, upstreamDuration, heartbeats };
 }
-
-/**
- * perLabel memoizes make for each label value. Bound children (`metric.labels(...)`) made once per value spare every
- * call prom-client's label checks; every label here takes a bounded set of values, so the memo stays small.
- */
-export function perLabel<T>(make: (value: string) => T): (value: string) => T {
-  const made = new Map<string, T>();
-  return (value) => {
-    let child = made.get(value);
-    if (child === undefined) {
-      child = make(value);
-      made.set(value, child);
-    }
-    return child;
-  };
-}

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { KnownOperation } from "../shared/inference-catalog.js";
 import { operationLabel } from "../shared/inference-catalog.js";
 import type { Logger } from "../shared/logger.js";
+import { perLabel } from "../shared/metric-children.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -49,6 +50,27 @@ export interface GatewayMetrics {
   readonly usageRecordsDropped: Counter;
   /** streamSlotFallbacks counts streams admitted on this gateway's count alone: Redis did not answer in time. */
   readonly streamSlotFallbacks: Counter;
+  /** series are the per-request metrics' children by label values, bound once per value: see perLabel. */
+  readonly series: RequestSeries;
+}
+
+/** RequestSeries are the children of the metrics every inference request observes, label value by label value. */
+export interface RequestSeries {
+  readonly requests: (route: string) => (model: string) => (statusClass: string) => Counter.Internal;
+  readonly duration: (operation: string) => Histogram.Internal<"operation">;
+  readonly timeToFirstToken: (operation: string) => (model: string) => Histogram.Internal<"operation" | "model">;
+  readonly inFlight: (route: string) => Gauge.Internal<"route">;
+  readonly tokens: (operation: string) => (model: string) => (type: string) => Counter.Internal;
+}
+
+function requestSeries(metrics: Omit<GatewayMetrics, "series">): RequestSeries {
+  return {
+    requests: perLabel((route) => perLabel((model) => perLabel((statusClass) => metrics.requests.labels(route, model, statusClass)))),
+    duration: perLabel((operation) => metrics.duration.labels(operation)),
+    timeToFirstToken: perLabel((operation) => perLabel((model) => metrics.timeToFirstToken.labels(operation, model))),
+    inFlight: perLabel((route) => metrics.inFlight.labels(route)),
+    tokens: perLabel((operation) => perLabel((model) => perLabel((type) => metrics.tokens.labels(operation, model, type)))),
+  };
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -63,7 +85,7 @@ export const TOKEN_TYPES = { input: "input", output: "output" } as const;
 export function createGatewayMetrics(): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
-  return {
+  const metrics = {
     registry,
     requests: new Counter({
       name: "infermesh_gateway_requests_total",
@@ -129,6 +151,7 @@ export function createGatewayMetrics(): GatewayMetrics {
       registers,
     }),
   };
+  return { ...metrics, series: requestSeries(metrics) };
 }
 
 /**
@@ -144,6 +167,7 @@ export type AnsweredListener = (request: FastifyRequest, operation: KnownOperati
  * given, hears of each one then too (the usage records, usage-capture.ts), from the same one close listener.
  */
 export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayMetrics, log: Logger, onAnswered?: AnsweredListener): void {
+  const { series } = metrics;
   app.decorateRequest("receivedAtNs", 0n);
   // A callback hook, not an async one: it runs on every request and need not cost a promise.
   app.addHook("onRequest", (request, reply, done) => {
@@ -151,14 +175,17 @@ export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayM
     if (operation === undefined) return done();
     const route = request.routeOptions.url ?? "";
     request.receivedAtNs = process.hrtime.bigint();
-    metrics.inFlight.inc({ route });
+    const inFlight = series.inFlight(route);
+    inFlight.inc();
     reply.raw.once("close", () => {
       const seconds = secondsSince(request.receivedAtNs);
       const status = reply.raw.headersSent ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST;
       const answeredBy = request.dispatch?.answeredBy;
-      metrics.inFlight.dec({ route });
-      metrics.duration.observe({ operation: operationLabel(operation) }, seconds);
-      metrics.requests.inc({ route, model: answeredBy?.model.id ?? UNROUTED_MODEL, status_class: `${Math.floor(status / 100)}xx` });
+      inFlight.dec();
+      series.duration(operationLabel(operation)).observe(seconds);
+      series
+        .requests(route)(answeredBy?.model.id ?? UNROUTED_MODEL)(statusClass(status))
+        .inc();
       onAnswered?.(request, operation, status, seconds);
       // Checked first, so that a request does not build a log line nobody reads.
       if (!log.isLevelEnabled("debug")) return;
@@ -176,6 +203,11 @@ export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayM
     });
     done();
   });
+}
+
+/** statusClass is a status' class label: "2xx" and so on. */
+function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
 }
 
 /** CLIENT_CLOSED_REQUEST is nginx's status for a request whose client left before the answer. */

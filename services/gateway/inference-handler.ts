@@ -43,7 +43,8 @@ export type InferenceHandler = (request: FastifyRequest, reply: FastifyReply, in
  * in the request's tally for its usage record.
  */
 export function createInferenceHandler(options: InferenceHandlerOptions): InferenceHandler {
-  const { metrics, clock } = options;
+  const { clock } = options;
+  const { series } = options.metrics;
   const streams = options.streamSlots ?? new StreamSlots(options.maxConcurrentStreams);
   const silence = new SilenceTicker(options.keepaliveMs);
   return async (request, reply, inference) => {
@@ -65,7 +66,8 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
         signal: controller.signal,
       });
       request.dispatch = dispatch;
-      const labels = () => ({ operation: operationLabel(inference.operation), model: dispatch.answeredBy?.model.id ?? "" });
+      const operation = operationLabel(inference.operation);
+      const model = () => dispatch.answeredBy?.model.id ?? "";
       await writeAnswer(reply, dispatch.parts, {
         requestId: request.id,
         api: OPERATIONS[inference.operation].api,
@@ -75,13 +77,14 @@ export function createInferenceHandler(options: InferenceHandlerOptions): Infere
           // From the request's arrival, as its duration is: reading and validating it is part of the wait.
           firstByte: () => {
             tally.firstByteSeconds = secondsSince(request.receivedAtNs);
-            metrics.timeToFirstToken.observe(labels(), tally.firstByteSeconds);
+            series.timeToFirstToken(operation)(model()).observe(tally.firstByteSeconds);
           },
           trailer: ({ usage }) => {
             tally.usage = usage;
             if (!usage) return;
-            metrics.tokens.inc({ ...labels(), type: TOKEN_TYPES.input }, usage.promptTokens);
-            metrics.tokens.inc({ ...labels(), type: TOKEN_TYPES.output }, usage.completionTokens);
+            const tokens = series.tokens(operation)(model());
+            tokens(TOKEN_TYPES.input).inc(usage.promptTokens);
+            tokens(TOKEN_TYPES.output).inc(usage.completionTokens);
           },
         },
       });
