@@ -180,6 +180,30 @@ describe("a gateway serving TLS itself", function () {
     }
   });
 
+  it("serves its operator's metrics port over TLS too", async () => {
+    const withMetrics = await startGateway(registry.address, {
+      tls: readServerTls(certificates.certFile, certificates.keyFile),
+      ca: [certificates.ca.toString()],
+      metricsListen: { host: "127.0.0.1", port: 0 },
+      publicMetrics: false,
+    });
+    try {
+      const port = new URL(withMetrics.metricsUrl as string).port;
+      const scraped = await undiciFetch(`https://localhost:${port}/metrics`, {
+        dispatcher: new UndiciAgent({ connect: { ca: certificates.ca } }),
+      });
+      expect(scraped.status).to.equal(200);
+      expect(await scraped.text()).to.include("infermesh_gateway_requests_total");
+      const plain = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.status,
+        () => "refused",
+      );
+      expect(plain).to.not.equal(200);
+    } finally {
+      await withMetrics.stop();
+    }
+  });
+
   it("forwards over TLS to a peer gateway: a call on a second TLS gateway reaches the agent attached to the first", async () => {
     const peer = await startGateway(registry.address, {
       tls: readServerTls(certificates.certFile, certificates.keyFile),

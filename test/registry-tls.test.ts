@@ -1,5 +1,9 @@
+import { readFileSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
+import { Agent, fetch as undiciFetch } from "undici";
+import { createRegistry } from "../services/registry/registry.js";
+import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { createRegistryClient, type RegistryClient } from "../services/shared/grpc/registry-client.js";
 import { readServerTls, tlsFailureHint, trustedCas } from "../services/shared/tls-files.js";
 import { MESH_TOKEN, type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
@@ -63,5 +67,33 @@ describe("the registry over TLS", () => {
     // cancelled: a caller that treats CANCELED as its own doing must look at its URL's scheme too.
     expect([error.code, error.rawMessage]).to.deep.equal([Code.Canceled, "http/2 stream closed with error code CANCEL (0x8)"]);
     expect(tlsFailureHint(error)).to.equal(undefined);
+  });
+
+  it("serves its metrics port over TLS too", async () => {
+    const store = createSqliteStore({ path: ":memory:" });
+    const withMetrics = createRegistry({
+      store,
+      meshToken: MESH_TOKEN,
+      shutdownGraceMs: 0,
+      listen: { host: "127.0.0.1", port: 0 },
+      tls: readServerTls(certs.certFile, certs.keyFile),
+      metricsListen: { host: "127.0.0.1", port: 0 },
+    });
+    try {
+      const port = (await withMetrics.listen()).metrics?.port;
+      const scraped = await undiciFetch(`https://localhost:${port}/metrics`, {
+        dispatcher: new Agent({ connect: { ca: readFileSync(certs.caFile) } }),
+      });
+      expect(scraped.status).to.equal(200);
+      expect(await scraped.text()).to.include("infermesh_registry_");
+      const plain = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.status,
+        () => "refused",
+      );
+      expect(plain).to.not.equal(200);
+    } finally {
+      await withMetrics.close();
+      await store.close();
+    }
   });
 });

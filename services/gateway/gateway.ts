@@ -194,7 +194,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return metrics.registry.metrics();
     });
   });
-  const metricsServer = settings.metricsListen ? createMetricsServer(metrics.registry) : undefined;
+  const metricsServer = settings.metricsListen ? createMetricsServer(metrics.registry, settings.tls) : undefined;
   void http.register(agentHttpRoutes, { registry: registryLink.registry, authenticate, metrics });
   const controlPlane = { accounts: registryLink.accounts, meshHeaders: registryLink.meshHeaders };
   void http.register(accountRoutes, {

@@ -176,7 +176,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     ...(settings.maxMessageBytes === undefined ? {} : { maxMessageBytes: settings.maxMessageBytes }),
     tls: settings.tls,
   });
-  const metricsServer = settings.metricsListen ? createMetricsServer(metrics.registry) : undefined;
+  const metricsServer = settings.metricsListen ? createMetricsServer(metrics.registry, settings.tls) : undefined;
 
   return {
     settings,
