@@ -174,7 +174,8 @@ const USAGE = `usage: npm run bench -- [flags]      (or: npx tsx bench/mesh-benc
                            with tsc into the temp dir first, about 10 s, and run plain node, as production does)
   --quick                  shorter: 2 s runs, 5 s warm-up, 100 TTFB requests, 2,000 held streams, 2 s windows
   --profile DIR            instead of the phases: CPU-profile gateway and agent under the mesh's 64-connection
-                           chat load (--seconds), write the .cpuprofile files to DIR and print the top costs
+                           chat load (--seconds), or with --only chunks under its first --streams, write the
+                           .cpuprofile files to DIR and print the top costs
   --out DIR                results folder (default bench/results)`;
 
 /** parseOptions reads the flags once; a bad value stops the bench with a message naming the flag and its unit. */
@@ -683,22 +684,64 @@ async function runRegistry(options: BenchOptions, tempDir: string, log: (line: s
 // ---------------------------------------------------------------------------------------------------------------
 // Profiling
 
-/** runProfile profiles gateway and agent under the mesh's 64-connection chat load and summarises the profiles. */
-async function runProfile(h: Harness, profileDir: string): Promise<{ run: ChatRun; summaries: ProfileSummary[] }> {
-  h.log(`profile: ${h.options.warmupSeconds}s warm-up, then mesh at 64 connections for ${h.options.seconds}s`);
+/** ProfiledLoad is what ran under the profiler: the 64-connection chat, or (--only chunks) the first --streams. */
+type ProfiledLoad = { readonly chat: ChatRun } | { readonly chunks: ChunksResult; readonly streams: number };
+
+/**
+ * runProfile profiles gateway and agent under the mesh's 64-connection chat load, or under its streams when the
+ * chunks phase alone is asked for (--only chunks), and summarises the profiles.
+ */
+async function runProfile(h: Harness, profileDir: string): Promise<{ load: ProfiledLoad; summaries: ProfileSummary[] }> {
+  const streamed = h.options.phases.length === 1 && h.options.phases[0] === "chunks";
+  h.log(`profile: ${h.options.warmupSeconds}s warm-up, then the mesh ${streamed ? "streaming" : "at 64 connections"}`);
   if (h.options.warmupSeconds > 0) await chatRun(h, "mesh", WARMUP_CONNECTIONS, h.options.warmupSeconds);
   // The summary covers the measured run only, on the clock the profiles use (CLOCK_MONOTONIC, µs).
-  const fromUs = Number(process.hrtime.bigint() / 1000n);
-  const run = await chatRun(h, "mesh", WARMUP_CONNECTIONS, h.options.seconds);
+  let fromUs = Number(process.hrtime.bigint() / 1000n);
+  let load: ProfiledLoad;
+  if (streamed) {
+    const streams = h.options.streams[0] as number;
+    const chunks = await meshStreams(h, streams, () => {
+      fromUs = Number(process.hrtime.bigint() / 1000n);
+    });
+    load = { chunks, streams };
+    h.log(`  ${chunks.eventsPerSecond} chunks/s of ${streams} streams under the profiler; stopping gateway and agent`);
+  } else {
+    const chat = await chatRun(h, "mesh", WARMUP_CONNECTIONS, h.options.seconds);
+    load = { chat };
+    h.log(`  ${fixed(chat.wrk.requestsPerSecond, 0)} req/s under the profiler; stopping gateway and agent to write the profiles`);
+  }
   const window = { fromUs, toUs: Number(process.hrtime.bigint() / 1000n) };
-  h.log(`  ${fixed(run.wrk.requestsPerSecond, 0)} req/s under the profiler; stopping gateway and agent to write the profiles`);
   await h.mesh.stopAll();
   const summaries: ProfileSummary[] = [];
   for (const name of ["gateway", "agent"]) {
     const path = join(profileDir, `${name}.cpuprofile`);
     summaries.push(summarizeCpuProfile(name, JSON.parse(await readFile(path, "utf8")), undefined, window));
   }
-  return { run, summaries };
+  return { load, summaries };
+}
+
+function describeProfiledLoad(load: ProfiledLoad): string {
+  if ("chunks" in load) return `mesh, ${load.streams} streams, ${load.chunks.eventsPerSecond} chunks/s`;
+  const { wrk, cpuUsPerRequest } = load.chat;
+  return `mesh at 64 connections, ${fixed(wrk.requestsPerSecond, 0)} req/s, p50 ${fixed(wrk.latencyMs.p50, 3)} ms; cpu µs/req ${JSON.stringify(cpuUsPerRequest)}`;
+}
+
+/** meshStreams holds streams through the mesh for the chunks window; onOpened hears when all are flowing. */
+function meshStreams(h: Harness, streams: number, onOpened: () => void): Promise<ChunksResult> {
+  return runStreamJob(
+    {
+      type: "chunks",
+      target: h.targets.mesh,
+      model: h.mesh.model,
+      streams,
+      tokensPerSecond: h.options.streamRate / streams,
+      settleMs: STREAM_SETTLE_MS,
+      windowMs: h.options.windowSeconds * 1000,
+      openConcurrency: OPEN_CONCURRENCY,
+      openTimeoutMs: 30_000,
+    },
+    { openFiles: h.openFiles, timeoutMs: 60_000 + h.options.windowSeconds * 1000, onOpened, onHeld: () => {} },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -749,7 +792,7 @@ async function main(): Promise<void> {
   process.once("SIGTERM", onSignal);
 
   const results: MeshResults = { chat: [], ttfb: [], chunks: [], hold: undefined, registry: undefined };
-  let profile: { run: ChatRun; summaries: ProfileSummary[] } | undefined;
+  let profile: { load: ProfiledLoad; summaries: ProfileSummary[] } | undefined;
   let versions = { nginx: "", wrk: "" };
   let cli: CliCommand | undefined;
   try {
@@ -820,8 +863,7 @@ async function main(): Promise<void> {
 
   if (profile) {
     process.stdout.write(
-      `\n${header}\nprofiled: mesh at 64 connections, ${fixed(profile.run.wrk.requestsPerSecond, 0)} req/s, p50 ` +
-        `${fixed(profile.run.wrk.latencyMs.p50, 3)} ms; cpu µs/req ${JSON.stringify(profile.run.cpuUsPerRequest)}\n\n` +
+      `\n${header}\nprofiled: ${describeProfiledLoad(profile.load)}\n\n` +
         profile.summaries.map((summary) => formatProfileSummary(summary)).join("\n\n") +
         `\n\nprofiles in ${options.profileDir} (open them in Chrome DevTools or speedscope)\n`,
     );
