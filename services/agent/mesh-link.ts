@@ -26,6 +26,7 @@ import type { Logger } from "../shared/logger.js";
 import { tlsFailureHint } from "../shared/tls-files.js";
 import type { AbortableCall } from "./call-tracker.js";
 import type { InferResponseInit } from "./inference-parts.js";
+import { reconnectDelayMs } from "./link-backoff.js";
 
 /** DEFAULT_HEARTBEAT_INTERVAL_MS is the heartbeat interval until the registry names one. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
@@ -189,10 +190,11 @@ export class MeshLink {
   }
 
   #retryDelayMs(): number {
-    const initial = this.#options.initialRetryMs ?? DEFAULT_INITIAL_RETRY_MS;
-    const max = this.#options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
-    const base = Math.min(max, initial * 2 ** Math.min(this.#failures - 1, 30));
-    return Math.round(base * (0.5 + 0.5 * (this.#options.random ?? Math.random)()));
+    const backoff = {
+      initialMs: this.#options.initialRetryMs ?? DEFAULT_INITIAL_RETRY_MS,
+      maxMs: this.#options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS,
+    };
+    return reconnectDelayMs(this.#failures, backoff, this.#options.random ?? Math.random);
   }
 }
 
