@@ -1,5 +1,8 @@
+import { join } from "node:path";
+import { rootCertificates } from "node:tls";
 import { expect } from "chai";
 import { UNPREFIXED_EXPORTS as EXPORTED, refusalMessage as message } from "../../test/support/config-errors.js";
+import { testCertificates } from "../../test/support/test-certificates.js";
 import { parseGatewayConfig } from "./gateway-command.js";
 
 describe("infermesh gateway's flags", () => {
@@ -74,5 +77,52 @@ describe("infermesh gateway's flags", () => {
     expect(parseGatewayConfig([], EXPORTED).usageSpool).to.equal(undefined);
     expect(parseGatewayConfig(["--usage-spool", "/var/lib/infermesh/usage"], EXPORTED).usageSpool).to.equal("/var/lib/infermesh/usage");
     expect(parseGatewayConfig([], { ...EXPORTED, INFERMESH_GATEWAY_USAGE_SPOOL: "/tmp/u" }).usageSpool).to.equal("/tmp/u");
+  });
+  it("serves TLS with --tls-cert and --tls-key or their variables, as the files' contents, and plaintext with neither", () => {
+    const certs = testCertificates();
+    expect(parseGatewayConfig([], EXPORTED)).to.deep.include({ tls: undefined, ca: undefined });
+    const tls = { cert: certs.cert, key: certs.key };
+    expect(parseGatewayConfig(["--tls-cert", certs.certFile, "--tls-key", certs.keyFile], EXPORTED).tls).to.deep.equal(tls);
+    const env = { ...EXPORTED, INFERMESH_GATEWAY_TLS_CERT: certs.certFile, INFERMESH_GATEWAY_TLS_KEY: certs.keyFile };
+    expect(parseGatewayConfig([], env).tls).to.deep.equal(tls);
+  });
+
+  it("refuses a certificate without its key, or a key without its certificate, naming the missing flag", () => {
+    const certs = testCertificates();
+    expect(message(() => parseGatewayConfig(["--tls-cert", certs.certFile], EXPORTED))).to.equal(
+      "--tls-cert is given without --tls-key; give both, or neither",
+    );
+    expect(message(() => parseGatewayConfig(["--tls-key", certs.keyFile], EXPORTED))).to.equal(
+      "--tls-key is given without --tls-cert; give both, or neither",
+    );
+    expect(message(() => parseGatewayConfig([], { ...EXPORTED, INFERMESH_GATEWAY_TLS_CERT: certs.certFile }))).to.equal(
+      "INFERMESH_GATEWAY_TLS_CERT is given without --tls-key; give both, or neither",
+    );
+  });
+
+  it("refuses a certificate, key or CA file that does not exist, naming the flag and the file", () => {
+    const certs = testCertificates();
+    const missing = join(certs.dir, "missing.pem");
+    expect(message(() => parseGatewayConfig(["--tls-cert", missing, "--tls-key", certs.keyFile], EXPORTED))).to.equal(
+      `--tls-cert cannot read '${missing}': no such file`,
+    );
+    expect(message(() => parseGatewayConfig(["--tls-cert", certs.certFile, "--tls-key", missing], EXPORTED))).to.equal(
+      `--tls-key cannot read '${missing}': no such file`,
+    );
+    expect(message(() => parseGatewayConfig(["--ca-file", missing], EXPORTED))).to.equal(
+      `--ca-file cannot read '${missing}': no such file`,
+    );
+    expect(message(() => parseGatewayConfig([], { ...EXPORTED, INFERMESH_CA_FILE: missing }))).to.equal(
+      `INFERMESH_CA_FILE cannot read '${missing}': no such file`,
+    );
+  });
+
+  it("trusts --ca-file's certificates besides Node's root certificates, for registries and peers over TLS", () => {
+    const certs = testCertificates();
+    const ca = parseGatewayConfig(["--ca-file", certs.caFile], EXPORTED).ca ?? [];
+    // A ca option replaces Node's trust store: the public roots must come along, the file's CA last.
+    expect(ca.slice(0, rootCertificates.length)).to.deep.equal([...rootCertificates]);
+    expect(ca.at(-1)).to.equal(certs.ca.toString("utf8").trim());
+    expect(parseGatewayConfig([], { ...EXPORTED, INFERMESH_CA_FILE: certs.caFile }).ca).to.deep.equal(ca);
   });
 });
