@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI, { type APIError, toFile } from "openai";
+import { SpeechRender, speechSampleCount } from "../services/sim/simulated-speech.js";
 import {
   expectedEditedPng,
   expectedGeneratedPng,
@@ -20,6 +21,42 @@ import { type Mesh, type MeshAgent, startMesh } from "./support/mesh-fixture.js"
 // Audio and images end to end: the official openai SDK -> gateway -> agent -> the simulator's media models.
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+/** MEDIA_LIMIT_BYTES is the media size the mesh carries both ways: 25 MiB. */
+const MEDIA_LIMIT_BYTES = 25 * 1024 * 1024;
+
+/**
+ * LONGEST_SPEECH is the longest input the simulator speaks (4,096 characters), varied so that every part of the audio
+ * differs; at LONGEST_SPEECH_SPEED its 16-bit pcm is exactly 25 MiB.
+ */
+const LONGEST_SPEECH = Array.from({ length: 4096 }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join("");
+const LONGEST_SPEECH_SPEED = (speechSampleCount(LONGEST_SPEECH) * 2) / MEDIA_LIMIT_BYTES;
+
+/** expectedSpeechDigest hashes the simulator's audio for input chunk by chunk, never holding all of it. */
+function expectedSpeechDigest(input: string, format: SpeechFormat, speed: number): { sha256: string; bytes: number } {
+  const render = new SpeechRender(input, format, speed);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for (let index = 0; index < render.chunkCount; index++) {
+    const chunk = render.chunk(index);
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+/** readDigest hashes a response body as it arrives, noting when its first bytes came. */
+async function readDigest(body: ReadableStream<Uint8Array>): Promise<{ sha256: string; bytes: number; firstByteAtMs: number }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  let firstByteAtMs = 0;
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    if (bytes === 0) firstByteAtMs = Date.now();
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: hash.digest("hex"), bytes, firstByteAtMs };
+}
 
 const MAGIC: Readonly<Record<SpeechFormat, (bytes: Buffer) => boolean>> = {
   wav: (b) => b.toString("latin1", 0, 4) === "RIFF" && b.toString("latin1", 8, 12) === "WAVE",
@@ -147,6 +184,26 @@ describe("audio and images through the mesh (openai SDK)", function () {
   });
 
   describe("speech", () => {
+    it("returns a 25 MiB answer byte for byte, streamed through the gateway rather than gathered whole", async () => {
+      const expected = expectedSpeechDigest(LONGEST_SPEECH, "pcm", LONGEST_SPEECH_SPEED);
+      expect(expected.bytes).to.equal(MEDIA_LIMIT_BYTES);
+      const response = await client.audio.speech.create({
+        model: "sim-voice",
+        input: LONGEST_SPEECH,
+        voice: "alloy",
+        response_format: "pcm",
+        speed: LONGEST_SPEECH_SPEED,
+        // Paced, so that an answer gathered whole anywhere on the way could not start before the model server ends.
+        sim: { chunk_interval_ms: 25 },
+      } as never);
+      expect(response.headers.get("content-type")).to.equal(SPEECH_CONTENT_TYPES.pcm);
+      const received = await readDigest(response.body as ReadableStream<Uint8Array>);
+      expect(received.bytes).to.equal(expected.bytes);
+      expect(received.sha256).to.equal(expected.sha256);
+      const finished = await media.simulator.waitForFinish((f) => f.path === "/v1/audio/speech", 5_000);
+      expect(received.firstByteAtMs, "the first bytes reach the client before the model server ends").to.be.below(finished.atMs);
+    });
+
     for (const format of SPEECH_FORMATS) {
       it(`returns ${format} with its magic bytes and content type, byte for byte as the model server made it`, async () => {
         const input = "The mesh speaks.";
