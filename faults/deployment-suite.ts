@@ -21,15 +21,19 @@ import { type Deployment, startDeployment } from "./deployment-mesh.js";
 import { type Departure, type ReplicaWatch, watchReplica } from "./deployment-watch.js";
 import { FAULT_MODEL } from "./fault-mesh.js";
 import type { Range } from "./fault-schedule.js";
-import { GATEWAY_KILLED } from "./gateway-cuts.js";
+import { GATEWAY_CUT_SLACK_MS, GATEWAY_KILLED } from "./gateway-cuts.js";
 import { type RequestRecord, runLoad } from "./load-driver.js";
 import type { Check } from "./mesh-checks.js";
+import type { MeshProcess } from "./mesh-process.js";
 import { createRandom } from "./seeded-random.js";
 
-/** DeploymentTarget is what a deployment fault strikes: one gateway, one registry replica, or Redis. */
-export type DeploymentTarget = "gateway" | "registry" | "redis";
+/**
+ * DeploymentTarget is what a deployment fault strikes: one gateway, one registry replica, Redis, or nginx (master
+ * and workers), the load balancer every client and agent goes through.
+ */
+export type DeploymentTarget = "gateway" | "registry" | "redis" | "nginx";
 /** DEPLOYMENT_TARGETS are struck in this order, each SIGKILLed and then SIGSTOPped. */
-export const DEPLOYMENT_TARGETS: readonly DeploymentTarget[] = ["gateway", "registry", "redis"];
+export const DEPLOYMENT_TARGETS: readonly DeploymentTarget[] = ["gateway", "registry", "redis", "nginx"];
 
 /** DeploymentSuiteOptions configure one run of the deployment under faults. */
 export interface DeploymentSuiteOptions {
@@ -69,7 +73,10 @@ export interface DeploymentSuiteOptions {
  * first dial, and short enough that a provider really gone leaves the routes within seconds. Redis and a replica
  * are down longer than the TTL, so that shared presence has to carry the providers over the gap. An agent whose
  * first dial lands on a frozen gateway (nginx cannot tell it from a live one) does not make it within the TTL: the
- * report shows those expiries.
+ * report shows those expiries. nginx's faults cut every client and every agent off the mesh at once: requests in flight
+ * through it break, new ones are refused while it is dead or wait while it is frozen, and the agents, their links
+ * broken or silent, dial it again within their reconnect backoff (capped at 3 s) once it is back; down longer than
+ * the TTL, it takes the providers offline until they do.
  */
 export const DEPLOYMENT_FULL_FORM: DeploymentSuiteOptions = Object.freeze({
   seed: 1,
@@ -91,7 +98,7 @@ export const DEPLOYMENT_FULL_FORM: DeploymentSuiteOptions = Object.freeze({
   logLevel: "info",
 });
 
-/** DEPLOYMENT_SHORT_FORM is the test's form: the same faults, 5 s each, by 6 clients. */
+/** DEPLOYMENT_SHORT_FORM is the test's form: the same faults (nginx's too), 5 s each, by 6 clients. */
 export const DEPLOYMENT_SHORT_FORM: DeploymentSuiteOptions = Object.freeze({
   ...DEPLOYMENT_FULL_FORM,
   clients: 6,
@@ -113,8 +120,13 @@ export interface Phase {
   readonly healedAtMs: number | undefined;
   /** recoveredAtMs is when both replicas listed every agent online and the gateways held one link per agent. */
   readonly recoveredAtMs: number | undefined;
-  /** agentsBackAfterMs is, after a gateway fault, how long after the signal every agent was attached to a serving gateway. */
+  /**
+   * agentsBackAfterMs is, after a gateway's or nginx's fault, how long after the signal every agent was attached to
+   * a serving gateway (after nginx's: attached anew through it); agentsBackAfterHealMs the same from the restart or
+   * SIGCONT, undefined when they were back before it (on the other gateway).
+   */
   readonly agentsBackAfterMs: number | undefined;
+  readonly agentsBackAfterHealMs: number | undefined;
   /** moves counts, per gateway, its link's moves from one registry replica to the other during the phase. */
   readonly moves: readonly number[];
   readonly toMs: number;
@@ -127,7 +139,7 @@ export interface PhaseFigures {
   readonly sent: number;
   readonly ok: number;
   readonly failed: number;
-  /** cut are the failures put down to the gateway kill: in flight on it when it died. */
+  /** cut are the failures put down to a gateway's or nginx's death: in flight through it when it died, or refused while it was dead. */
   readonly cut: number;
   readonly headP50Ms: number | null;
   readonly headP99Ms: number | null;
@@ -156,7 +168,7 @@ const UNREACHABLE_PAUSE_MS = 500;
 
 /**
  * runDeploymentSuite starts the whole deployment, drives the load through nginx while it SIGKILLs and then SIGSTOPs
- * one gateway, one registry replica and Redis in turn (each alone, the deployment whole again before the next),
+ * one gateway, one registry replica, Redis and nginx in turn (each alone, the deployment whole again before the next),
  * checks every request, the usage rows in PostgreSQL, the limits and the presence afterwards, and stops everything.
  * It never throws for a failed invariant: checks and passed say so.
  */
@@ -224,7 +236,7 @@ export async function runDeploymentSuite(options: DeploymentSuiteOptions): Promi
       records = await loading;
     }
     say(`load done: ${records.length} requests; checking`);
-    records = attributeKills(records, phases);
+    records = attributeNginxCuts(attributeKills(records, phases), phases);
     checks.push(...checkRequests(records, phases));
     const succeeded = records.filter((r) => r.outcome === "succeeded");
     usage = await tallyUsage(
@@ -232,7 +244,7 @@ export async function runDeploymentSuite(options: DeploymentSuiteOptions): Promi
       succeeded.map((r) => r.maxTokens),
     );
     const failedWithHead = records.filter((r) => r.outcome !== "succeeded" && r.status === 200).length;
-    checks.push(...usageCheck(usage, failedWithHead, successesAtRisk(records, phases)));
+    checks.push(...usageCheck(usage, failedWithHead + answeredAsNginxDied(records, phases), successesAtRisk(records, phases)));
     checks.push(departuresCheck("no provider went offline during the registry and Redis faults", watches, phases, ["registry", "redis"]));
     // A departure outside every phase counts with the gateway faults: none should take a provider off either.
     checks.push(departuresCheck("no provider went offline during the gateway faults", watches, phases, ["gateway"]));
@@ -320,6 +332,99 @@ function movesOf(deployment: Deployment, i: number): number {
   }
 }
 
+/** FaultHandle strikes one target and heals it: the same four moves whatever the process. */
+interface FaultHandle {
+  /** kill SIGKILLs the target and resolves once it is gone (for nginx: master and workers, its port closed). */
+  kill(): Promise<void>;
+  /** restart starts it again as before (same ports, same configuration) and says how, for the report. */
+  restart(): Promise<string>;
+  pause(): void;
+  resume(): void;
+}
+
+/** processHandle strikes one of the deployment's infermesh processes. */
+function processHandle(victim: MeshProcess): FaultHandle {
+  return {
+    kill: async () => {
+      victim.kill();
+      await victim.exited;
+    },
+    restart: async () => {
+      await victim.start();
+      return `restarted as pid ${victim.pid}`;
+    },
+    pause: () => victim.stop(),
+    resume: () => victim.resume(),
+  };
+}
+
+/** faultHandle is the handle on a target; index picks the gateway or replica. */
+function faultHandle(deployment: Deployment, target: DeploymentTarget, index: number): FaultHandle {
+  switch (target) {
+    case "gateway":
+      return processHandle(deployment.gateways[index] as MeshProcess);
+    case "registry":
+      return processHandle(deployment.registries[index] as MeshProcess);
+    case "redis":
+      return {
+        kill: () => deployment.redis.kill(),
+        restart: async () => {
+          await deployment.redis.restart();
+          return "restarted, empty";
+        },
+        pause: () => deployment.redis.pause(),
+        resume: () => deployment.redis.resume(),
+      };
+    case "nginx":
+      return {
+        kill: () => deployment.nginx.kill("SIGKILL"),
+        restart: async () => {
+          await deployment.nginx.restart();
+          return `restarted as pid ${deployment.nginx.pid} on port ${deployment.nginx.port}`;
+        },
+        pause: () => deployment.nginx.pause(),
+        resume: () => deployment.nginx.resume(),
+      };
+  }
+}
+
+/** attachCounts are how many times each agent logged that it attached to the mesh (after its first, and after a loss). */
+function attachCounts(deployment: Deployment): number[] {
+  return deployment.agentIds.map((_, i) => {
+    try {
+      return readFileSync(join(deployment.runDir, `agent-${i + 1}.log`), "utf8").split("attached to the mesh").length - 1;
+    } catch {
+      return 0;
+    }
+  });
+}
+
+/**
+ * agentsBackCondition tells when the agents are back after a fault. After a gateway's, every agent's link is on a
+ * gateway that serves (the other one, or the one that resumed). After nginx's, every agent attached anew through it
+ * (each link it carried broke with it, or went silent while it was frozen) and the gateways hold one link per agent.
+ */
+function agentsBackCondition(deployment: Deployment, target: DeploymentTarget, busiest: number): (() => Promise<boolean>) | undefined {
+  const total = (links: readonly (number | undefined)[]) => links.reduce((a: number, b) => a + (b ?? 0), 0);
+  const agents = deployment.agentIds.length;
+  if (target === "gateway") {
+    const victim = deployment.gateways[busiest];
+    return async () => {
+      const links = await agentLinks(deployment);
+      return links[busiest] === undefined || victim?.state !== "running" ? links[1 - busiest] === agents : total(links) === agents;
+    };
+  }
+  if (target === "nginx") {
+    const before = attachCounts(deployment);
+    return async () => {
+      if (!attachCounts(deployment).every((n, i) => n > (before[i] ?? 0))) return false;
+      const links = await agentLinks(deployment);
+      return links.every((n) => n !== undefined) && total(links) === agents;
+    };
+  }
+  return undefined;
+}
+
 /** strike runs one phase: the lead-in, the fault, its healing, the wait for recovery, and the settling. */
 async function strike(
   deployment: Deployment,
@@ -336,57 +441,40 @@ async function strike(
   const busiest = (links[1] ?? 0) > (links[0] ?? 0) ? 1 : 0;
   const inUse = deployment.registryUrls.indexOf(replicaInUse(deployment, busiest) ?? "");
   const replica = inUse === -1 ? busiest : inUse;
-  const name = target === "redis" ? "redis" : `${target}-${(target === "registry" ? replica : busiest) + 1}`;
+  const index = target === "registry" ? replica : busiest;
+  const name = target === "redis" || target === "nginx" ? target : `${target}-${index + 1}`;
   const label = `${name} ${kind === "kill" ? "SIGKILL" : "SIGSTOP"}`;
   const log = (text: string) => say(`+${(now() / 1000).toFixed(1)}s ${label}: ${text}`);
   const fromMs = now();
   await sleep(options.leadMs);
-  const victim = target === "gateway" ? deployment.gateways[busiest] : target === "registry" ? deployment.registries[replica] : undefined;
+  const handle = faultHandle(deployment, target, index);
   const movesBefore = deployment.gateways.map((_, i) => movesOf(deployment, i));
+  const backCondition = agentsBackCondition(deployment, target, busiest);
   const injectedAtMs = now();
-  let agentsBackAfterMs: number | undefined;
-  // After a gateway fault every agent must be attached again to a gateway that serves (the other one, or the one
-  // that resumed), dialling through nginx.
-  const agentsBack =
-    target === "gateway"
-      ? waitUntil(
-          "every agent's link on a gateway that serves",
-          async () => {
-            const current = await agentLinks(deployment);
-            return current[busiest] === undefined || victim?.state !== "running"
-              ? current[1 - busiest] === deployment.agentIds.length
-              : current.reduce((a: number, b) => a + (b ?? 0), 0) === deployment.agentIds.length;
-          },
-          options.downMs + options.recoveryLimitMs,
-        ).then(
-          () => {
-            agentsBackAfterMs = now() - injectedAtMs;
-          },
-          () => {},
-        )
-      : Promise.resolve();
+  let agentsBackAtMs: number | undefined;
+  const agentsBack = backCondition
+    ? waitUntil("the agents to be attached again", backCondition, options.downMs + options.recoveryLimitMs).then(
+        () => {
+          agentsBackAtMs = now();
+        },
+        () => {},
+      )
+    : Promise.resolve();
   let healedAtMs: number | undefined;
   let goneAtMs: number | undefined;
   let note = "";
   try {
     if (kind === "kill") {
-      if (victim) {
-        victim.kill();
-        await victim.exited;
-      } else await deployment.redis.kill();
+      await handle.kill();
       goneAtMs = now();
       log(`SIGKILL; exited ${goneAtMs - injectedAtMs} ms later`);
       await sleep(Math.max(0, options.downMs - (goneAtMs - injectedAtMs)));
-      if (victim) await victim.start();
-      else await deployment.redis.restart();
-      note = victim ? `restarted as pid ${victim.pid}` : "restarted, empty";
+      note = await handle.restart();
     } else {
-      if (victim) victim.stop();
-      else deployment.redis.pause();
+      handle.pause();
       log("SIGSTOP");
       await sleep(options.downMs);
-      if (victim) victim.resume();
-      else deployment.redis.resume();
+      handle.resume();
       note = "continued";
     }
     healedAtMs = now();
@@ -396,7 +484,11 @@ async function strike(
     log(note);
   }
   await agentsBack;
-  if (agentsBackAfterMs !== undefined) log(`every agent attached to a serving gateway ${agentsBackAfterMs} ms after the signal`);
+  const agentsBackAfterMs = agentsBackAtMs === undefined ? undefined : agentsBackAtMs - injectedAtMs;
+  const agentsBackAfterHealMs =
+    agentsBackAtMs === undefined || healedAtMs === undefined || agentsBackAtMs < healedAtMs ? undefined : agentsBackAtMs - healedAtMs;
+  if (agentsBackAfterMs !== undefined)
+    log(`every agent attached again ${agentsBackAfterMs} ms after the signal${afterHealing(agentsBackAfterHealMs)}`);
   let recoveredAtMs: number | undefined;
   if (healedAtMs !== undefined) {
     recoveredAtMs = await waitUntil("the deployment to be whole", () => whole(deployment, watches), options.recoveryLimitMs).then(
@@ -410,6 +502,8 @@ async function strike(
   log(recoveredAtMs === undefined ? `NOT recovered: ${state}` : `whole again after ${recoveredAtMs - (healedAtMs ?? 0)} ms`);
   if (recoveredAtMs === undefined) note += `; at the deadline: ${state}`;
   await sleep(options.settleMs);
+  const departed = watches.flatMap((w) => w.departures).filter((d) => d.atMs >= fromMs).length;
+  if (departed > 0) note += `; ${departed} departures of providers from a replica's view`;
   return {
     label,
     target,
@@ -420,10 +514,15 @@ async function strike(
     healedAtMs,
     recoveredAtMs,
     agentsBackAfterMs,
+    agentsBackAfterHealMs,
     moves: moved,
     toMs: now(),
     note,
   };
+}
+
+function afterHealing(ms: number | undefined): string {
+  return ms === undefined ? "" : ` (${ms} ms after healing)`;
 }
 
 /**
@@ -456,22 +555,70 @@ export function attributeKills(records: readonly RequestRecord[], phases: readon
   });
 }
 
-function isCut(record: RequestRecord): boolean {
-  return record.error?.startsWith(GATEWAY_KILLED) === true;
+/** NGINX_KILLED opens the clean-error label of a request whose connection broke with nginx, or that it refused while dead. */
+export const NGINX_KILLED = "nginx killed";
+
+/**
+ * nginxDeadSpans are, for each SIGKILL of nginx, from the signal until it was up again, plus the slack a client needs
+ * to read the close of a kept-alive connection to the dead one before sending on it.
+ */
+function nginxDeadSpans(phases: readonly Phase[]): { fromMs: number; toMs: number }[] {
+  return phases
+    .filter((p) => p.target === "nginx" && p.kind === "kill")
+    .map((p) => ({ fromMs: p.injectedAtMs, toMs: (p.healedAtMs ?? p.toMs) + GATEWAY_CUT_SLACK_MS }));
 }
 
 /**
- * checkRequests: no request hung; every failure was clean (OpenAI's envelope, an error frame, or a cut by the kill);
- * and none failed but those in flight on the killed (or long stopped) gateway.
+ * attributeNginxCuts re-reads the requests whose connection broke while nginx was dead: in flight through it when it
+ * was SIGKILLed (reset, whether or not a head had come), or refused until it was up again. A dead load balancer gives
+ * no error frame: the client's connection error is the failure, immediate and unmistakable, so such a request is a
+ * clean error labelled "nginx killed: CODE". A request that merely waited through nginx's SIGSTOP is not re-read: it
+ * has to complete or fail cleanly on its own.
+ */
+export function attributeNginxCuts(records: readonly RequestRecord[], phases: readonly Phase[]): RequestRecord[] {
+  const spans = nginxDeadSpans(phases);
+  return records.map((record) => {
+    if (record.outcome !== "lost" || record.ending !== "reset") return record;
+    if (!spans.some((span) => record.endMs >= span.fromMs && record.endMs <= span.toMs)) return record;
+    const code = record.failure?.split(" ")[0] ?? "";
+    return {
+      ...record,
+      outcome: "clean_error",
+      error: `${NGINX_KILLED}: ${/^[A-Z][A-Z0-9_]+$/.test(code) ? code : "connection error"}`,
+      detail: `the connection through nginx broke while it was dead (${record.detail})`,
+    };
+  });
+}
+
+/**
+ * answeredAsNginxDied counts the requests cut by nginx's death that were already on their way to a gateway and had
+ * no 200 head: the gateway may have finished the answer, and recorded its usage, as nginx died between it and the client.
+ */
+function answeredAsNginxDied(records: readonly RequestRecord[], phases: readonly Phase[]): number {
+  const kills = phases.filter((p) => p.target === "nginx" && p.kind === "kill").map((p) => p.injectedAtMs);
+  return records.filter(
+    (r) => r.error?.startsWith(NGINX_KILLED) === true && r.status !== 200 && kills.some((at) => r.startMs <= at && r.endMs >= at),
+  ).length;
+}
+
+function isCut(record: RequestRecord): boolean {
+  return record.error?.startsWith(GATEWAY_KILLED) === true || record.error?.startsWith(NGINX_KILLED) === true;
+}
+
+/**
+ * checkRequests: no request hung; every failure was clean (OpenAI's envelope, an error frame, or a cut by a kill);
+ * and none failed but those in flight on the killed (or long stopped) gateway or cut by nginx's death, and those
+ * between a gateway's or nginx's fault and its agents' return.
  */
 function checkRequests(records: readonly RequestRecord[], phases: readonly Phase[]): Check[] {
   const hung = records.filter((r) => r.outcome === "hung");
   const unclean = records.filter((r) => r.outcome === "lost");
   const failed = records.filter((r) => r.outcome !== "succeeded" && !isCut(r));
   // From a gateway's fault until its agents are attached again, the links it held are dead or frozen, and the other
-  // gateway's routes still lead there.
+  // gateway's routes still lead there. From nginx's, no request reaches a gateway (refused, or waiting in the frozen
+  // nginx) and then none finds an agent attached until they dial again.
   const moving = phases
-    .filter((p) => p.target === "gateway")
+    .filter((p) => p.target === "gateway" || p.target === "nginx")
     .map((p) => ({ fromMs: p.injectedAtMs, toMs: p.injectedAtMs + (p.agentsBackAfterMs ?? Number.POSITIVE_INFINITY) }));
   const strays = failed.filter((r) => r.outcome !== "clean_error" || !moving.some((m) => r.endMs >= m.fromMs && r.startMs <= m.toMs));
   const where = (r: RequestRecord) => phases.find((p) => r.startMs >= p.fromMs && r.startMs < p.toMs)?.label ?? "calm";
@@ -494,16 +641,16 @@ function checkRequests(records: readonly RequestRecord[], phases: readonly Phase
           : `${unclean.length}: ${show(unclean)}`,
     },
     {
-      name: "failures only in flight on the killed or stopped gateway",
+      name: "failures only in flight on the killed or stopped gateway, or cut by nginx's death",
       ok: failed.length === 0,
-      detail: failed.length === 0 ? `${records.filter(isCut).length} cut by the kill` : `${failed.length}: ${show(failed)}`,
+      detail: failed.length === 0 ? `${records.filter(isCut).length} cut by the kills` : `${failed.length}: ${show(failed)}`,
     },
     {
-      name: "other failures only between a gateway's fault and its agents' return",
+      name: "other failures only between a gateway's or nginx's fault and its agents' return",
       ok: strays.length === 0,
       detail:
         strays.length === 0
-          ? `${failed.length} failed, cleanly, in flight between a gateway's fault and its agents' return`
+          ? `${failed.length} failed, cleanly, in flight between a gateway's or nginx's fault and its agents' return`
           : `${strays.length}: ${show(strays)}`,
     },
   ];
@@ -631,9 +778,11 @@ function formatDeploymentReport(run: {
       (p) =>
         `  ${p.label.padEnd(20)} at +${(p.injectedAtMs / 1000).toFixed(1)}s, healed +${p.healedAtMs === undefined ? "-" : (p.healedAtMs / 1000).toFixed(1)}s` +
         `, whole again ${p.recoveredAtMs === undefined || p.healedAtMs === undefined ? "NEVER" : `${p.recoveredAtMs - p.healedAtMs} ms`} after` +
-        (p.target !== "gateway"
+        (p.target !== "gateway" && p.target !== "nginx"
           ? ""
-          : `; agents attached again ${p.agentsBackAfterMs === undefined ? "NEVER" : `${p.agentsBackAfterMs} ms`} after the signal`) +
+          : p.agentsBackAfterMs === undefined
+            ? "; agents attached again NEVER"
+            : `; agents back after ${p.agentsBackAfterMs} ms${afterHealing(p.agentsBackAfterHealMs)}`) +
         ` (${p.note})`,
     ),
     "",
@@ -669,7 +818,8 @@ const USAGE = `usage: npm run faults -- --deployment [flags]
   --short                   the test's form: each fault ${DEPLOYMENT_SHORT_FORM.downMs / 1000} s, ${DEPLOYMENT_SHORT_FORM.clients} clients
   --down-ms MS              how long each target stays dead or stopped (full form ${DEPLOYMENT_FULL_FORM.downMs})
   --clients N               concurrent load clients (full form ${DEPLOYMENT_FULL_FORM.clients})
-  --targets LIST            targets to strike, comma-separated (default ${DEPLOYMENT_TARGETS.join(",")})
+  --targets LIST            targets to strike, comma-separated, in this order (default all: ${DEPLOYMENT_TARGETS.join(",")});
+                            nginx is the load balancer: SIGKILLed with its workers, then SIGSTOPped with them
   --seed N                  seed of the request mix (default ${DEPLOYMENT_FULL_FORM.seed})
   --log-level LEVEL         the processes' log level (default info); logs stay in the run folder
   --run-dir DIR             where the logs go (default: a new temporary folder)

@@ -5,9 +5,16 @@ import { skipWithoutNginx } from "./support/nginx-fixture.js";
 import { skipWithoutPostgres } from "./support/postgres-fixture.js";
 import { skipWithoutRedis } from "./support/redis-fixture.js";
 
+/**
+ * RECONNECT_LIMIT_MS bounds how long the agents may be away after a gateway's SIGKILL (from the signal) or nginx's
+ * (from its restart): the issue's "loses no agent for longer than its reconnect (under 5 s)", the agents' backoff
+ * being capped at 3 s.
+ */
+const RECONNECT_LIMIT_MS = 5_000;
+
 describe("a whole deployment under faults: nginx, 2 gateways, 2 registries, PostgreSQL, Redis", function () {
   // Each target is down 5 s twice, the deployment heals in between, and the processes start on a loaded machine.
-  this.timeout(170_000);
+  this.timeout(230_000);
   let result: DeploymentResult | undefined;
 
   before(async function () {
@@ -41,15 +48,27 @@ describe("a whole deployment under faults: nginx, 2 gateways, 2 registries, Post
       "registry-N SIGSTOP",
       "redis SIGKILL",
       "redis SIGSTOP",
+      "nginx SIGKILL",
+      "nginx SIGSTOP",
     ]);
     for (const figures of result?.figures ?? []) expect(figures.sent, figures.label).to.be.greaterThan(0);
   });
 
-  it("recovered from every fault, with the agents attached again after each gateway fault", () => {
+  it("recovered from every fault, with the agents attached again after each gateway and nginx fault", () => {
     for (const phase of result?.phases ?? []) expectOk(`${phase.label}: the deployment recovered`);
-    for (const phase of (result?.phases ?? []).filter((p) => p.target === "gateway" && p.kind === "kill")) {
+    for (const phase of (result?.phases ?? []).filter((p) => (p.target === "gateway" && p.kind === "kill") || p.target === "nginx")) {
       expect(phase.agentsBackAfterMs, phase.label).to.be.a("number");
     }
+  });
+
+  // Only the SIGKILLs: a gateway SIGSTOPped for 5 s keeps its agents away longer (they notice its silence after
+  // 3.5 s, and may dial it again through nginx while it is still frozen); the report shows that figure.
+  it("had the agents back within their reconnect after a gateway's SIGKILL, and after nginx's restart", () => {
+    const kills = (result?.phases ?? []).filter((p) => p.kind === "kill");
+    const gateway = kills.find((p) => p.target === "gateway");
+    const nginx = kills.find((p) => p.target === "nginx");
+    expect(gateway?.agentsBackAfterMs, "gateway SIGKILL, from the signal").to.be.a("number").below(RECONNECT_LIMIT_MS);
+    expect(nginx?.agentsBackAfterHealMs, "nginx SIGKILL, from its restart").to.be.a("number").below(RECONNECT_LIMIT_MS);
   });
 
   it("struck the registry replica a gateway's link used, which moved to the other", () => {
@@ -67,11 +86,13 @@ describe("a whole deployment under faults: nginx, 2 gateways, 2 registries, Post
   // But in the few hundred milliseconds after it wakes, before its agents' new links are known everywhere, a request
   // can draw two agents whose routes are in flux ("not attached to this gateway", "not online") and fail, cleanly,
   // with the one failover it is allowed. The next test bounds those failures to that window.
-  it.skip("failed only requests in flight on the killed or stopped gateway", () =>
-    expectOk("failures only in flight on the killed or stopped gateway"));
+  it.skip("failed only requests in flight on the killed or stopped gateway, or cut by nginx's death", () =>
+    expectOk("failures only in flight on the killed or stopped gateway, or cut by nginx's death"));
 
-  it("failed other requests only, cleanly, between a gateway's fault and its agents' return", () =>
-    expectOk("other failures only between a gateway's fault and its agents' return"));
+  // nginx's faults cut every client off: requests in flight through it when it dies break (a connection error, never
+  // a hang), it refuses new ones until it is back, and then none finds an agent until they have dialled it again.
+  it("failed other requests only, cleanly, between a gateway's or nginx's fault and its agents' return", () =>
+    expectOk("other failures only between a gateway's or nginx's fault and its agents' return"));
 
   // Each gateway runs with --usage-spool: a record is on disk before its request is done with, so the gateway that
   // restarts after a SIGKILL sends what the killed one had not, under the same ids.

@@ -164,7 +164,7 @@ export interface NginxProxy {
   /** url is "https://127.0.0.1:PORT" with TLS, "http://127.0.0.1:PORT" without. */
   readonly url: string;
   readonly port: number;
-  /** pid is nginx's master process. */
+  /** pid is nginx's master process (a new one after restart). */
   readonly pid: number;
   /** stop asks nginx to quit (SIGQUIT), kills it after 5 s, waits until it is gone and removes its directory. */
   stop(): Promise<void>;
@@ -181,6 +181,18 @@ export interface NginxProxy {
    * stopped accepting.
    */
   reload(upstreams?: NginxUpstreams): Promise<void>;
+  /**
+   * restart starts nginx again after kill(), with the same configuration on the same port, and resolves once it
+   * accepts connections: clients and agents that knew its URL find it there again.
+   */
+  restart(): Promise<void>;
+  /**
+   * pause freezes nginx, master and workers (SIGSTOP to its process group), as a stalled machine would: its sockets
+   * stay open, the kernel still queues new connections, and nothing is read or answered.
+   */
+  pause(): void;
+  /** resume thaws a paused nginx (SIGCONT to its process group). */
+  resume(): void;
 }
 
 /** NGINX_RUNS_ON are the signals after which nginx keeps running. */
@@ -209,16 +221,21 @@ export async function startNginx(options: NginxOptions): Promise<NginxProxy> {
       process.removeListener("exit", removeDir);
       throw new Error(`nginx did not start: ${started.why}\n${started.log}`);
     }
-    const { child, exited } = started;
-    const pid = child.pid as number;
-    const running = () => child.exitCode === null && child.signalCode === null;
+    // The master and its exit change on restart; every signal goes to the one running now.
+    let current = started;
+    const running = () => current.child.exitCode === null && current.child.signalCode === null;
+    const masterPid = () => current.child.pid as number;
     const signal = (name: NodeJS.Signals) => {
       // SIGKILL cannot be passed on by the master, so it goes to the whole group.
-      if (running()) process.kill(name === "SIGKILL" ? -pid : pid, name);
+      if (running()) process.kill(name === "SIGKILL" ? -masterPid() : masterPid(), name);
+    };
+    // SIGSTOP and SIGCONT are not passed on by the master either: a worker left running would keep serving.
+    const signalGroup = (name: NodeJS.Signals) => {
+      if (running()) process.kill(-masterPid(), name);
     };
     // A worker killed with its master may still hold the listening socket for a moment after the master is gone.
     const ended = async () => {
-      await exited;
+      await current.exited;
       await waitFor(`nginx's workers to close 127.0.0.1:${port}`, async () => !(await canConnect(port)), READY_TIMEOUT_MS, 10);
     };
     const killOnExit = () => signal("SIGKILL");
@@ -226,9 +243,13 @@ export async function startNginx(options: NginxOptions): Promise<NginxProxy> {
     return {
       url: `${options.tls ? "https" : "http"}://127.0.0.1:${port}`,
       port,
-      pid,
+      get pid() {
+        return masterPid();
+      },
       async stop() {
         signal("SIGQUIT");
+        // A paused nginx would only take the SIGQUIT once thawed.
+        signalGroup("SIGCONT");
         const force = setTimeout(() => signal("SIGKILL"), STOP_GRACE_MS);
         await ended();
         clearTimeout(force);
@@ -239,6 +260,18 @@ export async function startNginx(options: NginxOptions): Promise<NginxProxy> {
       async kill(name = "SIGKILL") {
         signal(name);
         if (!NGINX_RUNS_ON.includes(name)) await ended();
+      },
+      async restart() {
+        if (running()) throw new Error(`nginx (pid ${masterPid()}) is still running: kill it before restarting it`);
+        const again = await run(paths, port);
+        if (again.kind !== "ready") throw new Error(`nginx did not start again on 127.0.0.1:${port}: ${again.why}\n${again.log}`);
+        current = again;
+      },
+      pause() {
+        signalGroup("SIGSTOP");
+      },
+      resume() {
+        signalGroup("SIGCONT");
       },
       async reload(next) {
         if (next !== undefined) upstreams = next;
