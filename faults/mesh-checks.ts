@@ -18,6 +18,11 @@ export interface Check {
   readonly name: string;
   readonly ok: boolean;
   readonly detail: string;
+  /**
+   * reported marks a check stricter than what the suite promises: it is printed with its figures on every run, and a
+   * failure of it does not fail the run.
+   */
+  readonly reported?: true;
 }
 
 /** callerOf asks the registry (mesh token) whose the run's API key is, for the calls made down the agents' links. */
