@@ -9,7 +9,7 @@ import { createSimulator, type Simulator } from "../services/sim/simulator.js";
 import { type GatewayFixture, startGateway } from "./support/gateway-fixture.js";
 import { type NginxProxy, skipWithoutNginx, startNginx } from "./support/nginx-fixture.js";
 import { type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { testCertificates } from "./support/test-certificates.js";
+import { cleartextStatus, testCertificates } from "./support/test-certificates.js";
 import { waitFor } from "./support/wait-for.js";
 
 const AGENTS = 4;
@@ -169,10 +169,7 @@ describe("a gateway serving TLS itself", function () {
       const response = await chat(`https://localhost:${port}`, key, "tls-model", new UndiciAgent({ connect: { ca: certificates.ca } }));
       expect(response.status).to.equal(200);
       // The same port refuses cleartext: TLS is not optional once configured.
-      const plain = await fetch(`http://127.0.0.1:${port}/health`).then(
-        (r) => r.status,
-        () => "refused",
-      );
+      const plain = await cleartextStatus(`http://127.0.0.1:${port}/health`);
       expect(plain).to.not.equal(200);
     } finally {
       await agent.close();
@@ -194,10 +191,7 @@ describe("a gateway serving TLS itself", function () {
       });
       expect(scraped.status).to.equal(200);
       expect(await scraped.text()).to.include("infermesh_gateway_requests_total");
-      const plain = await fetch(`http://127.0.0.1:${port}/metrics`).then(
-        (r) => r.status,
-        () => "refused",
-      );
+      const plain = await cleartextStatus(`http://127.0.0.1:${port}/metrics`);
       expect(plain).to.not.equal(200);
     } finally {
       await withMetrics.stop();

@@ -7,7 +7,7 @@ import { createSqliteStore } from "../services/registry/store/sqlite-store.js";
 import { createRegistryClient, type RegistryClient } from "../services/shared/grpc/registry-client.js";
 import { readServerTls, tlsFailureHint, trustedCas } from "../services/shared/tls-files.js";
 import { MESH_TOKEN, type RegistryFixture, startRegistry } from "./support/registry-fixture.js";
-import { testCertificates } from "./support/test-certificates.js";
+import { cleartextStatus, testCertificates } from "./support/test-certificates.js";
 
 /** FAIL_FAST_MS is how long a refused handshake may take to fail a call: far below the call's own deadline. */
 const FAIL_FAST_MS = 3_000;
@@ -86,10 +86,7 @@ describe("the registry over TLS", () => {
       });
       expect(scraped.status).to.equal(200);
       expect(await scraped.text()).to.include("infermesh_registry_");
-      const plain = await fetch(`http://127.0.0.1:${port}/metrics`).then(
-        (r) => r.status,
-        () => "refused",
-      );
+      const plain = await cleartextStatus(`http://127.0.0.1:${port}/metrics`);
       expect(plain).to.not.equal(200);
     } finally {
       await withMetrics.close();

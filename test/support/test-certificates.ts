@@ -112,3 +112,14 @@ export function testCertificates(): TestCertificates {
   });
   return made;
 }
+
+/**
+ * cleartextStatus is what a plain-HTTP request to url gets: its status, or "refused" when the port hangs up on it, as
+ * a port serving TLS does.
+ */
+export function cleartextStatus(url: string): Promise<number | "refused"> {
+  return fetch(url).then(
+    (response) => response.status,
+    () => "refused" as const,
+  );
+}
