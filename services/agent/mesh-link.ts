@@ -404,7 +404,7 @@ class LinkSession {
     try {
       for await (const message of this.#options.serve(call, context)) {
         const parts = message.part ? [message.part] : (message.parts ?? []);
-        for (const batch of linkSized(parts)) {
+        for (const batch of fitsOneFrame(parts) ? [parts] : linkSized(parts)) {
           // A call the gateway cancelled, or a link that is gone, has no reader; the agent's own reasons to stop (a
           // deadline, a shutdown) still yield their last part, which the gateway is waiting for.
           if (controller.signal.reason instanceof CallCancelled || this.#ended) break;
@@ -424,8 +424,8 @@ class LinkSession {
     if (!(controller.signal.reason instanceof CallCancelled)) this.#answer(callId, [], end);
   }
 
-  #answer(callId: number, parts: readonly PartInit[], end: { code: number; message: string } | undefined): void {
-    this.#send({ case: "answer", value: { callId, parts: [...parts], ...(end ? { end } : {}) } });
+  #answer(callId: number, parts: PartInit[], end: { code: number; message: string } | undefined): void {
+    this.#send({ case: "answer", value: end ? { callId, parts, end } : { callId, parts } });
   }
 
   #send(frame: NonNullable<MessageInitShape<typeof AttachRequestSchema>["frame"]>): void {
@@ -474,6 +474,12 @@ function dial(url: URL, ca: readonly string[] | undefined): Duplex {
 /** CallCancelled is the abort reason of a call the gateway cancelled: its answer is no longer sent. */
 class CallCancelled extends Error {
   override readonly name = "CallCancelled";
+}
+
+/** fitsOneFrame tells parts that linkSized would leave whole: no data part larger than ANSWER_PART_BYTES. */
+function fitsOneFrame(parts: readonly PartInit[]): boolean {
+  for (const { part } of parts) if (part?.case === "data" && part.value && part.value.byteLength > ANSWER_PART_BYTES) return false;
+  return true;
 }
 
 /** linkSized splits data parts larger than ANSWER_PART_BYTES, so that no frame holds the link for long. */

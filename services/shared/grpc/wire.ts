@@ -7,16 +7,28 @@ import { Code } from "@connectrpc/connect";
  */
 
 /** PREFIX_BYTES is a message's prefix: one flag byte (compressed or not), then its length as a big-endian uint32. */
-const PREFIX_BYTES = 5;
+export const PREFIX_BYTES = 5;
 const NO_BYTES = Buffer.alloc(0);
 
 /** frameMessage puts the length prefix before an uncompressed message. */
 export function frameMessage(message: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(PREFIX_BYTES + message.byteLength);
-  frame[0] = 0;
-  frame.writeUInt32BE(message.byteLength, 1);
-  frame.set(message, PREFIX_BYTES);
-  return frame;
+  return frameMessages([message], PREFIX_BYTES + message.byteLength);
+}
+
+/**
+ * frameMessages frames uncompressed messages one after the other into one buffer of frameBytes (their lengths plus a
+ * prefix each): a writer that batches frames copies each message once.
+ */
+export function frameMessages(messages: readonly Uint8Array[], frameBytes: number): Buffer {
+  const frames = Buffer.allocUnsafe(frameBytes);
+  let at = 0;
+  for (const message of messages) {
+    frames[at] = 0;
+    frames.writeUInt32BE(message.byteLength, at + 1);
+    frames.set(message, at + PREFIX_BYTES);
+    at += PREFIX_BYTES + message.byteLength;
+  }
+  return frames;
 }
 
 /** GrpcWireError is a stream that breaks the wire format; code is the status the call fails with. */

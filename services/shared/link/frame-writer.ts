@@ -1,5 +1,5 @@
 import type { Writable } from "node:stream";
-import { frameMessage } from "../grpc/wire.js";
+import { frameMessages, PREFIX_BYTES } from "../grpc/wire.js";
 
 /** WRITE_BATCH_BYTES bounds one write of bulk frames, so control frames queued meanwhile are not held behind them. */
 const WRITE_BATCH_BYTES = 256 * 1024;
@@ -16,7 +16,9 @@ export type BulkSource = Iterator<Uint8Array>;
  */
 export class FrameWriter {
   readonly #stream: Writable;
-  #queue: Buffer[] = [];
+  /** #queue holds the messages waiting to be written; they are framed at the flush, all into one buffer. */
+  #queue: Uint8Array[] = [];
+  /** #queuedBytes counts them as framed. */
   #queuedBytes = 0;
   #bulk: BulkSource[] = [];
   #scheduled = false;
@@ -32,9 +34,8 @@ export class FrameWriter {
   /** send queues one encoded message; it goes out with the others of this turn. */
   send(message: Uint8Array): void {
     if (this.#closed) return;
-    const frame = frameMessage(message);
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.length;
+    this.#queue.push(message);
+    this.#queuedBytes += PREFIX_BYTES + message.byteLength;
     this.#schedule();
   }
 
@@ -58,11 +59,17 @@ export class FrameWriter {
   /** end writes what is queued, bulk sources whole, and ends the stream. */
   end(): void {
     if (this.#closed) return;
-    const frames = this.#queue;
-    for (const source of this.#bulk) for (let next = source.next(); !next.done; next = source.next()) frames.push(frameMessage(next.value));
+    const messages = this.#queue;
+    let bytes = this.#queuedBytes;
+    for (const source of this.#bulk) {
+      for (let next = source.next(); !next.done; next = source.next()) {
+        messages.push(next.value);
+        bytes += PREFIX_BYTES + next.value.byteLength;
+      }
+    }
     this.close();
     if (this.#stream.destroyed || this.#stream.writableEnded) return;
-    if (frames.length > 0) this.#stream.write(Buffer.concat(frames));
+    if (messages.length > 0) this.#stream.write(frameMessages(messages, bytes));
     this.#stream.end();
   }
 
@@ -85,7 +92,7 @@ export class FrameWriter {
   readonly #flush = (): void => {
     this.#scheduled = false;
     if (this.#closed || this.#stream.destroyed || this.#stream.writableEnded) return;
-    const frames = this.#queue;
+    const messages = this.#queue;
     let bytes = this.#queuedBytes;
     this.#queue = [];
     this.#queuedBytes = 0;
@@ -93,13 +100,12 @@ export class FrameWriter {
       const source = this.#bulk.shift() as BulkSource;
       const next = source.next();
       if (next.done) continue;
-      const frame = frameMessage(next.value);
-      frames.push(frame);
-      bytes += frame.length;
+      messages.push(next.value);
+      bytes += PREFIX_BYTES + next.value.byteLength;
       this.#bulk.push(source);
     }
-    if (frames.length === 0) return;
-    const room = this.#stream.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, bytes));
+    if (messages.length === 0) return;
+    const room = this.#stream.write(frameMessages(messages, bytes));
     if (!room) this.#waitingForDrain = true;
     else if (this.#bulk.length > 0 || this.#queue.length > 0) this.#schedule();
     this.#releaseReady();
