@@ -171,9 +171,11 @@ export function observeInferenceRequests(app: FastifyInstance, metrics: GatewayM
   app.decorateRequest("receivedAtNs", 0n);
   // A callback hook, not an async one: it runs on every request and need not cost a promise.
   app.addHook("onRequest", (request, reply, done) => {
-    const operation = request.routeOptions.config.operation;
+    // Fastify builds routeOptions afresh on each read.
+    const { config, url } = request.routeOptions;
+    const operation = config.operation;
     if (operation === undefined) return done();
-    const route = request.routeOptions.url ?? "";
+    const route = url ?? "";
     request.receivedAtNs = process.hrtime.bigint();
     const inFlight = series.inFlight(route);
     inFlight.inc();

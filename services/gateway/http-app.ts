@@ -85,6 +85,9 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     loggerInstance: options.log as FastifyBaseLogger,
     // One line per request is the access log's job, not the service log's: it would cost more than the proxying.
     logController: new LogController({ disableRequestLogging: true }),
+    // Requests log through the service's logger itself: a pino child per request (its bindings, its redaction set-up)
+    // cost more than all of a request's logging, and the lines that matter name the request id themselves.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimitBytes,
     // Provider ids run to 128 characters; Fastify's default stops path parameters at 100.
     routerOptions: { maxParamLength: 256 },
