@@ -21,7 +21,7 @@ import { type Deployment, startDeployment } from "./deployment-mesh.js";
 import { type Departure, type ReplicaWatch, watchReplica } from "./deployment-watch.js";
 import { FAULT_MODEL } from "./fault-mesh.js";
 import type { Range } from "./fault-schedule.js";
-import { GATEWAY_CUT_SLACK_MS, GATEWAY_KILLED } from "./gateway-cuts.js";
+import { attributeConnectionCuts, GATEWAY_CUT_SLACK_MS, GATEWAY_KILLED } from "./gateway-cuts.js";
 import { type RequestRecord, runLoad } from "./load-driver.js";
 import type { Check } from "./mesh-checks.js";
 import type { MeshProcess } from "./mesh-process.js";
@@ -560,35 +560,17 @@ export function attributeKills(records: readonly RequestRecord[], phases: readon
 export const NGINX_KILLED = "nginx killed";
 
 /**
- * nginxDeadSpans are, for each SIGKILL of nginx, from the signal until it was up again, plus the slack a client needs
- * to read the close of a kept-alive connection to the dead one before sending on it.
- */
-function nginxDeadSpans(phases: readonly Phase[]): { fromMs: number; toMs: number }[] {
-  return phases
-    .filter((p) => p.target === "nginx" && p.kind === "kill")
-    .map((p) => ({ fromMs: p.injectedAtMs, toMs: (p.healedAtMs ?? p.toMs) + GATEWAY_CUT_SLACK_MS }));
-}
-
-/**
  * attributeNginxCuts re-reads the requests whose connection broke while nginx was dead: in flight through it when it
- * was SIGKILLed (reset, whether or not a head had come), or refused until it was up again. A dead load balancer gives
- * no error frame: the client's connection error is the failure, immediate and unmistakable, so such a request is a
- * clean error labelled "nginx killed: CODE". A request that merely waited through nginx's SIGSTOP is not re-read: it
- * has to complete or fail cleanly on its own.
+ * was SIGKILLed (reset, whether or not a head had come), or refused until it was up again, plus the slack a client
+ * needs to read the close of a kept-alive connection to the dead one before sending on it. Such a request is a clean
+ * error labelled "nginx killed: CODE". A request that merely waited through nginx's SIGSTOP is not re-read: it has to
+ * complete or fail cleanly on its own.
  */
 export function attributeNginxCuts(records: readonly RequestRecord[], phases: readonly Phase[]): RequestRecord[] {
-  const spans = nginxDeadSpans(phases);
-  return records.map((record) => {
-    if (record.outcome !== "lost" || record.ending !== "reset") return record;
-    if (!spans.some((span) => record.endMs >= span.fromMs && record.endMs <= span.toMs)) return record;
-    const code = record.failure?.split(" ")[0] ?? "";
-    return {
-      ...record,
-      outcome: "clean_error",
-      error: `${NGINX_KILLED}: ${/^[A-Z][A-Z0-9_]+$/.test(code) ? code : "connection error"}`,
-      detail: `the connection through nginx broke while it was dead (${record.detail})`,
-    };
-  });
+  const deadSpans = phases
+    .filter((p) => p.target === "nginx" && p.kind === "kill")
+    .map((p) => ({ fromMs: p.injectedAtMs, toMs: (p.healedAtMs ?? p.toMs) + GATEWAY_CUT_SLACK_MS }));
+  return attributeConnectionCuts(records, deadSpans, NGINX_KILLED, "the connection through nginx broke while it was dead");
 }
 
 /**

@@ -20,16 +20,31 @@ export function attributeGatewayCuts(records: readonly RequestRecord[], faults: 
   const deadSpans = faults
     .filter((f) => f.kind === "gateway-kill" && f.injectedAtMs !== undefined)
     .map((f) => ({ fromMs: f.injectedAtMs as number, toMs: (f.healedAtMs ?? Number.POSITIVE_INFINITY) + GATEWAY_CUT_SLACK_MS }));
+  return attributeConnectionCuts(records, deadSpans, GATEWAY_KILLED, "the connection to the gateway broke while it was dead");
+}
+
+/** DeadSpan is a stretch of time, epoch ms, in which a process a client's connection went through was dead. */
+export interface DeadSpan {
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+/**
+ * attributeConnectionCuts makes a clean error, labelled "LABEL: CODE", of every lost request whose connection broke
+ * (refused or reset) within one of deadSpans: a dead process in the way gives no error frame, and the client's
+ * connection error is the failure. Every other request keeps its verdict.
+ */
+export function attributeConnectionCuts(
+  records: readonly RequestRecord[],
+  deadSpans: readonly DeadSpan[],
+  label: string,
+  why: string,
+): RequestRecord[] {
   return records.map((record) => {
     if (record.outcome !== "lost" || record.ending !== "reset") return record;
     if (!deadSpans.some((span) => record.endMs >= span.fromMs && record.endMs <= span.toMs)) return record;
     const code = record.failure?.split(" ")[0] ?? "";
     const cause = /^[A-Z][A-Z0-9_]+$/.test(code) ? code : "connection error";
-    return {
-      ...record,
-      outcome: "clean_error",
-      error: `${GATEWAY_KILLED}: ${cause}`,
-      detail: `the connection to the gateway broke while it was dead (${record.detail})`,
-    };
+    return { ...record, outcome: "clean_error", error: `${label}: ${cause}`, detail: `${why} (${record.detail})` };
   });
 }
