@@ -9,7 +9,7 @@ import { type PostgresServer, startPostgres } from "../test/support/postgres-fix
 import { type RedisServer, startRedis } from "../test/support/redis-fixture.js";
 import { testCertificates } from "../test/support/test-certificates.js";
 import { FAULT_MODEL, FAULT_USER } from "./fault-mesh.js";
-import { type Crash, MeshProcess } from "./mesh-process.js";
+import { type Crash, type MeshProcess, meshProcesses } from "./mesh-process.js";
 
 /** DeploymentOptions size and tune the deployment under test. */
 export interface DeploymentOptions {
@@ -93,15 +93,9 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
   const env = withoutInfermeshVariables(process.env);
   const certificates = testCertificates();
   const processes: MeshProcess[] = [];
+  const newProcess = meshProcesses({ runDir: options.runDir, cli, env, onCrash: (crash) => crashes.push(crash) });
   const make = (name: string, command: ServiceCommand) => {
-    const made = new MeshProcess({
-      name,
-      cli,
-      command,
-      env,
-      logFile: join(options.runDir, `${name}.log`),
-      onCrash: (crash) => crashes.push(crash),
-    });
+    const made = newProcess(name, command);
     processes.push(made);
     return made;
   };

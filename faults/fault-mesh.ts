@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { type CliCommand, freshestCli, REPO_DIR } from "../bench/cli-command.js";
-import { agentCommand, gatewayCommand, registryCommand, type ServiceCommand, simCommand } from "../bench/mesh-commands.js";
+import { agentCommand, gatewayCommand, registryCommand, simCommand } from "../bench/mesh-commands.js";
 import { createApiKey, freePorts, withoutInfermeshVariables } from "../bench/process-launcher.js";
-import { type Crash, MeshProcess } from "./mesh-process.js";
+import { type Crash, type MeshProcess, meshProcesses } from "./mesh-process.js";
 
 /** FAULT_MODEL is the model every simulator serves, so that the gateway can fail over between the three agents. */
 export const FAULT_MODEL = "sim-llama";
@@ -74,15 +74,7 @@ export async function startFaultMesh(options: FaultMeshOptions): Promise<FaultMe
   const crashes: Crash[] = [];
   const cli = options.cli ?? freshestCli();
   const env = withoutInfermeshVariables(process.env);
-  const make = (name: string, command: ServiceCommand) =>
-    new MeshProcess({
-      name,
-      cli,
-      command,
-      env,
-      logFile: join(options.runDir, `${name}.log`),
-      onCrash: (crash) => crashes.push(crash),
-    });
+  const make = meshProcesses({ runDir: options.runDir, cli, env, onCrash: (crash) => crashes.push(crash) });
 
   const registryUrl = `http://127.0.0.1:${registryPort}`;
   const sims = simPorts.map((port, i) => make(`sim-${i + 1}`, simCommand({ port, model: FAULT_MODEL, extraArgs: options.simArgs })));

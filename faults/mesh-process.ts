@@ -1,5 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
+import { join } from "node:path";
 import { type CliCommand, REPO_DIR } from "../bench/cli-command.js";
 import type { ServiceCommand } from "../bench/mesh-commands.js";
 import { launchCli, stopProcess, waitForLogLine } from "../bench/process-launcher.js";
@@ -33,6 +34,20 @@ export interface MeshProcessOptions {
   readonly readyTimeoutMs?: number;
   /** onCrash hears exits the suite did not cause. */
   readonly onCrash: (crash: Crash) => void;
+}
+
+/**
+ * meshProcesses makes a run's processes, all from one cli and environment, each logging to runDir/NAME.log, and
+ * each crash told to onCrash.
+ */
+export function meshProcesses(run: {
+  readonly runDir: string;
+  readonly cli: CliCommand;
+  readonly env: NodeJS.ProcessEnv;
+  readonly onCrash: (crash: Crash) => void;
+}): (name: string, command: ServiceCommand) => MeshProcess {
+  const { runDir, ...shared } = run;
+  return (name, command) => new MeshProcess({ ...shared, name, command, logFile: join(runDir, `${name}.log`) });
 }
 
 /**
