@@ -24,6 +24,24 @@ const GATEWAYS = 8;
 
 const HEARTBEAT_PATH = `/${RegistryService.typeName}/${RegistryService.method.heartbeat.name}`;
 
+/**
+ * loadChannel is a client of its own connection to a registry at address (host:port), in plaintext: grpc-js would
+ * otherwise share one connection between all clients of the same target, and the load wants several.
+ */
+export function loadChannel(address: string): grpc.Client {
+  return new grpc.Client(address, grpc.credentials.createInsecure(), {
+    "grpc.use_local_subchannel_pool": 1,
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  });
+}
+
+/** channelReady resolves once client's connection is up, and rejects when it is not within timeoutMs. */
+export function channelReady(client: grpc.Client, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.waitForReady(Date.now() + timeoutMs, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
 /** Agent is one simulated agent: its provider id, the relay's credentials with its owner's key, its pre-encoded heartbeat. */
 export interface Agent {
   readonly id: string;

@@ -42,10 +42,10 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "../services/registry/registry.js";
 import { machine, writeBenchReport } from "./bench-report.js";
-import { type CallTally, makeAgents, runClosedLoop, runPaced } from "./heartbeat-load.js";
+import { type CallTally, channelReady, loadChannel, makeAgents, runClosedLoop, runPaced } from "./heartbeat-load.js";
 import { type Percentiles, percentiles } from "./latency-percentiles.js";
 import { openWatch, type ProviderWatch } from "./provider-watch.js";
 import { type RegistryChild, startRegistryChild } from "./registry-child-process.js";
@@ -87,12 +87,6 @@ const REGISTRATION_WATCH_TIMEOUT_MS = 15_000;
 const CHANNEL_READY_TIMEOUT_MS = 10_000;
 /** CONTENDED_CORES is how much CPU other processes may use during the max phase before the table warns about it. */
 const CONTENDED_CORES = 0.25;
-
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  // Without a local pool, grpc-js would share one connection between all clients of the same target.
-  "grpc.use_local_subchannel_pool": 1,
-  "grpc.max_receive_message_length": 64 * 1024 * 1024,
-};
 
 /** BenchOptions are the parsed flags, frozen. */
 interface BenchOptions {
@@ -335,13 +329,13 @@ async function measureAgents(count: number, options: BenchOptions, resources: Re
   const start = await sample(child);
 
   const pool = Array.from({ length: options.channels }, () => {
-    const client = new grpc.Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const client = loadChannel(address);
     resources.clients.push(client);
     return client;
   });
-  const watchClient = new grpc.Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const watchClient = loadChannel(address);
   resources.clients.push(watchClient);
-  await Promise.all([...pool, watchClient].map((client) => waitForReady(client)));
+  await Promise.all([...pool, watchClient].map((client) => channelReady(client, CHANNEL_READY_TIMEOUT_MS)));
   const watch = await openWatch(watchClient, meshToken, CHANNEL_READY_TIMEOUT_MS);
   resources.watch = watch;
   const agents = makeAgents(count, meshToken, child.apiKeys, [pool]);
@@ -396,13 +390,6 @@ async function measureAgents(count: number, options: BenchOptions, resources: Re
     paced: { ...phaseResult(paced, pacedFrom, pacedTo, paced.elapsedMs), targetPerSecond: ratePerSecond },
     watch: { expected: watched.expected, seen: watched.seen, latencyMs: percentiles(watched.latenciesMs) },
   };
-}
-
-function waitForReady(client: grpc.Client): Promise<void> {
-  return new Promise((resolveReady, rejectReady) => {
-    const deadline = Date.now() + CHANNEL_READY_TIMEOUT_MS;
-    client.waitForReady(deadline, (error) => (error ? rejectReady(error) : resolveReady()));
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -22,8 +22,17 @@
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import * as grpc from "@grpc/grpc-js";
-import { type Agent, type CallTally, type ChangeObserver, makeAgents, runClosedLoop, runPaced } from "./heartbeat-load.js";
+import type * as grpc from "@grpc/grpc-js";
+import {
+  type Agent,
+  type CallTally,
+  type ChangeObserver,
+  channelReady,
+  loadChannel,
+  makeAgents,
+  runClosedLoop,
+  runPaced,
+} from "./heartbeat-load.js";
 import { type Percentiles, percentiles } from "./latency-percentiles.js";
 import { openWatch, type ProviderWatch } from "./provider-watch.js";
 import { type RegistryChild, startRegistryChild } from "./registry-child-process.js";
@@ -40,12 +49,6 @@ const REGISTRATION_WATCH_TIMEOUT_MS = 30_000;
 const CHANNEL_READY_TIMEOUT_MS = 10_000;
 /** TOP_STATEMENTS is how many of PostgreSQL's busiest statements a phase lists. */
 const TOP_STATEMENTS = 4;
-
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  // Without a local pool, grpc-js would share one connection between all clients of the same target.
-  "grpc.use_local_subchannel_pool": 1,
-  "grpc.max_receive_message_length": 64 * 1024 * 1024,
-};
 
 /** ReplicasPlan is what the replicas mode needs of the bench's flags. */
 export interface ReplicasPlan {
@@ -192,14 +195,14 @@ async function run(count: number, plan: ReplicasPlan, machineBusyMs: () => numbe
   }
   const apiKeys = children[0]?.apiKeys ?? [];
   const client = (port: number) => {
-    const made = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const made = loadChannel(`127.0.0.1:${port}`);
     resources.clients.push(made);
     return made;
   };
   const channelsEach = Math.max(1, Math.ceil(plan.channels / plan.replicas));
   const pools = children.map((child) => Array.from({ length: channelsEach }, () => client(child.port)));
   const watchClients = children.map((child) => client(child.port));
-  await Promise.all(resources.clients.map((each) => waitForReady(each)));
+  await Promise.all(resources.clients.map((each) => channelReady(each, CHANNEL_READY_TIMEOUT_MS)));
   const watches = await Promise.all(watchClients.map((each) => openWatch(each, meshToken, CHANNEL_READY_TIMEOUT_MS)));
   resources.watches.push(...watches);
   const agents = makeAgents(count, meshToken, apiKeys, pools);
@@ -407,12 +410,6 @@ function phaseFigures(
 
 function emptyTally(): CallTally {
   return { ok: 0, errors: new Map(), latenciesMs: [], firstError: undefined };
-}
-
-function waitForReady(client: grpc.Client): Promise<void> {
-  return new Promise((resolveReady, rejectReady) => {
-    client.waitForReady(Date.now() + CHANNEL_READY_TIMEOUT_MS, (error) => (error ? rejectReady(error) : resolveReady()));
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
