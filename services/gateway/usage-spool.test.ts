@@ -14,6 +14,16 @@ describe("UsageSpool", () => {
   let path: string;
   /** open opens the spool as process pid would, every other process being gone. */
   const open = (pid: number) => new UsageSpool({ path, log, pid, isAlive: () => false });
+  /** twoSegments opens a spool holding records a and b in a sealed segment, and c in the current one. */
+  const twoSegments = () => {
+    const spool = open(1001);
+    const [a, b, c] = [usageRecord("a"), usageRecord("b"), usageRecord("c")];
+    spool.append(a);
+    spool.append(b);
+    spool.rotate();
+    spool.append(c);
+    return { spool, a, b, c };
+  };
   const files = () => readdirSync(dir).sort();
   const lines = (file: string) =>
     readFileSync(join(dir, file), "utf8")
@@ -28,12 +38,7 @@ describe("UsageSpool", () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it("appends each record as a line of the current segment, and starts a new segment after rotate()", () => {
-    const spool = open(1001);
-    const [a, b, c] = [usageRecord("a"), usageRecord("b"), usageRecord("c")];
-    spool.append(a);
-    spool.append(b);
-    spool.rotate();
-    spool.append(c);
+    const { spool, a, b } = twoSegments();
     expect(files()).to.deep.equal(["gw.usage-spool.1", "gw.usage-spool.2", "gw.usage-spool.lock"]);
     expect([lines("gw.usage-spool.1"), lines("gw.usage-spool.2")]).to.deep.equal([["a", "b"], ["c"]]);
     expect(readFileSync(`${path}.1`, "utf8")).to.equal(`${JSON.stringify(a)}\n${JSON.stringify(b)}\n`);
@@ -42,12 +47,7 @@ describe("UsageSpool", () => {
   });
 
   it("deletes a sealed segment once every record in it is settled, and the current one only when it is sealed", () => {
-    const spool = open(1001);
-    const [a, b, c] = [usageRecord("a"), usageRecord("b"), usageRecord("c")];
-    spool.append(a);
-    spool.append(b);
-    spool.rotate();
-    spool.append(c);
+    const { spool, a, b, c } = twoSegments();
     spool.settle([a]);
     expect(files()).to.deep.equal(["gw.usage-spool.1", "gw.usage-spool.2", "gw.usage-spool.lock"]);
     spool.settle([b, c]);
