@@ -484,6 +484,32 @@ async function runTtfb(h: Harness): Promise<TtfbRun[]> {
   return runs;
 }
 
+/**
+ * heldStreams holds the chunks phase's streams through target, together offering --stream-rate chunks/s, for the
+ * counting window; onOpened hears when all are flowing, onHeld when the window is over.
+ */
+function heldStreams(
+  h: Harness,
+  target: TargetName,
+  streams: number,
+  hooks: { readonly onOpened?: () => void; readonly onHeld?: () => void },
+): Promise<ChunksResult> {
+  return runStreamJob(
+    {
+      type: "chunks",
+      target: h.targets[target],
+      model: h.mesh.model,
+      streams,
+      tokensPerSecond: h.options.streamRate / streams,
+      settleMs: STREAM_SETTLE_MS,
+      windowMs: h.options.windowSeconds * 1000,
+      openConcurrency: OPEN_CONCURRENCY,
+      openTimeoutMs: 30_000,
+    },
+    { openFiles: h.openFiles, timeoutMs: 60_000 + h.options.windowSeconds * 1000, ...hooks },
+  );
+}
+
 async function runChunks(h: Harness): Promise<ChunksRun[]> {
   const runs: ChunksRun[] = [];
   for (const streams of h.options.streams) {
@@ -492,29 +518,14 @@ async function runChunks(h: Harness): Promise<ChunksRun[]> {
       h.log(`chunks: ${target}, ${streams} streams at ${fixed(tokensPerSecond, 1)} tokens/s, ${h.options.windowSeconds}s window`);
       let from: Snapshot | undefined;
       let cpu: CpuWindow | undefined;
-      const result: ChunksResult = await runStreamJob(
-        {
-          type: "chunks",
-          target: h.targets[target],
-          model: h.mesh.model,
-          streams,
-          tokensPerSecond,
-          settleMs: STREAM_SETTLE_MS,
-          windowMs: h.options.windowSeconds * 1000,
-          openConcurrency: OPEN_CONCURRENCY,
-          openTimeoutMs: 30_000,
+      const result = await heldStreams(h, target, streams, {
+        onOpened: () => {
+          from = snapshot(h.services);
         },
-        {
-          openFiles: h.openFiles,
-          timeoutMs: 60_000 + h.options.windowSeconds * 1000,
-          onOpened: () => {
-            from = snapshot(h.services);
-          },
-          onHeld: () => {
-            if (from) cpu = cpuWindow(from, snapshot(h.services));
-          },
+        onHeld: () => {
+          if (from) cpu = cpuWindow(from, snapshot(h.services));
         },
-      );
+      });
       const cpuUsPerChunk: Record<string, number> = {};
       if (cpu && result.events > 0) {
         for (const [name, cores] of Object.entries(cpu.cores)) cpuUsPerChunk[name] = round((cores * cpu.wallMs * 1000) / result.events, 1);
@@ -700,8 +711,10 @@ async function runProfile(h: Harness, profileDir: string): Promise<{ load: Profi
   let load: ProfiledLoad;
   if (streamed) {
     const streams = h.options.streams[0] as number;
-    const chunks = await meshStreams(h, streams, () => {
-      fromUs = Number(process.hrtime.bigint() / 1000n);
+    const chunks = await heldStreams(h, "mesh", streams, {
+      onOpened: () => {
+        fromUs = Number(process.hrtime.bigint() / 1000n);
+      },
     });
     load = { chunks, streams };
     h.log(`  ${chunks.eventsPerSecond} chunks/s of ${streams} streams under the profiler; stopping gateway and agent`);
@@ -724,24 +737,6 @@ function describeProfiledLoad(load: ProfiledLoad): string {
   if ("chunks" in load) return `mesh, ${load.streams} streams, ${load.chunks.eventsPerSecond} chunks/s`;
   const { wrk, cpuUsPerRequest } = load.chat;
   return `mesh at 64 connections, ${fixed(wrk.requestsPerSecond, 0)} req/s, p50 ${fixed(wrk.latencyMs.p50, 3)} ms; cpu µs/req ${JSON.stringify(cpuUsPerRequest)}`;
-}
-
-/** meshStreams holds streams through the mesh for the chunks window; onOpened hears when all are flowing. */
-function meshStreams(h: Harness, streams: number, onOpened: () => void): Promise<ChunksResult> {
-  return runStreamJob(
-    {
-      type: "chunks",
-      target: h.targets.mesh,
-      model: h.mesh.model,
-      streams,
-      tokensPerSecond: h.options.streamRate / streams,
-      settleMs: STREAM_SETTLE_MS,
-      windowMs: h.options.windowSeconds * 1000,
-      openConcurrency: OPEN_CONCURRENCY,
-      openTimeoutMs: 30_000,
-    },
-    { openFiles: h.openFiles, timeoutMs: 60_000 + h.options.windowSeconds * 1000, onOpened, onHeld: () => {} },
-  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
