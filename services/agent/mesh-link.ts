@@ -404,7 +404,7 @@ class LinkSession {
     try {
       for await (const message of this.#options.serve(call, context)) {
         const parts = message.part ? [message.part] : (message.parts ?? []);
-        for (const batch of fitsOneFrame(parts) ? [parts] : linkSized(parts)) {
+        for (const batch of linkSized(parts)) {
           // A call the gateway cancelled, or a link that is gone, has no reader; the agent's own reasons to stop (a
           // deadline, a shutdown) still yield their last part, which the gateway is waiting for.
           if (controller.signal.reason instanceof CallCancelled || this.#ended) break;
@@ -476,28 +476,33 @@ class CallCancelled extends Error {
   override readonly name = "CallCancelled";
 }
 
-/** fitsOneFrame tells parts that linkSized would leave whole: no data part larger than ANSWER_PART_BYTES. */
-function fitsOneFrame(parts: readonly PartInit[]): boolean {
-  for (const { part } of parts) if (part?.case === "data" && part.value && part.value.byteLength > ANSWER_PART_BYTES) return false;
-  return true;
-}
-
-/** linkSized splits data parts larger than ANSWER_PART_BYTES, so that no frame holds the link for long. */
-function* linkSized(parts: readonly PartInit[]): Generator<PartInit[]> {
+/**
+ * linkSized cuts an answer's parts into the batches of its frames: a data part larger than ANSWER_PART_BYTES is split,
+ * so that no frame holds the link for long, and parts that need no split go as they came, in one frame.
+ */
+function linkSized(parts: PartInit[]): PartInit[][] {
+  if (!parts.some(largeData)) return parts.length === 0 ? [] : [parts];
+  const batches: PartInit[][] = [];
   let batch: PartInit[] = [];
   for (const part of parts) {
-    const inner = part.part;
-    if (inner?.case === "data" && inner.value && inner.value.byteLength > ANSWER_PART_BYTES) {
-      if (batch.length > 0) yield batch;
-      batch = [];
-      for (let at = 0; at < inner.value.byteLength; at += ANSWER_PART_BYTES) {
-        yield [{ part: { case: "data", value: inner.value.subarray(at, at + ANSWER_PART_BYTES) } }];
-      }
-    } else {
+    const data = largeData(part);
+    if (!data) {
       batch.push(part);
+      continue;
+    }
+    if (batch.length > 0) batches.push(batch);
+    batch = [];
+    for (let at = 0; at < data.byteLength; at += ANSWER_PART_BYTES) {
+      batches.push([{ part: { case: "data", value: data.subarray(at, at + ANSWER_PART_BYTES) } }]);
     }
   }
-  if (batch.length > 0) yield batch;
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+/** largeData is a data part's bytes when they are more than one frame should carry. */
+function largeData({ part }: PartInit): Uint8Array | undefined {
+  return part?.case === "data" && part.value && part.value.byteLength > ANSWER_PART_BYTES ? part.value : undefined;
 }
 
 function creditOrAbort(running: RunningCall): Promise<void> {
