@@ -8,6 +8,8 @@ import { type CliCommand, compileCli } from "../bench/cli-command.js";
 import { percentiles } from "../bench/latency-percentiles.js";
 import { DEFAULT_USAGE_FLUSH_MS } from "../services/gateway/gateway-options.js";
 import { SILENCE_LIMIT_MS } from "../services/shared/link/link-protocol.js";
+import { waitFor } from "../test/support/wait-for.js";
+import { stopOnCtrlC, wholeFlag } from "./cli-flags.js";
 import {
   agentLinks,
   checkGatewaysServe,
@@ -202,7 +204,7 @@ export async function runDeploymentSuite(options: DeploymentSuiteOptions): Promi
   let records: RequestRecord[] = [];
   let usage: UsageTally | undefined;
   try {
-    await waitUntil("every agent online on both replicas, one link each", () => whole(deployment, watches), 60_000);
+    await waitFor("every agent online on both replicas, one link each", () => whole(deployment, watches), 60_000, POLL_MS);
     say("deployment ready; load starts");
     let done = false;
     const progress = setInterval(() => say(`+${(now() / 1000).toFixed(0)}s load running`), PROGRESS_EVERY_MS);
@@ -251,7 +253,7 @@ export async function runDeploymentSuite(options: DeploymentSuiteOptions): Promi
     checks.push({ ...departuresCheck("no provider went offline during the gateway faults", watches, phases, ["gateway"]), reported: true });
     checks.push({
       name: "both replicas list every agent online",
-      ok: await waitUntil("every agent online", () => everyoneOnline(watches, deployment.agentIds), 10_000).then(
+      ok: await waitFor("every agent online", () => everyoneOnline(watches, deployment.agentIds), 10_000, POLL_MS).then(
         () => true,
         () => false,
       ),
@@ -454,7 +456,7 @@ async function strike(
   const injectedAtMs = now();
   let agentsBackAtMs: number | undefined;
   const agentsBack = backCondition
-    ? waitUntil("the agents to be attached again", backCondition, options.downMs + options.recoveryLimitMs).then(
+    ? waitFor("the agents to be attached again", backCondition, options.downMs + options.recoveryLimitMs, POLL_MS).then(
         () => {
           agentsBackAtMs = now();
         },
@@ -492,7 +494,7 @@ async function strike(
     log(`every agent attached again ${agentsBackAfterMs} ms after the signal${afterHealing(agentsBackAfterHealMs)}`);
   let recoveredAtMs: number | undefined;
   if (healedAtMs !== undefined) {
-    recoveredAtMs = await waitUntil("the deployment to be whole", () => whole(deployment, watches), options.recoveryLimitMs).then(
+    recoveredAtMs = await waitFor("the deployment to be whole", () => whole(deployment, watches), options.recoveryLimitMs, POLL_MS).then(
       () => now(),
       () => undefined,
     );
@@ -790,15 +792,6 @@ function formatDeploymentReport(run: {
   return lines.join("\n");
 }
 
-async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(POLL_MS);
-  }
-}
-
 const USAGE = `usage: npm run faults -- --deployment [flags]
 
   --short                   the test's form: each fault ${DEPLOYMENT_SHORT_FORM.downMs / 1000} s, ${DEPLOYMENT_SHORT_FORM.clients} clients
@@ -834,33 +827,22 @@ export async function deploymentMain(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const base = values.short ? DEPLOYMENT_SHORT_FORM : DEPLOYMENT_FULL_FORM;
-  const number = (flag: string, value: string | undefined, fallback: number, min: number) => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${flag} expects a whole number >= ${min}, got '${value}'`);
-    return n;
-  };
   const targets = values.targets === undefined ? base.targets : values.targets.split(",").map((t) => t.trim());
   for (const target of targets)
     if (!(DEPLOYMENT_TARGETS as readonly string[]).includes(target))
       throw new Error(`--targets: unknown target '${target}' (${DEPLOYMENT_TARGETS.join(", ")})`);
-  const controller = new AbortController();
-  process.once("SIGINT", () => {
-    process.stderr.write("stopping after the fault under way; checking and stopping the deployment (Ctrl-C again to abandon)\n");
-    controller.abort();
-    process.once("SIGINT", () => process.exit(130));
-  });
+  const signal = stopOnCtrlC("stopping after the fault under way; checking and stopping the deployment");
   const result = await runDeploymentSuite({
     ...base,
-    seed: number("seed", values.seed, base.seed, 0),
-    downMs: number("down-ms", values["down-ms"], base.downMs, 100),
-    clients: number("clients", values.clients, base.clients, 1),
+    seed: wholeFlag("seed", values.seed, base.seed),
+    downMs: wholeFlag("down-ms", values["down-ms"], base.downMs, 100),
+    clients: wholeFlag("clients", values.clients, base.clients, 1),
     targets: targets as DeploymentTarget[],
     logLevel: values["log-level"] ?? base.logLevel,
     ...(values["run-dir"] === undefined ? {} : { runDir: values["run-dir"] }),
     compile: values.compile === true,
     progress: (line) => process.stderr.write(`# ${line}\n`),
-    signal: controller.signal,
+    signal,
   });
   process.stdout.write(`${result.report}\n`);
   return result.passed ? 0 : 1;

@@ -7,6 +7,7 @@ import { type CliCommand, compileCli } from "../bench/cli-command.js";
 import { createPeerCalls } from "../services/shared/grpc/infer-client.js";
 import { SILENCE_LIMIT_MS } from "../services/shared/link/link-protocol.js";
 import { AGENT_RETURN_LIMIT_MS, type AgentReturn, type LinkProbe, watchAgentsReturn } from "./agent-return.js";
+import { stopOnCtrlC, wholeFlag } from "./cli-flags.js";
 import { deploymentMain } from "./deployment-suite.js";
 import { type InjectedFault, injectFaults } from "./fault-injector.js";
 import { FAULT_MODEL, type FaultMesh, startFaultMesh } from "./fault-mesh.js";
@@ -337,12 +338,6 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const base = values.short ? SHORT_FORM : FULL_FORM;
-  const whole = (flag: string, value: string | undefined, fallback: number, min = 0) => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${flag} expects a whole number >= ${min}, got '${value}'`);
-    return n;
-  };
   const range = (flag: string, value: string | undefined, fallback: Range): Range => {
     if (value === undefined) return fallback;
     const match = /^(\d+)(?:-(\d+))?$/.exec(value);
@@ -354,22 +349,17 @@ async function main(argv: readonly string[]): Promise<number> {
   const kinds = values.faults === undefined ? base.kinds : values.faults.split(",").map((k) => k.trim());
   for (const kind of kinds)
     if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new Error(`--faults: unknown kind '${kind}' (${FAULT_KINDS.join(", ")})`);
-  const controller = new AbortController();
-  process.once("SIGINT", () => {
-    process.stderr.write("stopping the load; healing, checking and stopping the mesh (Ctrl-C again to abandon)\n");
-    controller.abort();
-    process.once("SIGINT", () => process.exit(130));
-  });
+  const signal = stopOnCtrlC("stopping the load; healing, checking and stopping the mesh");
   const splitArg = (arg: string) => {
     const at = arg.indexOf("=", 2);
     return at === -1 ? [arg] : [arg.slice(0, at), arg.slice(at + 1)];
   };
   const result = await runFaultSuite({
     ...base,
-    seed: whole("seed", values.seed, base.seed),
-    loadMs: whole("duration-ms", values["duration-ms"], base.loadMs, 1_000),
-    concurrency: whole("concurrency", values.concurrency, base.concurrency, 1),
-    clientTimeoutMs: whole("client-timeout-ms", values["client-timeout-ms"], base.clientTimeoutMs, 1_000),
+    seed: wholeFlag("seed", values.seed, base.seed),
+    loadMs: wholeFlag("duration-ms", values["duration-ms"], base.loadMs, 1_000),
+    concurrency: wholeFlag("concurrency", values.concurrency, base.concurrency, 1),
+    clientTimeoutMs: wholeFlag("client-timeout-ms", values["client-timeout-ms"], base.clientTimeoutMs, 1_000),
     kinds: kinds as FaultKind[],
     agentStallMs: range("agent-stall-ms", values["agent-stall-ms"], base.agentStallMs),
     simStallMs: range("sim-stall-ms", values["sim-stall-ms"], base.simStallMs),
@@ -383,7 +373,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(values["run-dir"] === undefined ? {} : { runDir: values["run-dir"] }),
     compile: values.compile === true,
     progress: (line) => process.stderr.write(`# ${line}\n`),
-    signal: controller.signal,
+    signal,
   });
   process.stdout.write(`${result.report}\n`);
   return result.passed ? 0 : 1;
